@@ -1,0 +1,303 @@
+//! Columnar batches. A batch stores each field's values together in one text buffer, so that a
+//! policy can transform a whole column at a time (no per-record field-name lookups) and a batch
+//! that is cleared and refilled reuses its allocations.
+
+use std::sync::Arc;
+
+/// The ordered field names a source produces, resolved once per run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Schema {
+    fields: Vec<String>,
+}
+
+impl Schema {
+    pub fn new(fields: Vec<String>) -> Self {
+        Schema { fields }
+    }
+
+    pub fn fields(&self) -> &[String] {
+        &self.fields
+    }
+
+    pub fn len(&self) -> usize {
+        self.fields.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.fields.is_empty()
+    }
+
+    /// Position of a field; used when a plan is compiled, never per record.
+    pub fn index_of(&self, name: &str) -> Option<usize> {
+        self.fields.iter().position(|f| f == name)
+    }
+}
+
+/// What a cell holds. Text is the lingua franca of contact data; numbers, booleans and nested
+/// JSON keep their kind so that typed sinks (JSON lines, SQLite) write them as they came.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum CellKind {
+    Null,
+    Text,
+    Number,
+    Bool,
+    /// A JSON object or array, kept as its JSON text.
+    Json,
+}
+
+/// A borrowed view of one cell.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Cell<'a> {
+    pub kind: CellKind,
+    pub text: &'a str,
+}
+
+impl<'a> Cell<'a> {
+    pub const NULL: Cell<'static> = Cell {
+        kind: CellKind::Null,
+        text: "",
+    };
+
+    pub fn text(text: &'a str) -> Self {
+        Cell {
+            kind: CellKind::Text,
+            text,
+        }
+    }
+
+    pub fn is_null(&self) -> bool {
+        self.kind == CellKind::Null
+    }
+}
+
+/// The values of one field across the rows of a batch.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Column {
+    kinds: Vec<CellKind>,
+    ends: Vec<usize>,
+    text: String,
+}
+
+impl Column {
+    pub fn with_capacity(rows: usize, text_bytes: usize) -> Self {
+        Column {
+            kinds: Vec::with_capacity(rows),
+            ends: Vec::with_capacity(rows),
+            text: String::with_capacity(text_bytes),
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.kinds.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.kinds.is_empty()
+    }
+
+    pub fn push(&mut self, cell: Cell<'_>) {
+        self.text.push_str(cell.text);
+        self.ends.push(self.text.len());
+        self.kinds.push(cell.kind);
+    }
+
+    pub fn push_null(&mut self) {
+        self.push(Cell::NULL);
+    }
+
+    /// Appends a cell whose text is written in place by `write`, so that transforms can format
+    /// straight into the column's buffer instead of allocating a string per value.
+    pub fn push_with(&mut self, kind: CellKind, write: impl FnOnce(&mut String)) {
+        write(&mut self.text);
+        self.ends.push(self.text.len());
+        self.kinds.push(kind);
+    }
+
+    pub fn get(&self, row: usize) -> Cell<'_> {
+        let start = if row == 0 { 0 } else { self.ends[row - 1] };
+        Cell {
+            kind: self.kinds[row],
+            text: &self.text[start..self.ends[row]],
+        }
+    }
+
+    pub fn iter(&self) -> impl ExactSizeIterator<Item = Cell<'_>> + '_ {
+        (0..self.len()).map(move |row| self.get(row))
+    }
+
+    pub fn clear(&mut self) {
+        self.kinds.clear();
+        self.ends.clear();
+        self.text.clear();
+    }
+
+    /// Bytes of text held, a cheap measure of a batch's size.
+    pub fn text_len(&self) -> usize {
+        self.text.len()
+    }
+}
+
+/// Rows of records over one schema, stored column by column. `lines` holds each row's position
+/// in its source (a line number for files), so that any later stage can report where a record
+/// came from without holding on to its content.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Batch {
+    schema: Arc<Schema>,
+    columns: Vec<Column>,
+    lines: Vec<u64>,
+}
+
+impl Batch {
+    pub fn new(schema: Arc<Schema>) -> Self {
+        let columns = vec![Column::default(); schema.len()];
+        Batch {
+            schema,
+            columns,
+            lines: Vec::new(),
+        }
+    }
+
+    /// Builds a batch from finished columns; every column must have one cell per line.
+    pub fn from_columns(schema: Arc<Schema>, columns: Vec<Column>, lines: Vec<u64>) -> Self {
+        assert_eq!(schema.len(), columns.len(), "one column per schema field");
+        assert!(
+            columns.iter().all(|c| c.len() == lines.len()),
+            "every column holds one cell per row"
+        );
+        Batch {
+            schema,
+            columns,
+            lines,
+        }
+    }
+
+    pub fn schema(&self) -> &Arc<Schema> {
+        &self.schema
+    }
+
+    pub fn len(&self) -> usize {
+        self.lines.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.lines.is_empty()
+    }
+
+    pub fn columns(&self) -> &[Column] {
+        &self.columns
+    }
+
+    pub fn column(&self, index: usize) -> &Column {
+        &self.columns[index]
+    }
+
+    pub fn lines(&self) -> &[u64] {
+        &self.lines
+    }
+
+    /// Hands the columns over to a transform, leaving the batch empty of them.
+    pub fn into_parts(self) -> (Arc<Schema>, Vec<Column>, Vec<u64>) {
+        (self.schema, self.columns, self.lines)
+    }
+
+    /// Appends one row; `cells` is in schema order.
+    pub fn push_row<'c>(&mut self, line: u64, cells: impl IntoIterator<Item = Cell<'c>>) {
+        let mut n = 0;
+        for (column, cell) in self.columns.iter_mut().zip(cells) {
+            column.push(cell);
+            n += 1;
+        }
+        debug_assert_eq!(n, self.columns.len(), "a row has one cell per field");
+        self.lines.push(line);
+    }
+
+    /// Mutable access for sources that fill columns directly; the caller pushes exactly one cell
+    /// to every column and then calls [`Batch::push_line`].
+    pub fn columns_mut(&mut self) -> &mut [Column] {
+        &mut self.columns
+    }
+
+    pub fn push_line(&mut self, line: u64) {
+        self.lines.push(line);
+        debug_assert!(self.columns.iter().all(|c| c.len() == self.lines.len()));
+    }
+
+    /// Keeps the rows for which `keep` returns true, in order.
+    pub fn retain_rows(&mut self, keep: &[bool]) {
+        assert_eq!(keep.len(), self.len());
+        if keep.iter().all(|k| *k) {
+            return;
+        }
+        for column in &mut self.columns {
+            let mut kept = Column::with_capacity(column.len(), column.text_len());
+            for (cell, _) in column.iter().zip(keep).filter(|(_, k)| **k) {
+                kept.push(cell);
+            }
+            *column = kept;
+        }
+        let mut row = 0;
+        self.lines.retain(|_| {
+            row += 1;
+            keep[row - 1]
+        });
+    }
+
+    pub fn clear(&mut self) {
+        self.columns.iter_mut().for_each(Column::clear);
+        self.lines.clear();
+    }
+
+    /// Approximate bytes held, used to bound memory between stages.
+    pub fn text_len(&self) -> usize {
+        self.columns.iter().map(Column::text_len).sum()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn schema(names: &[&str]) -> Arc<Schema> {
+        Arc::new(Schema::new(names.iter().map(|s| s.to_string()).collect()))
+    }
+
+    #[test]
+    fn column_round_trips_cells_of_every_kind() {
+        let mut c = Column::default();
+        c.push(Cell::text("a,b"));
+        c.push_null();
+        c.push(Cell {
+            kind: CellKind::Number,
+            text: "42",
+        });
+        c.push_with(CellKind::Text, |s| s.push_str("écrit"));
+        assert_eq!(c.len(), 4);
+        assert_eq!(c.get(0), Cell::text("a,b"));
+        assert!(c.get(1).is_null());
+        assert_eq!(c.get(2).text, "42");
+        assert_eq!(c.get(2).kind, CellKind::Number);
+        assert_eq!(c.get(3).text, "écrit");
+    }
+
+    #[test]
+    fn retain_rows_keeps_order_and_lines() {
+        let mut b = Batch::new(schema(&["id", "email"]));
+        for (line, id) in [(2, "1"), (3, "2"), (4, "3")] {
+            b.push_row(line, [Cell::text(id), Cell::text("x")]);
+        }
+        b.retain_rows(&[true, false, true]);
+        assert_eq!(b.lines(), &[2, 4]);
+        assert_eq!(b.column(0).get(1).text, "3");
+        assert_eq!(b.column(1).len(), 2);
+    }
+
+    #[test]
+    fn clear_keeps_schema() {
+        let mut b = Batch::new(schema(&["id"]));
+        b.push_row(1, [Cell::text("1")]);
+        b.clear();
+        assert!(b.is_empty());
+        assert_eq!(b.schema().fields(), &["id".to_string()]);
+    }
+}

@@ -1,0 +1,43 @@
+//! The two traits every connector implements. Connectors move records and nothing else: they
+//! never see the policy, and they report malformed input as [`Rejected`] records instead of
+//! failing, so that the engine can quarantine them and carry on.
+
+use crate::{Batch, Error, RejectReason, Schema};
+use std::sync::Arc;
+
+/// A record the source could not turn into a row. `raw` holds the bytes as read so that the
+/// record can be quarantined and replayed; it is personal data and must never be logged.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rejected {
+    pub line: u64,
+    pub reason: RejectReason,
+    pub raw: Vec<u8>,
+}
+
+/// What one call to [`Source::next_batch`] yields: the good rows and the rejected ones.
+#[derive(Debug)]
+pub struct SourceBatch {
+    pub batch: Batch,
+    pub rejected: Vec<Rejected>,
+}
+
+/// Reads records in batches, streaming, with memory bounded by the batch size.
+pub trait Source: Send {
+    /// The fields this source produces, known once it is opened.
+    fn schema(&self) -> Arc<Schema>;
+
+    /// Reads up to `max_rows` rows (plus any rejected records met on the way).
+    /// `Ok(None)` means the source is exhausted.
+    fn next_batch(&mut self, max_rows: usize) -> Result<Option<SourceBatch>, Error>;
+}
+
+/// Writes batches. A sink makes each batch durable (or atomic, for transactional sinks) before
+/// `write_batch` returns, and flushes everything on `finish`.
+pub trait Sink: Send {
+    /// Prepares the destination for rows of `schema` (creates a table, writes a header).
+    fn open(&mut self, schema: &Schema) -> Result<(), Error>;
+
+    fn write_batch(&mut self, batch: &Batch) -> Result<(), Error>;
+
+    fn finish(&mut self) -> Result<(), Error>;
+}

@@ -1,0 +1,120 @@
+//! Errors. A record-level error names where the problem is (file, line, field) and what kind of
+//! problem it is, never the value: values are personal data and error messages end up in logs.
+
+use std::fmt;
+use std::path::PathBuf;
+
+/// Why a record was rejected. Each variant's text is fixed, so it can be logged, stored in the
+/// audit log and counted without risk.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RejectReason {
+    /// A CSV row with a different number of fields than the header.
+    WrongFieldCount { expected: usize, found: usize },
+    /// Bytes that are not UTF-8; `field` is the column when known.
+    InvalidUtf8 { field: Option<String> },
+    /// A JSON line that does not parse, or is not an object; `column` is the byte column.
+    BrokenJson { column: usize, detail: &'static str },
+    /// The pipeline's key field is absent or empty.
+    MissingKey { field: String },
+    /// A field whose value the policy could not process (wrong type, not normalizable).
+    InvalidField { field: String, detail: &'static str },
+    /// A line longer than the source accepts.
+    TooLong { limit: usize },
+}
+
+impl fmt::Display for RejectReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            RejectReason::WrongFieldCount { expected, found } => {
+                write!(f, "expected {expected} fields, found {found}")
+            }
+            RejectReason::InvalidUtf8 { field: Some(field) } => {
+                write!(f, "field `{field}` is not valid UTF-8")
+            }
+            RejectReason::InvalidUtf8 { field: None } => write!(f, "not valid UTF-8"),
+            RejectReason::BrokenJson { column, detail } => {
+                write!(f, "broken JSON at column {column}: {detail}")
+            }
+            RejectReason::MissingKey { field } => write!(f, "key field `{field}` is missing or empty"),
+            RejectReason::InvalidField { field, detail } => write!(f, "field `{field}`: {detail}"),
+            RejectReason::TooLong { limit } => write!(f, "record longer than {limit} bytes"),
+        }
+    }
+}
+
+impl RejectReason {
+    /// A short stable code for counting reasons in summaries and the audit log.
+    pub fn code(&self) -> &'static str {
+        match self {
+            RejectReason::WrongFieldCount { .. } => "wrong_field_count",
+            RejectReason::InvalidUtf8 { .. } => "invalid_utf8",
+            RejectReason::BrokenJson { .. } => "broken_json",
+            RejectReason::MissingKey { .. } => "missing_key",
+            RejectReason::InvalidField { .. } => "invalid_field",
+            RejectReason::TooLong { .. } => "too_long",
+        }
+    }
+}
+
+/// A record-level problem with its location, for `on_error = "fail"` and for reports.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordError {
+    pub path: PathBuf,
+    pub line: u64,
+    pub reason: RejectReason,
+}
+
+impl fmt::Display for RecordError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}: {}", self.path.display(), self.line, self.reason)
+    }
+}
+
+/// Errors that stop a connector. Messages say what to do next where there is something to do,
+/// and never include record values.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("{path}: {action} failed: {source}")]
+    Io {
+        path: PathBuf,
+        action: &'static str,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{0}")]
+    Record(RecordError),
+    #[error("{path}: {message}")]
+    Destination { path: PathBuf, message: String },
+    #[error("{0}")]
+    Config(String),
+}
+
+impl Error {
+    pub fn io(path: impl Into<PathBuf>, action: &'static str, source: std::io::Error) -> Self {
+        Error::Io {
+            path: path.into(),
+            action,
+            source,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn record_error_names_file_line_and_field() {
+        let e = RecordError {
+            path: "data/contacts.csv".into(),
+            line: 17,
+            reason: RejectReason::InvalidUtf8 {
+                field: Some("notes".into()),
+            },
+        };
+        assert_eq!(
+            e.to_string(),
+            "data/contacts.csv:17: field `notes` is not valid UTF-8"
+        );
+    }
+}

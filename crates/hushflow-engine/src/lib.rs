@@ -1,0 +1,16 @@
+//! The engine: reads pipeline files, validates them into a [`Plan`] before any data moves, runs
+//! plans (source → policy → sink, quarantining bad records), and keeps the state directory:
+//! the keyring's home, the audit log and the quarantine. Only the engine writes the audit log.
+
+pub mod audit;
+pub mod pipeline;
+pub mod plan;
+pub mod quarantine;
+pub mod runner;
+pub mod state;
+
+pub use pipeline::{OnError, SpecError};
+pub use plan::Plan;
+pub use hushflow_policy::KeyMaterial;
+pub use runner::{Counts, Outcome, RunContext, RunError, RunReport, run};
+pub use state::{StateDir, os_user};

@@ -1,0 +1,393 @@
+//! Pipeline files: TOML parsed into a [`PipelineSpec`], with every problem reported as
+//! `file:line:column: key: what is wrong, what to do`. Messages never repeat a value from the
+//! file: a value in the wrong place may be a password.
+
+use hushflow_connectors::csv::{CsvSinkConfig, CsvSourceConfig};
+use hushflow_connectors::jsonl::{JsonlSinkConfig, JsonlSourceConfig};
+use hushflow_connectors::sqlite::SqliteSinkConfig;
+use hushflow_policy::Policy;
+use serde::Deserialize;
+use std::fmt;
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+use toml::Spanned;
+use toml::de::{DeTable, DeValue};
+
+/// Rows per batch unless the pipeline says otherwise: large enough to amortize per-batch work,
+/// small enough that a batch of contacts stays within a few megabytes.
+pub const DEFAULT_BATCH_SIZE: usize = 8192;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PipelineSpec {
+    pub pipeline: PipelineSection,
+    pub source: SourceSpec,
+    #[serde(default)]
+    pub policy: Policy,
+    pub sink: SinkSpec,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PipelineSection {
+    pub name: Spanned<String>,
+    /// The record key: upserts match on it and a record without one is quarantined.
+    pub key: Spanned<String>,
+    #[serde(default)]
+    pub batch_size: Option<Spanned<usize>>,
+    #[serde(default)]
+    pub on_error: OnError,
+}
+
+/// What a malformed record does to a run.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OnError {
+    /// Set the record aside in the run's quarantine file and carry on.
+    #[default]
+    Quarantine,
+    /// Stop the run at the first malformed record.
+    Fail,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(tag = "type", rename_all = "lowercase")]
+pub enum SourceSpec {
+    Csv(CsvSourceConfig),
+    Jsonl(JsonlSourceConfig),
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(tag = "type", rename_all = "lowercase")]
+pub enum SinkSpec {
+    Csv(CsvSinkConfig),
+    Jsonl(JsonlSinkConfig),
+    Sqlite(SqliteSinkConfig),
+}
+
+impl SourceSpec {
+    pub fn kind(&self) -> &'static str {
+        match self {
+            SourceSpec::Csv(_) => "csv",
+            SourceSpec::Jsonl(_) => "jsonl",
+        }
+    }
+
+    pub fn path(&self) -> &Path {
+        match self {
+            SourceSpec::Csv(c) => &c.path,
+            SourceSpec::Jsonl(c) => &c.path,
+        }
+    }
+
+    /// Paths in a pipeline file are relative to the file, so a pipeline runs the same from any
+    /// working directory.
+    pub(crate) fn resolve_paths(&mut self, base: &Path) {
+        match self {
+            SourceSpec::Csv(c) => c.path = base.join(&c.path),
+            SourceSpec::Jsonl(c) => c.path = base.join(&c.path),
+        }
+    }
+}
+
+impl SinkSpec {
+    pub fn kind(&self) -> &'static str {
+        match self {
+            SinkSpec::Csv(_) => "csv",
+            SinkSpec::Jsonl(_) => "jsonl",
+            SinkSpec::Sqlite(_) => "sqlite",
+        }
+    }
+
+    pub fn path(&self) -> &Path {
+        match self {
+            SinkSpec::Csv(c) => &c.path,
+            SinkSpec::Jsonl(c) => &c.path,
+            SinkSpec::Sqlite(c) => &c.path,
+        }
+    }
+
+    /// The fields the sink writes, when the pipeline lists them.
+    pub fn fields(&self) -> Option<&[String]> {
+        match self {
+            SinkSpec::Csv(c) => c.fields.as_deref(),
+            SinkSpec::Jsonl(c) => c.fields.as_deref(),
+            SinkSpec::Sqlite(c) => c.fields.as_deref(),
+        }
+    }
+
+    pub(crate) fn resolve_paths(&mut self, base: &Path) {
+        match self {
+            SinkSpec::Csv(c) => c.path = base.join(&c.path),
+            SinkSpec::Jsonl(c) => c.path = base.join(&c.path),
+            SinkSpec::Sqlite(c) => c.path = base.join(&c.path),
+        }
+    }
+}
+
+/// A problem in a pipeline file, located.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SpecError {
+    pub file: PathBuf,
+    pub line: usize,
+    pub column: usize,
+    /// The dotted key concerned (`sink.password`), when there is one.
+    pub key: Option<String>,
+    pub message: String,
+}
+
+impl fmt::Display for SpecError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}:{}: ", self.file.display(), self.line, self.column)?;
+        if let Some(key) = &self.key {
+            write!(f, "`{key}`: ")?;
+        }
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for SpecError {}
+
+/// The text of a pipeline file, kept to turn byte offsets into lines and to find keys.
+pub struct SpecSource<'a> {
+    pub file: &'a Path,
+    pub text: &'a str,
+}
+
+impl SpecSource<'_> {
+    pub fn error_at(&self, span: Range<usize>, key: Option<String>, message: impl Into<String>) -> SpecError {
+        let before = &self.text[..span.start.min(self.text.len())];
+        let line = before.matches('\n').count() + 1;
+        let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+        SpecError {
+            file: self.file.to_path_buf(),
+            line,
+            column,
+            key,
+            message: message.into(),
+        }
+    }
+
+    /// The span of a dotted key path in the document, for errors found after parsing.
+    pub fn span_of(&self, path: &[&str]) -> Range<usize> {
+        let Ok(doc) = DeTable::parse(self.text) else {
+            return 0..0;
+        };
+        let mut table = doc.get_ref();
+        let mut span = 0..0;
+        for (i, segment) in path.iter().enumerate() {
+            let Some((key, value)) = table.iter().find(|(k, _)| k.get_ref().as_ref() == *segment) else {
+                break;
+            };
+            span = key.span();
+            match value.get_ref() {
+                DeValue::Table(t) if i + 1 < path.len() => table = t,
+                _ => break,
+            }
+        }
+        span
+    }
+}
+
+/// Parses a pipeline file. Literal secrets are refused before anything else looks at the file.
+pub fn parse(file: &Path, text: &str) -> Result<PipelineSpec, SpecError> {
+    let source = SpecSource { file, text };
+    let doc = DeTable::parse(text).map_err(|e| toml_error(&source, &e))?;
+    let mut path = Vec::new();
+    scan_table(&source, doc.get_ref(), &mut path)?;
+    PipelineSpec::deserialize(toml::de::Deserializer::from(doc)).map_err(|e| toml_error(&source, &e))
+}
+
+fn toml_error(source: &SpecSource<'_>, e: &toml::de::Error) -> SpecError {
+    let span = e.span().unwrap_or(0..0);
+    let key = (!e.keys().is_empty()).then(|| e.keys().join("."));
+    source.error_at(span, key, scrub_toml_message(e.message()))
+}
+
+/// serde and toml quote the offending value in some messages ("invalid type: string \"…\"");
+/// keep the kind of value and drop the value itself.
+fn scrub_toml_message(message: &str) -> String {
+    let message = message.trim_end();
+    for prefix in ["invalid type: ", "invalid value: "] {
+        if let Some(rest) = message.strip_prefix(prefix) {
+            let kind = rest.split([' ', ',']).next().unwrap_or("value");
+            let expected = rest.find(", expected").map_or("", |i| &rest[i..]);
+            return format!("{prefix}{kind}{expected}");
+        }
+    }
+    if let Some(rest) = message.strip_prefix("unknown variant ") {
+        let expected = rest.find(", expected").map_or("", |i| &rest[i..]);
+        return format!("unknown type{expected}");
+    }
+    message.to_string()
+}
+
+/// Key names whose values are credentials: these must be secret references.
+fn is_secret_key(key: &str) -> bool {
+    let key = key.to_ascii_lowercase().replace('-', "_");
+    const WORDS: [&str; 10] = [
+        "password",
+        "passwd",
+        "pwd",
+        "secret",
+        "token",
+        "api_key",
+        "apikey",
+        "credential",
+        "private_key",
+        "access_key",
+    ];
+    WORDS.iter().any(|w| key.contains(w))
+}
+
+/// A URL with a password in its user-info part: `scheme://user:password@host`.
+fn is_credential_url(value: &str) -> bool {
+    let Some((_, rest)) = value.split_once("://") else {
+        return false;
+    };
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+    match authority.rsplit_once('@') {
+        Some((userinfo, _)) => userinfo.contains(':'),
+        None => false,
+    }
+}
+
+fn scan_table<'a>(source: &SpecSource<'_>, table: &'a DeTable<'a>, path: &mut Vec<String>) -> Result<(), SpecError> {
+    for (key, value) in table.iter() {
+        path.push(key.get_ref().to_string());
+        scan_value(source, key.get_ref(), value, path)?;
+        path.pop();
+    }
+    Ok(())
+}
+
+fn scan_value<'a>(
+    source: &SpecSource<'_>,
+    key: &str,
+    value: &'a Spanned<DeValue<'a>>,
+    path: &mut Vec<String>,
+) -> Result<(), SpecError> {
+    match value.get_ref() {
+        DeValue::String(s) => {
+            // A policy rule's `key` is key material for hashing, so it is a secret too.
+            let is_policy_key = key == "key" && path.first().is_some_and(|p| p == "policy");
+            let literal = !hushflow_secrets::is_reference(s);
+            if literal && (is_secret_key(key) || is_policy_key) {
+                return Err(source.error_at(
+                    value.span(),
+                    Some(path.join(".")),
+                    "holds a literal secret; store it outside the pipeline and write a reference: \
+                     env:NAME, file:PATH or keyring:NAME",
+                ));
+            }
+            if literal && is_credential_url(s) {
+                return Err(source.error_at(
+                    value.span(),
+                    Some(path.join(".")),
+                    "is a URL with a password in it; put the whole URL in a secret and write \
+                     env:NAME, file:PATH or keyring:NAME instead",
+                ));
+            }
+        }
+        DeValue::Table(t) => scan_table(source, t, path)?,
+        DeValue::Array(items) => {
+            for item in items.iter() {
+                scan_value(source, key, item, path)?;
+            }
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = r#"
+[pipeline]
+name = "crm-export"
+key = "id"
+
+[source]
+type = "csv"
+path = "contacts.csv"
+
+[policy]
+fields.id = "keep"
+fields.email = { hash = "hmac-sha256", key = "keyring:pepper", normalize = "email" }
+
+[sink]
+type = "sqlite"
+path = "out.db"
+table = "leads"
+"#;
+
+    fn parse_str(text: &str) -> Result<PipelineSpec, SpecError> {
+        parse(Path::new("p.toml"), text)
+    }
+
+    #[test]
+    fn parses_a_good_pipeline() {
+        let spec = parse_str(GOOD).unwrap();
+        assert_eq!(spec.pipeline.name.get_ref(), "crm-export");
+        assert_eq!(spec.source.kind(), "csv");
+        assert_eq!(spec.sink.kind(), "sqlite");
+        assert_eq!(spec.policy.output_fields(), ["id", "email"]);
+        assert_eq!(spec.pipeline.on_error, OnError::Quarantine);
+    }
+
+    #[test]
+    fn unknown_key_names_line_and_key() {
+        let text = GOOD.replace("table = \"leads\"", "table = \"leads\"\ncolour = \"blue\"");
+        let e = parse_str(&text).unwrap_err();
+        assert!(e.message.contains("colour"), "{e}");
+        assert_eq!(e.line, 18, "{e}");
+    }
+
+    #[test]
+    fn literal_password_is_refused_without_echo() {
+        let text = GOOD.replace("table = \"leads\"", "table = \"leads\"\npassword = \"hunter2-canary\"");
+        let e = parse_str(&text).unwrap_err();
+        assert_eq!(e.key.as_deref(), Some("sink.password"));
+        assert_eq!((e.line, e.column), (19, 12));
+        assert!(!e.to_string().contains("canary"), "{e}");
+        // A reference is fine as far as the scan goes (the connector then refuses the key).
+        let text = GOOD.replace("table = \"leads\"", "table = \"leads\"\napi_token = \"env:TOKEN\"");
+        let e = parse_str(&text).unwrap_err();
+        assert!(e.message.contains("api_token"), "{e}");
+    }
+
+    #[test]
+    fn literal_policy_key_and_credential_url_are_refused() {
+        let text = GOOD.replace("keyring:pepper", "pepper-canary");
+        let e = parse_str(&text).unwrap_err();
+        assert_eq!(e.key.as_deref(), Some("policy.fields.email.key"));
+        assert_eq!(e.line, 12);
+        assert!(!e.to_string().contains("canary"));
+
+        let text = GOOD.replace("path = \"out.db\"", "path = \"postgres://u:pw-canary@db/x\"");
+        let e = parse_str(&text).unwrap_err();
+        assert_eq!(e.key.as_deref(), Some("sink.path"));
+        assert!(!e.to_string().contains("canary"));
+        assert!(!is_credential_url("https://example.com/a@b"));
+        assert!(!is_credential_url("postgres://user@host/db"));
+    }
+
+    #[test]
+    fn type_errors_do_not_echo_values() {
+        let text = GOOD.replace("name = \"crm-export\"", "name = 12345");
+        let e = parse_str(&text).unwrap_err();
+        assert!(!e.to_string().contains("12345"), "{e}");
+        assert!(e.to_string().contains("expected"), "{e}");
+        let text = GOOD.replace("type = \"sqlite\"", "type = \"oracle-canary\"");
+        let e = parse_str(&text).unwrap_err();
+        assert!(!e.to_string().contains("canary"), "{e}");
+    }
+
+    #[test]
+    fn syntax_error_is_located() {
+        let e = parse_str("[pipeline]\nname = \n").unwrap_err();
+        assert_eq!(e.line, 2, "{e}");
+    }
+}

@@ -1,0 +1,256 @@
+//! Validation: a pipeline file becomes a [`Plan`] only when every check that needs no data has
+//! passed. `hushflow validate` prints the plan; `hushflow run` runs nothing else.
+
+use crate::pipeline::{self, OnError, PipelineSpec, SinkSpec, SourceSpec, SpecError, SpecSource};
+use hushflow_policy::{FieldRule, KeyMaterial, Policy, PolicyError};
+use hushflow_secrets::{SecretRef, SecretResolver};
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+/// A validated pipeline, paths resolved against the pipeline file's directory.
+#[derive(Debug)]
+pub struct Plan {
+    pub file: PathBuf,
+    pub name: String,
+    pub key: String,
+    pub batch_size: usize,
+    pub on_error: OnError,
+    pub source: SourceSpec,
+    pub policy: Policy,
+    pub sink: SinkSpec,
+    /// SHA-256 of the policy, recorded in the audit log.
+    pub fingerprint: String,
+    /// The source's field names when they can be read without reading records (a CSV header).
+    pub source_fields: Option<Vec<String>>,
+    pub warnings: Vec<String>,
+    text: String,
+}
+
+/// Reads, parses and checks a pipeline file. No secret is resolved and no record is read.
+pub fn load(file: &Path) -> Result<Plan, SpecError> {
+    let text = std::fs::read_to_string(file).map_err(|e| SpecError {
+        file: file.to_path_buf(),
+        line: 0,
+        column: 0,
+        key: None,
+        message: format!("cannot read the pipeline file: {e}"),
+    })?;
+    let spec = pipeline::parse(file, &text)?;
+    let base = file.parent().map(Path::to_path_buf).unwrap_or_default();
+    check(file, text, spec, &base)
+}
+
+fn check(file: &Path, text: String, spec: PipelineSpec, base: &Path) -> Result<Plan, SpecError> {
+    let src = SpecSource { file, text: &text };
+    let PipelineSpec {
+        pipeline,
+        mut source,
+        policy,
+        mut sink,
+    } = spec;
+
+    let name = pipeline.name.get_ref();
+    if name.is_empty()
+        || !name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+    {
+        return Err(src.error_at(
+            pipeline.name.span(),
+            Some("pipeline.name".into()),
+            "must be non-empty and use only letters, digits, '-', '_' and '.'",
+        ));
+    }
+    let batch_size = match &pipeline.batch_size {
+        Some(b) if *b.get_ref() == 0 || *b.get_ref() > 1_000_000 => {
+            return Err(src.error_at(
+                b.span(),
+                Some("pipeline.batch_size".into()),
+                "must be between 1 and 1000000",
+            ));
+        }
+        Some(b) => *b.get_ref(),
+        None => pipeline::DEFAULT_BATCH_SIZE,
+    };
+
+    if let Err(e) = policy.check() {
+        let span = match &e {
+            PolicyError::Duplicate(f) | PolicyError::KeyNotAReference { field: f, .. } => {
+                src.span_of(&["policy", "fields", f])
+            }
+            _ => src.span_of(&["policy"]),
+        };
+        return Err(src.error_at(span, Some("policy".into()), e.to_string()));
+    }
+
+    let key = pipeline.key.get_ref().clone();
+    match policy.rule(&key) {
+        Some(FieldRule::Keep | FieldRule::Hash(_)) => {}
+        _ => {
+            return Err(src.error_at(
+                pipeline.key.span(),
+                Some("pipeline.key".into()),
+                format!(
+                    "the key field `{key}` must leave the source: add `fields.{key} = \"keep\"` \
+                     (or a hash rule) to [policy]"
+                ),
+            ));
+        }
+    }
+
+    let output = policy.output_fields();
+    if let Some(fields) = sink.fields() {
+        for field in fields {
+            if !output.contains(field) {
+                let why = match policy.rule(field) {
+                    Some(FieldRule::Drop) => "the policy drops it",
+                    _ => "the policy does not name it, so it never leaves the source",
+                };
+                return Err(src.error_at(
+                    src.span_of(&["sink", "fields"]),
+                    Some("sink.fields".into()),
+                    format!("the sink would write `{field}`, but {why}"),
+                ));
+            }
+        }
+    }
+    if let SinkSpec::Sqlite(s) = &sink
+        && s.table.is_empty()
+    {
+        return Err(src.error_at(src.span_of(&["sink", "table"]), Some("sink.table".into()), "must not be empty"));
+    }
+
+    source.resolve_paths(base);
+    sink.resolve_paths(base);
+    if source.path() == sink.path() {
+        return Err(src.error_at(
+            src.span_of(&["sink", "path"]),
+            Some("sink.path".into()),
+            "is the source's own file; write the results somewhere else",
+        ));
+    }
+
+    let mut warnings = Vec::new();
+    let source_fields = match &source {
+        SourceSpec::Csv(c) => read_csv_header(&c.path, c.delimiter),
+        SourceSpec::Jsonl(_) => None,
+    };
+    if let Some(fields) = &source_fields {
+        for (name, rule) in policy.rules() {
+            if rule.reads_source() && !fields.contains(name) {
+                warnings.push(format!(
+                    "the source's header has no field `{name}`, which the policy reads; the run will fail"
+                ));
+            }
+        }
+    }
+
+    Ok(Plan {
+        file: file.to_path_buf(),
+        name: name.clone(),
+        key,
+        batch_size,
+        on_error: pipeline.on_error,
+        source,
+        fingerprint: policy.fingerprint(),
+        policy,
+        sink,
+        source_fields,
+        warnings,
+        text,
+    })
+}
+
+/// The header row only: field names are not personal data, and reading them lets the plan list
+/// every field the policy drops by default.
+fn read_csv_header(path: &Path, delimiter: char) -> Option<Vec<String>> {
+    let delimiter = u8::try_from(delimiter).ok()?;
+    let mut reader = csv::ReaderBuilder::new()
+        .delimiter(delimiter)
+        .from_path(path)
+        .ok()?;
+    let headers = reader.headers().ok()?;
+    Some(
+        headers
+            .iter()
+            .enumerate()
+            .map(|(i, h)| if i == 0 { h.trim_start_matches('\u{feff}') } else { h }.to_string())
+            .collect(),
+    )
+}
+
+impl Plan {
+    /// Resolves every key the policy needs. A missing reference is an error at its line.
+    pub fn resolve_keys(&self, resolver: &SecretResolver<'_>) -> Result<KeyMaterial, SpecError> {
+        let src = SpecSource {
+            file: &self.file,
+            text: &self.text,
+        };
+        let mut keys = KeyMaterial::new();
+        for (field, rule) in self.policy.rules() {
+            let FieldRule::Hash(h) = rule else { continue };
+            if keys.contains_key(&h.key) {
+                continue;
+            }
+            let at = || src.span_of(&["policy", "fields", field, "key"]);
+            let key_path = format!("policy.fields.{field}.key");
+            let reference = match SecretRef::parse(&h.key) {
+                // Like every path in a pipeline, a secret file is relative to the pipeline file.
+                Ok(SecretRef::File(p)) if p.is_relative() => {
+                    SecretRef::File(self.file.parent().unwrap_or(Path::new("")).join(p))
+                }
+                Ok(r) => r,
+                Err(e) => return Err(src.error_at(at(), Some(key_path), e.to_string())),
+            };
+            let value = resolver
+                .resolve(&reference)
+                .map_err(|e| src.error_at(at(), Some(key_path.clone()), e.to_string()))?;
+            keys.insert(h.key.clone(), value);
+        }
+        Ok(keys)
+    }
+
+    /// The fields the source must read: the policy's, in policy order.
+    pub fn source_fields_needed(&self) -> Vec<String> {
+        self.policy.source_fields()
+    }
+}
+
+impl fmt::Display for Plan {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(f, "pipeline  {} (key `{}`)", self.name, self.key)?;
+        writeln!(f, "policy    sha256:{}", &self.fingerprint)?;
+        writeln!(f, "source    {} {}", self.source.kind(), self.source.path().display())?;
+        let width = self
+            .policy
+            .rules()
+            .iter()
+            .map(|(n, _)| n.len())
+            .chain(self.source_fields.iter().flatten().map(String::len))
+            .max()
+            .unwrap_or(0);
+        for (name, rule) in self.policy.rules() {
+            writeln!(f, "  {name:<width$}  {}", rule.describe())?;
+        }
+        match &self.source_fields {
+            Some(fields) => {
+                for name in fields.iter().filter(|n| self.policy.rule(n).is_none()) {
+                    writeln!(f, "  {name:<width$}  dropped (not in the policy)")?;
+                }
+            }
+            None => writeln!(f, "  {:<width$}  dropped (not in the policy)", "(any other)")?,
+        }
+        write!(f, "sink      {} {}", self.sink.kind(), self.sink.path().display())?;
+        if let SinkSpec::Sqlite(s) = &self.sink {
+            write!(f, " table `{}` ({:?} on `{}`)", s.table, s.mode, self.key)?;
+        }
+        writeln!(f)?;
+        if let Some(fields) = self.sink.fields() {
+            writeln!(f, "  writes  {}", fields.join(", "))?;
+        }
+        for w in &self.warnings {
+            writeln!(f, "warning: {w}")?;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,128 @@
+//! Bad input loses nothing: malformed rows are quarantined with line and reason, counted, and
+//! reported; `on_error = "fail"` stops at the first one; messages never carry values.
+
+mod common;
+use common::*;
+
+const HEADER: &str = "id,email,country,notes\n";
+
+fn bad_csv() -> Vec<u8> {
+    let mut data = HEADER.as_bytes().to_vec();
+    data.extend_from_slice(b"1,a@example.com,DE,fine\n"); // line 2
+    data.extend_from_slice(b"2,b@example.com,FR,\"multi\nline note\"\n"); // lines 3-4
+    data.extend_from_slice(b"3,short-row-canary@example.com\n"); // line 5: wrong field count
+    data.extend_from_slice(b"4,c@example.com,\xff\xfeUK,x\n"); // line 6: invalid UTF-8 in country
+    data.extend_from_slice(b",nokey-canary@example.com,US,x\n"); // line 7: missing key
+    data.extend_from_slice(b"5,d@example.com,ES,\xffnot-read\n"); // line 8: bad bytes in a dropped field: fine
+    data.extend_from_slice(b"6,e@example.com,IT,last\n"); // line 9
+    data
+}
+
+fn quarantine_lines(ws: &Workspace) -> Vec<serde_json::Value> {
+    let dir = ws.state().join("quarantine");
+    let files: Vec<_> = std::fs::read_dir(&dir).unwrap().flatten().collect();
+    assert_eq!(files.len(), 1, "one quarantine file per run");
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(files[0].metadata().unwrap().permissions().mode() & 0o777, 0o600);
+    std::fs::read_to_string(files[0].path())
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+#[test]
+fn malformed_rows_are_quarantined_counted_and_reported() {
+    let ws = Workspace::new();
+    ws.write("data/contacts.csv", bad_csv());
+    ws.ok(&["keys", "create", "pepper"], 0);
+    ws.write("p.toml", pipeline(CSV_SINK));
+    let r = ws.ok(&["run", "p.toml"], 3);
+    assert!(r.stdout.contains("read 7, written 4, filtered 0, quarantined 3"), "{}", r.stdout);
+    assert!(r.stdout.contains("quarantine: "), "{}", r.stdout);
+    assert!(r.stdout.contains("wrong_field_count 1"), "{}", r.stdout);
+    assert!(!r.all().contains("canary"), "values never reach the output: {}", r.all());
+
+    let q = quarantine_lines(&ws);
+    let summary: Vec<(u64, &str)> = q
+        .iter()
+        .map(|l| (l["line"].as_u64().unwrap(), l["code"].as_str().unwrap()))
+        .collect();
+    assert_eq!(summary, [(5, "wrong_field_count"), (6, "invalid_utf8"), (7, "missing_key")]);
+    assert!(q[1]["reason"].as_str().unwrap().contains("`country`"));
+    // The raw record is kept so it can be replayed: nothing is lost.
+    assert!(q[0]["record"].as_str().unwrap().contains("short-row-canary"));
+    assert!(q[1]["record_base64"].is_string() || q[1]["record"].is_string());
+
+    let out = std::fs::read_to_string(ws.path("out/leads.csv")).unwrap();
+    let ids: Vec<&str> = out.lines().skip(1).map(|l| l.split(',').next().unwrap()).collect();
+    assert_eq!(ids, ["1", "2", "5", "6"]);
+
+    let audit = ws.ok(&["audit", "list", "--json"], 0);
+    let last: serde_json::Value = serde_json::from_str(audit.stdout.lines().last().unwrap()).unwrap();
+    assert_eq!(last["outcome"], "partial");
+    assert_eq!(last["counts"]["quarantined"], 3);
+    assert_eq!(last["counts"]["quarantined.missing_key"], 1);
+}
+
+#[test]
+fn on_error_fail_stops_at_the_first_bad_row_and_names_it() {
+    let ws = Workspace::new();
+    ws.write("data/contacts.csv", bad_csv());
+    ws.ok(&["keys", "create", "pepper"], 0);
+    let text = pipeline(CSV_SINK).replace("key = \"id\"\n", "key = \"id\"\non_error = \"fail\"\n");
+    ws.write("p.toml", text);
+    let r = ws.ok(&["run", "p.toml"], 1);
+    assert!(r.stderr.contains("contacts.csv:5: expected 4 fields, found 2"), "{}", r.stderr);
+    assert!(!r.all().contains("canary"), "{}", r.all());
+    assert!(!ws.path("out/leads.csv").exists(), "a failed run leaves no partial output");
+    let audit = ws.ok(&["audit", "list", "--json"], 0);
+    let last: serde_json::Value = serde_json::from_str(audit.stdout.lines().last().unwrap()).unwrap();
+    assert_eq!(last["outcome"], "failure");
+}
+
+#[test]
+fn broken_json_lines_are_quarantined_without_their_values() {
+    let ws = Workspace::new();
+    ws.write(
+        "data/c.jsonl",
+        "{\"id\": \"1\", \"email\": \"a@x.io\"}\n{\"id\": \"2\", \"email\": \"json-canary@x.io\"\n[1,2]\n\n{\"id\": 3}\n",
+    );
+    ws.write(
+        "p.toml",
+        r#"
+[pipeline]
+name = "j"
+key = "id"
+[source]
+type = "jsonl"
+path = "data/c.jsonl"
+[policy]
+fields.id = "keep"
+fields.email = "keep"
+[sink]
+type = "jsonl"
+path = "out/o.jsonl"
+"#,
+    );
+    let r = ws.ok(&["run", "p.toml"], 3);
+    assert!(r.stdout.contains("read 4, written 2, filtered 0, quarantined 2"), "{}", r.stdout);
+    assert!(!r.all().contains("canary"));
+    let q = quarantine_lines(&ws);
+    assert_eq!(q[0]["line"], 2);
+    assert_eq!(q[0]["code"], "broken_json");
+    assert!(!q[0]["reason"].as_str().unwrap().contains("canary"));
+    assert_eq!(q[1]["line"], 3);
+}
+
+#[test]
+fn a_missing_source_column_fails_clearly() {
+    let ws = Workspace::new();
+    ws.write("data/contacts.csv", "id,country\n1,DE\n");
+    ws.ok(&["keys", "create", "pepper"], 0);
+    ws.write("p.toml", pipeline(CSV_SINK));
+    let v = ws.ok(&["validate", "p.toml"], 0);
+    assert!(v.stdout.contains("warning: the source's header has no field `email`"), "{}", v.stdout);
+    let r = ws.ok(&["run", "p.toml"], 1);
+    assert!(r.stderr.contains("email"), "{}", r.stderr);
+}

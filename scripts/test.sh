@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# Every test: formatting, lints, unit and integration tests, the cross-checks against Python's
+# `cryptography`, and the supply-chain audit. Installs what it needs (a Python venv in .venv,
+# cargo-deny in .tools) when missing; both are git-ignored.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$PWD
+
+step() { printf '\n==> %s\n' "$*"; }
+
+step "cargo fmt --check"
+cargo fmt --all -- --check
+
+step "cargo clippy"
+cargo clippy --workspace --all-targets --locked -- -D warnings
+
+step "python venv for cross-checks"
+if ! .venv/bin/python -c 'import cryptography' 2>/dev/null; then
+  python3 -m venv .venv
+  .venv/bin/pip install --quiet --disable-pip-version-check -r tests/python/requirements.txt
+fi
+export HUSHFLOW_TEST_PYTHON="$root/.venv/bin/python"
+
+step "cargo test"
+if command -v cargo-nextest >/dev/null 2>&1; then
+  cargo nextest run --workspace --locked --no-fail-fast
+  cargo test --workspace --locked --doc
+else
+  cargo test --workspace --locked
+fi
+
+step "cargo deny (advisories from the snapshot in ../shared)"
+if ! command -v cargo-deny >/dev/null 2>&1 && [ ! -x .tools/bin/cargo-deny ]; then
+  cargo install cargo-deny --locked --version '^0.20' --root .tools
+fi
+export PATH="$root/.tools/bin:$PATH"
+advisories="$root/../shared/tools/advisory-db"
+if [ -x "$advisories" ]; then
+  "$advisories" target/advisory-db >/dev/null
+  cargo deny --offline check
+else
+  echo "no advisory snapshot at $advisories; checking licenses, bans and sources only"
+  cargo deny --offline check licenses bans sources
+fi
+
+step "all tests passed"
