@@ -35,7 +35,9 @@ impl fmt::Display for RejectReason {
             RejectReason::BrokenJson { column, detail } => {
                 write!(f, "broken JSON at column {column}: {detail}")
             }
-            RejectReason::MissingKey { field } => write!(f, "key field `{field}` is missing or empty"),
+            RejectReason::MissingKey { field } => {
+                write!(f, "key field `{field}` is missing or empty")
+            }
             RejectReason::InvalidField { field, detail } => write!(f, "field `{field}`: {detail}"),
             RejectReason::TooLong { limit } => write!(f, "record longer than {limit} bytes"),
         }

@@ -55,7 +55,11 @@ impl std::fmt::Debug for CompiledPolicy {
 impl Policy {
     /// Binds the policy to a source schema and its keys. Fails if the source lacks a field the
     /// policy reads or a key is missing.
-    pub fn compile(&self, input: &Schema, keys: &KeyMaterial) -> Result<CompiledPolicy, PolicyError> {
+    pub fn compile(
+        &self,
+        input: &Schema,
+        keys: &KeyMaterial,
+    ) -> Result<CompiledPolicy, PolicyError> {
         self.check()?;
         let mut ops = Vec::new();
         let mut output = Vec::new();
@@ -70,10 +74,12 @@ impl Policy {
                 FieldRule::Keep => Op::Copy { input: index()? },
                 FieldRule::Null => Op::Null,
                 FieldRule::Hash(h) => {
-                    let key = keys.get(&h.key).ok_or_else(|| PolicyError::KeyNotResolved {
-                        field: name.clone(),
-                        key: h.key.clone(),
-                    })?;
+                    let key = keys
+                        .get(&h.key)
+                        .ok_or_else(|| PolicyError::KeyNotResolved {
+                            field: name.clone(),
+                            key: h.key.clone(),
+                        })?;
                     if key.expose().len() < MIN_KEY_BYTES {
                         return Err(PolicyError::KeyTooShort {
                             field: name.clone(),
@@ -149,7 +155,9 @@ fn hash_column(
         }
         let digest = mac.mac(scratch.as_bytes());
         let encoded = match encoding {
-            Encoding::Hex => hex::encode_to_slice(digest, &mut buf).map(|_| &buf[..64]).ok(),
+            Encoding::Hex => hex::encode_to_slice(digest, &mut buf)
+                .map(|_| &buf[..64])
+                .ok(),
             Encoding::Base64url => base64::engine::general_purpose::URL_SAFE_NO_PAD
                 .encode_slice(digest, &mut buf)
                 .map(|n| &buf[..n])
@@ -176,7 +184,10 @@ mod tests {
 
     fn keys() -> KeyMaterial {
         let mut k = KeyMaterial::new();
-        k.insert("env:PEPPER".into(), SecretValue::new(b"0123456789abcdef0123456789abcdef".to_vec()));
+        k.insert(
+            "env:PEPPER".into(),
+            SecretValue::new(b"0123456789abcdef0123456789abcdef".to_vec()),
+        );
         k
     }
 
@@ -186,7 +197,14 @@ mod tests {
 
     fn batch() -> Batch {
         let mut b = Batch::new(schema(&["id", "email", "notes"]));
-        b.push_row(2, [Cell::text("1"), Cell::text(" Jane@Example.com"), Cell::text("secret note")]);
+        b.push_row(
+            2,
+            [
+                Cell::text("1"),
+                Cell::text(" Jane@Example.com"),
+                Cell::text("secret note"),
+            ],
+        );
         b.push_row(3, [Cell::text("2"), Cell::NULL, Cell::text("x")]);
         b
     }
@@ -202,7 +220,10 @@ mod tests {
         );
         let c = p.compile(batch().schema(), &keys()).unwrap();
         let out = c.apply(&batch()).batch;
-        assert_eq!(out.schema().fields(), &["email".to_string(), "id".to_string()]);
+        assert_eq!(
+            out.schema().fields(),
+            &["email".to_string(), "id".to_string()]
+        );
         assert!(out.column(0).get(0).is_null());
         assert_eq!(out.column(1).get(1).text, "2");
         assert_eq!(out.lines(), &[2, 3]);
@@ -229,8 +250,15 @@ mod tests {
         let p = policy(
             r#"fields.email = { hash = "hmac-sha256", key = "env:PEPPER", normalize = "email", encoding = "base64url" }"#,
         );
-        let out = p.compile(batch().schema(), &keys()).unwrap().apply(&batch()).batch;
-        assert_eq!(out.column(0).get(0).text, "5U7NgoXe_Vx6A_kCXbqAmGIiT4xLO47Bt4RNd1ontzQ");
+        let out = p
+            .compile(batch().schema(), &keys())
+            .unwrap()
+            .apply(&batch())
+            .batch;
+        assert_eq!(
+            out.column(0).get(0).text,
+            "5U7NgoXe_Vx6A_kCXbqAmGIiT4xLO47Bt4RNd1ontzQ"
+        );
     }
 
     #[test]

@@ -62,7 +62,10 @@ mod tests {
 
     #[test]
     fn email_is_trimmed_and_lowercased() {
-        assert_eq!(norm(Normalize::Email, "  Jane.Doe@Example.COM \t"), "jane.doe@example.com");
+        assert_eq!(
+            norm(Normalize::Email, "  Jane.Doe@Example.COM \t"),
+            "jane.doe@example.com"
+        );
         assert_eq!(norm(Normalize::Email, "ZOË@Exämple.de"), "zoë@exämple.de");
     }
 

@@ -109,7 +109,8 @@ impl<'de> Deserialize<'de> for FieldRule {
                 }
             }
             fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<FieldRule, A::Error> {
-                HashRule::deserialize(de::value::MapAccessDeserializer::new(map)).map(FieldRule::Hash)
+                HashRule::deserialize(de::value::MapAccessDeserializer::new(map))
+                    .map(FieldRule::Hash)
             }
         }
         deserializer.deserialize_any(RuleVisitor)
@@ -169,11 +170,15 @@ pub enum PolicyError {
     Empty,
     #[error("field `{0}` is named twice in the policy")]
     Duplicate(String),
-    #[error("policy field `{field}`: `{key}` is not a secret reference; write keyring:NAME, env:NAME or file:PATH")]
+    #[error(
+        "policy field `{field}`: `{key}` is not a secret reference; write keyring:NAME, env:NAME or file:PATH"
+    )]
     KeyNotAReference { field: String, key: String },
     #[error("policy field `{field}`: key {key} was not resolved")]
     KeyNotResolved { field: String, key: String },
-    #[error("policy field `{field}`: key {key} is shorter than 16 bytes; use `hushflow keys create`")]
+    #[error(
+        "policy field `{field}`: key {key} is shorter than 16 bytes; use `hushflow keys create`"
+    )]
     KeyTooShort { field: String, key: String },
     #[error("the source has no field `{0}`, which the policy names")]
     MissingSourceField(String),

@@ -1,0 +1,311 @@
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+
+use base64::Engine;
+use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD, URL_SAFE_NO_PAD};
+use hushflow_crypto::{HmacSha256, Keyring, KeyringError};
+use hushflow_secrets::{KeyProvider, Redactor, SecretRef, SecretResolver};
+
+fn state_dir() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o700)).unwrap();
+    dir
+}
+
+fn mode(path: &Path) -> u32 {
+    fs::metadata(path).unwrap().permissions().mode() & 0o7777
+}
+
+#[test]
+fn missing_file_is_an_empty_keyring() {
+    let dir = state_dir();
+    let k = Keyring::open(dir.path()).unwrap();
+    assert!(k.is_empty());
+    assert!(k.list().is_empty());
+    assert!(!k.contains("pepper"));
+    assert!(!dir.path().join("keyring.json").exists());
+}
+
+#[test]
+fn create_list_get_round_trip_across_reopen() {
+    let dir = state_dir();
+    let mut k = Keyring::open(dir.path()).unwrap();
+    let b = k.create("zeta.2").unwrap();
+    let a = k.create("alpha").unwrap();
+    let c = k.create("email-pepper").unwrap();
+    for info in [&a, &b, &c] {
+        assert_eq!(info.id.len(), 16);
+        assert!(
+            info.id
+                .bytes()
+                .all(|x| matches!(x, b'0'..=b'9' | b'a'..=b'f'))
+        );
+    }
+    assert_ne!(a.id, b.id);
+    let names: Vec<_> = k.list().into_iter().map(|i| i.name).collect();
+    assert_eq!(names, ["alpha", "email-pepper", "zeta.2"]);
+    let (_, ma) = k.get("alpha").unwrap();
+    let (_, mb) = k.get("zeta.2").unwrap();
+    assert_eq!(ma.len(), 32);
+    assert_ne!(ma.expose(), mb.expose());
+
+    let reopened = Keyring::open(dir.path()).unwrap();
+    assert_eq!(reopened.list(), k.list());
+    assert_eq!(reopened.list(), vec![a.clone(), c, b]);
+    let (info, again) = reopened.get("alpha").unwrap();
+    assert_eq!(info, a);
+    assert_eq!(again.expose(), ma.expose());
+    assert!(reopened.contains("email-pepper"));
+
+    // The same key gives the same pseudonyms after a reopen.
+    assert_eq!(
+        HmacSha256::new(&ma).mac(b"ada@example.org"),
+        HmacSha256::new(&again).mac(b"ada@example.org")
+    );
+    // No temporary files left behind.
+    let entries: Vec<_> = fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(entries, ["keyring.json"]);
+}
+
+#[test]
+fn duplicate_names_are_refused() {
+    let dir = state_dir();
+    let mut k = Keyring::open(dir.path()).unwrap();
+    let first = k.create("pepper").unwrap();
+    let (_, before) = k.get("pepper").unwrap();
+    let e = k.create("pepper").unwrap_err();
+    assert!(matches!(e, KeyringError::Exists { .. }));
+    assert!(e.to_string().contains("`pepper` already exists"), "{e}");
+    let mut reopened = Keyring::open(dir.path()).unwrap();
+    assert!(reopened.create("pepper").is_err());
+    let (info, after) = reopened.get("pepper").unwrap();
+    assert_eq!(info, first);
+    assert_eq!(before.expose(), after.expose());
+}
+
+#[test]
+fn bad_names_are_refused() {
+    let dir = state_dir();
+    let mut k = Keyring::open(dir.path()).unwrap();
+    let long = "a".repeat(65);
+    for name in [
+        "",
+        "Pepper",
+        "-x",
+        ".x",
+        "a b",
+        "a/b",
+        "../x",
+        "ключ",
+        long.as_str(),
+    ] {
+        let e = k.create(name).unwrap_err();
+        assert!(matches!(e, KeyringError::BadName { .. }), "{name}: {e}");
+        assert!(e.to_string().contains("a-z, 0-9"), "{e}");
+    }
+    assert!(k.create(&"a".repeat(64)).is_ok());
+    assert!(k.create("0").is_ok());
+}
+
+#[test]
+fn missing_keys_name_the_key() {
+    let dir = state_dir();
+    let k = Keyring::open(dir.path()).unwrap();
+    let e = k.get("nope").unwrap_err();
+    assert!(matches!(e, KeyringError::NotFound { .. }));
+    assert!(e.to_string().contains("no key named `nope`"), "{e}");
+    let e = k.key_material("nope").unwrap_err();
+    assert!(
+        e.to_string()
+            .starts_with("keyring:nope: no key named `nope`"),
+        "{e}"
+    );
+}
+
+#[test]
+fn file_is_0600_after_create() {
+    let dir = state_dir();
+    let mut k = Keyring::open(dir.path()).unwrap();
+    k.create("one").unwrap();
+    let path = dir.path().join("keyring.json");
+    assert_eq!(mode(&path), 0o600);
+    assert_eq!(k.path(), path);
+    k.create("two").unwrap();
+    assert_eq!(mode(&path), 0o600);
+    let text = fs::read_to_string(&path).unwrap();
+    let json: serde_json::Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(json["version"], 1);
+    assert_eq!(json["keys"].as_array().unwrap().len(), 2);
+    assert_eq!(json["keys"][0]["name"], "one");
+    let (_, m) = k.get("one").unwrap();
+    assert_eq!(json["keys"][0]["material"], STANDARD.encode(m.expose()));
+}
+
+#[test]
+fn refuses_a_keyring_readable_by_others() {
+    let dir = state_dir();
+    let mut k = Keyring::open(dir.path()).unwrap();
+    k.create("pepper").unwrap();
+    let path = dir.path().join("keyring.json");
+    for m in [0o644, 0o640, 0o660, 0o602] {
+        fs::set_permissions(&path, fs::Permissions::from_mode(m)).unwrap();
+        let e = Keyring::open(dir.path()).unwrap_err();
+        assert!(matches!(e, KeyringError::Permissions { .. }), "{m:o}: {e}");
+        let msg = e.to_string();
+        assert!(
+            msg.contains(&format!("chmod 600 {}", path.display())),
+            "{msg}"
+        );
+    }
+    fs::set_permissions(&path, fs::Permissions::from_mode(0o600)).unwrap();
+    assert!(Keyring::open(dir.path()).unwrap().contains("pepper"));
+}
+
+#[test]
+fn debug_and_errors_never_show_material() {
+    let dir = state_dir();
+    let mut k = Keyring::open(dir.path()).unwrap();
+    k.create("pepper").unwrap();
+    k.create("salt").unwrap();
+    let debug = format!("{k:?} {k:#?}");
+    assert!(
+        debug.contains("pepper") && debug.contains("salt"),
+        "{debug}"
+    );
+    for name in ["pepper", "salt"] {
+        let (info, m) = k.get(name).unwrap();
+        assert!(debug.contains(&info.id));
+        let m = m.expose();
+        for form in [
+            STANDARD.encode(m),
+            STANDARD_NO_PAD.encode(m),
+            URL_SAFE_NO_PAD.encode(m),
+            hex::encode(m),
+            hex::encode_upper(m),
+            format!("{m:?}"),
+        ] {
+            assert!(!debug.contains(&form), "{name} material in Debug: {debug}");
+        }
+        let (_, value) = k.get(name).unwrap();
+        assert_eq!(format!("{value:?}"), "***");
+    }
+}
+
+/// A keyring file with one key; `material` is JSON (quoted for strings).
+fn keyring_json(name: &str, id: &str, created_at: &str, material: &str) -> String {
+    format!(
+        r#"{{"version": 1, "keys": [{{"name": "{name}", "id": "{id}", "created_at": "{created_at}", "material": {material}}}]}}"#
+    )
+}
+
+#[test]
+fn damaged_files_are_reported_without_their_contents() {
+    let dir = state_dir();
+    let path = dir.path().join("keyring.json");
+    let material = STANDARD.encode([7u8; 32]);
+    let quoted = format!("\"{material}\"");
+    let id = "0011223344556677";
+    let time = "2026-01-01T00:00:00Z";
+    let write = |text: &str| {
+        fs::write(&path, text).unwrap();
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o600)).unwrap();
+    };
+    let full = keyring_json("a", id, time, &quoted);
+    let cases = [
+        (keyring_json("a", id, time, "42"), "unexpected contents"),
+        // serde_json and jiff would quote this string in their own messages.
+        (
+            keyring_json("a", id, &material, &quoted),
+            "unexpected contents",
+        ),
+        (full[..full.len() - 3].to_string(), "not valid JSON"),
+        (keyring_json("a", "0011", time, &quoted), "16 lowercase hex"),
+        (
+            keyring_json(
+                "a",
+                id,
+                time,
+                &format!("\"{}\"", STANDARD.encode([7u8; 16])),
+            ),
+            "not 32 bytes",
+        ),
+        (keyring_json("a", id, time, "\"not base64!\""), "not base64"),
+        (
+            keyring_json(&material, id, time, &quoted),
+            "key number 1 has an invalid name",
+        ),
+        (
+            r#"{"version": 2, "keys": []}"#.to_string(),
+            "upgrade hushflow",
+        ),
+        (r#"{"keys": []}"#.to_string(), "unexpected contents"),
+    ];
+    for (text, expected) in cases {
+        write(&text);
+        let e = Keyring::open(dir.path()).unwrap_err();
+        let msg = e.to_string();
+        assert!(msg.contains(expected), "{msg}");
+        assert!(!msg.contains(&material), "{msg}");
+        assert!(!format!("{e:?}").contains(&material));
+    }
+    // A well-formed file written by hand opens.
+    write(&full);
+    let k = Keyring::open(dir.path()).unwrap();
+    assert_eq!(k.get("a").unwrap().1.expose(), &[7u8; 32]);
+}
+
+#[test]
+fn keyring_references_resolve_through_the_keyring() {
+    let dir = state_dir();
+    let mut k = Keyring::open(dir.path()).unwrap();
+    k.create("email-pepper").unwrap();
+    let redactor = Redactor::new();
+    let resolver = SecretResolver::new(redactor.clone(), Some(&k));
+    let r: SecretRef = "keyring:email-pepper".parse().unwrap();
+    let value = resolver.resolve(&r).unwrap();
+    assert_eq!(value.expose(), k.get("email-pepper").unwrap().1.expose());
+    // Resolved material is masked in logs in its printable forms.
+    let line = format!(
+        "key={} b64={}",
+        hex::encode(value.expose()),
+        STANDARD.encode(value.expose())
+    );
+    assert_eq!(redactor.scrub(&line), "key=*** b64=***");
+    let e = resolver
+        .resolve(&"keyring:missing".parse().unwrap())
+        .unwrap_err();
+    assert!(e.to_string().contains("keyring:missing"), "{e}");
+}
+
+#[test]
+fn a_failed_save_leaves_memory_and_disk_unchanged() {
+    let dir = state_dir();
+    let mut k = Keyring::open(dir.path()).unwrap();
+    k.create("kept").unwrap();
+    // A non-empty directory where the keyring file was makes the final rename fail, even for
+    // root (which ignores directory modes).
+    let path = dir.path().join("keyring.json");
+    let saved = fs::read(&path).unwrap();
+    fs::remove_file(&path).unwrap();
+    fs::create_dir(&path).unwrap();
+    fs::write(path.join("x"), b"").unwrap();
+    let e = k.create("lost").unwrap_err();
+    assert!(matches!(e, KeyringError::Io { .. }), "{e}");
+    assert!(e.to_string().contains("replace the keyring file"), "{e}");
+    assert!(!k.contains("lost"));
+    assert!(k.contains("kept"));
+    // The temporary file was removed.
+    let entries: Vec<_> = fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(entries, ["keyring.json"]);
+    fs::remove_dir_all(&path).unwrap();
+    fs::write(&path, saved).unwrap();
+    fs::set_permissions(&path, fs::Permissions::from_mode(0o600)).unwrap();
+    assert_eq!(Keyring::open(dir.path()).unwrap().list(), k.list());
+}

@@ -1,0 +1,55 @@
+//! The panic hook replaces the process-wide hook, so it is tested in a child process: this
+//! test binary runs itself with an environment variable that makes one test install the hook
+//! and panic with a canary in the message.
+
+use std::process::Command;
+
+use hushflow_secrets::{Redactor, SecretValue};
+
+const CHILD: &str = "HUSHFLOW_SECRETS_PANIC_CHILD";
+const CANARY: &str = "canary-panic-8c41f0aa";
+
+#[test]
+fn child_panics_with_a_registered_secret() {
+    // In the normal run this is a no-op; only the child process, spawned below, panics.
+    if std::env::var_os(CHILD).is_none() {
+        return;
+    }
+    let redactor = Redactor::new();
+    redactor.register(&SecretValue::new(CANARY.as_bytes().to_vec()));
+    redactor.install_panic_hook();
+    let hex = hex::encode(CANARY);
+    panic!("could not connect with token {CANARY} (hex {hex})");
+}
+
+#[test]
+fn panic_hook_scrubs_the_message() {
+    let exe = std::env::current_exe().expect("the test binary knows its own path");
+    let out = Command::new(exe)
+        .args([
+            "--exact",
+            "child_panics_with_a_registered_secret",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env(CHILD, "1")
+        .env("RUST_BACKTRACE", "0")
+        .output()
+        .expect("the test binary runs");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        !out.status.success(),
+        "the child should have panicked\n{stdout}\n{stderr}"
+    );
+    assert!(
+        stderr.contains("could not connect with token *** (hex ***)"),
+        "stderr: {stderr}"
+    );
+    assert!(stderr.contains("panicked at"), "stderr: {stderr}");
+    assert!(stderr.contains("panic_hook.rs"), "stderr: {stderr}");
+    for stream in [&stderr, &stdout] {
+        assert!(!stream.contains(CANARY), "leaked: {stream}");
+        assert!(!stream.contains(&hex::encode(CANARY)), "leaked: {stream}");
+    }
+}
