@@ -9,8 +9,8 @@ pub mod quarantine;
 pub mod runner;
 pub mod state;
 
+pub use hushflow_policy::KeyMaterial;
 pub use pipeline::{OnError, SpecError};
 pub use plan::Plan;
-pub use hushflow_policy::KeyMaterial;
 pub use runner::{Counts, Outcome, RunContext, RunError, RunReport, run};
 pub use state::{StateDir, os_user};

@@ -155,7 +155,12 @@ pub struct SpecSource<'a> {
 }
 
 impl SpecSource<'_> {
-    pub fn error_at(&self, span: Range<usize>, key: Option<String>, message: impl Into<String>) -> SpecError {
+    pub fn error_at(
+        &self,
+        span: Range<usize>,
+        key: Option<String>,
+        message: impl Into<String>,
+    ) -> SpecError {
         let before = &self.text[..span.start.min(self.text.len())];
         let line = before.matches('\n').count() + 1;
         let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
@@ -168,24 +173,58 @@ impl SpecSource<'_> {
         }
     }
 
-    /// The span of a dotted key path in the document, for errors found after parsing.
+    /// The span of a dotted key path in the document, for errors found after parsing; the
+    /// longest prefix of the path that exists when the whole path does not.
     pub fn span_of(&self, path: &[&str]) -> Range<usize> {
-        let Ok(doc) = DeTable::parse(self.text) else {
-            return 0..0;
-        };
+        (1..=path.len())
+            .rev()
+            .find_map(|n| self.find_span(&path[..n]))
+            .unwrap_or(0..0)
+    }
+
+    /// The span of the key at exactly this path, if the document has it.
+    pub fn find_span(&self, path: &[&str]) -> Option<Range<usize>> {
+        let doc = DeTable::parse(self.text).ok()?;
         let mut table = doc.get_ref();
-        let mut span = 0..0;
-        for (i, segment) in path.iter().enumerate() {
-            let Some((key, value)) = table.iter().find(|(k, _)| k.get_ref().as_ref() == *segment) else {
-                break;
-            };
-            span = key.span();
+        let (last, parents) = path.split_last()?;
+        for segment in parents {
+            let (_, value) = table
+                .iter()
+                .find(|(k, _)| k.get_ref().as_ref() == *segment)?;
             match value.get_ref() {
-                DeValue::Table(t) if i + 1 < path.len() => table = t,
-                _ => break,
+                DeValue::Table(t) => table = t,
+                _ => return None,
             }
         }
-        span
+        table
+            .iter()
+            .find(|(k, _)| k.get_ref().as_ref() == *last)
+            .map(|(k, _)| k.span())
+    }
+}
+
+impl SpecSource<'_> {
+    /// The dotted path of the innermost key whose entry covers `offset`, to name the key an
+    /// error concerns.
+    pub fn key_at(&self, offset: usize) -> Option<String> {
+        let doc = DeTable::parse(self.text).ok()?;
+        let mut path = Vec::new();
+        let mut table = doc.get_ref();
+        'descend: loop {
+            for (key, value) in table.iter() {
+                let (k, v) = (key.span(), value.span());
+                if (k.start <= offset && offset < k.end) || (v.start <= offset && offset < v.end) {
+                    path.push(key.get_ref().to_string());
+                    if let DeValue::Table(t) = value.get_ref() {
+                        table = t;
+                        continue 'descend;
+                    }
+                    break 'descend;
+                }
+            }
+            break;
+        }
+        (!path.is_empty()).then(|| path.join("."))
     }
 }
 
@@ -195,12 +234,30 @@ pub fn parse(file: &Path, text: &str) -> Result<PipelineSpec, SpecError> {
     let doc = DeTable::parse(text).map_err(|e| toml_error(&source, &e))?;
     let mut path = Vec::new();
     scan_table(&source, doc.get_ref(), &mut path)?;
-    PipelineSpec::deserialize(toml::de::Deserializer::from(doc)).map_err(|e| toml_error(&source, &e))
+    PipelineSpec::deserialize(toml::de::Deserializer::from(doc))
+        .map_err(|e| toml_error(&source, &e))
 }
 
 fn toml_error(source: &SpecSource<'_>, e: &toml::de::Error) -> SpecError {
-    let span = e.span().unwrap_or(0..0);
-    let key = (!e.keys().is_empty()).then(|| e.keys().join("."));
+    let mut span = e.span().unwrap_or(0..0);
+    let mut key = source.key_at(span.start);
+    // serde's tagged enums (`[source]`, `[sink]`) lose the spans inside the table, so an unknown
+    // field is reported at the table; find the field itself for the line number.
+    if let Some(field) = e
+        .message()
+        .strip_prefix("unknown field `")
+        .and_then(|rest| rest.split('`').next())
+    {
+        let mut path: Vec<&str> = key
+            .as_deref()
+            .map(|k| k.split('.').collect())
+            .unwrap_or_default();
+        path.push(field);
+        if let Some(found) = source.find_span(&path) {
+            span = found;
+            key = Some(path.join("."));
+        }
+    }
     source.error_at(span, key, scrub_toml_message(e.message()))
 }
 
@@ -252,7 +309,11 @@ fn is_credential_url(value: &str) -> bool {
     }
 }
 
-fn scan_table<'a>(source: &SpecSource<'_>, table: &'a DeTable<'a>, path: &mut Vec<String>) -> Result<(), SpecError> {
+fn scan_table<'a>(
+    source: &SpecSource<'_>,
+    table: &'a DeTable<'a>,
+    path: &mut Vec<String>,
+) -> Result<(), SpecError> {
     for (key, value) in table.iter() {
         path.push(key.get_ref().to_string());
         scan_value(source, key.get_ref(), value, path)?;
@@ -347,13 +408,19 @@ table = "leads"
 
     #[test]
     fn literal_password_is_refused_without_echo() {
-        let text = GOOD.replace("table = \"leads\"", "table = \"leads\"\npassword = \"hunter2-canary\"");
+        let text = GOOD.replace(
+            "table = \"leads\"",
+            "table = \"leads\"\npassword = \"hunter2-canary\"",
+        );
         let e = parse_str(&text).unwrap_err();
         assert_eq!(e.key.as_deref(), Some("sink.password"));
-        assert_eq!((e.line, e.column), (19, 12));
+        assert_eq!((e.line, e.column), (18, 12));
         assert!(!e.to_string().contains("canary"), "{e}");
         // A reference is fine as far as the scan goes (the connector then refuses the key).
-        let text = GOOD.replace("table = \"leads\"", "table = \"leads\"\napi_token = \"env:TOKEN\"");
+        let text = GOOD.replace(
+            "table = \"leads\"",
+            "table = \"leads\"\napi_token = \"env:TOKEN\"",
+        );
         let e = parse_str(&text).unwrap_err();
         assert!(e.message.contains("api_token"), "{e}");
     }
@@ -366,7 +433,10 @@ table = "leads"
         assert_eq!(e.line, 12);
         assert!(!e.to_string().contains("canary"));
 
-        let text = GOOD.replace("path = \"out.db\"", "path = \"postgres://u:pw-canary@db/x\"");
+        let text = GOOD.replace(
+            "path = \"out.db\"",
+            "path = \"postgres://u:pw-canary@db/x\"",
+        );
         let e = parse_str(&text).unwrap_err();
         assert_eq!(e.key.as_deref(), Some("sink.path"));
         assert!(!e.to_string().contains("canary"));

@@ -117,7 +117,11 @@ fn check(file: &Path, text: String, spec: PipelineSpec, base: &Path) -> Result<P
     if let SinkSpec::Sqlite(s) = &sink
         && s.table.is_empty()
     {
-        return Err(src.error_at(src.span_of(&["sink", "table"]), Some("sink.table".into()), "must not be empty"));
+        return Err(src.error_at(
+            src.span_of(&["sink", "table"]),
+            Some("sink.table".into()),
+            "must not be empty",
+        ));
     }
 
     source.resolve_paths(base);
@@ -174,7 +178,14 @@ fn read_csv_header(path: &Path, delimiter: char) -> Option<Vec<String>> {
         headers
             .iter()
             .enumerate()
-            .map(|(i, h)| if i == 0 { h.trim_start_matches('\u{feff}') } else { h }.to_string())
+            .map(|(i, h)| {
+                if i == 0 {
+                    h.trim_start_matches('\u{feff}')
+                } else {
+                    h
+                }
+                .to_string()
+            })
             .collect(),
     )
 }
@@ -220,7 +231,12 @@ impl fmt::Display for Plan {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(f, "pipeline  {} (key `{}`)", self.name, self.key)?;
         writeln!(f, "policy    sha256:{}", &self.fingerprint)?;
-        writeln!(f, "source    {} {}", self.source.kind(), self.source.path().display())?;
+        writeln!(
+            f,
+            "source    {} {}",
+            self.source.kind(),
+            self.source.path().display()
+        )?;
         let width = self
             .policy
             .rules()
@@ -238,9 +254,18 @@ impl fmt::Display for Plan {
                     writeln!(f, "  {name:<width$}  dropped (not in the policy)")?;
                 }
             }
-            None => writeln!(f, "  {:<width$}  dropped (not in the policy)", "(any other)")?,
+            None => writeln!(
+                f,
+                "  {:<width$}  dropped (not in the policy)",
+                "(any other)"
+            )?,
         }
-        write!(f, "sink      {} {}", self.sink.kind(), self.sink.path().display())?;
+        write!(
+            f,
+            "sink      {} {}",
+            self.sink.kind(),
+            self.sink.path().display()
+        )?;
         if let SinkSpec::Sqlite(s) = &self.sink {
             write!(f, " table `{}` ({:?} on `{}`)", s.table, s.mode, self.key)?;
         }

@@ -68,7 +68,10 @@ impl Quarantine {
             Ok(text) => (Some(text), None),
             Err(_) => {
                 use base64::Engine as _;
-                (None, Some(base64::engine::general_purpose::STANDARD.encode(raw)))
+                (
+                    None,
+                    Some(base64::engine::general_purpose::STANDARD.encode(raw)),
+                )
             }
         };
         let entry = QuarantineLine {
@@ -107,13 +110,28 @@ mod tests {
         q.finish().unwrap();
         assert!(!path.exists(), "no file when nothing was quarantined");
 
-        q.add(7, &RejectReason::WrongFieldCount { expected: 3, found: 2 }, b"a,b").unwrap();
-        q.add(9, &RejectReason::InvalidUtf8 { field: None }, b"\xff\xfe").unwrap();
+        q.add(
+            7,
+            &RejectReason::WrongFieldCount {
+                expected: 3,
+                found: 2,
+            },
+            b"a,b",
+        )
+        .unwrap();
+        q.add(9, &RejectReason::InvalidUtf8 { field: None }, b"\xff\xfe")
+            .unwrap();
         q.finish().unwrap();
         assert_eq!(q.count(), 2);
-        assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
+        assert_eq!(
+            std::fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
         let text = std::fs::read_to_string(&path).unwrap();
-        let lines: Vec<serde_json::Value> = text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+        let lines: Vec<serde_json::Value> = text
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
         assert_eq!(lines[0]["line"], 7);
         assert_eq!(lines[0]["record"], "a,b");
         assert_eq!(lines[0]["code"], "wrong_field_count");

@@ -61,7 +61,11 @@ pub struct RunReport {
 impl RunReport {
     pub fn records_per_second(&self) -> f64 {
         let secs = self.elapsed.as_secs_f64();
-        if secs > 0.0 { self.counts.read as f64 / secs } else { 0.0 }
+        if secs > 0.0 {
+            self.counts.read as f64 / secs
+        } else {
+            0.0
+        }
     }
 }
 
@@ -80,7 +84,10 @@ pub enum RunError {
     #[error(transparent)]
     Policy(#[from] hushflow_policy::PolicyError),
     #[error("quarantine {path}: {source}")]
-    Quarantine { path: PathBuf, source: std::io::Error },
+    Quarantine {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("{0}")]
     Record(RecordError),
     #[error("audit store: {0}")]
@@ -93,7 +100,9 @@ pub enum RunError {
 /// could be written; a failed run is an `Ok` report with [`Outcome::Failure`].
 pub fn run(plan: &Plan, keys: &KeyMaterial, ctx: &RunContext<'_>) -> Result<RunReport, RunError> {
     let started = Instant::now();
-    let run_id = jiff::Timestamp::now().strftime("%Y%m%dT%H%M%S%.6fZ").to_string();
+    let run_id = jiff::Timestamp::now()
+        .strftime("%Y%m%dT%H%M%S%.6fZ")
+        .to_string();
     let quarantine_path = ctx
         .state
         .quarantine_dir()
@@ -128,7 +137,11 @@ pub fn run(plan: &Plan, keys: &KeyMaterial, ctx: &RunContext<'_>) -> Result<RunR
         ("filtered".into(), counts.filtered),
         ("quarantined".into(), counts.quarantined),
     ]);
-    audit_counts.extend(reasons.iter().map(|(k, v)| (format!("quarantined.{k}"), *v)));
+    audit_counts.extend(
+        reasons
+            .iter()
+            .map(|(k, v)| (format!("quarantined.{k}"), *v)),
+    );
     let mut audit = AuditLog::open(ctx.state.root())?;
     audit.append(NewRecord {
         actor: ctx.actor.clone(),
@@ -208,7 +221,10 @@ fn move_records(
         });
 
         for item in rx {
-            let SourceBatch { mut batch, rejected } = item?;
+            let SourceBatch {
+                mut batch,
+                rejected,
+            } = item?;
             counts.read += (batch.len() + rejected.len()) as u64;
             for r in &rejected {
                 reject(plan, quarantine, r.line, &r.reason, &r.raw)?;
@@ -218,7 +234,13 @@ fn move_records(
             }
             let out = policy.apply(&batch);
             for (row, reason) in &out.rejected {
-                reject(plan, quarantine, batch.lines()[*row], reason, &row_json(&batch, *row))?;
+                reject(
+                    plan,
+                    quarantine,
+                    batch.lines()[*row],
+                    reason,
+                    &row_json(&batch, *row),
+                )?;
             }
             counts.filtered += out.filtered as u64;
             if !out.batch.is_empty() {
@@ -247,10 +269,12 @@ fn reject(
             reason: reason.clone(),
         }));
     }
-    quarantine.add(line, reason, raw).map_err(|source| RunError::Quarantine {
-        path: quarantine.path().to_path_buf(),
-        source,
-    })
+    quarantine
+        .add(line, reason, raw)
+        .map_err(|source| RunError::Quarantine {
+            path: quarantine.path().to_path_buf(),
+            source,
+        })
 }
 
 fn reject_missing_keys(
@@ -271,7 +295,13 @@ fn reject_missing_keys(
         field: plan.key.clone(),
     };
     for (row, _) in keep.iter().enumerate().filter(|(_, k)| !**k) {
-        reject(plan, quarantine, batch.lines()[row], &reason, &row_json(batch, row))?;
+        reject(
+            plan,
+            quarantine,
+            batch.lines()[row],
+            &reason,
+            &row_json(batch, row),
+        )?;
     }
     batch.retain_rows(&keep);
     Ok(())

@@ -33,7 +33,10 @@ impl StateDir {
 }
 
 fn create_private_dir(dir: &Path) -> io::Result<()> {
-    fs::DirBuilder::new().recursive(true).mode(0o700).create(dir)?;
+    fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)?;
     let mode = fs::metadata(dir)?.permissions().mode();
     if mode & 0o077 != 0 {
         fs::set_permissions(dir, fs::Permissions::from_mode(0o700))?;
@@ -66,10 +69,16 @@ mod tests {
         let state = StateDir::open(&root).unwrap();
         let q = state.quarantine_dir().unwrap();
         for dir in [&root, &q] {
-            assert_eq!(fs::metadata(dir).unwrap().permissions().mode() & 0o777, 0o700);
+            assert_eq!(
+                fs::metadata(dir).unwrap().permissions().mode() & 0o777,
+                0o700
+            );
         }
         fs::set_permissions(&root, fs::Permissions::from_mode(0o755)).unwrap();
         StateDir::open(&root).unwrap();
-        assert_eq!(fs::metadata(&root).unwrap().permissions().mode() & 0o777, 0o700);
+        assert_eq!(
+            fs::metadata(&root).unwrap().permissions().mode() & 0o777,
+            0o700
+        );
     }
 }

@@ -4,10 +4,19 @@ use clap::{Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
 
 #[derive(Debug, Parser)]
-#[command(name = "hushflow", version, about = "Privacy-first contact and lead sync")]
+#[command(
+    name = "hushflow",
+    version,
+    about = "Privacy-first contact and lead sync"
+)]
 pub struct Cli {
     /// Where the keyring, audit store and quarantine live (created 0700).
-    #[arg(long, global = true, env = "HUSHFLOW_STATE_DIR", default_value = ".hushflow")]
+    #[arg(
+        long,
+        global = true,
+        env = "HUSHFLOW_STATE_DIR",
+        default_value = ".hushflow"
+    )]
     pub state_dir: PathBuf,
 
     /// More log output on stderr (-v info, -vv debug); secrets are masked either way.
@@ -21,13 +30,9 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run a pipeline: read the source, apply the policy, write the sink.
-    Run {
-        pipeline: PathBuf,
-    },
+    Run { pipeline: PathBuf },
     /// Check a pipeline without touching data and print what leaves the source, and how.
-    Validate {
-        pipeline: PathBuf,
-    },
+    Validate { pipeline: PathBuf },
     /// Write synthetic data for trying pipelines out.
     #[command(subcommand)]
     Sample(SampleCommand),

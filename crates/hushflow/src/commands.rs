@@ -85,12 +85,20 @@ fn open_state(dir: &Path) -> Result<StateDir, Failure> {
     })
 }
 
-fn sample(out: &Output, rows: u64, seed: u64, format: SampleFormat, path: &Path) -> Result<Exit, Failure> {
+fn sample(
+    out: &Output,
+    rows: u64,
+    seed: u64,
+    format: SampleFormat,
+    path: &Path,
+) -> Result<Exit, Failure> {
     let started = Instant::now();
     if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-        std::fs::create_dir_all(parent).map_err(|e| failure(format!("{}: {e}", parent.display())))?;
+        std::fs::create_dir_all(parent)
+            .map_err(|e| failure(format!("{}: {e}", parent.display())))?;
     }
-    let file = std::fs::File::create(path).map_err(|e| failure(format!("{}: {e}", path.display())))?;
+    let file =
+        std::fs::File::create(path).map_err(|e| failure(format!("{}: {e}", path.display())))?;
     let opts = hushflow_sample::SampleOptions {
         rows,
         seed,
@@ -159,8 +167,16 @@ fn run(out: &Output, state: &StateDir, pipeline: &Path) -> Result<Exit, Failure>
         report.records_per_second(),
     ));
     if let Some(q) = &report.quarantine {
-        let reasons: Vec<String> = report.reasons.iter().map(|(k, v)| format!("{k} {v}")).collect();
-        out.line(format!("quarantine: {} ({})", q.display(), reasons.join(", ")));
+        let reasons: Vec<String> = report
+            .reasons
+            .iter()
+            .map(|(k, v)| format!("{k} {v}"))
+            .collect();
+        out.line(format!(
+            "quarantine: {} ({})",
+            q.display(),
+            reasons.join(", ")
+        ));
     }
     match (&report.error, report.outcome) {
         (Some(e), _) => Err(failure(format!("run {} failed: {e}", report.run_id))),
@@ -211,7 +227,11 @@ fn keys(out: &Output, state: &StateDir, cmd: KeysCommand) -> Result<Exit, Failur
                 return Ok(Exit::Success);
             }
             let info = keyring.create(&name).map_err(invalid)?;
-            audit_key_operation(state, "keys.create", format!("key {} id {}", info.name, info.id))?;
+            audit_key_operation(
+                state,
+                "keys.create",
+                format!("key {} id {}", info.name, info.id),
+            )?;
             out.line(format!("created key {} (id {})", info.name, info.id));
         }
         KeysCommand::List => {
@@ -237,7 +257,8 @@ fn audit(out: &Output, state: &StateDir, cmd: AuditCommand) -> Result<Exit, Fail
                     out.line(serde_json::to_string(&r).map_err(failure)?);
                     continue;
                 }
-                let counts: Vec<String> = r.counts.iter().map(|(k, v)| format!("{k}={v}")).collect();
+                let counts: Vec<String> =
+                    r.counts.iter().map(|(k, v)| format!("{k}={v}")).collect();
                 out.line(format!(
                     "{:>5}  {}  {:<10} {:<12} {:<24} {:<8} {}{}",
                     r.seq,
@@ -247,7 +268,10 @@ fn audit(out: &Output, state: &StateDir, cmd: AuditCommand) -> Result<Exit, Fail
                     r.pipeline.as_deref().unwrap_or("-"),
                     r.outcome,
                     counts.join(" "),
-                    r.detail.as_deref().map(|d| format!("  {d}")).unwrap_or_default(),
+                    r.detail
+                        .as_deref()
+                        .map(|d| format!("  {d}"))
+                        .unwrap_or_default(),
                 ));
             }
             Ok(Exit::Success)

@@ -30,7 +30,11 @@ fn a_removed_record_is_named() {
     let ws = with_history();
     sql(&ws, "DELETE FROM audit WHERE seq = 2");
     let r = ws.ok(&["audit", "verify"], 1);
-    assert!(r.stderr.contains("record 3") || r.stderr.contains("record 2"), "{}", r.stderr);
+    assert!(
+        r.stderr.contains("record 3") || r.stderr.contains("record 2"),
+        "{}",
+        r.stderr
+    );
     assert!(r.stderr.to_lowercase().contains("remov"), "{}", r.stderr);
 }
 

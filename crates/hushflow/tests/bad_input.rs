@@ -23,7 +23,10 @@ fn quarantine_lines(ws: &Workspace) -> Vec<serde_json::Value> {
     let files: Vec<_> = std::fs::read_dir(&dir).unwrap().flatten().collect();
     assert_eq!(files.len(), 1, "one quarantine file per run");
     use std::os::unix::fs::PermissionsExt;
-    assert_eq!(files[0].metadata().unwrap().permissions().mode() & 0o777, 0o600);
+    assert_eq!(
+        files[0].metadata().unwrap().permissions().mode() & 0o777,
+        0o600
+    );
     std::fs::read_to_string(files[0].path())
         .unwrap()
         .lines()
@@ -38,28 +41,54 @@ fn malformed_rows_are_quarantined_counted_and_reported() {
     ws.ok(&["keys", "create", "pepper"], 0);
     ws.write("p.toml", pipeline(CSV_SINK));
     let r = ws.ok(&["run", "p.toml"], 3);
-    assert!(r.stdout.contains("read 7, written 4, filtered 0, quarantined 3"), "{}", r.stdout);
+    assert!(
+        r.stdout
+            .contains("read 7, written 4, filtered 0, quarantined 3"),
+        "{}",
+        r.stdout
+    );
     assert!(r.stdout.contains("quarantine: "), "{}", r.stdout);
     assert!(r.stdout.contains("wrong_field_count 1"), "{}", r.stdout);
-    assert!(!r.all().contains("canary"), "values never reach the output: {}", r.all());
+    assert!(
+        !r.all().contains("canary"),
+        "values never reach the output: {}",
+        r.all()
+    );
 
     let q = quarantine_lines(&ws);
     let summary: Vec<(u64, &str)> = q
         .iter()
         .map(|l| (l["line"].as_u64().unwrap(), l["code"].as_str().unwrap()))
         .collect();
-    assert_eq!(summary, [(5, "wrong_field_count"), (6, "invalid_utf8"), (7, "missing_key")]);
+    assert_eq!(
+        summary,
+        [
+            (5, "wrong_field_count"),
+            (6, "invalid_utf8"),
+            (7, "missing_key")
+        ]
+    );
     assert!(q[1]["reason"].as_str().unwrap().contains("`country`"));
     // The raw record is kept so it can be replayed: nothing is lost.
-    assert!(q[0]["record"].as_str().unwrap().contains("short-row-canary"));
+    assert!(
+        q[0]["record"]
+            .as_str()
+            .unwrap()
+            .contains("short-row-canary")
+    );
     assert!(q[1]["record_base64"].is_string() || q[1]["record"].is_string());
 
     let out = std::fs::read_to_string(ws.path("out/leads.csv")).unwrap();
-    let ids: Vec<&str> = out.lines().skip(1).map(|l| l.split(',').next().unwrap()).collect();
+    let ids: Vec<&str> = out
+        .lines()
+        .skip(1)
+        .map(|l| l.split(',').next().unwrap())
+        .collect();
     assert_eq!(ids, ["1", "2", "5", "6"]);
 
     let audit = ws.ok(&["audit", "list", "--json"], 0);
-    let last: serde_json::Value = serde_json::from_str(audit.stdout.lines().last().unwrap()).unwrap();
+    let last: serde_json::Value =
+        serde_json::from_str(audit.stdout.lines().last().unwrap()).unwrap();
     assert_eq!(last["outcome"], "partial");
     assert_eq!(last["counts"]["quarantined"], 3);
     assert_eq!(last["counts"]["quarantined.missing_key"], 1);
@@ -73,11 +102,20 @@ fn on_error_fail_stops_at_the_first_bad_row_and_names_it() {
     let text = pipeline(CSV_SINK).replace("key = \"id\"\n", "key = \"id\"\non_error = \"fail\"\n");
     ws.write("p.toml", text);
     let r = ws.ok(&["run", "p.toml"], 1);
-    assert!(r.stderr.contains("contacts.csv:5: expected 4 fields, found 2"), "{}", r.stderr);
+    assert!(
+        r.stderr
+            .contains("contacts.csv:5: expected 4 fields, found 2"),
+        "{}",
+        r.stderr
+    );
     assert!(!r.all().contains("canary"), "{}", r.all());
-    assert!(!ws.path("out/leads.csv").exists(), "a failed run leaves no partial output");
+    assert!(
+        !ws.path("out/leads.csv").exists(),
+        "a failed run leaves no partial output"
+    );
     let audit = ws.ok(&["audit", "list", "--json"], 0);
-    let last: serde_json::Value = serde_json::from_str(audit.stdout.lines().last().unwrap()).unwrap();
+    let last: serde_json::Value =
+        serde_json::from_str(audit.stdout.lines().last().unwrap()).unwrap();
     assert_eq!(last["outcome"], "failure");
 }
 
@@ -106,7 +144,12 @@ path = "out/o.jsonl"
 "#,
     );
     let r = ws.ok(&["run", "p.toml"], 3);
-    assert!(r.stdout.contains("read 4, written 2, filtered 0, quarantined 2"), "{}", r.stdout);
+    assert!(
+        r.stdout
+            .contains("read 4, written 2, filtered 0, quarantined 2"),
+        "{}",
+        r.stdout
+    );
     assert!(!r.all().contains("canary"));
     let q = quarantine_lines(&ws);
     assert_eq!(q[0]["line"], 2);
@@ -122,7 +165,12 @@ fn a_missing_source_column_fails_clearly() {
     ws.ok(&["keys", "create", "pepper"], 0);
     ws.write("p.toml", pipeline(CSV_SINK));
     let v = ws.ok(&["validate", "p.toml"], 0);
-    assert!(v.stdout.contains("warning: the source's header has no field `email`"), "{}", v.stdout);
+    assert!(
+        v.stdout
+            .contains("warning: the source's header has no field `email`"),
+        "{}",
+        v.stdout
+    );
     let r = ws.ok(&["run", "p.toml"], 1);
     assert!(r.stderr.contains("email"), "{}", r.stderr);
 }

@@ -14,7 +14,9 @@ fn canaries_never_appear_in_any_output() {
     let ws = Workspace::new();
     let mut data = String::from("id,email,country,notes\n");
     for i in 1..=50 {
-        data.push_str(&format!("{i},user{i}@example.com,DE,\"{PERSONAL} row {i}\"\n"));
+        data.push_str(&format!(
+            "{i},user{i}@example.com,DE,\"{PERSONAL} row {i}\"\n"
+        ));
     }
     // A malformed row too, so the quarantine exists; it does not carry the canaries.
     data.push_str("51,only-two-fields\n");
@@ -24,7 +26,12 @@ fn canaries_never_appear_in_any_output() {
     let env = [("HUSHFLOW_TEST_PEPPER", SECRET), ("HUSHFLOW_LOG", "trace")];
 
     let mut outputs = Vec::new();
-    for args in [&["validate", "p.toml"][..], &["-vv", "run", "p.toml"], &["audit", "list"], &["audit", "list", "--json"]] {
+    for args in [
+        &["validate", "p.toml"][..],
+        &["-vv", "run", "p.toml"],
+        &["audit", "list"],
+        &["audit", "list", "--json"],
+    ] {
         let r = ws.run_with(args, &env);
         assert!(r.code == 0 || r.code == 3, "{args:?}: {}", r.all());
         outputs.push(r.all());
@@ -45,10 +52,19 @@ fn canaries_never_appear_in_any_output() {
     let results = std::fs::read(ws.path("out/leads.csv")).unwrap();
     assert!(!contains(&results, PERSONAL) && !contains(&results, SECRET));
     let state = ws.bytes_under(&ws.state());
-    assert!(state.iter().any(|(p, _)| p.to_string_lossy().contains("quarantine")), "the quarantine was written");
+    assert!(
+        state
+            .iter()
+            .any(|(p, _)| p.to_string_lossy().contains("quarantine")),
+        "the quarantine was written"
+    );
     for (path, bytes) in state {
         assert!(!contains(&bytes, SECRET), "secret in {}", path.display());
-        assert!(!contains(&bytes, PERSONAL), "personal value in {}", path.display());
+        assert!(
+            !contains(&bytes, PERSONAL),
+            "personal value in {}",
+            path.display()
+        );
     }
 }
 
@@ -57,10 +73,16 @@ fn a_refused_key_is_not_printed() {
     // Panic scrubbing is tested in hushflow-secrets (a child process panics with a registered
     // value); here the refusal of a resolved-but-unusable key must not print the key.
     let ws = Workspace::new();
-    ws.write("data/contacts.csv", "id,email,country,notes\n1,a@b.c,DE,x\n");
+    ws.write(
+        "data/contacts.csv",
+        "id,email,country,notes\n1,a@b.c,DE,x\n",
+    );
     let text = pipeline(CSV_SINK).replace("keyring:pepper", "env:HUSHFLOW_TEST_PEPPER");
     ws.write("p.toml", text);
-    let r = ws.run_with(&["run", "p.toml"], &[("HUSHFLOW_TEST_PEPPER", "canary-short")]);
+    let r = ws.run_with(
+        &["run", "p.toml"],
+        &[("HUSHFLOW_TEST_PEPPER", "canary-short")],
+    );
     assert_eq!(r.code, 1, "{}", r.all());
     assert!(r.stderr.contains("shorter than 16 bytes"), "{}", r.stderr);
     assert!(!r.all().contains("canary-short"));

@@ -11,7 +11,19 @@ fn hmac_pseudonyms_match_python_cryptography() {
         panic!("set HUSHFLOW_TEST_PYTHON to a Python with `cryptography` (scripts/test.sh does)")
     });
     let ws = Workspace::new();
-    ws.ok(&["sample", "contacts", "--rows", "2000", "--seed", "11", "--out", "data/contacts.csv"], 0);
+    ws.ok(
+        &[
+            "sample",
+            "contacts",
+            "--rows",
+            "2000",
+            "--seed",
+            "11",
+            "--out",
+            "data/contacts.csv",
+        ],
+        0,
+    );
     ws.ok(&["keys", "create", "pepper"], 0);
     ws.write(
         "p.toml",
@@ -22,7 +34,10 @@ fn hmac_pseudonyms_match_python_cryptography() {
     );
     ws.ok(&["run", "p.toml"], 0);
 
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/python/check_hmac.py");
+    let script = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../tests/python/check_hmac.py"
+    );
     let out = std::process::Command::new(python)
         .arg(script)
         .arg(ws.path("data/contacts.csv"))
@@ -32,6 +47,10 @@ fn hmac_pseudonyms_match_python_cryptography() {
         .output()
         .expect("run python");
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(stdout.contains("checked 2000 rows"), "{stdout}");
 }

@@ -6,7 +6,11 @@ use common::*;
 fn invalid(ws: &Workspace, text: &str) -> String {
     ws.write("p.toml", text);
     let r = ws.ok(&["validate", "p.toml"], 2);
-    assert!(!r.all().contains("canary"), "a value was echoed: {}", r.all());
+    assert!(
+        !r.all().contains("canary"),
+        "a value was echoed: {}",
+        r.all()
+    );
     r.stderr
 }
 
@@ -21,26 +25,47 @@ fn setup() -> Workspace {
 fn unknown_key() {
     let ws = setup();
     let e = invalid(&ws, &pipeline(&format!("{CSV_SINK}colour = \"blue\"\n")));
-    assert!(e.contains("p.toml:21:") && e.contains("colour"), "{e}");
+    assert!(e.contains("p.toml:19:1: `sink.colour`"), "{e}");
 }
 
 #[test]
 fn literal_secret() {
     let ws = setup();
-    let e = invalid(&ws, &pipeline(&format!("{CSV_SINK}api_key = \"sk-canary-123\"\n")));
-    assert!(e.contains("p.toml:21:") && e.contains("`sink.api_key`") && e.contains("env:NAME"), "{e}");
-    let e = invalid(&ws, &pipeline(CSV_SINK).replace("keyring:pepper", "literal-canary-pepper"));
-    assert!(e.contains("p.toml:12:") && e.contains("policy.fields.email.key"), "{e}");
-    let e = invalid(&ws, &pipeline(CSV_SINK).replace("out/leads.csv", "https://u:canary@h/x"));
+    let e = invalid(
+        &ws,
+        &pipeline(&format!("{CSV_SINK}api_key = \"sk-canary-123\"\n")),
+    );
+    assert!(
+        e.contains("p.toml:19:11:") && e.contains("`sink.api_key`") && e.contains("env:NAME"),
+        "{e}"
+    );
+    let e = invalid(
+        &ws,
+        &pipeline(CSV_SINK).replace("keyring:pepper", "literal-canary-pepper"),
+    );
+    assert!(
+        e.contains("p.toml:12:") && e.contains("policy.fields.email.key"),
+        "{e}"
+    );
+    let e = invalid(
+        &ws,
+        &pipeline(CSV_SINK).replace("out/leads.csv", "https://u:canary@h/x"),
+    );
     assert!(e.contains("sink.path") && e.contains("password"), "{e}");
 }
 
 #[test]
 fn missing_key_reference() {
     let ws = setup();
-    let e = invalid(&ws, &pipeline(CSV_SINK).replace("keyring:pepper", "keyring:nope"));
+    let e = invalid(
+        &ws,
+        &pipeline(CSV_SINK).replace("keyring:pepper", "keyring:nope"),
+    );
     assert!(e.contains("p.toml:12:") && e.contains("nope"), "{e}");
-    let e = invalid(&ws, &pipeline(CSV_SINK).replace("keyring:pepper", "env:HUSHFLOW_TEST_UNSET_VAR"));
+    let e = invalid(
+        &ws,
+        &pipeline(CSV_SINK).replace("keyring:pepper", "env:HUSHFLOW_TEST_UNSET_VAR"),
+    );
     assert!(e.contains("HUSHFLOW_TEST_UNSET_VAR"), "{e}");
 }
 
@@ -49,7 +74,10 @@ fn sink_field_the_policy_drops() {
     let ws = setup();
     let sink = format!("{CSV_SINK}fields = [\"id\", \"notes\"]\n");
     let e = invalid(&ws, &pipeline(&sink));
-    assert!(e.contains("sink.fields") && e.contains("`notes`") && e.contains("drops"), "{e}");
+    assert!(
+        e.contains("sink.fields") && e.contains("`notes`") && e.contains("drops"),
+        "{e}"
+    );
     let sink = format!("{CSV_SINK}fields = [\"id\", \"phone\"]\n");
     let e = invalid(&ws, &pipeline(&sink));
     assert!(e.contains("`phone`"), "{e}");
@@ -58,7 +86,10 @@ fn sink_field_the_policy_drops() {
 #[test]
 fn key_field_must_leave_the_source() {
     let ws = setup();
-    let e = invalid(&ws, &pipeline(CSV_SINK).replace("fields.id = \"keep\"", "fields.id = \"drop\""));
+    let e = invalid(
+        &ws,
+        &pipeline(CSV_SINK).replace("fields.id = \"keep\"", "fields.id = \"drop\""),
+    );
     assert!(e.contains("pipeline.key"), "{e}");
 }
 
@@ -68,10 +99,16 @@ fn secret_file_readable_by_others_is_refused() {
     let secret = ws.write("pepper.txt", "canary-file-secret-0123456789\n");
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(0o644)).unwrap();
-    let e = invalid(&ws, &pipeline(CSV_SINK).replace("keyring:pepper", "file:pepper.txt"));
+    let e = invalid(
+        &ws,
+        &pipeline(CSV_SINK).replace("keyring:pepper", "file:pepper.txt"),
+    );
     assert!(e.contains("chmod 600"), "{e}");
     std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(0o600)).unwrap();
-    ws.write("p.toml", pipeline(CSV_SINK).replace("keyring:pepper", "file:pepper.txt"));
+    ws.write(
+        "p.toml",
+        pipeline(CSV_SINK).replace("keyring:pepper", "file:pepper.txt"),
+    );
     let r = ws.ok(&["validate", "p.toml"], 0);
     assert!(!r.all().contains("canary"));
 }

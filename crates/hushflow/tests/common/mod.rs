@@ -73,7 +73,11 @@ impl Workspace {
     /// Runs and asserts the exit code, showing the output when it differs.
     pub fn ok(&self, args: &[&str], code: i32) -> Run {
         let r = self.run(args);
-        assert_eq!(r.code, code, "hushflow {args:?}\nstdout:\n{}\nstderr:\n{}", r.stdout, r.stderr);
+        assert_eq!(
+            r.code, code,
+            "hushflow {args:?}\nstdout:\n{}\nstderr:\n{}",
+            r.stdout, r.stderr
+        );
         r
     }
 
@@ -82,7 +86,9 @@ impl Workspace {
         let mut out = Vec::new();
         let mut stack = vec![dir.to_path_buf()];
         while let Some(d) = stack.pop() {
-            let Ok(entries) = std::fs::read_dir(&d) else { continue };
+            let Ok(entries) = std::fs::read_dir(&d) else {
+                continue;
+            };
             for e in entries.flatten() {
                 let p = e.path();
                 if p.is_dir() {
@@ -97,7 +103,9 @@ impl Workspace {
 }
 
 pub fn contains(haystack: &[u8], needle: &str) -> bool {
-    haystack.windows(needle.len()).any(|w| w == needle.as_bytes())
+    haystack
+        .windows(needle.len())
+        .any(|w| w == needle.as_bytes())
 }
 
 /// A keep/drop/hash pipeline over `data/contacts.csv` into the given sink table.

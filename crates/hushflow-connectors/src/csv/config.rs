@@ -1,0 +1,78 @@
+//! The `[source]` and `[sink]` tables of a pipeline file with `type = "csv"`.
+
+use hushflow_core::Error;
+use serde::Deserialize;
+use std::path::{Path, PathBuf};
+
+/// Reads a CSV file whose first row names the fields.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CsvSourceConfig {
+    /// The file to read. In a pipeline file, a relative path is relative to that file.
+    pub path: PathBuf,
+    /// The character between fields: one ASCII character other than `"` or a line break.
+    /// Default `,`; use `;` for many European spreadsheet exports and `\t` for TSV.
+    #[serde(default = "default_delimiter")]
+    pub delimiter: char,
+    /// Whether the first row names the fields. Only `true` (the default) is supported: records
+    /// are matched to the pipeline's fields by the header's names.
+    #[serde(default = "default_true")]
+    pub has_header: bool,
+}
+
+impl CsvSourceConfig {
+    /// A source reading `path` with the defaults: comma-separated, with a header row.
+    pub fn new(path: impl Into<PathBuf>) -> Self {
+        CsvSourceConfig {
+            path: path.into(),
+            delimiter: default_delimiter(),
+            has_header: true,
+        }
+    }
+}
+
+/// Writes a CSV file with a header row of the output fields.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CsvSinkConfig {
+    /// The file to write, replaced when the run succeeds and left untouched when it fails. In a
+    /// pipeline file, a relative path is relative to that file; missing directories are created.
+    pub path: PathBuf,
+    /// The character between fields: one ASCII character other than `"` or a line break.
+    /// Default `,`.
+    #[serde(default = "default_delimiter")]
+    pub delimiter: char,
+    /// The fields to write, in this order. Default: every field the policy outputs, in order.
+    #[serde(default)]
+    pub fields: Option<Vec<String>>,
+}
+
+impl CsvSinkConfig {
+    /// A sink writing every field to `path`, comma-separated.
+    pub fn new(path: impl Into<PathBuf>) -> Self {
+        CsvSinkConfig {
+            path: path.into(),
+            delimiter: default_delimiter(),
+            fields: None,
+        }
+    }
+}
+
+fn default_delimiter() -> char {
+    ','
+}
+
+fn default_true() -> bool {
+    true
+}
+
+/// The delimiter as the byte the csv crate wants, or a configuration error.
+pub(crate) fn delimiter_byte(path: &Path, delimiter: char) -> Result<u8, Error> {
+    match u8::try_from(delimiter) {
+        Ok(b) if b.is_ascii() && !matches!(b, b'"' | b'\n' | b'\r') => Ok(b),
+        _ => Err(Error::Config(format!(
+            "{}: the delimiter must be one ASCII character other than a quote or a line break",
+            path.display()
+        ))),
+    }
+}

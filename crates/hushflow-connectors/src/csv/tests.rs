@@ -1,0 +1,340 @@
+use super::*;
+use crate::testing::{Row, batch, drain, entries, names, t, write_file};
+use hushflow_core::{CellKind, Error, RejectReason, Sink, Source};
+use std::path::Path;
+
+fn source(path: &Path, wanted: Option<&[&str]>) -> CsvSource {
+    let wanted = wanted.map(names);
+    CsvSource::open(&CsvSourceConfig::new(path), wanted.as_deref()).unwrap()
+}
+
+fn open_error(path: &Path, wanted: Option<&[&str]>) -> String {
+    let wanted = wanted.map(names);
+    match CsvSource::open(&CsvSourceConfig::new(path), wanted.as_deref()) {
+        Err(Error::Config(message)) => message,
+        other => panic!("expected a configuration error, got {other:?}"),
+    }
+}
+
+const TRICKY: &[u8] = b"id,name,notes\n\
+1,\"Doe, Jane\",\"first line\nsecond line\"\n\
+2,\"She said \"\"hi\"\"\",plain\n\
+3,,\"\"\"quoted\"\", with comma\"\n";
+
+fn tricky_rows() -> Vec<Row> {
+    vec![
+        vec![t("1"), t("Doe, Jane"), t("first line\nsecond line")],
+        vec![t("2"), t("She said \"hi\""), t("plain")],
+        vec![t("3"), None, t("\"quoted\", with comma")],
+    ]
+}
+
+#[test]
+fn reads_quoted_commas_newlines_and_quotes() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = write_file(dir.path(), "in.csv", TRICKY);
+    let mut src = source(&path, None);
+    assert_eq!(src.schema().fields(), names(&["id", "name", "notes"]));
+    let out = drain(&mut src, 100);
+    assert_eq!(out.rows, tricky_rows());
+    // The first record spans lines 2 and 3.
+    assert_eq!(out.lines, vec![2, 4, 5]);
+    assert!(out.rejected.is_empty());
+}
+
+#[test]
+fn round_trips_through_the_sink() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = write_file(dir.path(), "in.csv", TRICKY);
+    let output = dir.path().join("out.csv");
+    let mut src = source(&input, None);
+    let mut sink = CsvSink::new(&CsvSinkConfig::new(&output)).unwrap();
+    sink.open(&src.schema()).unwrap();
+    while let Some(sb) = src.next_batch(2).unwrap() {
+        sink.write_batch(&sb.batch).unwrap();
+    }
+    sink.finish().unwrap();
+
+    let mut again = source(&output, None);
+    assert_eq!(again.schema().fields(), names(&["id", "name", "notes"]));
+    assert_eq!(drain(&mut again, 100).rows, tricky_rows());
+    let text = std::fs::read_to_string(&output).unwrap();
+    assert!(text.starts_with("id,name,notes\n1,\"Doe, Jane\",\"first line\nsecond line\"\n"));
+    assert!(text.contains("\n3,,"), "null is an empty field: {text}");
+}
+
+#[test]
+fn projection_takes_wanted_fields_in_the_order_given() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut bytes =
+        b"id,name,email,notes\n1,Ann,ann@example.com,ok\n2,Bob,bob@example.com,".to_vec();
+    bytes.extend_from_slice(b"\xff\xfe bad bytes\n");
+    let path = write_file(dir.path(), "in.csv", &bytes);
+    let mut src = source(&path, Some(&["email", "id"]));
+    assert_eq!(src.schema().fields(), names(&["email", "id"]));
+    let out = drain(&mut src, 100);
+    // Invalid UTF-8 in a column nobody wants does not reject the row.
+    assert!(out.rejected.is_empty());
+    assert_eq!(
+        out.rows,
+        vec![
+            vec![t("ann@example.com"), t("1")],
+            vec![t("bob@example.com"), t("2")],
+        ]
+    );
+}
+
+#[test]
+fn wrong_field_count_is_rejected_at_its_starting_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = b"id,name,notes\n\
+1,\"two\nlines\",a\n\
+2,\"three\nmore\nlines\",b\n\
+3,CANARY-7f3a\n\
+4,ok,\"x\ny\"\n\
+5,too,many,fields,CANARY-7f3a\n\
+6,last,c\n";
+    let path = write_file(dir.path(), "in.csv", data);
+    let out = drain(&mut source(&path, None), 100);
+    assert_eq!(out.lines, vec![2, 4, 8, 11]);
+    assert_eq!(out.rows.len(), 4);
+    assert_eq!(out.rejected.len(), 2);
+
+    let short = &out.rejected[0];
+    assert_eq!(short.line, 7);
+    assert_eq!(
+        short.reason,
+        RejectReason::WrongFieldCount {
+            expected: 3,
+            found: 2
+        }
+    );
+    assert_eq!(short.raw, b"3,CANARY-7f3a");
+    let long = &out.rejected[1];
+    assert_eq!(long.line, 10);
+    assert_eq!(
+        long.reason,
+        RejectReason::WrongFieldCount {
+            expected: 3,
+            found: 5
+        }
+    );
+    for r in &out.rejected {
+        assert!(!r.reason.to_string().contains("CANARY"));
+    }
+}
+
+#[test]
+fn invalid_utf8_in_a_wanted_field_is_rejected_naming_the_field() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut data = b"id,name,city\n1,Ann,Oslo\n2,CANARY\xc3\x28name,Paris\n3,Cy,Rome\n".to_vec();
+    data.extend_from_slice(b"4,Di,Lyon\n");
+    let path = write_file(dir.path(), "in.csv", &data);
+    let out = drain(&mut source(&path, Some(&["id", "name"])), 100);
+    assert_eq!(out.lines, vec![2, 4, 5]);
+    assert_eq!(out.rows[1], vec![t("3"), t("Cy")]);
+    let [bad] = out.rejected.as_slice() else {
+        panic!("one reject expected: {:?}", out.rejected);
+    };
+    assert_eq!(bad.line, 3);
+    assert_eq!(
+        bad.reason,
+        RejectReason::InvalidUtf8 {
+            field: Some("name".into())
+        }
+    );
+    assert_eq!(bad.raw, b"2,CANARY\xc3\x28name,Paris");
+    let reason = bad.reason.to_string();
+    assert!(reason.contains("`name`"), "{reason}");
+    assert!(!reason.contains("CANARY"), "{reason}");
+}
+
+#[test]
+fn strips_a_byte_order_mark() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = write_file(dir.path(), "in.csv", b"\xEF\xBB\xBFid,name\r\n1,Ann\r\n");
+    let mut src = source(&path, None);
+    assert_eq!(src.schema().fields(), names(&["id", "name"]));
+    assert_eq!(drain(&mut src, 10).rows, vec![vec![t("1"), t("Ann")]]);
+    let out = drain(&mut source(&path, Some(&["id"])), 10);
+    assert_eq!(out.rows, vec![vec![t("1")]]);
+}
+
+#[test]
+fn a_missing_wanted_column_is_an_error_listing_the_columns() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = write_file(dir.path(), "in.csv", b"id,name\n1,Ann\n");
+    let message = open_error(&path, Some(&["id", "phone"]));
+    assert!(message.contains("in.csv"), "{message}");
+    assert!(message.contains("has no column `phone`"), "{message}");
+    assert!(message.contains("`id`, `name`"), "{message}");
+}
+
+#[test]
+fn header_problems_are_configuration_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let empty = write_file(dir.path(), "empty.csv", b"");
+    assert!(open_error(&empty, None).contains("header"));
+    let twice = write_file(dir.path(), "twice.csv", b"id,email,email\n1,a,b\n");
+    assert!(open_error(&twice, Some(&["email"])).contains("more than one column named `email`"));
+    assert!(open_error(&twice, None).contains("`email` twice"));
+    // A duplicated column nobody wants is fine.
+    assert_eq!(drain(&mut source(&twice, Some(&["id"])), 10).rows.len(), 1);
+
+    let mut config = CsvSourceConfig::new(&twice);
+    config.has_header = false;
+    let Err(Error::Config(message)) = CsvSource::open(&config, None) else {
+        panic!("has_header = false must be refused");
+    };
+    assert!(
+        message.contains("CSV sources need a header row"),
+        "{message}"
+    );
+
+    let mut config = CsvSourceConfig::new(&twice);
+    config.delimiter = 'é';
+    assert!(matches!(
+        CsvSource::open(&config, None),
+        Err(Error::Config(_))
+    ));
+    let missing = CsvSource::open(&CsvSourceConfig::new(dir.path().join("nope.csv")), None);
+    assert!(matches!(missing, Err(Error::Io { .. })));
+}
+
+#[test]
+fn reads_other_delimiters() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = write_file(dir.path(), "in.csv", b"id;name\n1;\"A;B\"\n");
+    let mut config = CsvSourceConfig::new(&path);
+    config.delimiter = ';';
+    let out = drain(&mut CsvSource::open(&config, None).unwrap(), 10);
+    assert_eq!(out.rows, vec![vec![t("1"), t("A;B")]]);
+}
+
+#[test]
+fn batches_honor_max_rows() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut data = String::from("id,email\n");
+    for i in 0..10_000 {
+        data.push_str(&format!("{i},user{i}@example.com\n"));
+        if i % 1000 == 0 {
+            data.push_str("broken\n");
+        }
+    }
+    let path = write_file(dir.path(), "in.csv", data.as_bytes());
+    let out = drain(&mut source(&path, None), 999);
+    assert!(out.batch_sizes.iter().all(|&n| n <= 999));
+    assert_eq!(out.batch_sizes.iter().filter(|&&n| n == 999).count(), 10);
+    assert_eq!(out.rows.len(), 10_000);
+    assert_eq!(out.rejected.len(), 10);
+    assert_eq!(out.rows[9_999], vec![t("9999"), t("user9999@example.com")]);
+    assert!(out.lines.windows(2).all(|w| w[0] < w[1]));
+}
+
+fn contacts() -> hushflow_core::Batch {
+    batch(
+        &["id", "name", "email"],
+        &[
+            vec![t("1"), t("Ann"), t("ann@example.com")],
+            vec![t("2"), None, t("bob@example.com")],
+        ],
+    )
+}
+
+#[test]
+fn the_sink_writes_the_chosen_fields_in_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = dir.path().join("out.csv");
+    let mut config = CsvSinkConfig::new(&output);
+    config.fields = Some(names(&["email", "id"]));
+    config.delimiter = '\t';
+    let mut sink = CsvSink::new(&config).unwrap();
+    let b = contacts();
+    sink.open(b.schema()).unwrap();
+    sink.write_batch(&b).unwrap();
+    sink.finish().unwrap();
+    assert_eq!(
+        std::fs::read_to_string(&output).unwrap(),
+        "email\tid\nann@example.com\t1\nbob@example.com\t2\n"
+    );
+}
+
+#[test]
+fn the_sink_refuses_an_unknown_field() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = CsvSinkConfig::new(dir.path().join("out.csv"));
+    config.fields = Some(names(&["id", "phone"]));
+    let mut sink = CsvSink::new(&config).unwrap();
+    let Err(Error::Config(message)) = sink.open(contacts().schema()) else {
+        panic!("an unknown field must be refused");
+    };
+    assert!(message.contains("`phone`"), "{message}");
+    assert!(entries(dir.path()).is_empty());
+}
+
+#[test]
+fn the_target_appears_only_on_finish() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = dir.path().join("nested/dir/out.csv");
+    let mut sink = CsvSink::new(&CsvSinkConfig::new(&output)).unwrap();
+    let b = contacts();
+    sink.open(b.schema()).unwrap();
+    sink.write_batch(&b).unwrap();
+    assert!(!output.exists());
+    assert_eq!(
+        entries(output.parent().unwrap()).len(),
+        1,
+        "one temporary file"
+    );
+    sink.finish().unwrap();
+    assert_eq!(entries(output.parent().unwrap()), vec!["out.csv"]);
+    #[cfg(unix)]
+    assert_eq!(crate::testing::mode(&output), 0o600);
+    assert!(
+        sink.write_batch(&b).is_err(),
+        "nothing is written after finish"
+    );
+}
+
+#[test]
+fn a_sink_dropped_without_finish_leaves_the_target_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = write_file(dir.path(), "out.csv", b"previous results\n");
+    {
+        let mut sink = CsvSink::new(&CsvSinkConfig::new(&output)).unwrap();
+        let b = contacts();
+        sink.open(b.schema()).unwrap();
+        sink.write_batch(&b).unwrap();
+    }
+    assert_eq!(entries(dir.path()), vec!["out.csv"]);
+    assert_eq!(std::fs::read(&output).unwrap(), b"previous results\n");
+}
+
+#[test]
+fn finish_replaces_an_existing_target() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = write_file(dir.path(), "out.csv", b"previous results\n");
+    let mut sink = CsvSink::new(&CsvSinkConfig::new(&output)).unwrap();
+    let b = batch(
+        &["id"],
+        &[vec![t("1")], vec![Some((CellKind::Number, "2".into()))]],
+    );
+    sink.open(b.schema()).unwrap();
+    sink.write_batch(&b).unwrap();
+    sink.finish().unwrap();
+    assert_eq!(std::fs::read_to_string(&output).unwrap(), "id\n1\n2\n");
+    #[cfg(unix)]
+    assert_eq!(crate::testing::mode(&output), 0o600);
+}
+
+#[test]
+fn configs_parse_with_defaults_and_refuse_unknown_keys() {
+    let source: CsvSourceConfig = serde_json::from_str(r#"{"path": "in.csv"}"#).unwrap();
+    assert_eq!(source, CsvSourceConfig::new("in.csv"));
+    let sink: CsvSinkConfig =
+        serde_json::from_str(r#"{"path": "out.csv", "delimiter": ";", "fields": ["id"]}"#).unwrap();
+    assert_eq!(sink.delimiter, ';');
+    assert_eq!(sink.fields, Some(names(&["id"])));
+    assert!(serde_json::from_str::<CsvSinkConfig>(r#"{"path": "o", "type": "csv"}"#).is_err());
+    assert!(serde_json::from_str::<CsvSourceConfig>(r#"{"path": "o", "quote": "'"}"#).is_err());
+}

@@ -1,0 +1,40 @@
+//! The `[source]` and `[sink]` tables of a pipeline file with `type = "jsonl"`.
+
+use serde::Deserialize;
+use std::path::PathBuf;
+
+/// Reads a JSON lines file: one JSON object per line; blank lines are skipped.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JsonlSourceConfig {
+    /// The file to read. In a pipeline file, a relative path is relative to that file.
+    pub path: PathBuf,
+}
+
+impl JsonlSourceConfig {
+    pub fn new(path: impl Into<PathBuf>) -> Self {
+        JsonlSourceConfig { path: path.into() }
+    }
+}
+
+/// Writes a JSON lines file: one object per row, keys in output order.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JsonlSinkConfig {
+    /// The file to write, replaced when the run succeeds and left untouched when it fails. In a
+    /// pipeline file, a relative path is relative to that file; missing directories are created.
+    pub path: PathBuf,
+    /// The fields to write, in this order. Default: every field the policy outputs, in order.
+    #[serde(default)]
+    pub fields: Option<Vec<String>>,
+}
+
+impl JsonlSinkConfig {
+    /// A sink writing every field to `path`.
+    pub fn new(path: impl Into<PathBuf>) -> Self {
+        JsonlSinkConfig {
+            path: path.into(),
+            fields: None,
+        }
+    }
+}

@@ -1,0 +1,477 @@
+//! Streams a JSON lines file into batches, copying only the wanted keys.
+
+use super::config::JsonlSourceConfig;
+use crate::fields::check_unique;
+use hushflow_core::{
+    Batch, Cell, CellKind, Column, Error, RejectReason, Rejected, Schema, Source, SourceBatch,
+};
+use serde::de::{self, DeserializeSeed, Deserializer as _, IgnoredAny, MapAccess, Visitor};
+use serde_json::value::RawValue;
+use std::collections::HashMap;
+use std::fmt;
+use std::fs::File;
+use std::io::{BufRead, BufReader, Read, Seek, SeekFrom};
+use std::path::PathBuf;
+use std::sync::Arc;
+
+/// The longest line a JSON lines source accepts, in bytes (without the line break). A longer
+/// line is rejected as [`RejectReason::TooLong`] and skipped without being held in memory.
+pub const MAX_LINE_BYTES: usize = 8 << 20;
+
+/// A JSON lines file read line by line with one reused buffer. Memory is bounded by the batch
+/// size and [`MAX_LINE_BYTES`]; keys the pipeline does not want are skipped, not copied.
+///
+/// Values become cells by kind: a string is text, a number keeps its JSON text, `true` and
+/// `false` are booleans, `null` and absent keys are null, and an object or array is kept as its
+/// compact JSON text.
+///
+/// Lines that are not valid UTF-8, not valid JSON or not an object are rejected with their line
+/// number; a rejected line's bytes go into [`Rejected::raw`], except for a line too long to
+/// hold, whose `raw` is empty.
+#[derive(Debug)]
+pub struct JsonlSource {
+    path: PathBuf,
+    reader: BufReader<File>,
+    max_line: usize,
+    /// The number of the line last read, 1-based.
+    line: u64,
+    buf: Vec<u8>,
+    schema: Arc<Schema>,
+    /// Column of each wanted key.
+    index: HashMap<String, usize>,
+    /// The current line's value for each column: where its text is in `text`.
+    slots: Vec<Slot>,
+    text: String,
+    /// Text bytes of each column in the last batch, to size the next one.
+    text_hint: Vec<usize>,
+    done: bool,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Slot {
+    kind: CellKind,
+    start: usize,
+    end: usize,
+}
+
+const ABSENT: Slot = Slot {
+    kind: CellKind::Null,
+    start: 0,
+    end: 0,
+};
+
+/// What reading one line found.
+enum Line {
+    Eof,
+    /// The line is in `buf`, without its line break.
+    Read,
+    TooLong,
+}
+
+impl JsonlSource {
+    /// Opens `config.path`. `wanted` lists the fields the pipeline needs, in the order the
+    /// batches should have them; a wanted key absent from a line is null.
+    ///
+    /// With `wanted = None` the schema is the keys of the file's first JSON object (the first
+    /// line that parses as one), in the order they appear there; keys that only later objects
+    /// have are not read.
+    pub fn open(config: &JsonlSourceConfig, wanted: Option<&[String]>) -> Result<Self, Error> {
+        Self::open_with_limit(config, wanted, MAX_LINE_BYTES)
+    }
+
+    pub(crate) fn open_with_limit(
+        config: &JsonlSourceConfig,
+        wanted: Option<&[String]>,
+        max_line: usize,
+    ) -> Result<Self, Error> {
+        let path = config.path.as_path();
+        let file = File::open(path).map_err(|e| Error::io(path, "opening", e))?;
+        let mut source = JsonlSource {
+            path: path.to_path_buf(),
+            reader: BufReader::with_capacity(64 * 1024, file),
+            max_line,
+            line: 0,
+            buf: Vec::new(),
+            schema: Arc::new(Schema::new(Vec::new())),
+            index: HashMap::new(),
+            slots: Vec::new(),
+            text: String::new(),
+            text_hint: Vec::new(),
+            done: false,
+        };
+        let fields = match wanted {
+            Some(wanted) => {
+                check_unique(path, wanted, "the list of fields to read")?;
+                wanted.to_vec()
+            }
+            None => {
+                let keys = source.first_object_keys()?;
+                source
+                    .reader
+                    .seek(SeekFrom::Start(0))
+                    .map_err(|e| Error::io(path, "reading", e))?;
+                source.line = 0;
+                keys
+            }
+        };
+        source.index = fields
+            .iter()
+            .enumerate()
+            .map(|(i, name)| (name.clone(), i))
+            .collect();
+        source.slots = vec![ABSENT; fields.len()];
+        source.text_hint = vec![0; fields.len()];
+        source.schema = Arc::new(Schema::new(fields));
+        Ok(source)
+    }
+
+    /// The keys of the first line that is a JSON object, in order, or none if no line is.
+    fn first_object_keys(&mut self) -> Result<Vec<String>, Error> {
+        loop {
+            match self.read_line()? {
+                Line::Eof => return Ok(Vec::new()),
+                Line::TooLong => continue,
+                Line::Read => {}
+            }
+            let Ok(line) = std::str::from_utf8(&self.buf) else {
+                continue;
+            };
+            if first_byte(line) != Some(b'{') {
+                continue;
+            }
+            let mut keys = Vec::new();
+            let mut de = serde_json::Deserializer::from_str(line);
+            let parsed = (&mut de)
+                .deserialize_map(KeysVisitor(&mut keys))
+                .and_then(|()| de.end());
+            if parsed.is_ok() {
+                return Ok(keys);
+            }
+        }
+    }
+
+    /// Reads the next line into `buf`, holding at most `max_line` bytes of it (plus its line
+    /// break, `\n` or `\r\n`, which is dropped).
+    fn read_line(&mut self) -> Result<Line, Error> {
+        self.buf.clear();
+        let limit = self.max_line as u64 + 2;
+        let n = (&mut self.reader)
+            .take(limit)
+            .read_until(b'\n', &mut self.buf)
+            .map_err(|e| Error::io(&self.path, "reading", e))?;
+        if n == 0 {
+            return Ok(Line::Eof);
+        }
+        self.line += 1;
+        if self.buf.last() == Some(&b'\n') {
+            self.buf.pop();
+            if self.buf.last() == Some(&b'\r') {
+                self.buf.pop();
+            }
+        } else if n as u64 == limit {
+            // No line break within the limit: skip the rest of the line unread.
+            self.reader
+                .skip_until(b'\n')
+                .map_err(|e| Error::io(&self.path, "reading", e))?;
+            self.buf.clear();
+            return Ok(Line::TooLong);
+        }
+        if self.buf.len() > self.max_line {
+            self.buf.clear();
+            return Ok(Line::TooLong);
+        }
+        if self.line == 1 && self.buf.starts_with(b"\xEF\xBB\xBF") {
+            self.buf.drain(..3);
+        }
+        Ok(Line::Read)
+    }
+}
+
+impl Source for JsonlSource {
+    fn schema(&self) -> Arc<Schema> {
+        Arc::clone(&self.schema)
+    }
+
+    fn next_batch(&mut self, max_rows: usize) -> Result<Option<SourceBatch>, Error> {
+        if self.done {
+            return Ok(None);
+        }
+        let max_rows = max_rows.max(1);
+        let columns = self
+            .text_hint
+            .iter()
+            .map(|&bytes| Column::with_capacity(max_rows, bytes))
+            .collect();
+        let mut batch = Batch::from_columns(
+            Arc::clone(&self.schema),
+            columns,
+            Vec::with_capacity(max_rows),
+        );
+        let mut rejected = Vec::new();
+
+        while batch.len() < max_rows {
+            match self.read_line()? {
+                Line::Eof => {
+                    self.done = true;
+                    break;
+                }
+                Line::TooLong => {
+                    rejected.push(Rejected {
+                        line: self.line,
+                        reason: RejectReason::TooLong {
+                            limit: self.max_line,
+                        },
+                        raw: Vec::new(),
+                    });
+                    continue;
+                }
+                Line::Read => {}
+            }
+            if self.buf.iter().all(u8::is_ascii_whitespace) {
+                continue;
+            }
+            let parsed = match std::str::from_utf8(&self.buf) {
+                Ok(line) => parse_row(line, &self.index, &mut self.slots, &mut self.text),
+                Err(_) => Err(RejectReason::InvalidUtf8 { field: None }),
+            };
+            match parsed {
+                Ok(()) => {
+                    for (column, slot) in batch.columns_mut().iter_mut().zip(&self.slots) {
+                        column.push(Cell {
+                            kind: slot.kind,
+                            text: self.text.get(slot.start..slot.end).unwrap_or_default(),
+                        });
+                    }
+                    batch.push_line(self.line);
+                }
+                Err(reason) => rejected.push(Rejected {
+                    line: self.line,
+                    reason,
+                    raw: self.buf.clone(),
+                }),
+            }
+        }
+
+        if batch.is_empty() && rejected.is_empty() {
+            return Ok(None);
+        }
+        for (hint, column) in self.text_hint.iter_mut().zip(batch.columns()) {
+            *hint = column.text_len();
+        }
+        Ok(Some(SourceBatch { batch, rejected }))
+    }
+}
+
+/// The first byte that is not JSON whitespace.
+fn first_byte(line: &str) -> Option<u8> {
+    line.bytes()
+        .find(|b| !matches!(b, b' ' | b'\t' | b'\r' | b'\n'))
+}
+
+/// Parses one line into `slots` and `text`. Reasons name a column and a fixed description,
+/// never the input.
+fn parse_row(
+    line: &str,
+    index: &HashMap<String, usize>,
+    slots: &mut [Slot],
+    text: &mut String,
+) -> Result<(), RejectReason> {
+    slots.fill(ABSENT);
+    text.clear();
+    if let Some(b) = first_byte(line)
+        && b != b'{'
+    {
+        let column = line.len() - line.trim_start_matches([' ', '\t', '\r', '\n']).len() + 1;
+        return Err(RejectReason::BrokenJson {
+            column,
+            detail: "not a JSON object",
+        });
+    }
+    let mut de = serde_json::Deserializer::from_str(line);
+    (&mut de)
+        .deserialize_map(RowVisitor { index, slots, text })
+        .and_then(|()| de.end())
+        .map_err(|e| RejectReason::BrokenJson {
+            column: e.column(),
+            detail: detail_of(&e),
+        })
+}
+
+/// Our own error for a string escape that does not decode.
+const BAD_ESCAPE: &str = "invalid string escape";
+
+/// What serde_json says about a line, as one of a fixed set of texts: serde_json's own messages
+/// can quote the input (`invalid type: string "…"`), so only messages known to be fixed are kept.
+fn detail_of(e: &serde_json::Error) -> &'static str {
+    const FIXED: &[&str] = &[
+        "EOF while parsing a list",
+        "EOF while parsing an object",
+        "EOF while parsing a string",
+        "EOF while parsing a value",
+        "expected `:`",
+        "expected `,` or `]`",
+        "expected `,` or `}`",
+        "expected ident",
+        "expected value",
+        "expected `\"`",
+        "invalid escape",
+        "invalid number",
+        "number out of range",
+        "invalid unicode code point",
+        "control character (\\u0000-\\u001F) found while parsing a string",
+        "key must be a string",
+        "lone leading surrogate in hex escape",
+        "trailing comma",
+        "trailing characters",
+        "unexpected end of hex escape",
+        "recursion limit exceeded",
+        BAD_ESCAPE,
+    ];
+    let message = e.to_string();
+    let head = message
+        .rsplit_once(" at line ")
+        .map_or(message.as_str(), |(head, _)| head);
+    if let Some(fixed) = FIXED.iter().find(|f| **f == head) {
+        return fixed;
+    }
+    match e.classify() {
+        serde_json::error::Category::Syntax => "syntax error",
+        serde_json::error::Category::Eof => "unexpected end of line",
+        serde_json::error::Category::Data => "unexpected value",
+        serde_json::error::Category::Io => "read error",
+    }
+}
+
+/// Collects the keys of an object in order, once each.
+struct KeysVisitor<'k>(&'k mut Vec<String>);
+
+impl<'de> Visitor<'de> for KeysVisitor<'_> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a JSON object")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        while let Some(key) = map.next_key::<String>()? {
+            map.next_value::<IgnoredAny>()?;
+            if !self.0.contains(&key) {
+                self.0.push(key);
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Copies a line's wanted values into the slots, skipping the others.
+struct RowVisitor<'a> {
+    index: &'a HashMap<String, usize>,
+    slots: &'a mut [Slot],
+    text: &'a mut String,
+}
+
+impl<'de> Visitor<'de> for RowVisitor<'_> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a JSON object")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        while let Some(column) = map.next_key_seed(KeySeed(self.index))? {
+            let Some(column) = column else {
+                map.next_value::<IgnoredAny>()?;
+                continue;
+            };
+            let raw: &'de RawValue = map.next_value()?;
+            let raw = raw.get();
+            let start = self.text.len();
+            let kind = match raw.as_bytes().first() {
+                Some(b'"') => {
+                    push_string(raw, self.text).map_err(|_| de::Error::custom(BAD_ESCAPE))?;
+                    CellKind::Text
+                }
+                Some(b't' | b'f') => {
+                    self.text.push_str(raw);
+                    CellKind::Bool
+                }
+                Some(b'n') | None => CellKind::Null,
+                Some(b'{' | b'[') => {
+                    push_compact(raw, self.text);
+                    CellKind::Json
+                }
+                Some(_) => {
+                    self.text.push_str(raw);
+                    CellKind::Number
+                }
+            };
+            if let Some(slot) = self.slots.get_mut(column) {
+                *slot = Slot {
+                    kind,
+                    start,
+                    end: self.text.len(),
+                };
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Looks a key up among the wanted fields without allocating.
+struct KeySeed<'a>(&'a HashMap<String, usize>);
+
+impl<'de> DeserializeSeed<'de> for KeySeed<'_> {
+    type Value = Option<usize>;
+
+    fn deserialize<D: de::Deserializer<'de>>(
+        self,
+        deserializer: D,
+    ) -> Result<Self::Value, D::Error> {
+        deserializer.deserialize_str(self)
+    }
+}
+
+impl<'de> Visitor<'de> for KeySeed<'_> {
+    type Value = Option<usize>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a string key")
+    }
+
+    fn visit_str<E: de::Error>(self, key: &str) -> Result<Self::Value, E> {
+        Ok(self.0.get(key).copied())
+    }
+}
+
+/// Appends the text of a JSON string literal (`raw` includes its quotes), decoding escapes.
+fn push_string(raw: &str, text: &mut String) -> Result<(), serde_json::Error> {
+    match raw.strip_prefix('"').and_then(|s| s.strip_suffix('"')) {
+        Some(inner) if !inner.contains('\\') => text.push_str(inner),
+        _ => text.push_str(&serde_json::from_str::<String>(raw)?),
+    }
+    Ok(())
+}
+
+/// Appends `raw`, valid JSON, without the whitespace between tokens.
+fn push_compact(raw: &str, text: &mut String) {
+    let mut in_string = false;
+    let mut escaped = false;
+    let mut run_start = 0;
+    for (i, b) in raw.bytes().enumerate() {
+        if in_string {
+            if escaped {
+                escaped = false;
+            } else if b == b'\\' {
+                escaped = true;
+            } else if b == b'"' {
+                in_string = false;
+            }
+        } else if b == b'"' {
+            in_string = true;
+        } else if matches!(b, b' ' | b'\t' | b'\r' | b'\n') {
+            text.push_str(&raw[run_start..i]);
+            run_start = i + 1;
+        }
+    }
+    text.push_str(&raw[run_start..]);
+}

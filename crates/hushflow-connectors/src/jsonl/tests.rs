@@ -1,0 +1,393 @@
+use super::*;
+use crate::testing::{Row, batch, drain, entries, k, names, t, write_file};
+use hushflow_core::{CellKind, Error, RejectReason, Sink, Source};
+use std::path::Path;
+
+fn source(path: &Path, wanted: Option<&[&str]>) -> JsonlSource {
+    let wanted = wanted.map(names);
+    JsonlSource::open(&JsonlSourceConfig::new(path), wanted.as_deref()).unwrap()
+}
+
+const KINDS: &str = concat!(
+    r#"{"id": "1", "n": 42, "f": 1.50, "e": -2E+3, "b": true, "z": null, "#,
+    r#""o": {"a": [1, 2], "s": "x y"}, "a": [ ], "s": "q\"\u00e9\\n\n"}"#,
+    "\n",
+    r#"{"b": false, "id": "2"}"#,
+    "\n"
+);
+
+fn kinds_rows() -> Vec<Row> {
+    vec![
+        vec![
+            t("1"),
+            k(CellKind::Number, "42"),
+            k(CellKind::Number, "1.50"),
+            k(CellKind::Number, "-2E+3"),
+            k(CellKind::Bool, "true"),
+            None,
+            k(CellKind::Json, r#"{"a":[1,2],"s":"x y"}"#),
+            k(CellKind::Json, "[]"),
+            t("q\"é\\n\n"),
+        ],
+        vec![
+            t("2"),
+            None,
+            None,
+            None,
+            k(CellKind::Bool, "false"),
+            None,
+            None,
+            None,
+            None,
+        ],
+    ]
+}
+
+#[test]
+fn reads_every_kind_of_value() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = write_file(dir.path(), "in.jsonl", KINDS.as_bytes());
+    let mut src = source(&path, None);
+    assert_eq!(
+        src.schema().fields(),
+        names(&["id", "n", "f", "e", "b", "z", "o", "a", "s"])
+    );
+    let out = drain(&mut src, 10);
+    assert!(out.rejected.is_empty(), "{:?}", out.rejected);
+    assert_eq!(out.rows, kinds_rows());
+    assert_eq!(out.lines, vec![1, 2]);
+}
+
+#[test]
+fn kinds_survive_a_round_trip() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = write_file(dir.path(), "in.jsonl", KINDS.as_bytes());
+    let output = dir.path().join("out.jsonl");
+    let mut src = source(&input, None);
+    let mut sink = JsonlSink::new(&JsonlSinkConfig::new(&output)).unwrap();
+    sink.open(&src.schema()).unwrap();
+    while let Some(sb) = src.next_batch(1).unwrap() {
+        sink.write_batch(&sb.batch).unwrap();
+    }
+    sink.finish().unwrap();
+
+    let text = std::fs::read_to_string(&output).unwrap();
+    let mut lines = text.lines();
+    assert_eq!(
+        lines.next().unwrap(),
+        r#"{"id":"1","n":42,"f":1.50,"e":-2E+3,"b":true,"z":null,"o":{"a":[1,2],"s":"x y"},"a":[],"s":"q\"é\\n\n"}"#
+    );
+    assert_eq!(
+        lines.next().unwrap(),
+        r#"{"id":"2","n":null,"f":null,"e":null,"b":false,"z":null,"o":null,"a":null,"s":null}"#
+    );
+    assert_eq!(lines.next(), None);
+    assert_eq!(drain(&mut source(&output, None), 10).rows, kinds_rows());
+}
+
+#[test]
+fn broken_json_is_rejected_without_quoting_the_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let lines = [
+        r#"{"id": "1", "email": "CANARY@example.com",}"#,
+        r#"{"id": "2", "email": "CANARY@example.com""#,
+        r#"{"id": "3", "email": CANARY}"#,
+        r#"{"id": "4", "email": "CANARY"} {"more": 1}"#,
+        r#"{"id": "5", "email": "CANARY\q"}"#,
+        r#"{"id": "6", "email": "CANARY\ud800"}"#,
+        r#"{"id": "7", "email": "ok"}"#,
+    ];
+    let path = write_file(dir.path(), "in.jsonl", lines.join("\n").as_bytes());
+    let out = drain(&mut source(&path, Some(&["id", "email"])), 10);
+    assert_eq!(out.rows, vec![vec![t("7"), t("ok")]]);
+    assert_eq!(out.lines, vec![7]);
+    assert_eq!(out.rejected.len(), 6);
+    let details: Vec<&str> = out
+        .rejected
+        .iter()
+        .map(|r| match r.reason {
+            RejectReason::BrokenJson { detail, .. } => detail,
+            ref other => panic!("{other:?}"),
+        })
+        .collect();
+    assert_eq!(
+        details,
+        vec![
+            "trailing comma",
+            "EOF while parsing an object",
+            "expected value",
+            "trailing characters",
+            "invalid escape",
+            "invalid string escape"
+        ]
+    );
+    for (i, r) in out.rejected.iter().enumerate() {
+        assert_eq!(r.line, i as u64 + 1);
+        assert_eq!(r.raw, lines[i].as_bytes());
+        let reason = r.reason.to_string();
+        assert!(!reason.contains("CANARY"), "{reason}");
+    }
+    let RejectReason::BrokenJson { column, .. } = out.rejected[2].reason else {
+        unreachable!()
+    };
+    assert_eq!(column, lines[2].find("CANARY").unwrap() + 1);
+}
+
+#[test]
+fn a_line_that_is_not_an_object_is_rejected() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = "[\"CANARY\"]\n  \"CANARY\"\n42\n{\"id\": \"1\"}\n";
+    let path = write_file(dir.path(), "in.jsonl", data.as_bytes());
+    let out = drain(&mut source(&path, None), 10);
+    assert_eq!(out.rows, vec![vec![t("1")]]);
+    let reasons: Vec<_> = out
+        .rejected
+        .iter()
+        .map(|r| (r.line, r.reason.clone()))
+        .collect();
+    let not_object = |column| RejectReason::BrokenJson {
+        column,
+        detail: "not a JSON object",
+    };
+    assert_eq!(
+        reasons,
+        vec![(1, not_object(1)), (2, not_object(3)), (3, not_object(1))]
+    );
+}
+
+#[test]
+fn a_too_long_line_is_skipped_and_rejected() {
+    let dir = tempfile::tempdir().unwrap();
+    let long = format!(r#"{{"id": "1", "notes": "{}"}}"#, "x".repeat(500));
+    let exact = format!(r#"{{"id":"3","n":"{}"}}"#, "y".repeat(64 - 17));
+    assert_eq!(exact.len(), 64);
+    let over = format!("{exact} ");
+    let data = format!("{long}\n{{\"id\": \"2\"}}\n{exact}\r\n{over}\r\n{exact}\n{long}");
+    let path = write_file(dir.path(), "in.jsonl", data.as_bytes());
+    let config = JsonlSourceConfig::new(&path);
+    let wanted = names(&["id"]);
+    let mut src = JsonlSource::open_with_limit(&config, Some(&wanted), 64).unwrap();
+    let out = drain(&mut src, 10);
+    assert_eq!(out.rows, vec![vec![t("2")], vec![t("3")], vec![t("3")]]);
+    assert_eq!(out.lines, vec![2, 3, 5]);
+    assert_eq!(out.rejected.len(), 3);
+    for (r, line) in out.rejected.iter().zip([1, 4, 6]) {
+        assert_eq!(r.line, line);
+        assert_eq!(r.reason, RejectReason::TooLong { limit: 64 });
+        assert!(r.raw.is_empty());
+    }
+}
+
+#[test]
+fn blank_lines_are_skipped_and_counted() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = "\n{\"id\": \"1\"}\r\n   \n\t\r\n{\"id\": \"2\"}\n\n";
+    let path = write_file(dir.path(), "in.jsonl", data.as_bytes());
+    let out = drain(&mut source(&path, None), 10);
+    assert_eq!(out.rows, vec![vec![t("1")], vec![t("2")]]);
+    assert_eq!(out.lines, vec![2, 5]);
+    assert!(out.rejected.is_empty());
+}
+
+#[test]
+fn invalid_utf8_is_rejected() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = write_file(
+        dir.path(),
+        "in.jsonl",
+        b"{\"id\": \"\xff\"}\n{\"id\": \"2\"}\n",
+    );
+    let out = drain(&mut source(&path, Some(&["id"])), 10);
+    assert_eq!(out.rows, vec![vec![t("2")]]);
+    assert_eq!(out.rejected[0].line, 1);
+    assert_eq!(
+        out.rejected[0].reason,
+        RejectReason::InvalidUtf8 { field: None }
+    );
+    assert_eq!(out.rejected[0].raw, b"{\"id\": \"\xff\"}");
+}
+
+#[test]
+fn the_schema_comes_from_the_first_object_and_nothing_is_lost() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = "\u{feff}not json\n\n{\"b\": 1, \"a\": 2, \"b\": 3}\n{\"a\": 4, \"c\": 5}\n";
+    let path = write_file(dir.path(), "in.jsonl", data.as_bytes());
+    let mut src = source(&path, None);
+    assert_eq!(src.schema().fields(), names(&["b", "a"]));
+    let out = drain(&mut src, 10);
+    assert_eq!(out.rejected.len(), 1);
+    assert_eq!(out.rejected[0].line, 1);
+    assert_eq!(
+        out.rejected[0].raw, b"not json",
+        "the byte order mark is dropped"
+    );
+    assert_eq!(
+        out.rows,
+        vec![
+            vec![k(CellKind::Number, "3"), k(CellKind::Number, "2")],
+            vec![None, k(CellKind::Number, "4")],
+        ]
+    );
+    assert_eq!(out.lines, vec![3, 4]);
+
+    let empty = write_file(dir.path(), "empty.jsonl", b"");
+    let mut src = source(&empty, None);
+    assert!(src.schema().is_empty());
+    assert!(src.next_batch(10).unwrap().is_none());
+}
+
+#[test]
+fn projection_skips_unwanted_keys() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = r#"{"id": "1", "secret": {"deep": [1, {"x": "\u0041"}]}, "email": "a@b"}"#;
+    let path = write_file(dir.path(), "in.jsonl", data.as_bytes());
+    let mut src = source(&path, Some(&["email", "phone", "id"]));
+    assert_eq!(src.schema().fields(), names(&["email", "phone", "id"]));
+    assert_eq!(drain(&mut src, 10).rows, vec![vec![t("a@b"), None, t("1")]]);
+}
+
+#[test]
+fn batches_honor_max_rows() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut data = String::new();
+    for i in 0..5_000 {
+        data.push_str(&format!("{{\"id\": \"{i}\", \"n\": {i}}}\n"));
+    }
+    let path = write_file(dir.path(), "in.jsonl", data.as_bytes());
+    let out = drain(&mut source(&path, None), 512);
+    assert!(out.batch_sizes.iter().all(|&n| n <= 512));
+    assert_eq!(out.rows.len(), 5_000);
+    assert_eq!(
+        out.rows[4_999],
+        vec![t("4999"), k(CellKind::Number, "4999")]
+    );
+    assert_eq!(out.lines.last(), Some(&5_000));
+}
+
+fn contacts() -> hushflow_core::Batch {
+    batch(
+        &["id", "name", "n", "flag", "meta"],
+        &[
+            vec![
+                t("1"),
+                t("Ann \"A\"\t\u{1}\u{7f}"),
+                k(CellKind::Number, "7"),
+                k(CellKind::Bool, "true"),
+                k(CellKind::Json, "{\"a\":1}"),
+            ],
+            vec![
+                t("2"),
+                None,
+                k(CellKind::Number, "not a number"),
+                k(CellKind::Bool, "yes"),
+                k(CellKind::Json, "{broken"),
+            ],
+        ],
+    )
+}
+
+#[test]
+fn the_sink_writes_valid_json_for_any_cell() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = dir.path().join("out.jsonl");
+    let mut sink = JsonlSink::new(&JsonlSinkConfig::new(&output)).unwrap();
+    let b = contacts();
+    sink.open(b.schema()).unwrap();
+    sink.write_batch(&b).unwrap();
+    sink.finish().unwrap();
+    let text = std::fs::read_to_string(&output).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(
+        lines,
+        vec![
+            // DEL needs no escape in JSON.
+            "{\"id\":\"1\",\"name\":\"Ann \\\"A\\\"\\t\\u0001\u{7f}\",\"n\":7,\"flag\":true,\"meta\":{\"a\":1}}",
+            r#"{"id":"2","name":null,"n":"not a number","flag":"yes","meta":"{broken"}"#,
+        ]
+    );
+    for line in lines {
+        serde_json::from_str::<serde_json::Value>(line).unwrap();
+    }
+}
+
+#[test]
+fn the_sink_writes_the_chosen_fields_in_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = dir.path().join("out.jsonl");
+    let mut config = JsonlSinkConfig::new(&output);
+    config.fields = Some(names(&["n", "id"]));
+    let mut sink = JsonlSink::new(&config).unwrap();
+    let b = contacts();
+    sink.open(b.schema()).unwrap();
+    sink.write_batch(&b).unwrap();
+    sink.finish().unwrap();
+    assert_eq!(
+        std::fs::read_to_string(&output).unwrap(),
+        "{\"n\":7,\"id\":\"1\"}\n{\"n\":\"not a number\",\"id\":\"2\"}\n"
+    );
+}
+
+#[test]
+fn the_sink_refuses_an_unknown_field() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = JsonlSinkConfig::new(dir.path().join("out.jsonl"));
+    config.fields = Some(names(&["id", "phone"]));
+    let mut sink = JsonlSink::new(&config).unwrap();
+    let Err(Error::Config(message)) = sink.open(contacts().schema()) else {
+        panic!("an unknown field must be refused");
+    };
+    assert!(message.contains("`phone`"), "{message}");
+    config.fields = Some(names(&["id", "id"]));
+    let mut sink = JsonlSink::new(&config).unwrap();
+    assert!(matches!(
+        sink.open(contacts().schema()),
+        Err(Error::Config(_))
+    ));
+    assert!(entries(dir.path()).is_empty());
+}
+
+#[test]
+fn the_target_appears_only_on_finish() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = dir.path().join("out.jsonl");
+    let mut sink = JsonlSink::new(&JsonlSinkConfig::new(&output)).unwrap();
+    let b = contacts();
+    sink.open(b.schema()).unwrap();
+    // Enough rows to go past the write buffer.
+    for _ in 0..2_000 {
+        sink.write_batch(&b).unwrap();
+    }
+    assert!(!output.exists());
+    assert_eq!(entries(dir.path()).len(), 1, "one temporary file");
+    sink.finish().unwrap();
+    assert_eq!(entries(dir.path()), vec!["out.jsonl"]);
+    assert_eq!(
+        std::fs::read_to_string(&output).unwrap().lines().count(),
+        4_000
+    );
+    #[cfg(unix)]
+    assert_eq!(crate::testing::mode(&output), 0o600);
+}
+
+#[test]
+fn a_sink_dropped_without_finish_leaves_no_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = dir.path().join("out.jsonl");
+    {
+        let mut sink = JsonlSink::new(&JsonlSinkConfig::new(&output)).unwrap();
+        let b = contacts();
+        sink.open(b.schema()).unwrap();
+        sink.write_batch(&b).unwrap();
+        assert_eq!(entries(dir.path()).len(), 1);
+    }
+    assert!(entries(dir.path()).is_empty());
+}
+
+#[test]
+fn configs_refuse_unknown_keys() {
+    let config: JsonlSinkConfig = serde_json::from_str(r#"{"path": "out.jsonl"}"#).unwrap();
+    assert_eq!(config, JsonlSinkConfig::new("out.jsonl"));
+    assert!(
+        serde_json::from_str::<JsonlSourceConfig>(r#"{"path": "a", "type": "jsonl"}"#).is_err()
+    );
+}

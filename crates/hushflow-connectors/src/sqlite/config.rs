@@ -1,0 +1,48 @@
+//! The `[sink]` table of a pipeline file with `type = "sqlite"`.
+
+use serde::Deserialize;
+use std::path::PathBuf;
+
+/// Writes rows to a table of a SQLite database.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SqliteSinkConfig {
+    /// The database file, created (private to its owner) if it does not exist. In a pipeline
+    /// file, a relative path is relative to that file; missing directories are created.
+    pub path: PathBuf,
+    /// The table to write. Created if absent, with the record key as its primary key; an
+    /// existing table must have a column for every field written.
+    pub table: String,
+    /// `"upsert"` (the default): a row whose key is already in the table replaces that row's
+    /// values, so re-running a pipeline gives the same table. `"append"`: rows are only
+    /// inserted, and a key already in the table stops the run.
+    #[serde(default)]
+    pub mode: SqliteMode,
+    /// The fields to write, in this order; must include the record key. Default: every field
+    /// the policy outputs, in order.
+    #[serde(default)]
+    pub fields: Option<Vec<String>>,
+}
+
+impl SqliteSinkConfig {
+    /// A sink upserting every field into `table` of the database at `path`.
+    pub fn new(path: impl Into<PathBuf>, table: impl Into<String>) -> Self {
+        SqliteSinkConfig {
+            path: path.into(),
+            table: table.into(),
+            mode: SqliteMode::Upsert,
+            fields: None,
+        }
+    }
+}
+
+/// How rows meet the rows already in the table.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SqliteMode {
+    /// Insert new keys and update the columns of keys already present.
+    #[default]
+    Upsert,
+    /// Insert only; a key already present is an error.
+    Append,
+}

@@ -1,0 +1,359 @@
+//! Writes batches to a SQLite table, one transaction per batch.
+
+use super::config::{SqliteMode, SqliteSinkConfig};
+use crate::fields::{Output, list, not_open};
+use crate::file::create_private_if_absent;
+use hushflow_core::{Batch, Cell, CellKind, Error, Schema, Sink};
+use rusqlite::types::{ToSqlOutput, Value, ValueRef};
+use rusqlite::{Connection, OpenFlags, ToSql};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// How long to wait for another connection (a reader, a backup) to release the database.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A table of a SQLite database. [`Sink::open`] creates the database (mode 0600) and the table
+/// if needed: the key column is `TEXT PRIMARY KEY NOT NULL` and the other columns have no
+/// declared type, so each value keeps the type it is bound with. An existing table must have a
+/// column for every output field.
+///
+/// Each batch is written in one transaction: a batch that fails leaves the table as it was.
+/// Values are bound by kind: null as NULL, text and nested JSON as TEXT, a number as INTEGER if
+/// it is an integer that fits 64 bits and as REAL otherwise, a boolean as 0 or 1.
+#[derive(Debug)]
+pub struct SqliteSink {
+    path: PathBuf,
+    table: String,
+    mode: SqliteMode,
+    fields: Option<Vec<String>>,
+    key: String,
+    open: Option<OpenSqlite>,
+}
+
+#[derive(Debug)]
+struct OpenSqlite {
+    conn: Connection,
+    output: Output,
+    /// The insert, kept prepared in the connection's statement cache.
+    insert: String,
+}
+
+impl SqliteSink {
+    /// `key` is the pipeline's record key: the table's primary key, and what upserts match on.
+    /// Checks the configuration; nothing is created before [`Sink::open`].
+    pub fn new(config: &SqliteSinkConfig, key: &str) -> Result<Self, Error> {
+        check_name(&config.path, "table", &config.table)?;
+        check_name(&config.path, "key field", key)?;
+        Ok(SqliteSink {
+            path: config.path.clone(),
+            table: config.table.clone(),
+            mode: config.mode,
+            fields: config.fields.clone(),
+            key: key.to_string(),
+            open: None,
+        })
+    }
+
+    fn db_error(&self, what: &str, e: rusqlite::Error) -> Error {
+        Error::Destination {
+            path: self.path.clone(),
+            message: format!("table `{}`: {what}: {e}", self.table),
+        }
+    }
+
+    /// Checks the table against the output fields, creating it if it does not exist.
+    fn prepare_table(&self, conn: &Connection, output: &Output) -> Result<(), Error> {
+        let existing = {
+            let mut stmt = conn
+                .prepare("SELECT name FROM pragma_table_info(?1)")
+                .map_err(|e| self.db_error("reading its columns failed", e))?;
+            let names = stmt
+                .query_map([&self.table], |row| row.get::<_, String>(0))
+                .and_then(|rows| rows.collect::<Result<Vec<_>, _>>());
+            names.map_err(|e| self.db_error("reading its columns failed", e))?
+        };
+        if existing.is_empty() {
+            let columns: Vec<String> = output
+                .names
+                .iter()
+                .map(|name| {
+                    if *name == self.key {
+                        format!("{} TEXT PRIMARY KEY NOT NULL", quote(name))
+                    } else {
+                        quote(name)
+                    }
+                })
+                .collect();
+            let sql = format!(
+                "CREATE TABLE IF NOT EXISTS {} ({})",
+                quote(&self.table),
+                columns.join(", ")
+            );
+            return conn
+                .execute_batch(&sql)
+                .map_err(|e| self.db_error("creating it failed", e));
+        }
+        // SQLite matches column names without regard to ASCII case.
+        let missing: Vec<String> = output
+            .names
+            .iter()
+            .filter(|name| !existing.iter().any(|e| e.eq_ignore_ascii_case(name)))
+            .cloned()
+            .collect();
+        if let Some(first) = missing.first() {
+            return Err(Error::Destination {
+                path: self.path.clone(),
+                message: format!(
+                    "table `{}` has no column {} (its columns: {}); add {} (ALTER TABLE {} ADD COLUMN {}), \
+                     or write to a new table",
+                    self.table,
+                    list(&missing),
+                    list(&existing),
+                    if missing.len() == 1 { "it" } else { "them" },
+                    quote(&self.table),
+                    quote(first),
+                ),
+            });
+        }
+        Ok(())
+    }
+
+    /// The insert (or upsert) statement for the output fields.
+    fn insert_sql(&self, output: &Output) -> String {
+        let columns: Vec<String> = output.names.iter().map(|n| quote(n)).collect();
+        let params: Vec<String> = (1..=columns.len()).map(|i| format!("?{i}")).collect();
+        let mut sql = format!(
+            "INSERT INTO {} ({}) VALUES ({})",
+            quote(&self.table),
+            columns.join(", "),
+            params.join(", ")
+        );
+        if self.mode == SqliteMode::Upsert {
+            let updates: Vec<String> = output
+                .names
+                .iter()
+                .filter(|n| **n != self.key)
+                .map(|n| format!("{c} = excluded.{c}", c = quote(n)))
+                .collect();
+            sql.push_str(&format!(" ON CONFLICT({}) DO ", quote(&self.key)));
+            if updates.is_empty() {
+                sql.push_str("NOTHING");
+            } else {
+                sql.push_str("UPDATE SET ");
+                sql.push_str(&updates.join(", "));
+            }
+        }
+        sql
+    }
+}
+
+impl Sink for SqliteSink {
+    fn open(&mut self, schema: &Schema) -> Result<(), Error> {
+        if self.open.is_some() {
+            return Err(Error::Config(format!(
+                "{}: the sink is already open",
+                self.path.display()
+            )));
+        }
+        let output = Output::resolve(&self.path, schema, self.fields.as_deref())?;
+        for name in &output.names {
+            check_name(&self.path, "field", name)?;
+        }
+        if !output.names.contains(&self.key) {
+            return Err(Error::Config(format!(
+                "{}: table `{}`: the key field `{}` is the table's primary key, so it must be \
+                 among the fields written (add it to `fields`)",
+                self.path.display(),
+                self.table,
+                self.key
+            )));
+        }
+
+        create_private_if_absent(&self.path)?;
+        // Without SQLITE_OPEN_URI: a path is a path, even one that starts with `file:`.
+        let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
+            | OpenFlags::SQLITE_OPEN_CREATE
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        let conn =
+            Connection::open_with_flags(&self.path, flags).map_err(|e| Error::Destination {
+                path: self.path.clone(),
+                message: format!("opening the database failed: {e}"),
+            })?;
+        conn.busy_timeout(BUSY_TIMEOUT)
+            .and_then(|()| {
+                conn.pragma_update_and_check(None, "journal_mode", "WAL", |row| {
+                    row.get::<_, String>(0)
+                })
+            })
+            .and_then(|_| conn.pragma_update(None, "synchronous", "NORMAL"))
+            .map_err(|e| Error::Destination {
+                path: self.path.clone(),
+                message: format!("setting up the database failed: {e}"),
+            })?;
+
+        self.prepare_table(&conn, &output)?;
+        let insert = self.insert_sql(&output);
+        // Prepare now, so that a table the insert does not fit fails before any record moves.
+        if let Err(e) = conn.prepare_cached(&insert) {
+            let hint = match self.mode {
+                SqliteMode::Upsert => format!(
+                    "; upsert needs `{}` to be the table's primary key or to have a UNIQUE index",
+                    self.key
+                ),
+                SqliteMode::Append => String::new(),
+            };
+            return Err(Error::Destination {
+                path: self.path.clone(),
+                message: format!(
+                    "table `{}`: preparing the insert failed: {e}{hint}",
+                    self.table
+                ),
+            });
+        }
+        self.open = Some(OpenSqlite {
+            conn,
+            output,
+            insert,
+        });
+        Ok(())
+    }
+
+    fn write_batch(&mut self, batch: &Batch) -> Result<(), Error> {
+        let Some(open) = self.open.as_mut() else {
+            return Err(not_open(&self.path));
+        };
+        open.output.check(&self.path, batch)?;
+        let columns: Vec<_> = open
+            .output
+            .positions
+            .iter()
+            .map(|&p| batch.column(p))
+            .collect();
+        let tx = open.conn.transaction().map_err(|e| Error::Destination {
+            path: self.path.clone(),
+            message: format!("starting a transaction failed: {e}"),
+        })?;
+        {
+            let mut stmt = tx
+                .prepare_cached(&open.insert)
+                .map_err(|e| Error::Destination {
+                    path: self.path.clone(),
+                    message: format!("table `{}`: preparing the insert failed: {e}", self.table),
+                })?;
+            for (row, &line) in batch.lines().iter().enumerate() {
+                let written = columns
+                    .iter()
+                    .enumerate()
+                    .try_for_each(|(i, column)| {
+                        stmt.raw_bind_parameter(i + 1, Bind(column.get(row)))
+                    })
+                    .and_then(|()| stmt.raw_execute());
+                if let Err(e) = written {
+                    // Dropping the transaction rolls the batch back.
+                    return Err(row_error(
+                        &self.path,
+                        &self.table,
+                        self.mode,
+                        &self.key,
+                        line,
+                        e,
+                    ));
+                }
+            }
+        }
+        tx.commit().map_err(|e| Error::Destination {
+            path: self.path.clone(),
+            message: format!("table `{}`: committing a batch failed: {e}", self.table),
+        })
+    }
+
+    fn finish(&mut self) -> Result<(), Error> {
+        let Some(open) = self.open.take() else {
+            return Err(not_open(&self.path));
+        };
+        open.conn.flush_prepared_statement_cache();
+        open.conn.close().map_err(|(_, e)| Error::Destination {
+            path: self.path.clone(),
+            message: format!("closing the database failed: {e}"),
+        })
+    }
+}
+
+/// An error from inserting the record that came from source line `line`.
+fn row_error(
+    path: &Path,
+    table: &str,
+    mode: SqliteMode,
+    key: &str,
+    line: u64,
+    e: rusqlite::Error,
+) -> Error {
+    let duplicate = matches!(
+        &e,
+        rusqlite::Error::SqliteFailure(f, _)
+            if f.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_PRIMARYKEY
+                || f.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE
+    );
+    let message = if duplicate && mode == SqliteMode::Append {
+        format!(
+            "table `{table}`: the record from line {line} has a `{key}` already in the table; \
+             append mode never replaces rows (use mode = \"upsert\" to update them)"
+        )
+    } else {
+        format!("table `{table}`: writing the record from line {line} failed: {e}")
+    };
+    Error::Destination {
+        path: path.to_path_buf(),
+        message,
+    }
+}
+
+/// Rejects names SQLite cannot take as identifiers.
+fn check_name(path: &Path, what: &str, name: &str) -> Result<(), Error> {
+    if name.is_empty() || name.contains('\0') {
+        let problem = if name.is_empty() {
+            "is empty"
+        } else {
+            "contains a NUL character"
+        };
+        return Err(Error::Config(format!(
+            "{}: the {what} name `{name}` {problem}; SQLite needs a name",
+            path.display()
+        )));
+    }
+    Ok(())
+}
+
+/// Binds a cell by its kind.
+struct Bind<'a>(Cell<'a>);
+
+impl ToSql for Bind<'_> {
+    fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
+        let Cell { kind, text } = self.0;
+        let as_text = ToSqlOutput::Borrowed(ValueRef::Text(text.as_bytes()));
+        Ok(match kind {
+            CellKind::Null => ToSqlOutput::Owned(Value::Null),
+            CellKind::Text | CellKind::Json => as_text,
+            CellKind::Number => {
+                if let Ok(i) = text.parse::<i64>() {
+                    ToSqlOutput::Owned(Value::Integer(i))
+                } else {
+                    match text.parse::<f64>() {
+                        Ok(f) if f.is_finite() => ToSqlOutput::Owned(Value::Real(f)),
+                        _ => as_text,
+                    }
+                }
+            }
+            CellKind::Bool => match text {
+                "true" => ToSqlOutput::Owned(Value::Integer(1)),
+                "false" => ToSqlOutput::Owned(Value::Integer(0)),
+                _ => as_text,
+            },
+        })
+    }
+}
+
+/// `name` as an SQL identifier: in double quotes, with embedded double quotes doubled.
+fn quote(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}

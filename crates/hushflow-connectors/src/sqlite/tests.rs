@@ -1,0 +1,277 @@
+use super::*;
+use crate::testing::{Row, batch, k, names, t};
+use hushflow_core::{Batch, CellKind, Error, Sink};
+use rusqlite::Connection;
+use std::path::Path;
+
+const FIELDS: &[&str] = &["id", "name", "visits"];
+
+fn contacts(rows: &[(&str, &str, &str)]) -> Batch {
+    let rows: Vec<Row> = rows
+        .iter()
+        .map(|(id, name, visits)| vec![t(id), t(name), k(CellKind::Number, visits)])
+        .collect();
+    batch(FIELDS, &rows)
+}
+
+/// Opens a sink, writes the batches, finishes.
+fn run(config: &SqliteSinkConfig, batches: &[Batch]) -> Result<(), Error> {
+    let mut sink = SqliteSink::new(config, "id")?;
+    sink.open(batches[0].schema())?;
+    for b in batches {
+        sink.write_batch(b)?;
+    }
+    sink.finish()
+}
+
+fn query(path: &Path, sql: &str) -> Vec<Vec<String>> {
+    let conn = Connection::open(path).unwrap();
+    let mut stmt = conn.prepare(sql).unwrap();
+    let n = stmt.column_count();
+    stmt.query_map([], |row| {
+        (0..n)
+            .map(|i| {
+                row.get::<_, rusqlite::types::Value>(i).map(|v| match v {
+                    rusqlite::types::Value::Null => "NULL".to_string(),
+                    rusqlite::types::Value::Integer(i) => i.to_string(),
+                    rusqlite::types::Value::Real(f) => f.to_string(),
+                    rusqlite::types::Value::Text(s) => s,
+                    rusqlite::types::Value::Blob(_) => "BLOB".to_string(),
+                })
+            })
+            .collect()
+    })
+    .unwrap()
+    .collect::<Result<_, _>>()
+    .unwrap()
+}
+
+fn strings(rows: &[&[&str]]) -> Vec<Vec<String>> {
+    rows.iter()
+        .map(|r| r.iter().map(|s| s.to_string()).collect())
+        .collect()
+}
+
+#[test]
+fn creates_the_table_and_upserts_idempotently() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("db/contacts.sqlite");
+    let config = SqliteSinkConfig::new(&path, "contacts");
+    let first = [
+        contacts(&[("1", "Ann", "3"), ("2", "Bob", "5")]),
+        contacts(&[("3", "Cy", "1")]),
+    ];
+    run(&config, &first).unwrap();
+    run(&config, &first).unwrap();
+    assert_eq!(
+        query(&path, "SELECT id, name, visits FROM contacts ORDER BY id"),
+        strings(&[&["1", "Ann", "3"], &["2", "Bob", "5"], &["3", "Cy", "1"]])
+    );
+
+    run(
+        &config,
+        &[contacts(&[("2", "Bobby", "6"), ("4", "Di", "2")])],
+    )
+    .unwrap();
+    assert_eq!(
+        query(&path, "SELECT id, name, visits FROM contacts ORDER BY id"),
+        strings(&[
+            &["1", "Ann", "3"],
+            &["2", "Bobby", "6"],
+            &["3", "Cy", "1"],
+            &["4", "Di", "2"]
+        ])
+    );
+    let sql = query(
+        &path,
+        "SELECT sql FROM sqlite_master WHERE name = 'contacts'",
+    );
+    assert_eq!(
+        sql[0][0],
+        r#"CREATE TABLE "contacts" ("id" TEXT PRIMARY KEY NOT NULL, "name", "visits")"#
+    );
+    #[cfg(unix)]
+    assert_eq!(crate::testing::mode(&path), 0o600);
+    assert_eq!(query(&path, "PRAGMA journal_mode"), strings(&[&["wal"]]));
+}
+
+#[test]
+fn append_mode_refuses_a_key_already_present() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("contacts.sqlite");
+    let mut config = SqliteSinkConfig::new(&path, "contacts");
+    config.mode = SqliteMode::Append;
+    run(&config, &[contacts(&[("1", "Ann", "3")])]).unwrap();
+
+    let mut sink = SqliteSink::new(&config, "id").unwrap();
+    let b = contacts(&[("2", "Bob", "1"), ("1", "CANARY", "9")]);
+    sink.open(b.schema()).unwrap();
+    let Err(Error::Destination { message, .. }) = sink.write_batch(&b) else {
+        panic!("a duplicate key must stop an append");
+    };
+    assert!(message.contains("line 3"), "{message}");
+    assert!(message.contains("append mode"), "{message}");
+    assert!(!message.contains("CANARY"), "{message}");
+    drop(sink);
+    // The failed batch was rolled back whole.
+    assert_eq!(
+        query(&path, "SELECT id, name FROM contacts"),
+        strings(&[&["1", "Ann"]])
+    );
+}
+
+#[test]
+fn an_existing_table_without_a_column_gets_a_helpful_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("contacts.sqlite");
+    Connection::open(&path)
+        .unwrap()
+        .execute_batch("CREATE TABLE contacts (ID TEXT PRIMARY KEY, name TEXT)")
+        .unwrap();
+    let config = SqliteSinkConfig::new(&path, "contacts");
+    let mut sink = SqliteSink::new(&config, "id").unwrap();
+    let Err(Error::Destination { message, .. }) =
+        sink.open(&hushflow_core::Schema::new(names(FIELDS)))
+    else {
+        panic!("a missing column must be refused");
+    };
+    assert!(message.contains("no column `visits`"), "{message}");
+    assert!(
+        message.contains(r#"ALTER TABLE "contacts" ADD COLUMN "visits""#),
+        "{message}"
+    );
+
+    // Written to a table that has the columns (names match regardless of case), it works.
+    Connection::open(&path)
+        .unwrap()
+        .execute_batch("ALTER TABLE contacts ADD COLUMN Visits INTEGER")
+        .unwrap();
+    run(&config, &[contacts(&[("1", "Ann", "3")])]).unwrap();
+    assert_eq!(
+        query(&path, "SELECT * FROM contacts"),
+        strings(&[&["1", "Ann", "3"]])
+    );
+}
+
+#[test]
+fn upsert_into_a_table_not_keyed_on_the_key_is_refused_at_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("contacts.sqlite");
+    Connection::open(&path)
+        .unwrap()
+        .execute_batch("CREATE TABLE contacts (id, name, visits)")
+        .unwrap();
+    let mut sink = SqliteSink::new(&SqliteSinkConfig::new(&path, "contacts"), "id").unwrap();
+    let Err(Error::Destination { message, .. }) =
+        sink.open(&hushflow_core::Schema::new(names(FIELDS)))
+    else {
+        panic!("upsert needs a unique key");
+    };
+    assert!(
+        message.contains("primary key or to have a UNIQUE index"),
+        "{message}"
+    );
+}
+
+#[test]
+fn values_are_bound_by_kind() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("types.sqlite");
+    let fields = [
+        "id", "int", "real", "odd", "yes", "no", "json", "none", "text",
+    ];
+    let b = batch(
+        &fields,
+        &[vec![
+            t("1"),
+            k(CellKind::Number, "-42"),
+            k(CellKind::Number, "1.5e3"),
+            k(CellKind::Number, "99999999999999999999999999"),
+            k(CellKind::Bool, "true"),
+            k(CellKind::Bool, "false"),
+            k(CellKind::Json, r#"{"a":1}"#),
+            None,
+            t("007"),
+        ]],
+    );
+    run(&SqliteSinkConfig::new(&path, "t"), &[b]).unwrap();
+    assert_eq!(
+        query(
+            &path,
+            "SELECT typeof(id), typeof(int), typeof(real), typeof(odd), typeof(yes), \
+             typeof(no), typeof(json), typeof(none), typeof(text) FROM t"
+        ),
+        strings(&[&[
+            "text", "integer", "real", "real", "integer", "integer", "text", "null", "text"
+        ]])
+    );
+    assert_eq!(
+        query(&path, "SELECT int, real, yes, no, json, text FROM t"),
+        strings(&[&["-42", "1500", "1", "0", r#"{"a":1}"#, "007"]])
+    );
+}
+
+#[test]
+fn the_key_must_be_written_and_fields_must_exist() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("contacts.sqlite");
+    let schema = hushflow_core::Schema::new(names(FIELDS));
+    let mut config = SqliteSinkConfig::new(&path, "contacts");
+    config.fields = Some(names(&["name"]));
+    let Err(Error::Config(message)) = SqliteSink::new(&config, "id").unwrap().open(&schema) else {
+        panic!("the key must be written");
+    };
+    assert!(message.contains("`id`"), "{message}");
+    config.fields = Some(names(&["id", "phone"]));
+    let Err(Error::Config(message)) = SqliteSink::new(&config, "id").unwrap().open(&schema) else {
+        panic!("an unknown field must be refused");
+    };
+    assert!(message.contains("`phone`"), "{message}");
+    assert!(!path.exists(), "nothing is created for a bad configuration");
+
+    assert!(matches!(
+        SqliteSink::new(&SqliteSinkConfig::new(&path, ""), "id"),
+        Err(Error::Config(_))
+    ));
+}
+
+#[test]
+fn odd_names_are_quoted() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("odd.sqlite");
+    let fields = ["e-mail", "say \"hi\"", "select"];
+    let b = batch(&fields, &[vec![t("a@b"), t("x"), t("y")]]);
+    let config = SqliteSinkConfig::new(&path, "my \"table\"");
+    let mut sink = SqliteSink::new(&config, "e-mail").unwrap();
+    sink.open(b.schema()).unwrap();
+    sink.write_batch(&b).unwrap();
+    sink.write_batch(&b).unwrap();
+    sink.finish().unwrap();
+    assert_eq!(
+        query(
+            &path,
+            r#"SELECT "e-mail", "say ""hi""", "select" FROM "my ""table""""#
+        ),
+        strings(&[&["a@b", "x", "y"]])
+    );
+}
+
+#[test]
+fn config_parses_the_mode_in_lowercase() {
+    let config: SqliteSinkConfig =
+        serde_json::from_str(r#"{"path": "c.db", "table": "contacts"}"#).unwrap();
+    assert_eq!(config.mode, SqliteMode::Upsert);
+    let config: SqliteSinkConfig =
+        serde_json::from_str(r#"{"path": "c.db", "table": "c", "mode": "append"}"#).unwrap();
+    assert_eq!(config.mode, SqliteMode::Append);
+    assert!(
+        serde_json::from_str::<SqliteSinkConfig>(
+            r#"{"path": "c.db", "table": "c", "mode": "Append"}"#
+        )
+        .is_err()
+    );
+    assert!(
+        serde_json::from_str::<SqliteSinkConfig>(r#"{"path": "c.db", "table": "c", "key": "id"}"#)
+            .is_err()
+    );
+}
