@@ -37,6 +37,7 @@ export PATH="$root/.tools/bin:$PATH"
 advisories="$root/../shared/tools/advisory-db"
 if [ -x "$advisories" ]; then
   "$advisories" target/advisory-db >/dev/null
+  cargo fetch --locked --quiet  # deny reads metadata for every target, not just this one
   cargo deny --offline check
 else
   echo "no advisory snapshot at $advisories; checking licenses, bans and sources only"
