@@ -34,13 +34,17 @@ if ! command -v cargo-deny >/dev/null 2>&1 && [ ! -x .tools/bin/cargo-deny ]; th
   cargo install cargo-deny --locked --version '^0.20' --root .tools
 fi
 export PATH="$root/.tools/bin:$PATH"
-advisories="$root/../shared/tools/advisory-db"
-if [ -x "$advisories" ]; then
+# The snapshot tool sits in the steering repo's shared/ folder, beside this checkout.
+advisories=""
+for candidate in "$root/../shared/tools/advisory-db" /work/shared/tools/advisory-db; do
+  if [ -x "$candidate" ]; then advisories=$candidate; break; fi
+done
+if [ -n "$advisories" ]; then
   "$advisories" target/advisory-db >/dev/null
   cargo fetch --locked --quiet  # deny reads metadata for every target, not just this one
   cargo deny --offline check
 else
-  echo "no advisory snapshot at $advisories; checking licenses, bans and sources only"
+  echo "no advisory snapshot (shared/tools/advisory-db) found; checking licenses, bans and sources only"
   cargo deny --offline check licenses bans sources
 fi
 

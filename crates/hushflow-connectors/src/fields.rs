@@ -1,7 +1,7 @@
 //! Field lists: which fields a source copies and which a sink writes. Field names come from
 //! headers and pipeline files, never from records, so messages may quote them.
 
-use hushflow_core::{Batch, Error, Schema};
+use hushflow_core::{Batch, Column, Error, Schema};
 use std::path::Path;
 
 /// Fails if a name appears twice in `names`; `what` says where the list comes from.
@@ -70,8 +70,18 @@ impl Output {
         })
     }
 
-    /// Checks that a batch has the schema the sink was opened with, so positions are valid.
-    pub(crate) fn check(&self, path: &Path, batch: &Batch) -> Result<(), Error> {
+    /// The batch's columns the sink writes, in output order, once the batch is checked to have
+    /// the schema the sink was opened with (so positions are valid).
+    pub(crate) fn columns<'b>(
+        &self,
+        path: &Path,
+        batch: &'b Batch,
+    ) -> Result<Vec<&'b Column>, Error> {
+        self.check(path, batch)?;
+        Ok(self.positions.iter().map(|&p| batch.column(p)).collect())
+    }
+
+    fn check(&self, path: &Path, batch: &Batch) -> Result<(), Error> {
         if **batch.schema() != self.schema {
             return Err(Error::Config(format!(
                 "{}: a batch's fields ({}) differ from those the sink was opened with ({})",

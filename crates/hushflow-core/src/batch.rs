@@ -158,6 +158,20 @@ impl Batch {
         }
     }
 
+    /// An empty batch with room for `rows` rows, `text_bytes[i]` bytes of text reserved for
+    /// column `i`: a source sizes batches from what it has seen so that filling one does not
+    /// reallocate.
+    pub fn with_capacity(schema: Arc<Schema>, rows: usize, text_bytes: &[usize]) -> Self {
+        let columns = (0..schema.len())
+            .map(|i| Column::with_capacity(rows, text_bytes.get(i).copied().unwrap_or(0)))
+            .collect();
+        Batch {
+            schema,
+            columns,
+            lines: Vec::with_capacity(rows),
+        }
+    }
+
     /// Builds a batch from finished columns; every column must have one cell per line.
     pub fn from_columns(schema: Arc<Schema>, columns: Vec<Column>, lines: Vec<u64>) -> Self {
         assert_eq!(schema.len(), columns.len(), "one column per schema field");

@@ -76,13 +76,7 @@ impl Sink for CsvSink {
         let Some(open) = self.open.as_mut() else {
             return Err(not_open(&self.path));
         };
-        open.output.check(&self.path, batch)?;
-        let columns: Vec<_> = open
-            .output
-            .positions
-            .iter()
-            .map(|&p| batch.column(p))
-            .collect();
+        let columns = open.output.columns(&self.path, batch)?;
         let mut failed = None;
         for row in 0..batch.len() {
             let cells = columns.iter().map(|c| {

@@ -3,9 +3,7 @@
 use super::config::{CsvSourceConfig, delimiter_byte};
 use crate::fields::{check_unique, list};
 use ::csv::{ByteRecord, Reader, ReaderBuilder, Terminator, WriterBuilder};
-use hushflow_core::{
-    Batch, Cell, Column, Error, RejectReason, Rejected, Schema, Source, SourceBatch,
-};
+use hushflow_core::{Batch, Cell, Error, RejectReason, Rejected, Schema, Source, SourceBatch};
 use std::fs::File;
 use std::io;
 use std::path::{Path, PathBuf};
@@ -145,16 +143,7 @@ impl Source for CsvSource {
             return Ok(None);
         }
         let max_rows = max_rows.max(1);
-        let columns = self
-            .text_hint
-            .iter()
-            .map(|&bytes| Column::with_capacity(max_rows, bytes))
-            .collect();
-        let mut batch = Batch::from_columns(
-            Arc::clone(&self.schema),
-            columns,
-            Vec::with_capacity(max_rows),
-        );
+        let mut batch = Batch::with_capacity(Arc::clone(&self.schema), max_rows, &self.text_hint);
         let mut rejected = Vec::new();
 
         while batch.len() < max_rows {

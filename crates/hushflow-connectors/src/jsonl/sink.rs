@@ -92,13 +92,7 @@ impl Sink for JsonlSink {
         let Some(open) = self.open.as_mut() else {
             return Err(not_open(&self.path));
         };
-        open.output.check(&self.path, batch)?;
-        let columns: Vec<_> = open
-            .output
-            .positions
-            .iter()
-            .map(|&p| batch.column(p))
-            .collect();
+        let columns = open.output.columns(&self.path, batch)?;
         for row in 0..batch.len() {
             if columns.is_empty() {
                 open.buf.push(b'{');

@@ -3,7 +3,7 @@
 use super::config::JsonlSourceConfig;
 use crate::fields::check_unique;
 use hushflow_core::{
-    Batch, Cell, CellKind, Column, Error, RejectReason, Rejected, Schema, Source, SourceBatch,
+    Batch, Cell, CellKind, Error, RejectReason, Rejected, Schema, Source, SourceBatch,
 };
 use serde::de::{self, DeserializeSeed, Deserializer as _, IgnoredAny, MapAccess, Visitor};
 use serde_json::value::RawValue;
@@ -197,16 +197,7 @@ impl Source for JsonlSource {
             return Ok(None);
         }
         let max_rows = max_rows.max(1);
-        let columns = self
-            .text_hint
-            .iter()
-            .map(|&bytes| Column::with_capacity(max_rows, bytes))
-            .collect();
-        let mut batch = Batch::from_columns(
-            Arc::clone(&self.schema),
-            columns,
-            Vec::with_capacity(max_rows),
-        );
+        let mut batch = Batch::with_capacity(Arc::clone(&self.schema), max_rows, &self.text_hint);
         let mut rejected = Vec::new();
 
         while batch.len() < max_rows {

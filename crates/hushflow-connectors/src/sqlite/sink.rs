@@ -222,13 +222,7 @@ impl Sink for SqliteSink {
         let Some(open) = self.open.as_mut() else {
             return Err(not_open(&self.path));
         };
-        open.output.check(&self.path, batch)?;
-        let columns: Vec<_> = open
-            .output
-            .positions
-            .iter()
-            .map(|&p| batch.column(p))
-            .collect();
+        let columns = open.output.columns(&self.path, batch)?;
         let tx = open.conn.transaction().map_err(|e| Error::Destination {
             path: self.path.clone(),
             message: format!("starting a transaction failed: {e}"),
