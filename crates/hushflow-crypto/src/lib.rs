@@ -9,7 +9,9 @@ mod error;
 mod keyring;
 mod mac;
 mod store;
+mod token;
 
 pub use error::KeyringError;
 pub use keyring::{KeyInfo, Keyring};
 pub use mac::HmacSha256;
+pub use token::{TokenError, Tokenizer, fingerprint_key_id, token_key_id};

@@ -279,22 +279,40 @@ fn scrub_toml_message(message: &str) -> String {
     message.to_string()
 }
 
-/// Key names whose values are credentials: these must be secret references.
+/// Key names whose values are credentials: these must be secret references. Matched by word
+/// (`db_password`, `auth-token`, `apiKey`), so `tokenize` or `keyring` are not credentials.
 fn is_secret_key(key: &str) -> bool {
-    let key = key.to_ascii_lowercase().replace('-', "_");
+    let mut words: Vec<String> = Vec::new();
+    let mut word = String::new();
+    for c in key.chars() {
+        if c == '_' || c == '-' || c == '.' || (c.is_uppercase() && !word.is_empty()) {
+            if !word.is_empty() {
+                words.push(std::mem::take(&mut word));
+            }
+            if c == '_' || c == '-' || c == '.' {
+                continue;
+            }
+        }
+        word.extend(c.to_lowercase());
+    }
+    words.push(word);
     const WORDS: [&str; 10] = [
         "password",
         "passwd",
         "pwd",
+        "passphrase",
         "secret",
         "token",
-        "api_key",
+        "tokens",
         "apikey",
         "credential",
-        "private_key",
-        "access_key",
+        "credentials",
     ];
-    WORDS.iter().any(|w| key.contains(w))
+    let pair = |a: &str, b: &str| words.windows(2).any(|w| w[0] == a && w[1] == b);
+    words.iter().any(|w| WORDS.contains(&w.as_str()))
+        || pair("api", "key")
+        || pair("private", "key")
+        || pair("access", "key")
 }
 
 /// A URL with a password in its user-info part: `scheme://user:password@host`.
@@ -442,6 +460,33 @@ table = "leads"
         assert!(!e.to_string().contains("canary"));
         assert!(!is_credential_url("https://example.com/a@b"));
         assert!(!is_credential_url("postgres://user@host/db"));
+    }
+
+    #[test]
+    fn secret_key_names_are_matched_by_word() {
+        for key in [
+            "password",
+            "db_password",
+            "auth-token",
+            "apiKey",
+            "api_key",
+            "client_secret",
+            "aws_access_key_id",
+            "privateKey",
+        ] {
+            assert!(is_secret_key(key), "{key}");
+        }
+        for key in [
+            "tokenize",
+            "key",
+            "keyring",
+            "table",
+            "path",
+            "passthrough",
+            "secretary_name",
+        ] {
+            assert!(!is_secret_key(key), "{key}");
+        }
     }
 
     #[test]

@@ -2,8 +2,10 @@
 //! passed. `hushflow validate` prints the plan; `hushflow run` runs nothing else.
 
 use crate::pipeline::{self, OnError, PipelineSpec, SinkSpec, SourceSpec, SpecError, SpecSource};
-use hushflow_policy::{FieldRule, KeyMaterial, Policy, PolicyError};
-use hushflow_secrets::{SecretRef, SecretResolver};
+use base64::Engine as _;
+use hushflow_crypto::Keyring;
+use hushflow_policy::{Action, KeyMaterial, MIN_KEY_BYTES, Policy, PolicyError, ResolvedKey};
+use hushflow_secrets::{SecretRef, SecretResolver, SecretValue};
 use std::fmt;
 use std::path::{Path, PathBuf};
 
@@ -22,6 +24,8 @@ pub struct Plan {
     pub fingerprint: String,
     /// The source's field names when they can be read without reading records (a CSV header).
     pub source_fields: Option<Vec<String>>,
+    /// The suppression list's path, resolved against the pipeline file.
+    pub suppression_file: Option<PathBuf>,
     pub warnings: Vec<String>,
     text: String,
 }
@@ -75,24 +79,25 @@ fn check(file: &Path, text: String, spec: PipelineSpec, base: &Path) -> Result<P
 
     if let Err(e) = policy.check() {
         let span = match &e {
-            PolicyError::Duplicate(f) | PolicyError::KeyNotAReference { field: f, .. } => {
-                src.span_of(&["policy", "fields", f])
-            }
+            PolicyError::Duplicate(f)
+            | PolicyError::KeyNotAReference { field: f }
+            | PolicyError::Invalid { field: f, .. } => src.span_of(&["policy", "fields", f]),
             _ => src.span_of(&["policy"]),
         };
         return Err(src.error_at(span, Some("policy".into()), e.to_string()));
     }
 
     let key = pipeline.key.get_ref().clone();
-    match policy.rule(&key) {
-        Some(FieldRule::Keep | FieldRule::Hash(_)) => {}
+    // The key must leave, and leave as a value that still identifies the record one to one.
+    match policy.rule(&key).map(|r| &r.action) {
+        Some(Action::Keep | Action::Hash(_) | Action::Tokenize(_) | Action::MatchHash(_)) => {}
         _ => {
             return Err(src.error_at(
                 pipeline.key.span(),
                 Some("pipeline.key".into()),
                 format!(
-                    "the key field `{key}` must leave the source: add `fields.{key} = \"keep\"` \
-                     (or a hash rule) to [policy]"
+                    "the key field `{key}` must leave the source one to one: add `fields.{key} = \"keep\"` \
+                     (or a hash or tokenize rule) to [policy]"
                 ),
             ));
         }
@@ -102,8 +107,8 @@ fn check(file: &Path, text: String, spec: PipelineSpec, base: &Path) -> Result<P
     if let Some(fields) = sink.fields() {
         for field in fields {
             if !output.contains(field) {
-                let why = match policy.rule(field) {
-                    Some(FieldRule::Drop) => "the policy drops it",
+                let why = match policy.rule(field).map(|r| &r.action) {
+                    Some(Action::Drop) => "the policy drops it",
                     _ => "the policy does not name it, so it never leaves the source",
                 };
                 return Err(src.error_at(
@@ -140,13 +145,32 @@ fn check(file: &Path, text: String, spec: PipelineSpec, base: &Path) -> Result<P
         SourceSpec::Jsonl(_) => None,
     };
     if let Some(fields) = &source_fields {
-        for (name, rule) in policy.rules() {
-            if rule.reads_source() && !fields.contains(name) {
+        for name in policy.source_fields() {
+            if !fields.contains(&name) {
                 warnings.push(format!(
                     "the source's header has no field `{name}`, which the policy reads; the run will fail"
                 ));
             }
         }
+    }
+    for (name, rule) in policy.rules() {
+        if let Action::MatchHash(_) = rule.action {
+            warnings.push(format!(
+                "`{name}` is an unkeyed SHA-256: anyone can reverse it by hashing guesses (a list of \
+                 emails or phone numbers); send it only to an ad platform's matching API, and use \
+                 `hash` (keyed HMAC) everywhere else"
+            ));
+        }
+    }
+    let suppression_file = policy.suppression().map(|s| base.join(&s.file));
+    if let Some(file) = &suppression_file
+        && !file.is_file()
+    {
+        return Err(src.error_at(
+            src.span_of(&["policy", "suppression", "file"]),
+            Some("policy.suppression.file".into()),
+            format!("{} does not exist; create it (one email or HMAC per line) or remove [policy.suppression]", file.display()),
+        ));
     }
 
     Ok(Plan {
@@ -160,6 +184,7 @@ fn check(file: &Path, text: String, spec: PipelineSpec, base: &Path) -> Result<P
         policy,
         sink,
         source_fields,
+        suppression_file,
         warnings,
         text,
     })
@@ -192,31 +217,71 @@ fn read_csv_header(path: &Path, delimiter: char) -> Option<Vec<String>> {
 
 impl Plan {
     /// Resolves every key the policy needs. A missing reference is an error at its line.
-    pub fn resolve_keys(&self, resolver: &SecretResolver<'_>) -> Result<KeyMaterial, SpecError> {
+    /// Keyring keys are raw bytes with the keyring's id; `env:` and `file:` keys hold base64 and
+    /// their id is a fingerprint of the material, so tokens name the key without revealing it.
+    pub fn resolve_keys(
+        &self,
+        resolver: &SecretResolver<'_>,
+        keyring: &Keyring,
+    ) -> Result<KeyMaterial, SpecError> {
         let src = SpecSource {
             file: &self.file,
             text: &self.text,
         };
         let mut keys = KeyMaterial::new();
-        for (field, rule) in self.policy.rules() {
-            let FieldRule::Hash(h) = rule else { continue };
-            if keys.contains_key(&h.key) {
+        let uses = self
+            .policy
+            .rules()
+            .iter()
+            .filter_map(|(field, rule)| {
+                rule.key_reference()
+                    .map(|k| (vec!["policy", "fields", field.as_str(), "key"], k))
+            })
+            .chain(
+                self.policy
+                    .suppression()
+                    .and_then(|s| s.key.as_deref())
+                    .map(|k| (vec!["policy", "suppression", "key"], k)),
+            );
+        for (path, reference) in uses {
+            if keys.contains_key(reference) {
                 continue;
             }
-            let at = || src.span_of(&["policy", "fields", field, "key"]);
-            let key_path = format!("policy.fields.{field}.key");
-            let reference = match SecretRef::parse(&h.key) {
+            let at = || src.span_of(&path);
+            let key_path = path.join(".");
+            let fail = |message: String| src.error_at(at(), Some(key_path.clone()), message);
+            let parsed = match SecretRef::parse(reference) {
                 // Like every path in a pipeline, a secret file is relative to the pipeline file.
                 Ok(SecretRef::File(p)) if p.is_relative() => {
                     SecretRef::File(self.file.parent().unwrap_or(Path::new("")).join(p))
                 }
                 Ok(r) => r,
-                Err(e) => return Err(src.error_at(at(), Some(key_path), e.to_string())),
+                Err(e) => return Err(fail(e.to_string())),
             };
-            let value = resolver
-                .resolve(&reference)
-                .map_err(|e| src.error_at(at(), Some(key_path.clone()), e.to_string()))?;
-            keys.insert(h.key.clone(), value);
+            let value = resolver.resolve(&parsed).map_err(|e| fail(e.to_string()))?;
+            let key = match &parsed {
+                SecretRef::Keyring(name) => {
+                    let (info, _) = keyring.get(name).map_err(|e| fail(e.to_string()))?;
+                    ResolvedKey {
+                        id: info.id,
+                        material: value,
+                    }
+                }
+                _ => {
+                    let material = decode_key(&value).ok_or_else(|| {
+                        fail(format!(
+                            "{reference} must hold base64 key material of at least {MIN_KEY_BYTES} bytes \
+                             (`hushflow keys export NAME` prints one; or `head -c 32 /dev/urandom | base64`)"
+                        ))
+                    })?;
+                    resolver.redactor().register(&material);
+                    ResolvedKey {
+                        id: hushflow_crypto::fingerprint_key_id(&material),
+                        material,
+                    }
+                }
+            };
+            keys.insert(reference.to_string(), key);
         }
         Ok(keys)
     }
@@ -250,7 +315,8 @@ impl fmt::Display for Plan {
         }
         match &self.source_fields {
             Some(fields) => {
-                for name in fields.iter().filter(|n| self.policy.rule(n).is_none()) {
+                let read = self.policy.source_fields();
+                for name in fields.iter().filter(|n| !read.contains(n)) {
                     writeln!(f, "  {name:<width$}  dropped (not in the policy)")?;
                 }
             }
@@ -273,9 +339,36 @@ impl fmt::Display for Plan {
         if let Some(fields) = self.sink.fields() {
             writeln!(f, "  writes  {}", fields.join(", "))?;
         }
+        if let Some(c) = self.policy.consent() {
+            writeln!(
+                f,
+                "filter    consent: only records whose `{}` is an explicit yes",
+                c.field
+            )?;
+        }
+        if let (Some(s), Some(file)) = (self.policy.suppression(), &self.suppression_file) {
+            writeln!(
+                f,
+                "filter    suppression: `{}` matched against {}",
+                s.field,
+                file.display()
+            )?;
+        }
         for w in &self.warnings {
             writeln!(f, "warning: {w}")?;
         }
         Ok(())
     }
+}
+
+/// Base64 (standard alphabet, padding optional) of at least [`MIN_KEY_BYTES`] bytes.
+fn decode_key(value: &SecretValue) -> Option<SecretValue> {
+    let text = value.expose_str().ok()?.trim();
+    let engine = base64::engine::GeneralPurpose::new(
+        &base64::alphabet::STANDARD,
+        base64::engine::GeneralPurposeConfig::new()
+            .with_decode_padding_mode(base64::engine::DecodePaddingMode::Indifferent),
+    );
+    let bytes = engine.decode(text).ok()?;
+    (bytes.len() >= MIN_KEY_BYTES).then(|| SecretValue::new(bytes))
 }

@@ -11,10 +11,11 @@ use hushflow_connectors::csv::{CsvSink, CsvSource};
 use hushflow_connectors::jsonl::{JsonlSink, JsonlSource};
 use hushflow_connectors::sqlite::SqliteSink;
 use hushflow_core::{Batch, CellKind, RecordError, RejectReason, Sink, Source, SourceBatch};
-use hushflow_policy::KeyMaterial;
+use hushflow_policy::{CompileInputs, CompiledPolicy, Day, KeyMaterial};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::sync::mpsc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Mutex, mpsc};
 use std::time::{Duration, Instant};
 
 /// How a run ended. The CLI maps these to exit codes.
@@ -40,7 +41,10 @@ impl Outcome {
 pub struct Counts {
     pub read: u64,
     pub written: u64,
+    /// Left out on purpose: `filtered_no_consent + suppressed`.
     pub filtered: u64,
+    pub filtered_no_consent: u64,
+    pub suppressed: u64,
     pub quarantined: u64,
 }
 
@@ -135,6 +139,8 @@ pub fn run(plan: &Plan, keys: &KeyMaterial, ctx: &RunContext<'_>) -> Result<RunR
         ("read".into(), counts.read),
         ("written".into(), counts.written),
         ("filtered".into(), counts.filtered),
+        ("filtered_no_consent".into(), counts.filtered_no_consent),
+        ("suppressed".into(), counts.suppressed),
         ("quarantined".into(), counts.quarantined),
     ]);
     audit_counts.extend(
@@ -186,6 +192,63 @@ fn open_sink(plan: &Plan) -> Result<Box<dyn Sink>, hushflow_core::Error> {
     })
 }
 
+/// One source batch after the policy: what the writer needs, in the order it must happen.
+struct Processed {
+    read: u64,
+    /// Records set aside, in source order: (line, reason, raw bytes).
+    rejected: Vec<(u64, RejectReason, Vec<u8>)>,
+    output: Batch,
+    no_consent: u64,
+    suppressed: u64,
+}
+
+/// Key check and policy for one batch: pure CPU work, run on any worker thread.
+fn process(
+    item: SourceBatch,
+    key_column: Option<usize>,
+    key: &str,
+    policy: &CompiledPolicy,
+) -> Processed {
+    let SourceBatch {
+        mut batch,
+        rejected,
+    } = item;
+    let read = (batch.len() + rejected.len()) as u64;
+    let mut set_aside: Vec<(u64, RejectReason, Vec<u8>)> = rejected
+        .into_iter()
+        .map(|r| (r.line, r.reason, r.raw))
+        .collect();
+    if let Some(k) = key_column {
+        let keep: Vec<bool> = batch
+            .column(k)
+            .iter()
+            .map(|c| !c.is_null() && !c.text.trim().is_empty())
+            .collect();
+        if keep.iter().any(|k| !*k) {
+            for (row, _) in keep.iter().enumerate().filter(|(_, k)| !**k) {
+                let reason = RejectReason::MissingKey {
+                    field: key.to_string(),
+                };
+                set_aside.push((batch.lines()[row], reason, row_json(&batch, row)));
+            }
+            batch.retain_rows(&keep);
+        }
+    }
+    let out = policy.apply(&batch);
+    for (row, reason) in out.rejected {
+        set_aside.push((batch.lines()[row], reason, row_json(&batch, row)));
+    }
+    // Quarantine in source order, whichever stage refused the record.
+    set_aside.sort_by_key(|(line, _, _)| *line);
+    Processed {
+        read,
+        rejected: set_aside,
+        output: out.batch,
+        no_consent: out.no_consent as u64,
+        suppressed: out.suppressed as u64,
+    }
+}
+
 fn move_records(
     plan: &Plan,
     keys: &KeyMaterial,
@@ -193,63 +256,114 @@ fn move_records(
     quarantine: &mut Quarantine,
     counts: &mut Counts,
 ) -> Result<(), RunError> {
+    let suppression_list = match &plan.suppression_file {
+        Some(path) => read_lines(path)?,
+        None => Vec::new(),
+    };
     let mut source = open_source(plan)?;
     let schema = source.schema();
-    let policy = plan.policy.compile(&schema, keys)?;
+    let policy = plan.policy.compile(
+        &schema,
+        &CompileInputs {
+            keys,
+            suppression_list: &suppression_list,
+            today: today(),
+        },
+    )?;
     let key_column = schema.index_of(&plan.key);
     let mut sink = open_sink(plan)?;
     sink.open(policy.output_schema())?;
 
-    // Two batches in flight: enough to keep both threads busy, little enough to bound memory.
-    let (tx, rx) = mpsc::sync_channel::<Result<SourceBatch, hushflow_core::Error>>(2);
+    // reader → workers (the policy, in parallel) → this thread (quarantine and sink, in source
+    // order). Bounded channels keep a few batches in flight: memory stays flat whatever the input.
+    let workers = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .clamp(1, 8);
+    let (work_tx, work_rx) = mpsc::sync_channel::<(u64, SourceBatch)>(workers);
+    let work_rx = Mutex::new(work_rx);
+    let (done_tx, done_rx) =
+        mpsc::sync_channel::<(u64, Result<Processed, hushflow_core::Error>)>(workers * 2);
     let batch_size = plan.batch_size;
+    let (policy, key) = (&policy, plan.key.as_str());
+    // Set when the writer stops early (an error): the reader stops reading and the workers
+    // drain what is queued without working on it, so every thread ends.
+    let stop = AtomicBool::new(false);
+    let stop = &stop;
     std::thread::scope(|scope| -> Result<(), RunError> {
+        // Owned by this closure, so an early return drops it and the workers' sends fail.
+        let done_rx = done_rx;
+        let reader_done = done_tx.clone();
         scope.spawn(move || {
-            loop {
-                let next = source.next_batch(batch_size);
-                let done = !matches!(next, Ok(Some(_)));
-                let item = match next {
-                    Ok(Some(b)) => Ok(b),
-                    Ok(None) => break,
-                    Err(e) => Err(e),
-                };
-                // A closed channel means the consumer stopped (an error): stop reading.
-                if tx.send(item).is_err() || done {
+            for seq in 0.. {
+                if stop.load(Ordering::Relaxed) {
                     break;
+                }
+                match source.next_batch(batch_size) {
+                    Ok(Some(batch)) => {
+                        // A closed channel means the writer stopped (an error): stop reading.
+                        if work_tx.send((seq, batch)).is_err() {
+                            break;
+                        }
+                    }
+                    Ok(None) => break,
+                    Err(e) => {
+                        let _ = reader_done.send((seq, Err(e)));
+                        break;
+                    }
                 }
             }
         });
-
-        for item in rx {
-            let SourceBatch {
-                mut batch,
-                rejected,
-            } = item?;
-            counts.read += (batch.len() + rejected.len()) as u64;
-            for r in &rejected {
-                reject(plan, quarantine, r.line, &r.reason, &r.raw)?;
-            }
-            if let Some(k) = key_column {
-                reject_missing_keys(plan, quarantine, &mut batch, k)?;
-            }
-            let out = policy.apply(&batch);
-            for (row, reason) in &out.rejected {
-                reject(
-                    plan,
-                    quarantine,
-                    batch.lines()[*row],
-                    reason,
-                    &row_json(&batch, *row),
-                )?;
-            }
-            counts.filtered += out.filtered as u64;
-            if !out.batch.is_empty() {
-                sink.write_batch(&out.batch)?;
-            }
-            counts.written += out.batch.len() as u64;
-            (ctx.progress)(counts.read);
+        for _ in 0..workers {
+            let (work_rx, done_tx) = (&work_rx, done_tx.clone());
+            scope.spawn(move || {
+                loop {
+                    // The lock is held only to take the next batch, not while working on it.
+                    let next = work_rx.lock().map(|rx| rx.recv());
+                    let Ok(Ok((seq, batch))) = next else { break };
+                    if stop.load(Ordering::Relaxed) {
+                        continue;
+                    }
+                    if done_tx
+                        .send((seq, Ok(process(batch, key_column, key, policy))))
+                        .is_err()
+                    {
+                        stop.store(true, Ordering::Relaxed);
+                    }
+                }
+            });
         }
-        Ok(())
+        drop(done_tx);
+
+        // Workers finish out of order; hold early batches until their turn.
+        let mut waiting: BTreeMap<u64, Result<Processed, hushflow_core::Error>> = BTreeMap::new();
+        let mut next_seq = 0;
+        let mut write = || -> Result<(), RunError> {
+            for (seq, item) in done_rx.iter() {
+                waiting.insert(seq, item);
+                while let Some(item) = waiting.remove(&next_seq) {
+                    next_seq += 1;
+                    let p = item?;
+                    counts.read += p.read;
+                    for (line, reason, raw) in &p.rejected {
+                        reject(plan, quarantine, *line, reason, raw)?;
+                    }
+                    counts.filtered_no_consent += p.no_consent;
+                    counts.suppressed += p.suppressed;
+                    counts.filtered += p.no_consent + p.suppressed;
+                    if !p.output.is_empty() {
+                        sink.write_batch(&p.output)?;
+                    }
+                    counts.written += p.output.len() as u64;
+                    (ctx.progress)(counts.read);
+                }
+            }
+            Ok(())
+        };
+        let written = write();
+        if written.is_err() {
+            stop.store(true, Ordering::Relaxed);
+        }
+        written
     })?;
     sink.finish()?;
     Ok(())
@@ -277,36 +391,6 @@ fn reject(
         })
 }
 
-fn reject_missing_keys(
-    plan: &Plan,
-    quarantine: &mut Quarantine,
-    batch: &mut Batch,
-    key_column: usize,
-) -> Result<(), RunError> {
-    let keep: Vec<bool> = batch
-        .column(key_column)
-        .iter()
-        .map(|c| !c.is_null() && !c.text.trim().is_empty())
-        .collect();
-    if keep.iter().all(|k| *k) {
-        return Ok(());
-    }
-    let reason = RejectReason::MissingKey {
-        field: plan.key.clone(),
-    };
-    for (row, _) in keep.iter().enumerate().filter(|(_, k)| !**k) {
-        reject(
-            plan,
-            quarantine,
-            batch.lines()[row],
-            &reason,
-            &row_json(batch, row),
-        )?;
-    }
-    batch.retain_rows(&keep);
-    Ok(())
-}
-
 /// A row as a JSON object, for quarantining a record the source parsed but a later stage refused.
 /// Only the fields the source read are there: dropped fields were never read.
 fn row_json(batch: &Batch, row: usize) -> Vec<u8> {
@@ -323,4 +407,27 @@ fn row_json(batch: &Batch, row: usize) -> Vec<u8> {
         object.insert(name.clone(), value);
     }
     serde_json::to_vec(&object).unwrap_or_default()
+}
+
+/// The suppression list: emails or their HMACs, not record data, but still read only here.
+fn read_lines(path: &std::path::Path) -> Result<Vec<String>, RunError> {
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        RunError::State(std::io::Error::new(
+            e.kind(),
+            format!("{}: {e}", path.display()),
+        ))
+    })?;
+    Ok(text.lines().map(str::to_string).collect())
+}
+
+/// The run's date (UTC), for age bands without an explicit `as_of`.
+fn today() -> Day {
+    let date = jiff::Timestamp::now()
+        .to_zoned(jiff::tz::TimeZone::UTC)
+        .date();
+    Day {
+        year: i32::from(date.year()),
+        month: date.month() as u8,
+        day: date.day() as u8,
+    }
 }

@@ -1,31 +1,64 @@
-//! The policy compiled against one source schema: a list of column operations, run batch by
-//! batch. Field names are looked up once here, never per record.
+//! The policy compiled against one source schema: filters, then a list of column operations,
+//! run batch by batch. Field names are looked up once here, never per record; transformed values
+//! are written straight into the output column's buffer.
 
-use crate::{Encoding, FieldRule, Normalize, Policy, PolicyError};
+use crate::filter::{ConsentFilter, SuppressionFilter};
+use crate::generalize::{Day, Generalization};
+use crate::mask::MaskRule;
+use crate::normalize::Normalizer;
+use crate::pii::{Finding, PiiDetector};
+use crate::rule::{Action, Encoding, Policy, PolicyError};
 use base64::Engine as _;
-use hushflow_core::{Batch, CellKind, Column, RejectReason, Schema};
-use hushflow_crypto::HmacSha256;
+use hushflow_core::{Batch, Cell, CellKind, Column, RejectReason, Schema};
+use hushflow_crypto::{HmacSha256, Tokenizer};
 use hushflow_secrets::SecretValue;
+use sha2::{Digest, Sha256};
 use std::collections::HashMap;
 use std::sync::Arc;
 
-/// Resolved key material by secret reference (`keyring:pepper` → its bytes).
-pub type KeyMaterial = HashMap<String, SecretValue>;
+/// A resolved key: its public id (carried in tokens) and its material.
+pub struct ResolvedKey {
+    pub id: String,
+    pub material: SecretValue,
+}
 
-/// Minimum key length for keyed hashing: shorter keys make pseudonyms guessable.
-const MIN_KEY_BYTES: usize = 16;
+/// Resolved keys by secret reference (`keyring:pepper` → its id and bytes).
+pub type KeyMaterial = HashMap<String, ResolvedKey>;
 
-enum Op {
-    Copy {
-        input: usize,
-    },
+/// Minimum key length for keyed hashing and tokens: 256 bits.
+pub const MIN_KEY_BYTES: usize = 32;
+
+/// What the policy needs besides itself, gathered by the engine (the policy does no I/O).
+pub struct CompileInputs<'a> {
+    pub keys: &'a KeyMaterial,
+    /// The lines of the suppression list, when the policy has one.
+    pub suppression_list: &'a [String],
+    /// The run's date, for age bands without `as_of`.
+    pub today: Day,
+}
+
+enum Transform {
+    Copy,
     Null,
     Hmac {
-        input: usize,
         mac: Box<HmacSha256>,
-        normalize: Normalize,
+        normalize: Normalizer,
         encoding: Encoding,
     },
+    MatchHash {
+        normalize: Normalizer,
+    },
+    Mask(MaskRule),
+    Tokenize(Box<Tokenizer>),
+    Generalize(Generalization),
+    Redact(Box<PiiDetector>),
+}
+
+struct Op {
+    /// The output field's name, for reject reasons.
+    field: String,
+    input: usize,
+    transform: Transform,
 }
 
 /// What [`CompiledPolicy::apply`] gives back for one batch.
@@ -35,13 +68,18 @@ pub struct PolicyOutput {
     pub batch: Batch,
     /// Rows (by index in the input batch) the policy refused, and why; the engine quarantines them.
     pub rejected: Vec<(usize, RejectReason)>,
-    /// Rows a filter removed on purpose (consent, suppression); counted, not quarantined.
-    pub filtered: usize,
+    /// Rows removed because consent was not an explicit yes.
+    pub no_consent: usize,
+    /// Rows removed because they match the suppression list.
+    pub suppressed: usize,
 }
 
 pub struct CompiledPolicy {
     ops: Vec<Op>,
     output: Arc<Schema>,
+    consent: Option<ConsentFilter>,
+    suppression: Option<SuppressionFilter>,
+    today: Day,
 }
 
 impl std::fmt::Debug for CompiledPolicy {
@@ -52,56 +90,121 @@ impl std::fmt::Debug for CompiledPolicy {
     }
 }
 
+fn key<'k>(
+    keys: &'k KeyMaterial,
+    field: &str,
+    reference: &str,
+) -> Result<&'k ResolvedKey, PolicyError> {
+    let key = keys
+        .get(reference)
+        .ok_or_else(|| PolicyError::KeyNotResolved {
+            field: field.to_string(),
+            key: reference.to_string(),
+        })?;
+    if key.material.expose().len() < MIN_KEY_BYTES {
+        return Err(PolicyError::KeyTooShort {
+            field: field.to_string(),
+            key: reference.to_string(),
+        });
+    }
+    Ok(key)
+}
+
 impl Policy {
-    /// Binds the policy to a source schema and its keys. Fails if the source lacks a field the
-    /// policy reads or a key is missing.
+    /// Binds the policy to a source schema, its keys and its suppression list. Fails if the
+    /// source lacks a field the policy reads or a key is missing.
     pub fn compile(
         &self,
         input: &Schema,
-        keys: &KeyMaterial,
+        inputs: &CompileInputs<'_>,
     ) -> Result<CompiledPolicy, PolicyError> {
         self.check()?;
+        let index = |field: &str| {
+            input
+                .index_of(field)
+                .ok_or_else(|| PolicyError::MissingSourceField(field.to_string()))
+        };
         let mut ops = Vec::new();
         let mut output = Vec::new();
         for (name, rule) in self.rules() {
-            let index = || {
-                input
-                    .index_of(name)
-                    .ok_or_else(|| PolicyError::MissingSourceField(name.clone()))
+            let invalid = |message: String| PolicyError::Invalid {
+                field: name.clone(),
+                message,
             };
-            let op = match rule {
-                FieldRule::Drop => continue,
-                FieldRule::Keep => Op::Copy { input: index()? },
-                FieldRule::Null => Op::Null,
-                FieldRule::Hash(h) => {
-                    let key = keys
-                        .get(&h.key)
-                        .ok_or_else(|| PolicyError::KeyNotResolved {
-                            field: name.clone(),
-                            key: h.key.clone(),
-                        })?;
-                    if key.expose().len() < MIN_KEY_BYTES {
-                        return Err(PolicyError::KeyTooShort {
-                            field: name.clone(),
-                            key: h.key.clone(),
-                        });
-                    }
-                    Op::Hmac {
-                        input: index()?,
-                        mac: Box::new(HmacSha256::new(key)),
-                        normalize: h.normalize,
-                        encoding: h.encoding,
-                    }
+            let transform = match &rule.action {
+                Action::Drop => continue,
+                Action::Keep => Transform::Copy,
+                Action::Null => Transform::Null,
+                Action::Hash(h) => Transform::Hmac {
+                    mac: Box::new(HmacSha256::new(&key(inputs.keys, name, &h.key)?.material)),
+                    normalize: h.normalize.compile(None).map_err(invalid)?,
+                    encoding: h.encoding,
+                },
+                Action::MatchHash(m) => Transform::MatchHash {
+                    normalize: m.normalize.compile(Some(m.platform)).map_err(invalid)?,
+                },
+                Action::Mask(m) => Transform::Mask(m.clone()),
+                Action::Tokenize(t) => {
+                    let k = key(inputs.keys, name, &t.key)?;
+                    Transform::Tokenize(Box::new(
+                        Tokenizer::new(&k.id, &k.material).map_err(|e| invalid(e.to_string()))?,
+                    ))
                 }
+                Action::Generalize(g) => Transform::Generalize(g.clone()),
+                Action::Redact(r) => Transform::Redact(Box::new(
+                    PiiDetector::new(&r.kinds, r.region.as_deref())
+                        .map_err(|e| invalid(e.to_string()))?,
+                )),
             };
-            ops.push(op);
+            // A nulled field is not read, so it needs no source column.
+            let input = match transform {
+                Transform::Null => 0,
+                _ => index(rule.source_field(name))?,
+            };
+            ops.push(Op {
+                field: name.clone(),
+                input,
+                transform,
+            });
             output.push(name.clone());
         }
+        let consent = self
+            .consent()
+            .map(|c| index(&c.field).map(ConsentFilter::new))
+            .transpose()?;
+        let suppression = match self.suppression() {
+            Some(s) => {
+                let mac = match self.suppression_key() {
+                    Some(reference) => Some(HmacSha256::new(
+                        &key(inputs.keys, "suppression", reference)?.material,
+                    )),
+                    None => None,
+                };
+                Some(
+                    SuppressionFilter::new(index(&s.field)?, inputs.suppression_list, mac)
+                        .map_err(|message| PolicyError::Invalid {
+                            field: "suppression".into(),
+                            message,
+                        })?,
+                )
+            }
+            None => None,
+        };
         Ok(CompiledPolicy {
             ops,
             output: Arc::new(Schema::new(output)),
+            consent,
+            suppression,
+            today: inputs.today,
         })
     }
+}
+
+/// Reused buffers for one thread's work.
+#[derive(Default)]
+struct Scratch {
+    text: String,
+    findings: Vec<Finding>,
 }
 
 impl CompiledPolicy {
@@ -109,180 +212,374 @@ impl CompiledPolicy {
         &self.output
     }
 
-    /// Transforms one batch, column by column.
+    /// Transforms one batch: filters first, then column by column.
     pub fn apply(&self, input: &Batch) -> PolicyOutput {
         let rows = input.len();
-        let mut scratch = String::new();
-        let columns = self
+        let mut keep = vec![true; rows];
+        let no_consent = self
+            .consent
+            .as_ref()
+            .map_or(0, |c| c.filter(input, &mut keep));
+        let suppressed = self
+            .suppression
+            .as_ref()
+            .map_or(0, |s| s.filter(input, &mut keep));
+
+        let mut failed: Vec<Option<RejectReason>> = vec![None; rows];
+        let mut scratch = Scratch::default();
+        let columns: Vec<Column> = self
             .ops
             .iter()
-            .map(|op| match op {
-                Op::Copy { input: i } => input.column(*i).clone(),
-                Op::Null => {
-                    let mut c = Column::with_capacity(rows, 0);
-                    (0..rows).for_each(|_| c.push_null());
-                    c
-                }
-                Op::Hmac {
-                    input: i,
-                    mac,
-                    normalize,
-                    encoding,
-                } => hash_column(input.column(*i), mac, *normalize, *encoding, &mut scratch),
-            })
+            .map(|op| self.column(op, input, &keep, &mut failed, &mut scratch))
             .collect();
-        PolicyOutput {
-            batch: Batch::from_columns(self.output.clone(), columns, input.lines().to_vec()),
-            rejected: Vec::new(),
-            filtered: 0,
+
+        let mut rejected = Vec::new();
+        for (row, reason) in failed.into_iter().enumerate() {
+            if let Some(reason) = reason {
+                keep[row] = false;
+                rejected.push((row, reason));
+            }
         }
+        let mut batch = Batch::from_columns(self.output.clone(), columns, input.lines().to_vec());
+        batch.retain_rows(&keep);
+        PolicyOutput {
+            batch,
+            rejected,
+            no_consent,
+            suppressed,
+        }
+    }
+
+    fn column(
+        &self,
+        op: &Op,
+        input: &Batch,
+        keep: &[bool],
+        failed: &mut [Option<RejectReason>],
+        scratch: &mut Scratch,
+    ) -> Column {
+        let rows = input.len();
+        let source = input.column(op.input);
+        let mut out = match op.transform {
+            Transform::Copy => return source.clone(),
+            Transform::Null => {
+                let mut c = Column::with_capacity(rows, 0);
+                (0..rows).for_each(|_| c.push_null());
+                return c;
+            }
+            _ => Column::with_capacity(rows, source.text_len() + rows * 8),
+        };
+        for (row, cell) in source.iter().enumerate() {
+            // Filtered rows never leave: spend nothing on them, and never reject them.
+            if cell.is_null() || !keep[row] {
+                out.push_null();
+                continue;
+            }
+            match self.transform_cell(&op.transform, cell, &mut out, scratch) {
+                Ok(()) => {}
+                Err(detail) => {
+                    out.push_null();
+                    if failed[row].is_none() {
+                        failed[row] = Some(RejectReason::InvalidField {
+                            field: op.field.clone(),
+                            detail,
+                        });
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    /// Pushes exactly one cell to `out` on success, none on error.
+    fn transform_cell(
+        &self,
+        t: &Transform,
+        cell: Cell<'_>,
+        out: &mut Column,
+        scratch: &mut Scratch,
+    ) -> Result<(), &'static str> {
+        let text = &mut scratch.text;
+        match t {
+            Transform::Copy | Transform::Null => unreachable!("handled per column"),
+            Transform::Hmac {
+                mac,
+                normalize,
+                encoding,
+            } => {
+                if !normalize.apply(cell.text, text)? {
+                    out.push_null();
+                    return Ok(());
+                }
+                let digest = mac.mac(text.as_bytes());
+                out.push_with(CellKind::Text, |s| encode(&digest, *encoding, s));
+            }
+            Transform::MatchHash { normalize } => {
+                let trimmed = cell.text.trim();
+                // Already a SHA-256 digest (hashed upstream): pass it through, never hash twice.
+                if trimmed.len() == 64 && trimmed.bytes().all(|b| b.is_ascii_hexdigit()) {
+                    out.push_with(CellKind::Text, |s| {
+                        s.push_str(trimmed);
+                        let start = s.len() - 64;
+                        s[start..].make_ascii_lowercase();
+                    });
+                    return Ok(());
+                }
+                if !normalize.apply(cell.text, text)? {
+                    out.push_null();
+                    return Ok(());
+                }
+                let digest: [u8; 32] = Sha256::digest(text.as_bytes()).into();
+                out.push_with(CellKind::Text, |s| encode(&digest, Encoding::Hex, s));
+            }
+            Transform::Mask(m) => out.push_with(CellKind::Text, |s| m.apply(cell.text, s)),
+            Transform::Tokenize(t) => {
+                out.push_with(CellKind::Text, |s| t.tokenize_into(cell.text.as_bytes(), s))
+            }
+            Transform::Generalize(g) => {
+                text.clear();
+                g.apply(cell.text, self.today, text)?;
+                out.push(Cell::text(text));
+            }
+            Transform::Redact(d) => {
+                d.redact_into(cell.text, &mut scratch.findings, text);
+                out.push(Cell {
+                    kind: cell.kind,
+                    text,
+                });
+            }
+        }
+        Ok(())
     }
 }
 
-fn hash_column(
-    column: &Column,
-    mac: &HmacSha256,
-    normalize: Normalize,
-    encoding: Encoding,
-    scratch: &mut String,
-) -> Column {
-    let mut out = Column::with_capacity(column.len(), column.len() * 64);
-    let mut buf = [0u8; 64];
-    for cell in column.iter() {
-        if cell.is_null() || !normalize.apply(cell.text, scratch) {
-            out.push_null();
-            continue;
+fn encode(digest: &[u8; 32], encoding: Encoding, out: &mut String) {
+    match encoding {
+        Encoding::Hex => {
+            const HEX: &[u8; 16] = b"0123456789abcdef";
+            for b in digest {
+                out.push(HEX[usize::from(b >> 4)] as char);
+                out.push(HEX[usize::from(b & 15)] as char);
+            }
         }
-        let digest = mac.mac(scratch.as_bytes());
-        let encoded = match encoding {
-            Encoding::Hex => hex::encode_to_slice(digest, &mut buf)
-                .map(|_| &buf[..64])
-                .ok(),
-            Encoding::Base64url => base64::engine::general_purpose::URL_SAFE_NO_PAD
-                .encode_slice(digest, &mut buf)
-                .map(|n| &buf[..n])
-                .ok(),
-        };
-        // Both encodings of a 32-byte digest fit in 64 bytes and are ASCII, so this is never
-        // None; a null is still the safe fallback rather than a panic.
-        match encoded.and_then(|b| std::str::from_utf8(b).ok()) {
-            Some(text) => out.push_with(CellKind::Text, |s| s.push_str(text)),
-            None => out.push_null(),
+        Encoding::Base64url => {
+            base64::engine::general_purpose::URL_SAFE_NO_PAD.encode_string(digest, out)
         }
     }
-    out
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use hushflow_core::Cell;
 
     fn schema(names: &[&str]) -> Arc<Schema> {
         Arc::new(Schema::new(names.iter().map(|s| s.to_string()).collect()))
     }
 
+    const KEY: &[u8; 32] = b"0123456789abcdef0123456789abcdef";
+
     fn keys() -> KeyMaterial {
         let mut k = KeyMaterial::new();
         k.insert(
             "env:PEPPER".into(),
-            SecretValue::new(b"0123456789abcdef0123456789abcdef".to_vec()),
+            ResolvedKey {
+                id: "0011223344556677".into(),
+                material: SecretValue::new(KEY.to_vec()),
+            },
         );
         k
     }
 
-    fn policy(s: &str) -> Policy {
-        toml::from_str(s).unwrap()
+    fn compile(
+        policy: &str,
+        schema: &Schema,
+        suppression: &[String],
+    ) -> Result<CompiledPolicy, PolicyError> {
+        let p: Policy = toml::from_str(policy).unwrap();
+        let keys = keys();
+        p.compile(
+            schema,
+            &CompileInputs {
+                keys: &keys,
+                suppression_list: suppression,
+                today: Day {
+                    year: 2026,
+                    month: 11,
+                    day: 22,
+                },
+            },
+        )
     }
 
     fn batch() -> Batch {
-        let mut b = Batch::new(schema(&["id", "email", "notes"]));
+        let mut b = Batch::new(schema(&[
+            "id", "email", "notes", "opt_in", "phone", "birth",
+        ]));
         b.push_row(
             2,
             [
                 Cell::text("1"),
                 Cell::text(" Jane@Example.com"),
                 Cell::text("secret note"),
+                Cell::text("Yes"),
+                Cell::text("(415) 555-0132"),
+                Cell::text("1984-07-09"),
             ],
         );
-        b.push_row(3, [Cell::text("2"), Cell::NULL, Cell::text("x")]);
+        b.push_row(
+            3,
+            [
+                Cell::text("2"),
+                Cell::NULL,
+                Cell::text("x"),
+                Cell::text("no"),
+                Cell::NULL,
+                Cell::text("not a date"),
+            ],
+        );
+        b.push_row(
+            4,
+            [
+                Cell::text("3"),
+                Cell::text("bob@example.com"),
+                Cell::NULL,
+                Cell::text("1"),
+                Cell::text("12"),
+                Cell::NULL,
+            ],
+        );
         b
     }
 
     #[test]
-    fn keep_drop_null_in_policy_order() {
-        let p = policy(
+    fn keep_drop_null_and_from_in_policy_order() {
+        let c = compile(
             r#"
             fields.email = "null"
             fields.id = "keep"
             fields.notes = "drop"
+            fields.id_copy = { from = "id" }
             "#,
-        );
-        let c = p.compile(batch().schema(), &keys()).unwrap();
+            batch().schema(),
+            &[],
+        )
+        .unwrap();
         let out = c.apply(&batch()).batch;
-        assert_eq!(
-            out.schema().fields(),
-            &["email".to_string(), "id".to_string()]
-        );
+        assert_eq!(out.schema().fields(), &["email", "id", "id_copy"]);
         assert!(out.column(0).get(0).is_null());
-        assert_eq!(out.column(1).get(1).text, "2");
-        assert_eq!(out.lines(), &[2, 3]);
-        // Dropped content is nowhere in the output.
+        assert_eq!(out.column(2).get(1).text, "2");
+        assert_eq!(out.lines(), &[2, 3, 4]);
         assert!(!format!("{out:?}").contains("secret note"));
     }
 
     #[test]
     fn hmac_matches_an_independent_computation() {
-        let p = policy(
-            r#"fields.email = { hash = "hmac-sha256", key = "env:PEPPER", normalize = "email" }"#,
-        );
-        let c = p.compile(batch().schema(), &keys()).unwrap();
+        let c = compile(
+            r#"fields.email = { hash = "hmac-sha256", key = "env:PEPPER", normalize = "email" }
+               fields.e64 = { from = "email", hash = "hmac-sha256", key = "env:PEPPER", normalize = "email", encoding = "base64url" }"#,
+            batch().schema(),
+            &[],
+        )
+        .unwrap();
         let out = c.apply(&batch()).batch;
-        // Computed independently with Python's standard library:
-        // hmac.new(b"0123456789abcdef0123456789abcdef", b"jane@example.com", "sha256").hexdigest()
+        // Python: hmac.new(b"0123456789abcdef0123456789abcdef", b"jane@example.com", "sha256")
         assert_eq!(
             out.column(0).get(0).text,
             "e54ecd8285defd5c7a03f9025dba809862224f8c4b3b8ec1b7844d775a27b734"
         );
-        assert_eq!(out.column(0).get(0).text.len(), 64);
-        assert!(out.column(0).get(1).is_null(), "null stays null");
-
-        let p = policy(
-            r#"fields.email = { hash = "hmac-sha256", key = "env:PEPPER", normalize = "email", encoding = "base64url" }"#,
-        );
-        let out = p
-            .compile(batch().schema(), &keys())
-            .unwrap()
-            .apply(&batch())
-            .batch;
         assert_eq!(
-            out.column(0).get(0).text,
+            out.column(1).get(0).text,
             "5U7NgoXe_Vx6A_kCXbqAmGIiT4xLO47Bt4RNd1ontzQ"
         );
+        assert!(out.column(0).get(1).is_null(), "null stays null");
     }
 
     #[test]
-    fn missing_source_field_and_key_are_errors() {
-        let p = policy(r#"fields.phone = "keep""#);
+    fn match_hash_is_plain_sha256_and_passes_digests_through() {
+        let mut b = Batch::new(schema(&["email"]));
+        b.push_row(1, [Cell::text("  Jane.Doe@GMAIL.com ")]);
+        let digest = "A".repeat(64);
+        b.push_row(2, [Cell::text(&digest)]);
+        let c = compile(
+            r#"fields.email = { match_hash = "sha256", normalize = "email" }"#,
+            b.schema(),
+            &[],
+        )
+        .unwrap();
+        let out = c.apply(&b).batch;
+        // Python: hashlib.sha256(b"janedoe@gmail.com").hexdigest() (Google removes gmail dots)
         assert_eq!(
-            p.compile(batch().schema(), &keys()).unwrap_err(),
-            PolicyError::MissingSourceField("phone".into())
+            out.column(0).get(0).text,
+            "d6117306485ed0e50afab3ac871e98f81699151f30281527d63ff5f233656c69"
         );
-        let p = policy(r#"fields.email = { hash = "hmac-sha256", key = "env:OTHER" }"#);
-        assert!(matches!(
-            p.compile(batch().schema(), &keys()).unwrap_err(),
-            PolicyError::KeyNotResolved { .. }
-        ));
+        assert_eq!(out.column(0).get(1).text, "a".repeat(64));
     }
 
     #[test]
-    fn short_key_is_refused() {
-        let mut k = KeyMaterial::new();
-        k.insert("env:PEPPER".into(), SecretValue::new(b"short".to_vec()));
-        let p = policy(r#"fields.email = { hash = "hmac-sha256", key = "env:PEPPER" }"#);
-        assert!(matches!(
-            p.compile(batch().schema(), &k).unwrap_err(),
-            PolicyError::KeyTooShort { .. }
-        ));
+    fn failed_steps_reject_the_row_and_filters_count() {
+        let c = compile(
+            r#"
+            fields.id = "keep"
+            fields.phone = { hash = "hmac-sha256", key = "env:PEPPER", normalize = "phone", region = "US" }
+            fields.birth = { generalize = "year" }
+            [consent]
+            field = "opt_in"
+            "#,
+            batch().schema(),
+            &[],
+        )
+        .unwrap();
+        let out = c.apply(&batch());
+        // Row 2 (index 1) has no consent: filtered, not rejected, though its date is bad.
+        assert_eq!(out.no_consent, 1);
+        // Row 3 (index 2): "12" is no phone number.
+        assert_eq!(out.rejected.len(), 1);
+        assert_eq!(out.rejected[0].0, 2);
+        assert_eq!(
+            out.rejected[0].1.to_string(),
+            "field `phone`: not a phone number"
+        );
+        assert_eq!(out.batch.lines(), &[2]);
+        assert_eq!(out.batch.column(2).get(0).text, "1984");
+    }
+
+    #[test]
+    fn suppression_matches_plain_and_hashed_entries() {
+        let bob_mac =
+            hex::encode(HmacSha256::new(&SecretValue::new(KEY.to_vec())).mac(b"bob@example.com"));
+        let list = vec![
+            "# comment".to_string(),
+            " JANE@example.com".to_string(),
+            bob_mac,
+            String::new(),
+        ];
+        let c = compile(
+            r#"
+            fields.id = "keep"
+            fields.email = { hash = "hmac-sha256", key = "env:PEPPER", normalize = "email" }
+            [suppression]
+            file = "s.txt"
+            field = "email"
+            "#,
+            batch().schema(),
+            &list,
+        )
+        .unwrap();
+        let out = c.apply(&batch());
+        assert_eq!(out.suppressed, 2);
+        assert_eq!(out.batch.lines(), &[3]);
+    }
+
+    #[test]
+    fn missing_source_field_and_short_key_are_errors() {
+        let e = compile(r#"fields.fax = "keep""#, batch().schema(), &[]).unwrap_err();
+        assert_eq!(e, PolicyError::MissingSourceField("fax".into()));
+        let e = compile(
+            r#"fields.email = { hash = "hmac-sha256", key = "env:OTHER" }"#,
+            batch().schema(),
+            &[],
+        )
+        .unwrap_err();
+        assert!(matches!(e, PolicyError::KeyNotResolved { .. }));
     }
 }

@@ -1,6 +1,8 @@
 //! Normalizations applied before hashing, so that " Jane@Example.COM" and "jane@example.com"
-//! give the same pseudonym. Each writes into a caller's buffer: this runs once per value.
+//! give the same pseudonym, and "(415) 555-0132" with region US and "+14155550132" the same
+//! phone hash. Each writes into a caller's buffer: this runs once per value.
 
+use phonenumber::country;
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
@@ -13,8 +15,11 @@ pub enum Normalize {
     Trim,
     /// Trim and lowercase.
     Lower,
-    /// An email address: trimmed and lowercased (no provider-specific dot or plus rules).
+    /// An email address: trimmed and lowercased; gmail rules on request.
     Email,
+    /// A phone number in E.164 (`+14155550132`), parsed with libphonenumber's metadata; numbers
+    /// without a country code need `region`.
+    Phone,
 }
 
 impl fmt::Display for Normalize {
@@ -24,60 +29,320 @@ impl fmt::Display for Normalize {
             Normalize::Trim => "trim",
             Normalize::Lower => "lower",
             Normalize::Email => "email",
+            Normalize::Phone => "phone",
         })
     }
 }
 
-impl Normalize {
-    /// Writes the normalized form of `value` into `out` (cleared first). Returns false when
-    /// nothing is left, which the policy treats as an empty value.
-    pub fn apply(self, value: &str, out: &mut String) -> bool {
+/// Whose audience-matching rules `match_hash` follows.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Platform {
+    /// Google Customer Match: emails trimmed and lowercased, dots removed from gmail.com and
+    /// googlemail.com local parts; phones in E.164 with the leading `+`.
+    #[default]
+    Google,
+    /// Meta (and X): emails trimmed and lowercased; phones as digits with the country code and
+    /// no `+`.
+    Meta,
+}
+
+impl fmt::Display for Platform {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Platform::Google => "Google",
+            Platform::Meta => "Meta",
+        })
+    }
+}
+
+/// Checks a region code such as "US" or "DE".
+pub(crate) fn parse_region(region: &str) -> Result<country::Id, String> {
+    region.parse::<country::Id>().map_err(|_| {
+        "`region` must be an ISO 3166 alpha-2 code such as \"US\" or \"DE\"".to_string()
+    })
+}
+
+impl crate::rule::Normalization {
+    pub(crate) fn check(&self) -> Result<(), String> {
+        if let Some(region) = &self.region {
+            if self.kind != Normalize::Phone {
+                return Err("`region` applies to normalize = \"phone\" only".into());
+            }
+            parse_region(region)?;
+        }
+        if self.gmail && self.kind != Normalize::Email {
+            return Err("`gmail` applies to normalize = \"email\" only".into());
+        }
+        Ok(())
+    }
+
+    /// Compiles the normalization; `platform` is set for `match_hash`.
+    pub(crate) fn compile(&self, platform: Option<Platform>) -> Result<Normalizer, String> {
+        self.check()?;
+        let region = self.region.as_deref().map(parse_region).transpose()?;
+        let gmail = match (platform, self.gmail) {
+            (_, true) => Gmail::DotsAndPlus,
+            (Some(Platform::Google), false) => Gmail::Dots,
+            _ => Gmail::Off,
+        };
+        Ok(Normalizer {
+            kind: self.kind,
+            region,
+            gmail,
+            phone_plus: platform != Some(Platform::Meta),
+        })
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Gmail {
+    Off,
+    Dots,
+    DotsAndPlus,
+}
+
+/// A compiled normalization.
+#[derive(Debug, Clone)]
+pub struct Normalizer {
+    kind: Normalize,
+    region: Option<country::Id>,
+    gmail: Gmail,
+    phone_plus: bool,
+}
+
+/// Why a value could not be normalized; fixed texts, never the value.
+pub type NormalizeError = &'static str;
+
+impl Normalizer {
+    pub fn new(kind: Normalize) -> Normalizer {
+        Normalizer {
+            kind,
+            region: None,
+            gmail: Gmail::Off,
+            phone_plus: true,
+        }
+    }
+
+    /// Writes the normalized form of `value` into `out` (cleared first). `Ok(false)` when
+    /// nothing is left (the value becomes null); `Err` when the value cannot be normalized.
+    pub fn apply(&self, value: &str, out: &mut String) -> Result<bool, NormalizeError> {
         out.clear();
-        match self {
+        match self.kind {
             Normalize::None => out.push_str(value),
             Normalize::Trim => out.push_str(value.trim()),
-            Normalize::Lower | Normalize::Email => {
-                let trimmed = value.trim();
-                if trimmed.is_ascii() {
-                    out.push_str(trimmed);
-                    out.make_ascii_lowercase();
-                } else {
-                    out.extend(trimmed.chars().flat_map(char::to_lowercase));
+            Normalize::Lower => lower_into(value.trim(), out),
+            Normalize::Email => {
+                lower_into(value.trim(), out);
+                if self.gmail != Gmail::Off {
+                    apply_gmail_rules(out, self.gmail == Gmail::DotsAndPlus);
                 }
             }
+            Normalize::Phone => {
+                let value = value.trim();
+                if value.is_empty() {
+                    return Ok(false);
+                }
+                let number = parse_phone(value, self.region).ok_or("not a phone number")?;
+                if !phonenumber::is_valid(&number) {
+                    return Err("not a valid phone number");
+                }
+                use std::fmt::Write as _;
+                let code = number.country().code();
+                let national = number.national().value();
+                let zeros = number.national().zeros() as usize;
+                let plus = if self.phone_plus { "+" } else { "" };
+                let _ = write!(out, "{plus}{code}{}{national}", "0".repeat(zeros));
+            }
         }
-        !out.is_empty()
+        Ok(!out.is_empty())
     }
+}
+
+/// Parses a phone number; `region` applies to numbers written without a country code.
+///
+/// A number starting with `+` names its own country, so it is parsed without the default
+/// region: the `phonenumber` crate (0.3.10) otherwise strips the default region's trunk prefix
+/// from it (with region US, `+33144605693` became `+3344605693`), which libphonenumber does not.
+pub fn parse_phone(value: &str, region: Option<country::Id>) -> Option<phonenumber::PhoneNumber> {
+    let region = if value.trim_start().starts_with('+') {
+        None
+    } else {
+        region
+    };
+    phonenumber::parse(region, value).ok()
+}
+
+fn lower_into(value: &str, out: &mut String) {
+    if value.is_ascii() {
+        out.push_str(value);
+        out.make_ascii_lowercase();
+    } else {
+        out.extend(value.chars().flat_map(char::to_lowercase));
+    }
+}
+
+/// Gmail ignores dots in the local part (and everything after a `+`), so these name one inbox.
+fn apply_gmail_rules(email: &mut String, strip_plus: bool) {
+    let Some(at) = email.rfind('@') else { return };
+    if !matches!(&email[at + 1..], "gmail.com" | "googlemail.com") {
+        return;
+    }
+    let (local, domain) = email.split_at(at);
+    let local = if strip_plus {
+        local.split('+').next().unwrap_or(local)
+    } else {
+        local
+    };
+    let rebuilt: String = local
+        .chars()
+        .filter(|c| *c != '.')
+        .chain(domain.chars())
+        .collect();
+    *email = rebuilt;
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::rule::Normalization;
 
-    fn norm(n: Normalize, v: &str) -> String {
+    fn norm(
+        kind: Normalize,
+        region: Option<&str>,
+        gmail: bool,
+        platform: Option<Platform>,
+        v: &str,
+    ) -> Result<String, NormalizeError> {
+        let n = Normalization {
+            kind,
+            region: region.map(String::from),
+            gmail,
+        }
+        .compile(platform)
+        .unwrap();
         let mut out = String::new();
-        n.apply(v, &mut out);
-        out
+        n.apply(v, &mut out).map(|_| out)
     }
 
     #[test]
     fn email_is_trimmed_and_lowercased() {
         assert_eq!(
-            norm(Normalize::Email, "  Jane.Doe@Example.COM \t"),
+            norm(
+                Normalize::Email,
+                None,
+                false,
+                None,
+                "  Jane.Doe@Example.COM \t"
+            )
+            .unwrap(),
             "jane.doe@example.com"
         );
-        assert_eq!(norm(Normalize::Email, "ZOË@Exämple.de"), "zoë@exämple.de");
+        assert_eq!(
+            norm(Normalize::Email, None, false, None, "ZOË@Exämple.de").unwrap(),
+            "zoë@exämple.de"
+        );
     }
 
     #[test]
-    fn none_and_trim() {
-        assert_eq!(norm(Normalize::None, " A "), " A ");
-        assert_eq!(norm(Normalize::Trim, " A "), "A");
+    fn gmail_rules_only_for_gmail_and_only_on_request() {
+        let v = "Jane.Doe+news@GMail.com";
+        assert_eq!(
+            norm(Normalize::Email, None, false, None, v).unwrap(),
+            "jane.doe+news@gmail.com"
+        );
+        assert_eq!(
+            norm(Normalize::Email, None, true, None, v).unwrap(),
+            "janedoe@gmail.com"
+        );
+        assert_eq!(
+            norm(Normalize::Email, None, true, None, "a.b+c@example.com").unwrap(),
+            "a.b+c@example.com"
+        );
+        // Google's matching rules remove the dots but keep the plus part.
+        assert_eq!(
+            norm(Normalize::Email, None, false, Some(Platform::Google), v).unwrap(),
+            "janedoe+news@gmail.com"
+        );
+        assert_eq!(
+            norm(Normalize::Email, None, false, Some(Platform::Meta), v).unwrap(),
+            "jane.doe+news@gmail.com"
+        );
     }
 
     #[test]
-    fn blank_is_reported_empty() {
-        let mut out = String::new();
-        assert!(!Normalize::Email.apply("   ", &mut out));
+    fn phones_become_e164() {
+        assert_eq!(
+            norm(Normalize::Phone, Some("US"), false, None, "(415) 555-0132").unwrap(),
+            "+14155550132"
+        );
+        assert_eq!(
+            norm(Normalize::Phone, Some("DE"), false, None, "030 1234567").unwrap(),
+            "+49301234567"
+        );
+        assert_eq!(
+            norm(
+                Normalize::Phone,
+                Some("US"),
+                false,
+                None,
+                "+44 20 7946 0958"
+            )
+            .unwrap(),
+            "+442079460958"
+        );
+        assert_eq!(
+            norm(Normalize::Phone, Some("IT"), false, None, "06 1234 5678").unwrap(),
+            "+390612345678"
+        );
+        // International numbers ignore the default region (libphonenumber's rule): the crate
+        // would otherwise strip US's trunk prefix "1" from these.
+        assert_eq!(
+            norm(Normalize::Phone, Some("US"), false, None, "+33144605693").unwrap(),
+            "+33144605693"
+        );
+        assert_eq!(
+            norm(
+                Normalize::Phone,
+                Some("US"),
+                false,
+                None,
+                "+33 (0)6 71 80 29 67"
+            )
+            .unwrap(),
+            "+33671802967"
+        );
+        assert_eq!(
+            norm(
+                Normalize::Phone,
+                Some("US"),
+                false,
+                Some(Platform::Meta),
+                "(415) 555-0132"
+            )
+            .unwrap(),
+            "14155550132"
+        );
+        assert!(norm(Normalize::Phone, Some("US"), false, None, "order 12").is_err());
+        assert_eq!(
+            norm(Normalize::Phone, Some("US"), false, None, "   ").unwrap(),
+            ""
+        );
+    }
+
+    #[test]
+    fn options_are_checked() {
+        let n = Normalization {
+            kind: Normalize::Email,
+            region: Some("US".into()),
+            gmail: false,
+        };
+        assert!(n.check().is_err());
+        let n = Normalization {
+            kind: Normalize::Phone,
+            region: Some("XX-canary".into()),
+            gmail: false,
+        };
+        assert!(!n.check().unwrap_err().contains("canary"));
     }
 }

@@ -1,58 +1,65 @@
-//! The policy as written in a pipeline file, and its checks that need no data.
+//! The policy as written in a pipeline file, and the checks that need no data.
+//!
+//! A field rule is a string (`"keep"`, `"drop"`, `"null"`) or a table naming exactly one action
+//! (`hash`, `match_hash`, `mask`, `tokenize`, `generalize`, `redact`) with that action's options,
+//! plus `from` to derive the field from another source field. Tables are read into one raw
+//! struct first, so that a misplaced option gets an error that says which action it belongs to.
 
-use crate::Normalize;
+use crate::generalize::Generalization;
+use crate::mask::MaskRule;
+use crate::normalize::{Normalize, Platform};
+use crate::pii::PiiKind;
 use serde::de::{self, MapAccess, Visitor};
 use serde::{Deserialize, Deserializer, Serialize};
 use sha2::{Digest, Sha256};
 use std::fmt;
 
-/// What happens to one field on its way out.
+/// What happens to one output field: the action, and the source field it reads.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum FieldRule {
+pub struct FieldRule {
+    /// The source field read, when it is not the output field's own name.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub from: Option<String>,
+    pub action: Action,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Action {
     /// Leaves unchanged.
     Keep,
     /// Never leaves; also what every unlisted field gets.
     Drop,
-    /// Leaves as an empty value, so a sink's column still exists.
+    /// Leaves as null, so a sink's column still exists.
     Null,
-    /// Leaves as a keyed hash (a pseudonym that still joins).
+    /// Keyed HMAC-SHA256: a pseudonym that joins across systems sharing the key.
     Hash(HashRule),
-}
-
-impl FieldRule {
-    /// Whether a value of this field leaves the source at all.
-    pub fn emits(&self) -> bool {
-        !matches!(self, FieldRule::Drop)
-    }
-
-    /// Whether the source needs to read this field (a nulled field's content is never read).
-    pub fn reads_source(&self) -> bool {
-        matches!(self, FieldRule::Keep | FieldRule::Hash(_))
-    }
-
-    /// One line a person can read, for `hushflow validate`'s plan.
-    pub fn describe(&self) -> String {
-        match self {
-            FieldRule::Keep => "kept as is".into(),
-            FieldRule::Drop => "dropped".into(),
-            FieldRule::Null => "emptied (null)".into(),
-            FieldRule::Hash(h) => {
-                let mut s = format!("HMAC-SHA256 with {}", h.key);
-                if h.normalize != Normalize::None {
-                    s.push_str(&format!(", normalized as {}", h.normalize));
-                }
-                s.push_str(&format!(", {}", h.encoding));
-                s
-            }
-        }
-    }
+    /// Unkeyed SHA-256 of the normalized value, as ad platforms require for audience matching.
+    MatchHash(MatchHashRule),
+    Mask(MaskRule),
+    /// Deterministic, reversible AES-SIV token carrying the key id.
+    Tokenize(TokenizeRule),
+    Generalize(Generalization),
+    /// PII found in free text is replaced by a label such as `[EMAIL]`.
+    Redact(RedactRule),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum HashAlgorithm {
     #[serde(rename = "hmac-sha256")]
     HmacSha256,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum MatchAlgorithm {
+    #[serde(rename = "sha256")]
+    Sha256,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum TokenAlgorithm {
+    #[serde(rename = "aes-siv")]
+    AesSiv,
 }
 
 /// How a digest is written out.
@@ -75,17 +82,240 @@ impl fmt::Display for Encoding {
     }
 }
 
-/// `{ hash = "hmac-sha256", key = "keyring:NAME", normalize = "email", encoding = "hex" }`
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+/// A normalization and its options, shared by `hash` and `match_hash`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Normalization {
+    pub kind: Normalize,
+    /// Default region (ISO 3166 alpha-2) for phone numbers written without a country code.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub region: Option<String>,
+    /// Gmail rules for emails: dots and `+suffix` of gmail.com/googlemail.com local parts removed.
+    pub gmail: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct HashRule {
-    pub hash: HashAlgorithm,
+    pub algorithm: HashAlgorithm,
     /// A secret reference (`keyring:NAME`, `env:NAME`, `file:PATH`), never the key itself.
     pub key: String,
-    #[serde(default)]
-    pub normalize: Normalize,
-    #[serde(default)]
+    pub normalize: Normalization,
     pub encoding: Encoding,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct MatchHashRule {
+    pub algorithm: MatchAlgorithm,
+    pub normalize: Normalization,
+    /// Whose normalization rules to follow.
+    pub platform: Platform,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct TokenizeRule {
+    pub algorithm: TokenAlgorithm,
+    pub key: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RedactRule {
+    pub kinds: Vec<PiiKind>,
+    /// Default region for phone numbers in national format.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub region: Option<String>,
+}
+
+impl FieldRule {
+    pub fn action(action: Action) -> Self {
+        FieldRule { from: None, action }
+    }
+
+    /// Whether a value of this field leaves the source at all.
+    pub fn emits(&self) -> bool {
+        !matches!(self.action, Action::Drop)
+    }
+
+    /// Whether the source needs to read a field for this rule (a nulled field is never read).
+    pub fn reads_source(&self) -> bool {
+        !matches!(self.action, Action::Drop | Action::Null)
+    }
+
+    /// The source field this rule reads, given the output field's name.
+    pub fn source_field<'a>(&'a self, name: &'a str) -> &'a str {
+        self.from.as_deref().unwrap_or(name)
+    }
+
+    /// The secret reference this rule needs resolved, if any.
+    pub fn key_reference(&self) -> Option<&str> {
+        match &self.action {
+            Action::Hash(h) => Some(&h.key),
+            Action::Tokenize(t) => Some(&t.key),
+            _ => None,
+        }
+    }
+
+    /// One line a person can read, for `hushflow validate`'s plan.
+    pub fn describe(&self) -> String {
+        let mut s = match &self.action {
+            Action::Keep => "kept as is".to_string(),
+            Action::Drop => "dropped".to_string(),
+            Action::Null => "emptied (null)".to_string(),
+            Action::Hash(h) => format!(
+                "HMAC-SHA256 with {}{}, {}",
+                h.key,
+                h.normalize.describe(),
+                h.encoding
+            ),
+            Action::MatchHash(m) => format!(
+                "unkeyed SHA-256 for {} matching{}",
+                m.platform,
+                m.normalize.describe()
+            ),
+            Action::Mask(m) => m.describe(),
+            Action::Tokenize(t) => format!("AES-SIV token with {}", t.key),
+            Action::Generalize(g) => format!("generalized to {g}"),
+            Action::Redact(r) => {
+                let kinds: Vec<&str> = r.kinds.iter().map(|k| k.label()).collect();
+                format!("PII redacted: {}", kinds.join(" "))
+            }
+        };
+        if let Some(from) = &self.from {
+            s.push_str(&format!(" (from `{from}`)"));
+        }
+        s
+    }
+}
+
+impl Normalization {
+    fn describe(&self) -> String {
+        let mut s = match self.kind {
+            Normalize::None => return String::new(),
+            kind => format!(", normalized as {kind}"),
+        };
+        if let Some(region) = &self.region {
+            s.push_str(&format!(" (region {region})"));
+        }
+        if self.gmail {
+            s.push_str(" with gmail rules");
+        }
+        s
+    }
+}
+
+/// Every option any action takes, read in one pass; [`RawRule::into_rule`] checks the mix.
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawRule {
+    from: Option<String>,
+    hash: Option<HashAlgorithm>,
+    match_hash: Option<MatchAlgorithm>,
+    mask: Option<MaskRule>,
+    tokenize: Option<TokenAlgorithm>,
+    generalize: Option<Generalization>,
+    redact: Option<Vec<PiiKind>>,
+    key: Option<String>,
+    normalize: Option<Normalize>,
+    region: Option<String>,
+    gmail: Option<bool>,
+    encoding: Option<Encoding>,
+    platform: Option<Platform>,
+}
+
+impl RawRule {
+    fn into_rule<E: de::Error>(self) -> Result<FieldRule, E> {
+        let named: Vec<&str> = [
+            ("hash", self.hash.is_some()),
+            ("match_hash", self.match_hash.is_some()),
+            ("mask", self.mask.is_some()),
+            ("tokenize", self.tokenize.is_some()),
+            ("generalize", self.generalize.is_some()),
+            ("redact", self.redact.is_some()),
+        ]
+        .into_iter()
+        .filter_map(|(n, present)| present.then_some(n))
+        .collect();
+        if named.len() > 1 {
+            return Err(E::custom(format!(
+                "a field rule takes one action; this one names {}",
+                named.join(" and ")
+            )));
+        }
+        let action = named.first().copied().unwrap_or("keep");
+        let allowed: &[&str] = match action {
+            "hash" => &["key", "normalize", "region", "gmail", "encoding"],
+            "match_hash" => &["normalize", "region", "gmail", "platform"],
+            "tokenize" => &["key"],
+            "redact" => &["region"],
+            _ => &[],
+        };
+        for (option, present) in [
+            ("key", self.key.is_some()),
+            ("normalize", self.normalize.is_some()),
+            ("region", self.region.is_some()),
+            ("gmail", self.gmail.is_some()),
+            ("encoding", self.encoding.is_some()),
+            ("platform", self.platform.is_some()),
+        ] {
+            if present && !allowed.contains(&option) {
+                return Err(E::custom(format!("`{option}` does not apply to {action}")));
+            }
+        }
+        let normalize = Normalization {
+            kind: self.normalize.unwrap_or_default(),
+            region: self.region.clone(),
+            gmail: self.gmail.unwrap_or(false),
+        };
+        let need_key = |key: Option<String>| {
+            key.ok_or_else(|| {
+                E::custom(format!(
+                    "{action} needs `key`, a secret reference such as \"keyring:NAME\""
+                ))
+            })
+        };
+        let action = if let Some(algorithm) = self.hash {
+            Action::Hash(HashRule {
+                algorithm,
+                key: need_key(self.key)?,
+                normalize,
+                encoding: self.encoding.unwrap_or_default(),
+            })
+        } else if let Some(algorithm) = self.match_hash {
+            Action::MatchHash(MatchHashRule {
+                algorithm,
+                normalize,
+                platform: self.platform.unwrap_or_default(),
+            })
+        } else if let Some(mask) = self.mask {
+            Action::Mask(mask)
+        } else if let Some(algorithm) = self.tokenize {
+            Action::Tokenize(TokenizeRule {
+                algorithm,
+                key: need_key(self.key)?,
+            })
+        } else if let Some(g) = self.generalize {
+            Action::Generalize(g)
+        } else if let Some(kinds) = self.redact {
+            if kinds.is_empty() {
+                return Err(E::custom(
+                    "`redact` needs at least one kind, e.g. [\"email\", \"phone\"]",
+                ));
+            }
+            Action::Redact(RedactRule {
+                kinds,
+                region: self.region,
+            })
+        } else if self.from.is_some() {
+            // `{ from = "email" }` alone: a kept copy under another name.
+            Action::Keep
+        } else {
+            return Err(E::custom(
+                "a field rule table needs an action: hash, match_hash, mask, tokenize, generalize or redact",
+            ));
+        };
+        Ok(FieldRule {
+            from: self.from,
+            action,
+        })
+    }
 }
 
 impl<'de> Deserialize<'de> for FieldRule {
@@ -98,29 +328,50 @@ impl<'de> Deserialize<'de> for FieldRule {
             }
             fn visit_str<E: de::Error>(self, v: &str) -> Result<FieldRule, E> {
                 match v {
-                    "keep" => Ok(FieldRule::Keep),
-                    "drop" => Ok(FieldRule::Drop),
-                    "null" => Ok(FieldRule::Null),
+                    "keep" => Ok(FieldRule::action(Action::Keep)),
+                    "drop" => Ok(FieldRule::action(Action::Drop)),
+                    "null" => Ok(FieldRule::action(Action::Null)),
                     // The value is a misspelt action, not data, but keep it out anyway: it
                     // could be a value pasted into the wrong place.
                     _ => Err(E::custom(
-                        "unknown field action; expected \"keep\", \"drop\", \"null\" or a table with `hash`",
+                        "unknown field action; expected \"keep\", \"drop\", \"null\" or a table such as { hash = … }",
                     )),
                 }
             }
             fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<FieldRule, A::Error> {
-                HashRule::deserialize(de::value::MapAccessDeserializer::new(map))
-                    .map(FieldRule::Hash)
+                RawRule::deserialize(de::value::MapAccessDeserializer::new(map))?.into_rule()
             }
         }
         deserializer.deserialize_any(RuleVisitor)
     }
 }
 
+/// `[policy.consent]`: only records whose consent field is an explicit yes leave.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Consent {
+    pub field: String,
+}
+
+/// `[policy.suppression]`: records whose field matches a line of the list never leave.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Suppression {
+    /// One email, or its HMAC-SHA256 hex under `key`, per line; relative to the pipeline file.
+    pub file: std::path::PathBuf,
+    pub field: String,
+    /// The key the list's hashed entries were made with; by default the key of the field's own
+    /// `hash` rule, if it has one.
+    #[serde(default)]
+    pub key: Option<String>,
+}
+
 /// The `[policy]` table: field rules in the order written, which is also the output order.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct Policy {
     fields: Vec<(String, FieldRule)>,
+    consent: Option<Consent>,
+    suppression: Option<Suppression>,
 }
 
 #[derive(Deserialize)]
@@ -128,6 +379,10 @@ pub struct Policy {
 struct PolicyTable {
     #[serde(default)]
     fields: OrderedRules,
+    #[serde(default)]
+    consent: Option<Consent>,
+    #[serde(default)]
+    suppression: Option<Suppression>,
 }
 
 #[derive(Default)]
@@ -159,6 +414,8 @@ impl<'de> Deserialize<'de> for Policy {
         let table = PolicyTable::deserialize(deserializer)?;
         Ok(Policy {
             fields: table.fields.0,
+            consent: table.consent,
+            suppression: table.suppression,
         })
     }
 }
@@ -171,22 +428,28 @@ pub enum PolicyError {
     #[error("field `{0}` is named twice in the policy")]
     Duplicate(String),
     #[error(
-        "policy field `{field}`: `{key}` is not a secret reference; write keyring:NAME, env:NAME or file:PATH"
+        "policy field `{field}`: `key` is not a secret reference; write keyring:NAME, env:NAME or file:PATH"
     )]
-    KeyNotAReference { field: String, key: String },
+    KeyNotAReference { field: String },
     #[error("policy field `{field}`: key {key} was not resolved")]
     KeyNotResolved { field: String, key: String },
     #[error(
-        "policy field `{field}`: key {key} is shorter than 16 bytes; use `hushflow keys create`"
+        "policy field `{field}`: key {key} is shorter than 32 bytes; use `hushflow keys create`"
     )]
     KeyTooShort { field: String, key: String },
-    #[error("the source has no field `{0}`, which the policy names")]
+    #[error("the source has no field `{0}`, which the policy reads")]
     MissingSourceField(String),
+    #[error("policy field `{field}`: {message}")]
+    Invalid { field: String, message: String },
 }
 
 impl Policy {
     pub fn from_rules(fields: Vec<(String, FieldRule)>) -> Self {
-        Policy { fields }
+        Policy {
+            fields,
+            consent: None,
+            suppression: None,
+        }
     }
 
     pub fn rules(&self) -> &[(String, FieldRule)] {
@@ -197,22 +460,54 @@ impl Policy {
         self.fields.iter().find(|(n, _)| n == field).map(|(_, r)| r)
     }
 
+    pub fn consent(&self) -> Option<&Consent> {
+        self.consent.as_ref()
+    }
+
+    pub fn suppression(&self) -> Option<&Suppression> {
+        self.suppression.as_ref()
+    }
+
     /// Checks that need no data and no secret: something leaves, no field twice, every key is
-    /// a reference.
+    /// a reference, options make sense.
     pub fn check(&self) -> Result<(), PolicyError> {
         for (i, (name, rule)) in self.fields.iter().enumerate() {
             if self.fields[..i].iter().any(|(n, _)| n == name) {
                 return Err(PolicyError::Duplicate(name.clone()));
             }
-            if let FieldRule::Hash(h) = rule
-                && !hushflow_secrets::is_reference(&h.key)
+            if let Some(key) = rule.key_reference()
+                && !hushflow_secrets::is_reference(key)
             {
                 return Err(PolicyError::KeyNotAReference {
                     field: name.clone(),
-                    // A literal key is a secret: name where it is, not what it is.
-                    key: "(literal value)".into(),
                 });
             }
+            let invalid = |message: String| PolicyError::Invalid {
+                field: name.clone(),
+                message,
+            };
+            match &rule.action {
+                Action::Hash(HashRule { normalize, .. })
+                | Action::MatchHash(MatchHashRule { normalize, .. }) => {
+                    normalize.check().map_err(invalid)?
+                }
+                Action::Mask(m) => m.check().map_err(invalid)?,
+                Action::Generalize(g) => g.check().map_err(invalid)?,
+                Action::Redact(r) => {
+                    if let Some(region) = &r.region {
+                        crate::normalize::parse_region(region).map_err(invalid)?;
+                    }
+                }
+                _ => {}
+            }
+        }
+        if let Some(s) = &self.suppression
+            && let Some(key) = &s.key
+            && !hushflow_secrets::is_reference(key)
+        {
+            return Err(PolicyError::KeyNotAReference {
+                field: "suppression".into(),
+            });
         }
         if !self.fields.iter().any(|(_, r)| r.emits()) {
             return Err(PolicyError::Empty);
@@ -220,13 +515,23 @@ impl Policy {
         Ok(())
     }
 
-    /// Fields the source must provide, in policy order: a source reads nothing else.
+    /// Fields the source must provide: those the rules read (in policy order), then the consent
+    /// and suppression fields. A source reads nothing else.
     pub fn source_fields(&self) -> Vec<String> {
-        self.fields
+        let mut fields: Vec<String> = Vec::new();
+        let reads = self
+            .fields
             .iter()
             .filter(|(_, r)| r.reads_source())
-            .map(|(n, _)| n.clone())
-            .collect()
+            .map(|(n, r)| r.source_field(n))
+            .chain(self.consent.iter().map(|c| c.field.as_str()))
+            .chain(self.suppression.iter().map(|s| s.field.as_str()));
+        for field in reads {
+            if !fields.iter().any(|f| f == field) {
+                fields.push(field.to_string());
+            }
+        }
+        fields
     }
 
     /// Fields that leave, in output order.
@@ -241,20 +546,34 @@ impl Policy {
     /// Secret references the policy needs resolved before it can compile.
     pub fn key_references(&self) -> Vec<&str> {
         let mut refs: Vec<&str> = Vec::new();
-        for (_, rule) in &self.fields {
-            if let FieldRule::Hash(h) = rule
-                && !refs.contains(&h.key.as_str())
-            {
-                refs.push(&h.key);
+        let keys = self
+            .fields
+            .iter()
+            .filter_map(|(_, r)| r.key_reference())
+            .chain(self.suppression.iter().filter_map(|s| s.key.as_deref()));
+        for key in keys {
+            if !refs.contains(&key) {
+                refs.push(key);
             }
         }
         refs
     }
 
+    /// The key the suppression list's hashed entries use: its own, or the field's hash key.
+    pub fn suppression_key(&self) -> Option<&str> {
+        let s = self.suppression.as_ref()?;
+        s.key
+            .as_deref()
+            .or_else(|| match self.rule(&s.field).map(|r| &r.action) {
+                Some(Action::Hash(h)) => Some(h.key.as_str()),
+                _ => None,
+            })
+    }
+
     /// SHA-256 over the policy's canonical JSON: the audit log records which policy moved data
     /// without recording the policy's content.
     pub fn fingerprint(&self) -> String {
-        let canonical = serde_json::to_vec(&self.fields).unwrap_or_default();
+        let canonical = serde_json::to_vec(self).unwrap_or_default();
         hex::encode(Sha256::digest(&canonical))
     }
 }
@@ -268,6 +587,68 @@ mod tests {
     }
 
     #[test]
+    fn parses_the_issue_example() {
+        let p = parse(
+            r#"
+            fields.id          = "keep"
+            fields.email       = { hash = "hmac-sha256", key = "env:HF_PEPPER", normalize = "email" }
+            fields.email_match = { from = "email", match_hash = "sha256", normalize = "email" }
+            fields.phone       = { mask = { keep_last = 4 } }
+            fields.phone_e164  = { from = "phone", hash = "hmac-sha256", key = "env:HF_PEPPER", normalize = "phone", region = "US" }
+            fields.first_name  = { tokenize = "aes-siv", key = "keyring:names" }
+            fields.birth_date  = { generalize = "year" }
+            fields.postal_code = { generalize = { prefix = 3 } }
+            fields.notes       = { redact = ["email", "phone", "credit_card", "iban", "us_ssn", "ip_address"] }
+
+            [consent]
+            field = "marketing_opt_in"
+
+            [suppression]
+            file = "suppressed.txt"
+            field = "email"
+            "#,
+        )
+        .unwrap();
+        p.check().unwrap();
+        assert_eq!(
+            p.output_fields(),
+            [
+                "id",
+                "email",
+                "email_match",
+                "phone",
+                "phone_e164",
+                "first_name",
+                "birth_date",
+                "postal_code",
+                "notes"
+            ]
+        );
+        assert_eq!(
+            p.source_fields(),
+            [
+                "id",
+                "email",
+                "phone",
+                "first_name",
+                "birth_date",
+                "postal_code",
+                "notes",
+                "marketing_opt_in"
+            ]
+        );
+        assert_eq!(p.key_references(), ["env:HF_PEPPER", "keyring:names"]);
+        assert_eq!(p.suppression_key(), Some("env:HF_PEPPER"));
+        match &p.rule("phone_e164").unwrap().action {
+            Action::Hash(h) => {
+                assert_eq!(h.normalize.kind, Normalize::Phone);
+                assert_eq!(h.normalize.region.as_deref(), Some("US"));
+            }
+            other => panic!("expected hash, got {other:?}"),
+        }
+    }
+
+    #[test]
     fn parses_actions_in_written_order() {
         let p = parse(
             r#"
@@ -275,32 +656,37 @@ mod tests {
             fields.alpha = { hash = "hmac-sha256", key = "keyring:pepper", normalize = "email" }
             fields.notes = "drop"
             fields.phone = "null"
+            fields.copy = { from = "zeta" }
             "#,
         )
         .unwrap();
         let names: Vec<_> = p.rules().iter().map(|(n, _)| n.as_str()).collect();
-        assert_eq!(names, ["zeta", "alpha", "notes", "phone"]);
-        assert_eq!(p.output_fields(), ["zeta", "alpha", "phone"]);
+        assert_eq!(names, ["zeta", "alpha", "notes", "phone", "copy"]);
+        assert_eq!(p.output_fields(), ["zeta", "alpha", "phone", "copy"]);
         assert_eq!(p.source_fields(), ["zeta", "alpha"]);
-        assert_eq!(p.key_references(), ["keyring:pepper"]);
-        match p.rule("alpha") {
-            Some(FieldRule::Hash(h)) => {
-                assert_eq!(h.normalize, Normalize::Email);
-                assert_eq!(h.encoding, Encoding::Hex);
-            }
-            other => panic!("expected a hash rule, got {other:?}"),
-        }
+        assert_eq!(p.rule("copy").unwrap().action, Action::Keep);
         p.check().unwrap();
     }
 
     #[test]
-    fn rejects_unknown_action_and_option_without_echoing_value() {
+    fn rejects_bad_rules_without_echoing_values() {
         let e = parse(r#"fields.email = "kep-canary""#).unwrap_err();
         assert!(e.message().contains("unknown field action"), "{e}");
         assert!(!e.message().contains("canary"));
         let e = parse(r#"fields.email = { hash = "hmac-sha256", key = "env:K", salt = "x" }"#)
             .unwrap_err();
         assert!(e.message().contains("salt"), "{e}");
+        let e = parse(
+            r#"fields.e = { hash = "hmac-sha256", key = "env:K", mask = { keep_last = 2 } }"#,
+        )
+        .unwrap_err();
+        assert!(e.message().contains("one action"), "{e}");
+        let e = parse(r#"fields.e = { mask = { keep_last = 2 }, key = "env:K" }"#).unwrap_err();
+        assert!(e.message().contains("`key` does not apply to mask"), "{e}");
+        let e = parse(r#"fields.e = { hash = "hmac-sha256" }"#).unwrap_err();
+        assert!(e.message().contains("needs `key`"), "{e}");
+        let e = parse(r#"fields.e = { normalize = "email" }"#).unwrap_err();
+        assert!(e.message().contains("does not apply"), "{e}");
     }
 
     #[test]
@@ -325,9 +711,11 @@ mod tests {
         let a = parse(r#"fields.a = "keep""#).unwrap().fingerprint();
         let b = parse(r#"fields.a = "null""#).unwrap().fingerprint();
         let c = parse(r#"fields.b = "keep""#).unwrap().fingerprint();
+        let d = parse("fields.a = \"keep\"\n[consent]\nfield = \"x\"")
+            .unwrap()
+            .fingerprint();
         assert_eq!(a.len(), 64);
-        assert_ne!(a, b);
-        assert_ne!(a, c);
+        assert!(a != b && a != c && a != d);
         assert_eq!(a, parse(r#"fields.a = "keep""#).unwrap().fingerprint());
     }
 }

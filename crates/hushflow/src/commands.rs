@@ -128,7 +128,7 @@ fn plan_with_keys(
     let plan = hushflow_engine::plan::load(pipeline).map_err(invalid)?;
     let keyring = Keyring::open(state.root()).map_err(failure)?;
     let resolver = SecretResolver::new(out.redactor.clone(), Some(&keyring));
-    let keys = plan.resolve_keys(&resolver).map_err(invalid)?;
+    let keys = plan.resolve_keys(&resolver, &keyring).map_err(invalid)?;
     Ok((plan, keys))
 }
 

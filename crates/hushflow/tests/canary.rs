@@ -6,7 +6,9 @@
 mod common;
 use common::*;
 
-const SECRET: &str = "canary-secret-7f3a9c1e5b2d4860aa11";
+/// The key as the environment holds it (base64) and as it is used (the decoded bytes).
+const SECRET: &str = "Y2FuYXJ5LXNlY3JldC03ZjNhOWMxZTViMmQ0ODYwYWExMS14eXo=";
+const SECRET_BYTES: &str = "canary-secret-7f3a9c1e5b2d4860aa11-xyz";
 const PERSONAL: &str = "canary-personal-Jane-Roe-+4915112345678";
 
 #[test]
@@ -46,11 +48,19 @@ fn canaries_never_appear_in_any_output() {
 
     for out in &outputs {
         assert!(!out.contains(SECRET), "secret in output:\n{out}");
+        assert!(
+            !out.contains(SECRET_BYTES),
+            "decoded secret in output:\n{out}"
+        );
         assert!(!out.contains(PERSONAL), "personal value in output:\n{out}");
         assert!(!out.contains("canary"), "canary in output:\n{out}");
     }
     let results = std::fs::read(ws.path("out/leads.csv")).unwrap();
-    assert!(!contains(&results, PERSONAL) && !contains(&results, SECRET));
+    assert!(
+        !contains(&results, PERSONAL)
+            && !contains(&results, SECRET)
+            && !contains(&results, SECRET_BYTES)
+    );
     let state = ws.bytes_under(&ws.state());
     assert!(
         state
@@ -60,6 +70,11 @@ fn canaries_never_appear_in_any_output() {
     );
     for (path, bytes) in state {
         assert!(!contains(&bytes, SECRET), "secret in {}", path.display());
+        assert!(
+            !contains(&bytes, SECRET_BYTES),
+            "decoded secret in {}",
+            path.display()
+        );
         assert!(
             !contains(&bytes, PERSONAL),
             "personal value in {}",
@@ -79,11 +94,15 @@ fn a_refused_key_is_not_printed() {
     );
     let text = pipeline(CSV_SINK).replace("keyring:pepper", "env:HUSHFLOW_TEST_PEPPER");
     ws.write("p.toml", text);
-    let r = ws.run_with(
-        &["run", "p.toml"],
-        &[("HUSHFLOW_TEST_PEPPER", "canary-short")],
-    );
-    assert_eq!(r.code, 1, "{}", r.all());
-    assert!(r.stderr.contains("shorter than 16 bytes"), "{}", r.stderr);
-    assert!(!r.all().contains("canary-short"));
+    for bad in ["canary-not-base64!", "Y2FuYXJ5LXNob3J0"] {
+        let r = ws.run_with(&["run", "p.toml"], &[("HUSHFLOW_TEST_PEPPER", bad)]);
+        assert_eq!(r.code, 2, "{}", r.all());
+        assert!(
+            r.stderr
+                .contains("base64 key material of at least 32 bytes"),
+            "{}",
+            r.stderr
+        );
+        assert!(!r.all().contains(bad), "{}", r.all());
+    }
 }

@@ -1,0 +1,78 @@
+//! Validation of candidates: a pattern says "looks like", these say "is".
+
+use super::PiiKind;
+use std::net::{Ipv4Addr, Ipv6Addr};
+
+pub(super) fn check(
+    kind: PiiKind,
+    candidate: &str,
+    region: Option<phonenumber::country::Id>,
+) -> bool {
+    match kind {
+        PiiKind::Email => candidate
+            .split_once('@')
+            .is_some_and(|(local, _)| !local.starts_with('.') && !local.ends_with('.')),
+        PiiKind::CreditCard => luhn_card(candidate),
+        PiiKind::Iban => {
+            let compact: String = candidate.chars().filter(|c| !c.is_whitespace()).collect();
+            compact.parse::<iban::Iban>().is_ok()
+        }
+        PiiKind::UsSsn => ssn(candidate),
+        PiiKind::IpAddress => {
+            let addr = candidate.split('%').next().unwrap_or(candidate);
+            addr.parse::<Ipv4Addr>().is_ok()
+                || (addr.contains("::") || addr.matches(':').count() == 7)
+                    && addr.parse::<Ipv6Addr>().is_ok()
+        }
+        PiiKind::Phone => phone(candidate, region),
+    }
+}
+
+/// 13 to 19 digits passing the Luhn check, spaces or dashes allowed between groups.
+pub(super) fn luhn_card(candidate: &str) -> bool {
+    let digits: Vec<u32> = candidate.chars().filter_map(|c| c.to_digit(10)).collect();
+    if !(13..=19).contains(&digits.len()) || digits.iter().all(|d| *d == digits[0]) {
+        return false;
+    }
+    let sum: u32 = digits
+        .iter()
+        .rev()
+        .enumerate()
+        .map(|(i, d)| {
+            if i % 2 == 1 {
+                if d * 2 > 9 { d * 2 - 9 } else { d * 2 }
+            } else {
+                *d
+            }
+        })
+        .sum();
+    sum.is_multiple_of(10)
+}
+
+/// `AAA-GG-SSSS` with the SSA's rules: area not 000, 666 or 900-999; group not 00; serial not 0000.
+pub(super) fn ssn(candidate: &str) -> bool {
+    let parts: Vec<&str> = candidate.split('-').collect();
+    let [area, group, serial] = parts.as_slice() else {
+        return false;
+    };
+    let (Ok(a), Ok(g), Ok(s)) = (
+        area.parse::<u32>(),
+        group.parse::<u32>(),
+        serial.parse::<u32>(),
+    ) else {
+        return false;
+    };
+    a != 0 && a != 666 && a < 900 && g != 0 && s != 0
+}
+
+fn phone(candidate: &str, region: Option<phonenumber::country::Id>) -> bool {
+    let digits = candidate.chars().filter(char::is_ascii_digit).count();
+    if !(7..=15).contains(&digits) {
+        return false;
+    }
+    // Without a region only numbers with a country code can be told apart from other numbers.
+    if region.is_none() && !candidate.starts_with('+') {
+        return false;
+    }
+    crate::normalize::parse_phone(candidate, region).is_some_and(|n| phonenumber::is_valid(&n))
+}

@@ -1,0 +1,189 @@
+//! Every policy action from a pipeline file, through the real binary, recomputed row by row by an
+//! independent implementation (tests/python/check_policy.py: Python's hmac/hashlib and
+//! `phonenumbers`), including which records consent and suppression filter and which are
+//! quarantined.
+
+mod common;
+use common::*;
+
+/// 32 bytes, base64: how `env:` keys are given.
+const KEY_B64: &str = "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=";
+
+const PIPELINE: &str = r#"
+[pipeline]
+name = "full-policy"
+key = "id"
+
+[source]
+type = "csv"
+path = "data/contacts.csv"
+
+[policy]
+fields.id          = "keep"
+fields.email       = { hash = "hmac-sha256", key = "env:HF_PEPPER", normalize = "email" }
+fields.email_match = { from = "email", match_hash = "sha256", normalize = "email" }
+fields.phone       = { mask = { keep_last = 4 } }
+fields.phone_e164  = { from = "phone", hash = "hmac-sha256", key = "env:HF_PEPPER", normalize = "phone", region = "US" }
+fields.first_name  = { tokenize = "aes-siv", key = "keyring:names" }
+fields.birth_date  = { generalize = "year" }
+fields.postal_code = { generalize = { prefix = 3 } }
+fields.notes       = { redact = ["email", "phone", "credit_card", "iban", "us_ssn", "ip_address"] }
+
+[policy.consent]
+field = "marketing_opt_in"
+
+[policy.suppression]
+file = "suppressed.txt"
+field = "email"
+
+[sink]
+type = "csv"
+path = "out/leads.csv"
+"#;
+
+fn suppression_list(ws: &Workspace) -> String {
+    let mut reader = csv::Reader::from_path(ws.path("data/contacts.csv")).unwrap();
+    let headers = reader.headers().unwrap().clone();
+    let col = |name: &str| headers.iter().position(|h| h == name).unwrap();
+    let (email, consent) = (col("email"), col("marketing_opt_in"));
+    let consenting: Vec<String> = reader
+        .records()
+        .map(|r| r.unwrap())
+        .filter(|r| ["true", "yes", "1", "y"].contains(&r[consent].trim().to_lowercase().as_str()))
+        .map(|r| r[email].trim().to_lowercase())
+        .filter(|e| !e.is_empty())
+        .take(3)
+        .collect();
+    assert_eq!(consenting.len(), 3);
+    let key = hushflow_secrets::SecretValue::new(b"0123456789abcdef0123456789abcdef".to_vec());
+    let hashed = hex_encode(&hushflow_crypto::HmacSha256::new(&key).mac(consenting[2].as_bytes()));
+    format!(
+        "# suppressed contacts\n{}\n  {}  \n\n{hashed}\n",
+        consenting[0].to_uppercase(),
+        consenting[1]
+    )
+}
+
+fn hex_encode(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn summary_counts(stdout: &str) -> Vec<u64> {
+    // "full-policy partial: read N, written N, filtered N, quarantined N in …"
+    let line = stdout
+        .lines()
+        .find(|l| l.starts_with("full-policy"))
+        .unwrap();
+    line.split(|c: char| !c.is_ascii_digit() && c != '.')
+        .filter(|s| !s.is_empty() && !s.contains('.'))
+        .take(4)
+        .map(|s| s.parse().unwrap())
+        .collect()
+}
+
+#[test]
+fn every_action_matches_an_independent_implementation() {
+    let python = std::env::var("HUSHFLOW_TEST_PYTHON").unwrap_or_else(|_| {
+        panic!("set HUSHFLOW_TEST_PYTHON to a Python with `phonenumbers` (scripts/test.sh does)")
+    });
+    let ws = Workspace::new();
+    ws.ok(
+        &[
+            "sample",
+            "contacts",
+            "--rows",
+            "3000",
+            "--seed",
+            "5",
+            "--out",
+            "data/contacts.csv",
+        ],
+        0,
+    );
+    ws.ok(&["keys", "create", "names"], 0);
+    ws.write("suppressed.txt", suppression_list(&ws));
+    ws.write("p.toml", PIPELINE);
+    let env = [("HF_PEPPER", KEY_B64)];
+
+    let v = ws.run_with(&["validate", "p.toml"], &env);
+    assert_eq!(v.code, 0, "{}", v.all());
+    assert!(
+        v.stdout
+            .contains("warning: `email_match` is an unkeyed SHA-256"),
+        "{}",
+        v.stdout
+    );
+    assert!(v.stdout.contains("filter    consent"), "{}", v.stdout);
+
+    let r = ws.run_with(&["run", "p.toml"], &env);
+    assert!(r.code == 0 || r.code == 3, "{}", r.all());
+    let c = summary_counts(&r.stdout);
+    let (read, written, filtered, quarantined) = (c[0], c[1], c[2], c[3]);
+    assert_eq!(read, 3000);
+    assert_eq!(read, written + filtered + quarantined, "{}", r.stdout);
+    assert!(
+        filtered > 3,
+        "consent filters some sample records: {}",
+        r.stdout
+    );
+
+    let audit = ws.ok(&["audit", "list", "--json"], 0);
+    let last: serde_json::Value =
+        serde_json::from_str(audit.stdout.lines().last().unwrap()).unwrap();
+    assert_eq!(last["counts"]["suppressed"], 3, "{last}");
+    assert_eq!(
+        last["counts"]["filtered_no_consent"].as_u64().unwrap() + 3,
+        filtered,
+        "{last}"
+    );
+
+    let script = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../tests/python/check_policy.py"
+    );
+    let out = std::process::Command::new(python)
+        .arg(script)
+        .arg(ws.path("data/contacts.csv"))
+        .arg(ws.path("out/leads.csv"))
+        .arg(ws.state().join("quarantine"))
+        .arg(ws.path("suppressed.txt"))
+        .arg(KEY_B64)
+        .output()
+        .expect("run python");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains(&format!("checked {written} rows")),
+        "{stdout}"
+    );
+    assert!(stdout.contains("suppressed 3"), "{stdout}");
+
+    // Tokens are well-formed and deterministic; redacted notes keep no email address.
+    let mut output = csv::Reader::from_path(ws.path("out/leads.csv")).unwrap();
+    let headers = output.headers().unwrap().clone();
+    let tok = headers.iter().position(|h| h == "first_name").unwrap();
+    let notes = headers.iter().position(|h| h == "notes").unwrap();
+    for row in output.records().map(|r| r.unwrap()) {
+        assert!(
+            row[tok].is_empty() || row[tok].starts_with("tok1."),
+            "{}",
+            &row[tok]
+        );
+        assert!(
+            !row[notes].split_whitespace().any(looks_like_email),
+            "an email survived redaction in a note"
+        );
+    }
+}
+
+fn looks_like_email(word: &str) -> bool {
+    let word = word.trim_matches(|c: char| !c.is_alphanumeric());
+    match word.split_once('@') {
+        Some((local, domain)) => !local.is_empty() && domain.contains('.'),
+        None => false,
+    }
+}
