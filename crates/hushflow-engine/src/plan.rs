@@ -258,29 +258,7 @@ impl Plan {
                 Ok(r) => r,
                 Err(e) => return Err(fail(e.to_string())),
             };
-            let value = resolver.resolve(&parsed).map_err(|e| fail(e.to_string()))?;
-            let key = match &parsed {
-                SecretRef::Keyring(name) => {
-                    let (info, _) = keyring.get(name).map_err(|e| fail(e.to_string()))?;
-                    ResolvedKey {
-                        id: info.id,
-                        material: value,
-                    }
-                }
-                _ => {
-                    let material = decode_key(&value).ok_or_else(|| {
-                        fail(format!(
-                            "{reference} must hold base64 key material of at least {MIN_KEY_BYTES} bytes \
-                             (`hushflow keys export NAME` prints one; or `head -c 32 /dev/urandom | base64`)"
-                        ))
-                    })?;
-                    resolver.redactor().register(&material);
-                    ResolvedKey {
-                        id: hushflow_crypto::fingerprint_key_id(&material),
-                        material,
-                    }
-                }
-            };
+            let key = resolve_key(&parsed, resolver, keyring).map_err(fail)?;
             keys.insert(reference.to_string(), key);
         }
         Ok(keys)
@@ -359,6 +337,36 @@ impl fmt::Display for Plan {
         }
         Ok(())
     }
+}
+
+/// Resolves one key reference to its id and material. Keyring keys are raw bytes with the
+/// keyring's id; `env:` and `file:` keys hold base64 and their id is a fingerprint of the
+/// material, so tokens name the key without revealing it. The decoded material is registered
+/// with the redactor like the text it came from.
+pub fn resolve_key(
+    reference: &SecretRef,
+    resolver: &SecretResolver<'_>,
+    keyring: &Keyring,
+) -> Result<ResolvedKey, String> {
+    let value = resolver.resolve(reference).map_err(|e| e.to_string())?;
+    if let SecretRef::Keyring(name) = reference {
+        let (info, _) = keyring.get(name).map_err(|e| e.to_string())?;
+        return Ok(ResolvedKey {
+            id: info.id,
+            material: value,
+        });
+    }
+    let material = decode_key(&value).ok_or_else(|| {
+        format!(
+            "{reference} must hold base64 key material of at least {MIN_KEY_BYTES} bytes \
+             (`hushflow keys export NAME` prints one; or `head -c 32 /dev/urandom | base64`)"
+        )
+    })?;
+    resolver.redactor().register(&material);
+    Ok(ResolvedKey {
+        id: hushflow_crypto::fingerprint_key_id(&material),
+        material,
+    })
 }
 
 /// Base64 (standard alphabet, padding optional) of at least [`MIN_KEY_BYTES`] bytes.

@@ -42,6 +42,14 @@ pub enum Command {
     /// Read and check the tamper-evident audit log.
     #[command(subcommand)]
     Audit(AuditCommand),
+    /// Reverse tokens made by `tokenize`, for a holder of the key (every use is audited).
+    Detokenize {
+        /// The key the tokens were made with: keyring:NAME, env:NAME or file:PATH.
+        #[arg(long)]
+        key: String,
+        /// Tokens; one per line on stdin when none are given.
+        tokens: Vec<String>,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -76,6 +84,8 @@ pub enum KeysCommand {
     },
     /// List keys: names, ids, creation dates.
     List,
+    /// Print a key's material (base64) so another system can compute the same hashes (audited).
+    Export { name: String },
 }
 
 #[derive(Debug, Subcommand)]

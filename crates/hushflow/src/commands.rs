@@ -3,10 +3,10 @@
 
 use crate::cli::{AuditCommand, Cli, Command, KeysCommand, SampleCommand, SampleFormat};
 use crate::output::Output;
-use hushflow_crypto::Keyring;
+use hushflow_crypto::{Keyring, Tokenizer};
 use hushflow_engine::audit::{AuditLog, NewRecord, Verification};
 use hushflow_engine::{KeyMaterial, Outcome, Plan, RunContext, StateDir, os_user};
-use hushflow_secrets::SecretResolver;
+use hushflow_secrets::{SecretRef, SecretResolver};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use std::collections::BTreeMap;
 use std::fmt::Display;
@@ -72,6 +72,10 @@ pub fn dispatch(cli: Cli, out: &Output) -> Result<Exit, Failure> {
         Command::Audit(cmd) => {
             let state = open_state(&cli.state_dir)?;
             audit(out, &state, cmd)
+        }
+        Command::Detokenize { key, tokens } => {
+            let state = open_state(&cli.state_dir)?;
+            detokenize(out, &state, &key, tokens)
         }
     }
 }
@@ -202,7 +206,14 @@ fn progress_bar() -> ProgressBar {
     bar
 }
 
-fn audit_key_operation(state: &StateDir, action: &str, detail: String) -> Result<(), Failure> {
+/// Records a privileged action in the audit log: key operations, detokenization.
+fn audit_action(
+    state: &StateDir,
+    action: &str,
+    detail: String,
+    counts: BTreeMap<String, u64>,
+    outcome: &str,
+) -> Result<(), Failure> {
     let mut audit = AuditLog::open(state.root()).map_err(failure)?;
     audit
         .append(NewRecord {
@@ -210,12 +221,71 @@ fn audit_key_operation(state: &StateDir, action: &str, detail: String) -> Result
             action: action.into(),
             pipeline: None,
             policy_fingerprint: None,
-            counts: BTreeMap::new(),
-            outcome: "ok".into(),
+            counts,
+            outcome: outcome.into(),
             detail: Some(detail),
         })
         .map_err(failure)?;
     Ok(())
+}
+
+fn audit_key_operation(state: &StateDir, action: &str, detail: String) -> Result<(), Failure> {
+    audit_action(state, action, detail, BTreeMap::new(), "ok")
+}
+
+/// All or nothing: a single token that does not open prints no plaintext at all, so a caller
+/// never pairs the wrong plaintext with a token.
+fn detokenize(
+    out: &Output,
+    state: &StateDir,
+    key: &str,
+    tokens: Vec<String>,
+) -> Result<Exit, Failure> {
+    let reference = SecretRef::parse(key).map_err(invalid)?;
+    let keyring = Keyring::open(state.root()).map_err(failure)?;
+    let resolver = SecretResolver::new(out.redactor.clone(), Some(&keyring));
+    let resolved =
+        hushflow_engine::plan::resolve_key(&reference, &resolver, &keyring).map_err(invalid)?;
+    let tokenizer = Tokenizer::new(&resolved.id, &resolved.material).map_err(invalid)?;
+    let tokens = if tokens.is_empty() {
+        std::io::stdin()
+            .lines()
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| failure(format!("reading tokens from stdin: {e}")))?
+            .into_iter()
+            .filter(|t| !t.trim().is_empty())
+            .collect()
+    } else {
+        tokens
+    };
+    let mut plaintexts = Vec::with_capacity(tokens.len());
+    let mut failed = Vec::new();
+    for (n, token) in tokens.iter().enumerate() {
+        match tokenizer.detokenize(token) {
+            Ok(p) => plaintexts.push(p),
+            // Name the token by position: the token itself is a pseudonym of personal data.
+            Err(e) => failed.push(format!("token {}: {e}", n + 1)),
+        }
+    }
+    let counts = BTreeMap::from([
+        ("tokens".to_string(), tokens.len() as u64),
+        ("failed".to_string(), failed.len() as u64),
+    ]);
+    let outcome = if failed.is_empty() { "ok" } else { "failure" };
+    audit_action(
+        state,
+        "detokenize",
+        format!("key {reference}"),
+        counts,
+        outcome,
+    )?;
+    if !failed.is_empty() {
+        return Err(failure(format!("nothing printed: {}", failed.join("; "))));
+    }
+    for p in plaintexts {
+        out.line(String::from_utf8_lossy(&p));
+    }
+    Ok(Exit::Success)
 }
 
 fn keys(out: &Output, state: &StateDir, cmd: KeysCommand) -> Result<Exit, Failure> {
@@ -233,6 +303,24 @@ fn keys(out: &Output, state: &StateDir, cmd: KeysCommand) -> Result<Exit, Failur
                 format!("key {} id {}", info.name, info.id),
             )?;
             out.line(format!("created key {} (id {})", info.name, info.id));
+        }
+        KeysCommand::Export { name } => {
+            let (info, material) = keyring.get(&name).map_err(invalid)?;
+            audit_key_operation(
+                state,
+                "keys.export",
+                format!("key {} id {}", info.name, info.id),
+            )?;
+            out.note(format!(
+                "warning: this is the secret key {name}; whoever holds it can compute and reverse its pseudonyms"
+            ));
+            // The one place key material is printed, on purpose: not through `out`, whose redactor
+            // would rightly mask it if it were registered.
+            use base64::Engine as _;
+            println!(
+                "{}",
+                base64::engine::general_purpose::STANDARD.encode(material.expose())
+            );
         }
         KeysCommand::List => {
             let keys = keyring.list();
