@@ -66,13 +66,55 @@ pub(super) fn ssn(candidate: &str) -> bool {
 }
 
 fn phone(candidate: &str, region: Option<phonenumber::country::Id>) -> bool {
-    let digits = candidate.chars().filter(char::is_ascii_digit).count();
-    if !(7..=15).contains(&digits) {
+    plausible_phone(candidate, region)
+        && crate::normalize::parse_phone(candidate, region)
+            .is_some_and(|n| phonenumber::is_valid(&n))
+}
+
+/// A cheap shape check before the libphonenumber parse, which costs microseconds: free text is
+/// full of dates, prices and order numbers that look like digits and separators.
+fn plausible_phone(candidate: &str, region: Option<phonenumber::country::Id>) -> bool {
+    use phonenumber::country::Id;
+    let digits: Vec<u8> = candidate
+        .bytes()
+        .filter(u8::is_ascii_digit)
+        .map(|d| d - b'0')
+        .collect();
+    if !(7..=15).contains(&digits.len()) || looks_like_date(candidate) {
         return false;
     }
-    // Without a region only numbers with a country code can be told apart from other numbers.
-    if region.is_none() && !candidate.starts_with('+') {
+    if candidate.starts_with('+') {
+        return true;
+    }
+    match region {
+        // Without a region only numbers with a country code can be told apart from other numbers.
+        None => false,
+        // North America: ten digits (an optional leading 1), area code and exchange from 2-9.
+        Some(Id::US | Id::CA) => {
+            let national = match digits.as_slice() {
+                [1, rest @ ..] if rest.len() == 10 => rest,
+                d if d.len() == 10 => d,
+                _ => return false,
+            };
+            national[0] >= 2 && national[3] >= 2
+        }
+        Some(_) => (8..=12).contains(&digits.len()),
+    }
+}
+
+/// `2024-03-15`, `15.03.2024`, `03/15/2024` and the like.
+fn looks_like_date(candidate: &str) -> bool {
+    let groups: Vec<&str> = candidate.split(['-', '.', '/']).collect();
+    if groups.len() != 3
+        || !groups
+            .iter()
+            .all(|g| !g.is_empty() && g.bytes().all(|b| b.is_ascii_digit()))
+    {
         return false;
     }
-    crate::normalize::parse_phone(candidate, region).is_some_and(|n| phonenumber::is_valid(&n))
+    let lens: Vec<usize> = groups.iter().map(|g| g.len()).collect();
+    matches!(
+        lens.as_slice(),
+        [4, 1..=2, 1..=2] | [1..=2, 1..=2, 2] | [1..=2, 1..=2, 4]
+    )
 }
