@@ -7,9 +7,6 @@ use common::*;
 
 #[test]
 fn hmac_pseudonyms_match_python_cryptography() {
-    let python = std::env::var("HUSHFLOW_TEST_PYTHON").unwrap_or_else(|_| {
-        panic!("set HUSHFLOW_TEST_PYTHON to a Python with `cryptography` (scripts/test.sh does)")
-    });
     let ws = Workspace::new();
     ws.ok(
         &[
@@ -34,23 +31,14 @@ fn hmac_pseudonyms_match_python_cryptography() {
     );
     ws.ok(&["run", "p.toml"], 0);
 
-    let script = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../tests/python/check_hmac.py"
-    );
-    let out = std::process::Command::new(python)
-        .arg(script)
-        .arg(ws.path("data/contacts.csv"))
-        .arg(ws.path("out/leads.csv"))
-        .arg(ws.state().join("keyring.json"))
-        .arg("pepper")
-        .output()
-        .expect("run python");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{stdout}{}",
-        String::from_utf8_lossy(&out.stderr)
+    let stdout = run_python_check(
+        "check_hmac.py",
+        &[
+            ws.path("data/contacts.csv").as_os_str(),
+            ws.path("out/leads.csv").as_os_str(),
+            ws.state().join("keyring.json").as_os_str(),
+            "pepper".as_ref(),
+        ],
     );
     assert!(stdout.contains("checked 2000 rows"), "{stdout}");
 }

@@ -83,9 +83,6 @@ fn summary_counts(stdout: &str) -> Vec<u64> {
 
 #[test]
 fn every_action_matches_an_independent_implementation() {
-    let python = std::env::var("HUSHFLOW_TEST_PYTHON").unwrap_or_else(|_| {
-        panic!("set HUSHFLOW_TEST_PYTHON to a Python with `phonenumbers` (scripts/test.sh does)")
-    });
     let ws = Workspace::new();
     ws.ok(
         &[
@@ -137,24 +134,15 @@ fn every_action_matches_an_independent_implementation() {
         "{last}"
     );
 
-    let script = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../tests/python/check_policy.py"
-    );
-    let out = std::process::Command::new(python)
-        .arg(script)
-        .arg(ws.path("data/contacts.csv"))
-        .arg(ws.path("out/leads.csv"))
-        .arg(ws.state().join("quarantine"))
-        .arg(ws.path("suppressed.txt"))
-        .arg(KEY_B64)
-        .output()
-        .expect("run python");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{stdout}{}",
-        String::from_utf8_lossy(&out.stderr)
+    let stdout = run_python_check(
+        "check_policy.py",
+        &[
+            ws.path("data/contacts.csv").as_os_str(),
+            ws.path("out/leads.csv").as_os_str(),
+            ws.state().join("quarantine").as_os_str(),
+            ws.path("suppressed.txt").as_os_str(),
+            KEY_B64.as_ref(),
+        ],
     );
     assert!(
         stdout.contains(&format!("checked {written} rows")),

@@ -141,3 +141,25 @@ pub const CSV_SINK: &str = r#"[sink]
 type = "csv"
 path = "out/leads.csv"
 "#;
+
+/// Runs one of the independent checkers in tests/python with the interpreter scripts/test.sh
+/// provides (a venv with `cryptography` and `phonenumbers`); returns its stdout, asserting
+/// that it succeeded.
+pub fn run_python_check(script: &str, args: &[&std::ffi::OsStr]) -> String {
+    let python = std::env::var("HUSHFLOW_TEST_PYTHON").unwrap_or_else(|_| {
+        panic!("set HUSHFLOW_TEST_PYTHON to a Python with tests/python/requirements.txt (scripts/test.sh does)")
+    });
+    let path = format!("{}/../../tests/python/{script}", env!("CARGO_MANIFEST_DIR"));
+    let out = Command::new(python)
+        .arg(path)
+        .args(args)
+        .output()
+        .expect("run python");
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
+}
