@@ -98,6 +98,10 @@ pub enum RunError {
     Audit(#[from] crate::audit::AuditError),
     #[error("state directory: {0}")]
     State(std::io::Error),
+    #[error(
+        "a policy worker stopped on a bug in hushflow; the run was stopped and nothing was committed past the batch before it"
+    )]
+    WorkerPanicked,
 }
 
 /// Runs the plan and records the run in the audit log. An `Err` means not even the audit record
@@ -281,8 +285,7 @@ fn move_records(
         .clamp(1, 8);
     let (work_tx, work_rx) = mpsc::sync_channel::<(u64, SourceBatch)>(workers);
     let work_rx = Mutex::new(work_rx);
-    let (done_tx, done_rx) =
-        mpsc::sync_channel::<(u64, Result<Processed, hushflow_core::Error>)>(workers * 2);
+    let (done_tx, done_rx) = mpsc::sync_channel::<(u64, Result<Processed, RunError>)>(workers * 2);
     let batch_size = plan.batch_size;
     let (policy, key) = (&policy, plan.key.as_str());
     // Set when the writer stops early (an error): the reader stops reading and the workers
@@ -307,7 +310,7 @@ fn move_records(
                     }
                     Ok(None) => break,
                     Err(e) => {
-                        let _ = reader_done.send((seq, Err(e)));
+                        let _ = reader_done.send((seq, Err(RunError::Connector(e))));
                         break;
                     }
                 }
@@ -323,10 +326,13 @@ fn move_records(
                     if stop.load(Ordering::Relaxed) {
                         continue;
                     }
-                    if done_tx
-                        .send((seq, Ok(process(batch, key_column, key, policy))))
-                        .is_err()
-                    {
+                    // A panic (a bug) becomes this batch's error, in order, so the writer
+                    // stops the run cleanly and audits it instead of the process aborting.
+                    let processed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                        process(batch, key_column, key, policy)
+                    }))
+                    .map_err(|_| RunError::WorkerPanicked);
+                    if done_tx.send((seq, processed)).is_err() {
                         stop.store(true, Ordering::Relaxed);
                     }
                 }
@@ -335,7 +341,7 @@ fn move_records(
         drop(done_tx);
 
         // Workers finish out of order; hold early batches until their turn.
-        let mut waiting: BTreeMap<u64, Result<Processed, hushflow_core::Error>> = BTreeMap::new();
+        let mut waiting: BTreeMap<u64, Result<Processed, RunError>> = BTreeMap::new();
         let mut next_seq = 0;
         let mut write = || -> Result<(), RunError> {
             for (seq, item) in done_rx.iter() {
