@@ -21,6 +21,27 @@ pub struct SourceBatch {
     pub rejected: Vec<Rejected>,
 }
 
+/// Decodes raw input into a batch, on whichever thread calls it.
+pub type Decode = Box<dyn FnOnce() -> Result<SourceBatch, Error> + Send>;
+
+/// What one call to [`Source::next_chunk`] yields: rows already decoded, or raw input cut at
+/// record boundaries with the work of decoding it still to do. Decoding text formats (CSV, JSON)
+/// costs more than reading them, so the engine runs `Raw` chunks' decoding on its policy workers,
+/// in parallel, while one thread only reads and cuts.
+pub enum SourceChunk {
+    Decoded(SourceBatch),
+    Raw(Decode),
+}
+
+impl SourceChunk {
+    pub fn decode(self) -> Result<SourceBatch, Error> {
+        match self {
+            SourceChunk::Decoded(batch) => Ok(batch),
+            SourceChunk::Raw(decode) => decode(),
+        }
+    }
+}
+
 /// Reads records in batches, streaming, with memory bounded by the batch size.
 pub trait Source: Send {
     /// The fields this source produces, known once it is opened.
@@ -29,6 +50,12 @@ pub trait Source: Send {
     /// Reads up to `max_rows` rows (plus any rejected records met on the way).
     /// `Ok(None)` means the source is exhausted.
     fn next_batch(&mut self, max_rows: usize) -> Result<Option<SourceBatch>, Error>;
+
+    /// Like [`Source::next_batch`], but a source may leave the decoding to the caller's threads.
+    /// Chunks may be decoded in any order, at once; their rows follow in the order handed out.
+    fn next_chunk(&mut self, max_rows: usize) -> Result<Option<SourceChunk>, Error> {
+        Ok(self.next_batch(max_rows)?.map(SourceChunk::Decoded))
+    }
 }
 
 /// Writes batches. A sink makes each batch durable (or atomic, for transactional sinks) before

@@ -20,6 +20,9 @@ pub enum RejectReason {
     InvalidField { field: String, detail: &'static str },
     /// A line longer than the source accepts.
     TooLong { limit: usize },
+    /// A CSV quoted field that is never closed: the rest of the file, `lines` lines, is this one
+    /// record (set aside whole rather than guessed at).
+    UnclosedQuote { lines: u64 },
 }
 
 impl fmt::Display for RejectReason {
@@ -40,6 +43,11 @@ impl fmt::Display for RejectReason {
             }
             RejectReason::InvalidField { field, detail } => write!(f, "field `{field}`: {detail}"),
             RejectReason::TooLong { limit } => write!(f, "record longer than {limit} bytes"),
+            RejectReason::UnclosedQuote { lines } => write!(
+                f,
+                "a quoted field opened in this record is never closed; the rest of the file \
+                 ({lines} lines) was set aside with it"
+            ),
         }
     }
 }
@@ -54,6 +62,7 @@ impl RejectReason {
             RejectReason::MissingKey { .. } => "missing_key",
             RejectReason::InvalidField { .. } => "invalid_field",
             RejectReason::TooLong { .. } => "too_long",
+            RejectReason::UnclosedQuote { .. } => "unclosed_quote",
         }
     }
 }

@@ -35,6 +35,9 @@ pub struct PipelineSection {
     pub key: Spanned<String>,
     #[serde(default)]
     pub batch_size: Option<Spanned<usize>>,
+    /// Threads that apply the policy; the default is one per core (at most 8).
+    #[serde(default)]
+    pub workers: Option<Spanned<usize>>,
     #[serde(default)]
     pub on_error: OnError,
 }

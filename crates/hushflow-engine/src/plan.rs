@@ -9,6 +9,16 @@ use hushflow_secrets::{SecretRef, SecretResolver, SecretValue};
 use std::fmt;
 use std::path::{Path, PathBuf};
 
+/// The most policy threads a run uses: past this, the single reader and writer are the limit.
+pub const MAX_WORKERS: usize = 64;
+
+/// One policy thread per core, at most 8.
+pub fn default_workers() -> usize {
+    std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .clamp(1, 8)
+}
+
 /// A validated pipeline, paths resolved against the pipeline file's directory.
 #[derive(Debug)]
 pub struct Plan {
@@ -16,6 +26,8 @@ pub struct Plan {
     pub name: String,
     pub key: String,
     pub batch_size: usize,
+    /// Threads that apply the policy (the reader and the writer have one each besides).
+    pub workers: usize,
     pub on_error: OnError,
     pub source: SourceSpec,
     pub policy: Policy,
@@ -75,6 +87,17 @@ fn check(file: &Path, text: String, spec: PipelineSpec, base: &Path) -> Result<P
         }
         Some(b) => *b.get_ref(),
         None => pipeline::DEFAULT_BATCH_SIZE,
+    };
+    let workers = match &pipeline.workers {
+        Some(w) if !(1..=MAX_WORKERS).contains(w.get_ref()) => {
+            return Err(src.error_at(
+                w.span(),
+                Some("pipeline.workers".into()),
+                format!("must be between 1 and {MAX_WORKERS}"),
+            ));
+        }
+        Some(w) => *w.get_ref(),
+        None => default_workers(),
     };
 
     if let Err(e) = policy.check() {
@@ -178,6 +201,7 @@ fn check(file: &Path, text: String, spec: PipelineSpec, base: &Path) -> Result<P
         name: name.clone(),
         key,
         batch_size,
+        workers,
         on_error: pipeline.on_error,
         source,
         fingerprint: policy.fingerprint(),

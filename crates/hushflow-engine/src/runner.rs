@@ -10,7 +10,9 @@ use crate::state::StateDir;
 use hushflow_connectors::csv::{CsvSink, CsvSource};
 use hushflow_connectors::jsonl::{JsonlSink, JsonlSource};
 use hushflow_connectors::sqlite::SqliteSink;
-use hushflow_core::{Batch, CellKind, RecordError, RejectReason, Sink, Source, SourceBatch};
+use hushflow_core::{
+    Batch, CellKind, RecordError, RejectReason, Sink, Source, SourceBatch, SourceChunk,
+};
 use hushflow_policy::{CompileInputs, CompiledPolicy, Day, KeyMaterial};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -280,10 +282,8 @@ fn move_records(
 
     // reader → workers (the policy, in parallel) → this thread (quarantine and sink, in source
     // order). Bounded channels keep a few batches in flight: memory stays flat whatever the input.
-    let workers = std::thread::available_parallelism()
-        .map_or(1, |n| n.get())
-        .clamp(1, 8);
-    let (work_tx, work_rx) = mpsc::sync_channel::<(u64, SourceBatch)>(workers);
+    let workers = plan.workers.max(1);
+    let (work_tx, work_rx) = mpsc::sync_channel::<(u64, SourceChunk)>(workers);
     let work_rx = Mutex::new(work_rx);
     let (done_tx, done_rx) = mpsc::sync_channel::<(u64, Result<Processed, RunError>)>(workers * 2);
     let batch_size = plan.batch_size;
@@ -301,10 +301,11 @@ fn move_records(
                 if stop.load(Ordering::Relaxed) {
                     break;
                 }
-                match source.next_batch(batch_size) {
-                    Ok(Some(batch)) => {
+                // Chunks are only cut here; the workers decode them, in parallel.
+                match source.next_chunk(batch_size) {
+                    Ok(Some(chunk)) => {
                         // A closed channel means the writer stopped (an error): stop reading.
-                        if work_tx.send((seq, batch)).is_err() {
+                        if work_tx.send((seq, chunk)).is_err() {
                             break;
                         }
                     }
@@ -322,16 +323,16 @@ fn move_records(
                 loop {
                     // The lock is held only to take the next batch, not while working on it.
                     let next = work_rx.lock().map(|rx| rx.recv());
-                    let Ok(Ok((seq, batch))) = next else { break };
+                    let Ok(Ok((seq, chunk))) = next else { break };
                     if stop.load(Ordering::Relaxed) {
                         continue;
                     }
                     // A panic (a bug) becomes this batch's error, in order, so the writer
                     // stops the run cleanly and audits it instead of the process aborting.
                     let processed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                        process(batch, key_column, key, policy)
+                        Ok(process(chunk.decode()?, key_column, key, policy))
                     }))
-                    .map_err(|_| RunError::WorkerPanicked);
+                    .unwrap_or(Err(RunError::WorkerPanicked));
                     if done_tx.send((seq, processed)).is_err() {
                         stop.store(true, Ordering::Relaxed);
                     }

@@ -337,6 +337,11 @@ impl CompiledPolicy {
                 out.push_with(CellKind::Text, |s| t.tokenize_into(cell.text.as_bytes(), s))
             }
             Transform::Generalize(g) => {
+                // A blank value is a missing one (JSON's "" as much as CSV's empty cell).
+                if cell.text.trim().is_empty() {
+                    out.push_null();
+                    return Ok(());
+                }
                 text.clear();
                 g.apply(cell.text, self.today, text)?;
                 out.push(Cell::text(text));
@@ -541,6 +546,20 @@ mod tests {
         );
         assert_eq!(out.batch.lines(), &[2]);
         assert_eq!(out.batch.column(2).get(0).text, "1984");
+    }
+
+    #[test]
+    fn a_blank_value_generalizes_to_null_not_to_an_error() {
+        let mut b = Batch::new(schema(&["birth"]));
+        b.push_row(1, [Cell::text("")]);
+        b.push_row(2, [Cell::text("  ")]);
+        b.push_row(3, [Cell::text("1984-07-09")]);
+        let c = compile(r#"fields.birth = { generalize = "year" }"#, b.schema(), &[]).unwrap();
+        let out = c.apply(&b);
+        assert!(out.rejected.is_empty());
+        assert!(out.batch.column(0).get(0).is_null());
+        assert!(out.batch.column(0).get(1).is_null());
+        assert_eq!(out.batch.column(0).get(2).text, "1984");
     }
 
     #[test]

@@ -30,7 +30,12 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run a pipeline: read the source, apply the policy, write the sink.
-    Run { pipeline: PathBuf },
+    Run {
+        pipeline: PathBuf,
+        /// Threads that apply the policy (overrides the pipeline's `workers`; default one per core).
+        #[arg(long, value_parser = clap::value_parser!(u16).range(1..=64))]
+        workers: Option<u16>,
+    },
     /// Check a pipeline without touching data and print what leaves the source, and how.
     Validate { pipeline: PathBuf },
     /// Write synthetic data for trying pipelines out.

@@ -61,9 +61,9 @@ pub fn dispatch(cli: Cli, out: &Output) -> Result<Exit, Failure> {
             let state = open_state(&cli.state_dir)?;
             validate(out, &state, &pipeline)
         }
-        Command::Run { pipeline } => {
+        Command::Run { pipeline, workers } => {
             let state = open_state(&cli.state_dir)?;
-            run(out, &state, &pipeline)
+            run(out, &state, &pipeline, workers.map(usize::from))
         }
         Command::Keys(cmd) => {
             let state = open_state(&cli.state_dir)?;
@@ -143,8 +143,16 @@ fn validate(out: &Output, state: &StateDir, pipeline: &Path) -> Result<Exit, Fai
     Ok(Exit::Success)
 }
 
-fn run(out: &Output, state: &StateDir, pipeline: &Path) -> Result<Exit, Failure> {
-    let (plan, keys) = plan_with_keys(out, state, pipeline)?;
+fn run(
+    out: &Output,
+    state: &StateDir,
+    pipeline: &Path,
+    workers: Option<usize>,
+) -> Result<Exit, Failure> {
+    let (mut plan, keys) = plan_with_keys(out, state, pipeline)?;
+    if let Some(n) = workers {
+        plan.workers = n;
+    }
     for w in &plan.warnings {
         out.note(format!("warning: {w}"));
     }

@@ -2,35 +2,39 @@
 
 use super::config::{CsvSourceConfig, delimiter_byte};
 use crate::fields::{check_unique, list};
-use ::csv::{ByteRecord, Reader, ReaderBuilder, Terminator, WriterBuilder};
-use hushflow_core::{Batch, Cell, Error, RejectReason, Rejected, Schema, Source, SourceBatch};
+use ::csv::{ByteRecord, ReaderBuilder, Terminator, WriterBuilder};
+use hushflow_core::{
+    Batch, Cell, Column, Error, RejectReason, Rejected, Schema, Source, SourceBatch, SourceChunk,
+};
 use std::fs::File;
-use std::io;
+use std::io::{self, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-/// A CSV file read record by record. Memory is bounded by the batch size: one record buffer is
-/// reused for the whole file, and columns the pipeline does not want are never copied.
+/// A CSV file read in chunks of whole records. One thread reads and cuts (cheap: a scan for
+/// quotes and line breaks); decoding the chunks, the costly part, runs wherever
+/// [`SourceChunk::decode`] is called, so the engine's workers parse in parallel. Memory is
+/// bounded by the batch size, and columns the pipeline does not want are never copied.
 ///
 /// Line numbers are those of the line where a record starts (the header is line 1), so they stay
 /// right when quoted fields span several lines.
 #[derive(Debug)]
 pub struct CsvSource {
-    path: PathBuf,
-    reader: Reader<File>,
-    delimiter: u8,
-    /// Fields per record, from the header.
-    width: usize,
-    schema: Arc<Schema>,
-    /// For each schema field, its position in the record.
-    take: Vec<usize>,
-    record: ByteRecord,
-    /// Text bytes of each column in the last batch, to size the next one.
-    text_hint: Vec<usize>,
-    /// A reused vector for one row's fields (see [`recycle`]).
-    spare: Vec<&'static str>,
-    done: bool,
+    input: File,
+    decoder: Arc<ChunkDecoder>,
+    /// Bytes read and not yet handed out; they always begin at a record's start.
+    pending: Vec<u8>,
+    cutter: Cutter,
+    /// The line the first record in `pending` starts on.
+    next_line: u64,
+    eof: bool,
 }
+
+/// How many bytes each read asks for.
+const READ_BLOCK: usize = 256 * 1024;
+
+/// The longest record read: past it, the file is taken to be broken (a quote never closed).
+const MAX_RECORD_BYTES: usize = 64 << 20;
 
 impl CsvSource {
     /// Opens `config.path` and reads its header. `wanted` lists the fields the pipeline needs, in
@@ -53,7 +57,6 @@ impl CsvSource {
             .delimiter(delimiter)
             .has_headers(true)
             .flexible(true)
-            .buffer_capacity(64 * 1024)
             .from_reader(file);
         let header = header_names(
             path,
@@ -65,6 +68,12 @@ impl CsvSource {
                 path.display()
             )));
         }
+        // The records are read raw from here on: where the header ended.
+        let after_header = reader.position().clone();
+        let mut input = reader.into_inner();
+        input
+            .seek(SeekFrom::Start(after_header.byte()))
+            .map_err(|e| Error::io(path, "reading", e))?;
 
         let (fields, take) = match wanted {
             None => {
@@ -98,22 +107,341 @@ impl CsvSource {
         };
 
         Ok(CsvSource {
-            path: path.to_path_buf(),
-            reader,
-            delimiter,
-            width: header.len(),
-            text_hint: vec![0; fields.len()],
-            schema: Arc::new(Schema::new(fields)),
-            take,
-            record: ByteRecord::new(),
-            spare: Vec::new(),
-            done: false,
+            input,
+            decoder: Arc::new(ChunkDecoder {
+                path: path.to_path_buf(),
+                delimiter,
+                width: header.len(),
+                schema: Arc::new(Schema::new(fields)),
+                take,
+            }),
+            pending: Vec::new(),
+            cutter: Cutter::new(delimiter),
+            next_line: after_header.line(),
+            eof: false,
         })
     }
 
-    /// The record in `self.record` written back as one CSV line (without its line break), for
-    /// the quarantine.
-    fn raw_record(&self) -> Result<Vec<u8>, Error> {
+    /// The next run of at most `max_rows` whole records, and the line it starts on.
+    fn next_raw(&mut self, max_rows: usize) -> Result<Option<RawChunk>, Error> {
+        let max_rows = max_rows.max(1);
+        loop {
+            if self.cutter.scan(&self.pending, max_rows) {
+                let (end, lines) = self.cutter.take_cut();
+                let rest = self.pending.split_off(end);
+                let bytes = std::mem::replace(&mut self.pending, rest);
+                return Ok(Some(self.chunk(bytes, lines, None)));
+            }
+            if self.eof {
+                if self.pending.is_empty() {
+                    return Ok(None);
+                }
+                self.cutter.at_end(&self.pending);
+                let mut bytes = std::mem::take(&mut self.pending);
+                // A quote still open at the end: the record it is in runs to the end of the
+                // file. It is set aside whole, with the records before it decoded as usual.
+                let unclosed = self.cutter.quoted.then(|| {
+                    let (end, lines) = self.cutter.take_cut();
+                    let tail = bytes.split_off(end);
+                    (tail, lines)
+                });
+                self.cutter = Cutter::new(self.decoder.delimiter);
+                let lines = unclosed.as_ref().map_or(0, |(_, lines)| *lines);
+                return Ok(Some(self.chunk(
+                    bytes,
+                    lines,
+                    unclosed.map(|(tail, _)| tail),
+                )));
+            }
+            let in_record = self.pending.len() - self.cutter.cut;
+            if in_record > MAX_RECORD_BYTES {
+                let line = self.next_line + self.cutter.cut_lines;
+                return Err(Error::io(
+                    &self.decoder.path,
+                    "reading",
+                    io::Error::new(
+                        io::ErrorKind::InvalidData,
+                        format!(
+                            "line {line}: a record longer than {} MiB; is a quoted field never closed?",
+                            MAX_RECORD_BYTES >> 20
+                        ),
+                    ),
+                ));
+            }
+            let filled = self.pending.len();
+            self.pending.resize(filled + READ_BLOCK, 0);
+            let read = loop {
+                match self.input.read(&mut self.pending[filled..]) {
+                    Ok(n) => break n,
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                    Err(e) => {
+                        self.pending.truncate(filled);
+                        return Err(Error::io(&self.decoder.path, "reading", e));
+                    }
+                }
+            };
+            self.pending.truncate(filled + read);
+            self.eof = read == 0;
+        }
+    }
+
+    /// Hands out `bytes`, which hold `lines` LFs (before `unclosed`, if any).
+    fn chunk(&mut self, bytes: Vec<u8>, lines: u64, unclosed: Option<Vec<u8>>) -> RawChunk {
+        let first_line = self.next_line;
+        self.next_line += lines;
+        let unclosed = unclosed.map(|raw| Rejected {
+            line: self.next_line,
+            reason: RejectReason::UnclosedQuote {
+                lines: memchr::memchr_iter(b'\n', &raw).count() as u64 + 1,
+            },
+            raw,
+        });
+        RawChunk {
+            bytes,
+            first_line,
+            unclosed,
+        }
+    }
+}
+
+/// Whole records, undecoded.
+struct RawChunk {
+    bytes: Vec<u8>,
+    /// The line the first record starts on.
+    first_line: u64,
+    /// The last record, when a quote in it is never closed.
+    unclosed: Option<Rejected>,
+}
+
+impl Source for CsvSource {
+    fn schema(&self) -> Arc<Schema> {
+        Arc::clone(&self.decoder.schema)
+    }
+
+    fn next_batch(&mut self, max_rows: usize) -> Result<Option<SourceBatch>, Error> {
+        loop {
+            match self.next_chunk(max_rows)? {
+                None => return Ok(None),
+                Some(chunk) => {
+                    let batch = chunk.decode()?;
+                    // A chunk of empty lines only decodes to nothing: read on.
+                    if !batch.batch.is_empty() || !batch.rejected.is_empty() {
+                        return Ok(Some(batch));
+                    }
+                }
+            }
+        }
+    }
+
+    fn next_chunk(&mut self, max_rows: usize) -> Result<Option<SourceChunk>, Error> {
+        let Some(raw) = self.next_raw(max_rows)? else {
+            return Ok(None);
+        };
+        let decoder = Arc::clone(&self.decoder);
+        Ok(Some(SourceChunk::Raw(Box::new(move || {
+            let mut batch = decoder.decode(&raw.bytes, raw.first_line, max_rows)?;
+            batch.rejected.extend(raw.unclosed);
+            Ok(batch)
+        }))))
+    }
+}
+
+/// Finds where records end in CSV bytes without decoding them. It follows csv-core's dialect (the
+/// csv crate's default, RFC 4180 quoting): a quote opens a quoted field only at the field's start,
+/// `""` inside one is a quote, and a record ends at a line break (LF, CRLF or a lone CR) outside
+/// quotes. Memchr jumps from one quote or line break to the next, so a scan runs at GB/s.
+#[derive(Debug)]
+struct Cutter {
+    delimiter: u8,
+    /// Where scanning resumes.
+    pos: usize,
+    quoted: bool,
+    records: usize,
+    /// LFs before `pos`.
+    lines: u64,
+    /// Just past the last record end found, and the LFs before it.
+    cut: usize,
+    cut_lines: u64,
+}
+
+impl Cutter {
+    fn new(delimiter: u8) -> Self {
+        Cutter {
+            delimiter,
+            pos: 0,
+            quoted: false,
+            records: 0,
+            lines: 0,
+            cut: 0,
+            cut_lines: 0,
+        }
+    }
+
+    /// Scans `buf` on from where the last call stopped; true once `max` records end in it.
+    /// False means more bytes are needed (or, at the end of the input, that all of it is left).
+    fn scan(&mut self, buf: &[u8], max: usize) -> bool {
+        while self.records < max {
+            let Some(rest) = buf.get(self.pos..).filter(|r| !r.is_empty()) else {
+                return false;
+            };
+            if self.quoted {
+                let Some(at) = memchr::memchr2(b'"', b'\n', rest).map(|i| self.pos + i) else {
+                    self.pos = buf.len();
+                    return false;
+                };
+                if buf[at] == b'\n' {
+                    self.lines += 1;
+                    self.pos = at + 1;
+                    continue;
+                }
+                match buf.get(at + 1) {
+                    // Whether this quote ends the field or escapes the next one is not known yet.
+                    None => {
+                        self.pos = at;
+                        return false;
+                    }
+                    Some(b'"') => self.pos = at + 2,
+                    Some(_) => {
+                        self.quoted = false;
+                        self.pos = at + 1;
+                    }
+                }
+            } else {
+                let Some(at) = memchr::memchr3(b'"', b'\n', b'\r', rest).map(|i| self.pos + i)
+                else {
+                    self.pos = buf.len();
+                    return false;
+                };
+                match buf[at] {
+                    b'"' => {
+                        let previous = at.checked_sub(1).map(|i| buf[i]);
+                        self.quoted = matches!(previous, None | Some(b'\n' | b'\r'))
+                            || previous == Some(self.delimiter);
+                        self.pos = at + 1;
+                    }
+                    b'\n' => {
+                        self.lines += 1;
+                        self.end_record(at + 1);
+                    }
+                    _ => match buf.get(at + 1) {
+                        // A CR at the end of what was read may be the first half of a CRLF.
+                        None => {
+                            self.pos = at;
+                            return false;
+                        }
+                        Some(b'\n') => self.pos = at + 1,
+                        Some(_) => self.end_record(at + 1),
+                    },
+                }
+            }
+        }
+        true
+    }
+
+    /// Called when no more bytes will come: a quote left undecided on the last byte closes.
+    fn at_end(&mut self, buf: &[u8]) {
+        if self.quoted && self.pos + 1 == buf.len() && buf.last() == Some(&b'"') {
+            self.quoted = false;
+        }
+    }
+
+    fn end_record(&mut self, end: usize) {
+        self.records += 1;
+        self.cut = end;
+        self.cut_lines = self.lines;
+        self.pos = end;
+    }
+
+    /// Takes the cut found by [`Cutter::scan`]: the end of the chunk and the LFs in it. Scanning
+    /// resumes on the bytes after it, which the caller moves to the front.
+    fn take_cut(&mut self) -> (usize, u64) {
+        let taken = (self.cut, self.cut_lines);
+        self.pos -= self.cut;
+        self.lines -= self.cut_lines;
+        self.records = 0;
+        self.cut = 0;
+        self.cut_lines = 0;
+        taken
+    }
+}
+
+/// Decodes chunks of whole records into batches; shared by every worker.
+#[derive(Debug)]
+struct ChunkDecoder {
+    path: PathBuf,
+    delimiter: u8,
+    /// Fields per record, from the header.
+    width: usize,
+    schema: Arc<Schema>,
+    /// For each schema field, its position in the record.
+    take: Vec<usize>,
+}
+
+impl ChunkDecoder {
+    fn decode(&self, bytes: &[u8], first_line: u64, rows: usize) -> Result<SourceBatch, Error> {
+        let mut reader = ReaderBuilder::new()
+            .delimiter(self.delimiter)
+            .has_headers(false)
+            .flexible(true)
+            .from_reader(bytes);
+        // No column holds more than the chunk's bytes; a share of them is a fair first guess.
+        let text_hint = vec![bytes.len() / self.width.max(1); self.take.len()];
+        let mut batch = Batch::with_capacity(Arc::clone(&self.schema), rows, &text_hint);
+        let mut rejected = Vec::new();
+        let mut record = ByteRecord::new();
+        let mut lines = LineCounter {
+            byte: 0,
+            line: first_line,
+        };
+
+        while reader
+            .read_byte_record(&mut record)
+            .map_err(|e| read_error(&self.path, e))?
+        {
+            let line = lines.line_at(bytes, record.position().map_or(0, |p| p.byte()));
+            if record.len() != self.width {
+                rejected.push(Rejected {
+                    line,
+                    reason: RejectReason::WrongFieldCount {
+                        expected: self.width,
+                        found: record.len(),
+                    },
+                    raw: self.raw_record(&record)?,
+                });
+                continue;
+            }
+
+            // One UTF-8 check of all the record's bytes instead of one per field; a field whose
+            // ends are not character boundaries is not UTF-8 on its own. A record that fails is
+            // checked field by field, to name the field and to let bad bytes pass in a field the
+            // pipeline does not read.
+            let whole = std::str::from_utf8(record.as_slice()).ok();
+            let field = |i: usize| -> Option<&str> {
+                match whole {
+                    Some(whole) => whole.get(record.range(i)?),
+                    None => std::str::from_utf8(record.get(i)?).ok(),
+                }
+            };
+            if let Some(k) = self.take.iter().position(|&i| field(i).is_none()) {
+                rejected.push(Rejected {
+                    line,
+                    reason: RejectReason::InvalidUtf8 {
+                        field: self.schema.fields().get(k).cloned(),
+                    },
+                    raw: self.raw_record(&record)?,
+                });
+                continue;
+            }
+            for (column, &i) in batch.columns_mut().iter_mut().zip(&self.take) {
+                push_text(column, field(i).unwrap_or_default());
+            }
+            batch.push_line(line);
+        }
+        Ok(SourceBatch { batch, rejected })
+    }
+
+    /// A record written back as one CSV line (without its line break), for the quarantine.
+    fn raw_record(&self, record: &ByteRecord) -> Result<Vec<u8>, Error> {
         let mut writer = WriterBuilder::new()
             .delimiter(self.delimiter)
             .flexible(true)
@@ -121,7 +449,7 @@ impl CsvSource {
             .from_writer(Vec::new());
         let encode_error = |e: io::Error| Error::io(&self.path, "copying a rejected record", e);
         writer
-            .write_byte_record(&self.record)
+            .write_byte_record(record)
             .map_err(|e| encode_error(csv_io_error(e)))?;
         let mut raw = writer
             .into_inner()
@@ -130,87 +458,6 @@ impl CsvSource {
             raw.pop();
         }
         Ok(raw)
-    }
-}
-
-impl Source for CsvSource {
-    fn schema(&self) -> Arc<Schema> {
-        Arc::clone(&self.schema)
-    }
-
-    fn next_batch(&mut self, max_rows: usize) -> Result<Option<SourceBatch>, Error> {
-        if self.done {
-            return Ok(None);
-        }
-        let max_rows = max_rows.max(1);
-        let mut batch = Batch::with_capacity(Arc::clone(&self.schema), max_rows, &self.text_hint);
-        let mut rejected = Vec::new();
-
-        while batch.len() < max_rows {
-            let more = self
-                .reader
-                .read_byte_record(&mut self.record)
-                .map_err(|e| read_error(&self.path, e))?;
-            if !more {
-                self.done = true;
-                break;
-            }
-            let line = self.record.position().map_or(0, |p| p.line());
-            if self.record.len() != self.width {
-                rejected.push(Rejected {
-                    line,
-                    reason: RejectReason::WrongFieldCount {
-                        expected: self.width,
-                        found: self.record.len(),
-                    },
-                    raw: self.raw_record()?,
-                });
-                continue;
-            }
-
-            // Check every copied field before copying any, so that a rejected record leaves
-            // the columns as they were.
-            let mut cells = recycle(std::mem::take(&mut self.spare));
-            let mut bad = None;
-            for (k, &i) in self.take.iter().enumerate() {
-                match std::str::from_utf8(&self.record[i]) {
-                    Ok(text) => cells.push(text),
-                    Err(_) => {
-                        bad = Some(k);
-                        break;
-                    }
-                }
-            }
-            if bad.is_none() {
-                for (column, text) in batch.columns_mut().iter_mut().zip(&cells) {
-                    if text.is_empty() {
-                        column.push_null();
-                    } else {
-                        column.push(Cell::text(text));
-                    }
-                }
-                batch.push_line(line);
-            }
-            self.spare = recycle(cells);
-
-            if let Some(k) = bad {
-                rejected.push(Rejected {
-                    line,
-                    reason: RejectReason::InvalidUtf8 {
-                        field: self.schema.fields().get(k).cloned(),
-                    },
-                    raw: self.raw_record()?,
-                });
-            }
-        }
-
-        if batch.is_empty() && rejected.is_empty() {
-            return Ok(None);
-        }
-        for (hint, column) in self.text_hint.iter_mut().zip(batch.columns()) {
-            *hint = column.text_len();
-        }
-        Ok(Some(SourceBatch { batch, rejected }))
     }
 }
 
@@ -236,12 +483,36 @@ fn header_names(path: &Path, header: &ByteRecord) -> Result<Vec<String>, Error> 
         .collect()
 }
 
-/// Empties a vector of borrowed strings and hands back its allocation with a new lifetime, so
-/// that one allocation serves every record although each record's borrows are short-lived.
-/// (The standard library collects a mapped `Vec` iterator in place when the layouts match.)
-fn recycle<'b>(mut cells: Vec<&str>) -> Vec<&'b str> {
-    cells.clear();
-    cells.into_iter().map(|_| "").collect()
+/// The line a record starts on, from LFs counted in the chunk up to it. (csv's own line numbers
+/// run one short after a CRLF and after some quoted line breaks.)
+struct LineCounter {
+    byte: usize,
+    line: u64,
+}
+
+impl LineCounter {
+    /// `start` is where csv says the record starts; that may be on the line break ending the
+    /// record before (CRLF), which is no part of this record.
+    fn line_at(&mut self, bytes: &[u8], start: u64) -> u64 {
+        let mut start = usize::try_from(start).map_or(bytes.len(), |s| s.min(bytes.len()));
+        while matches!(bytes.get(start), Some(b'\n' | b'\r')) {
+            start += 1;
+        }
+        if let Some(between) = bytes.get(self.byte..start) {
+            self.line += memchr::memchr_iter(b'\n', between).count() as u64;
+            self.byte = start;
+        }
+        self.line
+    }
+}
+
+/// An empty CSV field is a missing value.
+fn push_text(column: &mut Column, text: &str) {
+    if text.is_empty() {
+        column.push_null();
+    } else {
+        column.push(Cell::text(text));
+    }
 }
 
 /// The I/O error inside a csv error. The csv crate's other errors (UTF-8, field counts) cannot
