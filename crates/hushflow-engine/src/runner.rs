@@ -101,9 +101,9 @@ pub enum RunError {
     #[error("state directory: {0}")]
     State(std::io::Error),
     #[error(
-        "a policy worker stopped on a bug in hushflow; the run was stopped and nothing was committed past the batch before it"
+        "hushflow stopped on a bug (a panic in the {0}); the run was stopped and nothing was committed past the batch before it"
     )]
-    WorkerPanicked,
+    Panicked(&'static str),
 }
 
 /// Runs the plan and records the run in the audit log. An `Err` means not even the audit record
@@ -121,7 +121,12 @@ pub fn run(plan: &Plan, keys: &KeyMaterial, ctx: &RunContext<'_>) -> Result<RunR
     let mut quarantine = Quarantine::new(quarantine_path);
     let mut counts = Counts::default();
 
-    let result = move_records(plan, keys, ctx, &mut quarantine, &mut counts);
+    // The reader's and the workers' panics come back as errors; this catches the writer's (the
+    // sink's), so that a bug still ends in an audited, failed run.
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        move_records(plan, keys, ctx, &mut quarantine, &mut counts)
+    }))
+    .unwrap_or(Err(RunError::Panicked("sink")));
     let finished = quarantine.finish().map_err(|source| RunError::Quarantine {
         path: quarantine.path().to_path_buf(),
         source,
@@ -276,7 +281,13 @@ fn move_records(
             today: today(),
         },
     )?;
-    let key_column = schema.index_of(&plan.key);
+    // The key may leave under a new name (`fields.id = { from = "customer_id" }`): it is checked
+    // in the source field it is read from.
+    let key_source = plan
+        .policy
+        .rule(&plan.key)
+        .map_or(plan.key.as_str(), |rule| rule.source_field(&plan.key));
+    let key_column = schema.index_of(key_source);
     let mut sink = open_sink(plan)?;
     sink.open(policy.output_schema())?;
 
@@ -301,8 +312,16 @@ fn move_records(
                 if stop.load(Ordering::Relaxed) {
                     break;
                 }
-                // Chunks are only cut here; the workers decode them, in parallel.
-                match source.next_chunk(batch_size) {
+                // Chunks are only cut here; the workers decode them, in parallel. A panic (a bug)
+                // ends the run in order, like a read error, rather than the process.
+                let next = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    source.next_chunk(batch_size)
+                }));
+                let Ok(next) = next else {
+                    let _ = reader_done.send((seq, Err(RunError::Panicked("source"))));
+                    break;
+                };
+                match next {
                     Ok(Some(chunk)) => {
                         // A closed channel means the writer stopped (an error): stop reading.
                         if work_tx.send((seq, chunk)).is_err() {
@@ -332,7 +351,7 @@ fn move_records(
                     let processed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
                         Ok(process(chunk.decode()?, key_column, key, policy))
                     }))
-                    .unwrap_or(Err(RunError::WorkerPanicked));
+                    .unwrap_or(Err(RunError::Panicked("policy")));
                     if done_tx.send((seq, processed)).is_err() {
                         stop.store(true, Ordering::Relaxed);
                     }

@@ -259,14 +259,15 @@ impl CompiledPolicy {
         scratch: &mut Scratch,
     ) -> Column {
         let rows = input.len();
+        // A `null` field reads nothing from the source (its column may not even be there).
+        if let Transform::Null = op.transform {
+            let mut c = Column::with_capacity(rows, 0);
+            (0..rows).for_each(|_| c.push_null());
+            return c;
+        }
         let source = input.column(op.input);
         let mut out = match op.transform {
             Transform::Copy => return source.clone(),
-            Transform::Null => {
-                let mut c = Column::with_capacity(rows, 0);
-                (0..rows).for_each(|_| c.push_null());
-                return c;
-            }
             _ => Column::with_capacity(rows, source.text_len() + rows * 8),
         };
         for (row, cell) in source.iter().enumerate() {
@@ -546,6 +547,16 @@ mod tests {
         );
         assert_eq!(out.batch.lines(), &[2]);
         assert_eq!(out.batch.column(2).get(0).text, "1984");
+    }
+
+    #[test]
+    fn a_policy_of_null_fields_needs_no_source_column() {
+        let mut b = Batch::new(schema(&[]));
+        b.push_row(1, std::iter::empty::<Cell<'_>>());
+        let c = compile(r#"fields.gone = "null""#, b.schema(), &[]).unwrap();
+        let out = c.apply(&b);
+        assert_eq!(out.batch.len(), 1);
+        assert!(out.batch.column(0).get(0).is_null());
     }
 
     #[test]

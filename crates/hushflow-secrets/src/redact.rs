@@ -203,12 +203,19 @@ impl Redactor {
     }
 
     /// Replaces the process's panic hook with one that prints the usual panic report (thread,
-    /// location, message, backtrace when `RUST_BACKTRACE` asks for one) scrubbed, to stderr.
+    /// location, backtrace when `RUST_BACKTRACE` asks for one) scrubbed, to stderr. The message
+    /// itself is shown only when `show_messages` is set: Rust's own panic messages quote the data
+    /// involved (a string sliced at a bad index, an error unwrapped), which may be a record's
+    /// personal data, and no list of secrets can scrub that.
     /// The previous hook is dropped, not chained: it would print the message unscrubbed.
-    pub fn install_panic_hook(&self) {
+    pub fn install_panic_hook(&self, show_messages: bool) {
         let redactor = self.clone();
         std::panic::set_hook(Box::new(move |info| {
-            let message = info.payload_as_str().unwrap_or("Box<dyn Any>");
+            let message = if show_messages {
+                info.payload_as_str().unwrap_or("Box<dyn Any>")
+            } else {
+                "(message withheld: it may quote record data; set HUSHFLOW_DEBUG_PANICS=1 to see it)"
+            };
             let thread = std::thread::current();
             let name = thread.name().unwrap_or("<unnamed>");
             let mut report = match info.location() {

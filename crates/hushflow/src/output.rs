@@ -12,7 +12,10 @@ pub struct Output {
 impl Output {
     pub fn install(verbose: u8) -> Output {
         let redactor = Redactor::new();
-        redactor.install_panic_hook();
+        // Panic messages may quote record data: shown only to someone debugging on purpose.
+        redactor.install_panic_hook(
+            std::env::var_os("HUSHFLOW_DEBUG_PANICS").is_some_and(|v| v == "1"),
+        );
         let level = match verbose {
             0 => "warn",
             1 => "info",

@@ -174,3 +174,45 @@ fn a_missing_source_column_fails_clearly() {
     let r = ws.ok(&["run", "p.toml"], 1);
     assert!(r.stderr.contains("email"), "{}", r.stderr);
 }
+
+/// A key that leaves under another name (`from`) is still checked: a record without one is
+/// quarantined, not written with an empty key.
+#[test]
+fn a_renamed_key_field_is_still_required() {
+    let ws = Workspace::new();
+    ws.write(
+        "data/contacts.csv",
+        "customer_id,email\n1,a@example.com\n,renamed-key-canary@example.com\n3,c@example.com\n",
+    );
+    ws.write(
+        "p.toml",
+        r#"
+[pipeline]
+name = "renamed-key"
+key = "id"
+
+[source]
+type = "csv"
+path = "data/contacts.csv"
+
+[policy]
+fields.id = { from = "customer_id" }
+fields.email = "keep"
+
+[sink]
+type = "csv"
+path = "out/leads.csv"
+"#,
+    );
+    let r = ws.ok(&["run", "p.toml"], 3);
+    assert!(
+        r.stdout.contains("written 2, filtered 0, quarantined 1"),
+        "{}",
+        r.stdout
+    );
+    assert!(r.stdout.contains("missing_key 1"), "{}", r.stdout);
+    assert!(!r.all().contains("canary"), "{}", r.all());
+    let q = quarantine_lines(&ws);
+    assert_eq!(q[0]["line"], 3);
+    assert_eq!(q[0]["code"], "missing_key");
+}
