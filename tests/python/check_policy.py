@@ -12,7 +12,6 @@ import datetime
 import hashlib
 import hmac
 import json
-import os
 import sys
 
 import phonenumbers
@@ -90,7 +89,7 @@ def expected_row(src: dict, key: bytes):
 
 
 def main() -> int:
-    src_path, out_path, quarantine_dir, suppressed_path, key_b64 = sys.argv[1:6]
+    src_path, out_path, quarantine_path, suppressed_path, key_b64 = sys.argv[1:6]
     key = base64.b64decode(key_b64)
     plain, hashed = set(), set()
     for line in open(suppressed_path, encoding="utf-8"):
@@ -132,10 +131,10 @@ def main() -> int:
                 return 1
 
     q_ids = set()
-    for name in os.listdir(quarantine_dir):
-        for line in open(os.path.join(quarantine_dir, name), encoding="utf-8"):
-            entry = json.loads(line)
-            q_ids.add(json.loads(entry["record"])["id"] if entry["record"].startswith("{") else "?")
+    # The run's quarantine as `hushflow quarantine export` decrypts it: JSON lines.
+    for line in open(quarantine_path, encoding="utf-8"):
+        entry = json.loads(line)
+        q_ids.add(json.loads(entry["record"])["id"] if entry["record"].startswith("{") else "?")
     if q_ids != quarantined:
         print(f"quarantine differs: {len(q_ids - quarantined)} unexpected, {len(quarantined - q_ids)} missing")
         return 1

@@ -69,4 +69,39 @@ pub enum KeyringError {
 
     #[error("the operating system's random number generator failed: {0}; no key was created")]
     Random(getrandom::Error),
+
+    #[error(
+        "keyring file {path} is encrypted under a master key; set HUSHFLOW_MASTER_KEY (or pass \
+         --master-key with a secret reference) and try again"
+    )]
+    Sealed { path: PathBuf },
+
+    #[error(
+        "keyring file {path} does not open with this master key (a different key, or the file \
+         was tampered with); use the master key it was sealed with"
+    )]
+    WrongMasterKey { path: PathBuf },
+
+    #[error("the keyring could not be sealed")]
+    SealFailed,
+
+    #[error(
+        "the master key must be base64 (standard alphabet) of at least 32 random bytes; make \
+         one with `hushflow keys new-master-key`"
+    )]
+    BadMasterKey,
+
+    #[error(
+        "`{name}` is a hashing key (or its purpose is unknown): rotating it changes every hash \
+         made with it, so joins with earlier outputs break. Pass --i-understand-hashes-change to \
+         rotate it anyway"
+    )]
+    HashesWouldChange { name: String },
+
+    #[error("key `{name}` has no version with id {id} in {path}")]
+    NoSuchVersion {
+        name: String,
+        id: String,
+        path: PathBuf,
+    },
 }

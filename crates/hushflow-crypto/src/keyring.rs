@@ -1,48 +1,122 @@
-//! The local keyring: named 32-byte keys, made here from the OS RNG, kept in
-//! `state_dir/keyring.json` (mode 0600). Keys are never replaced or exported in bulk: a pepper
-//! that changes silently would make every pseudonym made with it unlinkable to the old ones.
+//! The local keyring: named, versioned 32-byte keys made here from the OS RNG, and the state
+//! directory's age identity (for files at rest), kept in `state_dir/keyring.json` (mode 0600),
+//! sealed under a master key when one is given. Keys are never replaced or exported in bulk: a
+//! pepper that changes silently would make every pseudonym made with it unlinkable to the old
+//! ones. Rotation adds a version and makes it current; old versions still decrypt.
 //!
-//! One process at a time should create keys: two creating at once can each write a keyring
-//! without the other's new key. The engine serializes runs on the state directory.
+//! Changes are made under an exclusive lock on `keyring.lock`, on the file as it is on disk at
+//! that moment, so processes that create or rotate keys at once do not lose each other's work.
 
-use std::collections::BTreeMap;
 use std::fmt;
+use std::fs::{File, OpenOptions};
 use std::path::{Path, PathBuf};
 
+use base64::Engine as _;
 use hushflow_secrets::{KeyProvider, SecretError, SecretValue, is_valid_key_name};
 use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
 
-use crate::KeyringError;
-use crate::store::{self, Entry, KEY_LEN};
+use crate::store::{self, Contents, Entry, KEY_LEN};
+use crate::{KeyringError, StateIdentity};
 
-/// What may be shown about a key: everything but its material.
+/// What a key is for. Rotating a hashing key changes every hash made with it, so it takes an
+/// explicit acknowledgement; a key of unknown purpose is treated as a hashing key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Purpose {
+    Hash,
+    Tokenize,
+}
+
+/// What may be shown about a key version: everything but its material.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct KeyInfo {
     pub name: String,
-    /// 16 lowercase hex characters, random: tells keys of the same name apart (after a state
-    /// directory is rebuilt, say) without revealing anything about the material.
+    /// 1 for the key as created, one more for each rotation; the highest is current.
+    pub version: u32,
+    /// 16 lowercase hex characters, random: tells keys and versions apart (tokens carry it)
+    /// without revealing anything about the material.
     pub id: String,
+    pub purpose: Option<Purpose>,
     pub created_at: jiff::Timestamp,
+}
+
+/// The key that seals the keyring file: base64 of at least 32 random bytes, from a secret
+/// reference (`env:HUSHFLOW_MASTER_KEY` by default).
+pub struct MasterKey(SecretValue);
+
+impl MasterKey {
+    /// Decodes base64 (standard alphabet, padding optional) of at least 32 bytes.
+    pub fn from_base64(text: &SecretValue) -> Result<MasterKey, KeyringError> {
+        let text = std::str::from_utf8(text.expose()).map_err(|_| KeyringError::BadMasterKey)?;
+        let text = text.trim();
+        let decoded = Zeroizing::new(
+            base64::engine::general_purpose::STANDARD
+                .decode(text)
+                .or_else(|_| base64::engine::general_purpose::STANDARD_NO_PAD.decode(text))
+                .map_err(|_| KeyringError::BadMasterKey)?,
+        );
+        if decoded.len() < KEY_LEN {
+            return Err(KeyringError::BadMasterKey);
+        }
+        Ok(MasterKey(SecretValue::new(decoded.to_vec())))
+    }
+
+    /// A new master key, base64, for `hushflow keys new-master-key`.
+    pub fn generate_base64() -> Result<SecretValue, KeyringError> {
+        let mut bytes = Zeroizing::new([0u8; KEY_LEN]);
+        getrandom::fill(&mut *bytes).map_err(KeyringError::Random)?;
+        Ok(SecretValue::new(
+            base64::engine::general_purpose::STANDARD
+                .encode(*bytes)
+                .into_bytes(),
+        ))
+    }
+
+    pub(crate) fn expose(&self) -> &[u8] {
+        self.0.expose()
+    }
+}
+
+impl fmt::Debug for MasterKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("MasterKey(***)")
+    }
 }
 
 /// The keyring of one state directory.
 pub struct Keyring {
     path: PathBuf,
-    keys: BTreeMap<String, Entry>,
+    master: Option<MasterKey>,
+    contents: Contents,
 }
 
 impl Keyring {
     /// The file name inside the state directory.
     pub const FILE_NAME: &'static str = "keyring.json";
+    const LOCK_NAME: &'static str = "keyring.lock";
 
-    /// Opens `state_dir/keyring.json`; a missing file is an empty keyring, created on the first
-    /// [`Keyring::create`]. The directory must exist. A file that group or others can access is
-    /// refused: its keys must be treated as leaked, or at least the mode fixed first.
+    /// Opens `state_dir/keyring.json` without a master key; a missing file is an empty keyring,
+    /// created on the first change. A sealed keyring needs [`Keyring::open_with`].
     pub fn open(state_dir: &Path) -> Result<Keyring, KeyringError> {
+        Keyring::open_with(state_dir, None)
+    }
+
+    /// Opens the keyring, unsealing it with `master`. A keyring that is not sealed yet is sealed
+    /// now when `master` is given: from then on it needs the master key. A file that group or
+    /// others can access is refused: its keys must be treated as leaked, or the mode fixed first.
+    pub fn open_with(state_dir: &Path, master: Option<MasterKey>) -> Result<Keyring, KeyringError> {
         let path = state_dir.join(Self::FILE_NAME);
-        let keys = store::load(&path)?;
-        Ok(Keyring { path, keys })
+        let loaded = store::load(&path, master.as_ref())?;
+        let mut keyring = Keyring {
+            path,
+            master,
+            contents: loaded.contents,
+        };
+        if keyring.master.is_some() && loaded.exists && !loaded.sealed {
+            keyring.update(|_| Ok(()))?;
+        }
+        Ok(keyring)
     }
 
     /// Where the keyring lives (or will, before the first key is created).
@@ -50,73 +124,195 @@ impl Keyring {
         &self.path
     }
 
+    /// Whether the file is sealed under a master key (else it is a local, unprotected keyring).
+    pub fn is_sealed(&self) -> bool {
+        self.master.is_some()
+    }
+
+    /// Applies `change` to the keyring as it is on disk now, under the lock, and saves it.
+    /// Memory follows disk: a change that was not saved is forgotten.
+    fn update<T>(
+        &mut self,
+        change: impl FnOnce(&mut Contents) -> Result<T, KeyringError>,
+    ) -> Result<T, KeyringError> {
+        let dir = self.path.parent().unwrap_or(Path::new("."));
+        let lock_path = dir.join(Self::LOCK_NAME);
+        let lock = open_lock(&lock_path)?;
+        lock.lock().map_err(|source| KeyringError::Io {
+            path: lock_path.clone(),
+            action: "lock the keyring",
+            source,
+        })?;
+        let mut contents = store::load(&self.path, self.master.as_ref())?.contents;
+        let value = change(&mut contents)?;
+        store::save(&self.path, &contents, self.master.as_ref())?;
+        self.contents = contents;
+        // Unlocked when `lock` is closed.
+        drop(lock);
+        Ok(value)
+    }
+
     /// Creates key `name` with 32 bytes from the OS RNG and saves the keyring before returning.
     /// Names are `[a-z0-9][a-z0-9._-]{0,63}`; an existing name is an error, never a replacement.
     pub fn create(&mut self, name: &str) -> Result<KeyInfo, KeyringError> {
+        self.create_for(name, None)
+    }
+
+    /// [`Keyring::create`] with the key's purpose recorded.
+    pub fn create_for(
+        &mut self,
+        name: &str,
+        purpose: Option<Purpose>,
+    ) -> Result<KeyInfo, KeyringError> {
         if !is_valid_key_name(name) {
             return Err(KeyringError::BadName {
                 name: name.to_owned(),
             });
         }
-        if self.keys.contains_key(name) {
-            return Err(KeyringError::Exists {
-                name: name.to_owned(),
-            });
-        }
-        let mut material = Zeroizing::new(vec![0u8; KEY_LEN]);
-        getrandom::fill(&mut material).map_err(KeyringError::Random)?;
-        let mut id = [0u8; 8];
-        getrandom::fill(&mut id).map_err(KeyringError::Random)?;
-        let info = KeyInfo {
-            name: name.to_owned(),
-            id: hex::encode(id),
-            created_at: jiff::Timestamp::now(),
-        };
-        self.keys.insert(
-            name.to_owned(),
-            Entry {
-                info: info.clone(),
-                material: SecretValue::new(std::mem::take(&mut *material)),
-            },
-        );
-        // Memory and disk agree afterwards either way: a key that was not saved is forgotten.
-        if let Err(e) = store::save(&self.path, &self.keys) {
-            self.keys.remove(name);
-            return Err(e);
-        }
-        Ok(info)
+        self.update(|contents| {
+            if contents.keys.contains_key(name) {
+                return Err(KeyringError::Exists {
+                    name: name.to_owned(),
+                });
+            }
+            let entry = new_entry(name, 1, purpose)?;
+            let info = entry.info.clone();
+            contents.keys.insert(name.to_owned(), vec![entry]);
+            Ok(info)
+        })
     }
 
-    /// Every key's description, sorted by name.
+    /// Adds a new version of key `name` and makes it current. Old versions stay: tokens made
+    /// with them still detokenize. A hashing key (or one of unknown purpose) rotates only with
+    /// `hashes_may_change`, since every hash made with the new version differs.
+    pub fn rotate(&mut self, name: &str, hashes_may_change: bool) -> Result<KeyInfo, KeyringError> {
+        let path = self.path.clone();
+        self.update(|contents| {
+            let versions = contents
+                .keys
+                .get_mut(name)
+                .ok_or_else(|| KeyringError::NotFound {
+                    name: name.to_owned(),
+                    path,
+                })?;
+            let current = versions.last().map(|e| (e.info.version, e.info.purpose));
+            let (version, purpose) = current.unwrap_or((0, None));
+            if purpose != Some(Purpose::Tokenize) && !hashes_may_change {
+                return Err(KeyringError::HashesWouldChange {
+                    name: name.to_owned(),
+                });
+            }
+            let entry = new_entry(name, version.saturating_add(1), purpose)?;
+            let info = entry.info.clone();
+            versions.push(entry);
+            Ok(info)
+        })
+    }
+
+    /// The state directory's age identity, made (and saved) the first time it is asked for.
+    pub fn state_identity(&mut self) -> Result<&StateIdentity, KeyringError> {
+        if self.contents.identity.is_none() {
+            self.update(|contents| {
+                if contents.identity.is_none() {
+                    contents.identity = Some(StateIdentity::generate());
+                }
+                Ok(())
+            })?;
+        }
+        self.contents
+            .identity
+            .as_ref()
+            .ok_or(KeyringError::SealFailed)
+    }
+
+    /// The state identity if one was made (nothing was ever encrypted at rest otherwise).
+    pub fn existing_identity(&self) -> Option<&StateIdentity> {
+        self.contents.identity.as_ref()
+    }
+
+    /// Every key version's description, by name then version.
     pub fn list(&self) -> Vec<KeyInfo> {
-        self.keys.values().map(|e| e.info.clone()).collect()
+        self.contents
+            .keys
+            .values()
+            .flatten()
+            .map(|e| e.info.clone())
+            .collect()
     }
 
     pub fn contains(&self, name: &str) -> bool {
-        self.keys.contains_key(name)
+        self.contents.keys.contains_key(name)
     }
 
+    /// How many names (not versions) the keyring holds.
     pub fn len(&self) -> usize {
-        self.keys.len()
+        self.contents.keys.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.keys.is_empty()
+        self.contents.keys.is_empty()
     }
 
-    /// Key `name` with a copy of its material.
+    /// The current version of key `name`, with a copy of its material.
     pub fn get(&self, name: &str) -> Result<(KeyInfo, SecretValue), KeyringError> {
-        match self.keys.get(name) {
-            Some(e) => Ok((
-                e.info.clone(),
-                SecretValue::new(e.material.expose().to_vec()),
-            )),
+        match self.contents.keys.get(name).and_then(|v| v.last()) {
+            Some(e) => Ok(copy(e)),
             None => Err(KeyringError::NotFound {
                 name: name.to_owned(),
                 path: self.path.clone(),
             }),
         }
     }
+
+    /// Every version of key `name`, oldest first.
+    pub fn versions(&self, name: &str) -> Result<Vec<(KeyInfo, SecretValue)>, KeyringError> {
+        match self.contents.keys.get(name) {
+            Some(v) => Ok(v.iter().map(copy).collect()),
+            None => Err(KeyringError::NotFound {
+                name: name.to_owned(),
+                path: self.path.clone(),
+            }),
+        }
+    }
+}
+
+fn copy(e: &Entry) -> (KeyInfo, SecretValue) {
+    (
+        e.info.clone(),
+        SecretValue::new(e.material.expose().to_vec()),
+    )
+}
+
+fn new_entry(name: &str, version: u32, purpose: Option<Purpose>) -> Result<Entry, KeyringError> {
+    let mut material = Zeroizing::new(vec![0u8; KEY_LEN]);
+    getrandom::fill(&mut material).map_err(KeyringError::Random)?;
+    let mut id = [0u8; 8];
+    getrandom::fill(&mut id).map_err(KeyringError::Random)?;
+    Ok(Entry {
+        info: KeyInfo {
+            name: name.to_owned(),
+            version,
+            id: hex::encode(id),
+            purpose,
+            created_at: jiff::Timestamp::now(),
+        },
+        material: SecretValue::new(std::mem::take(&mut *material)),
+    })
+}
+
+fn open_lock(path: &Path) -> Result<File, KeyringError> {
+    let mut options = OpenOptions::new();
+    options.create(true).truncate(false).write(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    options.open(path).map_err(|source| KeyringError::Io {
+        path: path.to_owned(),
+        action: "open the keyring lock",
+        source,
+    })
 }
 
 impl KeyProvider for Keyring {

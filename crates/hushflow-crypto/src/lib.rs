@@ -1,17 +1,20 @@
 //! hushflow's key handling: the local [`Keyring`] in the state directory, which makes and keeps
 //! the random keys that `keyring:` references name, and [`HmacSha256`], the keyed hash behind
-//! pseudonyms and privacy-preserving join keys.
+//! pseudonyms and privacy-preserving join keys, deterministic tokens, and files at rest
+//! (quarantine, staging) in the age format under the state directory's identity.
 //!
 //! Key material only leaves this crate as a [`hushflow_secrets::SecretValue`]; `Debug` and
 //! errors show names and ids, never material.
 
+mod at_rest;
 mod error;
 mod keyring;
 mod mac;
 mod store;
 mod token;
 
+pub use at_rest::{AtRestError, EncryptedWriter, StateIdentity, StateRecipient};
 pub use error::KeyringError;
-pub use keyring::{KeyInfo, Keyring};
+pub use keyring::{KeyInfo, Keyring, MasterKey, Purpose};
 pub use mac::HmacSha256;
 pub use token::{TokenError, Tokenizer, fingerprint_key_id, token_key_id};

@@ -1,66 +1,115 @@
-//! The keyring file: the only code that reads or writes it, so that encryption at rest can be
-//! added here alone.
+//! The keyring file: the only code that reads or writes it.
 //!
-//! Format (version 1), JSON:
-//! `{"version": 1, "keys": [{"name", "id", "created_at", "material": base64 of 32 bytes}]}`.
+//! Format version 2, JSON:
+//! `{"version": 2, "identity": "AGE-SECRET-KEY-1…", "keys": [{"name", "version", "id",
+//! "purpose", "created_at", "material": base64 of 32 bytes}]}`; a name appears once per version.
+//! Version 1 (no identity, one version per name, no purpose) is still read.
+//!
+//! Under a master key the same JSON is sealed: `{"version": 2, "sealed": {"kdf": "hkdf-sha256",
+//! "cipher": "aes-256-gcm", "salt", "nonce", "ciphertext"}}` (base64), where the AES key is
+//! HKDF-SHA256(master key, salt, info "hushflow keyring v2 aes-256-gcm") and the associated data
+//! is "hushflow keyring v2". A new salt and nonce are drawn on every save.
 
 use std::collections::BTreeMap;
 use std::fs::{self, File, OpenOptions};
 use std::io::{ErrorKind, Read, Write};
 use std::path::{Path, PathBuf};
 
+use aes_gcm::aead::{Aead, KeyInit, Payload};
+use aes_gcm::{Aes256Gcm, Nonce};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use hushflow_secrets::{SecretValue, is_valid_key_name};
 use serde::{Deserialize, Deserializer, Serialize};
 use zeroize::Zeroizing;
 
-use crate::{KeyInfo, KeyringError};
+use crate::{KeyInfo, KeyringError, MasterKey, Purpose, StateIdentity};
 
-pub(crate) const VERSION: u64 = 1;
+pub(crate) const VERSION: u64 = 2;
 pub(crate) const KEY_LEN: usize = 32;
+const SEAL_INFO: &[u8] = b"hushflow keyring v2 aes-256-gcm";
+const SEAL_AD: &[u8] = b"hushflow keyring v2";
 
-/// A key as held in memory.
+/// A key version as held in memory.
 pub(crate) struct Entry {
     pub(crate) info: KeyInfo,
     pub(crate) material: SecretValue,
 }
 
+/// Everything the file holds: each name's versions, oldest first, and the state identity.
+#[derive(Default)]
+pub(crate) struct Contents {
+    pub(crate) keys: BTreeMap<String, Vec<Entry>>,
+    pub(crate) identity: Option<StateIdentity>,
+}
+
 #[derive(Serialize)]
 struct FileOut<'a> {
     version: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    identity: Option<&'a str>,
     keys: Vec<KeyOut<'a>>,
 }
 
 #[derive(Serialize)]
 struct KeyOut<'a> {
     name: &'a str,
+    version: u32,
     id: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    purpose: Option<Purpose>,
     created_at: jiff::Timestamp,
     material: &'a str,
 }
 
-#[derive(Deserialize)]
-struct VersionOnly {
+#[derive(Serialize, Deserialize)]
+struct Sealed {
+    kdf: String,
+    cipher: String,
+    salt: String,
+    nonce: String,
+    ciphertext: String,
+}
+
+#[derive(Serialize)]
+struct SealedFileOut<'a> {
     version: u64,
+    sealed: &'a Sealed,
+}
+
+#[derive(Deserialize)]
+struct Envelope {
+    version: u64,
+    #[serde(default)]
+    sealed: Option<Sealed>,
 }
 
 #[derive(Deserialize)]
 struct FileIn {
-    #[serde(rename = "version")]
-    _version: u64,
+    #[serde(default)]
+    identity: Option<Material>,
+    #[serde(default)]
     keys: Vec<KeyIn>,
 }
 
 #[derive(Deserialize)]
 struct KeyIn {
     name: String,
+    #[serde(default = "first_version")]
+    version: u32,
     id: String,
+    #[serde(default)]
+    purpose: Option<Purpose>,
     created_at: jiff::Timestamp,
     material: Material,
 }
 
-/// Base64 material, wiped when dropped, including when parsing fails part-way.
+fn first_version() -> u32 {
+    1
+}
+
+/// Secret text (base64 material, an age identity), wiped when dropped, including when parsing
+/// fails part-way.
 struct Material(Zeroizing<String>);
 
 impl<'de> Deserialize<'de> for Material {
@@ -69,8 +118,18 @@ impl<'de> Deserialize<'de> for Material {
     }
 }
 
-/// Reads the keyring at `path`; a missing file is an empty keyring.
-pub(crate) fn load(path: &Path) -> Result<BTreeMap<String, Entry>, KeyringError> {
+/// What [`load`] found besides the contents.
+pub(crate) struct Loaded {
+    pub(crate) contents: Contents,
+    /// The file exists and is sealed under a master key.
+    pub(crate) sealed: bool,
+    /// The file exists.
+    pub(crate) exists: bool,
+}
+
+/// Reads the keyring at `path`; a missing file is an empty keyring. A sealed file needs
+/// `master`; a plain one is read either way (and sealed by the next save when `master` is set).
+pub(crate) fn load(path: &Path, master: Option<&MasterKey>) -> Result<Loaded, KeyringError> {
     let io = |action: &'static str| {
         move |source| KeyringError::Io {
             path: path.to_owned(),
@@ -80,7 +139,13 @@ pub(crate) fn load(path: &Path) -> Result<BTreeMap<String, Entry>, KeyringError>
     };
     let mut file = match File::open(path) {
         Ok(f) => f,
-        Err(e) if e.kind() == ErrorKind::NotFound => return Ok(BTreeMap::new()),
+        Err(e) if e.kind() == ErrorKind::NotFound => {
+            return Ok(Loaded {
+                contents: Contents::default(),
+                sealed: false,
+                exists: false,
+            });
+        }
         Err(e) => return Err(io("open the keyring file")(e)),
     };
     // Checked on the open file, so the file that is read is the file that was checked.
@@ -91,28 +156,34 @@ pub(crate) fn load(path: &Path) -> Result<BTreeMap<String, Entry>, KeyringError>
     file.read_to_end(&mut bytes)
         .map_err(io("read the keyring file"))?;
 
-    let corrupt = |e: serde_json::Error| KeyringError::Corrupt {
-        path: path.to_owned(),
-        what: match e.classify() {
-            serde_json::error::Category::Syntax | serde_json::error::Category::Eof => {
-                "not valid JSON"
-            }
-            _ => "unexpected contents",
-        },
-        line: e.line(),
-        column: e.column(),
-    };
-    let version: VersionOnly = serde_json::from_slice(&bytes).map_err(corrupt)?;
-    if version.version != VERSION {
+    let envelope: Envelope = serde_json::from_slice(&bytes).map_err(corrupt(path))?;
+    if !(1..=VERSION).contains(&envelope.version) {
         return Err(KeyringError::UnsupportedVersion {
             path: path.to_owned(),
-            version: version.version,
+            version: envelope.version,
             supported: VERSION,
         });
     }
-    let parsed: FileIn = serde_json::from_slice(&bytes).map_err(corrupt)?;
-
-    let mut keys = BTreeMap::new();
+    let sealed = envelope.sealed.is_some();
+    let plain = match envelope.sealed {
+        None => bytes,
+        Some(sealed) => {
+            let master = master.ok_or_else(|| KeyringError::Sealed {
+                path: path.to_owned(),
+            })?;
+            unseal(path, master, &sealed)?
+        }
+    };
+    let parsed: FileIn = serde_json::from_slice(&plain).map_err(corrupt(path))?;
+    let mut contents = Contents::default();
+    if let Some(identity) = parsed.identity {
+        let identity = StateIdentity::parse(&identity.0).map_err(|_| KeyringError::BadEntry {
+            path: path.to_owned(),
+            which: "the state identity".into(),
+            problem: "is not an age X25519 identity",
+        })?;
+        contents.identity = Some(identity);
+    }
     for (i, k) in parsed.keys.into_iter().enumerate() {
         if !is_valid_key_name(&k.name) {
             return Err(KeyringError::BadEntry {
@@ -123,7 +194,7 @@ pub(crate) fn load(path: &Path) -> Result<BTreeMap<String, Entry>, KeyringError>
         }
         let bad = |problem| KeyringError::BadEntry {
             path: path.to_owned(),
-            which: format!("`{}`", k.name),
+            which: format!("`{}` version {}", k.name, k.version),
             problem,
         };
         if k.id.len() != 16 || !k.id.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
@@ -137,48 +208,179 @@ pub(crate) fn load(path: &Path) -> Result<BTreeMap<String, Entry>, KeyringError>
         if material.len() != KEY_LEN {
             return Err(bad("has material that is not 32 bytes long"));
         }
-        if keys.contains_key(&k.name) {
-            return Err(bad("appears twice"));
+        let versions = contents.keys.entry(k.name.clone()).or_default();
+        // Versions are stored in order, each one more than the last.
+        let expected = versions
+            .last()
+            .map_or(1, |e| e.info.version.saturating_add(1));
+        if k.version != expected {
+            return Err(bad(
+                if versions.iter().any(|e| e.info.version == k.version) {
+                    "appears twice"
+                } else {
+                    "is out of order (versions must count up from 1)"
+                },
+            ));
         }
         let info = KeyInfo {
-            name: k.name.clone(),
+            name: k.name,
+            version: k.version,
             id: k.id,
+            purpose: k.purpose,
             created_at: k.created_at,
         };
-        let material = SecretValue::new(material.to_vec());
-        keys.insert(k.name, Entry { info, material });
+        versions.push(Entry {
+            info,
+            material: SecretValue::new(material.to_vec()),
+        });
     }
-    Ok(keys)
+    Ok(Loaded {
+        contents,
+        sealed,
+        exists: true,
+    })
 }
 
-/// Writes the keyring atomically: a mode-0600 temporary file in the same directory, fsynced,
-/// renamed over the old file, and the directory fsynced so that the rename survives a crash.
-/// Readers see the old keyring or the new one, never a partial file.
-pub(crate) fn save(path: &Path, keys: &BTreeMap<String, Entry>) -> Result<(), KeyringError> {
-    let encoded: Vec<Zeroizing<String>> = keys
-        .values()
+fn corrupt(path: &Path) -> impl Fn(serde_json::Error) -> KeyringError + '_ {
+    move |e| KeyringError::Corrupt {
+        path: path.to_owned(),
+        what: match e.classify() {
+            serde_json::error::Category::Syntax | serde_json::error::Category::Eof => {
+                "not valid JSON"
+            }
+            _ => "unexpected contents",
+        },
+        line: e.line(),
+        column: e.column(),
+    }
+}
+
+fn seal_key(master: &MasterKey, salt: &[u8]) -> Zeroizing<[u8; 32]> {
+    let mut key = Zeroizing::new([0u8; 32]);
+    let hk = hkdf::Hkdf::<sha2::Sha256>::new(Some(salt), master.expose());
+    // 32 bytes is far below HKDF-SHA256's limit of 8160: this cannot fail.
+    let _ = hk.expand(SEAL_INFO, &mut *key);
+    key
+}
+
+fn seal(master: &MasterKey, plain: &[u8]) -> Result<Sealed, KeyringError> {
+    let mut salt = [0u8; 16];
+    let mut nonce = [0u8; 12];
+    getrandom::fill(&mut salt).map_err(KeyringError::Random)?;
+    getrandom::fill(&mut nonce).map_err(KeyringError::Random)?;
+    let key = seal_key(master, &salt);
+    let cipher = Aes256Gcm::new_from_slice(&*key).map_err(|_| KeyringError::SealFailed)?;
+    let ciphertext = cipher
+        .encrypt(
+            &Nonce::from(nonce),
+            Payload {
+                msg: plain,
+                aad: SEAL_AD,
+            },
+        )
+        .map_err(|_| KeyringError::SealFailed)?;
+    Ok(Sealed {
+        kdf: "hkdf-sha256".into(),
+        cipher: "aes-256-gcm".into(),
+        salt: STANDARD.encode(salt),
+        nonce: STANDARD.encode(nonce),
+        ciphertext: STANDARD.encode(ciphertext),
+    })
+}
+
+fn unseal(
+    path: &Path,
+    master: &MasterKey,
+    sealed: &Sealed,
+) -> Result<Zeroizing<Vec<u8>>, KeyringError> {
+    let damaged = |problem| KeyringError::BadEntry {
+        path: path.to_owned(),
+        which: "the sealed contents".into(),
+        problem,
+    };
+    if sealed.kdf != "hkdf-sha256" || sealed.cipher != "aes-256-gcm" {
+        return Err(damaged("use an unknown cipher"));
+    }
+    let salt = STANDARD
+        .decode(&sealed.salt)
+        .map_err(|_| damaged("have a salt that is not base64"))?;
+    let nonce: [u8; 12] = STANDARD
+        .decode(&sealed.nonce)
+        .ok()
+        .and_then(|n| n.try_into().ok())
+        .ok_or_else(|| damaged("have a nonce that is not 12 bytes of base64"))?;
+    let ciphertext = STANDARD
+        .decode(&sealed.ciphertext)
+        .map_err(|_| damaged("are not base64"))?;
+    let key = seal_key(master, &salt);
+    let cipher = Aes256Gcm::new_from_slice(&*key).map_err(|_| KeyringError::SealFailed)?;
+    cipher
+        .decrypt(
+            &Nonce::from(nonce),
+            Payload {
+                msg: &ciphertext,
+                aad: SEAL_AD,
+            },
+        )
+        .map(Zeroizing::new)
+        .map_err(|_| KeyringError::WrongMasterKey {
+            path: path.to_owned(),
+        })
+}
+
+/// Writes the keyring atomically (sealed under `master` when one is given): a mode-0600
+/// temporary file in the same directory, fsynced, renamed over the old file, and the directory
+/// fsynced so that the rename survives a crash. Readers see the old keyring or the new one,
+/// never a partial file.
+pub(crate) fn save(
+    path: &Path,
+    contents: &Contents,
+    master: Option<&MasterKey>,
+) -> Result<(), KeyringError> {
+    let entries: Vec<&Entry> = contents.keys.values().flatten().collect();
+    let encoded: Vec<Zeroizing<String>> = entries
+        .iter()
         .map(|e| Zeroizing::new(STANDARD.encode(e.material.expose())))
         .collect();
+    let identity = contents.identity.as_ref().map(|i| i.secret());
+    let identity_text = identity
+        .as_ref()
+        .and_then(|i| std::str::from_utf8(i.expose()).ok());
     let file = FileOut {
         version: VERSION,
-        keys: keys
-            .values()
+        identity: identity_text,
+        keys: entries
+            .iter()
             .zip(&encoded)
             .map(|(e, material)| KeyOut {
                 name: &e.info.name,
+                version: e.info.version,
                 id: &e.info.id,
+                purpose: e.info.purpose,
                 created_at: e.info.created_at,
                 material: material.as_str(),
             })
             .collect(),
     };
     // Sized generously so that the buffer is not reallocated, leaving unwiped copies behind.
-    let mut bytes = Zeroizing::new(Vec::with_capacity(256 + 160 * keys.len()));
-    serde_json::to_writer_pretty(&mut *bytes, &file).map_err(|e| KeyringError::Io {
+    let encode_error = |e: serde_json::Error| KeyringError::Io {
         path: path.to_owned(),
         action: "encode the keyring",
         source: e.into(),
-    })?;
+    };
+    let mut bytes = Zeroizing::new(Vec::with_capacity(512 + 200 * entries.len()));
+    serde_json::to_writer_pretty(&mut *bytes, &file).map_err(encode_error)?;
+    if let Some(master) = master {
+        let sealed = seal(master, &bytes)?;
+        // The plaintext buffer is wiped on drop; the sealed one needs no wiping.
+        bytes = Zeroizing::new(
+            serde_json::to_vec_pretty(&SealedFileOut {
+                version: VERSION,
+                sealed: &sealed,
+            })
+            .map_err(encode_error)?,
+        );
+    }
     bytes.push(b'\n');
 
     let dir = match path.parent() {

@@ -4,8 +4,8 @@ use std::path::Path;
 
 use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD, URL_SAFE_NO_PAD};
-use hushflow_crypto::{HmacSha256, Keyring, KeyringError};
-use hushflow_secrets::{KeyProvider, Redactor, SecretRef, SecretResolver};
+use hushflow_crypto::{HmacSha256, Keyring, KeyringError, MasterKey, Purpose};
+use hushflow_secrets::{KeyProvider, Redactor, SecretRef, SecretResolver, SecretValue};
 
 fn state_dir() -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
@@ -64,11 +64,12 @@ fn create_list_get_round_trip_across_reopen() {
         HmacSha256::new(&again).mac(b"ada@example.org")
     );
     // No temporary files left behind.
-    let entries: Vec<_> = fs::read_dir(dir.path())
+    let mut entries: Vec<_> = fs::read_dir(dir.path())
         .unwrap()
         .map(|e| e.unwrap().file_name())
         .collect();
-    assert_eq!(entries, ["keyring.json"]);
+    entries.sort();
+    assert_eq!(entries, ["keyring.json", "keyring.lock"]);
 }
 
 #[test]
@@ -138,7 +139,7 @@ fn file_is_0600_after_create() {
     assert_eq!(mode(&path), 0o600);
     let text = fs::read_to_string(&path).unwrap();
     let json: serde_json::Value = serde_json::from_str(&text).unwrap();
-    assert_eq!(json["version"], 1);
+    assert_eq!(json["version"], 2);
     assert_eq!(json["keys"].as_array().unwrap().len(), 2);
     assert_eq!(json["keys"][0]["name"], "one");
     let (_, m) = k.get("one").unwrap();
@@ -239,7 +240,7 @@ fn damaged_files_are_reported_without_their_contents() {
             "key number 1 has an invalid name",
         ),
         (
-            r#"{"version": 2, "keys": []}"#.to_string(),
+            r#"{"version": 3, "keys": []}"#.to_string(),
             "upgrade hushflow",
         ),
         (r#"{"keys": []}"#.to_string(), "unexpected contents"),
@@ -292,20 +293,148 @@ fn a_failed_save_leaves_memory_and_disk_unchanged() {
     let saved = fs::read(&path).unwrap();
     fs::remove_file(&path).unwrap();
     fs::create_dir(&path).unwrap();
+    fs::set_permissions(&path, fs::Permissions::from_mode(0o700)).unwrap();
     fs::write(path.join("x"), b"").unwrap();
     let e = k.create("lost").unwrap_err();
     assert!(matches!(e, KeyringError::Io { .. }), "{e}");
-    assert!(e.to_string().contains("replace the keyring file"), "{e}");
     assert!(!k.contains("lost"));
     assert!(k.contains("kept"));
-    // The temporary file was removed.
-    let entries: Vec<_> = fs::read_dir(dir.path())
+    // No temporary file was left.
+    let mut entries: Vec<_> = fs::read_dir(dir.path())
         .unwrap()
         .map(|e| e.unwrap().file_name())
         .collect();
-    assert_eq!(entries, ["keyring.json"]);
+    entries.sort();
+    assert_eq!(entries, ["keyring.json", "keyring.lock"]);
     fs::remove_dir_all(&path).unwrap();
     fs::write(&path, saved).unwrap();
     fs::set_permissions(&path, fs::Permissions::from_mode(0o600)).unwrap();
     assert_eq!(Keyring::open(dir.path()).unwrap().list(), k.list());
+}
+
+fn master(byte: u8) -> MasterKey {
+    MasterKey::from_base64(&SecretValue::new(STANDARD.encode([byte; 32]).into_bytes())).unwrap()
+}
+
+#[test]
+fn rotation_adds_a_current_version_and_keeps_the_old_ones() {
+    let dir = state_dir();
+    let mut k = Keyring::open(dir.path()).unwrap();
+    let v1 = k.create_for("names", Some(Purpose::Tokenize)).unwrap();
+    let v2 = k.rotate("names", false).unwrap();
+    assert_eq!((v1.version, v2.version), (1, 2));
+    assert_ne!(v1.id, v2.id);
+    let k = Keyring::open(dir.path()).unwrap();
+    assert_eq!(k.get("names").unwrap().0, v2);
+    let versions = k.versions("names").unwrap();
+    assert_eq!(versions.len(), 2);
+    assert_eq!(versions[0].0, v1);
+    assert_ne!(versions[0].1.expose(), versions[1].1.expose());
+    assert_eq!(k.list().len(), 2);
+    assert_eq!(k.len(), 1);
+}
+
+#[test]
+fn a_hashing_key_rotates_only_when_told_that_hashes_change() {
+    let dir = state_dir();
+    let mut k = Keyring::open(dir.path()).unwrap();
+    k.create_for("pepper", Some(Purpose::Hash)).unwrap();
+    k.create("unknown").unwrap();
+    for name in ["pepper", "unknown"] {
+        let e = k.rotate(name, false).unwrap_err();
+        assert!(matches!(e, KeyringError::HashesWouldChange { .. }), "{e}");
+        assert!(
+            e.to_string().contains("--i-understand-hashes-change"),
+            "{e}"
+        );
+        assert_eq!(k.get(name).unwrap().0.version, 1);
+        assert_eq!(k.rotate(name, true).unwrap().version, 2);
+    }
+    assert!(matches!(
+        k.rotate("missing", true).unwrap_err(),
+        KeyringError::NotFound { .. }
+    ));
+}
+
+#[test]
+fn a_sealed_keyring_needs_its_master_key_and_shows_no_material() {
+    let dir = state_dir();
+    let path = dir.path().join("keyring.json");
+    // Made plain, then sealed on the first open with a master key.
+    let mut plain = Keyring::open(dir.path()).unwrap();
+    let info = plain.create("pepper").unwrap();
+    let material = plain.get("pepper").unwrap().1;
+    let identity = plain.state_identity().unwrap().secret();
+    assert!(!plain.is_sealed());
+
+    let sealed = Keyring::open_with(dir.path(), Some(master(1))).unwrap();
+    assert!(sealed.is_sealed());
+    assert_eq!(sealed.get("pepper").unwrap().0, info);
+    let text = fs::read_to_string(&path).unwrap();
+    assert!(text.contains("\"sealed\""), "{text}");
+    for secret in [
+        STANDARD.encode(material.expose()),
+        String::from_utf8(identity.expose().to_vec()).unwrap(),
+        "pepper".to_string(),
+    ] {
+        assert!(!text.contains(&secret), "the sealed file shows {secret}");
+    }
+
+    let e = Keyring::open(dir.path()).unwrap_err();
+    assert!(matches!(e, KeyringError::Sealed { .. }), "{e}");
+    assert!(e.to_string().contains("HUSHFLOW_MASTER_KEY"), "{e}");
+    let e = Keyring::open_with(dir.path(), Some(master(2))).unwrap_err();
+    assert!(matches!(e, KeyringError::WrongMasterKey { .. }), "{e}");
+
+    // Changes keep it sealed; a flipped byte of the ciphertext is caught.
+    let mut again = Keyring::open_with(dir.path(), Some(master(1))).unwrap();
+    again.create("names").unwrap();
+    let reopened = Keyring::open_with(dir.path(), Some(master(1))).unwrap();
+    assert!(reopened.contains("names") && reopened.contains("pepper"));
+    assert_eq!(
+        reopened.existing_identity().unwrap().secret().expose(),
+        identity.expose()
+    );
+    let mut json: serde_json::Value =
+        serde_json::from_str(&fs::read_to_string(&path).unwrap()).unwrap();
+    let ct = json["sealed"]["ciphertext"].as_str().unwrap().to_string();
+    let mut bytes = STANDARD.decode(ct).unwrap();
+    bytes[5] ^= 1;
+    json["sealed"]["ciphertext"] = STANDARD.encode(bytes).into();
+    fs::write(&path, json.to_string()).unwrap();
+    assert!(matches!(
+        Keyring::open_with(dir.path(), Some(master(1))).unwrap_err(),
+        KeyringError::WrongMasterKey { .. }
+    ));
+}
+
+#[test]
+fn a_master_key_must_be_long_base64() {
+    for bad in ["", "not base64!", &STANDARD.encode([1u8; 16])] {
+        assert!(MasterKey::from_base64(&SecretValue::new(bad.as_bytes().to_vec())).is_err());
+    }
+    let made = MasterKey::generate_base64().unwrap();
+    assert!(MasterKey::from_base64(&made).is_ok());
+}
+
+/// Two keyrings open on one state directory, each creating keys: none is lost, because every
+/// change is made under the lock on the file as it is on disk.
+#[test]
+fn concurrent_changes_lose_nothing() {
+    let dir = state_dir();
+    let handles: Vec<_> = (0..4)
+        .map(|t| {
+            let root = dir.path().to_path_buf();
+            std::thread::spawn(move || {
+                let mut k = Keyring::open(&root).unwrap();
+                for i in 0..10 {
+                    k.create(&format!("k{t}-{i}")).unwrap();
+                }
+            })
+        })
+        .collect();
+    for h in handles {
+        h.join().unwrap();
+    }
+    assert_eq!(Keyring::open(dir.path()).unwrap().len(), 40);
 }

@@ -1,15 +1,20 @@
 //! The run's quarantine: records that could not be processed, kept with their line and reason so
-//! that nothing is lost. It holds personal data: the file is 0600 inside the private state
-//! directory (the encryption-at-rest work will encrypt it), and it is created only when a first
-//! record needs it.
+//! that nothing is lost. They are personal data, so the file is age-encrypted to the state
+//! directory's identity (`<pipeline>-<run>.jsonl.age`, 0600 in the private state directory);
+//! it is created only when a first record needs it. Decrypted, it is JSON lines:
+//! `{"line", "code", "reason", "record"}` (or `"record_base64"` for bytes that are not UTF-8).
 
 use hushflow_core::RejectReason;
-use serde::Serialize;
+use hushflow_crypto::{AtRestError, EncryptedWriter, StateIdentity, StateRecipient};
+use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::fs::{File, OpenOptions};
-use std::io::{self, BufWriter, Write};
+use std::io::{self, BufRead, BufReader, BufWriter, Write};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
+
+/// The file name suffix of quarantine files.
+pub const SUFFIX: &str = ".jsonl.age";
 
 #[derive(Serialize)]
 struct QuarantineLine<'a> {
@@ -22,17 +27,48 @@ struct QuarantineLine<'a> {
     record_base64: Option<String>,
 }
 
+/// One quarantined record, read back.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct QuarantinedRecord {
+    pub line: u64,
+    pub code: String,
+    pub reason: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub record: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub record_base64: Option<String>,
+}
+
+impl QuarantinedRecord {
+    /// The record's bytes as they were read.
+    pub fn raw(&self) -> Vec<u8> {
+        match (&self.record, &self.record_base64) {
+            (Some(text), _) => text.as_bytes().to_vec(),
+            (None, Some(b64)) => {
+                use base64::Engine as _;
+                base64::engine::general_purpose::STANDARD
+                    .decode(b64)
+                    .unwrap_or_default()
+            }
+            (None, None) => Vec::new(),
+        }
+    }
+}
+
 pub struct Quarantine {
     path: PathBuf,
-    file: Option<BufWriter<File>>,
+    recipient: StateRecipient,
+    file: Option<EncryptedWriter<BufWriter<File>>>,
     count: u64,
     reasons: BTreeMap<&'static str, u64>,
 }
 
 impl Quarantine {
-    pub fn new(path: PathBuf) -> Self {
+    /// A quarantine that will write `path`, encrypted to `recipient`, if a record comes.
+    pub fn new(path: PathBuf, recipient: StateRecipient) -> Self {
         Quarantine {
             path,
+            recipient,
             file: None,
             count: 0,
             reasons: BTreeMap::new(),
@@ -61,7 +97,11 @@ impl Quarantine {
                     .write(true)
                     .mode(0o600)
                     .open(&self.path)?;
-                self.file.insert(BufWriter::new(f))
+                let writer = self
+                    .recipient
+                    .encrypt(BufWriter::new(f))
+                    .map_err(io::Error::other)?;
+                self.file.insert(writer)
             }
         };
         let (record, record_base64) = match std::str::from_utf8(raw) {
@@ -88,13 +128,57 @@ impl Quarantine {
         Ok(())
     }
 
+    /// Writes age's last chunk and syncs the file. Without it, the file does not decrypt.
     pub fn finish(&mut self) -> io::Result<()> {
-        if let Some(mut f) = self.file.take() {
-            f.flush()?;
-            f.get_ref().sync_all()?;
+        if let Some(writer) = self.file.take() {
+            let mut inner = writer.finish()?;
+            inner.flush()?;
+            inner.get_ref().sync_all()?;
         }
         Ok(())
     }
+}
+
+/// Why a quarantine file could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum ReadError {
+    #[error("{path}: {source}")]
+    Open { path: PathBuf, source: io::Error },
+    #[error("{path}: {source}")]
+    Decrypt { path: PathBuf, source: AtRestError },
+    #[error("{path}: record {number} is not a quarantine record (the file is damaged)")]
+    Malformed { path: PathBuf, number: usize },
+}
+
+/// Decrypts and reads a quarantine file.
+pub fn read(path: &Path, identity: &StateIdentity) -> Result<Vec<QuarantinedRecord>, ReadError> {
+    let file = File::open(path).map_err(|source| ReadError::Open {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let plain = identity
+        .decrypt_all(BufReader::new(file))
+        .map_err(|source| ReadError::Decrypt {
+            path: path.to_path_buf(),
+            source,
+        })?;
+    let mut records = Vec::new();
+    for (i, line) in plain.expose().lines().enumerate() {
+        let line = line.map_err(|_| ReadError::Malformed {
+            path: path.to_path_buf(),
+            number: i + 1,
+        })?;
+        if line.trim().is_empty() {
+            continue;
+        }
+        // The serde error would quote the record: it is replaced by the record's number.
+        let record = serde_json::from_str(&line).map_err(|_| ReadError::Malformed {
+            path: path.to_path_buf(),
+            number: i + 1,
+        })?;
+        records.push(record);
+    }
+    Ok(records)
 }
 
 #[cfg(test)]
@@ -105,8 +189,9 @@ mod tests {
     #[test]
     fn writes_lazily_with_private_mode_and_keeps_bytes() {
         let tmp = tempfile::tempdir().unwrap();
-        let path = tmp.path().join("run.jsonl");
-        let mut q = Quarantine::new(path.clone());
+        let path = tmp.path().join("run.jsonl.age");
+        let identity = StateIdentity::generate();
+        let mut q = Quarantine::new(path.clone(), identity.recipient());
         q.finish().unwrap();
         assert!(!path.exists(), "no file when nothing was quarantined");
 
@@ -127,14 +212,20 @@ mod tests {
             std::fs::metadata(&path).unwrap().permissions().mode() & 0o777,
             0o600
         );
-        let text = std::fs::read_to_string(&path).unwrap();
-        let lines: Vec<serde_json::Value> = text
-            .lines()
-            .map(|l| serde_json::from_str(l).unwrap())
-            .collect();
-        assert_eq!(lines[0]["line"], 7);
-        assert_eq!(lines[0]["record"], "a,b");
-        assert_eq!(lines[0]["code"], "wrong_field_count");
-        assert_eq!(lines[1]["record_base64"], "//4=");
+        let bytes = std::fs::read(&path).unwrap();
+        assert!(bytes.starts_with(b"age-encryption.org/v1"));
+        assert!(!bytes.windows(3).any(|w| w == b"a,b"));
+        let records = read(&path, &identity).unwrap();
+        assert_eq!(records.len(), 2);
+        assert_eq!(records[0].line, 7);
+        assert_eq!(records[0].record.as_deref(), Some("a,b"));
+        assert_eq!(records[0].code, "wrong_field_count");
+        assert_eq!(records[1].record_base64.as_deref(), Some("//4="));
+        assert_eq!(records[1].raw(), b"\xff\xfe");
+        let other = StateIdentity::generate();
+        assert!(matches!(
+            read(&path, &other),
+            Err(ReadError::Decrypt { .. })
+        ));
     }
 }

@@ -79,6 +79,8 @@ impl RunReport {
 /// about progress (records read so far).
 pub struct RunContext<'a> {
     pub state: &'a StateDir,
+    /// Whom quarantined records are encrypted to: the state directory's identity.
+    pub quarantine_to: &'a hushflow_crypto::StateRecipient,
     pub actor: String,
     pub progress: &'a (dyn Fn(u64) + Sync),
 }
@@ -117,8 +119,12 @@ pub fn run(plan: &Plan, keys: &KeyMaterial, ctx: &RunContext<'_>) -> Result<RunR
         .state
         .quarantine_dir()
         .map_err(RunError::State)?
-        .join(format!("{}-{run_id}.jsonl", plan.name));
-    let mut quarantine = Quarantine::new(quarantine_path);
+        .join(format!(
+            "{}-{run_id}{}",
+            plan.name,
+            crate::quarantine::SUFFIX
+        ));
+    let mut quarantine = Quarantine::new(quarantine_path, ctx.quarantine_to.clone());
     let mut counts = Counts::default();
 
     // The reader's and the workers' panics come back as errors; this catches the writer's (the

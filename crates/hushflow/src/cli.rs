@@ -19,6 +19,12 @@ pub struct Cli {
     )]
     pub state_dir: PathBuf,
 
+    /// The key that seals the keyring, as a secret reference (env:NAME, file:PATH); by default
+    /// env:HUSHFLOW_MASTER_KEY when that is set. Without one the keyring is a local,
+    /// unprotected demo keyring.
+    #[arg(long, global = true, value_name = "REF")]
+    pub master_key: Option<String>,
+
     /// More log output on stderr (-v info, -vv debug); secrets are masked either way.
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,
@@ -47,6 +53,9 @@ pub enum Command {
     /// Read and check the tamper-evident audit log.
     #[command(subcommand)]
     Audit(AuditCommand),
+    /// Quarantined records: list them, or decrypt them for an authorized operator (audited).
+    #[command(subcommand)]
+    Quarantine(QuarantineCommand),
     /// Reverse tokens made by `tokenize`, for a holder of the key (every use is audited).
     Detokenize {
         /// The key the tokens were made with: keyring:NAME, env:NAME or file:PATH.
@@ -83,14 +92,59 @@ pub enum KeysCommand {
     /// Create a random 256-bit key.
     Create {
         name: String,
+        /// What the key is for; a hashing key (or one of unknown purpose) rotates only with
+        /// --i-understand-hashes-change.
+        #[arg(long, value_enum)]
+        purpose: Option<KeyPurpose>,
         /// Succeed without change when the key exists already.
         #[arg(long)]
         if_missing: bool,
     },
-    /// List keys: names, ids, creation dates.
+    /// List keys: names, versions, ids, purposes, creation dates.
     List,
-    /// Print a key's material (base64) so another system can compute the same hashes (audited).
+    /// Print a key's current material (base64) so another system can compute the same hashes
+    /// (audited).
     Export { name: String },
+    /// Add a new version of a key and make it current; old versions still detokenize (audited).
+    Rotate {
+        name: String,
+        /// Rotate a hashing key although every hash made with it will change.
+        #[arg(long)]
+        i_understand_hashes_change: bool,
+    },
+    /// Print the age identity (AGE-SECRET-KEY-1…) that opens this state directory's quarantined
+    /// and staged files with the `age` CLI (audited).
+    ExportIdentity {
+        /// Write it to this file (created 0600) instead of stdout.
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// Print a new random master key (base64) for HUSHFLOW_MASTER_KEY.
+    NewMasterKey,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum KeyPurpose {
+    Hash,
+    Tokenize,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum QuarantineCommand {
+    /// Quarantine files with their record counts by reason; RUN (a run id, or part of a file
+    /// name) narrows the list.
+    List {
+        run: Option<String>,
+        /// One JSON object per file instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Decrypt a run's quarantined records to a file (JSON lines, created 0600) (audited).
+    Export {
+        run: String,
+        #[arg(long)]
+        out: PathBuf,
+    },
 }
 
 #[derive(Debug, Subcommand)]

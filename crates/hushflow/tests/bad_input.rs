@@ -27,7 +27,20 @@ fn quarantine_lines(ws: &Workspace) -> Vec<serde_json::Value> {
         files[0].metadata().unwrap().permissions().mode() & 0o777,
         0o600
     );
-    std::fs::read_to_string(files[0].path())
+    // Encrypted at rest: no record's bytes in the file, and an operator exports it to read it.
+    let bytes = std::fs::read(files[0].path()).unwrap();
+    assert!(bytes.starts_with(b"age-encryption.org/v1\n"));
+    assert!(
+        !bytes.windows(7).any(|w| w == b"example"),
+        "plaintext at rest"
+    );
+    let out = ws.path("q-export.jsonl");
+    let _ = std::fs::remove_file(&out);
+    ws.ok(
+        &["quarantine", "export", "-", "--out", out.to_str().unwrap()],
+        0,
+    );
+    std::fs::read_to_string(&out)
         .unwrap()
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
@@ -87,8 +100,18 @@ fn malformed_rows_are_quarantined_counted_and_reported() {
     assert_eq!(ids, ["1", "2", "5", "6"]);
 
     let audit = ws.ok(&["audit", "list", "--json"], 0);
-    let last: serde_json::Value =
-        serde_json::from_str(audit.stdout.lines().last().unwrap()).unwrap();
+    let records: Vec<serde_json::Value> = audit
+        .stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let last = records.iter().rfind(|r| r["action"] == "run").unwrap();
+    let export = records.last().unwrap();
+    assert_eq!(
+        export["action"], "quarantine.export",
+        "the export is audited"
+    );
+    assert_eq!(export["counts"]["records"], 3);
     assert_eq!(last["outcome"], "partial");
     assert_eq!(last["counts"]["quarantined"], 3);
     assert_eq!(last["counts"]["quarantined.missing_key"], 1);

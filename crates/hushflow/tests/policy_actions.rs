@@ -134,12 +134,23 @@ fn every_action_matches_an_independent_implementation() {
         "{last}"
     );
 
+    // The quarantine is age-encrypted; an operator exports it to check it.
+    ws.ok(
+        &[
+            "quarantine",
+            "export",
+            "full-policy",
+            "--out",
+            "quarantine.jsonl",
+        ],
+        0,
+    );
     let stdout = run_python_check(
         "check_policy.py",
         &[
             ws.path("data/contacts.csv").as_os_str(),
             ws.path("out/leads.csv").as_os_str(),
-            ws.state().join("quarantine").as_os_str(),
+            ws.path("quarantine.jsonl").as_os_str(),
             ws.path("suppressed.txt").as_os_str(),
             KEY_B64.as_ref(),
         ],

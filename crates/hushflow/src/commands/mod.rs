@@ -1,0 +1,171 @@
+//! One module per group of sub-commands. Exit codes: 0 success, 1 failure, 2 invalid input (a
+//! pipeline that does not validate, bad arguments), 3 partial success (records quarantined).
+
+mod audit;
+mod keys;
+mod quarantine;
+mod run;
+mod sample;
+
+use crate::cli::{Cli, Command};
+use crate::output::Output;
+use hushflow_crypto::{Keyring, MasterKey};
+use hushflow_engine::audit::{AuditLog, NewRecord};
+use hushflow_engine::{StateDir, os_user};
+use hushflow_secrets::{SecretRef, SecretResolver};
+use std::collections::BTreeMap;
+use std::fmt::Display;
+use std::path::Path;
+use std::process::ExitCode;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Exit {
+    Success = 0,
+    Failure = 1,
+    Invalid = 2,
+    Partial = 3,
+}
+
+impl From<Exit> for ExitCode {
+    fn from(e: Exit) -> ExitCode {
+        ExitCode::from(e as u8)
+    }
+}
+
+pub struct Failure {
+    pub code: Exit,
+    pub message: String,
+}
+
+fn fail(code: Exit) -> impl Fn(&dyn Display) -> Failure {
+    move |e| Failure {
+        code,
+        message: e.to_string(),
+    }
+}
+
+fn failure(e: impl Display) -> Failure {
+    fail(Exit::Failure)(&e)
+}
+
+fn invalid(e: impl Display) -> Failure {
+    fail(Exit::Invalid)(&e)
+}
+
+/// The environment variable a master key is taken from when `--master-key` is not given.
+const MASTER_KEY_ENV: &str = "HUSHFLOW_MASTER_KEY";
+
+/// What the commands that use the state directory share: where it is, the output, and how to
+/// open its keyring.
+pub struct Session<'a> {
+    out: &'a Output,
+    state: StateDir,
+    master_key: Option<SecretRef>,
+}
+
+impl Session<'_> {
+    /// Opens the keyring, sealed under the master key if there is one. Without one, says once
+    /// that the keyring is an unprotected local demo keyring.
+    fn keyring(&self) -> Result<Keyring, Failure> {
+        let master = match &self.master_key {
+            None => None,
+            Some(reference) => {
+                let resolver = SecretResolver::new(self.out.redactor.clone(), None);
+                let value = resolver.resolve(reference).map_err(invalid)?;
+                Some(MasterKey::from_base64(&value).map_err(invalid)?)
+            }
+        };
+        let keyring = Keyring::open_with(self.state.root(), master).map_err(failure)?;
+        if !keyring.is_sealed() {
+            self.out.note(format!(
+                "note: the keyring in {} is not sealed: a local, unprotected demo keyring. Set \
+                 {MASTER_KEY_ENV} (make one with `hushflow keys new-master-key`) to seal it",
+                self.state.root().display()
+            ));
+        }
+        Ok(keyring)
+    }
+
+    /// Records a privileged action in the audit log: key operations, detokenization, exports.
+    fn audit(
+        &self,
+        action: &str,
+        detail: String,
+        counts: BTreeMap<String, u64>,
+        outcome: &str,
+    ) -> Result<(), Failure> {
+        let mut audit = AuditLog::open(self.state.root()).map_err(failure)?;
+        audit
+            .append(NewRecord {
+                actor: os_user(),
+                action: action.into(),
+                pipeline: None,
+                policy_fingerprint: None,
+                counts,
+                outcome: outcome.into(),
+                detail: Some(detail),
+            })
+            .map_err(failure)?;
+        Ok(())
+    }
+}
+
+pub fn dispatch(cli: Cli, out: &Output) -> Result<Exit, Failure> {
+    let Cli {
+        state_dir,
+        master_key,
+        command,
+        ..
+    } = cli;
+    // Opened only by the commands that use the state directory.
+    let session = || -> Result<Session<'_>, Failure> {
+        let master_key = match &master_key {
+            Some(reference) => Some(SecretRef::parse(reference).map_err(invalid)?),
+            None => std::env::var_os(MASTER_KEY_ENV)
+                .map(|_| SecretRef::parse(&format!("env:{MASTER_KEY_ENV}")))
+                .transpose()
+                .map_err(invalid)?,
+        };
+        Ok(Session {
+            out,
+            state: open_state(&state_dir)?,
+            master_key,
+        })
+    };
+    match command {
+        Command::Sample(cmd) => sample::sample(out, cmd),
+        Command::Validate { pipeline } => run::validate(&session()?, &pipeline),
+        Command::Run { pipeline, workers } => {
+            run::run(&session()?, &pipeline, workers.map(usize::from))
+        }
+        Command::Keys(cmd) => keys::keys(&session()?, cmd),
+        Command::Audit(cmd) => audit::audit(&session()?, cmd),
+        Command::Quarantine(cmd) => quarantine::quarantine(&session()?, cmd),
+        Command::Detokenize { key, tokens } => keys::detokenize(&session()?, &key, tokens),
+    }
+}
+
+fn open_state(dir: &Path) -> Result<StateDir, Failure> {
+    StateDir::open(dir).map_err(|e| {
+        failure(format!(
+            "state directory {}: {e}; pass --state-dir (or set HUSHFLOW_STATE_DIR) to a directory you can write",
+            dir.display()
+        ))
+    })
+}
+
+/// Writes a new file readable by its owner only; an existing file is not replaced.
+fn create_private(path: &Path) -> Result<std::fs::File, Failure> {
+    use std::os::unix::fs::OpenOptionsExt;
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .map_err(|e| {
+            failure(format!(
+                "{}: {e}; pick a new file name (an existing file is never replaced)",
+                path.display()
+            ))
+        })
+}

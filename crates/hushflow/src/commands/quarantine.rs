@@ -1,0 +1,161 @@
+//! `hushflow quarantine`: list a run's quarantined records by reason, and decrypt them for an
+//! authorized operator (audited). The files are age-encrypted to the state identity, so every
+//! subcommand needs the keyring (and its master key, when sealed).
+
+use super::{Exit, Failure, Session, create_private, failure, invalid};
+use crate::cli::QuarantineCommand;
+use hushflow_engine::quarantine::{self, QuarantinedRecord};
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::PathBuf;
+
+pub(super) fn quarantine(session: &Session<'_>, cmd: QuarantineCommand) -> Result<Exit, Failure> {
+    match cmd {
+        QuarantineCommand::List { run, json } => list(session, run.as_deref(), json),
+        QuarantineCommand::Export { run, out } => export(session, &run, out),
+    }
+}
+
+/// The quarantine files whose name contains `run` (all of them without it), oldest first.
+pub(super) fn files(session: &Session<'_>, run: Option<&str>) -> Result<Vec<PathBuf>, Failure> {
+    let dir = session.state.quarantine_dir().map_err(failure)?;
+    let mut found: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .map_err(|e| failure(format!("{}: {e}", dir.display())))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| {
+            p.file_name().and_then(|n| n.to_str()).is_some_and(|n| {
+                n.ends_with(quarantine::SUFFIX) && run.is_none_or(|r| n.contains(r))
+            })
+        })
+        .collect();
+    // Run ids are timestamps, so names sort by time within a pipeline; sort by run id overall.
+    found.sort_by_key(|p| run_id(p).unwrap_or_default());
+    Ok(found)
+}
+
+/// The one file `run` names; zero or several matches are an error that lists what there is.
+pub(super) fn one_file(session: &Session<'_>, run: &str) -> Result<PathBuf, Failure> {
+    let mut matches = files(session, Some(run))?;
+    match matches.len() {
+        1 => Ok(matches.remove(0)),
+        0 => Err(invalid(format!(
+            "no quarantine file matches `{run}`; `hushflow quarantine list` shows the runs that \
+             quarantined records"
+        ))),
+        n => Err(invalid(format!(
+            "`{run}` matches {n} quarantine files ({}); give the whole run id",
+            matches
+                .iter()
+                .filter_map(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ))),
+    }
+}
+
+/// `<pipeline>-<run id>.jsonl.age` → the run id (the part after the last `-`).
+fn run_id(path: &std::path::Path) -> Option<String> {
+    let name = path
+        .file_name()?
+        .to_str()?
+        .strip_suffix(quarantine::SUFFIX)?;
+    name.rsplit_once('-').map(|(_, id)| id.to_owned())
+}
+
+fn pipeline_name(path: &std::path::Path) -> Option<String> {
+    let name = path
+        .file_name()?
+        .to_str()?
+        .strip_suffix(quarantine::SUFFIX)?;
+    name.rsplit_once('-').map(|(p, _)| p.to_owned())
+}
+
+/// Decrypts one quarantine file with the state identity.
+pub(super) fn read(
+    session: &Session<'_>,
+    path: &std::path::Path,
+) -> Result<Vec<QuarantinedRecord>, Failure> {
+    let keyring = session.keyring()?;
+    let identity = keyring.existing_identity().ok_or_else(|| {
+        failure(format!(
+            "the keyring in {} has no state identity, so it cannot open {}: was the keyring \
+             replaced?",
+            session.state.root().display(),
+            path.display()
+        ))
+    })?;
+    quarantine::read(path, identity).map_err(failure)
+}
+
+fn list(session: &Session<'_>, run: Option<&str>, json: bool) -> Result<Exit, Failure> {
+    let out = session.out;
+    let files = files(session, run)?;
+    if files.is_empty() && !json {
+        out.line(match run {
+            Some(r) => format!("no quarantine file matches `{r}`"),
+            None => "no records are quarantined".to_string(),
+        });
+    }
+    for path in files {
+        let records = read(session, &path)?;
+        let mut reasons: BTreeMap<&str, u64> = BTreeMap::new();
+        for r in &records {
+            *reasons.entry(r.code.as_str()).or_default() += 1;
+        }
+        let run = run_id(&path).unwrap_or_default();
+        let pipeline = pipeline_name(&path).unwrap_or_default();
+        if json {
+            let line = serde_json::json!({
+                "run": run,
+                "pipeline": pipeline,
+                "records": records.len(),
+                "reasons": reasons,
+                "file": path,
+            });
+            out.line(line.to_string());
+        } else {
+            let reasons: Vec<String> = reasons.iter().map(|(k, v)| format!("{k} {v}")).collect();
+            out.line(format!(
+                "{run}  {pipeline:<24} {:>7} records  {}",
+                records.len(),
+                reasons.join(", ")
+            ));
+        }
+    }
+    Ok(Exit::Success)
+}
+
+fn export(session: &Session<'_>, run: &str, out_path: PathBuf) -> Result<Exit, Failure> {
+    let out = session.out;
+    let path = one_file(session, run)?;
+    let records = read(session, &path)?;
+    let run = run_id(&path).unwrap_or_default();
+    // Audited before anything is written: an attempt counts, whether or not the write succeeds.
+    session.audit(
+        "quarantine.export",
+        format!("run {run} to {}", out_path.display()),
+        BTreeMap::from([("records".to_string(), records.len() as u64)]),
+        "ok",
+    )?;
+    let mut file = create_private(&out_path)?;
+    let write = |f: &mut std::fs::File| -> std::io::Result<()> {
+        let mut w = std::io::BufWriter::new(f);
+        for r in &records {
+            serde_json::to_writer(&mut w, r)?;
+            w.write_all(b"\n")?;
+        }
+        w.flush()?;
+        w.get_ref().sync_all()
+    };
+    write(&mut file).map_err(|e| failure(format!("{}: {e}", out_path.display())))?;
+    out.note(format!(
+        "warning: {} holds personal data in plain text; delete it when done",
+        out_path.display()
+    ));
+    out.line(format!(
+        "exported {} quarantined records of run {run} to {} (mode 0600)",
+        records.len(),
+        out_path.display()
+    ));
+    Ok(Exit::Success)
+}

@@ -1,0 +1,103 @@
+//! `hushflow validate` and `hushflow run`.
+
+use super::{Exit, Failure, Session, failure, invalid};
+use hushflow_crypto::Keyring;
+use hushflow_engine::{KeyMaterial, Outcome, Plan, RunContext, os_user};
+use hushflow_secrets::SecretResolver;
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use std::path::Path;
+use std::time::Duration;
+
+/// Loads and checks a pipeline, then resolves its keys: the shared first half of validate and run.
+fn plan_with_keys(
+    session: &Session<'_>,
+    pipeline: &Path,
+) -> Result<(Plan, KeyMaterial, Keyring), Failure> {
+    let plan = hushflow_engine::plan::load(pipeline).map_err(invalid)?;
+    let keyring = session.keyring()?;
+    let resolver = SecretResolver::new(session.out.redactor.clone(), Some(&keyring));
+    let keys = plan.resolve_keys(&resolver, &keyring).map_err(invalid)?;
+    Ok((plan, keys, keyring))
+}
+
+pub(super) fn validate(session: &Session<'_>, pipeline: &Path) -> Result<Exit, Failure> {
+    let out = session.out;
+    let (plan, _keys, _keyring) = plan_with_keys(session, pipeline)?;
+    out.line(plan.to_string().trim_end());
+    out.line(format!("{}: valid", pipeline.display()));
+    Ok(Exit::Success)
+}
+
+pub(super) fn run(
+    session: &Session<'_>,
+    pipeline: &Path,
+    workers: Option<usize>,
+) -> Result<Exit, Failure> {
+    let out = session.out;
+    let (mut plan, keys, mut keyring) = plan_with_keys(session, pipeline)?;
+    // Quarantined records are encrypted to the state directory's identity, made on first use.
+    let quarantine_to = keyring.state_identity().map_err(failure)?.recipient();
+    if let Some(n) = workers {
+        plan.workers = n;
+    }
+    for w in &plan.warnings {
+        out.note(format!("warning: {w}"));
+    }
+    let bar = progress_bar();
+    let progress = |read: u64| bar.set_position(read);
+    let ctx = RunContext {
+        state: &session.state,
+        quarantine_to: &quarantine_to,
+        actor: os_user(),
+        progress: &progress,
+    };
+    let report = hushflow_engine::run(&plan, &keys, &ctx).map_err(failure)?;
+    bar.finish_and_clear();
+
+    let c = &report.counts;
+    out.line(format!(
+        "{} {}: read {}, written {}, filtered {}, quarantined {} in {:.2}s ({:.0} records/s)",
+        plan.name,
+        report.outcome.as_str(),
+        c.read,
+        c.written,
+        c.filtered,
+        c.quarantined,
+        report.elapsed.as_secs_f64(),
+        report.records_per_second(),
+    ));
+    if let Some(q) = &report.quarantine {
+        let reasons: Vec<String> = report
+            .reasons
+            .iter()
+            .map(|(k, v)| format!("{k} {v}"))
+            .collect();
+        out.line(format!(
+            "quarantine: {} ({})",
+            q.display(),
+            reasons.join(", ")
+        ));
+    }
+    match (&report.error, report.outcome) {
+        (Some(e), _) => Err(failure(format!("run {} failed: {e}", report.run_id))),
+        (None, Outcome::Partial) => {
+            out.line(format!("results: {}", report.sink.display()));
+            Ok(Exit::Partial)
+        }
+        (None, _) => {
+            out.line(format!("results: {}", report.sink.display()));
+            Ok(Exit::Success)
+        }
+    }
+}
+
+/// A counter on a terminal, nothing in a pipe or a log file.
+fn progress_bar() -> ProgressBar {
+    let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr_with_hz(8));
+    bar.set_style(
+        ProgressStyle::with_template("{spinner} {human_pos} records read ({per_sec}) {elapsed}")
+            .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+    );
+    bar.enable_steady_tick(Duration::from_millis(125));
+    bar
+}
