@@ -1,6 +1,7 @@
 //! Errors. A record-level error names where the problem is (file, line, field) and what kind of
 //! problem it is, never the value: values are personal data and error messages end up in logs.
 
+use std::borrow::Cow;
 use std::fmt;
 use std::path::PathBuf;
 
@@ -13,11 +14,17 @@ pub enum RejectReason {
     /// Bytes that are not UTF-8; `field` is the column when known.
     InvalidUtf8 { field: Option<String> },
     /// A JSON line that does not parse, or is not an object; `column` is the byte column.
-    BrokenJson { column: usize, detail: &'static str },
+    BrokenJson {
+        column: usize,
+        detail: Cow<'static, str>,
+    },
     /// The pipeline's key field is absent or empty.
     MissingKey { field: String },
     /// A field whose value the policy could not process (wrong type, not normalizable).
-    InvalidField { field: String, detail: &'static str },
+    InvalidField {
+        field: String,
+        detail: Cow<'static, str>,
+    },
     /// A line longer than the source accepts.
     TooLong { limit: usize },
     /// A CSV quoted field that is never closed: the rest of the file, `lines` lines, is this one

@@ -8,6 +8,7 @@ pub mod plan;
 pub mod quarantine;
 pub mod runner;
 pub mod state;
+mod workers;
 
 pub use hushflow_policy::KeyMaterial;
 pub use pipeline::{OnError, SpecError};

@@ -10,14 +10,10 @@ use crate::state::StateDir;
 use hushflow_connectors::csv::{CsvSink, CsvSource};
 use hushflow_connectors::jsonl::{JsonlSink, JsonlSource};
 use hushflow_connectors::sqlite::SqliteSink;
-use hushflow_core::{
-    Batch, CellKind, RecordError, RejectReason, Sink, Source, SourceBatch, SourceChunk,
-};
+use hushflow_core::{Batch, CellKind, RecordError, RejectReason, Sink, Source, SourceBatch};
 use hushflow_policy::{CompileInputs, CompiledPolicy, Day, KeyMaterial};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Mutex, mpsc};
 use std::time::{Duration, Instant};
 
 /// How a run ended. The CLI maps these to exit codes.
@@ -297,106 +293,34 @@ fn move_records(
     let mut sink = open_sink(plan)?;
     sink.open(policy.output_schema())?;
 
-    // reader → workers (the policy, in parallel) → this thread (quarantine and sink, in source
-    // order). Bounded channels keep a few batches in flight: memory stays flat whatever the input.
-    let workers = plan.workers.max(1);
-    let (work_tx, work_rx) = mpsc::sync_channel::<(u64, SourceChunk)>(workers);
-    let work_rx = Mutex::new(work_rx);
-    let (done_tx, done_rx) = mpsc::sync_channel::<(u64, Result<Processed, RunError>)>(workers * 2);
+    // reader → workers (decoding and the policy, in parallel) → this thread (quarantine and
+    // sink, in source order).
     let batch_size = plan.batch_size;
     let (policy, key) = (&policy, plan.key.as_str());
-    // Set when the writer stops early (an error): the reader stops reading and the workers
-    // drain what is queued without working on it, so every thread ends.
-    let stop = AtomicBool::new(false);
-    let stop = &stop;
-    std::thread::scope(|scope| -> Result<(), RunError> {
-        // Owned by this closure, so an early return drops it and the workers' sends fail.
-        let done_rx = done_rx;
-        let reader_done = done_tx.clone();
-        scope.spawn(move || {
-            for seq in 0.. {
-                if stop.load(Ordering::Relaxed) {
-                    break;
-                }
-                // Chunks are only cut here; the workers decode them, in parallel. A panic (a bug)
-                // ends the run in order, like a read error, rather than the process.
-                let next = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                    source.next_chunk(batch_size)
-                }));
-                let Ok(next) = next else {
-                    let _ = reader_done.send((seq, Err(RunError::Panicked("source"))));
-                    break;
-                };
-                match next {
-                    Ok(Some(chunk)) => {
-                        // A closed channel means the writer stopped (an error): stop reading.
-                        if work_tx.send((seq, chunk)).is_err() {
-                            break;
-                        }
-                    }
-                    Ok(None) => break,
-                    Err(e) => {
-                        let _ = reader_done.send((seq, Err(RunError::Connector(e))));
-                        break;
-                    }
-                }
+    crate::workers::in_order(
+        plan.workers,
+        crate::workers::Stages {
+            reader: "source",
+            worker: "policy",
+        },
+        || source.next_chunk(batch_size).map_err(RunError::Connector),
+        |chunk| Ok(process(chunk.decode()?, key_column, key, policy)),
+        |p| {
+            counts.read += p.read;
+            for (line, reason, raw) in &p.rejected {
+                reject(plan, quarantine, *line, reason, raw)?;
             }
-        });
-        for _ in 0..workers {
-            let (work_rx, done_tx) = (&work_rx, done_tx.clone());
-            scope.spawn(move || {
-                loop {
-                    // The lock is held only to take the next batch, not while working on it.
-                    let next = work_rx.lock().map(|rx| rx.recv());
-                    let Ok(Ok((seq, chunk))) = next else { break };
-                    if stop.load(Ordering::Relaxed) {
-                        continue;
-                    }
-                    // A panic (a bug) becomes this batch's error, in order, so the writer
-                    // stops the run cleanly and audits it instead of the process aborting.
-                    let processed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                        Ok(process(chunk.decode()?, key_column, key, policy))
-                    }))
-                    .unwrap_or(Err(RunError::Panicked("policy")));
-                    if done_tx.send((seq, processed)).is_err() {
-                        stop.store(true, Ordering::Relaxed);
-                    }
-                }
-            });
-        }
-        drop(done_tx);
-
-        // Workers finish out of order; hold early batches until their turn.
-        let mut waiting: BTreeMap<u64, Result<Processed, RunError>> = BTreeMap::new();
-        let mut next_seq = 0;
-        let mut write = || -> Result<(), RunError> {
-            for (seq, item) in done_rx.iter() {
-                waiting.insert(seq, item);
-                while let Some(item) = waiting.remove(&next_seq) {
-                    next_seq += 1;
-                    let p = item?;
-                    counts.read += p.read;
-                    for (line, reason, raw) in &p.rejected {
-                        reject(plan, quarantine, *line, reason, raw)?;
-                    }
-                    counts.filtered_no_consent += p.no_consent;
-                    counts.suppressed += p.suppressed;
-                    counts.filtered += p.no_consent + p.suppressed;
-                    if !p.output.is_empty() {
-                        sink.write_batch(&p.output)?;
-                    }
-                    counts.written += p.output.len() as u64;
-                    (ctx.progress)(counts.read);
-                }
+            counts.filtered_no_consent += p.no_consent;
+            counts.suppressed += p.suppressed;
+            counts.filtered += p.no_consent + p.suppressed;
+            if !p.output.is_empty() {
+                sink.write_batch(&p.output)?;
             }
+            counts.written += p.output.len() as u64;
+            (ctx.progress)(counts.read);
             Ok(())
-        };
-        let written = write();
-        if written.is_err() {
-            stop.store(true, Ordering::Relaxed);
-        }
-        written
-    })?;
+        },
+    )?;
     sink.finish()?;
     Ok(())
 }

@@ -283,7 +283,7 @@ impl CompiledPolicy {
                     if failed[row].is_none() {
                         failed[row] = Some(RejectReason::InvalidField {
                             field: op.field.clone(),
-                            detail,
+                            detail: detail.into(),
                         });
                     }
                 }

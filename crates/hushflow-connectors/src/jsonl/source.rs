@@ -275,7 +275,7 @@ fn parse_row(
         let column = line.len() - line.trim_start_matches([' ', '\t', '\r', '\n']).len() + 1;
         return Err(RejectReason::BrokenJson {
             column,
-            detail: "not a JSON object",
+            detail: "not a JSON object".into(),
         });
     }
     let mut de = serde_json::Deserializer::from_str(line);
@@ -284,7 +284,7 @@ fn parse_row(
         .and_then(|()| de.end())
         .map_err(|e| RejectReason::BrokenJson {
             column: e.column(),
-            detail: detail_of(&e),
+            detail: detail_of(&e).into(),
         })
 }
 
