@@ -105,8 +105,8 @@ fn broken_json_is_rejected_without_quoting_the_line() {
     let details: Vec<&str> = out
         .rejected
         .iter()
-        .map(|r| match r.reason {
-            RejectReason::BrokenJson { detail, .. } => detail,
+        .map(|r| match &r.reason {
+            RejectReason::BrokenJson { detail, .. } => detail.as_ref(),
             ref other => panic!("{other:?}"),
         })
         .collect();
@@ -147,7 +147,7 @@ fn a_line_that_is_not_an_object_is_rejected() {
         .collect();
     let not_object = |column| RejectReason::BrokenJson {
         column,
-        detail: "not a JSON object",
+        detail: "not a JSON object".into(),
     };
     assert_eq!(
         reasons,
