@@ -12,6 +12,7 @@ use age::secrecy::ExposeSecret;
 use hushflow_secrets::SecretValue;
 
 /// The state directory's identity: an age X25519 secret key (`AGE-SECRET-KEY-1…`).
+#[derive(Clone)]
 pub struct StateIdentity(age::x25519::Identity);
 
 /// Whom files are encrypted to: the public half of a [`StateIdentity`] (`age1…`).

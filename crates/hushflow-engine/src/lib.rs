@@ -7,6 +7,7 @@ pub mod pipeline;
 pub mod plan;
 pub mod quarantine;
 pub mod runner;
+pub mod staging;
 pub mod state;
 mod workers;
 

@@ -40,6 +40,13 @@ pub struct PipelineSection {
     pub workers: Option<Spanned<usize>>,
     #[serde(default)]
     pub on_error: OnError,
+    /// Extract the whole source into encrypted staging files before loading, so that a failed
+    /// or crashed run resumes without reading the source again.
+    #[serde(default)]
+    pub staging: Option<bool>,
+    /// Days staged files are kept after the run committed (default 0: removed at once).
+    #[serde(default)]
+    pub retention: Option<Spanned<u32>>,
 }
 
 /// What a malformed record does to a run.

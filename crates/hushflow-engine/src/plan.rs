@@ -29,6 +29,10 @@ pub struct Plan {
     /// Threads that apply the policy (the reader and the writer have one each besides).
     pub workers: usize,
     pub on_error: OnError,
+    /// Stage the source (encrypted) before loading; see `staging`.
+    pub staging: bool,
+    /// Days staged files stay after the commit.
+    pub retention_days: u32,
     pub source: SourceSpec,
     pub policy: Policy,
     pub sink: SinkSpec,
@@ -203,6 +207,9 @@ fn check(file: &Path, text: String, spec: PipelineSpec, base: &Path) -> Result<P
         batch_size,
         workers,
         on_error: pipeline.on_error,
+        // File sources re-read cheaply, so they stage only when asked to.
+        staging: pipeline.staging.unwrap_or(false),
+        retention_days: retention_days(&src, &pipeline)?,
         source,
         fingerprint: policy.fingerprint(),
         policy,
@@ -291,6 +298,26 @@ impl Plan {
     /// The fields the source must read: the policy's, in policy order.
     pub fn source_fields_needed(&self) -> Vec<String> {
         self.policy.source_fields()
+    }
+}
+
+fn retention_days(
+    src: &SpecSource<'_>,
+    pipeline: &pipeline::PipelineSection,
+) -> Result<u32, SpecError> {
+    match &pipeline.retention {
+        None => Ok(0),
+        Some(r) if pipeline.staging != Some(true) => Err(src.error_at(
+            r.span(),
+            Some("pipeline.retention".into()),
+            "keeps staged files, but this pipeline does not stage: add `staging = true` or remove it",
+        )),
+        Some(r) if *r.get_ref() > 3650 => Err(src.error_at(
+            r.span(),
+            Some("pipeline.retention".into()),
+            "is a number of days, at most 3650",
+        )),
+        Some(r) => Ok(*r.get_ref()),
     }
 }
 

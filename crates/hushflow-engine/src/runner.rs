@@ -6,6 +6,7 @@ use crate::audit::{AuditLog, NewRecord};
 use crate::pipeline::{OnError, SinkSpec, SourceSpec};
 use crate::plan::Plan;
 use crate::quarantine::Quarantine;
+use crate::staging::{self, StagedRun};
 use crate::state::StateDir;
 use hushflow_connectors::csv::{CsvSink, CsvSource};
 use hushflow_connectors::jsonl::{JsonlSink, JsonlSource};
@@ -49,6 +50,8 @@ pub struct Counts {
 #[derive(Debug)]
 pub struct RunReport {
     pub run_id: String,
+    /// A staged run that resumed from an earlier attempt's staged data (the source was not read).
+    pub resumed: bool,
     pub outcome: Outcome,
     pub counts: Counts,
     pub reasons: BTreeMap<String, u64>,
@@ -75,8 +78,11 @@ impl RunReport {
 /// about progress (records read so far).
 pub struct RunContext<'a> {
     pub state: &'a StateDir,
-    /// Whom quarantined records are encrypted to: the state directory's identity.
-    pub quarantine_to: &'a hushflow_crypto::StateRecipient,
+    /// The state directory's identity: quarantined and staged records are encrypted to it, and
+    /// a staged run reads its segments back with it.
+    pub identity: &'a hushflow_crypto::StateIdentity,
+    /// Discard staged data of an earlier attempt instead of resuming from it.
+    pub fresh: bool,
     pub actor: String,
     pub progress: &'a (dyn Fn(u64) + Sync),
 }
@@ -102,15 +108,47 @@ pub enum RunError {
         "hushflow stopped on a bug (a panic in the {0}); the run was stopped and nothing was committed past the batch before it"
     )]
     Panicked(&'static str),
+    #[error("staging: {0}")]
+    Staging(Box<crate::staging::StagingError>),
+}
+
+impl From<crate::staging::StagingError> for RunError {
+    fn from(e: crate::staging::StagingError) -> Self {
+        RunError::Staging(Box::new(e))
+    }
 }
 
 /// Runs the plan and records the run in the audit log. An `Err` means not even the audit record
 /// could be written; a failed run is an `Ok` report with [`Outcome::Failure`].
 pub fn run(plan: &Plan, keys: &KeyMaterial, ctx: &RunContext<'_>) -> Result<RunReport, RunError> {
     let started = Instant::now();
-    let run_id = jiff::Timestamp::now()
+    let new_id = jiff::Timestamp::now()
         .strftime("%Y%m%dT%H%M%S%.6fZ")
         .to_string();
+    let recipient = ctx.identity.recipient();
+    // A staged run that resumes an earlier attempt keeps that attempt's run id.
+    let prepared = match plan.staging {
+        false => Ok(None),
+        true => staging::prepare(
+            ctx.state,
+            plan,
+            &new_id,
+            &plan.source_fields_needed(),
+            &recipient,
+            ctx.fresh,
+        )
+        .map(Some),
+    };
+    let (run_id, mut staged, resumed, prepare_error) = match prepared {
+        Ok(Some(p)) => (
+            p.run.manifest().run_id.clone(),
+            Some(p.run),
+            p.resumed,
+            None,
+        ),
+        Ok(None) => (new_id, None, false, None),
+        Err(e) => (new_id, None, false, Some(RunError::from(e))),
+    };
     let quarantine_path = ctx
         .state
         .quarantine_dir()
@@ -120,15 +158,38 @@ pub fn run(plan: &Plan, keys: &KeyMaterial, ctx: &RunContext<'_>) -> Result<RunR
             plan.name,
             crate::quarantine::SUFFIX
         ));
-    let mut quarantine = Quarantine::new(quarantine_path, ctx.quarantine_to.clone());
+    if resumed {
+        // The crashed attempt's quarantine never got its last chunk, so it cannot be read; the
+        // resumed run quarantines every staged record again.
+        match std::fs::remove_file(&quarantine_path) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(RunError::State(e)),
+            _ => {}
+        }
+    }
+    let mut quarantine = Quarantine::new(quarantine_path, recipient.clone());
     let mut counts = Counts::default();
 
     // The reader's and the workers' panics come back as errors; this catches the writer's (the
     // sink's), so that a bug still ends in an audited, failed run.
-    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        move_records(plan, keys, ctx, &mut quarantine, &mut counts)
-    }))
-    .unwrap_or(Err(RunError::Panicked("sink")));
+    let result = match prepare_error {
+        Some(e) => Err(e),
+        None => std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            move_records(
+                plan,
+                keys,
+                ctx,
+                staged.as_mut(),
+                &mut quarantine,
+                &mut counts,
+            )
+        }))
+        .unwrap_or(Err(RunError::Panicked("sink"))),
+    };
+    // The sink has committed: the staged files have done their job.
+    let result = match (result, staged) {
+        (Ok(()), Some(run)) => run.commit().map_err(RunError::from),
+        (result, _) => result,
+    };
     let finished = quarantine.finish().map_err(|source| RunError::Quarantine {
         path: quarantine.path().to_path_buf(),
         source,
@@ -171,14 +232,17 @@ pub fn run(plan: &Plan, keys: &KeyMaterial, ctx: &RunContext<'_>) -> Result<RunR
         outcome: outcome.as_str().into(),
         // Errors name files, lines and fields, never values; the audit log keeps the kind of
         // failure so that a reader can tell runs apart.
-        detail: Some(match &error {
-            Some(_) => format!("run {run_id} failed"),
-            None => format!("run {run_id}"),
+        detail: Some(match (&error, resumed) {
+            (Some(_), false) => format!("run {run_id} failed"),
+            (Some(_), true) => format!("run {run_id} (resumed from staged data) failed"),
+            (None, false) => format!("run {run_id}"),
+            (None, true) => format!("run {run_id} (resumed from staged data)"),
         }),
     })?;
 
     Ok(RunReport {
         run_id,
+        resumed,
         outcome,
         quarantine: (counts.quarantined > 0).then(|| quarantine.path().to_path_buf()),
         counts,
@@ -266,6 +330,7 @@ fn move_records(
     plan: &Plan,
     keys: &KeyMaterial,
     ctx: &RunContext<'_>,
+    mut staged: Option<&mut StagedRun>,
     quarantine: &mut Quarantine,
     counts: &mut Counts,
 ) -> Result<(), RunError> {
@@ -273,7 +338,32 @@ fn move_records(
         Some(path) => read_lines(path)?,
         None => Vec::new(),
     };
-    let mut source = open_source(plan)?;
+    // A staged run reads the source into encrypted segments first (unless an earlier attempt
+    // did), then loads from them. A transactional sink resumes after the segments it committed.
+    let per_batch_commit = matches!(plan.sink, SinkSpec::Sqlite(_));
+    let (mut source, committed): (Box<dyn Source>, u64) = match staged.as_deref_mut() {
+        None => (open_source(plan)?, 0),
+        Some(run) => {
+            if run.manifest().extracted {
+                run.verify(ctx.identity)?;
+            } else {
+                let recipient = ctx.identity.recipient();
+                run.extract(
+                    open_source(plan)?,
+                    plan.workers,
+                    plan.batch_size,
+                    &recipient,
+                    ctx.progress,
+                )?;
+            }
+            let committed = if per_batch_commit {
+                run.manifest().loaded
+            } else {
+                0
+            };
+            (Box::new(run.source(ctx.identity)), committed)
+        }
+    };
     let schema = source.schema();
     let policy = plan.policy.compile(
         &schema,
@@ -297,6 +387,7 @@ fn move_records(
     // sink, in source order).
     let batch_size = plan.batch_size;
     let (policy, key) = (&policy, plan.key.as_str());
+    let mut seq = 0u64;
     crate::workers::in_order(
         plan.workers,
         crate::workers::Stages {
@@ -313,8 +404,14 @@ fn move_records(
             counts.filtered_no_consent += p.no_consent;
             counts.suppressed += p.suppressed;
             counts.filtered += p.no_consent + p.suppressed;
-            if !p.output.is_empty() {
+            seq += 1;
+            // Rows of segments an earlier attempt committed are in the sink already; their
+            // rejected records are quarantined again above, since that attempt's file is lost.
+            if !p.output.is_empty() && seq > committed {
                 sink.write_batch(&p.output)?;
+            }
+            if per_batch_commit && let Some(run) = staged.as_deref_mut() {
+                run.set_loaded(seq)?;
             }
             counts.written += p.output.len() as u64;
             (ctx.progress)(counts.read);

@@ -41,6 +41,16 @@ pub enum Command {
         /// Threads that apply the policy (overrides the pipeline's `workers`; default one per core).
         #[arg(long, value_parser = clap::value_parser!(u16).range(1..=64))]
         workers: Option<u16>,
+        /// A staged pipeline: discard what an earlier, unfinished attempt staged and read the
+        /// source again instead of resuming.
+        #[arg(long)]
+        fresh: bool,
+    },
+    /// Remove staged files past their retention (and, with --unfinished, staged runs that never
+    /// committed: they can no longer resume).
+    Gc {
+        #[arg(long)]
+        unfinished: bool,
     },
     /// Check a pipeline without touching data and print what leaves the source, and how.
     Validate { pipeline: PathBuf },

@@ -2,6 +2,7 @@
 //! pipeline that does not validate, bad arguments), 3 partial success (records quarantined).
 
 mod audit;
+mod gc;
 mod keys;
 mod quarantine;
 mod run;
@@ -135,9 +136,12 @@ pub fn dispatch(cli: Cli, out: &Output) -> Result<Exit, Failure> {
     match command {
         Command::Sample(cmd) => sample::sample(out, cmd),
         Command::Validate { pipeline } => run::validate(&session()?, &pipeline),
-        Command::Run { pipeline, workers } => {
-            run::run(&session()?, &pipeline, workers.map(usize::from))
-        }
+        Command::Run {
+            pipeline,
+            workers,
+            fresh,
+        } => run::run(&session()?, &pipeline, workers.map(usize::from), fresh),
+        Command::Gc { unfinished } => gc::gc(&session()?, unfinished),
         Command::Keys(cmd) => keys::keys(&session()?, cmd),
         Command::Audit(cmd) => audit::audit(&session()?, cmd),
         Command::Quarantine(cmd) => quarantine::quarantine(&session()?, cmd),

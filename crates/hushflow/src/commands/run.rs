@@ -32,11 +32,13 @@ pub(super) fn run(
     session: &Session<'_>,
     pipeline: &Path,
     workers: Option<usize>,
+    fresh: bool,
 ) -> Result<Exit, Failure> {
     let out = session.out;
     let (mut plan, keys, mut keyring) = plan_with_keys(session, pipeline)?;
-    // Quarantined records are encrypted to the state directory's identity, made on first use.
-    let quarantine_to = keyring.state_identity().map_err(failure)?.recipient();
+    // Quarantined and staged records are encrypted to the state directory's identity, made on
+    // first use.
+    let identity = keyring.state_identity().map_err(failure)?.clone();
     if let Some(n) = workers {
         plan.workers = n;
     }
@@ -47,13 +49,20 @@ pub(super) fn run(
     let progress = |read: u64| bar.set_position(read);
     let ctx = RunContext {
         state: &session.state,
-        quarantine_to: &quarantine_to,
+        identity: &identity,
+        fresh,
         actor: os_user(),
         progress: &progress,
     };
     let report = hushflow_engine::run(&plan, &keys, &ctx).map_err(failure)?;
     bar.finish_and_clear();
 
+    if report.resumed {
+        out.line(format!(
+            "resumed run {} from its staged data; the source was not read again",
+            report.run_id
+        ));
+    }
     let c = &report.counts;
     out.line(format!(
         "{} {}: read {}, written {}, filtered {}, quarantined {} in {:.2}s ({:.0} records/s)",
