@@ -117,6 +117,21 @@ impl SinkSpec {
         }
     }
 
+    /// Points a file sink somewhere else (a replay writes beside the pipeline's output).
+    pub fn set_path(&mut self, path: PathBuf) {
+        match self {
+            SinkSpec::Csv(c) => c.path = path,
+            SinkSpec::Jsonl(c) => c.path = path,
+            SinkSpec::Sqlite(c) => c.path = path,
+        }
+    }
+
+    /// Whether the sink writes a whole file at the end of a run (rather than a table, batch by
+    /// batch): a run of a few records would replace the file.
+    pub fn is_file(&self) -> bool {
+        matches!(self, SinkSpec::Csv(_) | SinkSpec::Jsonl(_))
+    }
+
     /// The fields the sink writes, when the pipeline lists them.
     pub fn fields(&self) -> Option<&[String]> {
         match self {

@@ -83,8 +83,17 @@ pub struct RunContext<'a> {
     pub identity: &'a hushflow_crypto::StateIdentity,
     /// Discard staged data of an earlier attempt instead of resuming from it.
     pub fresh: bool,
+    /// Replay a quarantine instead of reading the source.
+    pub replay: Option<Replay<'a>>,
     pub actor: String,
     pub progress: &'a (dyn Fn(u64) + Sync),
+}
+
+/// A quarantine to feed through the pipeline again, and the run it came from.
+#[derive(Clone, Copy)]
+pub struct Replay<'a> {
+    pub run_id: &'a str,
+    pub records: &'a [crate::quarantine::QuarantinedRecord],
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -127,7 +136,8 @@ pub fn run(plan: &Plan, keys: &KeyMaterial, ctx: &RunContext<'_>) -> Result<RunR
         .to_string();
     let recipient = ctx.identity.recipient();
     // A staged run that resumes an earlier attempt keeps that attempt's run id.
-    let prepared = match plan.staging {
+    // A replay reads its records from the quarantine, never from a staged source.
+    let prepared = match plan.staging && ctx.replay.is_none() {
         false => Ok(None),
         true => staging::prepare(
             ctx.state,
@@ -232,11 +242,14 @@ pub fn run(plan: &Plan, keys: &KeyMaterial, ctx: &RunContext<'_>) -> Result<RunR
         outcome: outcome.as_str().into(),
         // Errors name files, lines and fields, never values; the audit log keeps the kind of
         // failure so that a reader can tell runs apart.
-        detail: Some(match (&error, resumed) {
-            (Some(_), false) => format!("run {run_id} failed"),
-            (Some(_), true) => format!("run {run_id} (resumed from staged data) failed"),
-            (None, false) => format!("run {run_id}"),
-            (None, true) => format!("run {run_id} (resumed from staged data)"),
+        detail: Some({
+            let how = match (ctx.replay, resumed) {
+                (Some(r), _) => format!(" (replay of the quarantine of run {})", r.run_id),
+                (None, true) => " (resumed from staged data)".to_string(),
+                (None, false) => String::new(),
+            };
+            let failed = if error.is_some() { " failed" } else { "" };
+            format!("run {run_id}{how}{failed}")
         }),
     })?;
 
@@ -342,7 +355,13 @@ fn move_records(
     // did), then loads from them. A transactional sink resumes after the segments it committed.
     let per_batch_commit = matches!(plan.sink, SinkSpec::Sqlite(_));
     let (mut source, committed): (Box<dyn Source>, u64) = match staged.as_deref_mut() {
-        None => (open_source(plan)?, 0),
+        None => match ctx.replay {
+            Some(replay) => (
+                Box::new(crate::replay::ReplaySource::new(plan, replay.records)?),
+                0,
+            ),
+            None => (open_source(plan)?, 0),
+        },
         Some(run) => {
             if run.manifest().extracted {
                 run.verify(ctx.identity)?;

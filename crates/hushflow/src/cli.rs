@@ -155,6 +155,18 @@ pub enum QuarantineCommand {
         #[arg(long)]
         out: PathBuf,
     },
+    /// Feed a run's quarantined records through the pipeline again, once its file is fixed.
+    /// Table sinks get the records; a file sink's output goes beside it
+    /// (`NAME.replay-RUN.EXT`) unless --out says where, since a file sink replaces its file.
+    Replay {
+        run: String,
+        /// The pipeline file (fixed) the records came through.
+        #[arg(long)]
+        pipeline: PathBuf,
+        /// Where a file sink writes the replayed records.
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
 }
 
 #[derive(Debug, Subcommand)]

@@ -213,6 +213,28 @@ struct RawChunk {
     unclosed: Option<Rejected>,
 }
 
+impl CsvSource {
+    /// Decodes records read earlier and set aside (a quarantine being replayed) with this file's
+    /// header and delimiter: each `(line, raw)` is one record's bytes as read, and keeps its
+    /// line. Records that still do not decode come back rejected, as they would from the file.
+    pub fn decode_records(&self, records: &[(u64, &[u8])]) -> Result<SourceBatch, Error> {
+        let mut batch = Batch::new(Arc::clone(&self.decoder.schema));
+        let mut rejected = Vec::new();
+        let mut bytes = Vec::new();
+        for &(line, raw) in records {
+            bytes.clear();
+            bytes.extend_from_slice(raw);
+            bytes.push(b'\n');
+            let one = self.decoder.decode(&bytes, line, 1)?;
+            rejected.extend(one.rejected);
+            for row in 0..one.batch.len() {
+                batch.push_row(line, one.batch.columns().iter().map(|c| c.get(row)));
+            }
+        }
+        Ok(SourceBatch { batch, rejected })
+    }
+}
+
 impl Source for CsvSource {
     fn schema(&self) -> Arc<Schema> {
         Arc::clone(&self.decoder.schema)

@@ -13,6 +13,7 @@ pub(super) fn quarantine(session: &Session<'_>, cmd: QuarantineCommand) -> Resul
     match cmd {
         QuarantineCommand::List { run, json } => list(session, run.as_deref(), json),
         QuarantineCommand::Export { run, out } => export(session, &run, out),
+        QuarantineCommand::Replay { run, pipeline, out } => replay(session, &run, &pipeline, out),
     }
 }
 
@@ -158,4 +159,56 @@ fn export(session: &Session<'_>, run: &str, out_path: PathBuf) -> Result<Exit, F
         out_path.display()
     ));
     Ok(Exit::Success)
+}
+
+fn replay(
+    session: &Session<'_>,
+    run: &str,
+    pipeline: &std::path::Path,
+    out_path: Option<PathBuf>,
+) -> Result<Exit, Failure> {
+    let path = one_file(session, run)?;
+    let run = run_id(&path).unwrap_or_default();
+    let (mut plan, keys, keyring) = super::run::plan_with_keys(session, pipeline)?;
+    let from = pipeline_name(&path).unwrap_or_default();
+    if plan.name != from {
+        return Err(invalid(format!(
+            "run {run} was a run of pipeline `{from}`, and {} is pipeline `{}`; pass the \
+             pipeline file it came through",
+            pipeline.display(),
+            plan.name
+        )));
+    }
+    if plan.sink.is_file() {
+        let target = out_path.unwrap_or_else(|| beside(plan.sink.path(), &run));
+        plan.sink.set_path(target);
+    } else if out_path.is_some() {
+        return Err(invalid(
+            "--out is for file sinks; this pipeline's sink is a table, which gets the records",
+        ));
+    }
+    let records = read(session, &path)?;
+    session.out.line(format!(
+        "replaying {} quarantined records of run {run} through {}",
+        records.len(),
+        pipeline.display()
+    ));
+    let replay = hushflow_engine::Replay {
+        run_id: &run,
+        records: &records,
+    };
+    super::run::execute(session, plan, keys, keyring, None, false, Some(replay))
+}
+
+/// `out/leads.csv` → `out/leads.replay-RUN.csv`.
+fn beside(sink: &std::path::Path, run: &str) -> PathBuf {
+    let stem = sink
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let name = match sink.extension() {
+        Some(ext) => format!("{stem}.replay-{run}.{}", ext.to_string_lossy()),
+        None => format!("{stem}.replay-{run}"),
+    };
+    sink.with_file_name(name)
 }

@@ -2,14 +2,14 @@
 
 use super::{Exit, Failure, Session, failure, invalid};
 use hushflow_crypto::Keyring;
-use hushflow_engine::{KeyMaterial, Outcome, Plan, RunContext, os_user};
+use hushflow_engine::{KeyMaterial, Outcome, Plan, Replay, RunContext, os_user};
 use hushflow_secrets::SecretResolver;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use std::path::Path;
 use std::time::Duration;
 
 /// Loads and checks a pipeline, then resolves its keys: the shared first half of validate and run.
-fn plan_with_keys(
+pub(super) fn plan_with_keys(
     session: &Session<'_>,
     pipeline: &Path,
 ) -> Result<(Plan, KeyMaterial, Keyring), Failure> {
@@ -34,8 +34,21 @@ pub(super) fn run(
     workers: Option<usize>,
     fresh: bool,
 ) -> Result<Exit, Failure> {
+    let (plan, keys, keyring) = plan_with_keys(session, pipeline)?;
+    execute(session, plan, keys, keyring, workers, fresh, None)
+}
+
+/// Runs a checked plan (or replays a quarantine through it) and prints the summary.
+pub(super) fn execute(
+    session: &Session<'_>,
+    mut plan: Plan,
+    keys: KeyMaterial,
+    mut keyring: Keyring,
+    workers: Option<usize>,
+    fresh: bool,
+    replay: Option<Replay<'_>>,
+) -> Result<Exit, Failure> {
     let out = session.out;
-    let (mut plan, keys, mut keyring) = plan_with_keys(session, pipeline)?;
     // Quarantined and staged records are encrypted to the state directory's identity, made on
     // first use.
     let identity = keyring.state_identity().map_err(failure)?.clone();
@@ -51,6 +64,7 @@ pub(super) fn run(
         state: &session.state,
         identity: &identity,
         fresh,
+        replay,
         actor: os_user(),
         progress: &progress,
     };

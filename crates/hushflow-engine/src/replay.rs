@@ -1,0 +1,112 @@
+//! Quarantined records fed through a (fixed) pipeline again: `hushflow quarantine replay`.
+//!
+//! A quarantine holds two forms of record. Those the source could not read (`wrong_field_count`,
+//! `invalid_utf8`, `broken_json`, `too_long`, `unclosed_quote`) are the source's bytes as read,
+//! decoded again here with the source's format (a CSV record with the file's header, a JSON
+//! line). Those a later stage refused (`missing_key`, `invalid_field`) are the row as the source
+//! read it, a JSON object of its fields. Each keeps its original line, so a record that fails
+//! again is quarantined again under the line it came from.
+
+use crate::pipeline::SourceSpec;
+use crate::plan::Plan;
+use crate::quarantine::QuarantinedRecord;
+use hushflow_connectors::csv::CsvSource;
+use hushflow_core::{
+    Batch, Cell, CellKind, Error, RejectReason, Rejected, Schema, Source, SourceBatch,
+};
+use std::sync::Arc;
+
+/// Whether a quarantined record holds the row as read (a JSON object of its fields) rather than
+/// the source's raw bytes.
+fn is_row(record: &QuarantinedRecord) -> bool {
+    matches!(record.code.as_str(), "missing_key" | "invalid_field")
+}
+
+/// The replayed records as one source, yielding them in batches in their original order.
+pub struct ReplaySource {
+    schema: Arc<Schema>,
+    /// The decoded records, handed out once.
+    pending: Option<SourceBatch>,
+}
+
+impl ReplaySource {
+    /// Decodes `records` for `plan`'s source. A CSV source's file must still be there: its header
+    /// names the fields of the raw records.
+    pub fn new(plan: &Plan, records: &[QuarantinedRecord]) -> Result<ReplaySource, Error> {
+        let wanted = plan.source_fields_needed();
+        let schema = Arc::new(Schema::new(wanted.clone()));
+        let csv = match &plan.source {
+            SourceSpec::Csv(c) if records.iter().any(|r| !is_row(r)) => {
+                Some(CsvSource::open(c, Some(&wanted))?)
+            }
+            _ => None,
+        };
+        let mut batch = Batch::new(schema.clone());
+        let mut rejected = Vec::new();
+        for record in records {
+            let raw = record.raw();
+            match &csv {
+                Some(csv) if !is_row(record) => {
+                    let one = csv.decode_records(&[(record.line, &raw)])?;
+                    rejected.extend(one.rejected);
+                    for row in 0..one.batch.len() {
+                        batch.push_row(record.line, one.batch.columns().iter().map(|c| c.get(row)));
+                    }
+                }
+                _ => match json_row(&raw, &wanted) {
+                    Ok(cells) => batch.push_row(record.line, cells.iter().map(borrowed)),
+                    Err(reason) => rejected.push(Rejected {
+                        line: record.line,
+                        reason,
+                        raw,
+                    }),
+                },
+            }
+        }
+        Ok(ReplaySource {
+            schema,
+            pending: Some(SourceBatch { batch, rejected }),
+        })
+    }
+}
+
+impl Source for ReplaySource {
+    fn schema(&self) -> Arc<Schema> {
+        self.schema.clone()
+    }
+
+    /// Quarantines are small (records are set aside one by one): one batch holds them all.
+    fn next_batch(&mut self, _max_rows: usize) -> Result<Option<SourceBatch>, Error> {
+        Ok(self.pending.take())
+    }
+}
+
+/// One cell's kind and text, owned.
+struct OwnedCell(CellKind, String);
+
+fn borrowed(c: &OwnedCell) -> Cell<'_> {
+    Cell {
+        kind: c.0,
+        text: &c.1,
+    }
+}
+
+/// A JSON object's `wanted` fields as cells, typed as the JSON lines source types them; a
+/// missing field is null.
+fn json_row(raw: &[u8], wanted: &[String]) -> Result<Vec<OwnedCell>, RejectReason> {
+    let object: serde_json::Map<String, serde_json::Value> =
+        serde_json::from_slice(raw).map_err(|e| RejectReason::BrokenJson {
+            column: e.column(),
+            detail: "not a JSON object".into(),
+        })?;
+    Ok(wanted
+        .iter()
+        .map(|name| match object.get(name) {
+            None | Some(serde_json::Value::Null) => OwnedCell(CellKind::Null, String::new()),
+            Some(serde_json::Value::String(s)) => OwnedCell(CellKind::Text, s.clone()),
+            Some(serde_json::Value::Bool(b)) => OwnedCell(CellKind::Bool, b.to_string()),
+            Some(serde_json::Value::Number(n)) => OwnedCell(CellKind::Number, n.to_string()),
+            Some(v) => OwnedCell(CellKind::Json, v.to_string()),
+        })
+        .collect())
+}
