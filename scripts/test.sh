@@ -21,6 +21,13 @@ if ! .venv/bin/python -c 'import cryptography' 2>/dev/null; then
 fi
 export HUSHFLOW_TEST_PYTHON="$root/.venv/bin/python"
 
+step "the age CLI (staged files are checked against it)"
+if ! command -v age >/dev/null 2>&1 || ! command -v age-keygen >/dev/null 2>&1; then
+  if [ "$(id -u)" = 0 ]; then sudo=""; else sudo="sudo"; fi
+  $sudo apt-get install -y -qq age >/dev/null 2>&1 || { $sudo apt-get update -qq && $sudo apt-get install -y -qq age; }
+fi
+age --version
+
 step "cargo test"
 if command -v cargo-nextest >/dev/null 2>&1; then
   cargo nextest run --workspace --locked --no-fail-fast

@@ -11,10 +11,14 @@ mod error;
 mod keyring;
 mod mac;
 mod store;
+mod subject;
 mod token;
 
 pub use at_rest::{AtRestError, EncryptedWriter, StateIdentity, StateRecipient};
 pub use error::KeyringError;
 pub use keyring::{KeyInfo, Keyring, MasterKey, Purpose};
 pub use mac::HmacSha256;
+pub use subject::{
+    SubjectHandle, SubjectKeyError, SubjectRoot, handle_hex, parse_subject_key_id, subject_key_id,
+};
 pub use token::{TokenError, Tokenizer, fingerprint_key_id, token_key_id};

@@ -61,3 +61,59 @@ fn python_cryptography_decrypts_our_tokens() {
         "{stdout}"
     );
 }
+
+/// Per-subject tokens (crypto-shredding): handles, wrapped keys and tokens recomputed by
+/// tests/python/check_subject_tokens.py.
+#[test]
+fn python_cryptography_recomputes_per_subject_tokens() {
+    let python = std::env::var("HUSHFLOW_TEST_PYTHON").unwrap_or_else(|_| {
+        panic!("set HUSHFLOW_TEST_PYTHON to a Python with `cryptography` (scripts/test.sh does)")
+    });
+    let material: Vec<u8> = (0u8..32)
+        .map(|b| b.wrapping_mul(91).wrapping_add(3))
+        .collect();
+    let root_id = "0a1b2c3d4e5f6071";
+    let root = hushflow_crypto::SubjectRoot::new(root_id, &SecretValue::new(material.clone()));
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let dir = tempfile::tempdir().unwrap();
+    let cases = dir.path().join("cases.jsonl");
+    let mut file = std::fs::File::create(&cases).unwrap();
+    let mut n = 0;
+    for subject in ["1", "42", "cust-0007", "Ünïcode-id", ""] {
+        let handle = root.handle(subject.as_bytes());
+        let (key, wrapped) = root.new_key(&handle).unwrap();
+        let t = root.tokenizer(&handle, &key).unwrap();
+        for plain in ["Ada", "Łukasz", ""] {
+            let line = serde_json::json!({
+                "subject": subject,
+                "wrapped_b64": b64.encode(&wrapped),
+                "token": t.tokenize(plain.as_bytes()),
+                "plaintext_b64": b64.encode(plain),
+            });
+            writeln!(file, "{line}").unwrap();
+            n += 1;
+        }
+    }
+    drop(file);
+    let script = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../tests/python/check_subject_tokens.py"
+    );
+    let out = std::process::Command::new(python)
+        .arg(script)
+        .arg(b64.encode(&material))
+        .arg(root_id)
+        .arg(&cases)
+        .output()
+        .expect("run python");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains(&format!("checked {n} subject tokens of 5 subjects")),
+        "{stdout}"
+    );
+}

@@ -1007,7 +1007,7 @@ fn write_anchor(path: &Path, seq: u64, hash: &str) -> Result<(), AuditError> {
 }
 
 /// Creates the file 0600 if missing; tightens an existing one that is not 0600.
-fn create_private_file(path: &Path) -> io::Result<()> {
+pub(crate) fn create_private_file(path: &Path) -> io::Result<()> {
     let file = OpenOptions::new()
         .read(true)
         .write(true)

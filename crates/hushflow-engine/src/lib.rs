@@ -10,6 +10,7 @@ pub mod replay;
 pub mod runner;
 pub mod staging;
 pub mod state;
+pub mod subjects;
 mod workers;
 
 pub use hushflow_policy::KeyMaterial;

@@ -296,6 +296,20 @@ impl Plan {
     }
 
     /// The fields the source must read: the policy's, in policy order.
+    /// The keys (secret references) of `tokenize` rules with `per_subject = true`, once each.
+    pub fn per_subject_keys(&self) -> Vec<&str> {
+        let mut keys: Vec<&str> = Vec::new();
+        for (_, rule) in self.policy.rules() {
+            if let hushflow_policy::Action::Tokenize(t) = &rule.action
+                && t.per_subject
+                && !keys.contains(&t.key.as_str())
+            {
+                keys.push(&t.key);
+            }
+        }
+        keys
+    }
+
     pub fn source_fields_needed(&self) -> Vec<String> {
         self.policy.source_fields()
     }

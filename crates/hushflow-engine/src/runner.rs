@@ -8,13 +8,16 @@ use crate::plan::Plan;
 use crate::quarantine::Quarantine;
 use crate::staging::{self, StagedRun};
 use crate::state::StateDir;
+use crate::subjects::{SubjectStore, SubjectStoreError};
 use hushflow_connectors::csv::{CsvSink, CsvSource};
 use hushflow_connectors::jsonl::{JsonlSink, JsonlSource};
 use hushflow_connectors::sqlite::SqliteSink;
 use hushflow_core::{Batch, CellKind, RecordError, RejectReason, Sink, Source, SourceBatch};
-use hushflow_policy::{CompileInputs, CompiledPolicy, Day, KeyMaterial};
+use hushflow_crypto::SubjectRoot;
+use hushflow_policy::{CompileInputs, CompiledPolicy, Day, KeyMaterial, Subjects};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// How a run ended. The CLI maps these to exit codes.
@@ -119,6 +122,8 @@ pub enum RunError {
     Panicked(&'static str),
     #[error("staging: {0}")]
     Staging(Box<crate::staging::StagingError>),
+    #[error(transparent)]
+    Subjects(#[from] SubjectStoreError),
 }
 
 impl From<crate::staging::StagingError> for RunError {
@@ -384,21 +389,27 @@ fn move_records(
         }
     };
     let schema = source.schema();
-    let policy = plan.policy.compile(
-        &schema,
-        &CompileInputs {
-            keys,
-            suppression_list: &suppression_list,
-            today: today(),
-        },
-    )?;
     // The key may leave under a new name (`fields.id = { from = "customer_id" }`): it is checked
-    // in the source field it is read from.
+    // in the source field it is read from. It also names the subject of per-subject tokens.
     let key_source = plan
         .policy
         .rule(&plan.key)
         .map_or(plan.key.as_str(), |rule| rule.source_field(&plan.key));
     let key_column = schema.index_of(key_source);
+    let subject_store = subject_store(ctx, plan, keys)?;
+    let subjects = subject_store.as_ref().map(|store| Subjects {
+        field: key_source.to_string(),
+        keys: store.clone(),
+    });
+    let policy = plan.policy.compile(
+        &schema,
+        &CompileInputs {
+            subjects: subjects.as_ref(),
+            keys,
+            suppression_list: &suppression_list,
+            today: today(),
+        },
+    )?;
     let mut sink = open_sink(plan)?;
     sink.open(policy.output_schema())?;
 
@@ -424,6 +435,10 @@ fn move_records(
             counts.suppressed += p.suppressed;
             counts.filtered += p.no_consent + p.suppressed;
             seq += 1;
+            // Keys made for new subjects reach the disk before any token made with them leaves.
+            if let Some(store) = &subject_store {
+                store.flush()?;
+            }
             // Rows of segments an earlier attempt committed are in the sink already; their
             // rejected records are quarantined again above, since that attempt's file is lost.
             if !p.output.is_empty() && seq > committed {
@@ -439,6 +454,26 @@ fn move_records(
     )?;
     sink.finish()?;
     Ok(())
+}
+
+/// The subject key store, when a `tokenize` rule keeps a key per subject.
+fn subject_store(
+    ctx: &RunContext<'_>,
+    plan: &Plan,
+    keys: &KeyMaterial,
+) -> Result<Option<Arc<SubjectStore>>, RunError> {
+    let roots: Vec<(String, SubjectRoot)> = plan
+        .per_subject_keys()
+        .into_iter()
+        .filter_map(|r| {
+            keys.get(r)
+                .map(|k| (r.to_string(), SubjectRoot::new(&k.id, &k.material)))
+        })
+        .collect();
+    if roots.is_empty() {
+        return Ok(None);
+    }
+    Ok(Some(Arc::new(SubjectStore::open(ctx.state.root(), roots)?)))
 }
 
 fn reject(

@@ -301,6 +301,7 @@ fn compile(name: &str, policy: &str, schema: &Schema, keys: &KeyMaterial) -> Com
         .compile(
             schema,
             &CompileInputs {
+                subjects: None,
                 keys,
                 suppression_list: &[],
                 today: Day {

@@ -28,8 +28,25 @@ pub type KeyMaterial = HashMap<String, ResolvedKey>;
 /// Minimum key length for keyed hashing and tokens: 256 bits.
 pub const MIN_KEY_BYTES: usize = 32;
 
+/// Per-subject keys for `tokenize` with `per_subject = true` (erasure by crypto-shredding).
+/// The engine keeps them; the policy only asks, so it stays free of I/O.
+pub trait SubjectKeys: Send + Sync {
+    /// The tokenizer of `subject`'s own key under the root key `key` (a secret reference), made
+    /// on first use. The error is a fixed text: it names no subject.
+    fn tokenizer(&self, key: &str, subject: &str) -> Result<Tokenizer, &'static str>;
+}
+
+/// Where per-subject keys come from, and which source field names the subject.
+#[derive(Clone)]
+pub struct Subjects {
+    pub field: String,
+    pub keys: Arc<dyn SubjectKeys>,
+}
+
 /// What the policy needs besides itself, gathered by the engine (the policy does no I/O).
 pub struct CompileInputs<'a> {
+    /// Needed when a `tokenize` rule has `per_subject = true`.
+    pub subjects: Option<&'a Subjects>,
     pub keys: &'a KeyMaterial,
     /// The lines of the suppression list, when the policy has one.
     pub suppression_list: &'a [String],
@@ -50,6 +67,12 @@ enum Transform {
     },
     Mask(MaskRule),
     Tokenize(Box<Tokenizer>),
+    TokenizePerSubject {
+        key: String,
+        /// The source column naming the subject.
+        subject: usize,
+        keys: Arc<dyn SubjectKeys>,
+    },
     Generalize(Generalization),
     Redact(Box<PiiDetector>),
 }
@@ -144,6 +167,17 @@ impl Policy {
                     normalize: m.normalize.compile(Some(m.platform)).map_err(invalid)?,
                 },
                 Action::Mask(m) => Transform::Mask(m.clone()),
+                Action::Tokenize(t) if t.per_subject => {
+                    let subjects = inputs.subjects.ok_or_else(|| {
+                        invalid("per_subject needs the pipeline's key to name subjects".into())
+                    })?;
+                    key(inputs.keys, name, &t.key)?;
+                    Transform::TokenizePerSubject {
+                        key: t.key.clone(),
+                        subject: index(&subjects.field)?,
+                        keys: subjects.keys.clone(),
+                    }
+                }
                 Action::Tokenize(t) => {
                     let k = key(inputs.keys, name, &t.key)?;
                     Transform::Tokenize(Box::new(
@@ -198,6 +232,39 @@ impl Policy {
             today: inputs.today,
         })
     }
+}
+
+/// Tokens under each row's subject key. A row whose subject key cannot be had is refused (and
+/// quarantined by the engine), never written with a token made some other way.
+fn per_subject(
+    op: &Op,
+    source: &Column,
+    subjects: &Column,
+    keep: &[bool],
+    failed: &mut [Option<RejectReason>],
+    key: &str,
+    keys: &dyn SubjectKeys,
+) -> Column {
+    let mut out = Column::with_capacity(source.len(), source.text_len() * 2 + source.len() * 80);
+    for (row, cell) in source.iter().enumerate() {
+        if cell.is_null() || !keep[row] {
+            out.push_null();
+            continue;
+        }
+        match keys.tokenizer(key, subjects.get(row).text.trim()) {
+            Ok(t) => out.push_with(CellKind::Text, |s| t.tokenize_into(cell.text.as_bytes(), s)),
+            Err(detail) => {
+                out.push_null();
+                if failed[row].is_none() {
+                    failed[row] = Some(RejectReason::InvalidField {
+                        field: op.field.clone(),
+                        detail: detail.into(),
+                    });
+                }
+            }
+        }
+    }
+    out
 }
 
 /// Reused buffers for one thread's work.
@@ -266,6 +333,17 @@ impl CompiledPolicy {
             return c;
         }
         let source = input.column(op.input);
+        if let Transform::TokenizePerSubject { key, subject, keys } = &op.transform {
+            return per_subject(
+                op,
+                source,
+                input.column(*subject),
+                keep,
+                failed,
+                key,
+                &**keys,
+            );
+        }
         let mut out = match op.transform {
             Transform::Copy => return source.clone(),
             _ => Column::with_capacity(rows, source.text_len() + rows * 8),
@@ -302,7 +380,9 @@ impl CompiledPolicy {
     ) -> Result<(), &'static str> {
         let text = &mut scratch.text;
         match t {
-            Transform::Copy | Transform::Null => unreachable!("handled per column"),
+            Transform::Copy | Transform::Null | Transform::TokenizePerSubject { .. } => {
+                unreachable!("handled per column")
+            }
             Transform::Hmac {
                 mac,
                 normalize,
@@ -406,6 +486,7 @@ mod tests {
         p.compile(
             schema,
             &CompileInputs {
+                subjects: None,
                 keys: &keys,
                 suppression_list: suppression,
                 today: Day {

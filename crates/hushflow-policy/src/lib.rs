@@ -17,6 +17,7 @@ mod rule;
 
 pub use compiled::{
     CompileInputs, CompiledPolicy, KeyMaterial, MIN_KEY_BYTES, PolicyOutput, ResolvedKey,
+    SubjectKeys, Subjects,
 };
 pub use generalize::{Day, Generalization};
 pub use mask::MaskRule;

@@ -114,6 +114,10 @@ pub struct MatchHashRule {
 pub struct TokenizeRule {
     pub algorithm: TokenAlgorithm,
     pub key: String,
+    /// A key of its own per subject (the record key), wrapped under `key`: erasing one subject
+    /// (`hushflow erase`) makes its tokens unreadable everywhere.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub per_subject: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -171,6 +175,10 @@ impl FieldRule {
                 m.normalize.describe()
             ),
             Action::Mask(m) => m.describe(),
+            Action::Tokenize(t) if t.per_subject => format!(
+                "AES-SIV token with a key per subject, wrapped under {} (erasable)",
+                t.key
+            ),
             Action::Tokenize(t) => format!("AES-SIV token with {}", t.key),
             Action::Generalize(g) => format!("generalized to {g}"),
             Action::Redact(r) => {
@@ -218,6 +226,7 @@ struct RawRule {
     gmail: Option<bool>,
     encoding: Option<Encoding>,
     platform: Option<Platform>,
+    per_subject: Option<bool>,
 }
 
 impl RawRule {
@@ -243,7 +252,7 @@ impl RawRule {
         let allowed: &[&str] = match action {
             "hash" => &["key", "normalize", "region", "gmail", "encoding"],
             "match_hash" => &["normalize", "region", "gmail", "platform"],
-            "tokenize" => &["key"],
+            "tokenize" => &["key", "per_subject"],
             "redact" => &["region"],
             _ => &[],
         };
@@ -254,6 +263,7 @@ impl RawRule {
             ("gmail", self.gmail.is_some()),
             ("encoding", self.encoding.is_some()),
             ("platform", self.platform.is_some()),
+            ("per_subject", self.per_subject.is_some()),
         ] {
             if present && !allowed.contains(&option) {
                 return Err(E::custom(format!("`{option}` does not apply to {action}")));
@@ -290,6 +300,7 @@ impl RawRule {
             Action::Tokenize(TokenizeRule {
                 algorithm,
                 key: need_key(self.key)?,
+                per_subject: self.per_subject.unwrap_or(false),
             })
         } else if let Some(g) = self.generalize {
             Action::Generalize(g)

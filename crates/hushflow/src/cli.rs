@@ -46,6 +46,16 @@ pub enum Command {
         #[arg(long)]
         fresh: bool,
     },
+    /// Erase a subject by crypto-shredding: delete its own keys (tokenize rules with
+    /// `per_subject = true`), so that none of its tokens, wherever copied, can be reversed
+    /// (audited by the subject's handle, never its id).
+    Erase {
+        #[arg(long)]
+        pipeline: PathBuf,
+        /// The subject's record key (the value of the pipeline's `key` field).
+        #[arg(long)]
+        subject: String,
+    },
     /// Remove staged files past their retention (and, with --unfinished, staged runs that never
     /// committed: they can no longer resume).
     Gc {

@@ -3,10 +3,14 @@
 
 use super::{Exit, Failure, Session, create_private, failure, invalid};
 use crate::cli::{KeyPurpose, KeysCommand};
-use hushflow_crypto::{MasterKey, Purpose, Tokenizer, token_key_id};
-use hushflow_secrets::{SecretRef, SecretResolver};
+use hushflow_crypto::{
+    MasterKey, Purpose, SubjectHandle, SubjectRoot, Tokenizer, parse_subject_key_id, token_key_id,
+};
+use hushflow_engine::subjects::SubjectStore;
+use hushflow_secrets::{SecretRef, SecretResolver, SecretValue};
 use std::collections::BTreeMap;
 use std::io::Write;
+use std::path::Path;
 
 /// All or nothing: a single token that does not open prints no plaintext at all, so a caller
 /// never pairs the wrong plaintext with a token. A keyring key opens tokens of every version it
@@ -19,21 +23,28 @@ pub(super) fn detokenize(
     let out = session.out;
     let reference = SecretRef::parse(key).map_err(invalid)?;
     let keyring = session.keyring()?;
-    let tokenizers: Vec<Tokenizer> = match &reference {
+    // Every version of the key, oldest first, as (id, material).
+    let versions: Vec<(String, SecretValue)> = match &reference {
         SecretRef::Keyring(name) => keyring
             .versions(name)
             .map_err(invalid)?
-            .iter()
-            .map(|(info, material)| Tokenizer::new(&info.id, material))
-            .collect::<Result<_, _>>()
-            .map_err(invalid)?,
+            .into_iter()
+            .map(|(info, material)| (info.id, material))
+            .collect(),
         _ => {
             let resolver = SecretResolver::new(out.redactor.clone(), Some(&keyring));
             let resolved = hushflow_engine::plan::resolve_key(&reference, &resolver, &keyring)
                 .map_err(invalid)?;
-            vec![Tokenizer::new(&resolved.id, &resolved.material).map_err(invalid)?]
+            vec![(resolved.id, resolved.material)]
         }
     };
+    let tokenizers: Vec<Tokenizer> = versions
+        .iter()
+        .map(|(id, material)| Tokenizer::new(id, material))
+        .collect::<Result<_, _>>()
+        .map_err(invalid)?;
+    // Opened only if a token was made with a subject's own key.
+    let mut subjects: Option<SubjectStore> = None;
     let tokens = if tokens.is_empty() {
         std::io::stdin()
             .lines()
@@ -48,6 +59,19 @@ pub(super) fn detokenize(
     let mut plaintexts = Vec::with_capacity(tokens.len());
     let mut failed = Vec::new();
     for (n, token) in tokens.iter().enumerate() {
+        let id = token_key_id(token).unwrap_or_default();
+        if let Some((root_id, handle)) = parse_subject_key_id(id) {
+            let store = match &mut subjects {
+                Some(s) => s,
+                None => subjects
+                    .insert(SubjectStore::open(session.state.root(), Vec::new()).map_err(failure)?),
+            };
+            match subject_detokenize(store, &versions, root_id, &handle, token) {
+                Ok(p) => plaintexts.push(p),
+                Err(e) => failed.push(format!("token {}: {e}", n + 1)),
+            }
+            continue;
+        }
         // The version the token names, else the current one (whose error then says why).
         let tokenizer = token_key_id(token)
             .and_then(|id| tokenizers.iter().find(|t| t.key_id() == id))
@@ -73,6 +97,98 @@ pub(super) fn detokenize(
     for p in plaintexts {
         out.line(String::from_utf8_lossy(&p));
     }
+    Ok(Exit::Success)
+}
+
+/// Reverses a token made with a subject's own key: found by its handle, unwrapped under the
+/// root key version the token names.
+fn subject_detokenize(
+    store: &SubjectStore,
+    versions: &[(String, SecretValue)],
+    root_id: &str,
+    handle: &SubjectHandle,
+    token: &str,
+) -> Result<Vec<u8>, String> {
+    let (id, material) = versions
+        .iter()
+        .find(|(id, _)| id == root_id)
+        .ok_or_else(|| format!("it was made under key id {root_id}, not this key"))?;
+    let root = SubjectRoot::new(id, material);
+    let wrapped = store
+        .wrapped(root_id, handle)
+        .map_err(|e| e.to_string())?
+        .ok_or("its subject was erased (or never had a key in this state directory)")?;
+    let key = root
+        .unwrap_key(handle, &wrapped)
+        .map_err(|e| e.to_string())?;
+    let tokenizer = root.tokenizer(handle, &key).map_err(|e| e.to_string())?;
+    tokenizer.detokenize(token).map_err(|e| e.to_string())
+}
+
+/// `hushflow erase --pipeline P --subject ID`: deletes the subject's keys under every version
+/// of each per-subject tokenize key of the pipeline, so that its tokens can never be reversed.
+pub(super) fn erase(
+    session: &Session<'_>,
+    pipeline: &Path,
+    subject: &str,
+) -> Result<Exit, Failure> {
+    let (plan, keys, keyring) = super::run::plan_with_keys(session, pipeline)?;
+    let references = plan.per_subject_keys();
+    if references.is_empty() {
+        return Err(invalid(format!(
+            "pipeline `{}` keeps no key per subject, so there is nothing to erase: its tokens \
+             are reversed with the pipeline's key (add `per_subject = true` to a tokenize rule \
+             for erasable tokens)",
+            plan.name
+        )));
+    }
+    let subject = subject.trim();
+    if subject.is_empty() {
+        return Err(invalid(
+            "--subject is empty; give the record's key (the pipeline's `key` field)",
+        ));
+    }
+    let mut roots = Vec::new();
+    for reference in &references {
+        match SecretRef::parse(reference).map_err(invalid)? {
+            SecretRef::Keyring(name) => {
+                for (info, material) in keyring.versions(&name).map_err(invalid)? {
+                    roots.push(SubjectRoot::new(&info.id, &material));
+                }
+            }
+            _ => {
+                let k = keys
+                    .get(*reference)
+                    .ok_or_else(|| invalid(format!("key {reference} did not resolve")))?;
+                roots.push(SubjectRoot::new(&k.id, &k.material));
+            }
+        }
+    }
+    let store = SubjectStore::open(session.state.root(), Vec::new()).map_err(failure)?;
+    let erased = store.erase(&roots, subject).map_err(failure)?;
+    // The audit names the subject by its handle (a keyed pseudonym), never by its id.
+    let handle = roots
+        .first()
+        .map(|r| hushflow_crypto::handle_hex(&r.handle(subject.as_bytes())))
+        .unwrap_or_default();
+    session.audit(
+        "erase",
+        format!(
+            "pipeline {}: subject handle {handle} under {}",
+            plan.name,
+            references.join(", ")
+        ),
+        BTreeMap::from([("keys_erased".to_string(), erased as u64)]),
+        "ok",
+    )?;
+    session.out.line(if erased == 0 {
+        "no key of this subject was found (never tokenized here, or erased before); nothing changed".to_string()
+    } else {
+        format!(
+            "erased {erased} subject key(s): the subject's tokens under {} can no longer be reversed",
+            references.join(", ")
+        )
+    });
     Ok(Exit::Success)
 }
 

@@ -142,6 +142,7 @@ pub fn dispatch(cli: Cli, out: &Output) -> Result<Exit, Failure> {
             fresh,
         } => run::run(&session()?, &pipeline, workers.map(usize::from), fresh),
         Command::Gc { unfinished } => gc::gc(&session()?, unfinished),
+        Command::Erase { pipeline, subject } => keys::erase(&session()?, &pipeline, &subject),
         Command::Keys(cmd) => keys::keys(&session()?, cmd),
         Command::Audit(cmd) => audit::audit(&session()?, cmd),
         Command::Quarantine(cmd) => quarantine::quarantine(&session()?, cmd),
