@@ -1,0 +1,155 @@
+//! The key lifecycle through the real binary: rotation keeps old tokens reversible, a hashing
+//! key rotates only when told that hashes change, and a keyring sealed under a master key shows
+//! nothing without it. Every step is in the audit log.
+
+mod common;
+use common::*;
+
+const PIPELINE: &str = r#"
+[pipeline]
+name = "rotating"
+key = "id"
+[source]
+type = "csv"
+path = "data/c.csv"
+[policy]
+fields.id = "keep"
+fields.first_name = { tokenize = "aes-siv", key = "keyring:names" }
+[sink]
+type = "csv"
+path = "out/o.csv"
+"#;
+
+fn tokens(ws: &Workspace) -> Vec<String> {
+    let mut r = csv::Reader::from_path(ws.path("out/o.csv")).unwrap();
+    r.records().map(|row| row.unwrap()[1].to_string()).collect()
+}
+
+fn audit(ws: &Workspace) -> Vec<serde_json::Value> {
+    ws.ok(&["audit", "list", "--json"], 0)
+        .stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+#[test]
+fn tokens_of_every_version_reverse_after_rotation() {
+    let ws = Workspace::new();
+    ws.write("data/c.csv", "id,first_name\n1,Ada\n2,Grace\n");
+    ws.ok(&["keys", "create", "names", "--purpose", "tokenize"], 0);
+    ws.write("p.toml", PIPELINE);
+    ws.ok(&["run", "p.toml"], 0);
+    let v1 = tokens(&ws);
+
+    let r = ws.ok(&["keys", "rotate", "names"], 0);
+    assert!(r.stdout.contains("now version 2"), "{}", r.stdout);
+    ws.ok(&["run", "p.toml"], 0);
+    let v2 = tokens(&ws);
+    assert_ne!(v1[0], v2[0], "the new version makes new tokens");
+    let id = |t: &str| t.split('.').nth(1).unwrap().to_string();
+    assert_ne!(
+        id(&v1[0]),
+        id(&v2[0]),
+        "tokens carry their version's key id"
+    );
+
+    let r = ws.ok(
+        &[
+            "detokenize",
+            "--key",
+            "keyring:names",
+            &v1[0],
+            &v2[1],
+            &v1[1],
+        ],
+        0,
+    );
+    assert_eq!(r.stdout, "Ada\nGrace\nGrace\n");
+    let list = ws.ok(&["keys", "list"], 0);
+    assert_eq!(list.stdout.matches("names").count(), 2, "{}", list.stdout);
+    let rotated = audit(&ws)
+        .into_iter()
+        .find(|r| r["action"] == "keys.rotate")
+        .unwrap();
+    assert!(
+        rotated["detail"].as_str().unwrap().contains("version 2"),
+        "{rotated}"
+    );
+}
+
+#[test]
+fn a_hashing_key_rotates_only_with_the_acknowledgement_and_says_so() {
+    let ws = Workspace::new();
+    ws.ok(&["keys", "create", "pepper", "--purpose", "hash"], 0);
+    ws.ok(&["keys", "create", "legacy"], 0);
+    for name in ["pepper", "legacy"] {
+        let r = ws.ok(&["keys", "rotate", name], 2);
+        assert!(
+            r.stderr.contains("--i-understand-hashes-change"),
+            "{}",
+            r.stderr
+        );
+    }
+    ws.ok(
+        &["keys", "rotate", "pepper", "--i-understand-hashes-change"],
+        0,
+    );
+    let rotated: Vec<_> = audit(&ws)
+        .into_iter()
+        .filter(|r| r["action"] == "keys.rotate")
+        .collect();
+    assert_eq!(rotated.len(), 1, "refused rotations change nothing");
+    assert!(
+        rotated[0]["detail"]
+            .as_str()
+            .unwrap()
+            .ends_with("hashes change"),
+        "{}",
+        rotated[0]
+    );
+}
+
+#[test]
+fn a_sealed_keyring_opens_only_with_its_master_key() {
+    let ws = Workspace::new();
+    let r = ws.ok(&["keys", "new-master-key"], 0);
+    let master = r.stdout.trim().to_string();
+    assert!(master.len() >= 44, "{master}");
+    let env = [("HUSHFLOW_MASTER_KEY", master.as_str())];
+
+    let r = ws.run_with(&["keys", "create", "names", "--purpose", "tokenize"], &env);
+    assert_eq!(r.code, 0, "{}", r.all());
+    assert!(!r.all().contains("not sealed"), "{}", r.all());
+    ws.write("data/c.csv", "id,first_name\n1,Ada\n");
+    ws.write("p.toml", PIPELINE);
+    let r = ws.run_with(&["run", "p.toml"], &env);
+    assert_eq!(r.code, 0, "{}", r.all());
+    let t = tokens(&ws);
+
+    let keyring = std::fs::read_to_string(ws.state().join("keyring.json")).unwrap();
+    assert!(keyring.contains("\"sealed\""), "{keyring}");
+    for leak in ["material", "AGE-SECRET-KEY", "names", &master] {
+        assert!(!keyring.contains(leak), "{leak} in the sealed keyring");
+    }
+
+    let r = ws.ok(&["detokenize", "--key", "keyring:names", &t[0]], 1);
+    assert!(r.stderr.contains("set HUSHFLOW_MASTER_KEY"), "{}", r.stderr);
+    let wrong = "QUJDREVGR0hJSktMTU5PUFFSU1RVVldYWVphYmNkZWY=";
+    let r = ws.run_with(&["keys", "list"], &[("HUSHFLOW_MASTER_KEY", wrong)]);
+    assert_eq!(r.code, 1, "{}", r.all());
+    assert!(
+        r.stderr.contains("does not open with this master key"),
+        "{}",
+        r.stderr
+    );
+    assert!(!r.all().contains(wrong), "the master key is never printed");
+    let r = ws.run_with(&["detokenize", "--key", "keyring:names", &t[0]], &env);
+    assert_eq!(r.stdout, "Ada\n", "{}", r.all());
+    assert!(!r.all().contains(&master));
+
+    // Without a master key at all, the demo keyring says what it is.
+    let plain = Workspace::new();
+    let r = plain.ok(&["keys", "create", "x"], 0);
+    assert!(r.stderr.contains("not sealed"), "{}", r.stderr);
+}
