@@ -9,7 +9,8 @@
 //! files, each a valid age file, are still caught)
 //! u32 field count, then each field name as u32 length + UTF-8
 //! u32 rows, then rows × u64 line
-//! per column, per row: u8 kind, u32 length, UTF-8 text
+//! per column: rows × u8 kind, rows × u32 text length, then the column's text (UTF-8, checked
+//! once per column, not per cell)
 //! u32 rejected, then per record: u64 line, reason (u8 tag + its fields), u32 length + raw bytes
 //! ```
 
@@ -47,9 +48,15 @@ pub fn encode(place: Place<'_>, batch: &SourceBatch, out: &mut Vec<u8>) {
         out.extend_from_slice(&line.to_le_bytes());
     }
     for column in batch.columns() {
+        out.extend(column.iter().map(|c| kind_tag(c.kind)));
+        let mut total = 0;
         for cell in column.iter() {
-            out.push(kind_tag(cell.kind));
-            put_bytes(out, cell.text.as_bytes());
+            put_u32(out, cell.text.len());
+            total += cell.text.len();
+        }
+        out.reserve(total);
+        for cell in column.iter() {
+            out.extend_from_slice(cell.text.as_bytes());
         }
     }
     put_u32(out, rejected.len());
@@ -97,12 +104,30 @@ pub fn decode(
         lines.push(r.u64()?);
     }
     let mut columns = Vec::with_capacity(nfields);
+    let mut lengths = Vec::with_capacity(rows);
     for _ in 0..nfields {
-        let mut column = Column::with_capacity(rows, 0);
+        let kinds = r.take(rows)?;
+        lengths.clear();
+        let mut total = 0usize;
         for _ in 0..rows {
-            let kind = cell_kind(r.u8()?)?;
-            let text = r.str()?;
-            column.push(Cell { kind, text });
+            let n = r.u32()?;
+            total = total.checked_add(n).ok_or(FormatError("text too long"))?;
+            lengths.push(n);
+        }
+        let text =
+            std::str::from_utf8(r.take(total)?).map_err(|_| FormatError("text is not UTF-8"))?;
+        let mut column = Column::with_capacity(rows, total);
+        let mut at = 0;
+        for (&tag, &n) in kinds.iter().zip(&lengths) {
+            // A cut inside a character is an error, not a panic.
+            let cell = text
+                .get(at..at + n)
+                .ok_or(FormatError("a cell is cut inside a character"))?;
+            column.push(Cell {
+                kind: cell_kind(tag)?,
+                text: cell,
+            });
+            at += n;
         }
         columns.push(column);
     }
