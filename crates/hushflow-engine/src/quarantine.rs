@@ -128,15 +128,54 @@ impl Quarantine {
         Ok(())
     }
 
-    /// Writes age's last chunk and syncs the file. Without it, the file does not decrypt.
-    pub fn finish(&mut self) -> io::Result<()> {
+    /// Writes age's last chunk and syncs the file (without it, the file does not decrypt), then
+    /// the plain sidecar `<file>.meta.json`: the pipeline file and counts, no record data.
+    pub fn finish(&mut self, pipeline_file: &Path) -> io::Result<()> {
         if let Some(writer) = self.file.take() {
             let mut inner = writer.finish()?;
             inner.flush()?;
             inner.get_ref().sync_all()?;
+            let meta = Meta {
+                pipeline_file: pipeline_file.to_path_buf(),
+                records: self.count,
+                reasons: self
+                    .reasons
+                    .iter()
+                    .map(|(k, v)| (k.to_string(), *v))
+                    .collect(),
+            };
+            let mut f = OpenOptions::new()
+                .create(true)
+                .truncate(true)
+                .write(true)
+                .mode(0o600)
+                .open(meta_path(&self.path))?;
+            serde_json::to_writer_pretty(&mut f, &meta)?;
+            f.write_all(b"\n")?;
         }
         Ok(())
     }
+}
+
+/// What is recorded in plain beside a quarantine file: no record data.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Meta {
+    /// The pipeline file the records came through (absolute), for `quarantine replay`.
+    pub pipeline_file: PathBuf,
+    pub records: u64,
+    pub reasons: BTreeMap<String, u64>,
+}
+
+fn meta_path(quarantine: &Path) -> PathBuf {
+    let mut name = quarantine.as_os_str().to_owned();
+    name.push(".meta.json");
+    PathBuf::from(name)
+}
+
+/// The sidecar of a quarantine file, if it has one (files from before it was written do not).
+pub fn read_meta(quarantine: &Path) -> Option<Meta> {
+    let bytes = std::fs::read(meta_path(quarantine)).ok()?;
+    serde_json::from_slice(&bytes).ok()
 }
 
 /// Why a quarantine file could not be read.
@@ -192,8 +231,9 @@ mod tests {
         let path = tmp.path().join("run.jsonl.age");
         let identity = StateIdentity::generate();
         let mut q = Quarantine::new(path.clone(), identity.recipient());
-        q.finish().unwrap();
+        q.finish(Path::new("/p.toml")).unwrap();
         assert!(!path.exists(), "no file when nothing was quarantined");
+        assert!(read_meta(&path).is_none());
 
         q.add(
             7,
@@ -206,8 +246,12 @@ mod tests {
         .unwrap();
         q.add(9, &RejectReason::InvalidUtf8 { field: None }, b"\xff\xfe")
             .unwrap();
-        q.finish().unwrap();
+        q.finish(Path::new("/p.toml")).unwrap();
         assert_eq!(q.count(), 2);
+        let meta = read_meta(&path).unwrap();
+        assert_eq!(meta.pipeline_file, Path::new("/p.toml"));
+        assert_eq!(meta.records, 2);
+        assert_eq!(meta.reasons["invalid_utf8"], 1);
         assert_eq!(
             std::fs::metadata(&path).unwrap().permissions().mode() & 0o777,
             0o600

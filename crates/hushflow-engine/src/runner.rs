@@ -205,10 +205,14 @@ pub fn run(plan: &Plan, keys: &KeyMaterial, ctx: &RunContext<'_>) -> Result<RunR
         (Ok(()), Some(run)) => run.commit().map_err(RunError::from),
         (result, _) => result,
     };
-    let finished = quarantine.finish().map_err(|source| RunError::Quarantine {
-        path: quarantine.path().to_path_buf(),
-        source,
-    });
+    // The pipeline file is recorded beside the quarantine, so a replay can find it.
+    let pipeline_file = std::path::absolute(&plan.file).unwrap_or_else(|_| plan.file.clone());
+    let finished = quarantine
+        .finish(&pipeline_file)
+        .map_err(|source| RunError::Quarantine {
+            path: quarantine.path().to_path_buf(),
+            source,
+        });
     let result = result.and(finished);
     counts.quarantined = quarantine.count();
 

@@ -170,9 +170,10 @@ pub enum QuarantineCommand {
     /// (`NAME.replay-RUN.EXT`) unless --out says where, since a file sink replaces its file.
     Replay {
         run: String,
-        /// The pipeline file (fixed) the records came through.
+        /// The pipeline file (fixed) the records came through; by default the file the run
+        /// used, as recorded beside its quarantine.
         #[arg(long)]
-        pipeline: PathBuf,
+        pipeline: Option<PathBuf>,
         /// Where a file sink writes the replayed records.
         #[arg(long)]
         out: Option<PathBuf>,

@@ -20,7 +20,11 @@ fn bad_csv() -> Vec<u8> {
 
 fn quarantine_lines(ws: &Workspace) -> Vec<serde_json::Value> {
     let dir = ws.state().join("quarantine");
-    let files: Vec<_> = std::fs::read_dir(&dir).unwrap().flatten().collect();
+    let files: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .flatten()
+        .filter(|e| e.path().extension().is_some_and(|x| x == "age"))
+        .collect();
     assert_eq!(files.len(), 1, "one quarantine file per run");
     use std::os::unix::fs::PermissionsExt;
     assert_eq!(

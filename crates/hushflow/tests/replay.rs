@@ -65,7 +65,8 @@ fn a_fixed_pipeline_takes_the_records_and_what_still_fails_stays_quarantined() {
     // The phone is masked now instead of normalized: record 2 goes through; record 3 is still
     // short a field and is set aside again, under its line (4).
     ws.write("p.toml", pipeline(PHONE_MASK, SQLITE_SINK));
-    let r = ws.ok(&["quarantine", "replay", &run, "--pipeline", "p.toml"], 3);
+    // The run recorded its pipeline file: the fixed file is found without --pipeline.
+    let r = ws.ok(&["quarantine", "replay", &run], 3);
     assert!(
         r.stdout.contains("replaying 2 quarantined records"),
         "{}",

@@ -13,7 +13,7 @@ pub(super) fn quarantine(session: &Session<'_>, cmd: QuarantineCommand) -> Resul
     match cmd {
         QuarantineCommand::List { run, json } => list(session, run.as_deref(), json),
         QuarantineCommand::Export { run, out } => export(session, &run, out),
-        QuarantineCommand::Replay { run, pipeline, out } => replay(session, &run, &pipeline, out),
+        QuarantineCommand::Replay { run, pipeline, out } => replay(session, &run, pipeline, out),
     }
 }
 
@@ -164,11 +164,22 @@ fn export(session: &Session<'_>, run: &str, out_path: PathBuf) -> Result<Exit, F
 fn replay(
     session: &Session<'_>,
     run: &str,
-    pipeline: &std::path::Path,
+    pipeline: Option<PathBuf>,
     out_path: Option<PathBuf>,
 ) -> Result<Exit, Failure> {
     let path = one_file(session, run)?;
     let run = run_id(&path).unwrap_or_default();
+    let pipeline = match pipeline {
+        Some(p) => p,
+        None => quarantine::read_meta(&path)
+            .map(|m| m.pipeline_file)
+            .ok_or_else(|| {
+                invalid(format!(
+                    "run {run} did not record its pipeline file; pass --pipeline FILE"
+                ))
+            })?,
+    };
+    let pipeline = pipeline.as_path();
     let (mut plan, keys, keyring) = super::run::plan_with_keys(session, pipeline)?;
     let from = pipeline_name(&path).unwrap_or_default();
     if plan.name != from {
