@@ -21,6 +21,7 @@ pub mod csv;
 mod fields;
 mod file;
 pub mod jsonl;
+pub mod postgres;
 pub mod sqlite;
 #[cfg(test)]
 mod testing;

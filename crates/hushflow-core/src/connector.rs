@@ -42,6 +42,16 @@ impl SourceChunk {
     }
 }
 
+/// Where an incremental source stands: the cursor field's and the key's values (as text) of the
+/// last record handed out. The next run reads records after it. Cursor values are data the
+/// user chose to sync on (a timestamp, a sequence); they are kept in the state and the sink's
+/// bookkeeping table, never in logs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Position {
+    pub cursor: String,
+    pub key: String,
+}
+
 /// Reads records in batches, streaming, with memory bounded by the batch size.
 pub trait Source: Send {
     /// The fields this source produces, known once it is opened.
@@ -56,6 +66,12 @@ pub trait Source: Send {
     fn next_chunk(&mut self, max_rows: usize) -> Result<Option<SourceChunk>, Error> {
         Ok(self.next_batch(max_rows)?.map(SourceChunk::Decoded))
     }
+
+    /// An incremental source's position after everything handed out so far (`None` for sources
+    /// that read everything every run).
+    fn position(&self) -> Option<Position> {
+        None
+    }
 }
 
 /// Writes batches. A sink makes each batch durable (or atomic, for transactional sinks) before
@@ -65,6 +81,29 @@ pub trait Sink: Send {
     fn open(&mut self, schema: &Schema) -> Result<(), Error>;
 
     fn write_batch(&mut self, batch: &Batch) -> Result<(), Error>;
+
+    /// Writes a batch and records `position` (the source's position after it) for `pipeline`
+    /// in the same transaction, so that the data and the cursor commit together or not at all.
+    /// Sinks without transactions write the batch; the engine keeps the position for them.
+    fn write_batch_at(
+        &mut self,
+        batch: &Batch,
+        _pipeline: &str,
+        _position: Option<&Position>,
+    ) -> Result<(), Error> {
+        self.write_batch(batch)
+    }
+
+    /// Whether [`Sink::write_batch_at`] keeps positions (then [`Sink::committed_position`]
+    /// reads them back).
+    fn keeps_positions(&self) -> bool {
+        false
+    }
+
+    /// The position last committed with the data for `pipeline`, for sinks that keep them.
+    fn committed_position(&mut self, _pipeline: &str) -> Result<Option<Position>, Error> {
+        Ok(None)
+    }
 
     fn finish(&mut self) -> Result<(), Error>;
 }

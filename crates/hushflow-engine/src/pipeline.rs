@@ -4,6 +4,7 @@
 
 use hushflow_connectors::csv::{CsvSinkConfig, CsvSourceConfig};
 use hushflow_connectors::jsonl::{JsonlSinkConfig, JsonlSourceConfig};
+use hushflow_connectors::postgres::{PostgresSinkConfig, PostgresSourceConfig};
 use hushflow_connectors::sqlite::SqliteSinkConfig;
 use hushflow_policy::Policy;
 use serde::Deserialize;
@@ -65,6 +66,7 @@ pub enum OnError {
 pub enum SourceSpec {
     Csv(CsvSourceConfig),
     Jsonl(JsonlSourceConfig),
+    Postgres(PostgresSourceConfig),
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -73,6 +75,16 @@ pub enum SinkSpec {
     Csv(CsvSinkConfig),
     Jsonl(JsonlSinkConfig),
     Sqlite(SqliteSinkConfig),
+    Postgres(PostgresSinkConfig),
+}
+
+/// `sslrootcert` is a file relative to the pipeline file, or `system`.
+fn resolve_roots(roots: &mut Option<PathBuf>, base: &Path) {
+    if let Some(p) = roots
+        && p.as_os_str() != "system"
+    {
+        *p = base.join(&*p);
+    }
 }
 
 impl SourceSpec {
@@ -80,13 +92,24 @@ impl SourceSpec {
         match self {
             SourceSpec::Csv(_) => "csv",
             SourceSpec::Jsonl(_) => "jsonl",
+            SourceSpec::Postgres(_) => "postgres",
         }
     }
 
+    /// The file read, or for a database the table (or `query`), for messages.
     pub fn path(&self) -> &Path {
         match self {
             SourceSpec::Csv(c) => &c.path,
             SourceSpec::Jsonl(c) => &c.path,
+            SourceSpec::Postgres(c) => Path::new(c.table.as_deref().unwrap_or("query")),
+        }
+    }
+
+    /// The secret reference of a database source's connection URL.
+    pub fn url(&self) -> Option<&str> {
+        match self {
+            SourceSpec::Postgres(c) => Some(&c.url),
+            _ => None,
         }
     }
 
@@ -96,6 +119,7 @@ impl SourceSpec {
         match self {
             SourceSpec::Csv(c) => c.path = base.join(&c.path),
             SourceSpec::Jsonl(c) => c.path = base.join(&c.path),
+            SourceSpec::Postgres(c) => resolve_roots(&mut c.sslrootcert, base),
         }
     }
 }
@@ -106,14 +130,25 @@ impl SinkSpec {
             SinkSpec::Csv(_) => "csv",
             SinkSpec::Jsonl(_) => "jsonl",
             SinkSpec::Sqlite(_) => "sqlite",
+            SinkSpec::Postgres(_) => "postgres",
         }
     }
 
+    /// The file written, or for PostgreSQL the table, for messages.
     pub fn path(&self) -> &Path {
         match self {
             SinkSpec::Csv(c) => &c.path,
             SinkSpec::Jsonl(c) => &c.path,
             SinkSpec::Sqlite(c) => &c.path,
+            SinkSpec::Postgres(c) => Path::new(&c.table),
+        }
+    }
+
+    /// The secret reference of a database sink's connection URL.
+    pub fn url(&self) -> Option<&str> {
+        match self {
+            SinkSpec::Postgres(c) => Some(&c.url),
+            _ => None,
         }
     }
 
@@ -123,6 +158,7 @@ impl SinkSpec {
             SinkSpec::Csv(c) => c.path = path,
             SinkSpec::Jsonl(c) => c.path = path,
             SinkSpec::Sqlite(c) => c.path = path,
+            SinkSpec::Postgres(c) => c.table = path.to_string_lossy().into_owned(),
         }
     }
 
@@ -138,6 +174,7 @@ impl SinkSpec {
             SinkSpec::Csv(c) => c.fields.as_deref(),
             SinkSpec::Jsonl(c) => c.fields.as_deref(),
             SinkSpec::Sqlite(c) => c.fields.as_deref(),
+            SinkSpec::Postgres(c) => c.fields.as_deref(),
         }
     }
 
@@ -146,6 +183,7 @@ impl SinkSpec {
             SinkSpec::Csv(c) => c.path = base.join(&c.path),
             SinkSpec::Jsonl(c) => c.path = base.join(&c.path),
             SinkSpec::Sqlite(c) => c.path = base.join(&c.path),
+            SinkSpec::Postgres(c) => resolve_roots(&mut c.sslrootcert, base),
         }
     }
 }

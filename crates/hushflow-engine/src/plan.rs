@@ -9,6 +9,9 @@ use hushflow_secrets::{SecretRef, SecretResolver, SecretValue};
 use std::fmt;
 use std::path::{Path, PathBuf};
 
+/// Resolved connection URLs of database sources and sinks, by secret reference.
+pub type Connections = std::collections::BTreeMap<String, SecretValue>;
+
 /// The most policy threads a run uses: past this, the single reader and writer are the limit.
 pub const MAX_WORKERS: usize = 64;
 
@@ -169,8 +172,30 @@ fn check(file: &Path, text: String, spec: PipelineSpec, base: &Path) -> Result<P
     let mut warnings = Vec::new();
     let source_fields = match &source {
         SourceSpec::Csv(c) => read_csv_header(&c.path, c.delimiter),
-        SourceSpec::Jsonl(_) => None,
+        SourceSpec::Jsonl(_) | SourceSpec::Postgres(_) => None,
     };
+    for (table, url) in [("source", source.url()), ("sink", sink.url())] {
+        if let Some(url) = url
+            && !hushflow_secrets::is_reference(url)
+        {
+            return Err(src.error_at(
+                src.span_of(&[table, "url"]),
+                Some(format!("{table}.url")),
+                "must be a secret reference (env:NAME, file:PATH or keyring:NAME) that holds \
+                 the postgres:// URL, never the URL itself",
+            ));
+        }
+    }
+    if let SourceSpec::Postgres(p) = &source
+        && p.cursor.is_some()
+        && pipeline.staging == Some(true)
+    {
+        return Err(src.error_at(
+            src.span_of(&["pipeline", "staging"]),
+            Some("pipeline.staging".into()),
+            "is not supported with an incremental `cursor` source yet; remove one of them",
+        ));
+    }
     if let Some(fields) = &source_fields {
         for name in policy.source_fields() {
             if !fields.contains(&name) {
@@ -296,6 +321,97 @@ impl Plan {
     }
 
     /// The fields the source must read: the policy's, in policy order.
+    /// Whether the source reads incrementally (after a committed position).
+    pub fn incremental(&self) -> bool {
+        matches!(&self.source, SourceSpec::Postgres(p) if p.cursor.is_some())
+    }
+
+    /// SQL types for the columns a database sink creates: a generalized year is an integer;
+    /// every other output (hashes, tokens, masks, kept text) is text.
+    pub fn column_types(&self) -> std::collections::HashMap<String, String> {
+        self.policy
+            .rules()
+            .iter()
+            .filter_map(|(name, rule)| match &rule.action {
+                Action::Generalize(hushflow_policy::Generalization::Year) => {
+                    Some((name.clone(), "integer".to_string()))
+                }
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// Resolves the connection URLs of database sources and sinks, registers their passwords
+    /// with the redactor, and checks their TLS settings; returns them by reference, with what
+    /// validate should warn about.
+    pub fn resolve_connections(
+        &self,
+        resolver: &SecretResolver<'_>,
+    ) -> Result<(Connections, Vec<String>), SpecError> {
+        let src = SpecSource {
+            file: &self.file,
+            text: &self.text,
+        };
+        let base = self.file.parent().unwrap_or(Path::new(""));
+        let mut connections = Connections::new();
+        let mut warnings = Vec::new();
+        let ends = [
+            ("source", self.source.url(), self.source_tls()),
+            ("sink", self.sink.url(), self.sink_tls()),
+        ];
+        for (table, url, tls) in ends {
+            let (Some(reference), Some(tls)) = (url, tls) else {
+                continue;
+            };
+            let fail = |message: String| {
+                src.error_at(
+                    src.span_of(&[table, "url"]),
+                    Some(format!("{table}.url")),
+                    message,
+                )
+            };
+            let parsed = match SecretRef::parse(reference) {
+                Ok(SecretRef::File(p)) if p.is_relative() => SecretRef::File(base.join(p)),
+                Ok(r) => r,
+                Err(e) => return Err(fail(e.to_string())),
+            };
+            let value = resolver.resolve(&parsed).map_err(|e| fail(e.to_string()))?;
+            let text = value
+                .expose_str()
+                .map_err(|_| fail("the URL is not UTF-8".into()))?
+                .trim()
+                .to_string();
+            let target = hushflow_connectors::postgres::connect::target(&text, &tls, base)
+                .map_err(|e| fail(e.to_string()))?;
+            // The URL as a whole is masked already; its password alone must be too (a driver
+            // message could carry it).
+            if let Some(password) = target.password() {
+                resolver
+                    .redactor()
+                    .register(&SecretValue::new(password.to_vec()));
+            }
+            warnings.extend(hushflow_connectors::postgres::connect::warnings(
+                &target, &tls,
+            ));
+            connections.insert(reference.to_string(), value);
+        }
+        Ok((connections, warnings))
+    }
+
+    fn source_tls(&self) -> Option<hushflow_connectors::postgres::Tls> {
+        match &self.source {
+            SourceSpec::Postgres(p) => Some(p.tls()),
+            _ => None,
+        }
+    }
+
+    fn sink_tls(&self) -> Option<hushflow_connectors::postgres::Tls> {
+        match &self.sink {
+            SinkSpec::Postgres(p) => Some(p.tls()),
+            _ => None,
+        }
+    }
+
     /// The keys (secret references) of `tokenize` rules with `per_subject = true`, once each.
     pub fn per_subject_keys(&self) -> Vec<&str> {
         let mut keys: Vec<&str> = Vec::new();

@@ -11,8 +11,11 @@ use crate::state::StateDir;
 use crate::subjects::{SubjectStore, SubjectStoreError};
 use hushflow_connectors::csv::{CsvSink, CsvSource};
 use hushflow_connectors::jsonl::{JsonlSink, JsonlSource};
+use hushflow_connectors::postgres::{PostgresSink, PostgresSource};
 use hushflow_connectors::sqlite::SqliteSink;
-use hushflow_core::{Batch, CellKind, RecordError, RejectReason, Sink, Source, SourceBatch};
+use hushflow_core::{
+    Batch, CellKind, Position, RecordError, RejectReason, Sink, Source, SourceBatch,
+};
 use hushflow_crypto::SubjectRoot;
 use hushflow_policy::{CompileInputs, CompiledPolicy, Day, KeyMaterial, Subjects};
 use std::collections::BTreeMap;
@@ -88,6 +91,10 @@ pub struct RunContext<'a> {
     pub fresh: bool,
     /// Replay a quarantine instead of reading the source.
     pub replay: Option<Replay<'a>>,
+    /// Connection URLs of database sources and sinks, resolved by [`Plan::resolve_connections`].
+    pub connections: &'a crate::plan::Connections,
+    /// An incremental source reads everything again instead of continuing after its position.
+    pub full_refresh: bool,
     pub actor: String,
     pub progress: &'a (dyn Fn(u64) + Sync),
 }
@@ -275,19 +282,52 @@ pub fn run(plan: &Plan, keys: &KeyMaterial, ctx: &RunContext<'_>) -> Result<RunR
     })
 }
 
-fn open_source(plan: &Plan) -> Result<Box<dyn Source>, hushflow_core::Error> {
+/// The connection URL a database source or sink names, resolved before the run.
+fn url<'c>(ctx: &'c RunContext<'_>, reference: &str) -> Result<&'c str, hushflow_core::Error> {
+    ctx.connections
+        .get(reference)
+        .and_then(|v| v.expose_str().ok())
+        .ok_or_else(|| {
+            hushflow_core::Error::Config(format!("the connection {reference} was not resolved"))
+        })
+}
+
+/// The pipeline's source; an incremental one continues after `after`.
+fn open_source(
+    plan: &Plan,
+    ctx: &RunContext<'_>,
+    key_source: &str,
+    after: Option<&Position>,
+) -> Result<Box<dyn Source>, hushflow_core::Error> {
     let wanted = plan.source_fields_needed();
+    let base = plan.file.parent().unwrap_or(std::path::Path::new(""));
     Ok(match &plan.source {
         SourceSpec::Csv(c) => Box::new(CsvSource::open(c, Some(&wanted))?),
         SourceSpec::Jsonl(c) => Box::new(JsonlSource::open(c, Some(&wanted))?),
+        SourceSpec::Postgres(c) => Box::new(PostgresSource::open(
+            c,
+            url(ctx, &c.url)?,
+            base,
+            &wanted,
+            key_source,
+            after,
+        )?),
     })
 }
 
-fn open_sink(plan: &Plan) -> Result<Box<dyn Sink>, hushflow_core::Error> {
+fn open_sink(plan: &Plan, ctx: &RunContext<'_>) -> Result<Box<dyn Sink>, hushflow_core::Error> {
+    let base = plan.file.parent().unwrap_or(std::path::Path::new(""));
     Ok(match &plan.sink {
         SinkSpec::Csv(c) => Box::new(CsvSink::new(c)?),
         SinkSpec::Jsonl(c) => Box::new(JsonlSink::new(c)?),
         SinkSpec::Sqlite(c) => Box::new(SqliteSink::new(c, &plan.key)?),
+        SinkSpec::Postgres(c) => Box::new(PostgresSink::new(
+            c,
+            url(ctx, &c.url)?,
+            base,
+            &plan.key,
+            plan.column_types(),
+        )?),
     })
 }
 
@@ -360,16 +400,41 @@ fn move_records(
         Some(path) => read_lines(path)?,
         None => Vec::new(),
     };
+    // The key may leave under a new name (`fields.id = { from = "customer_id" }`): it is checked
+    // in the source field it is read from. It also names the subject of per-subject tokens and
+    // breaks ties of an incremental source's cursor.
+    let key_source = plan
+        .policy
+        .rule(&plan.key)
+        .map_or(plan.key.as_str(), |rule| rule.source_field(&plan.key));
+    // An incremental source continues after the position committed with the data: the sink
+    // keeps it (opened first, to read it), or the state directory does for file sinks.
+    let incremental = plan.incremental() && ctx.replay.is_none();
+    let mut early_sink = None;
+    let after = match incremental && !ctx.full_refresh {
+        false => None,
+        true => {
+            let mut sink = open_sink(plan, ctx)?;
+            let position = match sink.keeps_positions() {
+                true => sink.committed_position(&plan.name)?,
+                false => {
+                    crate::state::load_position(ctx.state, &plan.name).map_err(RunError::State)?
+                }
+            };
+            early_sink = Some(sink);
+            position
+        }
+    };
     // A staged run reads the source into encrypted segments first (unless an earlier attempt
     // did), then loads from them. A transactional sink resumes after the segments it committed.
-    let per_batch_commit = matches!(plan.sink, SinkSpec::Sqlite(_));
+    let per_batch_commit = matches!(plan.sink, SinkSpec::Sqlite(_) | SinkSpec::Postgres(_));
     let (mut source, committed): (Box<dyn Source>, u64) = match staged.as_deref_mut() {
         None => match ctx.replay {
             Some(replay) => (
                 Box::new(crate::replay::ReplaySource::new(plan, replay.records)?),
                 0,
             ),
-            None => (open_source(plan)?, 0),
+            None => (open_source(plan, ctx, key_source, after.as_ref())?, 0),
         },
         Some(run) => {
             if run.manifest().extracted {
@@ -377,7 +442,7 @@ fn move_records(
             } else {
                 let recipient = ctx.identity.recipient();
                 run.extract(
-                    open_source(plan)?,
+                    open_source(plan, ctx, key_source, None)?,
                     plan.workers,
                     plan.batch_size,
                     &recipient,
@@ -393,12 +458,6 @@ fn move_records(
         }
     };
     let schema = source.schema();
-    // The key may leave under a new name (`fields.id = { from = "customer_id" }`): it is checked
-    // in the source field it is read from. It also names the subject of per-subject tokens.
-    let key_source = plan
-        .policy
-        .rule(&plan.key)
-        .map_or(plan.key.as_str(), |rule| rule.source_field(&plan.key));
     let key_column = schema.index_of(key_source);
     let subject_store = subject_store(ctx, plan, keys)?;
     let subjects = subject_store.as_ref().map(|store| Subjects {
@@ -414,8 +473,13 @@ fn move_records(
             today: today(),
         },
     )?;
-    let mut sink = open_sink(plan)?;
+    let mut sink = match early_sink {
+        Some(sink) => sink,
+        None => open_sink(plan, ctx)?,
+    };
     sink.open(policy.output_schema())?;
+    let keeps_positions = sink.keeps_positions();
+    let mut last_position: Option<Position> = None;
 
     // reader → workers (decoding and the policy, in parallel) → this thread (quarantine and
     // sink, in source order).
@@ -428,9 +492,15 @@ fn move_records(
             reader: "source",
             worker: "policy",
         },
-        || source.next_chunk(batch_size).map_err(RunError::Connector),
-        |chunk| Ok(process(chunk.decode()?, key_column, key, policy)),
-        |p| {
+        || {
+            // The position after this chunk travels with it, to commit with its rows.
+            let chunk = source.next_chunk(batch_size).map_err(RunError::Connector)?;
+            Ok(chunk.map(|c| (c, source.position())))
+        },
+        |(chunk, position): (hushflow_core::SourceChunk, Option<Position>)| {
+            Ok((process(chunk.decode()?, key_column, key, policy), position))
+        },
+        |(p, position)| {
             counts.read += p.read;
             for (line, reason, raw) in &p.rejected {
                 reject(plan, quarantine, *line, reason, raw)?;
@@ -445,8 +515,11 @@ fn move_records(
             }
             // Rows of segments an earlier attempt committed are in the sink already; their
             // rejected records are quarantined again above, since that attempt's file is lost.
-            if !p.output.is_empty() && seq > committed {
-                sink.write_batch(&p.output)?;
+            if (!p.output.is_empty() || position.is_some()) && seq > committed {
+                sink.write_batch_at(&p.output, &plan.name, position.as_ref())?;
+            }
+            if position.is_some() {
+                last_position = position;
             }
             if per_batch_commit && let Some(run) = staged.as_deref_mut() {
                 run.set_loaded(seq)?;
@@ -457,6 +530,10 @@ fn move_records(
         },
     )?;
     sink.finish()?;
+    // A file sink is complete only now: its position is kept after it.
+    if !keeps_positions && let Some(position) = &last_position {
+        crate::state::save_position(ctx.state, &plan.name, position).map_err(RunError::State)?;
+    }
     Ok(())
 }
 

@@ -44,6 +44,61 @@ fn create_private_dir(dir: &Path) -> io::Result<()> {
     Ok(())
 }
 
+/// The committed position of an incremental source whose sink keeps none (a file sink):
+/// `cursors/<pipeline>.json`, written after the sink's file is in place.
+pub fn load_position(
+    state: &StateDir,
+    pipeline: &str,
+) -> io::Result<Option<hushflow_core::Position>> {
+    let path = state
+        .root()
+        .join("cursors")
+        .join(format!("{pipeline}.json"));
+    let bytes = match fs::read(&path) {
+        Ok(b) => b,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    let damaged = || {
+        io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("{}: damaged", path.display()),
+        )
+    };
+    let value: serde_json::Value = serde_json::from_slice(&bytes).map_err(|_| damaged())?;
+    match (value["cursor"].as_str(), value["key"].as_str()) {
+        (Some(cursor), Some(key)) => Ok(Some(hushflow_core::Position {
+            cursor: cursor.to_string(),
+            key: key.to_string(),
+        })),
+        _ => Err(damaged()),
+    }
+}
+
+/// Saves a position atomically (a temporary file renamed over the old one), 0600.
+pub fn save_position(
+    state: &StateDir,
+    pipeline: &str,
+    position: &hushflow_core::Position,
+) -> io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let dir = state.root().join("cursors");
+    create_private_dir(&dir)?;
+    let path = dir.join(format!("{pipeline}.json"));
+    let tmp = dir.join(format!(".{pipeline}.json.tmp"));
+    let mut f = fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&tmp)?;
+    let text = serde_json::json!({ "cursor": position.cursor, "key": position.key }).to_string();
+    f.write_all(text.as_bytes())?;
+    f.sync_all()?;
+    fs::rename(&tmp, &path)
+}
+
 /// The user a record in the audit log is attributed to: the OS user running hushflow.
 pub fn os_user() -> String {
     for var in ["USER", "LOGNAME"] {

@@ -45,6 +45,10 @@ pub enum Command {
         /// source again instead of resuming.
         #[arg(long)]
         fresh: bool,
+        /// An incremental source (`cursor`): read everything again instead of continuing after
+        /// the last committed position.
+        #[arg(long)]
+        full_refresh: bool,
     },
     /// Erase a subject by crypto-shredding: delete its own keys (tokenize rules with
     /// `per_subject = true`), so that none of its tokens, wherever copied, can be reversed

@@ -132,7 +132,12 @@ pub(super) fn erase(
     pipeline: &Path,
     subject: &str,
 ) -> Result<Exit, Failure> {
-    let (plan, keys, keyring) = super::run::plan_with_keys(session, pipeline)?;
+    let super::run::Prepared {
+        plan,
+        keys,
+        keyring,
+        ..
+    } = super::run::prepare(session, pipeline)?;
     let references = plan.per_subject_keys();
     if references.is_empty() {
         return Err(invalid(format!(

@@ -140,7 +140,16 @@ pub fn dispatch(cli: Cli, out: &Output) -> Result<Exit, Failure> {
             pipeline,
             workers,
             fresh,
-        } => run::run(&session()?, &pipeline, workers.map(usize::from), fresh),
+            full_refresh,
+        } => {
+            let options = run::RunOptions {
+                workers: workers.map(usize::from),
+                fresh,
+                full_refresh,
+                replay: None,
+            };
+            run::run(&session()?, &pipeline, options)
+        }
         Command::Gc { unfinished } => gc::gc(&session()?, unfinished),
         Command::Erase { pipeline, subject } => keys::erase(&session()?, &pipeline, &subject),
         Command::Keys(cmd) => keys::keys(&session()?, cmd),

@@ -180,7 +180,8 @@ fn replay(
             })?,
     };
     let pipeline = pipeline.as_path();
-    let (mut plan, keys, keyring) = super::run::plan_with_keys(session, pipeline)?;
+    let mut prepared = super::run::prepare(session, pipeline)?;
+    let plan = &mut prepared.plan;
     let from = pipeline_name(&path).unwrap_or_default();
     if plan.name != from {
         return Err(invalid(format!(
@@ -208,7 +209,11 @@ fn replay(
         run_id: &run,
         records: &records,
     };
-    super::run::execute(session, plan, keys, keyring, None, false, Some(replay))
+    let options = super::run::RunOptions {
+        replay: Some(replay),
+        ..Default::default()
+    };
+    super::run::execute(session, prepared, options)
 }
 
 /// `out/leads.csv` → `out/leads.replay-RUN.csv`.

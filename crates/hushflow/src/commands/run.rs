@@ -2,27 +2,52 @@
 
 use super::{Exit, Failure, Session, failure, invalid};
 use hushflow_crypto::Keyring;
+use hushflow_engine::plan::Connections;
 use hushflow_engine::{KeyMaterial, Outcome, Plan, Replay, RunContext, os_user};
 use hushflow_secrets::SecretResolver;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use std::path::Path;
 use std::time::Duration;
 
-/// Loads and checks a pipeline, then resolves its keys: the shared first half of validate and run.
-pub(super) fn plan_with_keys(
-    session: &Session<'_>,
-    pipeline: &Path,
-) -> Result<(Plan, KeyMaterial, Keyring), Failure> {
-    let plan = hushflow_engine::plan::load(pipeline).map_err(invalid)?;
+/// A checked pipeline with its secrets resolved: the shared first half of validate and run.
+pub(super) struct Prepared {
+    pub plan: Plan,
+    pub keys: KeyMaterial,
+    pub keyring: Keyring,
+    pub connections: Connections,
+}
+
+/// How `execute` runs a prepared pipeline.
+#[derive(Default)]
+pub(super) struct RunOptions<'a> {
+    pub workers: Option<usize>,
+    pub fresh: bool,
+    pub full_refresh: bool,
+    pub replay: Option<Replay<'a>>,
+}
+
+/// Loads and checks a pipeline, then resolves its keys and connections.
+pub(super) fn prepare(session: &Session<'_>, pipeline: &Path) -> Result<Prepared, Failure> {
+    let mut plan = hushflow_engine::plan::load(pipeline).map_err(invalid)?;
     let keyring = session.keyring()?;
     let resolver = SecretResolver::new(session.out.redactor.clone(), Some(&keyring));
     let keys = plan.resolve_keys(&resolver, &keyring).map_err(invalid)?;
-    Ok((plan, keys, keyring))
+    let (connections, warnings) = plan.resolve_connections(&resolver).map_err(invalid)?;
+    plan.warnings.extend(warnings);
+    Ok(Prepared {
+        plan,
+        keys,
+        keyring,
+        connections,
+    })
 }
 
 pub(super) fn validate(session: &Session<'_>, pipeline: &Path) -> Result<Exit, Failure> {
     let out = session.out;
-    let (plan, _keys, _keyring) = plan_with_keys(session, pipeline)?;
+    let plan = prepare(session, pipeline)?.plan;
+    for w in &plan.warnings {
+        out.note(format!("warning: {w}"));
+    }
     out.line(plan.to_string().trim_end());
     out.line(format!("{}: valid", pipeline.display()));
     Ok(Exit::Success)
@@ -31,28 +56,28 @@ pub(super) fn validate(session: &Session<'_>, pipeline: &Path) -> Result<Exit, F
 pub(super) fn run(
     session: &Session<'_>,
     pipeline: &Path,
-    workers: Option<usize>,
-    fresh: bool,
+    options: RunOptions<'_>,
 ) -> Result<Exit, Failure> {
-    let (plan, keys, keyring) = plan_with_keys(session, pipeline)?;
-    execute(session, plan, keys, keyring, workers, fresh, None)
+    execute(session, prepare(session, pipeline)?, options)
 }
 
 /// Runs a checked plan (or replays a quarantine through it) and prints the summary.
 pub(super) fn execute(
     session: &Session<'_>,
-    mut plan: Plan,
-    keys: KeyMaterial,
-    mut keyring: Keyring,
-    workers: Option<usize>,
-    fresh: bool,
-    replay: Option<Replay<'_>>,
+    prepared: Prepared,
+    options: RunOptions<'_>,
 ) -> Result<Exit, Failure> {
+    let Prepared {
+        mut plan,
+        keys,
+        mut keyring,
+        connections,
+    } = prepared;
     let out = session.out;
     // Quarantined and staged records are encrypted to the state directory's identity, made on
     // first use.
     let identity = keyring.state_identity().map_err(failure)?.clone();
-    if let Some(n) = workers {
+    if let Some(n) = options.workers {
         plan.workers = n;
     }
     for w in &plan.warnings {
@@ -63,8 +88,10 @@ pub(super) fn execute(
     let ctx = RunContext {
         state: &session.state,
         identity: &identity,
-        fresh,
-        replay,
+        fresh: options.fresh,
+        replay: options.replay,
+        connections: &connections,
+        full_refresh: options.full_refresh,
         actor: os_user(),
         progress: &progress,
     };

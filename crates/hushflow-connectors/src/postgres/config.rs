@@ -1,0 +1,103 @@
+//! The `[source]` and `[sink]` tables of a pipeline file with `type = "postgres"`.
+
+use serde::Deserialize;
+use std::path::PathBuf;
+
+/// How a connection is encrypted: libpq's `sslmode` and `sslrootcert` (which may also be given
+/// in the URL's query string; the pipeline's keys win), and whether an unencrypted connection
+/// to a remote host is allowed. Every postgres `[source]` and `[sink]` takes these three keys:
+/// - `sslmode`: `disable`, `allow`, `prefer`, `require`, `verify-ca` or `verify-full`; default
+///   `verify-full`, or `prefer` for a loopback address or a Unix socket;
+/// - `sslrootcert`: a PEM file of the root certificates to trust, or `system` (the default) for
+///   the operating system's store; relative to the pipeline file;
+/// - `allow_insecure`: allow a mode that may send data unencrypted (`disable`, `allow`,
+///   `prefer`) to a host that is not loopback; off by default, and validate warns when it is on.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Tls {
+    pub sslmode: Option<String>,
+    pub sslrootcert: Option<PathBuf>,
+    pub allow_insecure: bool,
+}
+
+/// Reads rows of a table, or of a query, from PostgreSQL.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PostgresSourceConfig {
+    /// A secret reference (`env:NAME`, `file:PATH`, `keyring:NAME`) holding the connection URL,
+    /// `postgres://user:password@host:port/db?sslmode=…`. Never the URL itself.
+    pub url: String,
+    /// The table (optionally `schema.table`) to read; or give `query`.
+    #[serde(default)]
+    pub table: Option<String>,
+    /// A `SELECT` whose result is read as if it were a table.
+    #[serde(default)]
+    pub query: Option<String>,
+    /// A column that grows when a row changes (`updated_at`, a sequence): each run reads only
+    /// rows after the last committed (cursor, key). Without it every run reads everything.
+    #[serde(default)]
+    pub cursor: Option<String>,
+    /// See [`Tls`].
+    #[serde(default)]
+    pub sslmode: Option<String>,
+    #[serde(default)]
+    pub sslrootcert: Option<PathBuf>,
+    #[serde(default)]
+    pub allow_insecure: bool,
+}
+
+/// Writes rows to a table of a PostgreSQL database.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PostgresSinkConfig {
+    /// A secret reference holding the connection URL (see the source's `url`).
+    pub url: String,
+    /// The table (optionally `schema.table`). Created if missing, keyed on the record key.
+    pub table: String,
+    #[serde(default)]
+    pub mode: PostgresMode,
+    /// The fields to write, in this order; default every field the policy outputs.
+    #[serde(default)]
+    pub fields: Option<Vec<String>>,
+    /// See [`Tls`].
+    #[serde(default)]
+    pub sslmode: Option<String>,
+    #[serde(default)]
+    pub sslrootcert: Option<PathBuf>,
+    #[serde(default)]
+    pub allow_insecure: bool,
+}
+
+/// How rows meet the rows already in the table.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PostgresMode {
+    /// COPY into a temporary table, then `INSERT … ON CONFLICT (key) DO UPDATE`: new keys are
+    /// inserted, present ones updated; re-running gives the same table.
+    #[default]
+    Upsert,
+    /// COPY straight into the table; a key already present stops the run.
+    Append,
+    /// Load a new table and swap it in when the run succeeds: the table holds exactly this
+    /// run's rows, and readers never see it half-loaded.
+    Replace,
+}
+
+impl PostgresSourceConfig {
+    pub fn tls(&self) -> Tls {
+        Tls {
+            sslmode: self.sslmode.clone(),
+            sslrootcert: self.sslrootcert.clone(),
+            allow_insecure: self.allow_insecure,
+        }
+    }
+}
+
+impl PostgresSinkConfig {
+    pub fn tls(&self) -> Tls {
+        Tls {
+            sslmode: self.sslmode.clone(),
+            sslrootcert: self.sslrootcert.clone(),
+            allow_insecure: self.allow_insecure,
+        }
+    }
+}

@@ -1,0 +1,339 @@
+//! Loads batches with COPY (text format), one transaction per batch: straight into the table
+//! (`append`), into a temporary table merged with `INSERT … ON CONFLICT (key) DO UPDATE`
+//! (`upsert`), or into a new table swapped in at the end (`replace`). The source's position is
+//! written to `hushflow_cursors` in the batch's transaction, so data and cursor commit together.
+//!
+//! The table is created if missing (the record key is its primary key; column types come from
+//! the engine: `integer` for a generalized year, `text` otherwise). A field the table lacks is
+//! added (`ALTER TABLE … ADD COLUMN`); columns the run does not write are left alone.
+
+use super::config::{PostgresMode, PostgresSinkConfig};
+use super::connect;
+use super::sql::{column, copy_cell, ident};
+use hushflow_core::{Batch, Error, Position, Schema, Sink};
+use std::collections::HashMap;
+use std::io::Write;
+use std::path::Path;
+
+const CURSORS: &str = "hushflow_cursors";
+const STAGE: &str = "hushflow_stage";
+
+pub struct PostgresSink {
+    client: postgres::Client,
+    config: PostgresSinkConfig,
+    key: String,
+    types: HashMap<String, String>,
+    /// The fields written, and where each sits in the batches.
+    columns: Vec<String>,
+    take: Vec<usize>,
+    /// Where COPY goes: the table, the stage, or the replacement table.
+    copy_into: String,
+    /// `replace` commits the position with the swap, at the end.
+    pending_position: Option<(String, Position)>,
+    buf: Vec<u8>,
+}
+
+fn db_error(table: &str, action: &str) -> impl Fn(postgres::Error) -> Error + use<> {
+    let (table, action) = (table.to_string(), action.to_string());
+    move |e| {
+        let detail = e
+            .as_db_error()
+            .map(|d| d.message().to_string())
+            .unwrap_or_else(|| e.to_string());
+        // Database messages can quote a value (a duplicate key); the redactor does not know
+        // record values, so the detail is kept only for errors that cannot carry one.
+        let detail = match e.as_db_error().map(|d| d.code().code()) {
+            Some("23505") => {
+                "a key is already in the table (append mode); use mode = \"upsert\"".into()
+            }
+            Some(code) if code.starts_with("22") || code.starts_with("23") => {
+                format!("a value was refused (SQLSTATE {code})")
+            }
+            _ => detail,
+        };
+        Error::Destination {
+            path: table.clone().into(),
+            message: format!("{action}: {detail}"),
+        }
+    }
+}
+
+impl PostgresSink {
+    /// Connects. `types` maps output fields to SQL types for columns hushflow creates (missing
+    /// ones are `text`).
+    pub fn new(
+        config: &PostgresSinkConfig,
+        url: &str,
+        base: &Path,
+        key: &str,
+        types: HashMap<String, String>,
+    ) -> Result<PostgresSink, Error> {
+        let target = connect::target(url, &config.tls(), base)?;
+        let client = connect::connect(&target)?;
+        Ok(PostgresSink {
+            client,
+            config: config.clone(),
+            key: key.to_string(),
+            types,
+            columns: Vec::new(),
+            take: Vec::new(),
+            copy_into: ident(&config.table),
+            pending_position: None,
+            buf: Vec::new(),
+        })
+    }
+
+    fn err(&self, action: &str) -> impl Fn(postgres::Error) -> Error + use<> {
+        db_error(&self.config.table, action)
+    }
+
+    fn sql_type(&self, field: &str) -> &str {
+        self.types.get(field).map_or("text", String::as_str)
+    }
+
+    /// The table's schema and bare name (`public`-or-search-path when unqualified).
+    fn split_table(&self) -> (Option<&str>, &str) {
+        match self.config.table.rsplit_once('.') {
+            Some((schema, name)) => (Some(schema), name),
+            None => (None, self.config.table.as_str()),
+        }
+    }
+
+    fn save_position(
+        tx: &mut postgres::Transaction<'_>,
+        pipeline: &str,
+        position: &Position,
+    ) -> Result<(), postgres::Error> {
+        tx.batch_execute(&format!(
+            "CREATE TABLE IF NOT EXISTS {CURSORS} (pipeline text PRIMARY KEY, cursor_value text \
+             NOT NULL, key_value text NOT NULL, committed_at timestamptz NOT NULL DEFAULT now())"
+        ))?;
+        tx.execute(
+            &format!(
+                "INSERT INTO {CURSORS} (pipeline, cursor_value, key_value) VALUES ($1, $2, $3) \
+                 ON CONFLICT (pipeline) DO UPDATE SET cursor_value = EXCLUDED.cursor_value, \
+                 key_value = EXCLUDED.key_value, committed_at = now()"
+            ),
+            &[&pipeline, &position.cursor, &position.key],
+        )?;
+        Ok(())
+    }
+}
+
+impl Sink for PostgresSink {
+    fn open(&mut self, schema: &Schema) -> Result<(), Error> {
+        let fields: Vec<String> = match &self.config.fields {
+            Some(f) => f.clone(),
+            None => schema.fields().to_vec(),
+        };
+        if !fields.contains(&self.key) {
+            return Err(Error::Config(format!(
+                "PostgreSQL sink {}: the fields written must include the key `{}`",
+                self.config.table, self.key
+            )));
+        }
+        self.take = fields
+            .iter()
+            .map(|f| {
+                schema
+                    .index_of(f)
+                    .ok_or_else(|| Error::Config(format!("the policy does not output `{f}`")))
+            })
+            .collect::<Result<_, _>>()?;
+        self.columns = fields;
+        let table = ident(&self.config.table);
+        let defs: Vec<String> = self
+            .columns
+            .iter()
+            .map(|c| format!("{} {}", column(c), self.sql_type(c)))
+            .collect();
+        let create = format!(
+            "CREATE TABLE IF NOT EXISTS {table} ({}, PRIMARY KEY ({}))",
+            defs.join(", "),
+            column(&self.key)
+        );
+        self.client
+            .batch_execute(&create)
+            .map_err(self.err("creating the table"))?;
+
+        // Schema drift: a field the table lacks becomes a new column.
+        let (schema_name, name) = self.split_table();
+        let (schema_name, name) = (schema_name.map(str::to_owned), name.to_owned());
+        let existing: Vec<String> = self
+            .client
+            .query(
+                "SELECT column_name::text FROM information_schema.columns \
+                 WHERE table_schema = coalesce($1, current_schema()) AND table_name = $2",
+                &[&schema_name, &name],
+            )
+            .map_err(self.err("reading its columns"))?
+            .iter()
+            .map(|r| r.get(0))
+            .collect();
+        for c in self.columns.clone() {
+            if !existing.contains(&c) {
+                let add = format!(
+                    "ALTER TABLE {table} ADD COLUMN IF NOT EXISTS {} {}",
+                    column(&c),
+                    self.sql_type(&c)
+                );
+                self.client
+                    .batch_execute(&add)
+                    .map_err(self.err("adding a column"))?;
+            }
+        }
+
+        match self.config.mode {
+            PostgresMode::Append => {}
+            PostgresMode::Upsert => {
+                let stage = format!(
+                    "CREATE TEMP TABLE IF NOT EXISTS {STAGE} (LIKE {table} INCLUDING DEFAULTS) \
+                     ON COMMIT DELETE ROWS; \
+                     ALTER TABLE {STAGE} ADD COLUMN IF NOT EXISTS hushflow_ord bigserial"
+                );
+                self.client
+                    .batch_execute(&stage)
+                    .map_err(self.err("creating the staging table"))?;
+                self.copy_into = STAGE.to_string();
+            }
+            PostgresMode::Replace => {
+                let new = ident(&format!("{}__hushflow_new", self.config.table));
+                let create = format!(
+                    "DROP TABLE IF EXISTS {new}; CREATE TABLE {new} (LIKE {table} INCLUDING ALL)"
+                );
+                self.client
+                    .batch_execute(&create)
+                    .map_err(self.err("creating the replacement table"))?;
+                self.copy_into = new;
+            }
+        }
+        Ok(())
+    }
+
+    fn write_batch(&mut self, batch: &Batch) -> Result<(), Error> {
+        self.write_batch_at(batch, "", None)
+    }
+
+    fn write_batch_at(
+        &mut self,
+        batch: &Batch,
+        pipeline: &str,
+        position: Option<&Position>,
+    ) -> Result<(), Error> {
+        self.buf.clear();
+        let columns: Vec<_> = self.take.iter().map(|&i| batch.column(i)).collect();
+        for row in 0..batch.len() {
+            for (n, c) in columns.iter().enumerate() {
+                if n > 0 {
+                    self.buf.push(b'\t');
+                }
+                copy_cell(c.get(row), &mut self.buf);
+            }
+            self.buf.push(b'\n');
+        }
+        let cols: Vec<String> = self.columns.iter().map(|c| column(c)).collect();
+        let cols = cols.join(", ");
+        let copy = format!("COPY {} ({cols}) FROM STDIN", self.copy_into);
+        let merge = (self.config.mode == PostgresMode::Upsert).then(|| {
+            let key = column(&self.key);
+            let updates: Vec<String> = self
+                .columns
+                .iter()
+                .filter(|c| **c != self.key)
+                .map(|c| format!("{0} = EXCLUDED.{0}", column(c)))
+                .collect();
+            let action = if updates.is_empty() {
+                "DO NOTHING".to_string()
+            } else {
+                format!("DO UPDATE SET {}", updates.join(", "))
+            };
+            // The last row of a key in the batch wins, as it would row by row.
+            format!(
+                "INSERT INTO {} ({cols}) SELECT DISTINCT ON ({key}) {cols} FROM {STAGE} \
+                 ORDER BY {key}, hushflow_ord DESC ON CONFLICT ({key}) {action}",
+                ident(&self.config.table)
+            )
+        });
+        let (copy_err, merge_err, pos_err, commit_err) = (
+            self.err("loading a batch (COPY)"),
+            self.err("merging a batch"),
+            self.err("recording the position"),
+            self.err("committing a batch"),
+        );
+        let replace = self.config.mode == PostgresMode::Replace;
+        let begin_err = self.err("beginning a batch");
+        let mut tx = self.client.transaction().map_err(begin_err)?;
+        let mut writer = tx.copy_in(&copy).map_err(&copy_err)?;
+        writer
+            .write_all(&self.buf)
+            .map_err(|e| Error::Destination {
+                path: self.config.table.clone().into(),
+                message: format!("loading a batch (COPY): {e}"),
+            })?;
+        writer.finish().map_err(&copy_err)?;
+        if let Some(merge) = &merge {
+            tx.execute(merge.as_str(), &[]).map_err(&merge_err)?;
+        }
+        match position {
+            Some(p) if !replace => Self::save_position(&mut tx, pipeline, p).map_err(&pos_err)?,
+            Some(p) => self.pending_position = Some((pipeline.to_string(), p.clone())),
+            None => {}
+        }
+        tx.commit().map_err(&commit_err)?;
+        Ok(())
+    }
+
+    fn finish(&mut self) -> Result<(), Error> {
+        if self.config.mode != PostgresMode::Replace {
+            return Ok(());
+        }
+        let table = ident(&self.config.table);
+        let (_, name) = self.split_table();
+        let swap = format!(
+            "DROP TABLE IF EXISTS {table}; ALTER TABLE {} RENAME TO {}",
+            self.copy_into,
+            column(name)
+        );
+        let pending = self.pending_position.take();
+        let (swap_err, pos_err) = (
+            self.err("swapping in the new table"),
+            self.err("recording the position"),
+        );
+        let (begin_err, commit_err) = (
+            self.err("beginning the swap"),
+            self.err("committing the swap"),
+        );
+        let mut tx = self.client.transaction().map_err(begin_err)?;
+        tx.batch_execute(&swap).map_err(&swap_err)?;
+        if let Some((pipeline, p)) = &pending {
+            Self::save_position(&mut tx, pipeline, p).map_err(&pos_err)?;
+        }
+        tx.commit().map_err(commit_err)
+    }
+
+    fn keeps_positions(&self) -> bool {
+        true
+    }
+
+    fn committed_position(&mut self, pipeline: &str) -> Result<Option<Position>, Error> {
+        let exists: bool = self
+            .client
+            .query_one(&format!("SELECT to_regclass('{CURSORS}') IS NOT NULL"), &[])
+            .map_err(self.err("looking for the cursor table"))?
+            .get(0);
+        if !exists {
+            return Ok(None);
+        }
+        let row = self
+            .client
+            .query_opt(
+                &format!("SELECT cursor_value, key_value FROM {CURSORS} WHERE pipeline = $1"),
+                &[&pipeline],
+            )
+            .map_err(self.err("reading the committed position"))?;
+        Ok(row.map(|r| Position {
+            cursor: r.get(0),
+            key: r.get(1),
+        }))
+    }
+}
