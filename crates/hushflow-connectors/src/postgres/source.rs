@@ -48,8 +48,10 @@ impl PostgresSource {
         after: Option<&Position>,
     ) -> Result<PostgresSource, Error> {
         let (from, label) = match (&config.table, &config.query) {
-            (Some(t), None) => (ident(t), format!("table {t}")),
-            (None, Some(q)) => (format!("({q}) AS hushflow_query"), "query".to_string()),
+            // Aliased so that ORDER BY and WHERE name the source's columns, not the text casts
+            // of the select list (which sort differently).
+            (Some(t), None) => (format!("{} AS hf_src", ident(t)), format!("table {t}")),
+            (None, Some(q)) => (format!("({q}) AS hf_src"), "query".to_string()),
             _ => {
                 return Err(Error::Config(
                     "a postgres source needs exactly one of `table` and `query`".into(),
@@ -93,7 +95,10 @@ impl PostgresSource {
         let mut sql = String::new();
         if let Some(cursor) = &config.cursor {
             let (ctype, ktype) = (type_of(cursor)?, type_of(key)?);
-            let (c, k) = (column(cursor), column(key));
+            let (c, k) = (
+                format!("hf_src.{}", column(cursor)),
+                format!("hf_src.{}", column(key)),
+            );
             select.push(format!("{c}::text"));
             select.push(format!("{k}::text"));
             sql.push_str(&format!("SELECT {} FROM {from}", select.join(", ")));
