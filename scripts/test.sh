@@ -28,6 +28,21 @@ if ! command -v age >/dev/null 2>&1 || ! command -v age-keygen >/dev/null 2>&1; 
 fi
 age --version
 
+step "PostgreSQL at 127.0.0.1:5432 (the database tests use a real server)"
+if ! pg_isready -q -h 127.0.0.1 -p 5432 2>/dev/null; then
+  if [ "$(id -u)" = 0 ]; then sudo=""; else sudo="sudo"; fi
+  if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
+    $sudo apt-get install -y -qq postgresql >/dev/null 2>&1 || { $sudo apt-get update -qq && $sudo apt-get install -y -qq postgresql; }
+    # A fresh cluster asks for passwords on TCP; the tests connect as postgres over loopback.
+    for hba in /etc/postgresql/*/main/pg_hba.conf; do
+      $sudo sed -i '1i host all postgres 127.0.0.1/32 trust' "$hba"
+    done
+  fi
+  $sudo pg_ctlcluster --skip-systemctl-redirect "$(ls /etc/postgresql | sort -V | tail -n 1)" main start
+  for _ in $(seq 1 30); do pg_isready -q -h 127.0.0.1 -p 5432 && break; sleep 1; done
+fi
+pg_isready -h 127.0.0.1 -p 5432
+
 step "cargo test"
 if command -v cargo-nextest >/dev/null 2>&1; then
   cargo nextest run --workspace --locked --no-fail-fast

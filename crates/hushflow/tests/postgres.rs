@@ -1,0 +1,249 @@
+//! PostgreSQL to PostgreSQL through the real binary, against the machine's server
+//! (127.0.0.1:5432, trust auth): incremental syncs move only changed rows; a password never
+//! shows; runs killed with SIGKILL at random points and run again leave the destination exactly
+//! equal to an uninterrupted run's.
+
+mod common;
+use common::*;
+use std::time::{Duration, Instant};
+
+const SERVER: &str = "postgres://postgres@127.0.0.1:5432";
+
+struct Database {
+    name: String,
+}
+
+impl Database {
+    fn new(tag: &str) -> Database {
+        let name = format!("hf_cli_{tag}_{}", std::process::id());
+        admin(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"));
+        admin(&format!("CREATE DATABASE {name}"));
+        Database { name }
+    }
+
+    fn url(&self) -> String {
+        format!("{SERVER}/{}", self.name)
+    }
+
+    fn client(&self) -> postgres::Client {
+        postgres::Client::connect(&self.url(), postgres::NoTls).unwrap()
+    }
+
+    fn count(&self, sql: &str) -> i64 {
+        self.client().query_one(sql, &[]).unwrap().get(0)
+    }
+}
+
+impl Drop for Database {
+    fn drop(&mut self) {
+        admin(&format!(
+            "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+            self.name
+        ));
+    }
+}
+
+fn admin(sql: &str) {
+    postgres::Client::connect(&format!("{SERVER}/postgres"), postgres::NoTls)
+        .expect("PostgreSQL at 127.0.0.1:5432 (scripts/test.sh starts it)")
+        .batch_execute(sql)
+        .unwrap();
+}
+
+fn contacts(db: &Database, rows: i64) {
+    db.client()
+        .batch_execute(&format!(
+            "CREATE TABLE contacts (id bigint PRIMARY KEY, email text NOT NULL, \
+             birth_date date, notes text, updated_at timestamptz NOT NULL);
+             INSERT INTO contacts SELECT g, 'User' || g || '@Example.com', \
+             date '1950-01-01' + (g % 20000)::int, 'private note ' || g, \
+             timestamptz '2026-01-01' + (g / 7) * interval '1 second' \
+             FROM generate_series(1, {rows}) g;"
+        ))
+        .unwrap();
+}
+
+fn pipeline(name: &str, table: &str) -> String {
+    format!(
+        r#"
+[pipeline]
+name = "{name}"
+key = "id"
+batch_size = 5000
+
+[source]
+type = "postgres"
+url = "env:HF_SRC_DB"
+table = "contacts"
+cursor = "updated_at"
+
+[policy]
+fields.id = "keep"
+fields.email = {{ hash = "hmac-sha256", key = "keyring:pepper", normalize = "email" }}
+fields.birth_date = {{ generalize = "year" }}
+fields.updated_at = "keep"
+
+[sink]
+type = "postgres"
+url = "env:HF_DST_DB"
+table = "{table}"
+mode = "upsert"
+"#
+    )
+}
+
+fn run(ws: &Workspace, src: &Database, dst: &Database, pipeline: &str, code: i32) -> Run {
+    let r = ws.run_with(
+        &["run", pipeline],
+        &[("HF_SRC_DB", &src.url()), ("HF_DST_DB", &dst.url())],
+    );
+    assert_eq!(r.code, code, "{}", r.all());
+    r
+}
+
+#[test]
+fn an_incremental_sync_moves_only_the_changed_rows() {
+    let (src, dst) = (Database::new("inc_src"), Database::new("inc_dst"));
+    contacts(&src, 5_000);
+    let ws = Workspace::new();
+    ws.ok(&["keys", "create", "pepper", "--purpose", "hash"], 0);
+    ws.write("p.toml", pipeline("inc", "leads"));
+    let r = run(&ws, &src, &dst, "p.toml", 0);
+    assert!(r.stdout.contains("read 5000, written 5000"), "{}", r.stdout);
+    assert_eq!(dst.count("SELECT count(*) FROM leads"), 5_000);
+    let r = run(&ws, &src, &dst, "p.toml", 0);
+    assert!(
+        r.stdout.contains("read 0, written 0"),
+        "nothing changed: {}",
+        r.stdout
+    );
+
+    let before: String = dst
+        .client()
+        .query_one("SELECT email FROM leads WHERE id = '100'", &[])
+        .unwrap()
+        .get(0);
+    src.client()
+        .batch_execute(
+            "UPDATE contacts SET email = 'moved' || id || '@example.com', \
+             updated_at = timestamptz '2026-06-01' WHERE id % 100 = 0",
+        )
+        .unwrap();
+    let r = run(&ws, &src, &dst, "p.toml", 0);
+    assert!(
+        r.stdout.contains("read 50, written 50"),
+        "1% moves: {}",
+        r.stdout
+    );
+    let after: String = dst
+        .client()
+        .query_one("SELECT email FROM leads WHERE id = '100'", &[])
+        .unwrap()
+        .get(0);
+    assert_ne!(before, after);
+    assert_eq!(after.len(), 64, "a hash, never the address");
+    assert_eq!(dst.count("SELECT count(*) FROM leads"), 5_000);
+
+    // --full-refresh reads everything again; the upsert leaves the same table.
+    let r = ws.run_with(
+        &["run", "p.toml", "--full-refresh"],
+        &[("HF_SRC_DB", &src.url()), ("HF_DST_DB", &dst.url())],
+    );
+    assert!(r.stdout.contains("read 5000, written 5000"), "{}", r.all());
+    assert_eq!(dst.count("SELECT count(*) FROM leads"), 5_000);
+    assert_eq!(
+        dst.count("SELECT count(*) FROM information_schema.columns WHERE table_name = 'leads' AND column_name = 'notes'"),
+        0,
+        "a dropped field is neither read nor written"
+    );
+}
+
+#[test]
+fn a_password_never_shows_and_a_literal_url_is_refused() {
+    let ws = Workspace::new();
+    ws.ok(&["keys", "create", "pepper"], 0);
+    ws.write("p.toml", pipeline("canary", "leads"));
+    let canary = "pw-canary-3b9d7f";
+    let bad = format!(
+        "postgres://postgres:{canary}@127.0.0.1:5432/hf_no_such_db_{}",
+        std::process::id()
+    );
+    let r = ws.run_with(
+        &["run", "p.toml"],
+        &[
+            ("HF_SRC_DB", bad.as_str()),
+            ("HF_DST_DB", bad.as_str()),
+            ("HUSHFLOW_LOG", "trace"),
+        ],
+    );
+    assert_eq!(r.code, 1, "{}", r.all());
+    assert!(
+        r.stderr.contains("hf_no_such_db") || r.stderr.contains("does not exist"),
+        "{}",
+        r.stderr
+    );
+    assert!(!r.all().contains(canary), "{}", r.all());
+    for (_, bytes) in ws.bytes_under(&ws.state()) {
+        assert!(!contains(&bytes, canary));
+    }
+
+    let literal = pipeline("canary", "leads").replace(
+        "url = \"env:HF_SRC_DB\"",
+        &format!("url = \"postgres://postgres:{canary}@db.example.com/crm\""),
+    );
+    ws.write("q.toml", literal);
+    let r = ws.ok(&["validate", "q.toml"], 2);
+    assert!(!r.all().contains(canary), "{}", r.all());
+}
+
+#[test]
+fn killed_at_random_points_then_run_to_completion_the_destination_is_exact() {
+    let rows = 1_000_000;
+    let (src, dst) = (Database::new("crash_src"), Database::new("crash_dst"));
+    contacts(&src, rows);
+    let ws = Workspace::new();
+    ws.ok(&["keys", "create", "pepper", "--purpose", "hash"], 0);
+    ws.write("p.toml", pipeline("crash", "leads"));
+    ws.write("reference.toml", pipeline("reference", "expected"));
+    run(&ws, &src, &dst, "reference.toml", 0);
+    assert_eq!(dst.count("SELECT count(*) FROM expected"), rows);
+
+    // A small LCG: random kill times, the same on every run of the test.
+    let mut seed: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut kills = 0;
+    for _ in 0..10 {
+        seed = seed
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        let after = Duration::from_millis(150 + (seed >> 33) % 1500);
+        let mut child = ws
+            .command()
+            .args(["run", "p.toml"])
+            .env("HF_SRC_DB", src.url())
+            .env("HF_DST_DB", dst.url())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let started = Instant::now();
+        while started.elapsed() < after {
+            if child.try_wait().unwrap().is_some() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        if child.try_wait().unwrap().is_none() {
+            child.kill().unwrap();
+            kills += 1;
+        }
+        let _ = child.wait();
+    }
+    assert!(kills >= 5, "most runs were killed mid-way ({kills})");
+    run(&ws, &src, &dst, "p.toml", 0);
+    assert_eq!(dst.count("SELECT count(*) FROM leads"), rows);
+    let differ = dst.count(
+        "SELECT count(*) FROM ((SELECT * FROM leads EXCEPT SELECT * FROM expected) \
+         UNION ALL (SELECT * FROM expected EXCEPT SELECT * FROM leads)) d",
+    );
+    assert_eq!(differ, 0, "the destination equals an uninterrupted run's");
+}
