@@ -188,8 +188,7 @@ impl Sink for PostgresSink {
             PostgresMode::Upsert => {
                 let stage = format!(
                     "CREATE TEMP TABLE IF NOT EXISTS {STAGE} (LIKE {table} INCLUDING DEFAULTS) \
-                     ON COMMIT DELETE ROWS; \
-                     ALTER TABLE {STAGE} ADD COLUMN IF NOT EXISTS hushflow_ord bigserial"
+                     ON COMMIT DELETE ROWS"
                 );
                 self.client
                     .batch_execute(&stage)
@@ -222,7 +221,25 @@ impl Sink for PostgresSink {
     ) -> Result<(), Error> {
         self.buf.clear();
         let columns: Vec<_> = self.take.iter().map(|&i| batch.column(i)).collect();
+        // ON CONFLICT cannot touch a row twice in one statement: of the rows of a key in one
+        // batch, only the last goes (as if they were upserted one by one).
+        let mut superseded = vec![false; batch.len()];
+        if self.config.mode == PostgresMode::Upsert {
+            let key_column = self.columns.iter().position(|c| *c == self.key);
+            if let Some(k) = key_column {
+                let keys = columns[k];
+                let mut last: HashMap<&str, usize> = HashMap::with_capacity(batch.len());
+                for row in 0..batch.len() {
+                    if let Some(earlier) = last.insert(keys.get(row).text, row) {
+                        superseded[earlier] = true;
+                    }
+                }
+            }
+        }
         for row in 0..batch.len() {
+            if superseded[row] {
+                continue;
+            }
             for (n, c) in columns.iter().enumerate() {
                 if n > 0 {
                     self.buf.push(b'\t');
@@ -247,10 +264,8 @@ impl Sink for PostgresSink {
             } else {
                 format!("DO UPDATE SET {}", updates.join(", "))
             };
-            // The last row of a key in the batch wins, as it would row by row.
             format!(
-                "INSERT INTO {} ({cols}) SELECT DISTINCT ON ({key}) {cols} FROM {STAGE} \
-                 ORDER BY {key}, hushflow_ord DESC ON CONFLICT ({key}) {action}",
+                "INSERT INTO {} ({cols}) SELECT {cols} FROM {STAGE} ON CONFLICT ({key}) {action}",
                 ident(&self.config.table)
             )
         });
