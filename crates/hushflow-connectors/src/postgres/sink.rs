@@ -236,10 +236,7 @@ impl Sink for PostgresSink {
                 }
             }
         }
-        for row in 0..batch.len() {
-            if superseded[row] {
-                continue;
-            }
+        for (row, _) in superseded.iter().enumerate().filter(|(_, s)| !**s) {
             for (n, c) in columns.iter().enumerate() {
                 if n > 0 {
                     self.buf.push(b'\t');
