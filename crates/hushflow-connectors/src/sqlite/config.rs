@@ -15,7 +15,8 @@ pub struct SqliteSinkConfig {
     pub table: String,
     /// `"upsert"` (the default): a row whose key is already in the table replaces that row's
     /// values, so re-running a pipeline gives the same table. `"append"`: rows are only
-    /// inserted, and a key already in the table stops the run.
+    /// inserted, and a key already in the table stops the run. `"replace"`: the table is rebuilt
+    /// from this run's rows and swapped in at the end.
     #[serde(default)]
     pub mode: SqliteMode,
     /// The fields to write, in this order; must include the record key. Default: every field
@@ -45,4 +46,7 @@ pub enum SqliteMode {
     Upsert,
     /// Insert only; a key already present is an error.
     Append,
+    /// Write a new table and swap it in when the run succeeds: the table holds exactly this
+    /// run's rows, and readers never see it half-written.
+    Replace,
 }

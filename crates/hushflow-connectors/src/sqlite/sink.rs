@@ -3,7 +3,7 @@
 use super::config::{SqliteMode, SqliteSinkConfig};
 use crate::fields::{Output, list, not_open};
 use crate::file::create_private_if_absent;
-use hushflow_core::{Batch, Cell, CellKind, Error, Schema, Sink};
+use hushflow_core::{Batch, Cell, CellKind, Error, Position, Schema, Sink};
 use rusqlite::types::{ToSqlOutput, Value, ValueRef};
 use rusqlite::{Connection, OpenFlags, ToSql};
 use std::path::{Path, PathBuf};
@@ -36,6 +36,32 @@ struct OpenSqlite {
     output: Output,
     /// The insert, kept prepared in the connection's statement cache.
     insert: String,
+    /// `replace` commits the position with the swap, at the end.
+    pending_position: Option<(String, Position)>,
+}
+
+/// Where positions of incremental sources are kept, beside the data they belong to.
+const CURSORS: &str = "hushflow_cursors";
+
+fn save_position(
+    tx: &rusqlite::Transaction<'_>,
+    pipeline: &str,
+    position: &Position,
+) -> rusqlite::Result<()> {
+    tx.execute_batch(&format!(
+        "CREATE TABLE IF NOT EXISTS {CURSORS} (pipeline TEXT PRIMARY KEY, cursor_value TEXT NOT \
+         NULL, key_value TEXT NOT NULL, committed_at TEXT NOT NULL)"
+    ))?;
+    tx.execute(
+        &format!(
+            "INSERT INTO {CURSORS} (pipeline, cursor_value, key_value, committed_at) \
+             VALUES (?1, ?2, ?3, datetime('now')) ON CONFLICT (pipeline) DO UPDATE SET \
+             cursor_value = excluded.cursor_value, key_value = excluded.key_value, \
+             committed_at = excluded.committed_at"
+        ),
+        rusqlite::params![pipeline, position.cursor, position.key],
+    )?;
+    Ok(())
 }
 
 impl SqliteSink {
@@ -61,14 +87,27 @@ impl SqliteSink {
         }
     }
 
+    /// Where rows go: the table, or in `replace` mode the new table swapped in at the end.
+    fn target(&self) -> String {
+        match self.mode {
+            SqliteMode::Replace => format!("{}__hushflow_new", self.table),
+            _ => self.table.clone(),
+        }
+    }
+
     /// Checks the table against the output fields, creating it if it does not exist.
     fn prepare_table(&self, conn: &Connection, output: &Output) -> Result<(), Error> {
+        let table = self.target();
+        if self.mode == SqliteMode::Replace {
+            conn.execute_batch(&format!("DROP TABLE IF EXISTS {}", quote(&table)))
+                .map_err(|e| self.db_error("dropping an unfinished replacement failed", e))?;
+        }
         let existing = {
             let mut stmt = conn
                 .prepare("SELECT name FROM pragma_table_info(?1)")
                 .map_err(|e| self.db_error("reading its columns failed", e))?;
             let names = stmt
-                .query_map([&self.table], |row| row.get::<_, String>(0))
+                .query_map([&table], |row| row.get::<_, String>(0))
                 .and_then(|rows| rows.collect::<Result<Vec<_>, _>>());
             names.map_err(|e| self.db_error("reading its columns failed", e))?
         };
@@ -86,7 +125,7 @@ impl SqliteSink {
                 .collect();
             let sql = format!(
                 "CREATE TABLE IF NOT EXISTS {} ({})",
-                quote(&self.table),
+                quote(&table),
                 columns.join(", ")
             );
             return conn
@@ -124,7 +163,7 @@ impl SqliteSink {
         let params: Vec<String> = (1..=columns.len()).map(|i| format!("?{i}")).collect();
         let mut sql = format!(
             "INSERT INTO {} ({}) VALUES ({})",
-            quote(&self.table),
+            quote(&self.target()),
             columns.join(", "),
             params.join(", ")
         );
@@ -200,7 +239,7 @@ impl Sink for SqliteSink {
                     "; upsert needs `{}` to be the table's primary key or to have a UNIQUE index",
                     self.key
                 ),
-                SqliteMode::Append => String::new(),
+                SqliteMode::Append | SqliteMode::Replace => String::new(),
             };
             return Err(Error::Destination {
                 path: self.path.clone(),
@@ -214,11 +253,58 @@ impl Sink for SqliteSink {
             conn,
             output,
             insert,
+            pending_position: None,
         });
         Ok(())
     }
 
     fn write_batch(&mut self, batch: &Batch) -> Result<(), Error> {
+        self.write_batch_at(batch, "", None)
+    }
+
+    fn keeps_positions(&self) -> bool {
+        true
+    }
+
+    fn committed_position(&mut self, pipeline: &str) -> Result<Option<Position>, Error> {
+        if !self.path.exists() {
+            return Ok(None);
+        }
+        let conn = Connection::open_with_flags(&self.path, OpenFlags::SQLITE_OPEN_READ_ONLY)
+            .map_err(|e| self.db_error("opening it to read the position failed", e))?;
+        conn.busy_timeout(BUSY_TIMEOUT)
+            .map_err(|e| self.db_error("setting up the database failed", e))?;
+        let exists: bool = conn
+            .query_row(
+                "SELECT count(*) > 0 FROM sqlite_master WHERE type = 'table' AND name = ?1",
+                [CURSORS],
+                |r| r.get(0),
+            )
+            .map_err(|e| self.db_error("looking for positions failed", e))?;
+        if !exists {
+            return Ok(None);
+        }
+        use rusqlite::OptionalExtension;
+        conn.query_row(
+            &format!("SELECT cursor_value, key_value FROM {CURSORS} WHERE pipeline = ?1"),
+            [pipeline],
+            |r| {
+                Ok(Position {
+                    cursor: r.get(0)?,
+                    key: r.get(1)?,
+                })
+            },
+        )
+        .optional()
+        .map_err(|e| self.db_error("reading the position failed", e))
+    }
+
+    fn write_batch_at(
+        &mut self,
+        batch: &Batch,
+        pipeline: &str,
+        position: Option<&Position>,
+    ) -> Result<(), Error> {
         let Some(open) = self.open.as_mut() else {
             return Err(not_open(&self.path));
         };
@@ -255,6 +341,15 @@ impl Sink for SqliteSink {
                 }
             }
         }
+        match position {
+            Some(p) if self.mode != SqliteMode::Replace => save_position(&tx, pipeline, p)
+                .map_err(|e| Error::Destination {
+                    path: self.path.clone(),
+                    message: format!("recording the position failed: {e}"),
+                })?,
+            Some(p) => open.pending_position = Some((pipeline.to_string(), p.clone())),
+            None => {}
+        }
         tx.commit().map_err(|e| Error::Destination {
             path: self.path.clone(),
             message: format!("table `{}`: committing a batch failed: {e}", self.table),
@@ -262,9 +357,29 @@ impl Sink for SqliteSink {
     }
 
     fn finish(&mut self) -> Result<(), Error> {
-        let Some(open) = self.open.take() else {
+        let Some(mut open) = self.open.take() else {
             return Err(not_open(&self.path));
         };
+        if self.mode == SqliteMode::Replace {
+            let swap = format!(
+                "DROP TABLE IF EXISTS {table}; ALTER TABLE {new} RENAME TO {table}",
+                table = quote(&self.table),
+                new = quote(&self.target())
+            );
+            let failed = |e: rusqlite::Error| Error::Destination {
+                path: self.path.clone(),
+                message: format!(
+                    "table `{}`: swapping in the new table failed: {e}",
+                    self.table
+                ),
+            };
+            let tx = open.conn.transaction().map_err(failed)?;
+            tx.execute_batch(&swap).map_err(failed)?;
+            if let Some((pipeline, p)) = &open.pending_position {
+                save_position(&tx, pipeline, p).map_err(failed)?;
+            }
+            tx.commit().map_err(failed)?;
+        }
         open.conn.flush_prepared_statement_cache();
         open.conn.close().map_err(|(_, e)| Error::Destination {
             path: self.path.clone(),

@@ -275,3 +275,51 @@ fn config_parses_the_mode_in_lowercase() {
             .is_err()
     );
 }
+
+#[test]
+fn replace_swaps_in_exactly_this_runs_rows_and_positions_commit_with_data() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("r.sqlite");
+    let config = SqliteSinkConfig::new(&path, "contacts");
+    run(&config, &[contacts(&[("1", "a", "1"), ("2", "b", "2")])]).unwrap();
+
+    let replace = SqliteSinkConfig {
+        mode: SqliteMode::Replace,
+        ..config.clone()
+    };
+    let mut sink = SqliteSink::new(&replace, "id").unwrap();
+    let b = contacts(&[("3", "c", "3")]);
+    sink.open(b.schema()).unwrap();
+    let at = hushflow_core::Position {
+        cursor: "2026-01-02".into(),
+        key: "3".into(),
+    };
+    sink.write_batch_at(&b, "p", Some(&at)).unwrap();
+    // Until the end, readers see the old table, and no position is committed.
+    assert_eq!(
+        query(&path, "SELECT id FROM contacts ORDER BY id"),
+        strings(&[&["1"], &["2"]])
+    );
+    assert_eq!(sink.committed_position("p").unwrap(), None);
+    sink.finish().unwrap();
+    assert_eq!(query(&path, "SELECT id FROM contacts"), strings(&[&["3"]]));
+
+    let mut upsert = SqliteSink::new(&config, "id").unwrap();
+    assert_eq!(upsert.committed_position("p").unwrap(), Some(at.clone()));
+    upsert.open(b.schema()).unwrap();
+    let later = hushflow_core::Position {
+        cursor: "2026-01-03".into(),
+        key: "4".into(),
+    };
+    upsert
+        .write_batch_at(&contacts(&[("4", "d", "4")]), "p", Some(&later))
+        .unwrap();
+    upsert.finish().unwrap();
+    let mut check = SqliteSink::new(&config, "id").unwrap();
+    assert_eq!(check.committed_position("p").unwrap(), Some(later));
+    assert_eq!(check.committed_position("other").unwrap(), None);
+    assert_eq!(
+        query(&path, "SELECT id FROM contacts ORDER BY id"),
+        strings(&[&["3"], &["4"]])
+    );
+}
