@@ -159,6 +159,40 @@ fn an_incremental_sync_moves_only_the_changed_rows() {
 }
 
 #[test]
+fn a_file_sink_gets_each_runs_changes_and_the_state_directory_keeps_the_position() {
+    let src = Database::new("file_src");
+    contacts(&src, 1_000);
+    let ws = Workspace::new();
+    ws.ok(&["keys", "create", "pepper", "--purpose", "hash"], 0);
+    let text = pipeline("tofile", "unused").replace(
+        "[sink]\ntype = \"postgres\"\nurl = \"env:HF_DST_DB\"\ntable = \"unused\"\nmode = \"upsert\"",
+        "[sink]\ntype = \"csv\"\npath = \"out/delta.csv\"",
+    );
+    assert!(text.contains("delta.csv"));
+    ws.write("p.toml", text);
+    let env = [("HF_SRC_DB", src.url())];
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let r = ws.run_with(&["run", "p.toml"], &env);
+    assert!(r.stdout.contains("read 1000, written 1000"), "{}", r.all());
+    let position = std::fs::read_to_string(ws.state().join("cursors/tofile.json")).unwrap();
+    assert!(position.contains("\"key\":\"1000\""), "{position}");
+    src.client()
+        .batch_execute(
+            "UPDATE contacts SET updated_at = timestamptz '2027-01-01' WHERE id IN (5, 6)",
+        )
+        .unwrap();
+    let r = ws.run_with(&["run", "p.toml"], &env);
+    assert!(r.stdout.contains("read 2, written 2"), "{}", r.all());
+    let delta = std::fs::read_to_string(ws.path("out/delta.csv")).unwrap();
+    let ids: Vec<&str> = delta
+        .lines()
+        .skip(1)
+        .map(|l| l.split(',').next().unwrap())
+        .collect();
+    assert_eq!(ids, ["5", "6"], "the file holds this run's changes");
+}
+
+#[test]
 fn a_password_never_shows_and_a_literal_url_is_refused() {
     let ws = Workspace::new();
     ws.ok(&["keys", "create", "pepper"], 0);
