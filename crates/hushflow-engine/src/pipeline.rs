@@ -5,7 +5,7 @@
 use hushflow_connectors::csv::{CsvSinkConfig, CsvSourceConfig};
 use hushflow_connectors::jsonl::{JsonlSinkConfig, JsonlSourceConfig};
 use hushflow_connectors::postgres::{PostgresSinkConfig, PostgresSourceConfig};
-use hushflow_connectors::sqlite::SqliteSinkConfig;
+use hushflow_connectors::sqlite::{SqliteSinkConfig, SqliteSourceConfig};
 use hushflow_policy::Policy;
 use serde::Deserialize;
 use std::fmt;
@@ -67,6 +67,7 @@ pub enum SourceSpec {
     Csv(CsvSourceConfig),
     Jsonl(JsonlSourceConfig),
     Postgres(PostgresSourceConfig),
+    Sqlite(SqliteSourceConfig),
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -93,6 +94,7 @@ impl SourceSpec {
             SourceSpec::Csv(_) => "csv",
             SourceSpec::Jsonl(_) => "jsonl",
             SourceSpec::Postgres(_) => "postgres",
+            SourceSpec::Sqlite(_) => "sqlite",
         }
     }
 
@@ -102,6 +104,7 @@ impl SourceSpec {
             SourceSpec::Csv(c) => &c.path,
             SourceSpec::Jsonl(c) => &c.path,
             SourceSpec::Postgres(c) => Path::new(c.table.as_deref().unwrap_or("query")),
+            SourceSpec::Sqlite(c) => &c.path,
         }
     }
 
@@ -120,6 +123,7 @@ impl SourceSpec {
             SourceSpec::Csv(c) => c.path = base.join(&c.path),
             SourceSpec::Jsonl(c) => c.path = base.join(&c.path),
             SourceSpec::Postgres(c) => resolve_roots(&mut c.sslrootcert, base),
+            SourceSpec::Sqlite(c) => c.path = base.join(&c.path),
         }
     }
 }

@@ -172,7 +172,7 @@ fn check(file: &Path, text: String, spec: PipelineSpec, base: &Path) -> Result<P
     let mut warnings = Vec::new();
     let source_fields = match &source {
         SourceSpec::Csv(c) => read_csv_header(&c.path, c.delimiter),
-        SourceSpec::Jsonl(_) | SourceSpec::Postgres(_) => None,
+        SourceSpec::Jsonl(_) | SourceSpec::Postgres(_) | SourceSpec::Sqlite(_) => None,
     };
     for (table, url) in [("source", source.url()), ("sink", sink.url())] {
         if let Some(url) = url
@@ -186,10 +186,12 @@ fn check(file: &Path, text: String, spec: PipelineSpec, base: &Path) -> Result<P
             ));
         }
     }
-    if let SourceSpec::Postgres(p) = &source
-        && p.cursor.is_some()
-        && pipeline.staging == Some(true)
-    {
+    let has_cursor = match &source {
+        SourceSpec::Postgres(p) => p.cursor.is_some(),
+        SourceSpec::Sqlite(s) => s.cursor.is_some(),
+        _ => false,
+    };
+    if has_cursor && pipeline.staging == Some(true) {
         return Err(src.error_at(
             src.span_of(&["pipeline", "staging"]),
             Some("pipeline.staging".into()),
@@ -323,7 +325,11 @@ impl Plan {
     /// The fields the source must read: the policy's, in policy order.
     /// Whether the source reads incrementally (after a committed position).
     pub fn incremental(&self) -> bool {
-        matches!(&self.source, SourceSpec::Postgres(p) if p.cursor.is_some())
+        match &self.source {
+            SourceSpec::Postgres(p) => p.cursor.is_some(),
+            SourceSpec::Sqlite(s) => s.cursor.is_some(),
+            _ => false,
+        }
     }
 
     /// SQL types for the columns a database sink creates: a generalized year is an integer;

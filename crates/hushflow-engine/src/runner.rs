@@ -12,7 +12,7 @@ use crate::subjects::{SubjectStore, SubjectStoreError};
 use hushflow_connectors::csv::{CsvSink, CsvSource};
 use hushflow_connectors::jsonl::{JsonlSink, JsonlSource};
 use hushflow_connectors::postgres::{PostgresSink, PostgresSource};
-use hushflow_connectors::sqlite::SqliteSink;
+use hushflow_connectors::sqlite::{SqliteSink, SqliteSource};
 use hushflow_core::{
     Batch, CellKind, Position, RecordError, RejectReason, Sink, Source, SourceBatch,
 };
@@ -304,6 +304,7 @@ fn open_source(
     Ok(match &plan.source {
         SourceSpec::Csv(c) => Box::new(CsvSource::open(c, Some(&wanted))?),
         SourceSpec::Jsonl(c) => Box::new(JsonlSource::open(c, Some(&wanted))?),
+        SourceSpec::Sqlite(c) => Box::new(SqliteSource::open(c, &wanted, key_source, after)?),
         SourceSpec::Postgres(c) => Box::new(PostgresSource::open(
             c,
             url(ctx, &c.url)?,

@@ -50,3 +50,21 @@ pub enum SqliteMode {
     /// run's rows, and readers never see it half-written.
     Replace,
 }
+
+/// Reads rows of a table, or of a query, from a SQLite database.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SqliteSourceConfig {
+    /// The database file (opened read-only). In a pipeline file, relative to that file.
+    pub path: PathBuf,
+    /// The table to read; or give `query`.
+    #[serde(default)]
+    pub table: Option<String>,
+    /// A `SELECT` whose result is read as if it were a table.
+    #[serde(default)]
+    pub query: Option<String>,
+    /// A column that grows when a row changes: each run reads only rows after the last
+    /// committed (cursor, key), as the PostgreSQL source does.
+    #[serde(default)]
+    pub cursor: Option<String>,
+}

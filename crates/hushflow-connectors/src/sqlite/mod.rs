@@ -1,11 +1,14 @@
-//! SQLite databases. The sink creates its table on first use, keyed on the pipeline's record
-//! key, and upserts (or appends) one transaction per batch, so that a run can be repeated and a
-//! failed batch leaves nothing half-written.
+//! SQLite databases. The source reads a table or a query (incrementally with a `cursor`). The
+//! sink creates its table on first use, keyed on the pipeline's record key, and upserts, appends
+//! or replaces, one transaction per batch with the source's position, so that a run can be
+//! repeated and a failed batch leaves nothing half-written.
 
 mod config;
 mod sink;
+mod source;
 #[cfg(test)]
 mod tests;
 
-pub use config::{SqliteMode, SqliteSinkConfig};
+pub use config::{SqliteMode, SqliteSinkConfig, SqliteSourceConfig};
 pub use sink::SqliteSink;
+pub use source::SqliteSource;

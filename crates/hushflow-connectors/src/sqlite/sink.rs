@@ -463,6 +463,6 @@ impl ToSql for Bind<'_> {
 }
 
 /// `name` as an SQL identifier: in double quotes, with embedded double quotes doubled.
-fn quote(name: &str) -> String {
+pub(super) fn quote(name: &str) -> String {
     format!("\"{}\"", name.replace('"', "\"\""))
 }

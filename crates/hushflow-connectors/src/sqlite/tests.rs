@@ -323,3 +323,103 @@ fn replace_swaps_in_exactly_this_runs_rows_and_positions_commit_with_data() {
         strings(&[&["3"], &["4"]])
     );
 }
+
+fn source_db(dir: &Path) -> std::path::PathBuf {
+    let path = dir.join("src.sqlite");
+    let conn = Connection::open(&path).unwrap();
+    conn.execute_batch(
+        "CREATE TABLE contacts (id INTEGER PRIMARY KEY, email TEXT, secret TEXT, score REAL, updated_at INTEGER NOT NULL);
+         WITH RECURSIVE n(g) AS (SELECT 1 UNION ALL SELECT g + 1 FROM n WHERE g < 10)
+         INSERT INTO contacts SELECT g, 'u' || g || '@example.com', 'never-read', g / 2.0, g / 3 FROM n;
+         UPDATE contacts SET email = NULL WHERE id = 4;
+         UPDATE contacts SET email = CAST(x'ff41' AS TEXT) WHERE id = 6;",
+    )
+    .unwrap();
+    path
+}
+
+fn source_config(path: &Path, cursor: Option<&str>) -> SqliteSourceConfig {
+    SqliteSourceConfig {
+        path: path.to_path_buf(),
+        table: Some("contacts".into()),
+        query: None,
+        cursor: cursor.map(str::to_string),
+    }
+}
+
+#[test]
+fn the_source_reads_wanted_columns_in_pages_rejects_bad_text_and_continues_after_a_position() {
+    use hushflow_core::Source;
+    let dir = tempfile::tempdir().unwrap();
+    let path = source_db(dir.path());
+    let wanted = ["id".to_string(), "email".to_string(), "score".to_string()];
+    let mut all = SqliteSource::open(&source_config(&path, None), &wanted, "id", None).unwrap();
+    let (mut rows, mut rejected) = (Vec::new(), Vec::new());
+    while let Some(b) = all.next_batch(4).unwrap() {
+        assert!(
+            b.batch.len() + b.rejected.len() <= 4,
+            "pages of the batch size"
+        );
+        for r in 0..b.batch.len() {
+            let email = b.batch.column(1).get(r);
+            rows.push((
+                b.batch.column(0).get(r).text.to_string(),
+                (!email.is_null()).then(|| email.text.to_string()),
+                b.batch.column(2).get(r).kind,
+            ));
+        }
+        rejected.extend(b.rejected);
+    }
+    assert_eq!(rows.len(), 9);
+    assert!(
+        rows.iter().any(|(id, e, _)| id == "4" && e.is_none()),
+        "NULL stays NULL"
+    );
+    assert!(rows.iter().all(|(_, _, k)| *k == CellKind::Number));
+    assert_eq!(rejected.len(), 1);
+    assert_eq!(rejected[0].line, 6);
+    assert_eq!(
+        rejected[0].reason,
+        hushflow_core::RejectReason::InvalidUtf8 {
+            field: Some("email".into())
+        }
+    );
+    assert!(rejected[0].raw.is_empty(), "no bytes of the record kept");
+
+    // Incremental: stop after the first page (ids 1-3: cursor 0, 0, 1), continue after it;
+    // 3 ties with 4 and 5 on the cursor and the key breaks the tie, numerically.
+    let wanted = ["id".to_string()];
+    let mut first = SqliteSource::open(
+        &source_config(&path, Some("updated_at")),
+        &wanted,
+        "id",
+        None,
+    )
+    .unwrap();
+    let page = first.next_batch(3).unwrap().unwrap();
+    assert_eq!(page.batch.len(), 3);
+    let at = first.position().unwrap();
+    assert_eq!((at.cursor.as_str(), at.key.as_str()), ("i:1", "i:3"));
+    drop(first);
+    let mut rest = SqliteSource::open(
+        &source_config(&path, Some("updated_at")),
+        &wanted,
+        "id",
+        Some(&at),
+    )
+    .unwrap();
+    let mut ids = Vec::new();
+    while let Some(b) = rest.next_batch(100).unwrap() {
+        ids.extend((0..b.batch.len()).map(|r| b.batch.column(0).get(r).text.to_string()));
+    }
+    assert_eq!(ids, ["4", "5", "6", "7", "8", "9", "10"]);
+
+    let e = SqliteSource::open(&source_config(&path, None), &["phone".into()], "id", None)
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(
+        e.contains("no column `phone`") && e.contains("email"),
+        "{e}"
+    );
+}
