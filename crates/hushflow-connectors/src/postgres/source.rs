@@ -7,7 +7,7 @@
 use super::config::PostgresSourceConfig;
 use super::connect;
 use super::sql::{column, ident, literal};
-use hushflow_core::{Batch, Cell, Error, Position, Schema, Source, SourceBatch};
+use hushflow_core::{Batch, Cell, Error, Position, Schema, Source, SourceBatch, SourceChunk};
 use std::path::Path;
 use std::sync::Arc;
 
@@ -149,6 +149,15 @@ impl Source for PostgresSource {
     }
 
     fn next_batch(&mut self, max_rows: usize) -> Result<Option<SourceBatch>, Error> {
+        match self.next_chunk(max_rows)? {
+            Some(chunk) => chunk.decode().map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// Fetches a page on the reader thread; turning its rows into a batch happens wherever the
+    /// chunk is decoded (the engine's workers).
+    fn next_chunk(&mut self, max_rows: usize) -> Result<Option<SourceChunk>, Error> {
         if self.done {
             return Ok(None);
         }
@@ -169,34 +178,42 @@ impl Source for PostgresSource {
             return Ok(None);
         }
         let width = self.schema.len();
-        let mut batch = Batch::new(self.schema.clone());
-        let mut values: Vec<Option<&str>> = Vec::with_capacity(width + 2);
-        for row in &rows {
-            values.clear();
-            for i in 0..row.len() {
-                values.push(row.try_get(i).map_err(err("decoding a row"))?);
-            }
-            self.rows += 1;
-            batch.push_row(
-                self.rows,
-                values[..width]
-                    .iter()
-                    .map(|v| v.map_or(Cell::NULL, Cell::text)),
-            );
-            if self.incremental
-                && let (Some(Some(cursor)), Some(Some(key))) =
-                    (values.get(width), values.get(width + 1))
-            {
-                self.position = Some(Position {
-                    cursor: cursor.to_string(),
-                    key: key.to_string(),
-                });
+        if self.incremental {
+            // Rows come in cursor order: the last with a cursor is where the next run starts.
+            let last = rows.iter().rev().find_map(|row| {
+                let cursor: Option<&str> = row.try_get(width).ok()?;
+                let key: Option<&str> = row.try_get(width + 1).ok()?;
+                Some(Position {
+                    cursor: cursor?.to_string(),
+                    key: key?.to_string(),
+                })
+            });
+            if last.is_some() {
+                self.position = last;
             }
         }
-        Ok(Some(SourceBatch {
-            batch,
-            rejected: Vec::new(),
-        }))
+        let first_line = self.rows + 1;
+        self.rows += rows.len() as u64;
+        let schema = self.schema.clone();
+        Ok(Some(SourceChunk::Raw(Box::new(move || {
+            let err = |action: &str| db_error(&label, action);
+            let mut batch = Batch::new(schema);
+            let mut values: Vec<Option<&str>> = Vec::with_capacity(width);
+            for (n, row) in rows.iter().enumerate() {
+                values.clear();
+                for i in 0..width {
+                    values.push(row.try_get(i).map_err(err("decoding a row"))?);
+                }
+                batch.push_row(
+                    first_line + n as u64,
+                    values.iter().map(|v| v.map_or(Cell::NULL, Cell::text)),
+                );
+            }
+            Ok(SourceBatch {
+                batch,
+                rejected: Vec::new(),
+            })
+        }))))
     }
 
     fn position(&self) -> Option<Position> {
