@@ -378,35 +378,63 @@ struct ChunkDecoder {
 }
 
 impl ChunkDecoder {
+    /// Decodes a chunk with csv-core, the csv crate's own parser (so the dialect is the one the
+    /// header was read with), driven straight over the chunk's bytes: `csv::Reader` would copy
+    /// them through its 8 KiB buffer first and keep a position per record.
     fn decode(&self, bytes: &[u8], first_line: u64, rows: usize) -> Result<SourceBatch, Error> {
-        let mut reader = ReaderBuilder::new()
+        use csv_core::ReadRecordResult;
+        let mut parser = csv_core::ReaderBuilder::new()
             .delimiter(self.delimiter)
-            .has_headers(false)
-            .flexible(true)
-            .from_reader(bytes);
+            .build();
         // No column holds more than the chunk's bytes; a share of them is a fair first guess.
         let text_hint = vec![bytes.len() / self.width.max(1); self.take.len()];
         let mut batch = Batch::with_capacity(Arc::clone(&self.schema), rows, &text_hint);
         let mut rejected = Vec::new();
-        let mut record = ByteRecord::new();
+        // One record's unescaped fields end to end, and where each field ends; both grow when
+        // a record does not fit.
+        let mut text = vec![0u8; 4096];
+        let mut ends = vec![0usize; self.width + 1];
         let mut lines = LineCounter {
             byte: 0,
             line: first_line,
         };
+        let mut pos = 0;
 
-        while reader
-            .read_byte_record(&mut record)
-            .map_err(|e| read_error(&self.path, e))?
-        {
-            let line = lines.line_at(bytes, record.position().map_or(0, |p| p.byte()));
-            if record.len() != self.width {
+        loop {
+            let start = pos;
+            let (mut text_len, mut fields) = (0, 0);
+            // An empty input (the chunk's end) tells csv-core that no more bytes will come: it
+            // then ends the last record, or says `End`.
+            let ended = loop {
+                let (result, read, wrote, ended_fields) =
+                    parser.read_record(&bytes[pos..], &mut text[text_len..], &mut ends[fields..]);
+                pos += read;
+                text_len += wrote;
+                fields += ended_fields;
+                match result {
+                    ReadRecordResult::InputEmpty => {}
+                    ReadRecordResult::OutputFull => text.resize(text.len() * 2, 0),
+                    ReadRecordResult::OutputEndsFull => ends.resize(ends.len() * 2, 0),
+                    ReadRecordResult::Record => break false,
+                    ReadRecordResult::End => break true,
+                }
+            };
+            if ended {
+                break;
+            }
+            let record = RecordView {
+                text: &text[..text_len],
+                ends: &ends[..fields],
+            };
+            let line = lines.line_at(bytes, start as u64);
+            if fields != self.width {
                 rejected.push(Rejected {
                     line,
                     reason: RejectReason::WrongFieldCount {
                         expected: self.width,
-                        found: record.len(),
+                        found: fields,
                     },
-                    raw: self.raw_record(&record)?,
+                    raw: self.raw_record(&record.to_byte_record())?,
                 });
                 continue;
             }
@@ -415,11 +443,11 @@ impl ChunkDecoder {
             // ends are not character boundaries is not UTF-8 on its own. A record that fails is
             // checked field by field, to name the field and to let bad bytes pass in a field the
             // pipeline does not read.
-            let whole = std::str::from_utf8(record.as_slice()).ok();
+            let whole = std::str::from_utf8(record.text).ok();
             let field = |i: usize| -> Option<&str> {
                 match whole {
-                    Some(whole) => whole.get(record.range(i)?),
-                    None => std::str::from_utf8(record.get(i)?).ok(),
+                    Some(whole) => whole.get(record.range(i)),
+                    None => std::str::from_utf8(&record.text[record.range(i)]).ok(),
                 }
             };
             if let Some(k) = self.take.iter().position(|&i| field(i).is_none()) {
@@ -428,7 +456,7 @@ impl ChunkDecoder {
                     reason: RejectReason::InvalidUtf8 {
                         field: self.schema.fields().get(k).cloned(),
                     },
-                    raw: self.raw_record(&record)?,
+                    raw: self.raw_record(&record.to_byte_record())?,
                 });
                 continue;
             }
@@ -458,6 +486,29 @@ impl ChunkDecoder {
             raw.pop();
         }
         Ok(raw)
+    }
+}
+
+/// One record as csv-core left it: the fields' unescaped bytes end to end, and each one's end.
+struct RecordView<'a> {
+    text: &'a [u8],
+    ends: &'a [usize],
+}
+
+impl RecordView<'_> {
+    /// Field `i`'s bytes in `text`; `i` is below the field count.
+    fn range(&self, i: usize) -> std::ops::Range<usize> {
+        let start = if i == 0 { 0 } else { self.ends[i - 1] };
+        start..self.ends[i]
+    }
+
+    /// The record as the csv crate holds one, to write it back for the quarantine.
+    fn to_byte_record(&self) -> ByteRecord {
+        let mut record = ByteRecord::with_capacity(self.text.len(), self.ends.len());
+        for i in 0..self.ends.len() {
+            record.push_field(&self.text[self.range(i)]);
+        }
+        record
     }
 }
 
