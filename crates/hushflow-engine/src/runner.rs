@@ -11,7 +11,7 @@ use hushflow_connectors::csv::{CsvSink, CsvSource};
 use hushflow_connectors::jsonl::{JsonlSink, JsonlSource};
 use hushflow_connectors::sqlite::SqliteSink;
 use hushflow_core::{
-    Batch, CellKind, RecordError, RejectReason, Sink, Source, SourceBatch, SourceChunk,
+    Batch, CellKind, Encode, RecordError, RejectReason, Sink, Source, SourceBatch, SourceChunk,
 };
 use hushflow_policy::{CompileInputs, CompiledPolicy, Day, KeyMaterial};
 use std::collections::BTreeMap;
@@ -215,17 +215,21 @@ struct Processed {
     /// Records set aside, in source order: (line, reason, raw bytes).
     rejected: Vec<(u64, RejectReason, Vec<u8>)>,
     output: Batch,
+    /// `output` as the sink's encoder wrote it, when the sink has one.
+    encoded: Option<Vec<u8>>,
     no_consent: u64,
     suppressed: u64,
 }
 
-/// Key check and policy for one batch: pure CPU work, run on any worker thread.
+/// Key check, policy and (for sinks with an encoder) encoding for one batch: pure CPU work, run
+/// on any worker thread.
 fn process(
     item: SourceBatch,
     key_column: Option<usize>,
     key: &str,
     policy: &CompiledPolicy,
-) -> Processed {
+    encoder: Option<&dyn Encode>,
+) -> Result<Processed, RunError> {
     let SourceBatch {
         mut batch,
         rejected,
@@ -257,13 +261,22 @@ fn process(
     }
     // Quarantine in source order, whichever stage refused the record.
     set_aside.sort_by_key(|(line, _, _)| *line);
-    Processed {
+    let encoded = match encoder {
+        Some(encoder) if !out.batch.is_empty() => {
+            let mut bytes = Vec::with_capacity(out.batch.text_len() + out.batch.len() * 16);
+            encoder.encode(&out.batch, &mut bytes)?;
+            Some(bytes)
+        }
+        _ => None,
+    };
+    Ok(Processed {
         read,
         rejected: set_aside,
         output: out.batch,
+        encoded,
         no_consent: out.no_consent as u64,
         suppressed: out.suppressed as u64,
-    }
+    })
 }
 
 fn move_records(
@@ -296,6 +309,8 @@ fn move_records(
     let key_column = schema.index_of(key_source);
     let mut sink = open_sink(plan)?;
     sink.open(policy.output_schema())?;
+    let encoder = sink.encoder();
+    let encoder = encoder.as_deref();
 
     // reader → workers (the policy, in parallel) → this thread (quarantine and sink, in source
     // order). Bounded channels keep a few batches in flight: memory stays flat whatever the input.
@@ -355,7 +370,7 @@ fn move_records(
                     // A panic (a bug) becomes this batch's error, in order, so the writer
                     // stops the run cleanly and audits it instead of the process aborting.
                     let processed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                        Ok(process(chunk.decode()?, key_column, key, policy))
+                        process(chunk.decode()?, key_column, key, policy, encoder)
                     }))
                     .unwrap_or(Err(RunError::Panicked("policy")));
                     if done_tx.send((seq, processed)).is_err() {
@@ -382,8 +397,10 @@ fn move_records(
                     counts.filtered_no_consent += p.no_consent;
                     counts.suppressed += p.suppressed;
                     counts.filtered += p.no_consent + p.suppressed;
-                    if !p.output.is_empty() {
-                        sink.write_batch(&p.output)?;
+                    match &p.encoded {
+                        Some(bytes) => sink.write_encoded(bytes)?,
+                        None if !p.output.is_empty() => sink.write_batch(&p.output)?,
+                        None => {}
                     }
                     counts.written += p.output.len() as u64;
                     (ctx.progress)(counts.read);
