@@ -129,7 +129,11 @@ impl CsvSource {
         loop {
             if self.cutter.scan(&self.pending, max_rows) {
                 let (end, lines) = self.cutter.take_cut();
-                let rest = self.pending.split_off(end);
+                // The next chunk's buffer, sized like this one so that reading into it does not
+                // reallocate (and copy) as it grows.
+                let mut rest = Vec::with_capacity(end + 2 * READ_BLOCK);
+                rest.extend_from_slice(&self.pending[end..]);
+                self.pending.truncate(end);
                 let bytes = std::mem::replace(&mut self.pending, rest);
                 return Ok(Some(self.chunk(bytes, lines, None)));
             }
@@ -169,19 +173,11 @@ impl CsvSource {
                     ),
                 ));
             }
-            let filled = self.pending.len();
-            self.pending.resize(filled + READ_BLOCK, 0);
-            let read = loop {
-                match self.input.read(&mut self.pending[filled..]) {
-                    Ok(n) => break n,
-                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                    Err(e) => {
-                        self.pending.truncate(filled);
-                        return Err(Error::io(&self.decoder.path, "reading", e));
-                    }
-                }
-            };
-            self.pending.truncate(filled + read);
+            // `read_to_end` reads into the spare capacity as it is, without zeroing it first.
+            let read = (&mut self.input)
+                .take(READ_BLOCK as u64)
+                .read_to_end(&mut self.pending)
+                .map_err(|e| Error::io(&self.decoder.path, "reading", e))?;
             self.eof = read == 0;
         }
     }
