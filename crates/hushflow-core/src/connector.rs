@@ -74,6 +74,13 @@ pub trait Source: Send {
     }
 }
 
+/// Turns batches into the bytes a sink writes, on whichever thread calls it: see
+/// [`Sink::encoder`].
+pub trait Encode: Send + Sync {
+    /// Appends `batch`'s rows, encoded, to `out`.
+    fn encode(&self, batch: &Batch, out: &mut Vec<u8>) -> Result<(), Error>;
+}
+
 /// Writes batches. A sink makes each batch durable (or atomic, for transactional sinks) before
 /// `write_batch` returns, and flushes everything on `finish`.
 pub trait Sink: Send {
@@ -103,6 +110,22 @@ pub trait Sink: Send {
     /// The position last committed with the data for `pipeline`, for sinks that keep them.
     fn committed_position(&mut self, _pipeline: &str) -> Result<Option<Position>, Error> {
         Ok(None)
+    }
+
+    /// A sink that writes a byte stream (a CSV file) may hand out, once open, the encoder
+    /// [`Sink::write_encoded`] takes the output of. Encoding costs more than writing, so the
+    /// engine encodes on its policy workers, in parallel, and its one writer thread only writes.
+    /// `None` (the default): batches go through [`Sink::write_batch`].
+    fn encoder(&self) -> Option<std::sync::Arc<dyn Encode>> {
+        None
+    }
+
+    /// Writes what this sink's [`Sink::encoder`] made of one or more batches, as `write_batch`
+    /// would have written them.
+    fn write_encoded(&mut self, _bytes: &[u8]) -> Result<(), Error> {
+        Err(Error::Config(
+            "this sink takes batches, not encoded bytes".into(),
+        ))
     }
 
     fn finish(&mut self) -> Result<(), Error>;

@@ -14,7 +14,7 @@ use hushflow_connectors::jsonl::{JsonlSink, JsonlSource};
 use hushflow_connectors::postgres::{PostgresSink, PostgresSource};
 use hushflow_connectors::sqlite::{SqliteSink, SqliteSource};
 use hushflow_core::{
-    Batch, CellKind, Position, RecordError, RejectReason, Sink, Source, SourceBatch,
+    Batch, CellKind, Encode, Position, RecordError, RejectReason, Sink, Source, SourceBatch,
 };
 use hushflow_crypto::SubjectRoot;
 use hushflow_policy::{CompileInputs, CompiledPolicy, Day, KeyMaterial, Subjects};
@@ -338,17 +338,21 @@ struct Processed {
     /// Records set aside, in source order: (line, reason, raw bytes).
     rejected: Vec<(u64, RejectReason, Vec<u8>)>,
     output: Batch,
+    /// `output` as the sink's encoder wrote it, when the sink has one.
+    encoded: Option<Vec<u8>>,
     no_consent: u64,
     suppressed: u64,
 }
 
-/// Key check and policy for one batch: pure CPU work, run on any worker thread.
+/// Key check, policy and (for sinks with an encoder) encoding for one batch: pure CPU work, run
+/// on any worker thread.
 fn process(
     item: SourceBatch,
     key_column: Option<usize>,
     key: &str,
     policy: &CompiledPolicy,
-) -> Processed {
+    encoder: Option<&dyn Encode>,
+) -> Result<Processed, RunError> {
     let SourceBatch {
         mut batch,
         rejected,
@@ -380,13 +384,22 @@ fn process(
     }
     // Quarantine in source order, whichever stage refused the record.
     set_aside.sort_by_key(|(line, _, _)| *line);
-    Processed {
+    let encoded = match encoder {
+        Some(encoder) if !out.batch.is_empty() => {
+            let mut bytes = Vec::with_capacity(out.batch.text_len() + out.batch.len() * 16);
+            encoder.encode(&out.batch, &mut bytes)?;
+            Some(bytes)
+        }
+        _ => None,
+    };
+    Ok(Processed {
         read,
         rejected: set_aside,
         output: out.batch,
+        encoded,
         no_consent: out.no_consent as u64,
         suppressed: out.suppressed as u64,
-    }
+    })
 }
 
 fn move_records(
@@ -481,6 +494,9 @@ fn move_records(
     sink.open(policy.output_schema())?;
     let keeps_positions = sink.keeps_positions();
     let mut last_position: Option<Position> = None;
+    // A sink with an encoder (CSV) has its bytes made on the workers; the writer only writes.
+    let encoder = sink.encoder();
+    let encoder = encoder.as_deref();
 
     // reader → workers (decoding and the policy, in parallel) → this thread (quarantine and
     // sink, in source order).
@@ -499,7 +515,7 @@ fn move_records(
             Ok(chunk.map(|c| (c, source.position())))
         },
         |(chunk, position): (hushflow_core::SourceChunk, Option<Position>)| {
-            Ok((process(chunk.decode()?, key_column, key, policy), position))
+            process(chunk.decode()?, key_column, key, policy, encoder).map(|p| (p, position))
         },
         |(p, position)| {
             counts.read += p.read;
@@ -516,8 +532,14 @@ fn move_records(
             }
             // Rows of segments an earlier attempt committed are in the sink already; their
             // rejected records are quarantined again above, since that attempt's file is lost.
-            if (!p.output.is_empty() || position.is_some()) && seq > committed {
-                sink.write_batch_at(&p.output, &plan.name, position.as_ref())?;
+            if seq > committed {
+                match &p.encoded {
+                    Some(bytes) => sink.write_encoded(bytes)?,
+                    None if !p.output.is_empty() || position.is_some() => {
+                        sink.write_batch_at(&p.output, &plan.name, position.as_ref())?
+                    }
+                    None => {}
+                }
             }
             if position.is_some() {
                 last_position = position;

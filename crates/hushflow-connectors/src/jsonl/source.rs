@@ -3,7 +3,7 @@
 use super::config::JsonlSourceConfig;
 use crate::fields::check_unique;
 use hushflow_core::{
-    Batch, Cell, CellKind, Error, RejectReason, Rejected, Schema, Source, SourceBatch,
+    Batch, Cell, CellKind, Error, RejectReason, Rejected, Schema, Source, SourceBatch, SourceChunk,
 };
 use serde::de::{self, DeserializeSeed, Deserializer as _, IgnoredAny, MapAccess, Visitor};
 use serde_json::value::RawValue;
@@ -37,8 +37,8 @@ pub struct JsonlSource {
     line: u64,
     buf: Vec<u8>,
     schema: Arc<Schema>,
-    /// Column of each wanted key.
-    index: HashMap<String, usize>,
+    /// Column of each wanted key; shared with the chunks' decoders.
+    index: Arc<HashMap<String, usize>>,
     /// The current line's value for each column: where its text is in `text`.
     slots: Vec<Slot>,
     text: String,
@@ -93,7 +93,7 @@ impl JsonlSource {
             line: 0,
             buf: Vec::new(),
             schema: Arc::new(Schema::new(Vec::new())),
-            index: HashMap::new(),
+            index: Arc::default(),
             slots: Vec::new(),
             text: String::new(),
             text_hint: Vec::new(),
@@ -114,11 +114,13 @@ impl JsonlSource {
                 keys
             }
         };
-        source.index = fields
-            .iter()
-            .enumerate()
-            .map(|(i, name)| (name.clone(), i))
-            .collect();
+        source.index = Arc::new(
+            fields
+                .iter()
+                .enumerate()
+                .map(|(i, name)| (name.clone(), i))
+                .collect(),
+        );
         source.slots = vec![ABSENT; fields.len()];
         source.text_hint = vec![0; fields.len()];
         source.schema = Arc::new(Schema::new(fields));
@@ -250,6 +252,102 @@ impl Source for JsonlSource {
             *hint = column.text_len();
         }
         Ok(Some(SourceBatch { batch, rejected }))
+    }
+
+    /// Reads up to `max_rows` non-blank lines and leaves their parsing, the costly part, to
+    /// whichever thread decodes the chunk: the engine's workers parse in parallel while its
+    /// reader thread only reads lines. The rows and rejections are those of
+    /// [`Source::next_batch`], in the same order (batches may be cut elsewhere: here a line
+    /// that will be rejected counts towards `max_rows`).
+    fn next_chunk(&mut self, max_rows: usize) -> Result<Option<SourceChunk>, Error> {
+        if self.done {
+            return Ok(None);
+        }
+        let max_rows = max_rows.max(1);
+        let mut chunk = Lines::default();
+        while chunk.lines.len() < max_rows {
+            match self.read_line()? {
+                Line::Eof => {
+                    self.done = true;
+                    break;
+                }
+                Line::TooLong => chunk.lines.push((self.line, None)),
+                Line::Read => {
+                    if self.buf.iter().all(u8::is_ascii_whitespace) {
+                        continue;
+                    }
+                    let start = chunk.bytes.len();
+                    chunk.bytes.extend_from_slice(&self.buf);
+                    chunk
+                        .lines
+                        .push((self.line, Some(start..chunk.bytes.len())));
+                }
+            }
+        }
+        if chunk.lines.is_empty() {
+            return Ok(None);
+        }
+        let schema = Arc::clone(&self.schema);
+        let index = Arc::clone(&self.index);
+        let max_line = self.max_line;
+        Ok(Some(SourceChunk::Raw(Box::new(move || {
+            Ok(chunk.decode(schema, &index, max_line))
+        }))))
+    }
+}
+
+/// Lines read and not yet parsed: their bytes end to end, and each one's number and range
+/// (`None` for a line too long to hold).
+#[derive(Default)]
+struct Lines {
+    bytes: Vec<u8>,
+    lines: Vec<(u64, Option<std::ops::Range<usize>>)>,
+}
+
+impl Lines {
+    fn decode(
+        self,
+        schema: Arc<Schema>,
+        index: &HashMap<String, usize>,
+        max_line: usize,
+    ) -> SourceBatch {
+        let width = schema.len();
+        let hint = vec![self.bytes.len() / width.max(1); width];
+        let mut batch = Batch::with_capacity(schema, self.lines.len(), &hint);
+        let mut rejected = Vec::new();
+        let mut slots = vec![ABSENT; width];
+        let mut text = String::new();
+        for (line, range) in self.lines {
+            let Some(bytes) = range.and_then(|r| self.bytes.get(r)) else {
+                rejected.push(Rejected {
+                    line,
+                    reason: RejectReason::TooLong { limit: max_line },
+                    raw: Vec::new(),
+                });
+                continue;
+            };
+            let parsed = match std::str::from_utf8(bytes) {
+                Ok(row) => parse_row(row, index, &mut slots, &mut text),
+                Err(_) => Err(RejectReason::InvalidUtf8 { field: None }),
+            };
+            match parsed {
+                Ok(()) => {
+                    for (column, slot) in batch.columns_mut().iter_mut().zip(&slots) {
+                        column.push(Cell {
+                            kind: slot.kind,
+                            text: text.get(slot.start..slot.end).unwrap_or_default(),
+                        });
+                    }
+                    batch.push_line(line);
+                }
+                Err(reason) => rejected.push(Rejected {
+                    line,
+                    reason,
+                    raw: bytes.to_vec(),
+                }),
+            }
+        }
+        SourceBatch { batch, rejected }
     }
 }
 

@@ -391,3 +391,63 @@ fn configs_refuse_unknown_keys() {
         serde_json::from_str::<JsonlSourceConfig>(r#"{"path": "a", "type": "jsonl"}"#).is_err()
     );
 }
+
+/// Rows (line and cells) and rejections, whatever the batches' cut.
+fn everything(
+    batches: Vec<hushflow_core::SourceBatch>,
+) -> (Vec<(u64, Row)>, Vec<hushflow_core::Rejected>) {
+    let (mut rows, mut rejected) = (Vec::new(), Vec::new());
+    for sb in batches {
+        for row in 0..sb.batch.len() {
+            let cells = sb
+                .batch
+                .columns()
+                .iter()
+                .map(|c| {
+                    let cell = c.get(row);
+                    (!cell.is_null()).then(|| (cell.kind, cell.text.to_string()))
+                })
+                .collect();
+            rows.push((sb.batch.lines()[row], cells));
+        }
+        rejected.extend(sb.rejected);
+    }
+    (rows, rejected)
+}
+
+#[test]
+fn chunks_decoded_apart_give_what_batches_give() {
+    let dir = tempfile::tempdir().unwrap();
+    let long = format!(r#"{{"id": "9", "s": "{}"}}"#, "x".repeat(100));
+    let data = format!(
+        "\u{feff}{{\"id\": \"1\", \"s\": 2}}\r\n\n{long}\n[1]\n{{\"id\": \"3\"\n  \n{{\"s\": {{\"a\": true}}}}\n{{\"id\": \"4\"}}"
+    );
+    let mut bytes = data.into_bytes();
+    bytes.extend_from_slice(b"\n{\"id\": \"\xff\"}\n{\"id\": \"5\"}\n");
+    let path = write_file(dir.path(), "in.jsonl", &bytes);
+    let config = JsonlSourceConfig::new(&path);
+    let wanted = names(&["s", "id"]);
+    for max_rows in [1, 2, 3, 100] {
+        let mut whole = JsonlSource::open_with_limit(&config, Some(&wanted), 64).unwrap();
+        let mut batches = Vec::new();
+        while let Some(b) = whole.next_batch(max_rows).unwrap() {
+            batches.push(b);
+        }
+        let mut chunked = JsonlSource::open_with_limit(&config, Some(&wanted), 64).unwrap();
+        let mut chunks = Vec::new();
+        while let Some(c) = chunked.next_chunk(max_rows).unwrap() {
+            chunks.push(c);
+        }
+        // Decoded in reverse, as parallel workers may.
+        let mut decoded: Vec<_> = chunks
+            .into_iter()
+            .rev()
+            .map(|c| c.decode().unwrap())
+            .collect();
+        decoded.reverse();
+        let expected = everything(batches);
+        assert_eq!(expected.0.len(), 4, "{expected:?}");
+        assert_eq!(expected.1.len(), 4, "{expected:?}");
+        assert_eq!(everything(decoded), expected, "max_rows {max_rows}");
+    }
+}

@@ -1,7 +1,7 @@
 //! Phone numbers: libphonenumber's parse and validity rules (country code, international and
 //! trunk prefixes, region by leading digits, number type by pattern) over the metadata the
-//! `phonenumber` crate ships, compiled per region into regex-automata regexes the first time a
-//! number of that region is seen.
+//! `phonenumber` crate ships (copied into static data, see `phone_meta.rs`), compiled per region
+//! into regex-automata regexes the first time a number of that region is seen.
 //!
 //! Why not `phonenumber::parse` and `phonenumber::is_valid`: they look every pattern up in one
 //! process-wide LRU of 100 compiled regexes behind a mutex. Measured here: 4-10 µs per number
@@ -11,7 +11,7 @@
 //! microsecond, lock-free once a region is compiled.
 
 use super::PiiError;
-use phonenumber::metadata::{DATABASE, Descriptor, Metadata};
+use super::phone_meta::{Desc, REGIONS, Region};
 use regex_automata::meta::Regex;
 use regex_automata::util::syntax;
 use regex_automata::{Anchored, Input, MatchKind, PatternID, PatternSet};
@@ -40,7 +40,7 @@ pub(super) struct National {
 /// The metadata of every region, indexed by country calling code, with each region's regexes
 /// compiled on first use.
 pub(super) struct Phones {
-    regions: Vec<&'static Metadata>,
+    regions: &'static [Region],
     compiled: Vec<OnceLock<Option<Compiled>>>,
     /// For each calling code 0..1000: the range of `regions` that share it, main region first.
     by_code: Vec<(u16, u16)>,
@@ -51,7 +51,7 @@ pub(super) struct Phones {
 impl std::fmt::Debug for Phones {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Phones")
-            .field("region", &self.default.map(|i| self.regions[i].id()))
+            .field("region", &self.default.map(|i| self.regions[i].id))
             .finish_non_exhaustive()
     }
 }
@@ -97,46 +97,58 @@ fn source(pattern: &str, whole: bool) -> String {
     }
 }
 
+/// The regex engines a region's patterns get. They match one short candidate at a time, and a
+/// run compiles the patterns of every region its numbers come from, so building them counts:
+/// without the fully compiled DFA (the lazy DFA remains) the benchmark's full policy takes
+/// 0.277 s instead of 0.290 s on 200,000 rows, most of it in building.
+fn config() -> regex_automata::meta::Config {
+    Regex::config().dfa(false)
+}
+
 fn compile(pattern: &str, whole: bool) -> Option<Regex> {
     Regex::builder()
+        .configure(config())
         .syntax(syntax::Config::new().unicode(false))
         .build(&source(pattern, whole))
         .ok()
 }
 
 impl Compiled {
-    fn new(meta: &Metadata) -> Option<Compiled> {
-        let d = meta.descriptors();
-        let kinds: [(Option<&Descriptor>, Kind); 10] = [
-            (d.premium_rate(), Kind::Special),
-            (d.toll_free(), Kind::Special),
-            (d.shared_cost(), Kind::Special),
-            (d.voip(), Kind::Special),
-            (d.personal_number(), Kind::Special),
-            (d.pager(), Kind::Special),
-            (d.uan(), Kind::Special),
-            (d.voicemail(), Kind::Special),
-            (d.fixed_line(), Kind::FixedLine),
-            (d.mobile(), Kind::Mobile),
+    fn new(meta: &Region) -> Option<Compiled> {
+        // What each of `meta.types` is, in the same (`getNumberType`) order.
+        const KINDS: [Kind; 10] = [
+            Kind::Special,
+            Kind::Special,
+            Kind::Special,
+            Kind::Special,
+            Kind::Special,
+            Kind::Special,
+            Kind::Special,
+            Kind::Special,
+            Kind::FixedLine,
+            Kind::Mobile,
         ];
         let mut types = Vec::new();
         let mut sources = Vec::new();
         let mut possible = Vec::new();
         let mut local = Vec::new();
-        for (desc, kind) in kinds {
+        for (desc, kind) in meta.types.iter().zip(KINDS) {
             let Some(desc) = desc else { continue };
-            possible.extend_from_slice(desc.possible_length());
-            local.extend_from_slice(desc.possible_local_length());
-            sources.push(source(desc.national_number().as_str(), true));
-            types.push((desc.possible_length().into(), kind));
+            possible.extend_from_slice(desc.possible_length);
+            local.extend_from_slice(desc.possible_local_length);
+            sources.push(source(desc.national_number, true));
+            types.push((desc.possible_length.into(), kind));
         }
         let type_patterns = Regex::builder()
-            .configure(Regex::config().match_kind(MatchKind::All))
+            .configure(config().match_kind(MatchKind::All))
             .syntax(syntax::Config::new().unicode(false))
             .build_many(&sources)
             .ok()?;
-        if let Some(desc) = d.no_international() {
-            possible.extend_from_slice(desc.possible_length());
+        if let Some(Desc {
+            possible_length, ..
+        }) = &meta.no_international
+        {
+            possible.extend_from_slice(possible_length);
         }
         for lengths in [&mut possible, &mut local] {
             lengths.sort_unstable();
@@ -146,39 +158,41 @@ impl Compiled {
         // not local-only for the region.
         local.retain(|l| !possible.contains(l));
         // Without a pattern of its own, the national prefix for parsing is the prefix itself.
-        let national_prefix = match (meta.national_prefix_for_parsing(), meta.national_prefix()) {
-            (Some(re), _) => Some(compile(re.as_str(), false)?),
+        let national_prefix = match (meta.national_prefix_for_parsing, meta.national_prefix) {
+            (Some(re), _) => Some(compile(re, false)?),
             (None, Some(prefix)) if prefix.bytes().all(|b| b.is_ascii_digit()) => {
                 Some(compile(prefix, false)?)
             }
             _ => None,
         };
         let mut formats = Vec::new();
-        for f in meta.formats() {
-            let leading = match f.leading_digits().last() {
-                Some(re) => Some(compile(re.as_str(), false)?),
+        for f in meta.formats {
+            let leading = match f.last_leading_digits {
+                Some(re) => Some(compile(re, false)?),
                 None => None,
             };
-            let trunk = f.national_prefix().is_some_and(|rule| rule.contains("$NP"))
-                && !f.is_national_prefix_optional();
-            formats.push((leading, compile(f.pattern().as_str(), true)?, trunk));
+            let trunk = f
+                .national_prefix_rule
+                .is_some_and(|rule| rule.contains("$NP"))
+                && !f.national_prefix_optional;
+            formats.push((leading, compile(f.pattern, true)?, trunk));
         }
         Some(Compiled {
-            code: meta.country_code(),
+            code: meta.country_code,
             formats,
-            general: compile(d.general().national_number().as_str(), true)?,
+            general: compile(meta.general.national_number, true)?,
             type_patterns,
             types,
             possible,
             local,
-            leading: match meta.leading_digits() {
-                Some(re) => Some(compile(re.as_str(), false)?),
+            leading: match meta.leading_digits {
+                Some(re) => Some(compile(re, false)?),
                 None => None,
             },
             national_prefix,
-            transform: meta.national_prefix_transform_rule().map(str::to_owned),
-            idd: match meta.international_prefix() {
-                Some(re) => Some(compile(re.as_str(), false)?),
+            transform: meta.national_prefix_transform_rule.map(str::to_owned),
+            idd: match meta.international_prefix {
+                Some(re) => Some(compile(re, false)?),
                 None => None,
             },
         })
@@ -311,14 +325,15 @@ fn java_replacement(
 
 impl Phones {
     pub(super) fn new(region: Option<&str>) -> Result<Phones, PiiError> {
-        let db = &*DATABASE;
-        let mut regions = Vec::new();
+        // REGIONS is sorted by calling code, main region first.
+        let regions = REGIONS;
         let mut by_code = vec![(0u16, 0u16); 1000];
-        for (code, slot) in by_code.iter_mut().enumerate() {
-            if let Some(metas) = db.by_code(&(code as u16)) {
-                let start = regions.len() as u16;
-                regions.extend(metas);
-                *slot = (start, regions.len() as u16);
+        for (index, region) in regions.iter().enumerate() {
+            if let Some(slot) = by_code.get_mut(usize::from(region.country_code)) {
+                if slot.1 == 0 {
+                    slot.0 = index as u16;
+                }
+                slot.1 = index as u16 + 1;
             }
         }
         let default = match region {
@@ -327,7 +342,7 @@ impl Phones {
                 let id = r.trim().to_ascii_uppercase();
                 let found = regions
                     .iter()
-                    .position(|m| m.id() == id && id != "001")
+                    .position(|m| m.id == id && id != "001")
                     .ok_or(PiiError::Region)?;
                 Some(found)
             }
@@ -343,7 +358,7 @@ impl Phones {
 
     fn compiled(&self, index: usize) -> Option<&Compiled> {
         self.compiled[index]
-            .get_or_init(|| Compiled::new(self.regions[index]))
+            .get_or_init(|| Compiled::new(&self.regions[index]))
             .as_ref()
     }
 
@@ -354,8 +369,8 @@ impl Phones {
 
     /// The configured region: its calling code and trunk prefix.
     pub(super) fn default_region(&self) -> Option<(u16, Option<&str>)> {
-        let meta = self.regions[self.default?];
-        Some((meta.country_code(), meta.national_prefix()))
+        let meta = &self.regions[self.default?];
+        Some((meta.country_code, meta.national_prefix))
     }
 
     /// A number written with its country code; `digits` follow the `+` or the `00`.
@@ -471,8 +486,8 @@ impl Phones {
     }
 
     #[cfg(test)]
-    pub(super) fn all_regions(&self) -> impl Iterator<Item = (usize, &'static Metadata)> + '_ {
-        self.regions.iter().copied().enumerate()
+    pub(super) fn all_regions(&self) -> impl Iterator<Item = (usize, &'static Region)> + '_ {
+        self.regions.iter().enumerate()
     }
 
     #[cfg(test)]

@@ -682,8 +682,16 @@ fn examples(meta: &phonenumber::Metadata) -> Vec<String> {
 fn every_region_compiles_and_its_examples_are_valid() {
     let phones = phone::Phones::new(None).unwrap();
     let mut checked = 0;
-    for (index, meta) in phones.all_regions() {
-        assert!(phones.compiles(index), "region {}", meta.id());
+    for (index, region) in phones.all_regions() {
+        assert!(phones.compiles(index), "region {}", region.id);
+        // By code and id: the non-geographic regions all have the id 001.
+        let metas = phonenumber::metadata::DATABASE
+            .by_code(&region.country_code)
+            .unwrap_or_default();
+        let meta = metas
+            .iter()
+            .find(|m| m.id() == region.id)
+            .expect("every region is in the crate's database");
         for example in examples(meta) {
             let international = format!("{}{example}", meta.country_code());
             assert!(
@@ -760,4 +768,20 @@ fn long_digit_runs_in_date_shapes_do_not_overflow() {
         assert!(!super::validate::date_shaped(candidate), "{candidate}");
     }
     assert!(super::validate::date_shaped("15.03.2024"));
+}
+
+/// `phone_regions.rs` is the `phonenumber` crate's metadata as `phone_meta::generate` writes it.
+/// `HUSHFLOW_WRITE_PHONE_REGIONS=1` rewrites the file (after upgrading the crate).
+#[test]
+fn phone_regions_match_the_phonenumber_crate() {
+    let generated = super::phone_meta::generate();
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/src/pii/phone_regions.rs");
+    if std::env::var_os("HUSHFLOW_WRITE_PHONE_REGIONS").is_some() {
+        std::fs::write(path, &generated).unwrap();
+    }
+    let stored = std::fs::read_to_string(path).unwrap();
+    assert!(
+        stored == generated,
+        "src/pii/phone_regions.rs is stale: rewrite it with HUSHFLOW_WRITE_PHONE_REGIONS=1 cargo test -p hushflow-policy phone_regions"
+    );
 }
