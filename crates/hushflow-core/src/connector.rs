@@ -122,6 +122,17 @@ pub trait Sink: Send {
 
     /// Writes what this sink's [`Sink::encoder`] made of one or more batches, as `write_batch`
     /// would have written them.
+    /// [`Sink::write_encoded`], with the source's position to commit with the bytes (see
+    /// [`Sink::write_batch_at`]).
+    fn write_encoded_at(
+        &mut self,
+        bytes: &[u8],
+        _pipeline: &str,
+        _position: Option<&Position>,
+    ) -> Result<(), Error> {
+        self.write_encoded(bytes)
+    }
+
     fn write_encoded(&mut self, _bytes: &[u8]) -> Result<(), Error> {
         Err(Error::Config(
             "this sink takes batches, not encoded bytes".into(),

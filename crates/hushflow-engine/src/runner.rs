@@ -534,7 +534,7 @@ fn move_records(
             // rejected records are quarantined again above, since that attempt's file is lost.
             if seq > committed {
                 match &p.encoded {
-                    Some(bytes) => sink.write_encoded(bytes)?,
+                    Some(bytes) => sink.write_encoded_at(bytes, &plan.name, position.as_ref())?,
                     None if !p.output.is_empty() || position.is_some() => {
                         sink.write_batch_at(&p.output, &plan.name, position.as_ref())?
                     }

@@ -10,7 +10,7 @@
 use super::config::{PostgresMode, PostgresSinkConfig};
 use super::connect;
 use super::sql::{column, copy_cell, ident};
-use hushflow_core::{Batch, Error, Position, Schema, Sink};
+use hushflow_core::{Batch, Encode, Error, Position, Schema, Sink};
 use std::collections::HashMap;
 use std::io::Write;
 use std::path::Path;
@@ -219,80 +219,29 @@ impl Sink for PostgresSink {
         pipeline: &str,
         position: Option<&Position>,
     ) -> Result<(), Error> {
-        self.buf.clear();
-        let columns: Vec<_> = self.take.iter().map(|&i| batch.column(i)).collect();
-        // ON CONFLICT cannot touch a row twice in one statement: of the rows of a key in one
-        // batch, only the last goes (as if they were upserted one by one).
-        let mut superseded = vec![false; batch.len()];
-        if self.config.mode == PostgresMode::Upsert {
-            let key_column = self.columns.iter().position(|c| *c == self.key);
-            if let Some(k) = key_column {
-                let keys = columns[k];
-                let mut last: HashMap<&str, usize> = HashMap::with_capacity(batch.len());
-                for row in 0..batch.len() {
-                    if let Some(earlier) = last.insert(keys.get(row).text, row) {
-                        superseded[earlier] = true;
-                    }
-                }
-            }
-        }
-        for (row, _) in superseded.iter().enumerate().filter(|(_, s)| !**s) {
-            for (n, c) in columns.iter().enumerate() {
-                if n > 0 {
-                    self.buf.push(b'\t');
-                }
-                copy_cell(c.get(row), &mut self.buf);
-            }
-            self.buf.push(b'\n');
-        }
-        let cols: Vec<String> = self.columns.iter().map(|c| column(c)).collect();
-        let cols = cols.join(", ");
-        let copy = format!("COPY {} ({cols}) FROM STDIN", self.copy_into);
-        let merge = (self.config.mode == PostgresMode::Upsert).then(|| {
-            let key = column(&self.key);
-            let updates: Vec<String> = self
-                .columns
-                .iter()
-                .filter(|c| **c != self.key)
-                .map(|c| format!("{0} = EXCLUDED.{0}", column(c)))
-                .collect();
-            let action = if updates.is_empty() {
-                "DO NOTHING".to_string()
-            } else {
-                format!("DO UPDATE SET {}", updates.join(", "))
-            };
-            format!(
-                "INSERT INTO {} ({cols}) SELECT {cols} FROM {STAGE} ON CONFLICT ({key}) {action}",
-                ident(&self.config.table)
-            )
-        });
-        let (copy_err, merge_err, pos_err, commit_err) = (
-            self.err("loading a batch (COPY)"),
-            self.err("merging a batch"),
-            self.err("recording the position"),
-            self.err("committing a batch"),
-        );
-        let replace = self.config.mode == PostgresMode::Replace;
-        let begin_err = self.err("beginning a batch");
-        let mut tx = self.client.transaction().map_err(begin_err)?;
-        let mut writer = tx.copy_in(&copy).map_err(&copy_err)?;
-        writer
-            .write_all(&self.buf)
-            .map_err(|e| Error::Destination {
-                path: self.config.table.clone().into(),
-                message: format!("loading a batch (COPY): {e}"),
-            })?;
-        writer.finish().map_err(&copy_err)?;
-        if let Some(merge) = &merge {
-            tx.execute(merge.as_str(), &[]).map_err(&merge_err)?;
-        }
-        match position {
-            Some(p) if !replace => Self::save_position(&mut tx, pipeline, p).map_err(&pos_err)?,
-            Some(p) => self.pending_position = Some((pipeline.to_string(), p.clone())),
-            None => {}
-        }
-        tx.commit().map_err(&commit_err)?;
-        Ok(())
+        let mut buf = std::mem::take(&mut self.buf);
+        buf.clear();
+        self.encoding().encode(batch, &mut buf)?;
+        let result = self.load(&buf, pipeline, position);
+        self.buf = buf;
+        result
+    }
+
+    fn write_encoded_at(
+        &mut self,
+        bytes: &[u8],
+        pipeline: &str,
+        position: Option<&Position>,
+    ) -> Result<(), Error> {
+        self.load(bytes, pipeline, position)
+    }
+
+    fn write_encoded(&mut self, bytes: &[u8]) -> Result<(), Error> {
+        self.load(bytes, "", None)
+    }
+
+    fn encoder(&self) -> Option<std::sync::Arc<dyn Encode>> {
+        (!self.columns.is_empty()).then(|| std::sync::Arc::new(self.encoding()) as _)
     }
 
     fn finish(&mut self) -> Result<(), Error> {
@@ -347,5 +296,107 @@ impl Sink for PostgresSink {
             cursor: r.get(0),
             key: r.get(1),
         }))
+    }
+}
+
+impl PostgresSink {
+    fn encoding(&self) -> CopyEncoder {
+        CopyEncoder {
+            take: self.take.clone(),
+            key: (self.config.mode == PostgresMode::Upsert)
+                .then(|| self.columns.iter().position(|c| *c == self.key))
+                .flatten(),
+        }
+    }
+
+    /// COPYs rows in COPY text format (and merges them, for upsert) in one transaction with
+    /// the position.
+    fn load(
+        &mut self,
+        bytes: &[u8],
+        pipeline: &str,
+        position: Option<&Position>,
+    ) -> Result<(), Error> {
+        let cols: Vec<String> = self.columns.iter().map(|c| column(c)).collect();
+        let cols = cols.join(", ");
+        let copy = format!("COPY {} ({cols}) FROM STDIN", self.copy_into);
+        let merge = (self.config.mode == PostgresMode::Upsert).then(|| {
+            let key = column(&self.key);
+            let updates: Vec<String> = self
+                .columns
+                .iter()
+                .filter(|c| **c != self.key)
+                .map(|c| format!("{0} = EXCLUDED.{0}", column(c)))
+                .collect();
+            let action = if updates.is_empty() {
+                "DO NOTHING".to_string()
+            } else {
+                format!("DO UPDATE SET {}", updates.join(", "))
+            };
+            format!(
+                "INSERT INTO {} ({cols}) SELECT {cols} FROM {STAGE} ON CONFLICT ({key}) {action}",
+                ident(&self.config.table)
+            )
+        });
+        let (copy_err, merge_err, pos_err, commit_err) = (
+            self.err("loading a batch (COPY)"),
+            self.err("merging a batch"),
+            self.err("recording the position"),
+            self.err("committing a batch"),
+        );
+        let replace = self.config.mode == PostgresMode::Replace;
+        let begin_err = self.err("beginning a batch");
+        let mut tx = self.client.transaction().map_err(begin_err)?;
+        let mut writer = tx.copy_in(&copy).map_err(&copy_err)?;
+        writer.write_all(bytes).map_err(|e| Error::Destination {
+            path: self.config.table.clone().into(),
+            message: format!("loading a batch (COPY): {e}"),
+        })?;
+        writer.finish().map_err(&copy_err)?;
+        if let Some(merge) = &merge {
+            tx.execute(merge.as_str(), &[]).map_err(&merge_err)?;
+        }
+        match position {
+            Some(p) if !replace => Self::save_position(&mut tx, pipeline, p).map_err(&pos_err)?,
+            Some(p) => self.pending_position = Some((pipeline.to_string(), p.clone())),
+            None => {}
+        }
+        tx.commit().map_err(&commit_err)?;
+        Ok(())
+    }
+}
+
+/// Encodes batches in COPY's text format, on the engine's workers. For upsert, of the rows of
+/// one key in a batch only the last is kept: `ON CONFLICT` cannot touch a row twice in one
+/// statement (and row by row, the last would win).
+struct CopyEncoder {
+    take: Vec<usize>,
+    /// The key's place among the written columns, in upsert mode.
+    key: Option<usize>,
+}
+
+impl Encode for CopyEncoder {
+    fn encode(&self, batch: &Batch, out: &mut Vec<u8>) -> Result<(), Error> {
+        let columns: Vec<_> = self.take.iter().map(|&i| batch.column(i)).collect();
+        let mut superseded = vec![false; batch.len()];
+        if let Some(k) = self.key {
+            let keys = columns[k];
+            let mut last: HashMap<&str, usize> = HashMap::with_capacity(batch.len());
+            for row in 0..batch.len() {
+                if let Some(earlier) = last.insert(keys.get(row).text, row) {
+                    superseded[earlier] = true;
+                }
+            }
+        }
+        for (row, _) in superseded.iter().enumerate().filter(|(_, s)| !**s) {
+            for (n, c) in columns.iter().enumerate() {
+                if n > 0 {
+                    out.push(b'\t');
+                }
+                copy_cell(c.get(row), out);
+            }
+            out.push(b'\n');
+        }
+        Ok(())
     }
 }
