@@ -9,7 +9,7 @@
 
 use super::config::{PostgresMode, PostgresSinkConfig};
 use super::connect;
-use super::sql::{column, copy_cell, ident};
+use super::sql::{column, copy_cell, describe, ident};
 use hushflow_core::{Batch, Encode, Error, Position, Schema, Sink};
 use std::collections::HashMap;
 use std::io::Write;
@@ -35,26 +35,9 @@ pub struct PostgresSink {
 
 fn db_error(table: &str, action: &str) -> impl Fn(postgres::Error) -> Error + use<> {
     let (table, action) = (table.to_string(), action.to_string());
-    move |e| {
-        let detail = e
-            .as_db_error()
-            .map(|d| d.message().to_string())
-            .unwrap_or_else(|| e.to_string());
-        // Database messages can quote a value (a duplicate key); the redactor does not know
-        // record values, so the detail is kept only for errors that cannot carry one.
-        let detail = match e.as_db_error().map(|d| d.code().code()) {
-            Some("23505") => {
-                "a key is already in the table (append mode); use mode = \"upsert\"".into()
-            }
-            Some(code) if code.starts_with("22") || code.starts_with("23") => {
-                format!("a value was refused (SQLSTATE {code})")
-            }
-            _ => detail,
-        };
-        Error::Destination {
-            path: table.clone().into(),
-            message: format!("{action}: {detail}"),
-        }
+    move |e| Error::Destination {
+        path: table.clone().into(),
+        message: format!("{action}: {}", describe(&e)),
     }
 }
 

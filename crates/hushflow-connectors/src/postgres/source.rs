@@ -6,7 +6,7 @@
 
 use super::config::PostgresSourceConfig;
 use super::connect;
-use super::sql::{column, ident, literal};
+use super::sql::{column, describe, ident, literal};
 use hushflow_core::{Batch, Cell, Error, Position, Schema, Source, SourceBatch, SourceChunk};
 use std::path::Path;
 use std::sync::Arc;
@@ -28,11 +28,10 @@ const CURSOR_NAME: &str = "hushflow_source";
 fn db_error(label: &str, action: &str) -> impl Fn(postgres::Error) -> Error + use<> {
     let (label, action) = (label.to_string(), action.to_string());
     move |e| {
-        let detail = e
-            .as_db_error()
-            .map(|d| d.message().to_string())
-            .unwrap_or_else(|| e.to_string());
-        Error::Config(format!("PostgreSQL source {label}: {action}: {detail}"))
+        Error::Config(format!(
+            "PostgreSQL source {label}: {action}: {}",
+            describe(&e)
+        ))
     }
 }
 

@@ -49,6 +49,22 @@ pub fn copy_cell(cell: Cell<'_>, out: &mut Vec<u8>) {
     }
 }
 
+/// What a database error says, without the values some messages quote: data exceptions
+/// (SQLSTATE class 22: `invalid input syntax for type integer: "…"`) and integrity violations
+/// (class 23: `Key (id)=(…) already exists`) keep only their code. Reads and loads share it.
+pub fn describe(e: &postgres::Error) -> String {
+    match e.as_db_error() {
+        Some(d) => match d.code().code() {
+            "23505" => "a key is already in the table (append mode); use mode = \"upsert\"".into(),
+            code if code.starts_with("22") || code.starts_with("23") => {
+                format!("a value was refused (SQLSTATE {code})")
+            }
+            _ => d.message().to_string(),
+        },
+        None => e.to_string(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

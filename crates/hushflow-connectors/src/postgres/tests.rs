@@ -291,6 +291,25 @@ fn reads_only_wanted_columns_in_pages_and_continues_after_a_position() {
         "ties on the cursor broken by the key"
     );
 
+    // A value the database refuses is not quoted back (SQLSTATE class 22 keeps only its code).
+    let bad = Position {
+        cursor: "canary-not-a-time".into(),
+        key: "1".into(),
+    };
+    let e = PostgresSource::open(
+        &source_config(Some("updated_at")),
+        &db.url(),
+        Path::new(""),
+        &wanted,
+        "id",
+        Some(&bad),
+    )
+    .err()
+    .unwrap()
+    .to_string();
+    assert!(e.contains("SQLSTATE 22"), "{e}");
+    assert!(!e.contains("canary"), "{e}");
+
     let e = PostgresSource::open(
         &source_config(None),
         &db.url(),

@@ -4,6 +4,7 @@
 
 use super::{Exit, Failure, Session, create_private, failure, invalid};
 use crate::cli::QuarantineCommand;
+use hushflow_crypto::StateIdentity;
 use hushflow_engine::quarantine::{self, QuarantinedRecord};
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -71,26 +72,36 @@ fn pipeline_name(path: &std::path::Path) -> Option<String> {
     name.rsplit_once('-').map(|(p, _)| p.to_owned())
 }
 
-/// Decrypts one quarantine file with the state identity.
-pub(super) fn read(
+/// The identity that opens this state directory's quarantine files.
+fn identity_of(
     session: &Session<'_>,
-    path: &std::path::Path,
-) -> Result<Vec<QuarantinedRecord>, Failure> {
-    let keyring = session.keyring()?;
-    let identity = keyring.existing_identity().ok_or_else(|| {
+    keyring: &hushflow_crypto::Keyring,
+) -> Result<StateIdentity, Failure> {
+    keyring.existing_identity().cloned().ok_or_else(|| {
         failure(format!(
-            "the keyring in {} has no state identity, so it cannot open {}: was the keyring \
-             replaced?",
+            "the keyring in {} has no state identity, so it cannot open quarantine files: was \
+             the keyring replaced?",
             session.state.root().display(),
-            path.display()
         ))
-    })?;
+    })
+}
+
+/// Decrypts one quarantine file.
+fn read(
+    path: &std::path::Path,
+    identity: &StateIdentity,
+) -> Result<Vec<QuarantinedRecord>, Failure> {
     quarantine::read(path, identity).map_err(failure)
 }
 
 fn list(session: &Session<'_>, run: Option<&str>, json: bool) -> Result<Exit, Failure> {
     let out = session.out;
     let files = files(session, run)?;
+    // Opened once for every file (and only when there is one to read).
+    let identity = match files.is_empty() {
+        true => None,
+        false => Some(identity_of(session, &session.keyring()?)?),
+    };
     if files.is_empty() && !json {
         out.line(match run {
             Some(r) => format!("no quarantine file matches `{r}`"),
@@ -98,7 +109,8 @@ fn list(session: &Session<'_>, run: Option<&str>, json: bool) -> Result<Exit, Fa
         });
     }
     for path in files {
-        let records = read(session, &path)?;
+        let Some(identity) = &identity else { break };
+        let records = read(&path, identity)?;
         let mut reasons: BTreeMap<&str, u64> = BTreeMap::new();
         for r in &records {
             *reasons.entry(r.code.as_str()).or_default() += 1;
@@ -129,7 +141,7 @@ fn list(session: &Session<'_>, run: Option<&str>, json: bool) -> Result<Exit, Fa
 fn export(session: &Session<'_>, run: &str, out_path: PathBuf) -> Result<Exit, Failure> {
     let out = session.out;
     let path = one_file(session, run)?;
-    let records = read(session, &path)?;
+    let records = read(&path, &identity_of(session, &session.keyring()?)?)?;
     let run = run_id(&path).unwrap_or_default();
     // Audited before anything is written: an attempt counts, whether or not the write succeeds.
     session.audit(
@@ -199,7 +211,8 @@ fn replay(
             "--out is for file sinks; this pipeline's sink is a table, which gets the records",
         ));
     }
-    let records = read(session, &path)?;
+    // The keyring the pipeline's keys came from opens the quarantine too.
+    let records = read(&path, &identity_of(session, &prepared.keyring)?)?;
     session.out.line(format!(
         "replaying {} quarantined records of run {run} through {}",
         records.len(),
