@@ -3,11 +3,13 @@
 //! the keyring's home, the audit log and the quarantine. Only the engine writes the audit log.
 
 pub mod audit;
+pub mod dag;
 pub mod pipeline;
 pub mod plan;
 pub mod quarantine;
 pub mod replay;
 pub mod runner;
+pub mod schedule;
 pub mod staging;
 pub mod state;
 pub mod subjects;

@@ -18,14 +18,91 @@ use toml::de::{DeTable, DeValue};
 /// small enough that a batch of contacts stays within a few megabytes.
 pub const DEFAULT_BATCH_SIZE: usize = 8192;
 
+/// A pipeline file: one sync (`[source]`, `[policy]`, `[sink]`), or a DAG of `[[task]]`s.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PipelineSpec {
     pub pipeline: PipelineSection,
-    pub source: SourceSpec,
     #[serde(default)]
-    pub policy: Policy,
-    pub sink: SinkSpec,
+    pub source: Option<SourceSpec>,
+    #[serde(default)]
+    pub policy: Option<Policy>,
+    #[serde(default)]
+    pub sink: Option<SinkSpec>,
+    #[serde(default)]
+    pub task: Vec<TaskSpec>,
+    /// Named concurrency limits (`crm = 2`): at most that many tasks naming the pool run at once,
+    /// across every worker that shares the metadata store.
+    #[serde(default)]
+    pub pools: std::collections::BTreeMap<String, Spanned<u32>>,
+}
+
+/// One `[[task]]`: a sync (source, policy, sink) or a built-in task (`type = "sql"`, `"gc"`,
+/// `"empty"`), with its place in the DAG and how it retries.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TaskSpec {
+    pub name: Spanned<String>,
+    #[serde(default, rename = "type")]
+    pub kind: Option<Spanned<String>>,
+    #[serde(default)]
+    pub depends_on: Vec<Spanned<String>>,
+    #[serde(default)]
+    pub trigger_rule: TriggerRule,
+    #[serde(default)]
+    pub retries: Option<Spanned<u32>>,
+    /// Delay before the first retry (`"30s"`, `"5m"`); it doubles on each further retry up to
+    /// `max_retry_delay` unless `retry_exponential_backoff = false`.
+    #[serde(default)]
+    pub retry_delay: Option<Spanned<String>>,
+    #[serde(default)]
+    pub retry_exponential_backoff: Option<bool>,
+    #[serde(default)]
+    pub max_retry_delay: Option<Spanned<String>>,
+    /// A try that runs longer than this is stopped and counts as failed.
+    #[serde(default)]
+    pub timeout: Option<Spanned<String>>,
+    /// The task's pool (see `[pools]`).
+    #[serde(default)]
+    pub pool: Option<Spanned<String>>,
+    /// A sync task's record key; the pipeline's `key` by default.
+    #[serde(default)]
+    pub key: Option<Spanned<String>>,
+    #[serde(default)]
+    pub source: Option<SourceSpec>,
+    #[serde(default)]
+    pub policy: Option<Policy>,
+    #[serde(default)]
+    pub sink: Option<SinkSpec>,
+    /// `sql` tasks: the database (a secret reference holding a postgres:// URL, or a SQLite file
+    /// path) and the statements to run in one transaction.
+    #[serde(default)]
+    pub database: Option<Spanned<String>>,
+    #[serde(default)]
+    pub sql: Option<Spanned<String>>,
+}
+
+/// When a task whose upstream tasks have all ended may run (Airflow's trigger rules).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TriggerRule {
+    /// Every upstream task succeeded (the default).
+    #[default]
+    AllSuccess,
+    /// Every upstream task ended, whatever its state.
+    AllDone,
+    /// At least one upstream task failed.
+    OneFailed,
+}
+
+impl TriggerRule {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TriggerRule::AllSuccess => "all_success",
+            TriggerRule::AllDone => "all_done",
+            TriggerRule::OneFailed => "one_failed",
+        }
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -33,7 +110,42 @@ pub struct PipelineSpec {
 pub struct PipelineSection {
     pub name: Spanned<String>,
     /// The record key: upserts match on it and a record without one is quarantined.
-    pub key: Spanned<String>,
+    #[serde(default)]
+    pub key: Option<Spanned<String>>,
+    /// Cron (`"0 2 * * *"`) or a preset (`@hourly`, `@daily`, `@weekly`, `@monthly`, `@yearly`).
+    #[serde(default)]
+    pub schedule: Option<Spanned<String>>,
+    /// The IANA time zone the schedule is read in (default UTC).
+    #[serde(default)]
+    pub timezone: Option<Spanned<String>>,
+    /// The first data interval starts at or after this date or time (RFC 3339 or `YYYY-MM-DD`,
+    /// in `timezone`); default: when the scheduler first sees the pipeline.
+    #[serde(default)]
+    pub start_date: Option<Spanned<String>>,
+    /// Create a run for every interval missed since the last one (default `false`: only the
+    /// latest).
+    #[serde(default)]
+    pub catchup: Option<bool>,
+    #[serde(default)]
+    pub max_active_runs: Option<Spanned<u32>>,
+    /// A secret reference holding a webhook URL that is told when a task fails for good.
+    #[serde(default)]
+    pub on_failure_webhook: Option<Spanned<String>>,
+    // Defaults for every task's retries and timeout (the same keys as in a `[[task]]`).
+    #[serde(default)]
+    pub retries: Option<Spanned<u32>>,
+    /// Delay before the first retry (`"30s"`, `"5m"`); it doubles on each further retry up to
+    /// `max_retry_delay` unless `retry_exponential_backoff = false`.
+    #[serde(default)]
+    pub retry_delay: Option<Spanned<String>>,
+    #[serde(default)]
+    pub retry_exponential_backoff: Option<bool>,
+    #[serde(default)]
+    pub max_retry_delay: Option<Spanned<String>>,
+    /// A try that runs longer than this is stopped and counts as failed.
+    #[serde(default)]
+    pub timeout: Option<Spanned<String>>,
+
     #[serde(default)]
     pub batch_size: Option<Spanned<usize>>,
     /// Threads that apply the policy; the default is one per core (at most 8).
@@ -219,15 +331,38 @@ impl std::error::Error for SpecError {}
 pub struct SpecSource<'a> {
     pub file: &'a Path,
     pub text: &'a str,
+    /// Set while checking one `[[task]]`: key paths are looked up inside it and named after it.
+    pub scope: Option<&'a TaskScope>,
 }
 
-impl SpecSource<'_> {
+/// Which `[[task]]` a check concerns: its index in the file and its name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TaskScope {
+    pub index: usize,
+    pub name: String,
+}
+
+impl<'a> SpecSource<'a> {
+    pub fn new(file: &'a Path, text: &'a str) -> Self {
+        SpecSource {
+            file,
+            text,
+            scope: None,
+        }
+    }
+
     pub fn error_at(
         &self,
         span: Range<usize>,
         key: Option<String>,
         message: impl Into<String>,
     ) -> SpecError {
+        let key = match (&self.scope, key) {
+            (Some(scope), Some(k)) if !k.starts_with("task.") && !k.starts_with("pipeline.") => {
+                Some(format!("task.{}.{k}", scope.name))
+            }
+            (_, key) => key,
+        };
         let before = &self.text[..span.start.min(self.text.len())];
         let line = before.matches('\n').count() + 1;
         let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
@@ -253,13 +388,35 @@ impl SpecSource<'_> {
     pub fn find_span(&self, path: &[&str]) -> Option<Range<usize>> {
         let doc = DeTable::parse(self.text).ok()?;
         let mut table = doc.get_ref();
+        let index;
+        let scoped: Vec<&str>;
+        let path = match (&self.scope, path.first()) {
+            (Some(scope), Some(first)) if *first != "pipeline" && *first != "pools" => {
+                index = scope.index.to_string();
+                scoped = ["task", index.as_str()]
+                    .into_iter()
+                    .chain(path.iter().copied())
+                    .collect();
+                &scoped[..]
+            }
+            _ => path,
+        };
         let (last, parents) = path.split_last()?;
-        for segment in parents {
+        let mut segments = parents.iter();
+        while let Some(segment) = segments.next() {
             let (_, value) = table
                 .iter()
                 .find(|(k, _)| k.get_ref().as_ref() == *segment)?;
             match value.get_ref() {
                 DeValue::Table(t) => table = t,
+                // An array of tables (`[[task]]`): the next segment is the index.
+                DeValue::Array(items) => {
+                    let i: usize = segments.next()?.parse().ok()?;
+                    match items.get(i)?.get_ref() {
+                        DeValue::Table(t) => table = t,
+                        _ => return None,
+                    }
+                }
                 _ => return None,
             }
         }
@@ -297,7 +454,7 @@ impl SpecSource<'_> {
 
 /// Parses a pipeline file. Literal secrets are refused before anything else looks at the file.
 pub fn parse(file: &Path, text: &str) -> Result<PipelineSpec, SpecError> {
-    let source = SpecSource { file, text };
+    let source = SpecSource::new(file, text);
     let doc = DeTable::parse(text).map_err(|e| toml_error(&source, &e))?;
     let mut path = Vec::new();
     scan_table(&source, doc.get_ref(), &mut path)?;
@@ -416,7 +573,7 @@ fn scan_value<'a>(
     match value.get_ref() {
         DeValue::String(s) => {
             // A policy rule's `key` is key material for hashing, so it is a secret too.
-            let is_policy_key = key == "key" && path.first().is_some_and(|p| p == "policy");
+            let is_policy_key = key == "key" && path.iter().any(|p| p == "policy");
             let literal = !hushflow_secrets::is_reference(s);
             if literal && (is_secret_key(key) || is_policy_key) {
                 return Err(source.error_at(
@@ -477,9 +634,9 @@ table = "leads"
     fn parses_a_good_pipeline() {
         let spec = parse_str(GOOD).unwrap();
         assert_eq!(spec.pipeline.name.get_ref(), "crm-export");
-        assert_eq!(spec.source.kind(), "csv");
-        assert_eq!(spec.sink.kind(), "sqlite");
-        assert_eq!(spec.policy.output_fields(), ["id", "email"]);
+        assert_eq!(spec.source.unwrap().kind(), "csv");
+        assert_eq!(spec.sink.unwrap().kind(), "sqlite");
+        assert_eq!(spec.policy.unwrap().output_fields(), ["id", "email"]);
         assert_eq!(spec.pipeline.on_error, OnError::Quarantine);
     }
 

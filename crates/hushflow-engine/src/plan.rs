@@ -46,6 +46,8 @@ pub struct Plan {
     /// The suppression list's path, resolved against the pipeline file.
     pub suppression_file: Option<PathBuf>,
     pub warnings: Vec<String>,
+    /// The task of a DAG file this plan is, for locating errors found later.
+    scope: Option<pipeline::TaskScope>,
     text: String,
 }
 
@@ -59,20 +61,85 @@ pub fn load(file: &Path) -> Result<Plan, SpecError> {
         message: format!("cannot read the pipeline file: {e}"),
     })?;
     let spec = pipeline::parse(file, &text)?;
-    let base = file.parent().map(Path::to_path_buf).unwrap_or_default();
-    check(file, text, spec, &base)
-}
-
-fn check(file: &Path, text: String, spec: PipelineSpec, base: &Path) -> Result<Plan, SpecError> {
-    let src = SpecSource { file, text: &text };
+    let src = SpecSource::new(file, &text);
+    if !spec.task.is_empty() {
+        return Err(src.error_at(
+            src.span_of(&["task"]),
+            Some("task".into()),
+            "this file is a DAG of [[task]]s; run it with `hushflow trigger FILE --wait` (or \
+             put it in the scheduler's --pipelines directory)",
+        ));
+    }
     let PipelineSpec {
         pipeline,
+        source,
+        policy,
+        sink,
+        ..
+    } = spec;
+    let missing = |what: &str| {
+        src.error_at(
+            0..0,
+            None,
+            format!("missing `[{what}]`: a pipeline file holds [pipeline], [source], [policy] and [sink], or [[task]]s"),
+        )
+    };
+    let key = pipeline.key.clone().ok_or_else(|| {
+        src.error_at(
+            src.span_of(&["pipeline"]),
+            Some("pipeline.key".into()),
+            "missing: name the record key (`key = \"id\"`)",
+        )
+    })?;
+    let (source, sink) = match (source, sink) {
+        (Some(source), Some(sink)) => (source, sink),
+        (None, _) => return Err(missing("source")),
+        (_, None) => return Err(missing("sink")),
+    };
+    let name = pipeline.name.get_ref().clone();
+    let parts = SyncParts {
+        name,
+        key,
+        source,
+        policy: policy.unwrap_or_default(),
+        sink,
+    };
+    check(file, text.clone(), None, &pipeline, parts)
+}
+
+/// What one sync needs besides the `[pipeline]` section: in a DAG file these come from a task.
+pub(crate) struct SyncParts {
+    /// The plan's name: the pipeline's, or `pipeline.task` for a task of a DAG.
+    pub name: String,
+    pub key: toml::Spanned<String>,
+    pub source: SourceSpec,
+    pub policy: Policy,
+    pub sink: SinkSpec,
+}
+
+pub(crate) fn check(
+    file: &Path,
+    text: String,
+    scope: Option<pipeline::TaskScope>,
+    pipeline: &pipeline::PipelineSection,
+    parts: SyncParts,
+) -> Result<Plan, SpecError> {
+    let base = file.parent().map(Path::to_path_buf).unwrap_or_default();
+    let base = base.as_path();
+    let src = SpecSource {
+        file,
+        text: &text,
+        scope: scope.as_ref(),
+    };
+    let SyncParts {
+        name: plan_name,
+        key: key_spec,
         mut source,
         policy,
         mut sink,
-    } = spec;
+    } = parts;
 
-    let name = pipeline.name.get_ref();
+    let name = &plan_name;
     if name.is_empty()
         || !name
             .chars()
@@ -117,14 +184,14 @@ fn check(file: &Path, text: String, spec: PipelineSpec, base: &Path) -> Result<P
         return Err(src.error_at(span, Some("policy".into()), e.to_string()));
     }
 
-    let key = pipeline.key.get_ref().clone();
+    let key = key_spec.get_ref().clone();
     // The key must leave, and leave as a value that still identifies the record one to one.
     match policy.rule(&key).map(|r| &r.action) {
         Some(Action::Keep | Action::Hash(_) | Action::Tokenize(_) | Action::MatchHash(_)) => {}
         _ => {
             return Err(src.error_at(
-                pipeline.key.span(),
-                Some("pipeline.key".into()),
+                key_spec.span(),
+                Some(if scope.is_some() && key_spec.span() != pipeline.key.as_ref().map_or(0..0, |k| k.span()) { "key".into() } else { "pipeline.key".into() }),
                 format!(
                     "the key field `{key}` must leave the source one to one: add `fields.{key} = \"keep\"` \
                      (or a hash or tokenize rule) to [policy]"
@@ -236,7 +303,7 @@ fn check(file: &Path, text: String, spec: PipelineSpec, base: &Path) -> Result<P
         on_error: pipeline.on_error,
         // File sources re-read cheaply, so they stage only when asked to.
         staging: pipeline.staging.unwrap_or(false),
-        retention_days: retention_days(&src, &pipeline)?,
+        retention_days: retention_days(&src, pipeline)?,
         source,
         fingerprint: policy.fingerprint(),
         policy,
@@ -244,6 +311,7 @@ fn check(file: &Path, text: String, spec: PipelineSpec, base: &Path) -> Result<P
         source_fields,
         suppression_file,
         warnings,
+        scope,
         text,
     })
 }
@@ -285,6 +353,7 @@ impl Plan {
         let src = SpecSource {
             file: &self.file,
             text: &self.text,
+            scope: self.scope.as_ref(),
         };
         let mut keys = KeyMaterial::new();
         let uses = self
@@ -357,6 +426,7 @@ impl Plan {
         let src = SpecSource {
             file: &self.file,
             text: &self.text,
+            scope: self.scope.as_ref(),
         };
         let base = self.file.parent().unwrap_or(Path::new(""));
         let mut connections = Connections::new();

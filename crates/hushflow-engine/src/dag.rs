@@ -1,0 +1,788 @@
+//! DAG files: a pipeline file read as tasks with dependencies, a schedule and retry rules. A
+//! file without `[[task]]`s (one sync) is a DAG of one task named `sync`. Everything is checked
+//! here, before any scheduler or worker acts on it: unknown names, cycles, pools, durations.
+
+pub use crate::pipeline::TriggerRule;
+use crate::pipeline::{self, PipelineSection, PipelineSpec, SpecError, SpecSource, TaskScope};
+use crate::plan::{self, Plan, SyncParts};
+use crate::schedule::{self, Millis, Schedule};
+use sha2::{Digest, Sha256};
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+use toml::Spanned;
+
+/// The task name a one-sync pipeline file runs as.
+pub const SYNC_TASK: &str = "sync";
+
+#[derive(Debug)]
+pub struct Dag {
+    pub name: String,
+    pub file: PathBuf,
+    /// The file's text: workers run exactly the version a run was created from.
+    pub text: String,
+    /// SHA-256 of the text.
+    pub fingerprint: String,
+    pub schedule: Option<Schedule>,
+    pub start_date: Option<Millis>,
+    pub catchup: bool,
+    pub max_active_runs: u32,
+    /// A secret reference holding the URL to tell about failed tasks.
+    pub on_failure_webhook: Option<String>,
+    pub pools: BTreeMap<String, u32>,
+    /// In dependency order: every task comes after the tasks it depends on.
+    pub tasks: Vec<TaskDef>,
+}
+
+#[derive(Debug)]
+pub struct TaskDef {
+    pub name: String,
+    pub depends_on: Vec<String>,
+    pub trigger_rule: TriggerRule,
+    pub retry: RetryPolicy,
+    pub timeout: Option<Duration>,
+    pub pool: Option<String>,
+    pub kind: TaskKind,
+}
+
+#[derive(Debug)]
+pub enum TaskKind {
+    Sync(Box<Plan>),
+    /// Statements run in one transaction against `database`.
+    Sql {
+        database: SqlDatabase,
+        sql: String,
+    },
+    /// Removes expired staged files from the state directory.
+    Gc,
+    /// Does nothing: joins branches, or measures the scheduler.
+    Empty,
+}
+
+impl TaskKind {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            TaskKind::Sync(_) => "sync",
+            TaskKind::Sql { .. } => "sql",
+            TaskKind::Gc => "gc",
+            TaskKind::Empty => "empty",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SqlDatabase {
+    /// A secret reference to a postgres:// URL.
+    Postgres(String),
+    /// A SQLite file, resolved against the pipeline file.
+    Sqlite(PathBuf),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RetryPolicy {
+    pub retries: u32,
+    pub delay: Duration,
+    pub exponential: bool,
+    pub max_delay: Duration,
+}
+
+impl RetryPolicy {
+    /// The wait before the next try after `failures` failed tries (1 for the first failure):
+    /// `delay`, doubled per further failure when exponential, never above `max_delay`.
+    pub fn delay_after(&self, failures: u32) -> Duration {
+        let doublings = if self.exponential {
+            failures.saturating_sub(1).min(30)
+        } else {
+            0
+        };
+        self.delay
+            .saturating_mul(1u32 << doublings)
+            .min(self.max_delay.max(self.delay.min(self.max_delay)))
+    }
+}
+
+const DEFAULT_RETRY_DELAY: Duration = Duration::from_secs(60);
+const DEFAULT_MAX_RETRY_DELAY: Duration = Duration::from_secs(3600);
+
+impl Dag {
+    pub fn task(&self, name: &str) -> Option<&TaskDef> {
+        self.tasks.iter().find(|t| t.name == name)
+    }
+}
+
+/// Reads and checks a pipeline file as a DAG.
+pub fn load(file: &Path) -> Result<Dag, SpecError> {
+    let text = std::fs::read_to_string(file).map_err(|e| SpecError {
+        file: file.to_path_buf(),
+        line: 0,
+        column: 0,
+        key: None,
+        message: format!("cannot read the pipeline file: {e}"),
+    })?;
+    parse(file, text)
+}
+
+/// Checks the text of a pipeline file as a DAG; `file` locates messages and relative paths.
+pub fn parse(file: &Path, text: String) -> Result<Dag, SpecError> {
+    let spec = pipeline::parse(file, &text)?;
+    let fingerprint = hex::encode(Sha256::digest(text.as_bytes()));
+    let src = SpecSource::new(file, &text);
+    let PipelineSpec {
+        pipeline: section,
+        source,
+        policy,
+        sink,
+        task: task_specs,
+        pools: pool_specs,
+    } = spec;
+    let name = section.name.get_ref().clone();
+    let at = |span: std::ops::Range<usize>, key: &str, message: String| {
+        src.error_at(span, Some(key.to_string()), message)
+    };
+
+    let timezone = section.timezone.as_ref().map(|t| t.get_ref().as_str());
+    if let Some(tz) = &section.timezone {
+        schedule::parse_instant("2000-01-01", Some(tz.get_ref()))
+            .map_err(|m| at(tz.span(), "pipeline.timezone", m))?;
+    }
+    let schedule = match &section.schedule {
+        None => None,
+        Some(s) => Some(
+            Schedule::parse(s.get_ref(), timezone)
+                .map_err(|m| at(s.span(), "pipeline.schedule", m))?,
+        ),
+    };
+    let start_date = match &section.start_date {
+        None => None,
+        Some(d) => Some(
+            schedule::parse_instant(d.get_ref(), timezone)
+                .map_err(|m| at(d.span(), "pipeline.start_date", m))?,
+        ),
+    };
+    let max_active_runs = match &section.max_active_runs {
+        Some(m) if *m.get_ref() == 0 => {
+            return Err(at(
+                m.span(),
+                "pipeline.max_active_runs",
+                "must be at least 1".into(),
+            ));
+        }
+        Some(m) => *m.get_ref(),
+        None => 1,
+    };
+    if let Some(w) = &section.on_failure_webhook
+        && !hushflow_secrets::is_reference(w.get_ref())
+    {
+        return Err(at(
+            w.span(),
+            "pipeline.on_failure_webhook",
+            "must be a secret reference (env:NAME, file:PATH or keyring:NAME) holding the URL: \
+             webhook URLs carry their credentials"
+                .into(),
+        ));
+    }
+    let mut pools = BTreeMap::new();
+    for (pool, slots) in &pool_specs {
+        if *slots.get_ref() == 0 {
+            return Err(at(
+                slots.span(),
+                &format!("pools.{pool}"),
+                "must be at least 1".into(),
+            ));
+        }
+        pools.insert(pool.clone(), *slots.get_ref());
+    }
+    let defaults = retry_policy(&src, &section, None)?;
+    let default_timeout = timeout(&src, section.timeout.as_ref(), "pipeline.timeout")?;
+
+    let mut tasks = Vec::new();
+    if task_specs.is_empty() {
+        let key = section.key.clone().ok_or_else(|| {
+            at(
+                src.span_of(&["pipeline"]),
+                "pipeline.key",
+                "missing: name the record key (`key = \"id\"`)".into(),
+            )
+        })?;
+        let (Some(source), Some(sink)) = (source, sink) else {
+            return Err(src.error_at(
+                0..0,
+                None,
+                "a pipeline file holds [source], [policy] and [sink] (one sync) or [[task]]s",
+            ));
+        };
+        let parts = SyncParts {
+            name: name.clone(),
+            key,
+            source,
+            policy: policy.unwrap_or_default(),
+            sink,
+        };
+        tasks.push(TaskDef {
+            name: SYNC_TASK.into(),
+            depends_on: Vec::new(),
+            trigger_rule: TriggerRule::AllSuccess,
+            retry: defaults,
+            timeout: default_timeout,
+            pool: None,
+            kind: TaskKind::Sync(Box::new(plan::check(
+                file,
+                text.clone(),
+                None,
+                &section,
+                parts,
+            )?)),
+        });
+    } else {
+        for key in ["source", "policy", "sink"] {
+            let present = match key {
+                "source" => source.is_some(),
+                "policy" => policy.is_some(),
+                _ => sink.is_some(),
+            };
+            if present {
+                return Err(at(
+                    src.span_of(&[key]),
+                    key,
+                    format!(
+                        "a file with [[task]]s gives each task its own `{key}`; move it into the tasks"
+                    ),
+                ));
+            }
+        }
+        for (index, spec) in task_specs.into_iter().enumerate() {
+            let scope = TaskScope {
+                index,
+                name: spec.name.get_ref().clone(),
+            };
+            tasks.push(task(
+                file,
+                &text,
+                &section,
+                &pools,
+                default_timeout,
+                scope,
+                spec,
+            )?);
+        }
+    }
+    let tasks = order(&src, tasks)?;
+    Ok(Dag {
+        name,
+        file: file.to_path_buf(),
+        fingerprint,
+        schedule,
+        start_date,
+        catchup: section.catchup.unwrap_or(false),
+        max_active_runs,
+        on_failure_webhook: section.on_failure_webhook.map(|w| w.into_inner()),
+        pools,
+        tasks,
+        text,
+    })
+}
+
+fn valid_name(name: &str) -> bool {
+    !name.is_empty()
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_'))
+}
+
+fn task(
+    file: &Path,
+    text: &str,
+    section: &PipelineSection,
+    pools: &BTreeMap<String, u32>,
+    default_timeout: Option<Duration>,
+    scope: TaskScope,
+    spec: pipeline::TaskSpec,
+) -> Result<TaskDef, SpecError> {
+    let src = SpecSource {
+        file,
+        text,
+        scope: Some(&scope),
+    };
+    let at = |span: std::ops::Range<usize>, key: &str, message: &str| {
+        src.error_at(span, Some(key.to_string()), message)
+    };
+    let name = spec.name.get_ref().clone();
+    if !valid_name(&name) {
+        return Err(at(
+            spec.name.span(),
+            "name",
+            "must be non-empty and use only letters, digits, '-' and '_'",
+        ));
+    }
+    let pool = match &spec.pool {
+        Some(p) if !pools.contains_key(p.get_ref()) => {
+            return Err(at(
+                p.span(),
+                "pool",
+                "names no pool of this file; declare it under [pools] with its slots (`crm = 2`)",
+            ));
+        }
+        p => p.as_ref().map(|p| p.get_ref().clone()),
+    };
+    let retry = retry_policy(&src, section, Some(&spec))?;
+    let timeout = match timeout(&src, spec.timeout.as_ref(), "timeout")? {
+        Some(t) => Some(t),
+        None => default_timeout,
+    };
+    let depends_on = spec
+        .depends_on
+        .iter()
+        .map(|d| d.get_ref().clone())
+        .collect();
+    let trigger_rule = spec.trigger_rule;
+    let kind_name = spec.kind.as_ref().map_or("sync", |k| k.get_ref().as_str());
+    let sync_keys = spec.source.is_some() || spec.sink.is_some() || spec.policy.is_some();
+    let sql_keys = spec.database.is_some() || spec.sql.is_some();
+    let kind = match kind_name {
+        "sync" => {
+            if sql_keys {
+                return Err(at(
+                    src.span_of(&["database"]),
+                    "database",
+                    "belongs to `type = \"sql\"` tasks",
+                ));
+            }
+            let key = spec
+                .key
+                .clone()
+                .or_else(|| section.key.clone())
+                .ok_or_else(|| {
+                    at(
+                        spec.name.span(),
+                        "key",
+                        "a sync task needs a record key: set `key` here or in [pipeline]",
+                    )
+                })?;
+            let (Some(source), Some(sink)) = (spec.source, spec.sink) else {
+                return Err(at(
+                    spec.name.span(),
+                    "source",
+                    "a sync task needs a `source` and a `sink`",
+                ));
+            };
+            let parts = SyncParts {
+                name: format!("{}.{name}", section.name.get_ref()),
+                key,
+                source,
+                policy: spec.policy.unwrap_or_default(),
+                sink,
+            };
+            TaskKind::Sync(Box::new(plan::check(
+                file,
+                text.to_string(),
+                Some(scope.clone()),
+                section,
+                parts,
+            )?))
+        }
+        "sql" | "gc" | "empty" if sync_keys => {
+            return Err(at(
+                src.span_of(&["source"]),
+                "source",
+                "only sync tasks have a source, policy and sink",
+            ));
+        }
+        "sql" => {
+            let (Some(database), Some(sql)) = (&spec.database, &spec.sql) else {
+                return Err(at(
+                    spec.name.span(),
+                    "sql",
+                    "a sql task needs `database` and `sql`",
+                ));
+            };
+            let db = database.get_ref();
+            let database = if hushflow_secrets::is_reference(db) {
+                SqlDatabase::Postgres(db.clone())
+            } else if db.contains("://") {
+                return Err(at(
+                    database.span(),
+                    "database",
+                    "a database URL must be a secret reference (env:NAME, file:PATH or keyring:NAME) \
+                     holding the postgres:// URL",
+                ));
+            } else {
+                let base = file.parent().unwrap_or(Path::new(""));
+                SqlDatabase::Sqlite(base.join(db))
+            };
+            if sql.get_ref().trim().is_empty() {
+                return Err(at(sql.span(), "sql", "must not be empty"));
+            }
+            TaskKind::Sql {
+                database,
+                sql: sql.get_ref().clone(),
+            }
+        }
+        "gc" | "empty" if sql_keys => {
+            return Err(at(
+                src.span_of(&["database"]),
+                "database",
+                "belongs to `type = \"sql\"` tasks",
+            ));
+        }
+        "gc" => TaskKind::Gc,
+        "empty" => TaskKind::Empty,
+        _ => {
+            let span = spec.kind.as_ref().map_or(0..0, |k| k.span());
+            return Err(at(
+                span,
+                "type",
+                "unknown task type; expected sync, sql, gc or empty",
+            ));
+        }
+    };
+    Ok(TaskDef {
+        name,
+        depends_on,
+        trigger_rule,
+        retry,
+        timeout,
+        pool,
+        kind,
+    })
+}
+
+fn duration(
+    src: &SpecSource<'_>,
+    value: Option<&Spanned<String>>,
+    key: &str,
+) -> Result<Option<Duration>, SpecError> {
+    value
+        .map(|v| {
+            schedule::parse_duration(v.get_ref())
+                .map_err(|m| src.error_at(v.span(), Some(key.into()), m))
+        })
+        .transpose()
+}
+
+fn timeout(
+    src: &SpecSource<'_>,
+    value: Option<&Spanned<String>>,
+    key: &str,
+) -> Result<Option<Duration>, SpecError> {
+    match duration(src, value, key)? {
+        Some(d) if d.is_zero() => Err(src.error_at(
+            value.map_or(0..0, |v| v.span()),
+            Some(key.into()),
+            "must be longer than zero (leave it out for no timeout)",
+        )),
+        d => Ok(d),
+    }
+}
+
+/// A task's retry rules: its own keys, else the `[pipeline]` defaults, else hushflow's.
+fn retry_policy(
+    src: &SpecSource<'_>,
+    section: &PipelineSection,
+    task: Option<&pipeline::TaskSpec>,
+) -> Result<RetryPolicy, SpecError> {
+    let prefix = if task.is_some() { "" } else { "pipeline." };
+    fn pick<'a>(
+        own: Option<&'a Spanned<String>>,
+        default: Option<&'a Spanned<String>>,
+    ) -> Option<&'a Spanned<String>> {
+        own.or(default)
+    }
+    let retries = task
+        .and_then(|t| t.retries.as_ref())
+        .or(section.retries.as_ref())
+        .map_or(0, |r| *r.get_ref());
+    let delay = duration(
+        src,
+        pick(
+            task.and_then(|t| t.retry_delay.as_ref()),
+            section.retry_delay.as_ref(),
+        ),
+        &format!("{prefix}retry_delay"),
+    )?
+    .unwrap_or(DEFAULT_RETRY_DELAY);
+    let max_delay = duration(
+        src,
+        pick(
+            task.and_then(|t| t.max_retry_delay.as_ref()),
+            section.max_retry_delay.as_ref(),
+        ),
+        &format!("{prefix}max_retry_delay"),
+    )?
+    .unwrap_or(DEFAULT_MAX_RETRY_DELAY.max(delay));
+    let exponential = task
+        .and_then(|t| t.retry_exponential_backoff)
+        .or(section.retry_exponential_backoff)
+        .unwrap_or(true);
+    if max_delay < delay {
+        return Err(src.error_at(
+            src.span_of(&[if task.is_some() {
+                "max_retry_delay"
+            } else {
+                "pipeline"
+            }]),
+            Some(format!("{prefix}max_retry_delay")),
+            "is shorter than retry_delay",
+        ));
+    }
+    Ok(RetryPolicy {
+        retries,
+        delay,
+        exponential,
+        max_delay,
+    })
+}
+
+/// Sorts tasks so that each follows its upstream tasks; unknown names, duplicates and cycles
+/// are errors at the task concerned.
+fn order(src: &SpecSource<'_>, tasks: Vec<TaskDef>) -> Result<Vec<TaskDef>, SpecError> {
+    let located = |index: usize, key: &str, message: String| {
+        let span = src.span_of(&["task", &index.to_string(), key]);
+        src.error_at(span, Some(format!("task.{key}")), message)
+    };
+    let mut index: HashMap<&str, usize> = HashMap::new();
+    for (i, t) in tasks.iter().enumerate() {
+        if index.insert(&t.name, i).is_some() {
+            return Err(located(
+                i,
+                "name",
+                format!("`{}` names two tasks; task names must be unique", t.name),
+            ));
+        }
+    }
+    for (i, t) in tasks.iter().enumerate() {
+        for d in &t.depends_on {
+            if !index.contains_key(d.as_str()) {
+                return Err(located(
+                    i,
+                    "depends_on",
+                    format!(
+                        "task `{}` depends on `{d}`, which no task is called",
+                        t.name
+                    ),
+                ));
+            }
+            if d == &t.name {
+                return Err(located(
+                    i,
+                    "depends_on",
+                    format!("task `{}` depends on itself", t.name),
+                ));
+            }
+        }
+    }
+    // Kahn's algorithm, keeping file order among tasks that are ready together.
+    let mut indegree: Vec<usize> = tasks.iter().map(|t| t.depends_on.len()).collect();
+    let mut placed = vec![false; tasks.len()];
+    let mut sorted = Vec::with_capacity(tasks.len());
+    while sorted.len() < tasks.len() {
+        let Some(next) = (0..tasks.len()).find(|&i| !placed[i] && indegree[i] == 0) else {
+            let stuck = (0..tasks.len()).find(|&i| !placed[i]).unwrap_or(0);
+            let names: Vec<&str> = (0..tasks.len())
+                .filter(|&i| !placed[i])
+                .map(|i| tasks[i].name.as_str())
+                .collect();
+            return Err(located(
+                stuck,
+                "depends_on",
+                format!(
+                    "the tasks {} depend on each other in a cycle",
+                    names.join(", ")
+                ),
+            ));
+        };
+        placed[next] = true;
+        sorted.push(next);
+        for (i, t) in tasks.iter().enumerate() {
+            if t.depends_on.iter().any(|d| d == &tasks[next].name) {
+                indegree[i] -= t
+                    .depends_on
+                    .iter()
+                    .filter(|d| **d == tasks[next].name)
+                    .count();
+            }
+        }
+    }
+    let mut slots: Vec<Option<TaskDef>> = tasks.into_iter().map(Some).collect();
+    Ok(sorted.into_iter().filter_map(|i| slots[i].take()).collect())
+}
+
+/// Values a task's text may use as `{{ name }}`: the run's data interval, ids and `--conf`.
+pub fn render(text: &str, vars: &BTreeMap<String, String>) -> Result<String, String> {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(open) = rest.find("{{") {
+        out.push_str(&rest[..open]);
+        let after = &rest[open + 2..];
+        let close = after
+            .find("}}")
+            .ok_or_else(|| "a `{{` has no closing `}}`".to_string())?;
+        let name = after[..close].trim();
+        let value = vars.get(name).ok_or_else(|| {
+            format!(
+                "`{{{{ {name} }}}}` is not a template value; use data_interval_start, \
+                 data_interval_end, logical_date, ds, run_id or conf.NAME"
+            )
+        })?;
+        out.push_str(value);
+        rest = &after[close + 2..];
+    }
+    out.push_str(rest);
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn dag(text: &str) -> Result<Dag, SpecError> {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("dag.toml");
+        std::fs::write(dir.path().join("in.csv"), "id,email\n1,a@example.com\n").unwrap();
+        parse(&file, text.to_string())
+    }
+
+    const HEAD: &str = "[pipeline]\nname = \"nightly\"\nkey = \"id\"\nschedule = \"@daily\"\n";
+
+    fn with_tasks(tasks: &str) -> String {
+        format!("{HEAD}{tasks}")
+    }
+
+    const SYNC: &str = "source = { type = \"csv\", path = \"in.csv\" }\npolicy = { fields = { id = \"keep\" } }\nsink = { type = \"jsonl\", path = \"out.jsonl\" }\n";
+
+    #[test]
+    fn tasks_are_ordered_after_their_upstreams() {
+        let text = with_tasks(&format!(
+            "[[task]]\nname = \"load\"\ndepends_on = [\"extract\"]\ntype = \"empty\"\n\
+             [[task]]\nname = \"extract\"\nretries = 3\nretry_delay = \"30s\"\n{SYNC}\
+             [[task]]\nname = \"cleanup\"\ntype = \"gc\"\ndepends_on = [\"load\", \"extract\"]\ntrigger_rule = \"all_done\"\n"
+        ));
+        let d = dag(&text).unwrap();
+        let names: Vec<&str> = d.tasks.iter().map(|t| t.name.as_str()).collect();
+        assert_eq!(names, ["extract", "load", "cleanup"]);
+        let extract = d.task("extract").unwrap();
+        assert_eq!(extract.retry.retries, 3);
+        assert_eq!(extract.retry.delay_after(1), Duration::from_secs(30));
+        assert_eq!(extract.retry.delay_after(3), Duration::from_secs(120));
+        match &extract.kind {
+            TaskKind::Sync(plan) => assert_eq!(plan.name, "nightly.extract"),
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(
+            d.task("cleanup").unwrap().trigger_rule,
+            TriggerRule::AllDone
+        );
+    }
+
+    #[test]
+    fn backoff_is_capped() {
+        let p = RetryPolicy {
+            retries: 10,
+            delay: Duration::from_secs(30),
+            exponential: true,
+            max_delay: Duration::from_secs(300),
+        };
+        let delays: Vec<u64> = (1..=6).map(|n| p.delay_after(n).as_secs()).collect();
+        assert_eq!(delays, [30, 60, 120, 240, 300, 300]);
+        let flat = RetryPolicy {
+            exponential: false,
+            ..p
+        };
+        assert_eq!(flat.delay_after(5).as_secs(), 30);
+    }
+
+    #[test]
+    fn cycles_unknown_names_and_pools_are_located() {
+        let cycle = with_tasks(
+            "[[task]]\nname = \"a\"\ntype = \"empty\"\ndepends_on = [\"b\"]\n\
+             [[task]]\nname = \"b\"\ntype = \"empty\"\ndepends_on = [\"a\"]\n",
+        );
+        let e = dag(&cycle).unwrap_err();
+        assert!(e.message.contains("cycle"), "{e}");
+        assert_eq!(e.line, 8, "{e}");
+
+        let unknown =
+            with_tasks("[[task]]\nname = \"a\"\ntype = \"empty\"\ndepends_on = [\"nope\"]\n");
+        let e = dag(&unknown).unwrap_err();
+        assert!(e.message.contains("`nope`"), "{e}");
+        assert_eq!(e.line, 8, "{e}");
+
+        let pool = with_tasks("[[task]]\nname = \"a\"\ntype = \"empty\"\npool = \"crm\"\n");
+        let e = dag(&pool).unwrap_err();
+        assert!(e.message.contains("[pools]"), "{e}");
+        let ok = format!("{pool}[pools]\ncrm = 2\n");
+        assert_eq!(dag(&ok).unwrap().pools["crm"], 2);
+
+        let dup = with_tasks(
+            "[[task]]\nname = \"a\"\ntype = \"empty\"\n[[task]]\nname = \"a\"\ntype = \"empty\"\n",
+        );
+        assert!(dag(&dup).unwrap_err().message.contains("two tasks"));
+    }
+
+    #[test]
+    fn errors_inside_a_task_name_the_task_and_its_line() {
+        let text = with_tasks(&format!(
+            "[[task]]\nname = \"a\"\ntype = \"empty\"\n[[task]]\nname = \"extract\"\n{}",
+            SYNC.replace("out.jsonl", "in.csv").replace("jsonl", "csv")
+        ));
+        let e = dag(&text).unwrap_err();
+        assert_eq!(e.key.as_deref(), Some("task.extract.sink.path"), "{e}");
+        assert_eq!(e.line, 12, "{e}");
+        // A literal key inside a task is refused like one at the top.
+        let text = with_tasks(&format!(
+            "[[task]]\nname = \"x\"\n{}",
+            SYNC.replace(
+                "id = \"keep\"",
+                "id = \"keep\", email = { hash = \"hmac-sha256\", key = \"pepper-canary\" }"
+            )
+        ));
+        let e = dag(&text).unwrap_err();
+        assert!(e.message.contains("literal secret"), "{e}");
+        assert!(!e.to_string().contains("canary"));
+    }
+
+    #[test]
+    fn schedule_zone_and_webhook_are_checked() {
+        let bad =
+            HEAD.replace("@daily", "every night") + "[[task]]\nname = \"a\"\ntype = \"empty\"\n";
+        let e = dag(&bad).unwrap_err();
+        assert_eq!(e.key.as_deref(), Some("pipeline.schedule"));
+        let zone =
+            format!("{HEAD}timezone = \"Mars/Base\"\n[[task]]\nname = \"a\"\ntype = \"empty\"\n");
+        assert_eq!(
+            dag(&zone).unwrap_err().key.as_deref(),
+            Some("pipeline.timezone")
+        );
+        let hook = format!(
+            "{HEAD}on_failure_webhook = \"https://hooks.example/T0/canary\"\n[[task]]\nname = \"a\"\ntype = \"empty\"\n"
+        );
+        let e = dag(&hook).unwrap_err();
+        assert!(e.message.contains("secret reference"), "{e}");
+        assert!(!e.to_string().contains("canary"));
+    }
+
+    #[test]
+    fn a_one_sync_file_is_a_dag_of_one_task() {
+        let d = dag(&format!("{HEAD}[source]\ntype = \"csv\"\npath = \"in.csv\"\n[policy]\nfields.id = \"keep\"\n[sink]\ntype = \"jsonl\"\npath = \"o.jsonl\"\n")).unwrap();
+        assert_eq!(d.tasks.len(), 1);
+        assert_eq!(d.tasks[0].name, SYNC_TASK);
+        match &d.tasks[0].kind {
+            TaskKind::Sync(plan) => assert_eq!(plan.name, "nightly"),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn templates_render_known_values_only() {
+        let vars = BTreeMap::from([("ds".to_string(), "2026-12-01".to_string())]);
+        assert_eq!(
+            render("out/{{ ds }}.csv", &vars).unwrap(),
+            "out/2026-12-01.csv"
+        );
+        assert!(
+            render("{{ nope }}", &vars)
+                .unwrap_err()
+                .contains("data_interval_start")
+        );
+        assert!(render("{{ ds", &vars).is_err());
+    }
+}
