@@ -1,0 +1,150 @@
+//! The scheduler's tick: register pipelines, create the runs that are due (exactly once, even
+//! with several schedulers), start queued runs up to `max_active_runs`, hand back the tasks of
+//! workers that stopped heartbeating, and move every running run forward by its trigger rules.
+
+use crate::clock::Clock;
+use crate::state::{RunState, TaskState, decide, run_outcome};
+use crate::store::{NewRun, Store, StoreError};
+use hushflow_engine::dag::Dag;
+use hushflow_engine::schedule::{Millis, rfc3339};
+use std::collections::HashMap;
+use std::time::Duration;
+
+#[derive(Debug, Clone)]
+pub struct SchedulerOptions {
+    /// A worker whose last heartbeat is older than this has stopped; its tasks go to others.
+    pub heartbeat_timeout: Duration,
+    /// Scheduled runs created per pipeline per tick when catching up.
+    pub catchup_per_tick: usize,
+}
+
+impl Default for SchedulerOptions {
+    fn default() -> Self {
+        SchedulerOptions {
+            heartbeat_timeout: Duration::from_secs(30),
+            catchup_per_tick: 100,
+        }
+    }
+}
+
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct TickReport {
+    pub runs_created: usize,
+    pub runs_started: usize,
+    pub tasks_decided: usize,
+    pub runs_finished: usize,
+    pub tasks_requeued: usize,
+}
+
+pub struct Scheduler<'a> {
+    store: Store,
+    clock: &'a dyn Clock,
+    options: SchedulerOptions,
+    /// Fingerprints already registered, so an unchanged file costs no write per tick.
+    registered: HashMap<String, String>,
+}
+
+impl<'a> Scheduler<'a> {
+    pub fn new(store: Store, clock: &'a dyn Clock, options: SchedulerOptions) -> Self {
+        Scheduler {
+            store,
+            clock,
+            options,
+            registered: HashMap::new(),
+        }
+    }
+
+    pub fn store(&mut self) -> &mut Store {
+        &mut self.store
+    }
+
+    /// Records a pipeline's definition unless this scheduler already did.
+    pub fn register(&mut self, dag: &Dag) -> Result<(), StoreError> {
+        if self.registered.get(&dag.name) != Some(&dag.fingerprint) {
+            self.store.register(dag, self.clock.now())?;
+            self.registered.insert(dag.name.clone(), dag.fingerprint.clone());
+        }
+        Ok(())
+    }
+
+    pub fn tick(&mut self, dags: &[Dag]) -> Result<TickReport, StoreError> {
+        let now = self.clock.now();
+        let mut report = TickReport::default();
+        for dag in dags {
+            self.register(dag)?;
+            report.runs_created += self.create_due_runs(dag, now)?;
+        }
+        report.runs_started = self.store.start_queued_runs(now)?;
+        let stale = now - self.options.heartbeat_timeout.as_millis() as Millis;
+        report.tasks_requeued = self.store.requeue_lost(stale, now)?.len();
+        for run in self.store.running_runs()? {
+            let (decided, finished) = advance_run(&mut self.store, run, now)?;
+            report.tasks_decided += decided;
+            report.runs_finished += usize::from(finished.is_some());
+        }
+        Ok(report)
+    }
+
+    fn create_due_runs(&mut self, dag: &Dag, now: Millis) -> Result<usize, StoreError> {
+        let Some(schedule) = &dag.schedule else {
+            return Ok(0);
+        };
+        let Some(pipeline) = self.store.pipeline(&dag.name)? else {
+            return Ok(0);
+        };
+        if pipeline.paused {
+            return Ok(0);
+        }
+        let from = match self.store.last_scheduled_end(&dag.name)? {
+            Some(end) => end,
+            None => dag.start_date.unwrap_or(pipeline.first_seen_at),
+        };
+        let mut created = 0;
+        for interval in schedule.due(from, now, dag.catchup, self.options.catchup_per_tick) {
+            let run = NewRun {
+                run_id: format!("scheduled__{}", rfc3339(interval.start)),
+                run_type: "scheduled".into(),
+                logical_date: interval.start,
+                interval,
+                conf: "{}".into(),
+            };
+            created += usize::from(self.store.create_run(dag, &run, now)?.is_some());
+        }
+        Ok(created)
+    }
+}
+
+/// Decides the waiting tasks of one running run (in dependency order, so a failure cascades
+/// in one pass) and ends the run when every task has. Workers call it after each task, so a
+/// chain of tasks does not wait for the scheduler's next tick.
+pub fn advance_run(
+    store: &mut Store,
+    run: i64,
+    now: Millis,
+) -> Result<(usize, Option<RunState>), StoreError> {
+    let tasks = store.tasks_of(run)?;
+    let mut states: HashMap<&str, TaskState> =
+        tasks.iter().map(|t| (t.task.as_str(), t.state)).collect();
+    let mut decisions = Vec::new();
+    for t in &tasks {
+        if t.state != TaskState::None {
+            continue;
+        }
+        let upstream: Vec<TaskState> = t
+            .upstream
+            .iter()
+            .map(|u| states.get(u.as_str()).copied().unwrap_or(TaskState::None))
+            .collect();
+        if let Some(next) = decide(&t.trigger_rule, &upstream) {
+            decisions.push((t.id, next));
+            states.insert(&t.task, next);
+        }
+    }
+    let decided = store.decide_tasks(&decisions, now)?;
+    let all: Vec<TaskState> = tasks.iter().map(|t| states[t.task.as_str()]).collect();
+    let finished = match run_outcome(&all) {
+        Some(state) if store.finish_run(run, state, now)? => Some(state),
+        _ => None,
+    };
+    Ok((decided, finished))
+}

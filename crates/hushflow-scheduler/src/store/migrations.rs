@@ -1,0 +1,257 @@
+//! Versioned schema migrations, one list per dialect. A migration is never edited once
+//! released: a change is a new version. `hushflow db migrate` applies what is missing; the
+//! embedded SQLite store migrates itself when opened.
+
+use super::db::{Db, Dialect};
+use super::StoreError;
+
+pub struct Migration {
+    pub version: i64,
+    pub name: &'static str,
+    sqlite: &'static str,
+    postgres: &'static str,
+}
+
+/// The tables. Instants are milliseconds since the epoch (UTC); flags are 0/1 integers, so
+/// both dialects read every column as an integer or text. Nothing here holds a record value:
+/// definitions are pipeline files (secret references only), logs are redacted output.
+const V1_SQLITE: &str = r#"
+CREATE TABLE hf_pipelines (
+    name TEXT PRIMARY KEY,
+    fingerprint TEXT NOT NULL,
+    schedule TEXT,
+    timezone TEXT,
+    paused INTEGER NOT NULL DEFAULT 0,
+    max_active_runs INTEGER NOT NULL DEFAULT 1,
+    first_seen_at INTEGER NOT NULL,
+    updated_at INTEGER NOT NULL
+);
+CREATE TABLE hf_definitions (
+    fingerprint TEXT PRIMARY KEY,
+    pipeline TEXT NOT NULL,
+    file TEXT NOT NULL,
+    text TEXT NOT NULL,
+    created_at INTEGER NOT NULL
+);
+CREATE TABLE hf_pools (name TEXT PRIMARY KEY, slots INTEGER NOT NULL);
+CREATE TABLE hf_runs (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    pipeline TEXT NOT NULL,
+    run_id TEXT NOT NULL,
+    run_type TEXT NOT NULL,
+    fingerprint TEXT NOT NULL,
+    logical_date INTEGER NOT NULL,
+    interval_start INTEGER NOT NULL,
+    interval_end INTEGER NOT NULL,
+    state TEXT NOT NULL,
+    conf TEXT NOT NULL,
+    created_at INTEGER NOT NULL,
+    started_at INTEGER,
+    ended_at INTEGER,
+    UNIQUE (pipeline, run_id)
+);
+CREATE INDEX hf_runs_state ON hf_runs (state, pipeline);
+CREATE TABLE hf_tasks (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    run INTEGER NOT NULL REFERENCES hf_runs (id),
+    pipeline TEXT NOT NULL,
+    task TEXT NOT NULL,
+    position INTEGER NOT NULL,
+    kind TEXT NOT NULL,
+    upstream TEXT NOT NULL,
+    trigger_rule TEXT NOT NULL,
+    pool TEXT,
+    retries INTEGER NOT NULL,
+    retry_delay_ms INTEGER NOT NULL,
+    retry_exponential INTEGER NOT NULL,
+    max_retry_delay_ms INTEGER NOT NULL,
+    timeout_ms INTEGER,
+    state TEXT NOT NULL,
+    tries INTEGER NOT NULL DEFAULT 0,
+    failures INTEGER NOT NULL DEFAULT 0,
+    worker TEXT,
+    next_try_at INTEGER,
+    started_at INTEGER,
+    ended_at INTEGER,
+    records_read INTEGER,
+    records_written INTEGER,
+    records_quarantined INTEGER,
+    error TEXT,
+    UNIQUE (run, task)
+);
+CREATE INDEX hf_tasks_claim ON hf_tasks (state, next_try_at);
+CREATE INDEX hf_tasks_worker ON hf_tasks (worker, state);
+CREATE TABLE hf_tries (
+    task INTEGER NOT NULL REFERENCES hf_tasks (id),
+    attempt INTEGER NOT NULL,
+    worker TEXT NOT NULL,
+    state TEXT NOT NULL,
+    started_at INTEGER NOT NULL,
+    ended_at INTEGER,
+    error TEXT,
+    log TEXT,
+    PRIMARY KEY (task, attempt)
+);
+CREATE TABLE hf_workers (
+    id TEXT PRIMARY KEY,
+    host TEXT NOT NULL,
+    pid INTEGER NOT NULL,
+    started_at INTEGER NOT NULL,
+    heartbeat_at INTEGER NOT NULL,
+    stopped_at INTEGER
+);
+"#;
+
+const V1_POSTGRES: &str = r#"
+CREATE TABLE hf_pipelines (
+    name TEXT PRIMARY KEY,
+    fingerprint TEXT NOT NULL,
+    schedule TEXT,
+    timezone TEXT,
+    paused BIGINT NOT NULL DEFAULT 0,
+    max_active_runs BIGINT NOT NULL DEFAULT 1,
+    first_seen_at BIGINT NOT NULL,
+    updated_at BIGINT NOT NULL
+);
+CREATE TABLE hf_definitions (
+    fingerprint TEXT PRIMARY KEY,
+    pipeline TEXT NOT NULL,
+    file TEXT NOT NULL,
+    text TEXT NOT NULL,
+    created_at BIGINT NOT NULL
+);
+CREATE TABLE hf_pools (name TEXT PRIMARY KEY, slots BIGINT NOT NULL);
+CREATE TABLE hf_runs (
+    id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    pipeline TEXT NOT NULL,
+    run_id TEXT NOT NULL,
+    run_type TEXT NOT NULL,
+    fingerprint TEXT NOT NULL,
+    logical_date BIGINT NOT NULL,
+    interval_start BIGINT NOT NULL,
+    interval_end BIGINT NOT NULL,
+    state TEXT NOT NULL,
+    conf TEXT NOT NULL,
+    created_at BIGINT NOT NULL,
+    started_at BIGINT,
+    ended_at BIGINT,
+    UNIQUE (pipeline, run_id)
+);
+CREATE INDEX hf_runs_state ON hf_runs (state, pipeline);
+CREATE TABLE hf_tasks (
+    id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    run BIGINT NOT NULL REFERENCES hf_runs (id),
+    pipeline TEXT NOT NULL,
+    task TEXT NOT NULL,
+    position BIGINT NOT NULL,
+    kind TEXT NOT NULL,
+    upstream TEXT NOT NULL,
+    trigger_rule TEXT NOT NULL,
+    pool TEXT,
+    retries BIGINT NOT NULL,
+    retry_delay_ms BIGINT NOT NULL,
+    retry_exponential BIGINT NOT NULL,
+    max_retry_delay_ms BIGINT NOT NULL,
+    timeout_ms BIGINT,
+    state TEXT NOT NULL,
+    tries BIGINT NOT NULL DEFAULT 0,
+    failures BIGINT NOT NULL DEFAULT 0,
+    worker TEXT,
+    next_try_at BIGINT,
+    started_at BIGINT,
+    ended_at BIGINT,
+    records_read BIGINT,
+    records_written BIGINT,
+    records_quarantined BIGINT,
+    error TEXT,
+    UNIQUE (run, task)
+);
+CREATE INDEX hf_tasks_claim ON hf_tasks (state, next_try_at);
+CREATE INDEX hf_tasks_worker ON hf_tasks (worker, state);
+CREATE TABLE hf_tries (
+    task BIGINT NOT NULL REFERENCES hf_tasks (id),
+    attempt BIGINT NOT NULL,
+    worker TEXT NOT NULL,
+    state TEXT NOT NULL,
+    started_at BIGINT NOT NULL,
+    ended_at BIGINT,
+    error TEXT,
+    log TEXT,
+    PRIMARY KEY (task, attempt)
+);
+CREATE TABLE hf_workers (
+    id TEXT PRIMARY KEY,
+    host TEXT NOT NULL,
+    pid BIGINT NOT NULL,
+    started_at BIGINT NOT NULL,
+    heartbeat_at BIGINT NOT NULL,
+    stopped_at BIGINT
+);
+"#;
+
+pub const MIGRATIONS: &[Migration] = &[Migration {
+    version: 1,
+    name: "runs, tasks, tries, workers, pools",
+    sqlite: V1_SQLITE,
+    postgres: V1_POSTGRES,
+}];
+
+/// The newest version this build knows.
+pub fn latest() -> i64 {
+    MIGRATIONS.last().map_or(0, |m| m.version)
+}
+
+/// The version the database is at (0 when it has never been migrated).
+pub fn current(db: &mut Db) -> Result<i64, StoreError> {
+    let exists = match db.dialect() {
+        Dialect::Sqlite => db.query(
+            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'hf_schema_migrations'",
+            &[],
+        )?,
+        Dialect::Postgres => db.query(
+            "SELECT 1 FROM information_schema.tables WHERE table_schema = current_schema() \
+             AND table_name = 'hf_schema_migrations'",
+            &[],
+        )?,
+    };
+    if exists.is_empty() {
+        return Ok(0);
+    }
+    let rows = db.query("SELECT MAX(version) FROM hf_schema_migrations", &[])?;
+    Ok(rows.first().and_then(|r| r.int(0)).unwrap_or(0))
+}
+
+/// Applies every missing migration, each in its own transaction; returns those applied.
+/// Concurrent migrators on PostgreSQL wait for each other on an advisory lock.
+pub fn migrate(db: &mut Db, now: i64) -> Result<Vec<&'static Migration>, StoreError> {
+    let mut applied = Vec::new();
+    db.transaction(|db| {
+        if db.dialect() == Dialect::Postgres {
+            db.batch("SELECT pg_advisory_xact_lock(7426150081)")?;
+        }
+        db.batch(
+            "CREATE TABLE IF NOT EXISTS hf_schema_migrations (version BIGINT PRIMARY KEY, \
+             name TEXT NOT NULL, applied_at BIGINT NOT NULL)",
+        )?;
+        let at = current(db)?;
+        for m in MIGRATIONS.iter().filter(|m| m.version > at) {
+            db.batch(match db.dialect() {
+                Dialect::Sqlite => m.sqlite,
+                Dialect::Postgres => m.postgres,
+            })?;
+            db.exec(
+                "INSERT INTO hf_schema_migrations (version, name, applied_at) VALUES ($1, $2, $3)",
+                &[m.version.into(), m.name.into(), now.into()],
+            )?;
+            applied.push(m);
+        }
+        Ok(())
+    })?;
+    if current(db)? > latest() {
+        return Err(StoreError::TooNew {
+            found: current(db)?,
+            known: latest(),
+        });
+    }
+    Ok(applied)
+}

@@ -1,0 +1,868 @@
+//! The metadata store: pipelines, runs, task instances, tries, workers and pools, in SQLite
+//! (embedded, in the state directory) or PostgreSQL (shared by schedulers and workers on many
+//! machines). Every change that two processes could race on is one conditional statement or
+//! one transaction: a claim locks its task row (`FOR UPDATE SKIP LOCKED`), a completion only
+//! lands while the worker still owns the try, a run is created once per `(pipeline, run_id)`.
+
+mod db;
+pub mod migrations;
+
+use crate::state::{RunState, TaskState};
+pub use db::Dialect;
+use db::{Db, Row};
+use hushflow_engine::dag::{Dag, TaskKind};
+use hushflow_engine::schedule::{Interval, Millis};
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("metadata database: {0}")]
+    Database(String),
+    #[error(
+        "the metadata database is at schema version {found}, this hushflow knows up to {known}; \
+         upgrade hushflow"
+    )]
+    TooNew { found: i64, known: i64 },
+    #[error(
+        "the metadata database is at schema version {found}, this hushflow needs {needed}; run \
+         `hushflow db migrate --metadata …` (as a role that may create tables)"
+    )]
+    NotMigrated { found: i64, needed: i64 },
+    #[error("metadata database: {0}")]
+    Open(String),
+}
+
+/// Where the metadata lives.
+pub enum StoreConfig {
+    Sqlite(PathBuf),
+    /// A resolved postgres:// URL (kept out of `Debug`).
+    Postgres(hushflow_secrets::SecretValue),
+}
+
+impl std::fmt::Debug for StoreConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            StoreConfig::Sqlite(p) => write!(f, "sqlite {}", p.display()),
+            StoreConfig::Postgres(_) => f.write_str("postgres (url hidden)"),
+        }
+    }
+}
+
+impl StoreConfig {
+    /// Opens a connection; SQLite migrates itself, PostgreSQL must already be migrated.
+    pub fn open(&self, now: Millis) -> Result<Store, StoreError> {
+        match self {
+            StoreConfig::Sqlite(path) => Store::open_sqlite(path, now),
+            StoreConfig::Postgres(url) => {
+                let mut store = Store::connect_postgres(url)?;
+                let found = migrations::current(&mut store.db)?;
+                if found < migrations::latest() {
+                    return Err(StoreError::NotMigrated {
+                        found,
+                        needed: migrations::latest(),
+                    });
+                }
+                Ok(store)
+            }
+        }
+    }
+
+    /// Opens a connection and applies missing migrations (`hushflow db migrate`).
+    pub fn migrate(&self, now: Millis) -> Result<(Store, Vec<String>), StoreError> {
+        let mut store = match self {
+            StoreConfig::Sqlite(path) => Store::open_sqlite(path, now)?,
+            StoreConfig::Postgres(url) => Store::connect_postgres(url)?,
+        };
+        let applied = migrations::migrate(&mut store.db, now)?
+            .iter()
+            .map(|m| format!("{} {}", m.version, m.name))
+            .collect();
+        Ok((store, applied))
+    }
+}
+
+pub struct Store {
+    db: Db,
+}
+
+/// A registered pipeline.
+#[derive(Debug, Clone)]
+pub struct PipelineRow {
+    pub name: String,
+    pub fingerprint: String,
+    pub schedule: Option<String>,
+    pub timezone: Option<String>,
+    pub paused: bool,
+    pub max_active_runs: i64,
+    pub first_seen_at: Millis,
+}
+
+#[derive(Debug, Clone)]
+pub struct RunRow {
+    pub id: i64,
+    pub pipeline: String,
+    pub run_id: String,
+    pub run_type: String,
+    pub fingerprint: String,
+    pub logical_date: Millis,
+    pub interval: Interval,
+    pub state: RunState,
+    pub conf: String,
+    pub created_at: Millis,
+    pub started_at: Option<Millis>,
+    pub ended_at: Option<Millis>,
+}
+
+#[derive(Debug, Clone)]
+pub struct TaskRow {
+    pub id: i64,
+    pub run: i64,
+    pub task: String,
+    pub kind: String,
+    pub upstream: Vec<String>,
+    pub trigger_rule: String,
+    pub pool: Option<String>,
+    pub retries: i64,
+    pub state: TaskState,
+    pub tries: i64,
+    pub failures: i64,
+    pub worker: Option<String>,
+    pub next_try_at: Option<Millis>,
+    pub started_at: Option<Millis>,
+    pub ended_at: Option<Millis>,
+    pub records_read: Option<i64>,
+    pub records_written: Option<i64>,
+    pub records_quarantined: Option<i64>,
+    pub error: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct TryRow {
+    pub attempt: i64,
+    pub worker: String,
+    pub state: String,
+    pub started_at: Millis,
+    pub ended_at: Option<Millis>,
+    pub error: Option<String>,
+    pub log: Option<String>,
+}
+
+/// A new run to create.
+#[derive(Debug, Clone)]
+pub struct NewRun {
+    pub run_id: String,
+    pub run_type: String,
+    pub logical_date: Millis,
+    pub interval: Interval,
+    pub conf: String,
+}
+
+/// A task a worker has claimed: what to execute and the try it owns.
+#[derive(Debug, Clone)]
+pub struct Claim {
+    pub task_id: i64,
+    /// The run's number (`hf_runs.id`).
+    pub run: i64,
+    pub attempt: i64,
+    pub worker: String,
+    pub pipeline: String,
+    pub task: String,
+    pub kind: String,
+    pub run_id: String,
+    pub run_type: String,
+    pub logical_date: Millis,
+    pub interval: Interval,
+    pub conf: String,
+    pub file: PathBuf,
+    pub text: String,
+    pub timeout_ms: Option<i64>,
+    retries: i64,
+    failures: i64,
+    retry_delay_ms: i64,
+    retry_exponential: bool,
+    max_retry_delay_ms: i64,
+}
+
+/// How a try ended, as the worker reports it.
+#[derive(Debug, Clone, Default)]
+pub struct TryOutcome {
+    pub success: bool,
+    /// Why it failed; never a record value.
+    pub error: Option<String>,
+    /// The try's redacted output.
+    pub log: String,
+    pub records_read: Option<i64>,
+    pub records_written: Option<i64>,
+    pub records_quarantined: Option<i64>,
+}
+
+/// What a completion did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Completed {
+    /// The task is now in this state.
+    Now(TaskState),
+    /// The worker no longer owned the try (it was declared lost and handed to another worker);
+    /// nothing was changed but the try's own log.
+    NotOwner,
+}
+
+/// Tries lost to dead workers before a task counts as failed (a task that kills every worker
+/// it runs on must not loop forever).
+pub const MAX_LOST_TRIES: i64 = 3;
+
+/// Caps a stored log (the tail is kept): a task that prints without end cannot fill the store.
+pub const MAX_LOG_BYTES: usize = 256 * 1024;
+
+const TASK_COLUMNS: &str = "id, run, task, kind, upstream, trigger_rule, pool, retries, state, \
+     tries, failures, worker, next_try_at, started_at, ended_at, records_read, records_written, \
+     records_quarantined, error";
+
+fn task_row(r: &Row) -> TaskRow {
+    TaskRow {
+        id: r.int0(0),
+        run: r.int0(1),
+        task: r.string(2),
+        kind: r.string(3),
+        upstream: r
+            .string(4)
+            .split('\n')
+            .filter(|s| !s.is_empty())
+            .map(str::to_string)
+            .collect(),
+        trigger_rule: r.string(5),
+        pool: r.text(6),
+        retries: r.int0(7),
+        state: TaskState::parse(&r.string(8)),
+        tries: r.int0(9),
+        failures: r.int0(10),
+        worker: r.text(11),
+        next_try_at: r.int(12),
+        started_at: r.int(13),
+        ended_at: r.int(14),
+        records_read: r.int(15),
+        records_written: r.int(16),
+        records_quarantined: r.int(17),
+        error: r.text(18),
+    }
+}
+
+const RUN_COLUMNS: &str = "id, pipeline, run_id, run_type, fingerprint, logical_date, \
+     interval_start, interval_end, state, conf, created_at, started_at, ended_at";
+
+fn run_row(r: &Row) -> RunRow {
+    RunRow {
+        id: r.int0(0),
+        pipeline: r.string(1),
+        run_id: r.string(2),
+        run_type: r.string(3),
+        fingerprint: r.string(4),
+        logical_date: r.int0(5),
+        interval: Interval {
+            start: r.int0(6),
+            end: r.int0(7),
+        },
+        state: RunState::parse(&r.string(8)),
+        conf: r.string(9),
+        created_at: r.int0(10),
+        started_at: r.int(11),
+        ended_at: r.int(12),
+    }
+}
+
+fn tail(log: &str) -> &str {
+    if log.len() <= MAX_LOG_BYTES {
+        return log;
+    }
+    let mut start = log.len() - MAX_LOG_BYTES;
+    while !log.is_char_boundary(start) {
+        start += 1;
+    }
+    &log[start..]
+}
+
+impl Store {
+    fn open_sqlite(path: &Path, now: Millis) -> Result<Store, StoreError> {
+        use std::os::unix::fs::OpenOptionsExt;
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent).map_err(|e| StoreError::Open(format!("{}: {e}", parent.display())))?;
+        }
+        // Created owner-only before SQLite opens it: run history is nobody else's business.
+        std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .mode(0o600)
+            .open(path)
+            .map_err(|e| StoreError::Open(format!("{}: {e}", path.display())))?;
+        let conn = rusqlite::Connection::open(path)
+            .map_err(|e| StoreError::Open(format!("{}: {e}", path.display())))?;
+        conn.busy_timeout(std::time::Duration::from_secs(30))
+            .map_err(|e| StoreError::Database(e.to_string()))?;
+        conn.pragma_update(None, "journal_mode", "WAL")
+            .map_err(|e| StoreError::Database(e.to_string()))?;
+        conn.pragma_update(None, "synchronous", "NORMAL")
+            .map_err(|e| StoreError::Database(e.to_string()))?;
+        let mut store = Store {
+            db: Db::Sqlite(conn),
+        };
+        if migrations::current(&mut store.db)? < migrations::latest() {
+            migrations::migrate(&mut store.db, now)?;
+        }
+        Ok(store)
+    }
+
+    fn connect_postgres(url: &hushflow_secrets::SecretValue) -> Result<Store, StoreError> {
+        use hushflow_connectors::postgres::{Tls, connect};
+        let url = url
+            .expose_str()
+            .map_err(|_| StoreError::Open("the metadata URL is not UTF-8".into()))?;
+        let target = connect::target(url, &Tls::default(), Path::new("."))
+            .map_err(|e| StoreError::Open(e.to_string()))?;
+        let client = connect::connect(&target).map_err(|e| StoreError::Open(e.to_string()))?;
+        Ok(Store {
+            db: Db::Postgres(Box::new(client)),
+        })
+    }
+
+    pub fn dialect(&self) -> Dialect {
+        self.db.dialect()
+    }
+
+    pub fn schema_version(&mut self) -> Result<i64, StoreError> {
+        migrations::current(&mut self.db)
+    }
+
+    /// Records a pipeline's current definition and pools; keeps whether it is paused.
+    pub fn register(&mut self, dag: &Dag, now: Millis) -> Result<(), StoreError> {
+        let file = dag.file.to_string_lossy().into_owned();
+        let schedule = dag.schedule.as_ref().map(|s| s.expression().to_string());
+        let timezone = dag.schedule.as_ref().map(|s| s.timezone().to_string());
+        self.db.transaction(|db| {
+            db.exec(
+                "INSERT INTO hf_definitions (fingerprint, pipeline, file, text, created_at) \
+                 VALUES ($1, $2, $3, $4, $5) ON CONFLICT (fingerprint) DO NOTHING",
+                &[
+                    dag.fingerprint.as_str().into(),
+                    dag.name.as_str().into(),
+                    file.as_str().into(),
+                    dag.text.as_str().into(),
+                    now.into(),
+                ],
+            )?;
+            db.exec(
+                "INSERT INTO hf_pipelines (name, fingerprint, schedule, timezone, paused, \
+                 max_active_runs, first_seen_at, updated_at) VALUES ($1, $2, $3, $4, 0, $5, $6, $6) \
+                 ON CONFLICT (name) DO UPDATE SET fingerprint = excluded.fingerprint, \
+                 schedule = excluded.schedule, timezone = excluded.timezone, \
+                 max_active_runs = excluded.max_active_runs, updated_at = excluded.updated_at",
+                &[
+                    dag.name.as_str().into(),
+                    dag.fingerprint.as_str().into(),
+                    schedule.clone().into(),
+                    timezone.clone().into(),
+                    i64::from(dag.max_active_runs).into(),
+                    now.into(),
+                ],
+            )?;
+            for (pool, slots) in &dag.pools {
+                db.exec(
+                    "INSERT INTO hf_pools (name, slots) VALUES ($1, $2) \
+                     ON CONFLICT (name) DO UPDATE SET slots = excluded.slots",
+                    &[pool.as_str().into(), i64::from(*slots).into()],
+                )?;
+            }
+            Ok(())
+        })
+    }
+
+    pub fn pipelines(&mut self) -> Result<Vec<PipelineRow>, StoreError> {
+        let rows = self.db.query(
+            "SELECT name, fingerprint, schedule, timezone, paused, max_active_runs, first_seen_at \
+             FROM hf_pipelines ORDER BY name",
+            &[],
+        )?;
+        Ok(rows
+            .iter()
+            .map(|r| PipelineRow {
+                name: r.string(0),
+                fingerprint: r.string(1),
+                schedule: r.text(2),
+                timezone: r.text(3),
+                paused: r.int0(4) != 0,
+                max_active_runs: r.int0(5),
+                first_seen_at: r.int0(6),
+            })
+            .collect())
+    }
+
+    pub fn pipeline(&mut self, name: &str) -> Result<Option<PipelineRow>, StoreError> {
+        Ok(self.pipelines()?.into_iter().find(|p| p.name == name))
+    }
+
+    /// The text of a registered definition.
+    pub fn definition(&mut self, fingerprint: &str) -> Result<Option<(PathBuf, String)>, StoreError> {
+        let rows = self.db.query(
+            "SELECT file, text FROM hf_definitions WHERE fingerprint = $1",
+            &[fingerprint.into()],
+        )?;
+        Ok(rows.first().map(|r| (PathBuf::from(r.string(0)), r.string(1))))
+    }
+
+    /// Pauses or unpauses; `false` when no pipeline has that name.
+    pub fn set_paused(&mut self, name: &str, paused: bool) -> Result<bool, StoreError> {
+        let n = self.db.exec(
+            "UPDATE hf_pipelines SET paused = $2 WHERE name = $1",
+            &[name.into(), i64::from(paused).into()],
+        )?;
+        Ok(n == 1)
+    }
+
+    /// The end of the newest scheduled interval: scheduling continues from there.
+    pub fn last_scheduled_end(&mut self, pipeline: &str) -> Result<Option<Millis>, StoreError> {
+        let rows = self.db.query(
+            "SELECT MAX(interval_end) FROM hf_runs WHERE pipeline = $1 AND run_type = 'scheduled'",
+            &[pipeline.into()],
+        )?;
+        Ok(rows.first().and_then(|r| r.int(0)))
+    }
+
+    /// Creates a run and its task instances in one transaction, unless a run with that id
+    /// exists (another scheduler made it): `None` then.
+    pub fn create_run(&mut self, dag: &Dag, run: &NewRun, now: Millis) -> Result<Option<i64>, StoreError> {
+        self.db.transaction(|db| {
+            let rows = db.query(
+                "INSERT INTO hf_runs (pipeline, run_id, run_type, fingerprint, logical_date, \
+                 interval_start, interval_end, state, conf, created_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, 'queued', $8, $9) \
+                 ON CONFLICT (pipeline, run_id) DO NOTHING RETURNING id",
+                &[
+                    dag.name.as_str().into(),
+                    run.run_id.as_str().into(),
+                    run.run_type.as_str().into(),
+                    dag.fingerprint.as_str().into(),
+                    run.logical_date.into(),
+                    run.interval.start.into(),
+                    run.interval.end.into(),
+                    run.conf.as_str().into(),
+                    now.into(),
+                ],
+            )?;
+            let Some(id) = rows.first().and_then(|r| r.int(0)) else {
+                return Ok(None);
+            };
+            for (position, t) in dag.tasks.iter().enumerate() {
+                let ms = |d: std::time::Duration| i64::try_from(d.as_millis()).unwrap_or(i64::MAX);
+                db.exec(
+                    "INSERT INTO hf_tasks (run, pipeline, task, position, kind, upstream, \
+                     trigger_rule, pool, retries, retry_delay_ms, retry_exponential, \
+                     max_retry_delay_ms, timeout_ms, state) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, 'none')",
+                    &[
+                        id.into(),
+                        dag.name.as_str().into(),
+                        t.name.as_str().into(),
+                        (position as i64).into(),
+                        t.kind.as_str().into(),
+                        t.depends_on.join("\n").into(),
+                        t.trigger_rule.as_str().into(),
+                        t.pool.clone().into(),
+                        i64::from(t.retry.retries).into(),
+                        ms(t.retry.delay).into(),
+                        i64::from(t.retry.exponential).into(),
+                        ms(t.retry.max_delay).into(),
+                        t.timeout.map(ms).into(),
+                    ],
+                )?;
+            }
+            Ok(Some(id))
+        })
+    }
+
+    /// Starts queued runs of unpaused pipelines, oldest logical date first, while each
+    /// pipeline has fewer than `max_active_runs` running. Returns how many started.
+    pub fn start_queued_runs(&mut self, now: Millis) -> Result<usize, StoreError> {
+        let pipelines = self.db.query(
+            "SELECT DISTINCT r.pipeline FROM hf_runs r JOIN hf_pipelines p ON p.name = r.pipeline \
+             WHERE r.state = 'queued' AND p.paused = 0",
+            &[],
+        )?;
+        let mut started = 0;
+        for p in pipelines {
+            let name = p.string(0);
+            started += self.db.transaction(|db| {
+                // Serializes schedulers deciding for the same pipeline.
+                let lock = match db.dialect() {
+                    Dialect::Postgres => "SELECT max_active_runs FROM hf_pipelines WHERE name = $1 FOR UPDATE",
+                    Dialect::Sqlite => "SELECT max_active_runs FROM hf_pipelines WHERE name = $1",
+                };
+                let max = db.query(lock, &[name.as_str().into()])?.first().map_or(1, |r| r.int0(0));
+                let active = db
+                    .query(
+                        "SELECT COUNT(*) FROM hf_runs WHERE pipeline = $1 AND state = 'running'",
+                        &[name.as_str().into()],
+                    )?
+                    .first()
+                    .map_or(0, |r| r.int0(0));
+                let room = (max - active).max(0);
+                if room == 0 {
+                    return Ok(0);
+                }
+                let ids = db.query(
+                    "SELECT id FROM hf_runs WHERE pipeline = $1 AND state = 'queued' \
+                     ORDER BY logical_date, id LIMIT $2",
+                    &[name.as_str().into(), room.into()],
+                )?;
+                for r in &ids {
+                    db.exec(
+                        "UPDATE hf_runs SET state = 'running', started_at = $2 WHERE id = $1 AND state = 'queued'",
+                        &[r.int0(0).into(), now.into()],
+                    )?;
+                }
+                Ok(ids.len())
+            })?;
+        }
+        Ok(started)
+    }
+
+    pub fn running_runs(&mut self) -> Result<Vec<i64>, StoreError> {
+        let rows = self
+            .db
+            .query("SELECT id FROM hf_runs WHERE state = 'running' ORDER BY id", &[])?;
+        Ok(rows.iter().map(|r| r.int0(0)).collect())
+    }
+
+    pub fn tasks_of(&mut self, run: i64) -> Result<Vec<TaskRow>, StoreError> {
+        let rows = self.db.query(
+            &format!("SELECT {TASK_COLUMNS} FROM hf_tasks WHERE run = $1 ORDER BY position"),
+            &[run.into()],
+        )?;
+        Ok(rows.iter().map(task_row).collect())
+    }
+
+    /// Moves tasks that wait on their upstreams (`none`) to a decided state, each only if it is
+    /// still waiting; returns how many moved.
+    pub fn decide_tasks(&mut self, decisions: &[(i64, TaskState)], now: Millis) -> Result<usize, StoreError> {
+        if decisions.is_empty() {
+            return Ok(0);
+        }
+        self.db.transaction(|db| {
+            let mut moved = 0;
+            for (id, state) in decisions {
+                let ended = (!matches!(state, TaskState::Queued)).then_some(now);
+                moved += db.exec(
+                    "UPDATE hf_tasks SET state = $2, ended_at = $3 WHERE id = $1 AND state = 'none'",
+                    &[(*id).into(), state.as_str().into(), ended.into()],
+                )? as usize;
+            }
+            Ok(moved)
+        })
+    }
+
+    /// Ends a running run.
+    pub fn finish_run(&mut self, run: i64, state: RunState, now: Millis) -> Result<bool, StoreError> {
+        let n = self.db.exec(
+            "UPDATE hf_runs SET state = $2, ended_at = $3 WHERE id = $1 AND state = 'running'",
+            &[run.into(), state.as_str().into(), now.into()],
+        )?;
+        Ok(n == 1)
+    }
+
+    /// Claims the oldest task ready to run (queued, or up for retry and due) whose pool has a
+    /// free slot, and starts a try for `worker`. Rows other workers are claiming are skipped,
+    /// not waited for.
+    pub fn claim(&mut self, worker: &str, now: Millis) -> Result<Option<Claim>, StoreError> {
+        let pick = match self.db.dialect() {
+            Dialect::Postgres => "SELECT id, pool FROM hf_tasks WHERE state = 'queued' \
+                 OR (state = 'up_for_retry' AND next_try_at <= $1) ORDER BY id LIMIT 16 \
+                 FOR UPDATE SKIP LOCKED",
+            Dialect::Sqlite => "SELECT id, pool FROM hf_tasks WHERE state = 'queued' \
+                 OR (state = 'up_for_retry' AND next_try_at <= $1) ORDER BY id LIMIT 16",
+        };
+        let pool_lock = match self.db.dialect() {
+            Dialect::Postgres => "SELECT slots FROM hf_pools WHERE name = $1 FOR UPDATE",
+            Dialect::Sqlite => "SELECT slots FROM hf_pools WHERE name = $1",
+        };
+        self.db.transaction(|db| {
+            let candidates = db.query(pick, &[now.into()])?;
+            for c in candidates {
+                let id = c.int0(0);
+                if let Some(pool) = c.text(1) {
+                    let slots = db.query(pool_lock, &[pool.as_str().into()])?.first().map_or(1, |r| r.int0(0));
+                    let busy = db
+                        .query(
+                            "SELECT COUNT(*) FROM hf_tasks WHERE pool = $1 AND state = 'running'",
+                            &[pool.as_str().into()],
+                        )?
+                        .first()
+                        .map_or(0, |r| r.int0(0));
+                    if busy >= slots {
+                        continue;
+                    }
+                }
+                let claimed = db.query(
+                    "UPDATE hf_tasks SET state = 'running', worker = $2, tries = tries + 1, \
+                     next_try_at = NULL, started_at = COALESCE(started_at, $3), ended_at = NULL \
+                     WHERE id = $1 AND (state = 'queued' OR state = 'up_for_retry') \
+                     RETURNING tries",
+                    &[id.into(), worker.into(), now.into()],
+                )?;
+                let Some(attempt) = claimed.first().map(|r| r.int0(0)) else {
+                    continue;
+                };
+                db.exec(
+                    "INSERT INTO hf_tries (task, attempt, worker, state, started_at) \
+                     VALUES ($1, $2, $3, 'running', $4)",
+                    &[id.into(), attempt.into(), worker.into(), now.into()],
+                )?;
+                let rows = db.query(
+                    "SELECT t.pipeline, t.task, t.kind, r.run_id, r.run_type, r.logical_date, \
+                     r.interval_start, r.interval_end, r.conf, d.file, d.text, t.timeout_ms, \
+                     t.retries, t.failures, t.retry_delay_ms, t.retry_exponential, \
+                     t.max_retry_delay_ms, r.id \
+                     FROM hf_tasks t JOIN hf_runs r ON r.id = t.run \
+                     JOIN hf_definitions d ON d.fingerprint = r.fingerprint WHERE t.id = $1",
+                    &[id.into()],
+                )?;
+                let Some(r) = rows.first() else {
+                    return Err(StoreError::Database(format!(
+                        "task {id} has no run or definition; the metadata database is inconsistent"
+                    )));
+                };
+                return Ok(Some(Claim {
+                    task_id: id,
+                    run: r.int0(17),
+                    attempt,
+                    worker: worker.to_string(),
+                    pipeline: r.string(0),
+                    task: r.string(1),
+                    kind: r.string(2),
+                    run_id: r.string(3),
+                    run_type: r.string(4),
+                    logical_date: r.int0(5),
+                    interval: Interval {
+                        start: r.int0(6),
+                        end: r.int0(7),
+                    },
+                    conf: r.string(8),
+                    file: PathBuf::from(r.string(9)),
+                    text: r.string(10),
+                    timeout_ms: r.int(11),
+                    retries: r.int0(12),
+                    failures: r.int0(13),
+                    retry_delay_ms: r.int0(14),
+                    retry_exponential: r.int0(15) != 0,
+                    max_retry_delay_ms: r.int0(16),
+                }));
+            }
+            Ok(None)
+        })
+    }
+
+    /// Records how a try ended and moves the task on: success; up for retry after the backoff
+    /// while retries remain; failed. Lands only while `claim`'s worker still owns the try.
+    pub fn complete(&mut self, claim: &Claim, outcome: &TryOutcome, now: Millis) -> Result<Completed, StoreError> {
+        let log = tail(&outcome.log).to_string();
+        self.db.transaction(|db| {
+            let failures = claim.failures + i64::from(!outcome.success);
+            let (state, next_try_at) = if outcome.success {
+                (TaskState::Success, None)
+            } else if failures <= claim.retries {
+                let policy = hushflow_engine::dag::RetryPolicy {
+                    retries: claim.retries as u32,
+                    delay: std::time::Duration::from_millis(claim.retry_delay_ms.max(0) as u64),
+                    exponential: claim.retry_exponential,
+                    max_delay: std::time::Duration::from_millis(claim.max_retry_delay_ms.max(0) as u64),
+                };
+                let wait = policy.delay_after(failures as u32).as_millis() as i64;
+                (TaskState::UpForRetry, Some(now + wait))
+            } else {
+                (TaskState::Failed, None)
+            };
+            let ended = (state != TaskState::UpForRetry).then_some(now);
+            let n = db.exec(
+                "UPDATE hf_tasks SET state = $4, failures = $5, next_try_at = $6, ended_at = $7, \
+                 worker = NULL, records_read = $8, records_written = $9, records_quarantined = $10, \
+                 error = $11 WHERE id = $1 AND worker = $2 AND tries = $3 AND state = 'running'",
+                &[
+                    claim.task_id.into(),
+                    claim.worker.as_str().into(),
+                    claim.attempt.into(),
+                    state.as_str().into(),
+                    failures.into(),
+                    next_try_at.into(),
+                    ended.into(),
+                    outcome.records_read.into(),
+                    outcome.records_written.into(),
+                    outcome.records_quarantined.into(),
+                    outcome.error.clone().into(),
+                ],
+            )?;
+            let try_state = match (n, outcome.success) {
+                (0, _) => "lost",
+                (_, true) => "success",
+                (_, false) => "failed",
+            };
+            db.exec(
+                "UPDATE hf_tries SET state = CASE WHEN state = 'lost' THEN 'lost' ELSE $3 END, \
+                 ended_at = COALESCE(ended_at, $4), error = COALESCE(error, $5), log = $6 \
+                 WHERE task = $1 AND attempt = $2",
+                &[
+                    claim.task_id.into(),
+                    claim.attempt.into(),
+                    try_state.into(),
+                    now.into(),
+                    outcome.error.clone().into(),
+                    log.as_str().into(),
+                ],
+            )?;
+            Ok(if n == 1 { Completed::Now(state) } else { Completed::NotOwner })
+        })
+    }
+
+    pub fn register_worker(&mut self, id: &str, host: &str, now: Millis) -> Result<(), StoreError> {
+        self.db.exec(
+            "INSERT INTO hf_workers (id, host, pid, started_at, heartbeat_at) VALUES ($1, $2, $3, $4, $4) \
+             ON CONFLICT (id) DO UPDATE SET heartbeat_at = excluded.heartbeat_at, stopped_at = NULL",
+            &[id.into(), host.into(), i64::from(std::process::id()).into(), now.into()],
+        )?;
+        Ok(())
+    }
+
+    pub fn heartbeat(&mut self, id: &str, now: Millis) -> Result<(), StoreError> {
+        self.db.exec(
+            "UPDATE hf_workers SET heartbeat_at = $2 WHERE id = $1",
+            &[id.into(), now.into()],
+        )?;
+        Ok(())
+    }
+
+    pub fn stop_worker(&mut self, id: &str, now: Millis) -> Result<(), StoreError> {
+        self.db.exec(
+            "UPDATE hf_workers SET stopped_at = $2 WHERE id = $1",
+            &[id.into(), now.into()],
+        )?;
+        Ok(())
+    }
+
+    /// Hands back the tasks of workers whose heartbeat is older than `stale_before` (or that
+    /// stopped without finishing them): their try is marked lost and the task queued again, so
+    /// that another worker retries it. Returns the task ids.
+    pub fn requeue_lost(&mut self, stale_before: Millis, now: Millis) -> Result<Vec<i64>, StoreError> {
+        let rows = self.db.query(
+            "SELECT t.id, t.worker, t.tries, t.failures FROM hf_tasks t \
+             LEFT JOIN hf_workers w ON w.id = t.worker WHERE t.state = 'running' \
+             AND (w.id IS NULL OR w.heartbeat_at < $1 OR w.stopped_at IS NOT NULL)",
+            &[stale_before.into()],
+        )?;
+        let mut requeued = Vec::new();
+        for r in rows {
+            let (id, worker, tries, failures) = (r.int0(0), r.string(1), r.int0(2), r.int0(3));
+            let lost = tries - failures;
+            let (state, error) = if lost >= MAX_LOST_TRIES {
+                ("failed", format!("lost {lost} tries to workers that stopped; failed"))
+            } else {
+                ("queued", String::new())
+            };
+            let moved = self.db.transaction(|db| {
+                let n = db.exec(
+                    "UPDATE hf_tasks SET state = $4, worker = NULL, \
+                     error = CASE WHEN $4 = 'failed' THEN $5 ELSE error END, \
+                     ended_at = CASE WHEN $4 = 'failed' THEN $6 ELSE NULL END \
+                     WHERE id = $1 AND worker = $2 AND tries = $3 AND state = 'running'",
+                    &[id.into(), worker.as_str().into(), tries.into(), state.into(), error.as_str().into(), now.into()],
+                )?;
+                if n == 1 {
+                    db.exec(
+                        "UPDATE hf_tries SET state = 'lost', ended_at = $3, error = $4 \
+                         WHERE task = $1 AND attempt = $2",
+                        &[
+                            id.into(),
+                            tries.into(),
+                            now.into(),
+                            format!("worker {worker} stopped heartbeating; the task was handed to another worker").into(),
+                        ],
+                    )?;
+                }
+                Ok(n == 1)
+            })?;
+            if moved {
+                requeued.push(id);
+            }
+        }
+        Ok(requeued)
+    }
+
+    /// Runs, newest first.
+    pub fn runs(&mut self, pipeline: Option<&str>, limit: i64) -> Result<Vec<RunRow>, StoreError> {
+        let rows = match pipeline {
+            Some(p) => self.db.query(
+                &format!("SELECT {RUN_COLUMNS} FROM hf_runs WHERE pipeline = $1 ORDER BY logical_date DESC, id DESC LIMIT $2"),
+                &[p.into(), limit.into()],
+            )?,
+            None => self.db.query(
+                &format!("SELECT {RUN_COLUMNS} FROM hf_runs ORDER BY logical_date DESC, id DESC LIMIT $1"),
+                &[limit.into()],
+            )?,
+        };
+        Ok(rows.iter().map(run_row).collect())
+    }
+
+    /// A run by its number or its run id (with the pipeline when two pipelines share it).
+    pub fn find_run(&mut self, run: &str, pipeline: Option<&str>) -> Result<Vec<RunRow>, StoreError> {
+        let rows = match run.parse::<i64>() {
+            Ok(id) => self.db.query(&format!("SELECT {RUN_COLUMNS} FROM hf_runs WHERE id = $1"), &[id.into()])?,
+            Err(_) => self.db.query(
+                &format!("SELECT {RUN_COLUMNS} FROM hf_runs WHERE run_id = $1 ORDER BY id"),
+                &[run.into()],
+            )?,
+        };
+        Ok(rows
+            .iter()
+            .map(run_row)
+            .filter(|r| pipeline.is_none_or(|p| p == r.pipeline))
+            .collect())
+    }
+
+    pub fn tries(&mut self, task: i64) -> Result<Vec<TryRow>, StoreError> {
+        let rows = self.db.query(
+            "SELECT attempt, worker, state, started_at, ended_at, error, log FROM hf_tries \
+             WHERE task = $1 ORDER BY attempt",
+            &[task.into()],
+        )?;
+        Ok(rows
+            .iter()
+            .map(|r| TryRow {
+                attempt: r.int0(0),
+                worker: r.string(1),
+                state: r.string(2),
+                started_at: r.int0(3),
+                ended_at: r.int(4),
+                error: r.text(5),
+                log: r.text(6),
+            })
+            .collect())
+    }
+
+    /// Whether any run is queued or running (a scheduler `--until-idle` stops when not).
+    pub fn busy(&mut self) -> Result<bool, StoreError> {
+        let rows = self.db.query(
+            "SELECT COUNT(*) FROM hf_runs r JOIN hf_pipelines p ON p.name = r.pipeline \
+             WHERE r.state = 'running' OR (r.state = 'queued' AND p.paused = 0)",
+            &[],
+        )?;
+        Ok(rows.first().is_some_and(|r| r.int0(0) > 0))
+    }
+
+    /// Counts of tasks per state, for `hushflow runs` and the tests.
+    pub fn task_states(&mut self, run: i64) -> Result<Vec<(String, i64)>, StoreError> {
+        let rows = self.db.query(
+            "SELECT state, COUNT(*) FROM hf_tasks WHERE run = $1 GROUP BY state ORDER BY state",
+            &[run.into()],
+        )?;
+        Ok(rows.iter().map(|r| (r.string(0), r.int0(1))).collect())
+    }
+}
+
+/// Whether a task kind runs in the worker's own process (nothing to isolate) or in a child.
+pub fn runs_in_process(kind: &str) -> bool {
+    kind == TaskKind::Empty.as_str()
+}
