@@ -757,18 +757,27 @@ impl Store {
         for r in rows {
             let (id, worker, tries, failures) = (r.int0(0), r.string(1), r.int0(2), r.int0(3));
             let lost = tries - failures;
-            let (state, error) = if lost >= MAX_LOST_TRIES {
-                ("failed", format!("lost {lost} tries to workers that stopped; failed"))
+            let (state, error, ended) = if lost >= MAX_LOST_TRIES {
+                (
+                    "failed",
+                    Some(format!("lost {lost} tries to workers that stopped; failed")),
+                    Some(now),
+                )
             } else {
-                ("queued", String::new())
+                ("queued", None, None)
             };
             let moved = self.db.transaction(|db| {
                 let n = db.exec(
-                    "UPDATE hf_tasks SET state = $4, worker = NULL, \
-                     error = CASE WHEN $4 = 'failed' THEN $5 ELSE error END, \
-                     ended_at = CASE WHEN $4 = 'failed' THEN $6 ELSE NULL END \
-                     WHERE id = $1 AND worker = $2 AND tries = $3 AND state = 'running'",
-                    &[id.into(), worker.as_str().into(), tries.into(), state.into(), error.as_str().into(), now.into()],
+                    "UPDATE hf_tasks SET state = $4, worker = NULL, error = COALESCE($5, error), \
+                     ended_at = $6 WHERE id = $1 AND worker = $2 AND tries = $3 AND state = 'running'",
+                    &[
+                        id.into(),
+                        worker.as_str().into(),
+                        tries.into(),
+                        state.into(),
+                        error.clone().into(),
+                        ended.into(),
+                    ],
                 )?;
                 if n == 1 {
                     db.exec(

@@ -1,0 +1,381 @@
+//! The scheduler and workers against both metadata stores: SQLite in a temporary directory and
+//! the machine's PostgreSQL (127.0.0.1:5432, a fresh database per test). Time is a fake clock;
+//! tasks are executed by a test executor that fails on command, so retries, backoff and
+//! trigger rules are checked exactly.
+
+use hushflow_engine::dag::{self, Dag};
+use hushflow_engine::schedule::{Millis, parse_instant, rfc3339};
+use hushflow_scheduler::store::StoreConfig;
+use hushflow_scheduler::*;
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::sync::atomic::AtomicBool;
+use std::time::Duration;
+
+const SERVER: &str = "postgres://postgres@127.0.0.1:5432";
+
+fn admin(sql: &str) {
+    postgres::Client::connect(&format!("{SERVER}/postgres"), postgres::NoTls)
+        .expect("PostgreSQL at 127.0.0.1:5432 (scripts/test.sh starts it)")
+        .batch_execute(sql)
+        .unwrap();
+}
+
+/// A metadata store for one test; a PostgreSQL database is dropped afterwards.
+struct Meta {
+    config: StoreConfig,
+    pg: Option<String>,
+    _dir: tempfile::TempDir,
+}
+
+impl Meta {
+    fn new(backend: &str, tag: &str) -> Meta {
+        let dir = tempfile::tempdir().unwrap();
+        match backend {
+            "sqlite" => Meta {
+                config: StoreConfig::Sqlite(dir.path().join("metadata.db")),
+                pg: None,
+                _dir: dir,
+            },
+            _ => {
+                let name = format!("hf_sched_{tag}_{}", std::process::id());
+                admin(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"));
+                admin(&format!("CREATE DATABASE {name}"));
+                let url = format!("{SERVER}/{name}");
+                let config = StoreConfig::Postgres(hushflow_secrets::SecretValue::new(url.into_bytes()));
+                // PostgreSQL is never migrated implicitly.
+                assert!(matches!(config.open(0), Err(StoreError::NotMigrated { .. })));
+                let (_, applied) = config.migrate(0).unwrap();
+                assert_eq!(applied.len(), 1);
+                assert!(config.migrate(0).unwrap().1.is_empty(), "migrating twice applies nothing");
+                Meta { config, pg: Some(name), _dir: dir }
+            }
+        }
+    }
+
+    fn store(&self) -> Store {
+        self.config.open(0).unwrap()
+    }
+}
+
+impl Drop for Meta {
+    fn drop(&mut self) {
+        if let Some(name) = &self.pg {
+            admin(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"));
+        }
+    }
+}
+
+fn at(s: &str) -> Millis {
+    parse_instant(s, None).unwrap()
+}
+
+fn dag(text: &str) -> Dag {
+    dag::parse(std::path::Path::new("/nonexistent/dag.toml"), text.to_string()).unwrap()
+}
+
+/// Empty tasks that fail while the executor says so.
+#[derive(Default)]
+struct Scripted {
+    /// Failures left per task name.
+    fail: Mutex<HashMap<String, u32>>,
+    /// (task, attempt) in execution order.
+    log: Mutex<Vec<(String, i64)>>,
+    failed_for_good: Mutex<Vec<String>>,
+}
+
+impl Scripted {
+    fn failing(pairs: &[(&str, u32)]) -> Scripted {
+        let s = Scripted::default();
+        *s.fail.lock().unwrap() = pairs.iter().map(|(k, v)| (k.to_string(), *v)).collect();
+        s
+    }
+}
+
+impl Executor for Scripted {
+    fn execute(&self, claim: &Claim, _stop: &AtomicBool) -> TryOutcome {
+        self.log.lock().unwrap().push((claim.task.clone(), claim.attempt));
+        let mut fail = self.fail.lock().unwrap();
+        let left = fail.entry(claim.task.clone()).or_insert(0);
+        if *left > 0 {
+            *left -= 1;
+            return TryOutcome {
+                success: false,
+                error: Some(format!("scripted failure of {}", claim.task)),
+                log: "failing on purpose\n".into(),
+                ..Default::default()
+            };
+        }
+        TryOutcome { success: true, log: "ok\n".into(), ..Default::default() }
+    }
+
+    fn failed(&self, claim: &Claim, _outcome: &TryOutcome) {
+        self.failed_for_good.lock().unwrap().push(claim.task.clone());
+    }
+}
+
+/// Claims and executes every ready task once, as a worker's slot does.
+fn work(store: &mut Store, clock: &FakeClock, exec: &Scripted) -> usize {
+    let mut n = 0;
+    while let Some(claim) = store.claim("w1", clock.now()).unwrap() {
+        let outcome = exec.execute(&claim, &AtomicBool::new(false));
+        if let Completed::Now(TaskState::Failed) = store.complete(&claim, &outcome, clock.now()).unwrap() {
+            exec.failed(&claim, &outcome);
+        }
+        advance_run(store, claim.run, clock.now()).unwrap();
+        n += 1;
+    }
+    n
+}
+
+fn hourly_day_with_catchup(backend: &str) {
+    let meta = Meta::new(backend, "hourly");
+    let clock = FakeClock::at(at("2026-11-30T00:00"));
+    let d = dag(
+        "[pipeline]\nname = \"hourly\"\nschedule = \"@hourly\"\ncatchup = true\n\
+         start_date = \"2026-11-30\"\n[[task]]\nname = \"a\"\ntype = \"empty\"\n",
+    );
+    let mut s1 = Scheduler::new(meta.store(), &clock, SchedulerOptions::default());
+    let mut s2 = Scheduler::new(meta.store(), &clock, SchedulerOptions::default());
+    assert_eq!(s1.tick(std::slice::from_ref(&d)).unwrap().runs_created, 0);
+    // Through the day in uneven steps, two schedulers ticking on the same store.
+    let mut now = at("2026-11-30T00:00");
+    while now < at("2026-12-01T00:00") {
+        now += 17 * 60_000;
+        clock.set(now.min(at("2026-12-01T00:00")));
+        s1.tick(std::slice::from_ref(&d)).unwrap();
+        s2.tick(std::slice::from_ref(&d)).unwrap();
+    }
+    let mut store = meta.store();
+    let mut runs = store.runs(Some("hourly"), 1000).unwrap();
+    runs.reverse();
+    assert_eq!(runs.len(), 24, "one run per hour of the day");
+    for (i, r) in runs.iter().enumerate() {
+        let start = at("2026-11-30T00:00") + i as i64 * 3_600_000;
+        assert_eq!((r.interval.start, r.interval.end), (start, start + 3_600_000));
+        assert_eq!(r.logical_date, start);
+        assert_eq!(r.run_id, format!("scheduled__{}", rfc3339(start)));
+        assert_eq!(r.run_type, "scheduled");
+    }
+    // max_active_runs = 1: one runs, the rest wait their turn.
+    let running = runs.iter().filter(|r| r.state == RunState::Running).count();
+    assert_eq!(running, 1);
+    // Working through them runs each exactly once, oldest first.
+    let exec = Scripted::default();
+    for _ in 0..30 {
+        work(&mut store, &clock, &exec);
+        s1.tick(std::slice::from_ref(&d)).unwrap();
+    }
+    let log = exec.log.lock().unwrap();
+    assert_eq!(log.len(), 24);
+    assert!(store.runs(Some("hourly"), 1000).unwrap().iter().all(|r| r.state == RunState::Success));
+    // Ticking again later in the same hour creates nothing new.
+    clock.set(at("2026-12-01T00:59"));
+    assert_eq!(s1.tick(std::slice::from_ref(&d)).unwrap().runs_created, 0);
+    clock.set(at("2026-12-01T01:00"));
+    assert_eq!(s2.tick(std::slice::from_ref(&d)).unwrap().runs_created, 1);
+}
+
+#[test]
+fn sqlite_hourly_day_with_catchup() {
+    hourly_day_with_catchup("sqlite");
+}
+
+#[test]
+fn postgres_hourly_day_with_catchup() {
+    hourly_day_with_catchup("postgres");
+}
+
+#[test]
+fn without_catchup_only_the_latest_interval_runs() {
+    let meta = Meta::new("sqlite", "latest");
+    let clock = FakeClock::at(at("2026-12-01T10:30"));
+    let d = dag(
+        "[pipeline]\nname = \"p\"\nschedule = \"@hourly\"\nstart_date = \"2026-11-01\"\n\
+         [[task]]\nname = \"a\"\ntype = \"empty\"\n",
+    );
+    let mut s = Scheduler::new(meta.store(), &clock, SchedulerOptions::default());
+    assert_eq!(s.tick(std::slice::from_ref(&d)).unwrap().runs_created, 1);
+    let runs = meta.store().runs(None, 10).unwrap();
+    assert_eq!(runs[0].interval.start, at("2026-12-01T09:00"));
+    // Paused: nothing new is created.
+    meta.store().set_paused("p", true).unwrap();
+    clock.set(at("2026-12-01T14:00"));
+    assert_eq!(s.tick(std::slice::from_ref(&d)).unwrap().runs_created, 0);
+    meta.store().set_paused("p", false).unwrap();
+    assert_eq!(s.tick(std::slice::from_ref(&d)).unwrap().runs_created, 1);
+}
+
+fn retries_and_trigger_rules(backend: &str) {
+    let meta = Meta::new(backend, "retries");
+    let clock = FakeClock::at(at("2026-12-01T00:00"));
+    let d = dag(
+        "[pipeline]\nname = \"p\"\nretry_delay = \"30s\"\nmax_retry_delay = \"100s\"\n\
+         [[task]]\nname = \"flaky\"\ntype = \"empty\"\nretries = 3\n\
+         [[task]]\nname = \"after\"\ntype = \"empty\"\ndepends_on = [\"flaky\"]\n\
+         [[task]]\nname = \"broken\"\ntype = \"empty\"\nretries = 1\nretry_delay = \"10s\"\n\
+         [[task]]\nname = \"needs_broken\"\ntype = \"empty\"\ndepends_on = [\"broken\"]\n\
+         [[task]]\nname = \"and_then\"\ntype = \"empty\"\ndepends_on = [\"needs_broken\"]\n\
+         [[task]]\nname = \"on_failure\"\ntype = \"empty\"\ndepends_on = [\"broken\"]\ntrigger_rule = \"one_failed\"\n\
+         [[task]]\nname = \"cleanup\"\ntype = \"empty\"\ndepends_on = [\"after\", \"and_then\"]\ntrigger_rule = \"all_done\"\n\
+         [[task]]\nname = \"if_fine\"\ntype = \"empty\"\ndepends_on = [\"flaky\"]\ntrigger_rule = \"one_failed\"\n",
+    );
+    let mut s = Scheduler::new(meta.store(), &clock, SchedulerOptions::default());
+    s.register(&d).unwrap();
+    let mut store = meta.store();
+    let run = NewRun {
+        run_id: "manual__1".into(),
+        run_type: "manual".into(),
+        logical_date: clock.now(),
+        interval: hushflow_engine::schedule::Interval { start: clock.now(), end: clock.now() },
+        conf: "{}".into(),
+    };
+    let id = store.create_run(&d, &run, clock.now()).unwrap().unwrap();
+    assert!(store.create_run(&d, &run, clock.now()).unwrap().is_none(), "a run id is created once");
+    let exec = Scripted::failing(&[("flaky", 2), ("broken", 5)]);
+    s.tick(&[]).unwrap();
+    work(&mut store, &clock, &exec);
+    let state = |store: &mut Store, name: &str| {
+        store.tasks_of(id).unwrap().into_iter().find(|t| t.task == name).unwrap()
+    };
+    let flaky = state(&mut store, "flaky");
+    assert_eq!((flaky.state, flaky.tries, flaky.failures), (TaskState::UpForRetry, 1, 1));
+    assert_eq!(flaky.next_try_at, Some(clock.now() + 30_000));
+    // Not due yet 29 s later (broken, with a 10 s delay, is).
+    clock.advance(Duration::from_secs(29));
+    work(&mut store, &clock, &exec);
+    assert_eq!(state(&mut store, "flaky").tries, 1);
+    clock.advance(Duration::from_secs(1));
+    work(&mut store, &clock, &exec);
+    let flaky = state(&mut store, "flaky");
+    assert_eq!((flaky.state, flaky.tries), (TaskState::UpForRetry, 2));
+    // Exponential: the second retry waits 60 s.
+    assert_eq!(flaky.next_try_at, Some(clock.now() + 60_000));
+    assert_eq!(state(&mut store, "broken").state, TaskState::Failed, "retries = 1: two tries");
+    assert_eq!(state(&mut store, "needs_broken").state, TaskState::UpstreamFailed);
+    assert_eq!(state(&mut store, "and_then").state, TaskState::UpstreamFailed, "cascades in one pass");
+    assert_eq!(state(&mut store, "on_failure").state, TaskState::Success, "one_failed ran");
+    clock.advance(Duration::from_secs(60));
+    work(&mut store, &clock, &exec);
+    s.tick(&[]).unwrap();
+    let flaky = state(&mut store, "flaky");
+    assert_eq!((flaky.state, flaky.tries, flaky.failures), (TaskState::Success, 3, 2));
+    assert_eq!(state(&mut store, "after").state, TaskState::Success);
+    assert_eq!(state(&mut store, "cleanup").state, TaskState::Success, "all_done runs after failures");
+    assert_eq!(state(&mut store, "if_fine").state, TaskState::Skipped);
+    let tries = store.tries(flaky.id).unwrap();
+    let states: Vec<&str> = tries.iter().map(|t| t.state.as_str()).collect();
+    assert_eq!(states, ["failed", "failed", "success"]);
+    assert_eq!(tries[0].error.as_deref(), Some("scripted failure of flaky"));
+    assert_eq!(*exec.failed_for_good.lock().unwrap(), ["broken"]);
+    let r = store.find_run("manual__1", None).unwrap();
+    assert_eq!(r[0].state, RunState::Failed, "a failed task fails the run");
+}
+
+#[test]
+fn sqlite_retries_and_trigger_rules() {
+    retries_and_trigger_rules("sqlite");
+}
+
+#[test]
+fn postgres_retries_and_trigger_rules() {
+    retries_and_trigger_rules("postgres");
+}
+
+fn pools_and_lost_workers(backend: &str) {
+    let meta = Meta::new(backend, "pools");
+    let clock = FakeClock::at(at("2026-12-01T00:00"));
+    let d = dag(
+        "[pipeline]\nname = \"p\"\n[pools]\ncrm = 2\n\
+         [[task]]\nname = \"a\"\ntype = \"empty\"\npool = \"crm\"\n\
+         [[task]]\nname = \"b\"\ntype = \"empty\"\npool = \"crm\"\n\
+         [[task]]\nname = \"c\"\ntype = \"empty\"\npool = \"crm\"\n\
+         [[task]]\nname = \"d\"\ntype = \"empty\"\n",
+    );
+    let mut s = Scheduler::new(meta.store(), &clock, SchedulerOptions::default());
+    s.register(&d).unwrap();
+    let mut store = meta.store();
+    let run = NewRun {
+        run_id: "manual__1".into(),
+        run_type: "manual".into(),
+        logical_date: 0,
+        interval: hushflow_engine::schedule::Interval { start: 0, end: 0 },
+        conf: "{}".into(),
+    };
+    store.create_run(&d, &run, clock.now()).unwrap().unwrap();
+    s.tick(&[]).unwrap();
+    store.register_worker("dead", "h", clock.now()).unwrap();
+    let mut claims = Vec::new();
+    while let Some(c) = store.claim("dead", clock.now()).unwrap() {
+        claims.push(c);
+    }
+    let names: Vec<&str> = claims.iter().map(|c| c.task.as_str()).collect();
+    assert_eq!(names, ["a", "b", "d"], "the pool holds c back while a and b run");
+    // The worker stops heartbeating: after the timeout its tasks are queued again.
+    clock.advance(Duration::from_secs(31));
+    assert_eq!(s.tick(&[]).unwrap().tasks_requeued, 3);
+    // Its late completion no longer counts.
+    let late = store.complete(&claims[0], &TryOutcome { success: true, ..Default::default() }, clock.now()).unwrap();
+    assert_eq!(late, Completed::NotOwner);
+    let exec = Scripted::default();
+    work(&mut store, &clock, &exec);
+    let tasks = store.tasks_of(claims[0].run).unwrap();
+    assert!(tasks.iter().all(|t| t.state == TaskState::Success), "{tasks:?}");
+    let a = &tasks[0];
+    let tries: Vec<String> = store.tries(a.id).unwrap().into_iter().map(|t| t.state).collect();
+    assert_eq!(tries, ["lost", "success"]);
+    assert_eq!(a.failures, 0, "a lost try is not the task's failure");
+}
+
+#[test]
+fn sqlite_pools_and_lost_workers() {
+    pools_and_lost_workers("sqlite");
+}
+
+#[test]
+fn postgres_pools_and_lost_workers() {
+    pools_and_lost_workers("postgres");
+}
+
+/// Real worker threads on PostgreSQL: four workers with two slots each drain 200 tasks, each
+/// task executed exactly once.
+#[test]
+fn postgres_workers_claim_each_task_once() {
+    let meta = Meta::new("postgres", "claims");
+    let clock = SystemClock;
+    let mut text = String::from("[pipeline]\nname = \"wide\"\n");
+    for i in 0..200 {
+        text.push_str(&format!("[[task]]\nname = \"t{i}\"\ntype = \"empty\"\n"));
+    }
+    let d = dag(&text);
+    let mut s = Scheduler::new(meta.store(), &clock, SchedulerOptions::default());
+    s.register(&d).unwrap();
+    let run = NewRun {
+        run_id: "manual__1".into(),
+        run_type: "manual".into(),
+        logical_date: 0,
+        interval: hushflow_engine::schedule::Interval { start: 0, end: 0 },
+        conf: "{}".into(),
+    };
+    meta.store().create_run(&d, &run, clock.now()).unwrap();
+    s.tick(&[]).unwrap();
+    let exec = Scripted::default();
+    let stop = AtomicBool::new(false);
+    std::thread::scope(|scope| {
+        for _ in 0..4 {
+            scope.spawn(|| {
+                let mut o = WorkerOptions::new(2);
+                o.until_idle = true;
+                o.poll = Duration::from_millis(20);
+                run_worker(&meta.config, &clock, &exec, &o, &stop).unwrap();
+            });
+        }
+    });
+    let log = exec.log.lock().unwrap();
+    assert_eq!(log.len(), 200);
+    let mut names: Vec<&str> = log.iter().map(|(n, _)| n.as_str()).collect();
+    names.sort();
+    names.dedup();
+    assert_eq!(names.len(), 200, "no task ran twice");
+    assert_eq!(meta.store().runs(None, 1).unwrap()[0].state, RunState::Success);
+}
