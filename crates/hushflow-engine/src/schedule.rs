@@ -132,6 +132,14 @@ pub fn rfc3339(at: Millis) -> String {
     )
 }
 
+/// RFC 3339 with milliseconds, for ids that must differ between runs created in one second.
+pub fn rfc3339_millis(at: Millis) -> String {
+    Utc.timestamp_millis_opt(at).single().map_or_else(
+        || at.to_string(),
+        |t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+    )
+}
+
 /// Parses `YYYY-MM-DD`, `YYYY-MM-DDTHH:MM[:SS]` (in `tz`, UTC when `None`) or RFC 3339.
 pub fn parse_instant(text: &str, timezone: Option<&str>) -> Result<Millis, String> {
     let text = text.trim();

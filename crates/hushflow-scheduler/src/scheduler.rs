@@ -62,12 +62,13 @@ impl<'a> Scheduler<'a> {
     pub fn register(&mut self, dag: &Dag) -> Result<(), StoreError> {
         if self.registered.get(&dag.name) != Some(&dag.fingerprint) {
             self.store.register(dag, self.clock.now())?;
-            self.registered.insert(dag.name.clone(), dag.fingerprint.clone());
+            self.registered
+                .insert(dag.name.clone(), dag.fingerprint.clone());
         }
         Ok(())
     }
 
-    pub fn tick(&mut self, dags: &[Dag]) -> Result<TickReport, StoreError> {
+    pub fn tick(&mut self, dags: &[&Dag]) -> Result<TickReport, StoreError> {
         let now = self.clock.now();
         let mut report = TickReport::default();
         for dag in dags {

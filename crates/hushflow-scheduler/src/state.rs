@@ -141,11 +141,20 @@ mod tests {
         assert_eq!(decide("all_success", &[Success, Running]), Option::None);
         assert_eq!(decide("all_success", &[Success, UpForRetry]), Option::None);
         assert_eq!(decide("all_success", &[Success, Success]), Some(Queued));
-        assert_eq!(decide("all_success", &[Failed, Running]), Some(UpstreamFailed));
-        assert_eq!(decide("all_success", &[UpstreamFailed]), Some(UpstreamFailed));
+        assert_eq!(
+            decide("all_success", &[Failed, Running]),
+            Some(UpstreamFailed)
+        );
+        assert_eq!(
+            decide("all_success", &[UpstreamFailed]),
+            Some(UpstreamFailed)
+        );
         assert_eq!(decide("all_success", &[Skipped, Success]), Some(Skipped));
         assert_eq!(decide("all_done", &[Failed, Running]), Option::None);
-        assert_eq!(decide("all_done", &[Failed, Success, Skipped]), Some(Queued));
+        assert_eq!(
+            decide("all_done", &[Failed, Success, Skipped]),
+            Some(Queued)
+        );
         assert_eq!(decide("one_failed", &[Running, Failed]), Some(Queued));
         assert_eq!(decide("one_failed", &[Success, Running]), Option::None);
         assert_eq!(decide("one_failed", &[Success, Success]), Some(Skipped));
@@ -156,6 +165,9 @@ mod tests {
         assert_eq!(run_outcome(&[Success, Running]), Option::None);
         assert_eq!(run_outcome(&[Success, Skipped]), Some(RunState::Success));
         assert_eq!(run_outcome(&[Failed, Success]), Some(RunState::Failed));
-        assert_eq!(run_outcome(&[Success, UpstreamFailed]), Some(RunState::Failed));
+        assert_eq!(
+            run_outcome(&[Success, UpstreamFailed]),
+            Some(RunState::Failed)
+        );
     }
 }

@@ -42,13 +42,24 @@ impl Meta {
                 admin(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"));
                 admin(&format!("CREATE DATABASE {name}"));
                 let url = format!("{SERVER}/{name}");
-                let config = StoreConfig::Postgres(hushflow_secrets::SecretValue::new(url.into_bytes()));
+                let config =
+                    StoreConfig::Postgres(hushflow_secrets::SecretValue::new(url.into_bytes()));
                 // PostgreSQL is never migrated implicitly.
-                assert!(matches!(config.open(0), Err(StoreError::NotMigrated { .. })));
+                assert!(matches!(
+                    config.open(0),
+                    Err(StoreError::NotMigrated { .. })
+                ));
                 let (_, applied) = config.migrate(0).unwrap();
                 assert_eq!(applied.len(), 1);
-                assert!(config.migrate(0).unwrap().1.is_empty(), "migrating twice applies nothing");
-                Meta { config, pg: Some(name), _dir: dir }
+                assert!(
+                    config.migrate(0).unwrap().1.is_empty(),
+                    "migrating twice applies nothing"
+                );
+                Meta {
+                    config,
+                    pg: Some(name),
+                    _dir: dir,
+                }
             }
         }
     }
@@ -71,7 +82,11 @@ fn at(s: &str) -> Millis {
 }
 
 fn dag(text: &str) -> Dag {
-    dag::parse(std::path::Path::new("/nonexistent/dag.toml"), text.to_string()).unwrap()
+    dag::parse(
+        std::path::Path::new("/nonexistent/dag.toml"),
+        text.to_string(),
+    )
+    .unwrap()
 }
 
 /// Empty tasks that fail while the executor says so.
@@ -94,7 +109,10 @@ impl Scripted {
 
 impl Executor for Scripted {
     fn execute(&self, claim: &Claim, _stop: &AtomicBool) -> TryOutcome {
-        self.log.lock().unwrap().push((claim.task.clone(), claim.attempt));
+        self.log
+            .lock()
+            .unwrap()
+            .push((claim.task.clone(), claim.attempt));
         let mut fail = self.fail.lock().unwrap();
         let left = fail.entry(claim.task.clone()).or_insert(0);
         if *left > 0 {
@@ -106,11 +124,18 @@ impl Executor for Scripted {
                 ..Default::default()
             };
         }
-        TryOutcome { success: true, log: "ok\n".into(), ..Default::default() }
+        TryOutcome {
+            success: true,
+            log: "ok\n".into(),
+            ..Default::default()
+        }
     }
 
     fn failed(&self, claim: &Claim, _outcome: &TryOutcome) {
-        self.failed_for_good.lock().unwrap().push(claim.task.clone());
+        self.failed_for_good
+            .lock()
+            .unwrap()
+            .push(claim.task.clone());
     }
 }
 
@@ -119,7 +144,9 @@ fn work(store: &mut Store, clock: &FakeClock, exec: &Scripted) -> usize {
     let mut n = 0;
     while let Some(claim) = store.claim("w1", clock.now()).unwrap() {
         let outcome = exec.execute(&claim, &AtomicBool::new(false));
-        if let Completed::Now(TaskState::Failed) = store.complete(&claim, &outcome, clock.now()).unwrap() {
+        if let Completed::Now(TaskState::Failed) =
+            store.complete(&claim, &outcome, clock.now()).unwrap()
+        {
             exec.failed(&claim, &outcome);
         }
         advance_run(store, claim.run, clock.now()).unwrap();
@@ -137,14 +164,14 @@ fn hourly_day_with_catchup(backend: &str) {
     );
     let mut s1 = Scheduler::new(meta.store(), &clock, SchedulerOptions::default());
     let mut s2 = Scheduler::new(meta.store(), &clock, SchedulerOptions::default());
-    assert_eq!(s1.tick(std::slice::from_ref(&d)).unwrap().runs_created, 0);
+    assert_eq!(s1.tick(&[&d]).unwrap().runs_created, 0);
     // Through the day in uneven steps, two schedulers ticking on the same store.
     let mut now = at("2026-11-30T00:00");
     while now < at("2026-12-01T00:00") {
         now += 17 * 60_000;
         clock.set(now.min(at("2026-12-01T00:00")));
-        s1.tick(std::slice::from_ref(&d)).unwrap();
-        s2.tick(std::slice::from_ref(&d)).unwrap();
+        s1.tick(&[&d]).unwrap();
+        s2.tick(&[&d]).unwrap();
     }
     let mut store = meta.store();
     let mut runs = store.runs(Some("hourly"), 1000).unwrap();
@@ -152,7 +179,10 @@ fn hourly_day_with_catchup(backend: &str) {
     assert_eq!(runs.len(), 24, "one run per hour of the day");
     for (i, r) in runs.iter().enumerate() {
         let start = at("2026-11-30T00:00") + i as i64 * 3_600_000;
-        assert_eq!((r.interval.start, r.interval.end), (start, start + 3_600_000));
+        assert_eq!(
+            (r.interval.start, r.interval.end),
+            (start, start + 3_600_000)
+        );
         assert_eq!(r.logical_date, start);
         assert_eq!(r.run_id, format!("scheduled__{}", rfc3339(start)));
         assert_eq!(r.run_type, "scheduled");
@@ -164,16 +194,22 @@ fn hourly_day_with_catchup(backend: &str) {
     let exec = Scripted::default();
     for _ in 0..30 {
         work(&mut store, &clock, &exec);
-        s1.tick(std::slice::from_ref(&d)).unwrap();
+        s1.tick(&[&d]).unwrap();
     }
     let log = exec.log.lock().unwrap();
     assert_eq!(log.len(), 24);
-    assert!(store.runs(Some("hourly"), 1000).unwrap().iter().all(|r| r.state == RunState::Success));
+    assert!(
+        store
+            .runs(Some("hourly"), 1000)
+            .unwrap()
+            .iter()
+            .all(|r| r.state == RunState::Success)
+    );
     // Ticking again later in the same hour creates nothing new.
     clock.set(at("2026-12-01T00:59"));
-    assert_eq!(s1.tick(std::slice::from_ref(&d)).unwrap().runs_created, 0);
+    assert_eq!(s1.tick(&[&d]).unwrap().runs_created, 0);
     clock.set(at("2026-12-01T01:00"));
-    assert_eq!(s2.tick(std::slice::from_ref(&d)).unwrap().runs_created, 1);
+    assert_eq!(s2.tick(&[&d]).unwrap().runs_created, 1);
 }
 
 #[test]
@@ -195,15 +231,15 @@ fn without_catchup_only_the_latest_interval_runs() {
          [[task]]\nname = \"a\"\ntype = \"empty\"\n",
     );
     let mut s = Scheduler::new(meta.store(), &clock, SchedulerOptions::default());
-    assert_eq!(s.tick(std::slice::from_ref(&d)).unwrap().runs_created, 1);
+    assert_eq!(s.tick(&[&d]).unwrap().runs_created, 1);
     let runs = meta.store().runs(None, 10).unwrap();
     assert_eq!(runs[0].interval.start, at("2026-12-01T09:00"));
     // Paused: nothing new is created.
     meta.store().set_paused("p", true).unwrap();
     clock.set(at("2026-12-01T14:00"));
-    assert_eq!(s.tick(std::slice::from_ref(&d)).unwrap().runs_created, 0);
+    assert_eq!(s.tick(&[&d]).unwrap().runs_created, 0);
     meta.store().set_paused("p", false).unwrap();
-    assert_eq!(s.tick(std::slice::from_ref(&d)).unwrap().runs_created, 1);
+    assert_eq!(s.tick(&[&d]).unwrap().runs_created, 1);
 }
 
 fn retries_and_trigger_rules(backend: &str) {
@@ -227,19 +263,33 @@ fn retries_and_trigger_rules(backend: &str) {
         run_id: "manual__1".into(),
         run_type: "manual".into(),
         logical_date: clock.now(),
-        interval: hushflow_engine::schedule::Interval { start: clock.now(), end: clock.now() },
+        interval: hushflow_engine::schedule::Interval {
+            start: clock.now(),
+            end: clock.now(),
+        },
         conf: "{}".into(),
     };
     let id = store.create_run(&d, &run, clock.now()).unwrap().unwrap();
-    assert!(store.create_run(&d, &run, clock.now()).unwrap().is_none(), "a run id is created once");
+    assert!(
+        store.create_run(&d, &run, clock.now()).unwrap().is_none(),
+        "a run id is created once"
+    );
     let exec = Scripted::failing(&[("flaky", 2), ("broken", 5)]);
     s.tick(&[]).unwrap();
     work(&mut store, &clock, &exec);
     let state = |store: &mut Store, name: &str| {
-        store.tasks_of(id).unwrap().into_iter().find(|t| t.task == name).unwrap()
+        store
+            .tasks_of(id)
+            .unwrap()
+            .into_iter()
+            .find(|t| t.task == name)
+            .unwrap()
     };
     let flaky = state(&mut store, "flaky");
-    assert_eq!((flaky.state, flaky.tries, flaky.failures), (TaskState::UpForRetry, 1, 1));
+    assert_eq!(
+        (flaky.state, flaky.tries, flaky.failures),
+        (TaskState::UpForRetry, 1, 1)
+    );
     assert_eq!(flaky.next_try_at, Some(clock.now() + 30_000));
     // Not due yet 29 s later (broken, with a 10 s delay, is).
     clock.advance(Duration::from_secs(29));
@@ -251,17 +301,39 @@ fn retries_and_trigger_rules(backend: &str) {
     assert_eq!((flaky.state, flaky.tries), (TaskState::UpForRetry, 2));
     // Exponential: the second retry waits 60 s.
     assert_eq!(flaky.next_try_at, Some(clock.now() + 60_000));
-    assert_eq!(state(&mut store, "broken").state, TaskState::Failed, "retries = 1: two tries");
-    assert_eq!(state(&mut store, "needs_broken").state, TaskState::UpstreamFailed);
-    assert_eq!(state(&mut store, "and_then").state, TaskState::UpstreamFailed, "cascades in one pass");
-    assert_eq!(state(&mut store, "on_failure").state, TaskState::Success, "one_failed ran");
+    assert_eq!(
+        state(&mut store, "broken").state,
+        TaskState::Failed,
+        "retries = 1: two tries"
+    );
+    assert_eq!(
+        state(&mut store, "needs_broken").state,
+        TaskState::UpstreamFailed
+    );
+    assert_eq!(
+        state(&mut store, "and_then").state,
+        TaskState::UpstreamFailed,
+        "cascades in one pass"
+    );
+    assert_eq!(
+        state(&mut store, "on_failure").state,
+        TaskState::Success,
+        "one_failed ran"
+    );
     clock.advance(Duration::from_secs(60));
     work(&mut store, &clock, &exec);
     s.tick(&[]).unwrap();
     let flaky = state(&mut store, "flaky");
-    assert_eq!((flaky.state, flaky.tries, flaky.failures), (TaskState::Success, 3, 2));
+    assert_eq!(
+        (flaky.state, flaky.tries, flaky.failures),
+        (TaskState::Success, 3, 2)
+    );
     assert_eq!(state(&mut store, "after").state, TaskState::Success);
-    assert_eq!(state(&mut store, "cleanup").state, TaskState::Success, "all_done runs after failures");
+    assert_eq!(
+        state(&mut store, "cleanup").state,
+        TaskState::Success,
+        "all_done runs after failures"
+    );
     assert_eq!(state(&mut store, "if_fine").state, TaskState::Skipped);
     let tries = store.tries(flaky.id).unwrap();
     let states: Vec<&str> = tries.iter().map(|t| t.state.as_str()).collect();
@@ -285,13 +357,11 @@ fn postgres_retries_and_trigger_rules() {
 fn pools_and_lost_workers(backend: &str) {
     let meta = Meta::new(backend, "pools");
     let clock = FakeClock::at(at("2026-12-01T00:00"));
-    let d = dag(
-        "[pipeline]\nname = \"p\"\n[pools]\ncrm = 2\n\
+    let d = dag("[pipeline]\nname = \"p\"\n[pools]\ncrm = 2\n\
          [[task]]\nname = \"a\"\ntype = \"empty\"\npool = \"crm\"\n\
          [[task]]\nname = \"b\"\ntype = \"empty\"\npool = \"crm\"\n\
          [[task]]\nname = \"c\"\ntype = \"empty\"\npool = \"crm\"\n\
-         [[task]]\nname = \"d\"\ntype = \"empty\"\n",
-    );
+         [[task]]\nname = \"d\"\ntype = \"empty\"\n");
     let mut s = Scheduler::new(meta.store(), &clock, SchedulerOptions::default());
     s.register(&d).unwrap();
     let mut store = meta.store();
@@ -310,19 +380,40 @@ fn pools_and_lost_workers(backend: &str) {
         claims.push(c);
     }
     let names: Vec<&str> = claims.iter().map(|c| c.task.as_str()).collect();
-    assert_eq!(names, ["a", "b", "d"], "the pool holds c back while a and b run");
+    assert_eq!(
+        names,
+        ["a", "b", "d"],
+        "the pool holds c back while a and b run"
+    );
     // The worker stops heartbeating: after the timeout its tasks are queued again.
     clock.advance(Duration::from_secs(31));
     assert_eq!(s.tick(&[]).unwrap().tasks_requeued, 3);
     // Its late completion no longer counts.
-    let late = store.complete(&claims[0], &TryOutcome { success: true, ..Default::default() }, clock.now()).unwrap();
+    let late = store
+        .complete(
+            &claims[0],
+            &TryOutcome {
+                success: true,
+                ..Default::default()
+            },
+            clock.now(),
+        )
+        .unwrap();
     assert_eq!(late, Completed::NotOwner);
     let exec = Scripted::default();
     work(&mut store, &clock, &exec);
     let tasks = store.tasks_of(claims[0].run).unwrap();
-    assert!(tasks.iter().all(|t| t.state == TaskState::Success), "{tasks:?}");
+    assert!(
+        tasks.iter().all(|t| t.state == TaskState::Success),
+        "{tasks:?}"
+    );
     let a = &tasks[0];
-    let tries: Vec<String> = store.tries(a.id).unwrap().into_iter().map(|t| t.state).collect();
+    let tries: Vec<String> = store
+        .tries(a.id)
+        .unwrap()
+        .into_iter()
+        .map(|t| t.state)
+        .collect();
     assert_eq!(tries, ["lost", "success"]);
     assert_eq!(a.failures, 0, "a lost try is not the task's failure");
 }
@@ -377,5 +468,8 @@ fn postgres_workers_claim_each_task_once() {
     names.sort();
     names.dedup();
     assert_eq!(names.len(), 200, "no task ran twice");
-    assert_eq!(meta.store().runs(None, 1).unwrap()[0].state, RunState::Success);
+    assert_eq!(
+        meta.store().runs(None, 1).unwrap()[0].state,
+        RunState::Success
+    );
 }

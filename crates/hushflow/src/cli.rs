@@ -25,6 +25,12 @@ pub struct Cli {
     #[arg(long, global = true, value_name = "REF")]
     pub master_key: Option<String>,
 
+    /// The metadata store (runs, task states, logs): by default SQLite in the state directory;
+    /// a secret reference (env:NAME, file:PATH) holding a postgres:// URL shares one store
+    /// between schedulers and workers on several machines.
+    #[arg(long, global = true, env = "HUSHFLOW_METADATA", value_name = "REF")]
+    pub metadata: Option<String>,
+
     /// More log output on stderr (-v info, -vv debug); secrets are masked either way.
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,
@@ -80,6 +86,86 @@ pub enum Command {
     /// Quarantined records: list them, or decrypt them for an authorized operator (audited).
     #[command(subcommand)]
     Quarantine(QuarantineCommand),
+    /// Create runs when they are due and hand out their tasks; by default also executes them
+    /// with a local pool of --parallelism slots.
+    Scheduler {
+        /// Pipeline files (`*.toml`) to schedule; re-read when they change.
+        #[arg(long, default_value = "pipelines")]
+        pipelines: PathBuf,
+        /// Tasks executed at once by this process (0: only schedule, leave tasks to workers).
+        #[arg(long, default_value_t = 2)]
+        parallelism: usize,
+        #[command(flatten)]
+        timing: Timing,
+    },
+    /// Execute tasks handed out by schedulers (for more machines: share --metadata).
+    Worker {
+        /// Tasks executed at once.
+        #[arg(long, default_value_t = 2)]
+        concurrency: usize,
+        #[command(flatten)]
+        timing: Timing,
+    },
+    /// Create a manual run of a pipeline (a file, or the name of a registered one).
+    Trigger {
+        pipeline: String,
+        /// Values for `{{ conf.KEY }}` in the pipeline's text.
+        #[arg(long, value_name = "KEY=VALUE")]
+        conf: Vec<String>,
+        /// Execute the run here and wait for it to end (exit 1 if it fails).
+        #[arg(long)]
+        wait: bool,
+    },
+    /// Create runs for every scheduled interval from --from to --to (dates or times in the
+    /// pipeline's time zone); intervals that already have a run are left alone.
+    Backfill {
+        pipeline: String,
+        #[arg(long)]
+        from: String,
+        #[arg(long)]
+        to: String,
+        /// Execute the runs here and wait for them to end.
+        #[arg(long)]
+        wait: bool,
+    },
+    /// Stop creating and starting runs of a pipeline (audited).
+    Pause { pipeline: String },
+    /// Resume a paused pipeline (audited).
+    Unpause { pipeline: String },
+    /// Run history: states, intervals, durations, task counts.
+    Runs {
+        pipeline: Option<String>,
+        #[arg(long, default_value_t = 25)]
+        limit: i64,
+        /// One JSON object per line.
+        #[arg(long)]
+        json: bool,
+    },
+    /// The tasks of a run (its number from `hushflow runs`, or its run id): states, tries,
+    /// durations, record counts.
+    Tasks {
+        run: String,
+        #[arg(long)]
+        pipeline: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// A task's log, every try (redacted like all output).
+    Logs {
+        run: String,
+        task: String,
+        #[arg(long)]
+        pipeline: Option<String>,
+        /// Only this try.
+        #[arg(long = "try")]
+        attempt: Option<i64>,
+    },
+    /// The metadata database.
+    #[command(subcommand)]
+    Db(DbCommand),
+    /// Executes one task for a worker (reads the order on stdin); not for direct use.
+    #[command(hide = true)]
+    TaskExec,
     /// Reverse tokens made by `tokenize`, for a holder of the key (every use is audited).
     Detokenize {
         /// The key the tokens were made with: keyring:NAME, env:NAME or file:PATH.
@@ -194,4 +280,30 @@ pub enum AuditCommand {
     },
     /// Recompute the hash chain; exit 1 naming the first record changed, removed or inserted.
     Verify,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DbCommand {
+    /// Apply the metadata schema's missing migrations (as a role that may create tables).
+    Migrate,
+}
+
+/// How often a scheduler or worker acts, and when it gives up on others.
+#[derive(Debug, Clone, clap::Args)]
+pub struct Timing {
+    /// Stop once no run is queued or running (for scripts and tests).
+    #[arg(long)]
+    pub until_idle: bool,
+    /// Time between scheduler ticks.
+    #[arg(long, default_value = "1s")]
+    pub tick: String,
+    /// Time between a worker's heartbeats.
+    #[arg(long, default_value = "5s")]
+    pub heartbeat_every: String,
+    /// A worker silent this long has stopped; its tasks are handed to other workers.
+    #[arg(long, default_value = "30s")]
+    pub heartbeat_timeout: String,
+    /// Wait between claims when no task is ready.
+    #[arg(long, default_value = "250ms")]
+    pub poll: String,
 }

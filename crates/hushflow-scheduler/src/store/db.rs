@@ -139,12 +139,16 @@ impl Db {
                             (0..width)
                                 .map(|i| {
                                     Ok(match row.get_ref(i)? {
-                                        rusqlite::types::ValueRef::Integer(v) => Value::Int(Some(v)),
-                                        rusqlite::types::ValueRef::Null => Value::Int(None),
-                                        rusqlite::types::ValueRef::Text(t) => {
-                                            Value::Text(Some(String::from_utf8_lossy(t).into_owned()))
+                                        rusqlite::types::ValueRef::Integer(v) => {
+                                            Value::Int(Some(v))
                                         }
-                                        rusqlite::types::ValueRef::Real(r) => Value::Int(Some(r as i64)),
+                                        rusqlite::types::ValueRef::Null => Value::Int(None),
+                                        rusqlite::types::ValueRef::Text(t) => Value::Text(Some(
+                                            String::from_utf8_lossy(t).into_owned(),
+                                        )),
+                                        rusqlite::types::ValueRef::Real(r) => {
+                                            Value::Int(Some(r as i64))
+                                        }
                                         rusqlite::types::ValueRef::Blob(_) => Value::Text(None),
                                     })
                                 })
@@ -181,7 +185,9 @@ impl Db {
                                             .map(i64::from),
                                     )
                                 } else {
-                                    Value::Text(row.try_get::<_, Option<String>>(i).map_err(pg_error)?)
+                                    Value::Text(
+                                        row.try_get::<_, Option<String>>(i).map_err(pg_error)?,
+                                    )
                                 };
                                 Ok(v)
                             })

@@ -2,8 +2,8 @@
 //! released: a change is a new version. `hushflow db migrate` applies what is missing; the
 //! embedded SQLite store migrates itself when opened.
 
-use super::db::{Db, Dialect};
 use super::StoreError;
+use super::db::{Db, Dialect};
 
 pub struct Migration {
     pub version: i64,

@@ -284,7 +284,8 @@ impl Store {
     fn open_sqlite(path: &Path, now: Millis) -> Result<Store, StoreError> {
         use std::os::unix::fs::OpenOptionsExt;
         if let Some(parent) = path.parent() {
-            std::fs::create_dir_all(parent).map_err(|e| StoreError::Open(format!("{}: {e}", parent.display())))?;
+            std::fs::create_dir_all(parent)
+                .map_err(|e| StoreError::Open(format!("{}: {e}", parent.display())))?;
         }
         // Created owner-only before SQLite opens it: run history is nobody else's business.
         std::fs::OpenOptions::new()
@@ -399,12 +400,17 @@ impl Store {
     }
 
     /// The text of a registered definition.
-    pub fn definition(&mut self, fingerprint: &str) -> Result<Option<(PathBuf, String)>, StoreError> {
+    pub fn definition(
+        &mut self,
+        fingerprint: &str,
+    ) -> Result<Option<(PathBuf, String)>, StoreError> {
         let rows = self.db.query(
             "SELECT file, text FROM hf_definitions WHERE fingerprint = $1",
             &[fingerprint.into()],
         )?;
-        Ok(rows.first().map(|r| (PathBuf::from(r.string(0)), r.string(1))))
+        Ok(rows
+            .first()
+            .map(|r| (PathBuf::from(r.string(0)), r.string(1))))
     }
 
     /// Pauses or unpauses; `false` when no pipeline has that name.
@@ -427,7 +433,12 @@ impl Store {
 
     /// Creates a run and its task instances in one transaction, unless a run with that id
     /// exists (another scheduler made it): `None` then.
-    pub fn create_run(&mut self, dag: &Dag, run: &NewRun, now: Millis) -> Result<Option<i64>, StoreError> {
+    pub fn create_run(
+        &mut self,
+        dag: &Dag,
+        run: &NewRun,
+        now: Millis,
+    ) -> Result<Option<i64>, StoreError> {
         self.db.transaction(|db| {
             let rows = db.query(
                 "INSERT INTO hf_runs (pipeline, run_id, run_type, fingerprint, logical_date, \
@@ -524,9 +535,10 @@ impl Store {
     }
 
     pub fn running_runs(&mut self) -> Result<Vec<i64>, StoreError> {
-        let rows = self
-            .db
-            .query("SELECT id FROM hf_runs WHERE state = 'running' ORDER BY id", &[])?;
+        let rows = self.db.query(
+            "SELECT id FROM hf_runs WHERE state = 'running' ORDER BY id",
+            &[],
+        )?;
         Ok(rows.iter().map(|r| r.int0(0)).collect())
     }
 
@@ -540,7 +552,11 @@ impl Store {
 
     /// Moves tasks that wait on their upstreams (`none`) to a decided state, each only if it is
     /// still waiting; returns how many moved.
-    pub fn decide_tasks(&mut self, decisions: &[(i64, TaskState)], now: Millis) -> Result<usize, StoreError> {
+    pub fn decide_tasks(
+        &mut self,
+        decisions: &[(i64, TaskState)],
+        now: Millis,
+    ) -> Result<usize, StoreError> {
         if decisions.is_empty() {
             return Ok(0);
         }
@@ -558,7 +574,12 @@ impl Store {
     }
 
     /// Ends a running run.
-    pub fn finish_run(&mut self, run: i64, state: RunState, now: Millis) -> Result<bool, StoreError> {
+    pub fn finish_run(
+        &mut self,
+        run: i64,
+        state: RunState,
+        now: Millis,
+    ) -> Result<bool, StoreError> {
         let n = self.db.exec(
             "UPDATE hf_runs SET state = $2, ended_at = $3 WHERE id = $1 AND state = 'running'",
             &[run.into(), state.as_str().into(), now.into()],
@@ -571,11 +592,15 @@ impl Store {
     /// not waited for.
     pub fn claim(&mut self, worker: &str, now: Millis) -> Result<Option<Claim>, StoreError> {
         let pick = match self.db.dialect() {
-            Dialect::Postgres => "SELECT id, pool FROM hf_tasks WHERE state = 'queued' \
+            Dialect::Postgres => {
+                "SELECT id, pool FROM hf_tasks WHERE state = 'queued' \
                  OR (state = 'up_for_retry' AND next_try_at <= $1) ORDER BY id LIMIT 16 \
-                 FOR UPDATE SKIP LOCKED",
-            Dialect::Sqlite => "SELECT id, pool FROM hf_tasks WHERE state = 'queued' \
-                 OR (state = 'up_for_retry' AND next_try_at <= $1) ORDER BY id LIMIT 16",
+                 FOR UPDATE SKIP LOCKED"
+            }
+            Dialect::Sqlite => {
+                "SELECT id, pool FROM hf_tasks WHERE state = 'queued' \
+                 OR (state = 'up_for_retry' AND next_try_at <= $1) ORDER BY id LIMIT 16"
+            }
         };
         let pool_lock = match self.db.dialect() {
             Dialect::Postgres => "SELECT slots FROM hf_pools WHERE name = $1 FOR UPDATE",
@@ -586,7 +611,10 @@ impl Store {
             for c in candidates {
                 let id = c.int0(0);
                 if let Some(pool) = c.text(1) {
-                    let slots = db.query(pool_lock, &[pool.as_str().into()])?.first().map_or(1, |r| r.int0(0));
+                    let slots = db
+                        .query(pool_lock, &[pool.as_str().into()])?
+                        .first()
+                        .map_or(1, |r| r.int0(0));
                     let busy = db
                         .query(
                             "SELECT COUNT(*) FROM hf_tasks WHERE pool = $1 AND state = 'running'",
@@ -659,7 +687,12 @@ impl Store {
 
     /// Records how a try ended and moves the task on: success; up for retry after the backoff
     /// while retries remain; failed. Lands only while `claim`'s worker still owns the try.
-    pub fn complete(&mut self, claim: &Claim, outcome: &TryOutcome, now: Millis) -> Result<Completed, StoreError> {
+    pub fn complete(
+        &mut self,
+        claim: &Claim,
+        outcome: &TryOutcome,
+        now: Millis,
+    ) -> Result<Completed, StoreError> {
         let log = tail(&outcome.log).to_string();
         self.db.transaction(|db| {
             let failures = claim.failures + i64::from(!outcome.success);
@@ -746,7 +779,11 @@ impl Store {
     /// Hands back the tasks of workers whose heartbeat is older than `stale_before` (or that
     /// stopped without finishing them): their try is marked lost and the task queued again, so
     /// that another worker retries it. Returns the task ids.
-    pub fn requeue_lost(&mut self, stale_before: Millis, now: Millis) -> Result<Vec<i64>, StoreError> {
+    pub fn requeue_lost(
+        &mut self,
+        stale_before: Millis,
+        now: Millis,
+    ) -> Result<Vec<i64>, StoreError> {
         let rows = self.db.query(
             "SELECT t.id, t.worker, t.tries, t.failures FROM hf_tasks t \
              LEFT JOIN hf_workers w ON w.id = t.worker WHERE t.state = 'running' \
@@ -816,9 +853,16 @@ impl Store {
     }
 
     /// A run by its number or its run id (with the pipeline when two pipelines share it).
-    pub fn find_run(&mut self, run: &str, pipeline: Option<&str>) -> Result<Vec<RunRow>, StoreError> {
+    pub fn find_run(
+        &mut self,
+        run: &str,
+        pipeline: Option<&str>,
+    ) -> Result<Vec<RunRow>, StoreError> {
         let rows = match run.parse::<i64>() {
-            Ok(id) => self.db.query(&format!("SELECT {RUN_COLUMNS} FROM hf_runs WHERE id = $1"), &[id.into()])?,
+            Ok(id) => self.db.query(
+                &format!("SELECT {RUN_COLUMNS} FROM hf_runs WHERE id = $1"),
+                &[id.into()],
+            )?,
             Err(_) => self.db.query(
                 &format!("SELECT {RUN_COLUMNS} FROM hf_runs WHERE run_id = $1 ORDER BY id"),
                 &[run.into()],

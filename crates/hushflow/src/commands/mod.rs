@@ -2,8 +2,10 @@
 //! pipeline that does not validate, bad arguments), 3 partial success (records quarantined).
 
 mod audit;
+mod executor;
 mod gc;
 mod keys;
+mod orchestrate;
 mod quarantine;
 mod run;
 mod sample;
@@ -62,6 +64,8 @@ pub struct Session<'a> {
     out: &'a Output,
     state: StateDir,
     master_key: Option<SecretRef>,
+    /// `--master-key` as given, for the task processes a worker starts.
+    master_key_arg: Option<String>,
 }
 
 impl Session<'_> {
@@ -85,6 +89,23 @@ impl Session<'_> {
             ));
         }
         Ok(keyring)
+    }
+
+    /// Records a control action on a pipeline (trigger, backfill, pause) in the audit log.
+    fn audit_pipeline(&self, action: &str, pipeline: &str, detail: String) -> Result<(), Failure> {
+        let mut audit = AuditLog::open(self.state.root()).map_err(failure)?;
+        audit
+            .append(NewRecord {
+                actor: os_user(),
+                action: action.into(),
+                pipeline: Some(pipeline.into()),
+                policy_fingerprint: None,
+                counts: BTreeMap::new(),
+                outcome: "success".into(),
+                detail: Some(detail),
+            })
+            .map_err(failure)?;
+        Ok(())
     }
 
     /// Records a privileged action in the audit log: key operations, detokenization, exports.
@@ -115,12 +136,14 @@ pub fn dispatch(cli: Cli, out: &Output) -> Result<Exit, Failure> {
     let Cli {
         state_dir,
         master_key,
+        metadata,
         command,
         ..
     } = cli;
+    let metadata = metadata.as_deref();
     // Opened only by the commands that use the state directory.
     let session = || -> Result<Session<'_>, Failure> {
-        let master_key = match &master_key {
+        let master_key_ref = match &master_key {
             Some(reference) => Some(SecretRef::parse(reference).map_err(invalid)?),
             None => std::env::var_os(MASTER_KEY_ENV)
                 .map(|_| SecretRef::parse(&format!("env:{MASTER_KEY_ENV}")))
@@ -130,7 +153,8 @@ pub fn dispatch(cli: Cli, out: &Output) -> Result<Exit, Failure> {
         Ok(Session {
             out,
             state: open_state(&state_dir)?,
-            master_key,
+            master_key: master_key_ref,
+            master_key_arg: master_key.clone(),
         })
     };
     match command {
@@ -147,6 +171,7 @@ pub fn dispatch(cli: Cli, out: &Output) -> Result<Exit, Failure> {
                 fresh,
                 full_refresh,
                 replay: None,
+                counts: None,
             };
             run::run(&session()?, &pipeline, options)
         }
@@ -156,6 +181,57 @@ pub fn dispatch(cli: Cli, out: &Output) -> Result<Exit, Failure> {
         Command::Audit(cmd) => audit::audit(&session()?, cmd),
         Command::Quarantine(cmd) => quarantine::quarantine(&session()?, cmd),
         Command::Detokenize { key, tokens } => keys::detokenize(&session()?, &key, tokens),
+        Command::Scheduler {
+            pipelines,
+            parallelism,
+            timing,
+        } => orchestrate::scheduler(&session()?, metadata, &pipelines, parallelism, &timing),
+        Command::Worker {
+            concurrency,
+            timing,
+        } => orchestrate::worker(&session()?, metadata, concurrency, &timing),
+        Command::Trigger {
+            pipeline,
+            conf,
+            wait,
+        } => orchestrate::trigger(&session()?, metadata, &pipeline, &conf, wait),
+        Command::Backfill {
+            pipeline,
+            from,
+            to,
+            wait,
+        } => orchestrate::backfill(&session()?, metadata, &pipeline, &from, &to, wait),
+        Command::Pause { pipeline } => orchestrate::pause(&session()?, metadata, &pipeline, true),
+        Command::Unpause { pipeline } => {
+            orchestrate::pause(&session()?, metadata, &pipeline, false)
+        }
+        Command::Runs {
+            pipeline,
+            limit,
+            json,
+        } => orchestrate::runs(&session()?, metadata, pipeline.as_deref(), limit, json),
+        Command::Tasks {
+            run,
+            pipeline,
+            json,
+        } => orchestrate::tasks(&session()?, metadata, &run, pipeline.as_deref(), json),
+        Command::Logs {
+            run,
+            task,
+            pipeline,
+            attempt,
+        } => orchestrate::logs(
+            &session()?,
+            metadata,
+            &run,
+            &task,
+            pipeline.as_deref(),
+            attempt,
+        ),
+        Command::Db(crate::cli::DbCommand::Migrate) => {
+            orchestrate::db_migrate(&session()?, metadata)
+        }
+        Command::TaskExec => executor::task_exec(&session()?),
     }
 }
 

@@ -24,11 +24,18 @@ pub(super) struct RunOptions<'a> {
     pub fresh: bool,
     pub full_refresh: bool,
     pub replay: Option<Replay<'a>>,
+    /// Receives the run's counts (a worker reports them to the metadata store).
+    pub counts: Option<&'a std::cell::Cell<Option<hushflow_engine::Counts>>>,
 }
 
 /// Loads and checks a pipeline, then resolves its keys and connections.
 pub(super) fn prepare(session: &Session<'_>, pipeline: &Path) -> Result<Prepared, Failure> {
-    let mut plan = hushflow_engine::plan::load(pipeline).map_err(invalid)?;
+    let plan = hushflow_engine::plan::load(pipeline).map_err(invalid)?;
+    prepare_plan(session, plan)
+}
+
+/// Resolves a checked plan's keys and connections (a task of a DAG arrives as a plan).
+pub(super) fn prepare_plan(session: &Session<'_>, mut plan: Plan) -> Result<Prepared, Failure> {
     let keyring = session.keyring()?;
     let resolver = SecretResolver::new(session.out.redactor.clone(), Some(&keyring));
     let keys = plan.resolve_keys(&resolver, &keyring).map_err(invalid)?;
@@ -97,6 +104,9 @@ pub(super) fn execute(
     };
     let report = hushflow_engine::run(&plan, &keys, &ctx).map_err(failure)?;
     bar.finish_and_clear();
+    if let Some(cell) = options.counts {
+        cell.set(Some(report.counts.clone()));
+    }
 
     if report.resumed {
         out.line(format!(

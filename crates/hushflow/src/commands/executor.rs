@@ -1,0 +1,421 @@
+//! How the CLI executes a claimed task. Each try of a sync, `sql` or `gc` task runs in a child
+//! process (`hushflow task-exec`), as Airflow's task runner does: a timeout can stop it, its
+//! output becomes the try's log, and it dies with its worker (`PR_SET_PDEATHSIG`), so a killed
+//! worker leaves no task running behind the metadata store's back. `empty` tasks run in place.
+
+use super::{Exit, Failure, Session, failure, invalid};
+use hushflow_engine::dag::{self, SqlDatabase, TaskKind};
+use hushflow_engine::schedule::rfc3339;
+use hushflow_scheduler::{Claim, Executor, TryOutcome};
+use hushflow_secrets::{Redactor, SecretRef, SecretResolver};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::io::{Read, Write};
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::sync::atomic::AtomicBool;
+use std::time::{Duration, Instant};
+
+/// The line a child prints last on stdout with its counts.
+const REPORT_PREFIX: &str = "@hushflow-report ";
+
+/// What a child needs to execute one try; sent on its stdin.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct TaskOrder {
+    pub file: PathBuf,
+    pub text: String,
+    pub pipeline: String,
+    pub task: String,
+    pub run_id: String,
+    pub logical_date: i64,
+    pub interval_start: i64,
+    pub interval_end: i64,
+    pub conf: BTreeMap<String, String>,
+    pub attempt: i64,
+}
+
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct ChildReport {
+    read: Option<i64>,
+    written: Option<i64>,
+    quarantined: Option<i64>,
+}
+
+pub struct ProcessExecutor {
+    pub exe: PathBuf,
+    pub state_dir: PathBuf,
+    pub master_key: Option<String>,
+    pub redactor: Redactor,
+}
+
+fn order(claim: &Claim) -> TaskOrder {
+    TaskOrder {
+        file: claim.file.clone(),
+        text: claim.text.clone(),
+        pipeline: claim.pipeline.clone(),
+        task: claim.task.clone(),
+        run_id: claim.run_id.clone(),
+        logical_date: claim.logical_date,
+        interval_start: claim.interval.start,
+        interval_end: claim.interval.end,
+        conf: serde_json::from_str(&claim.conf).unwrap_or_default(),
+        attempt: claim.attempt,
+    }
+}
+
+impl Executor for ProcessExecutor {
+    fn execute(&self, claim: &Claim, _stop: &AtomicBool) -> TryOutcome {
+        let started = Instant::now();
+        let mut log = format!(
+            "try {} of {}.{} on worker {} ({})\n",
+            claim.attempt, claim.pipeline, claim.task, claim.worker, claim.kind
+        );
+        if hushflow_scheduler::store::runs_in_process(&claim.kind) {
+            log.push_str("empty task: nothing to do\n");
+            return TryOutcome {
+                success: true,
+                log,
+                ..Default::default()
+            };
+        }
+        let timeout = claim
+            .timeout_ms
+            .map(|ms| Duration::from_millis(ms.max(0) as u64));
+        match self.spawn(claim, timeout) {
+            Ok((code, stdout, stderr, timed_out)) => {
+                let mut report = ChildReport::default();
+                for line in stdout.lines() {
+                    match line.strip_prefix(REPORT_PREFIX) {
+                        Some(json) => report = serde_json::from_str(json).unwrap_or_default(),
+                        None => {
+                            log.push_str(line);
+                            log.push('\n');
+                        }
+                    }
+                }
+                log.push_str(&stderr);
+                let success = !timed_out && matches!(code, Some(0) | Some(3));
+                let error = if timed_out {
+                    Some(format!(
+                        "timed out after {:.0?}; the try was stopped",
+                        timeout.unwrap_or_default()
+                    ))
+                } else if success {
+                    None
+                } else {
+                    Some(
+                        stderr
+                            .lines()
+                            .rev()
+                            .find_map(|l| l.strip_prefix("error: "))
+                            .map_or_else(
+                                || {
+                                    format!(
+                                        "the task exited with {}",
+                                        code.map_or("a signal".into(), |c| format!("code {c}"))
+                                    )
+                                },
+                                str::to_string,
+                            ),
+                    )
+                };
+                log.push_str(&format!(
+                    "try {} {} in {:.2}s\n",
+                    claim.attempt,
+                    if success { "succeeded" } else { "failed" },
+                    started.elapsed().as_secs_f64()
+                ));
+                TryOutcome {
+                    success,
+                    error,
+                    log: self.redactor.scrub(&log).into_owned(),
+                    records_read: report.read,
+                    records_written: report.written,
+                    records_quarantined: report.quarantined,
+                }
+            }
+            Err(e) => TryOutcome {
+                success: false,
+                error: Some(format!("could not start the task: {e}")),
+                log,
+                ..Default::default()
+            },
+        }
+    }
+
+    fn failed(&self, claim: &Claim, outcome: &TryOutcome) {
+        if let Err(e) = self.notify(claim, outcome) {
+            eprintln!(
+                "{}",
+                self.redactor.scrub(&format!(
+                    "warning: the failure webhook of {} was not told about {}: {e}",
+                    claim.pipeline, claim.task
+                ))
+            );
+        }
+    }
+}
+
+impl ProcessExecutor {
+    /// Runs `hushflow task-exec` for the claim; returns its exit code, stdout, stderr and
+    /// whether it was stopped for its timeout.
+    fn spawn(
+        &self,
+        claim: &Claim,
+        timeout: Option<Duration>,
+    ) -> std::io::Result<(Option<i32>, String, String, bool)> {
+        use std::os::unix::process::CommandExt;
+        let mut cmd = Command::new(&self.exe);
+        cmd.arg("--state-dir").arg(&self.state_dir);
+        if let Some(m) = &self.master_key {
+            cmd.arg("--master-key").arg(m);
+        }
+        cmd.arg("task-exec")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        // SAFETY: prctl and setpgid are async-signal-safe; nothing else runs between fork and exec.
+        unsafe {
+            cmd.pre_exec(|| {
+                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+                libc::setpgid(0, 0);
+                Ok(())
+            });
+        }
+        let mut child = cmd.spawn()?;
+        let body = serde_json::to_vec(&order(claim)).map_err(std::io::Error::other)?;
+        if let Some(mut stdin) = child.stdin.take() {
+            stdin.write_all(&body)?;
+        }
+        let mut out_pipe = child.stdout.take();
+        let mut err_pipe = child.stderr.take();
+        let out_reader = std::thread::spawn(move || {
+            let mut s = String::new();
+            if let Some(p) = out_pipe.as_mut() {
+                let _ = p.read_to_string(&mut s);
+            }
+            s
+        });
+        let err_reader = std::thread::spawn(move || {
+            let mut s = String::new();
+            if let Some(p) = err_pipe.as_mut() {
+                let _ = p.read_to_string(&mut s);
+            }
+            s
+        });
+        let started = Instant::now();
+        let mut timed_out = false;
+        let status = loop {
+            if let Some(status) = child.try_wait()? {
+                break status;
+            }
+            if timeout.is_some_and(|t| started.elapsed() >= t) {
+                timed_out = true;
+                // The whole process group: a task's own children go too.
+                unsafe {
+                    libc::kill(-(child.id() as i32), libc::SIGKILL);
+                }
+                break child.wait()?;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        };
+        let stdout = out_reader.join().unwrap_or_default();
+        let stderr = err_reader.join().unwrap_or_default();
+        Ok((status.code(), stdout, stderr, timed_out))
+    }
+
+    /// POSTs the failure to the pipeline's webhook: names, ids, states and the error, which
+    /// never holds a record value.
+    fn notify(&self, claim: &Claim, outcome: &TryOutcome) -> Result<(), String> {
+        let Ok(d) = dag::parse(&claim.file, claim.text.clone()) else {
+            return Ok(());
+        };
+        let Some(reference) = d.on_failure_webhook else {
+            return Ok(());
+        };
+        let reference = SecretRef::parse(&reference).map_err(|e| e.to_string())?;
+        let keyring = hushflow_crypto::Keyring::open_with(&self.state_dir, None).ok();
+        let resolver = SecretResolver::new(
+            self.redactor.clone(),
+            keyring
+                .as_ref()
+                .map(|k| k as &dyn hushflow_secrets::KeyProvider),
+        );
+        let url = resolver.resolve(&reference).map_err(|e| e.to_string())?;
+        let url = url
+            .expose_str()
+            .map_err(|e| e.to_string())?
+            .trim()
+            .to_string();
+        check_webhook_url(&url)?;
+        let body = serde_json::json!({
+            "event": "task_failed",
+            "pipeline": claim.pipeline,
+            "run_id": claim.run_id,
+            "task": claim.task,
+            "attempt": claim.attempt,
+            "state": "failed",
+            "error": outcome.error,
+            "logical_date": rfc3339(claim.logical_date),
+        });
+        let agent: ureq::Agent = ureq::Agent::config_builder()
+            .timeout_global(Some(Duration::from_secs(10)))
+            .build()
+            .into();
+        agent
+            .post(&url)
+            .send_json(&body)
+            .map(|_| ())
+            .map_err(|e| match e {
+                ureq::Error::StatusCode(c) => format!("the webhook answered HTTP {c}"),
+                // Connection errors may quote the URL, which holds a credential.
+                _ => "the webhook could not be reached".to_string(),
+            })
+    }
+}
+
+/// Webhooks leave the machine over TLS; plain http only to this machine.
+fn check_webhook_url(url: &str) -> Result<(), String> {
+    let lower = url.to_ascii_lowercase();
+    if lower.starts_with("https://") {
+        return Ok(());
+    }
+    if let Some(rest) = lower.strip_prefix("http://") {
+        let host = rest.split(['/', ':', '?']).next().unwrap_or("");
+        if matches!(host, "127.0.0.1" | "localhost" | "[::1]") {
+            return Ok(());
+        }
+    }
+    Err("the webhook URL must be https:// (plain http:// only to localhost)".into())
+}
+
+/// Template values for a try: its run's interval and ids, and the run's `--conf`.
+pub fn template_vars(order: &TaskOrder) -> BTreeMap<String, String> {
+    let mut vars = BTreeMap::from([
+        (
+            "data_interval_start".to_string(),
+            rfc3339(order.interval_start),
+        ),
+        ("data_interval_end".to_string(), rfc3339(order.interval_end)),
+        ("logical_date".to_string(), rfc3339(order.logical_date)),
+        (
+            "ds".to_string(),
+            rfc3339(order.logical_date)[..10].to_string(),
+        ),
+        ("run_id".to_string(), order.run_id.clone()),
+    ]);
+    for (k, v) in &order.conf {
+        vars.insert(format!("conf.{k}"), v.clone());
+    }
+    vars
+}
+
+/// `hushflow task-exec`: executes one try from the order on stdin.
+pub(super) fn task_exec(session: &Session<'_>) -> Result<Exit, Failure> {
+    let mut input = String::new();
+    std::io::stdin()
+        .read_to_string(&mut input)
+        .map_err(failure)?;
+    let order: TaskOrder = serde_json::from_str(&input).map_err(|_| {
+        invalid("task-exec reads a task order from a worker on stdin; it is not for direct use")
+    })?;
+    let text = dag::render(&order.text, &template_vars(&order)).map_err(invalid)?;
+    let d = dag::parse(&order.file, text).map_err(invalid)?;
+    let Some(task) = d.tasks.into_iter().find(|t| t.name == order.task) else {
+        return Err(invalid(format!(
+            "the pipeline {} has no task `{}` any more",
+            order.pipeline, order.task
+        )));
+    };
+    let out = session.out;
+    let report = |r: ChildReport| {
+        out.line(format!(
+            "{REPORT_PREFIX}{}",
+            serde_json::to_string(&r).unwrap_or_default()
+        ));
+    };
+    match task.kind {
+        TaskKind::Sync(plan) => {
+            let counts = std::cell::Cell::new(None);
+            let prepared = super::run::prepare_plan(session, *plan)?;
+            let options = super::run::RunOptions {
+                counts: Some(&counts),
+                ..Default::default()
+            };
+            let result = super::run::execute(session, prepared, options);
+            if let Some(c) = counts.take() {
+                report(ChildReport {
+                    read: Some(c.read as i64),
+                    written: Some(c.written as i64),
+                    quarantined: Some(c.quarantined as i64),
+                });
+            }
+            result
+        }
+        TaskKind::Sql { database, sql } => {
+            let rows = run_sql(session, &database, &sql, &order.file)?;
+            out.line(format!(
+                "sql: {} statement(s) committed, {rows} row(s) changed",
+                sql.split(';').filter(|s| !s.trim().is_empty()).count()
+            ));
+            report(ChildReport {
+                written: Some(rows as i64),
+                ..Default::default()
+            });
+            Ok(Exit::Success)
+        }
+        TaskKind::Gc => super::gc::gc(session, false),
+        TaskKind::Empty => Ok(Exit::Success),
+    }
+}
+
+/// Runs a `sql` task's statements in one transaction; returns the rows the last changed.
+fn run_sql(
+    session: &Session<'_>,
+    database: &SqlDatabase,
+    sql: &str,
+    file: &std::path::Path,
+) -> Result<u64, Failure> {
+    match database {
+        SqlDatabase::Sqlite(path) => {
+            let mut conn = rusqlite::Connection::open(path)
+                .map_err(|e| failure(format!("{}: {e}", path.display())))?;
+            let tx = conn.transaction().map_err(failure)?;
+            tx.execute_batch(sql)
+                .map_err(|e| failure(format!("sql on {}: {e}", path.display())))?;
+            let changed = tx.changes();
+            tx.commit().map_err(failure)?;
+            Ok(changed)
+        }
+        SqlDatabase::Postgres(reference) => {
+            use hushflow_connectors::postgres::{Tls, connect};
+            let keyring = session.keyring()?;
+            let resolver = SecretResolver::new(session.out.redactor.clone(), Some(&keyring));
+            let reference = SecretRef::parse(reference).map_err(invalid)?;
+            let url = resolver.resolve(&reference).map_err(invalid)?;
+            let url = url.expose_str().map_err(invalid)?;
+            let base = file.parent().unwrap_or(std::path::Path::new("."));
+            let target = connect::target(url, &Tls::default(), base).map_err(invalid)?;
+            if let Some(pw) = target.password() {
+                session
+                    .out
+                    .redactor
+                    .register(&hushflow_secrets::SecretValue::new(pw.to_vec()));
+            }
+            let mut client = connect::connect(&target).map_err(failure)?;
+            let mut tx = client.transaction().map_err(|e| failure(pg_message(&e)))?;
+            tx.batch_execute(sql)
+                .map_err(|e| failure(format!("sql: {}", pg_message(&e))))?;
+            tx.commit().map_err(|e| failure(pg_message(&e)))?;
+            Ok(0)
+        }
+    }
+}
+
+/// The server's message and code: it names objects, never a parameter's value.
+fn pg_message(e: &postgres::Error) -> String {
+    match e.as_db_error() {
+        Some(db) => format!("{} ({})", db.message(), db.code().code()),
+        None => e.to_string(),
+    }
+}
