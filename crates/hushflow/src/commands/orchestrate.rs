@@ -88,6 +88,12 @@ fn worker_options(concurrency: usize, timing: &Timing) -> Result<WorkerOptions, 
     Ok(o)
 }
 
+/// Definitions are registered under their absolute path: a worker started elsewhere resolves
+/// the file's relative paths the same way.
+fn absolute(path: &Path) -> PathBuf {
+    std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf())
+}
+
 /// The pipeline files of a directory, parsed again only when one changes.
 struct PipelineDir {
     dir: PathBuf,
@@ -123,7 +129,7 @@ impl PipelineDir {
                     continue;
                 }
                 self.seen.insert(path.clone(), stamp);
-                match dag::load(&path) {
+                match dag::load(&absolute(&path)) {
                     Ok(d) => {
                         self.dags.insert(path, d);
                     }
@@ -231,7 +237,7 @@ pub(super) fn worker(
 fn resolve_pipeline(store: &mut Store, pipeline: &str) -> Result<Dag, Failure> {
     let path = Path::new(pipeline);
     if path.is_file() {
-        let d = dag::load(path).map_err(invalid)?;
+        let d = dag::load(&absolute(path)).map_err(invalid)?;
         store.register(&d, SystemClock.now()).map_err(failure)?;
         return Ok(d);
     }

@@ -1,0 +1,605 @@
+//! Orchestration through the real binary: DAG runs on the embedded SQLite store, retries and
+//! timeouts of real `sql` tasks on PostgreSQL, failure webhooks, three worker processes sharing
+//! a PostgreSQL metadata store with one SIGKILLed mid-task, and a scheduler killed mid-run and
+//! started again. Assertions are on the metadata and on the sinks' contents.
+
+mod common;
+use common::*;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::process::{Child, Stdio};
+use std::time::{Duration, Instant};
+
+const SERVER: &str = "postgres://postgres@127.0.0.1:5432";
+
+struct Database {
+    name: String,
+}
+
+impl Database {
+    fn new(tag: &str) -> Database {
+        let name = format!("hf_orch_{tag}_{}", std::process::id());
+        admin(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"));
+        admin(&format!("CREATE DATABASE {name}"));
+        Database { name }
+    }
+    fn url(&self) -> String {
+        format!("{SERVER}/{}", self.name)
+    }
+    fn client(&self) -> postgres::Client {
+        postgres::Client::connect(&self.url(), postgres::NoTls).unwrap()
+    }
+    fn count(&self, sql: &str) -> i64 {
+        self.client().query_one(sql, &[]).unwrap().get(0)
+    }
+}
+
+impl Drop for Database {
+    fn drop(&mut self) {
+        admin(&format!(
+            "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+            self.name
+        ));
+    }
+}
+
+fn admin(sql: &str) {
+    postgres::Client::connect(&format!("{SERVER}/postgres"), postgres::NoTls)
+        .expect("PostgreSQL at 127.0.0.1:5432 (scripts/test.sh starts it)")
+        .batch_execute(sql)
+        .unwrap();
+}
+
+fn json_lines(text: &str) -> Vec<serde_json::Value> {
+    text.lines()
+        .filter(|l| l.starts_with('{'))
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+/// Contacts whose emails are canaries: none may reach the metadata store or any output.
+fn canary_csv(ws: &Workspace, rel: &str, from: u64, rows: u64) {
+    let mut text = String::from("id,email,notes\n");
+    for i in from..from + rows {
+        text.push_str(&format!("{i},canary-{i}@leak.example,private note {i}\n"));
+    }
+    ws.write(rel, text);
+}
+
+fn spawn(ws: &Workspace, args: &[&str], env: &[(&str, &str)]) -> Child {
+    let mut c = ws.command();
+    c.args(args).stdout(Stdio::piped()).stderr(Stdio::piped());
+    for (k, v) in env {
+        c.env(k, v);
+    }
+    c.spawn().expect("spawn hushflow")
+}
+
+fn finish(mut child: Child) -> (String, String) {
+    let mut out = String::new();
+    let mut err = String::new();
+    if let Some(mut o) = child.stdout.take() {
+        o.read_to_string(&mut out).unwrap();
+    }
+    if let Some(mut e) = child.stderr.take() {
+        e.read_to_string(&mut err).unwrap();
+    }
+    let _ = child.wait();
+    (out, err)
+}
+
+fn sigterm(child: &Child) {
+    unsafe_kill(child.id(), 15);
+}
+
+fn sigkill(child: &Child) {
+    unsafe_kill(child.id(), 9);
+}
+
+fn unsafe_kill(pid: u32, signal: i32) {
+    std::process::Command::new("kill")
+        .arg(format!("-{signal}"))
+        .arg(pid.to_string())
+        .status()
+        .unwrap();
+}
+
+const NIGHTLY: &str = r#"
+[pipeline]
+name = "nightly"
+key = "id"
+schedule = "@daily"
+
+[[task]]
+name = "extract"
+source = { type = "csv", path = "data/contacts.csv" }
+policy = { fields = { id = "keep", email = { hash = "hmac-sha256", key = "keyring:pepper", normalize = "email" } } }
+sink = { type = "jsonl", path = "staging/leads-{{ ds }}.jsonl" }
+
+[[task]]
+name = "load"
+depends_on = ["extract"]
+source = { type = "jsonl", path = "staging/leads-{{ ds }}.jsonl" }
+policy = { fields = { id = "keep", email = "keep" } }
+sink = { type = "sqlite", path = "out/marketing.db", table = "leads", mode = "upsert" }
+
+[[task]]
+name = "count"
+type = "sql"
+depends_on = ["load"]
+database = "out/marketing.db"
+sql = "CREATE TABLE IF NOT EXISTS loads (run TEXT, n INTEGER); INSERT INTO loads SELECT '{{ conf.label }}', COUNT(*) FROM leads;"
+
+[[task]]
+name = "on_failure"
+type = "empty"
+depends_on = ["load"]
+trigger_rule = "one_failed"
+"#;
+
+#[test]
+fn a_dag_runs_on_the_embedded_store_and_keeps_no_personal_data() {
+    let ws = Workspace::new();
+    canary_csv(&ws, "data/contacts.csv", 1, 500);
+    let file = ws.write("nightly.toml", NIGHTLY);
+    ws.ok(&["keys", "create", "pepper", "--purpose", "hash"], 0);
+    ws.ok(&["validate", file.to_str().unwrap()], 2); // a DAG is not one sync
+    let r = ws.ok(
+        &["trigger", "nightly.toml", "--conf", "label=first", "--wait"],
+        0,
+    );
+    assert!(r.stdout.contains("extract"), "{}", r.stdout);
+
+    let runs = json_lines(&ws.ok(&["runs", "--json"], 0).stdout);
+    assert_eq!(runs.len(), 1);
+    assert_eq!(runs[0]["state"], "success");
+    assert_eq!(runs[0]["run_type"], "manual");
+    let tasks = json_lines(&ws.ok(&["tasks", "1", "--json"], 0).stdout);
+    let state = |name: &str| {
+        tasks
+            .iter()
+            .find(|t| t["task"] == name)
+            .map(|t| t["state"].as_str().unwrap().to_string())
+            .unwrap()
+    };
+    assert_eq!(state("extract"), "success");
+    assert_eq!(state("load"), "success");
+    assert_eq!(state("count"), "success");
+    assert_eq!(state("on_failure"), "skipped");
+    let load = tasks.iter().find(|t| t["task"] == "load").unwrap();
+    assert_eq!(load["records_read"], 500);
+    assert_eq!(load["records_written"], 500);
+
+    // Templates: the staging file is named after the run's logical date, conf reached the SQL.
+    let staged: Vec<String> = std::fs::read_dir(ws.path("staging"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(staged.len(), 1);
+    assert!(
+        staged[0].starts_with("leads-20") && staged[0].ends_with(".jsonl"),
+        "{staged:?}"
+    );
+    let db = rusqlite::Connection::open(ws.path("out/marketing.db")).unwrap();
+    let (label, n): (String, i64) = db
+        .query_row("SELECT run, n FROM loads", [], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })
+        .unwrap();
+    assert_eq!((label.as_str(), n), ("first", 500));
+
+    let logs = ws.ok(&["logs", "1", "load"], 0);
+    assert!(
+        logs.stdout.contains("read 500, written 500"),
+        "{}",
+        logs.stdout
+    );
+    // The metadata store, its logs and every output hold no email (hashed before they leave).
+    for (path, bytes) in ws.bytes_under(&ws.state()) {
+        assert!(
+            !contains(&bytes, "@leak.example"),
+            "{} holds an email",
+            path.display()
+        );
+        assert!(
+            !contains(&bytes, "private note"),
+            "{} holds a note",
+            path.display()
+        );
+    }
+    assert!(!logs.all().contains("@leak.example"));
+    let meta = std::fs::metadata(ws.state().join("metadata.db")).unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(meta.permissions().mode() & 0o777, 0o600);
+
+    // Pausing is recorded in the audit log; a paused pipeline's manual run waits.
+    ws.ok(&["pause", "nightly"], 0);
+    let audit = ws.ok(&["audit", "list", "--json"], 0).stdout;
+    assert!(
+        audit.contains("\"pause\"") && audit.contains("\"trigger\""),
+        "{audit}"
+    );
+    ws.ok(&["unpause", "nightly"], 0);
+}
+
+#[test]
+fn bad_dags_are_refused_with_the_line() {
+    let ws = Workspace::new();
+    ws.write(
+        "cycle.toml",
+        "[pipeline]\nname = \"c\"\n[[task]]\nname = \"a\"\ntype = \"empty\"\ndepends_on = [\"b\"]\n\
+         [[task]]\nname = \"b\"\ntype = \"empty\"\ndepends_on = [\"a\"]\n",
+    );
+    let r = ws.ok(&["trigger", "cycle.toml"], 2);
+    assert!(
+        r.stderr.contains("cycle.toml:6") && r.stderr.contains("cycle"),
+        "{}",
+        r.stderr
+    );
+    let r = ws.ok(&["trigger", "nope"], 2);
+    assert!(r.stderr.contains("no registered pipeline"), "{}", r.stderr);
+}
+
+#[test]
+fn sql_tasks_retry_time_out_and_tell_the_webhook_on_postgres() {
+    let db = Database::new("retry");
+    db.client()
+        .batch_execute("CREATE SEQUENCE attempts; CREATE TABLE done (at timestamptz)")
+        .unwrap();
+    let ws = Workspace::new();
+    let hook = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = hook.local_addr().unwrap().port();
+    let hook_thread = std::thread::spawn(move || {
+        let (mut stream, _) = hook.accept().unwrap();
+        let mut reader = BufReader::new(stream.try_clone().unwrap());
+        let mut head = String::new();
+        let mut length = 0;
+        loop {
+            let mut line = String::new();
+            reader.read_line(&mut line).unwrap();
+            if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                length = v.trim().parse().unwrap();
+            }
+            head.push_str(&line);
+            if line == "\r\n" {
+                break;
+            }
+        }
+        let mut body = vec![0; length];
+        reader.read_exact(&mut body).unwrap();
+        stream
+            .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\nconnection: close\r\n\r\n")
+            .unwrap();
+        (head, String::from_utf8(body).unwrap())
+    });
+    ws.write(
+        "flaky.toml",
+        r#"
+[pipeline]
+name = "flaky"
+on_failure_webhook = "env:HOOK_URL"
+
+[[task]]
+name = "flaky"
+type = "sql"
+database = "env:TEST_DB"
+sql = "DO $$ BEGIN IF nextval('attempts') <= 2 THEN RAISE EXCEPTION 'not yet'; END IF; END $$; INSERT INTO done VALUES (now());"
+retries = 3
+retry_delay = "200ms"
+
+[[task]]
+name = "slow"
+type = "sql"
+database = "env:TEST_DB"
+sql = "SELECT pg_sleep(30)"
+timeout = "1s"
+"#,
+    );
+    let hook_url = format!("http://127.0.0.1:{port}/hooks/T0-hook-canary");
+    let env = [("TEST_DB", db.url()), ("HOOK_URL", hook_url)];
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let started = Instant::now();
+    let r = ws.run_with(&["trigger", "flaky.toml", "--wait"], &env);
+    assert_eq!(r.code, 1, "the timed-out task fails the run\n{}", r.all());
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "the timeout stopped pg_sleep(30)"
+    );
+    assert_eq!(
+        db.count("SELECT COUNT(*) FROM done"),
+        1,
+        "the flaky task succeeded once"
+    );
+
+    let tasks = json_lines(&ws.ok(&["tasks", "1", "--json"], 0).stdout);
+    let flaky = tasks.iter().find(|t| t["task"] == "flaky").unwrap();
+    assert_eq!(
+        (flaky["state"].as_str(), flaky["tries"].as_i64()),
+        (Some("success"), Some(3))
+    );
+    let slow = tasks.iter().find(|t| t["task"] == "slow").unwrap();
+    assert_eq!(slow["state"], "failed");
+    assert!(
+        slow["error"].as_str().unwrap().contains("timed out"),
+        "{slow}"
+    );
+    let logs = ws.ok(&["logs", "1", "flaky"], 0).stdout;
+    assert_eq!(logs.matches("=== flaky flaky try").count(), 3, "{logs}");
+    assert!(
+        logs.contains("not yet"),
+        "the server's error is in the log: {logs}"
+    );
+
+    let (head, body) = hook_thread.join().unwrap();
+    assert!(head.starts_with("POST /hooks/T0-hook-canary"), "{head}");
+    let body: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(body["event"], "task_failed");
+    assert_eq!(body["task"], "slow");
+    assert_eq!(body["pipeline"], "flaky");
+    // The webhook URL is a secret: never in output, logs or the metadata store.
+    assert!(!r.all().contains("hook-canary"), "{}", r.all());
+    assert!(!logs.contains("hook-canary"));
+    for (path, bytes) in ws.bytes_under(&ws.state()) {
+        assert!(!contains(&bytes, "hook-canary"), "{}", path.display());
+    }
+}
+
+/// 200 sync tasks, CSV → PostgreSQL upsert, on three worker processes sharing a PostgreSQL
+/// metadata store; one worker is SIGKILLed while it runs a task.
+#[test]
+fn three_workers_run_200_tasks_and_survive_a_sigkill() {
+    let meta = Database::new("meta");
+    let sink = Database::new("sink");
+    sink.client()
+        .batch_execute("CREATE TABLE contacts (id bigint PRIMARY KEY, email text NOT NULL)")
+        .unwrap();
+    let ws = Workspace::new();
+    let rows = 300u64;
+    let mut dag = String::from("[pipeline]\nname = \"wide\"\nkey = \"id\"\n");
+    for i in 0..200u64 {
+        canary_csv(&ws, &format!("data/part-{i}.csv"), i * rows, rows);
+        dag.push_str(&format!(
+            "[[task]]\nname = \"part{i}\"\nsource = {{ type = \"csv\", path = \"../data/part-{i}.csv\" }}\n\
+             policy = {{ fields = {{ id = \"keep\", email = {{ hash = \"hmac-sha256\", key = \"keyring:pepper\" }} }} }}\n\
+             sink = {{ type = \"postgres\", url = \"env:SINK_DB\", table = \"contacts\", mode = \"upsert\" }}\n"
+        ));
+    }
+    ws.write("pipelines/wide.toml", &dag);
+    ws.ok(&["keys", "create", "pepper", "--purpose", "hash"], 0);
+    let env_pairs = [("META_DB", meta.url()), ("SINK_DB", sink.url())];
+    let env: Vec<(&str, &str)> = env_pairs.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let m = ["--metadata", "env:META_DB"];
+    let r = ws.run_with(&[&m[..], &["runs"]].concat(), &env);
+    assert_eq!(r.code, 1, "{}", r.all());
+    assert!(r.stderr.contains("hushflow db migrate"), "{}", r.stderr);
+    let r = ws.run_with(&[&m[..], &["db", "migrate"]].concat(), &env);
+    assert_eq!(r.code, 0, "{}", r.all());
+
+    let timing = [
+        "--heartbeat-every",
+        "200ms",
+        "--heartbeat-timeout",
+        "2s",
+        "--poll",
+        "50ms",
+        "--tick",
+        "200ms",
+    ];
+    let scheduler = spawn(
+        &ws,
+        &[&m[..], &["scheduler", "--parallelism", "0"], &timing[..]].concat(),
+        &env,
+    );
+    let workers: Vec<Child> = (0..3)
+        .map(|_| {
+            spawn(
+                &ws,
+                &[&m[..], &["worker", "--concurrency", "1"], &timing[..]].concat(),
+                &env,
+            )
+        })
+        .collect();
+    let r = ws.run_with(&[&m[..], &["trigger", "wide"]].concat(), &env);
+    // The scheduler registers the file; trigger by name may race it, so trigger the file.
+    if r.code != 0 {
+        let r = ws.run_with(
+            &[&m[..], &["trigger", "pipelines/wide.toml"]].concat(),
+            &env,
+        );
+        assert_eq!(r.code, 0, "{}", r.all());
+    }
+
+    // Kill the first worker while it runs a task.
+    let victim = workers[0].id();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let running = meta.count(&format!(
+            "SELECT COUNT(*) FROM hf_tasks WHERE state = 'running' AND worker LIKE '%:{victim}:%'"
+        ));
+        if running > 0 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the worker never ran a task");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    sigkill(&workers[0]);
+
+    let deadline = Instant::now() + Duration::from_secs(180);
+    loop {
+        let done = meta.count("SELECT COUNT(*) FROM hf_runs WHERE state IN ('success', 'failed')");
+        if done == 1 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the run did not finish");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    for w in &workers[1..] {
+        sigterm(w);
+    }
+    sigterm(&scheduler);
+    let mut outputs = Vec::new();
+    for w in workers {
+        outputs.push(finish(w));
+    }
+    outputs.push(finish(scheduler));
+
+    let runs = json_lines(
+        &ws.run_with(&[&m[..], &["runs", "--json"]].concat(), &env)
+            .stdout,
+    );
+    let errors: Vec<String> = meta
+        .client()
+        .query(
+            "SELECT COALESCE(log, '') FROM hf_tries WHERE state = 'failed' LIMIT 2",
+            &[],
+        )
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(runs[0]["state"], "success", "{runs:?} {errors:?}");
+    assert_eq!(
+        meta.count("SELECT COUNT(*) FROM hf_tasks WHERE state = 'success'"),
+        200
+    );
+    // Each task succeeded in exactly one try; the killed worker's try is recorded as lost.
+    assert_eq!(
+        meta.count("SELECT COUNT(*) FROM hf_tries WHERE state = 'success'"),
+        200
+    );
+    assert_eq!(
+        meta.count("SELECT COUNT(*) FROM (SELECT task FROM hf_tries WHERE state = 'success' GROUP BY task HAVING COUNT(*) > 1) d"),
+        0
+    );
+    assert!(
+        meta.count(&format!(
+            "SELECT COUNT(*) FROM hf_tries WHERE state = 'lost' AND worker LIKE '%:{victim}:%'"
+        )) >= 1
+    );
+    assert_eq!(
+        meta.count("SELECT COUNT(*) FROM hf_tries WHERE state = 'running'"),
+        0
+    );
+    // A task never ran twice at once: no two tries of a task overlap in time.
+    assert_eq!(
+        meta.count(
+            "SELECT COUNT(*) FROM hf_tries a JOIN hf_tries b ON a.task = b.task AND a.attempt < b.attempt \
+             WHERE b.started_at < a.ended_at"
+        ),
+        0
+    );
+    // The sink holds every record exactly once.
+    assert_eq!(
+        sink.count("SELECT COUNT(*) FROM contacts"),
+        200 * rows as i64
+    );
+    assert_eq!(
+        sink.count("SELECT COUNT(DISTINCT id) FROM contacts"),
+        200 * rows as i64
+    );
+    assert_eq!(
+        sink.count("SELECT COUNT(*) FROM contacts WHERE email LIKE '%@%'"),
+        0
+    );
+    // Nothing personal in the metadata store, its logs, or any process's output.
+    let mut client = meta.client();
+    for table in ["hf_tries", "hf_tasks", "hf_definitions", "hf_runs"] {
+        let text: Option<String> = client
+            .query_one(
+                &format!("SELECT string_agg(t::text, '') FROM {table} t"),
+                &[],
+            )
+            .unwrap()
+            .get(0);
+        assert!(
+            !text.unwrap_or_default().contains("@leak.example"),
+            "{table}"
+        );
+    }
+    for (out, err) in &outputs {
+        assert!(!out.contains("@leak.example") && !err.contains("@leak.example"));
+    }
+}
+
+/// The scheduler (with its local pool) is SIGKILLed while a task runs; started again, it hands
+/// the lost task out again and the run completes with nothing lost or duplicated.
+#[test]
+fn a_killed_scheduler_resumes_the_run_after_restart() {
+    let ws = Workspace::new();
+    let rows = 150_000;
+    canary_csv(&ws, "data/contacts.csv", 0, rows);
+    let mut dag = String::from("[pipeline]\nname = \"chain\"\nkey = \"id\"\n");
+    for i in 0..3 {
+        let after = if i == 0 {
+            String::new()
+        } else {
+            format!("depends_on = [\"step{}\"]\n", i - 1)
+        };
+        dag.push_str(&format!(
+            "[[task]]\nname = \"step{i}\"\n{after}source = {{ type = \"csv\", path = \"../data/contacts.csv\" }}\n\
+             policy = {{ fields = {{ id = \"keep\", email = {{ hash = \"hmac-sha256\", key = \"keyring:pepper\" }}, notes = \"keep\" }} }}\n\
+             sink = {{ type = \"sqlite\", path = \"../out/step{i}.db\", table = \"leads\", mode = \"upsert\" }}\n"
+        ));
+    }
+    ws.write("pipelines/chain.toml", &dag);
+    ws.ok(&["keys", "create", "pepper", "--purpose", "hash"], 0);
+    ws.ok(&["trigger", "pipelines/chain.toml"], 0);
+    let timing = [
+        "--heartbeat-every",
+        "200ms",
+        "--heartbeat-timeout",
+        "2s",
+        "--poll",
+        "50ms",
+        "--tick",
+        "100ms",
+        "--until-idle",
+    ];
+    let scheduler = spawn(
+        &ws,
+        &[&["scheduler", "--parallelism", "1"][..], &timing[..]].concat(),
+        &[],
+    );
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let tasks = json_lines(&ws.ok(&["tasks", "1", "--json"], 0).stdout);
+        if tasks
+            .iter()
+            .any(|t| t["task"] == "step1" && t["state"] == "running")
+        {
+            break;
+        }
+        assert!(Instant::now() < deadline, "step1 never started: {tasks:?}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    sigkill(&scheduler);
+    let _ = finish(scheduler);
+    let again = spawn(
+        &ws,
+        &[&["scheduler", "--parallelism", "1"][..], &timing[..]].concat(),
+        &[],
+    );
+    let (_, err) = finish(again);
+    assert!(err.contains("handed to other workers"), "{err}");
+
+    let runs = json_lines(&ws.ok(&["runs", "--json"], 0).stdout);
+    assert_eq!(runs.len(), 1, "no run was duplicated");
+    assert_eq!(runs[0]["state"], "success");
+    let tasks = json_lines(&ws.ok(&["tasks", "1", "--json"], 0).stdout);
+    assert!(tasks.iter().all(|t| t["state"] == "success"), "{tasks:?}");
+    let step1 = tasks.iter().find(|t| t["task"] == "step1").unwrap();
+    assert_eq!(
+        step1["tries"], 2,
+        "the killed try and the one after the restart"
+    );
+    let logs = ws.ok(&["logs", "1", "step1"], 0).stdout;
+    assert!(logs.contains(": lost ("), "{logs}");
+    for i in 0..3 {
+        let db = rusqlite::Connection::open(ws.path(&format!("out/step{i}.db"))).unwrap();
+        let (n, distinct): (i64, i64) = db
+            .query_row("SELECT COUNT(*), COUNT(DISTINCT id) FROM leads", [], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })
+            .unwrap();
+        assert_eq!((n, distinct), (rows as i64, rows as i64), "step{i}");
+    }
+}
