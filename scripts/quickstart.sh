@@ -18,8 +18,13 @@ status=0
 # 3 means records were quarantined: the run finished and says where they are.
 if [ "$status" -ne 0 ] && [ "$status" -ne 3 ]; then exit "$status"; fi
 echo
+# The same data through a DAG of tasks, on the embedded metadata store (state/metadata.db).
+"$hushflow" trigger examples/nightly.toml --wait
+"$hushflow" runs --limit 3
+echo
 "$hushflow" audit verify
 echo
 echo "state (keyring, audit store, quarantine): $HUSHFLOW_STATE_DIR"
 echo "look at the results:  sqlite3 examples/out/marketing.db 'select * from leads limit 5'"
 echo "                      $hushflow audit list"
+echo "                      $hushflow tasks 1; $hushflow logs 1 load"

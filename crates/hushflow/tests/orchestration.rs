@@ -142,7 +142,17 @@ fn a_dag_runs_on_the_embedded_store_and_keeps_no_personal_data() {
     canary_csv(&ws, "data/contacts.csv", 1, 500);
     let file = ws.write("nightly.toml", NIGHTLY);
     ws.ok(&["keys", "create", "pepper", "--purpose", "hash"], 0);
-    ws.ok(&["validate", file.to_str().unwrap()], 2); // a DAG is not one sync
+    let v = ws.ok(&["validate", file.to_str().unwrap()], 0);
+    assert!(
+        v.stdout
+            .contains("task      load [sync] after extract (all_success)"),
+        "{}",
+        v.stdout
+    );
+    assert!(v.stdout.contains("schedule  @daily in UTC"), "{}", v.stdout);
+    // `run` is for one sync; a DAG is triggered.
+    let r = ws.ok(&["run", file.to_str().unwrap()], 2);
+    assert!(r.stderr.contains("hushflow trigger"), "{}", r.stderr);
     let r = ws.ok(
         &["trigger", "nightly.toml", "--conf", "label=first", "--wait"],
         0,

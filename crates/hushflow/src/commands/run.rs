@@ -51,11 +51,86 @@ pub(super) fn prepare_plan(session: &Session<'_>, mut plan: Plan) -> Result<Prep
 
 pub(super) fn validate(session: &Session<'_>, pipeline: &Path) -> Result<Exit, Failure> {
     let out = session.out;
+    let dag = hushflow_engine::dag::load(pipeline).map_err(invalid)?;
+    if dag.tasks.len() > 1
+        || dag
+            .tasks
+            .first()
+            .is_some_and(|t| t.name != hushflow_engine::dag::SYNC_TASK)
+    {
+        return validate_dag(session, pipeline, dag);
+    }
     let plan = prepare(session, pipeline)?.plan;
     for w in &plan.warnings {
         out.note(format!("warning: {w}"));
     }
     out.line(plan.to_string().trim_end());
+    out.line(format!("{}: valid", pipeline.display()));
+    Ok(Exit::Success)
+}
+
+/// A DAG file: the schedule, the graph and every sync task's plan, secrets resolved.
+fn validate_dag(
+    session: &Session<'_>,
+    pipeline: &Path,
+    dag: hushflow_engine::dag::Dag,
+) -> Result<Exit, Failure> {
+    use hushflow_engine::dag::TaskKind;
+    use hushflow_engine::schedule::rfc3339;
+    let out = session.out;
+    out.line(format!(
+        "pipeline  {} ({} tasks)",
+        dag.name,
+        dag.tasks.len()
+    ));
+    match &dag.schedule {
+        Some(s) => {
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_millis() as i64);
+            let next = s.next(now, false).map_or("never".into(), rfc3339);
+            out.line(format!(
+                "schedule  {} in {} (catchup {}, at most {} active run(s)); next {next}",
+                s.expression(),
+                s.timezone(),
+                if dag.catchup { "on" } else { "off" },
+                dag.max_active_runs
+            ));
+        }
+        None => out.line("schedule  none (manual runs: `hushflow trigger`)"),
+    }
+    for (pool, slots) in &dag.pools {
+        out.line(format!("pool      {pool}: {slots} slot(s)"));
+    }
+    for task in dag.tasks {
+        let deps = if task.depends_on.is_empty() {
+            String::new()
+        } else {
+            format!(
+                " after {} ({})",
+                task.depends_on.join(", "),
+                task.trigger_rule.as_str()
+            )
+        };
+        out.line(format!(
+            "\ntask      {} [{}]{deps}; retries {} from {:?}, timeout {}{}",
+            task.name,
+            task.kind.as_str(),
+            task.retry.retries,
+            task.retry.delay,
+            task.timeout.map_or("none".into(), |t| format!("{t:?}")),
+            task.pool
+                .as_ref()
+                .map_or(String::new(), |p| format!(", pool {p}"))
+        ));
+        if let TaskKind::Sync(plan) = task.kind {
+            let plan = prepare_plan(session, *plan)?.plan;
+            for w in &plan.warnings {
+                out.note(format!("warning: {w}"));
+            }
+            out.line(plan.to_string().trim_end());
+        }
+    }
     out.line(format!("{}: valid", pipeline.display()));
     Ok(Exit::Success)
 }
