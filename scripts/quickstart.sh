@@ -27,4 +27,4 @@ echo
 echo "state (keyring, audit store, quarantine): $HUSHFLOW_STATE_DIR"
 echo "look at the results:  sqlite3 examples/out/marketing.db 'select * from leads limit 5'"
 echo "                      $hushflow audit list"
-echo "                      $hushflow tasks 1; $hushflow logs 1 load"
+echo "                      $hushflow runs; $hushflow tasks RUN; $hushflow logs RUN load"

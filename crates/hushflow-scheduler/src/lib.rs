@@ -11,7 +11,7 @@ pub mod store;
 pub mod worker;
 
 pub use clock::{Clock, FakeClock, SystemClock};
-pub use scheduler::{Scheduler, SchedulerOptions, TickReport, advance_run};
+pub use scheduler::{Scheduler, SchedulerOptions, TickReport, advance_after, advance_run};
 pub use state::{RunState, TaskState};
 pub use store::{Claim, Completed, NewRun, Store, StoreConfig, StoreError, TryOutcome};
 pub use worker::{Executor, WorkerOptions, WorkerReport, run_worker};

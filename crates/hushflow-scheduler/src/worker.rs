@@ -3,7 +3,7 @@
 //! a scheduler hands its tasks to other workers after the heartbeat timeout.
 
 use crate::clock::Clock;
-use crate::scheduler::advance_run;
+use crate::scheduler::advance_after;
 use crate::state::TaskState;
 use crate::store::{Claim, Completed, StoreConfig, StoreError, TryOutcome};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -117,7 +117,7 @@ pub fn run_worker(
                             Completed::Now(TaskState::Failed) => executor.failed(&claim, &outcome),
                             _ => {}
                         }
-                        advance_run(&mut store, claim.run, clock.now())?;
+                        advance_after(&mut store, claim.run, &claim.task, clock.now())?;
                     }
                     Ok(())
                 })

@@ -149,7 +149,7 @@ fn work(store: &mut Store, clock: &FakeClock, exec: &Scripted) -> usize {
         {
             exec.failed(&claim, &outcome);
         }
-        advance_run(store, claim.run, clock.now()).unwrap();
+        advance_after(store, claim.run, &claim.task, clock.now()).unwrap();
         n += 1;
     }
     n

@@ -81,6 +81,7 @@ CREATE TABLE hf_tasks (
 );
 CREATE INDEX hf_tasks_claim ON hf_tasks (state, next_try_at);
 CREATE INDEX hf_tasks_worker ON hf_tasks (worker, state);
+CREATE INDEX hf_tasks_run_state ON hf_tasks (run, state);
 CREATE TABLE hf_tries (
     task INTEGER NOT NULL REFERENCES hf_tasks (id),
     attempt INTEGER NOT NULL,
@@ -168,6 +169,7 @@ CREATE TABLE hf_tasks (
 );
 CREATE INDEX hf_tasks_claim ON hf_tasks (state, next_try_at);
 CREATE INDEX hf_tasks_worker ON hf_tasks (worker, state);
+CREATE INDEX hf_tasks_run_state ON hf_tasks (run, state);
 CREATE TABLE hf_tries (
     task BIGINT NOT NULL REFERENCES hf_tasks (id),
     attempt BIGINT NOT NULL,

@@ -550,6 +550,29 @@ impl Store {
         Ok(rows.iter().map(task_row).collect())
     }
 
+    /// Whether a task of the run waits on `task` (a reason to decide that run's tasks now).
+    pub fn has_waiting_downstream(&mut self, run: i64, task: &str) -> Result<bool, StoreError> {
+        // Task names are letters, digits, '-' and '_'; '_' is LIKE's wildcard, so escape it.
+        let pattern = format!("%\n{}\n%", task.replace('_', "\\_"));
+        let rows = self.db.query(
+            "SELECT 1 FROM hf_tasks WHERE run = $1 AND state = 'none' \
+             AND ('\n' || upstream || '\n') LIKE $2 ESCAPE '\\' LIMIT 1",
+            &[run.into(), pattern.into()],
+        )?;
+        Ok(!rows.is_empty())
+    }
+
+    /// How many of a run's tasks have not ended, and how many failed (or could not run).
+    pub fn run_progress(&mut self, run: i64) -> Result<(i64, i64), StoreError> {
+        let rows = self.db.query(
+            "SELECT COALESCE(SUM(CASE WHEN state IN ('success', 'failed', 'upstream_failed', 'skipped') \
+             THEN 0 ELSE 1 END), 0), COALESCE(SUM(CASE WHEN state IN ('failed', 'upstream_failed') \
+             THEN 1 ELSE 0 END), 0) FROM hf_tasks WHERE run = $1",
+            &[run.into()],
+        )?;
+        Ok(rows.first().map_or((0, 0), |r| (r.int0(0), r.int0(1))))
+    }
+
     /// Moves tasks that wait on their upstreams (`none`) to a decided state, each only if it is
     /// still waiting; returns how many moved.
     pub fn decide_tasks(
