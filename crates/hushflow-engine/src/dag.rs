@@ -127,6 +127,7 @@ pub fn parse(file: &Path, text: String) -> Result<Dag, SpecError> {
     let spec = pipeline::parse(file, &text)?;
     let fingerprint = hex::encode(Sha256::digest(text.as_bytes()));
     let src = SpecSource::new(file, &text);
+    check_templates(&src)?;
     let PipelineSpec {
         pipeline: section,
         source,
@@ -606,6 +607,46 @@ fn order(src: &SpecSource<'_>, tasks: Vec<TaskDef>) -> Result<Vec<TaskDef>, Spec
     Ok(sorted.into_iter().filter_map(|i| slots[i].take()).collect())
 }
 
+/// The template names a run provides (besides `conf.NAME`).
+pub const TEMPLATE_NAMES: [&str; 5] = [
+    "data_interval_start",
+    "data_interval_end",
+    "logical_date",
+    "ds",
+    "run_id",
+];
+
+/// Every `{{ name }}` must be one a run provides, checked when the file is read rather than
+/// at each try (where a typo would use up the retries).
+fn check_templates(src: &SpecSource<'_>) -> Result<(), SpecError> {
+    let text = src.text;
+    let mut at = 0;
+    while let Some(open) = text[at..].find("{{").map(|i| i + at) {
+        let Some(close) = text[open..].find("}}").map(|i| i + open) else {
+            return Err(src.error_at(open..open + 2, None, "a `{{` has no closing `}}`"));
+        };
+        let name = text[open + 2..close].trim();
+        let known = TEMPLATE_NAMES.contains(&name)
+            || name.strip_prefix("conf.").is_some_and(|k| {
+                !k.is_empty()
+                    && k.chars()
+                        .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+            });
+        if !known {
+            return Err(src.error_at(
+                open..close,
+                None,
+                format!(
+                    "`{{{{ {name} }}}}` is not a template value; use {} or conf.NAME",
+                    TEMPLATE_NAMES.join(", ")
+                ),
+            ));
+        }
+        at = close + 2;
+    }
+    Ok(())
+}
+
 /// Values a task's text may use as `{{ name }}`: the run's data interval, ids and `--conf`.
 pub fn render(text: &str, vars: &BTreeMap<String, String>) -> Result<String, String> {
     let mut out = String::with_capacity(text.len());
@@ -769,6 +810,18 @@ mod tests {
             TaskKind::Sync(plan) => assert_eq!(plan.name, "nightly"),
             other => panic!("{other:?}"),
         }
+    }
+
+    #[test]
+    fn unknown_templates_are_refused_when_the_file_is_read() {
+        let text = with_tasks(
+            "[[task]]\nname = \"a\"\ntype = \"sql\"\ndatabase = \"x.db\"\nsql = \"SELECT '{{ tpyo }}'\"\n",
+        );
+        let e = dag(&text).unwrap_err();
+        assert!(e.message.contains("tpyo"), "{e}");
+        assert_eq!(e.line, 9, "{e}");
+        let ok = text.replace("tpyo", "conf.label");
+        assert!(dag(&ok).is_ok());
     }
 
     #[test]

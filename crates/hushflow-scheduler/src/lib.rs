@@ -13,5 +13,5 @@ pub mod worker;
 pub use clock::{Clock, FakeClock, SystemClock};
 pub use scheduler::{Scheduler, SchedulerOptions, TickReport, advance_after, advance_run};
 pub use state::{RunState, TaskState};
-pub use store::{Claim, Completed, NewRun, Store, StoreConfig, StoreError, TryOutcome};
+pub use store::{Claim, Completed, FailedTask, NewRun, Store, StoreConfig, StoreError, TryOutcome};
 pub use worker::{Executor, WorkerOptions, WorkerReport, run_worker};

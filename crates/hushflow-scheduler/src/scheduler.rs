@@ -4,7 +4,7 @@
 
 use crate::clock::Clock;
 use crate::state::{RunState, TaskState, decide, run_outcome};
-use crate::store::{NewRun, Store, StoreError};
+use crate::store::{FailedTask, NewRun, Store, StoreError};
 use hushflow_engine::dag::Dag;
 use hushflow_engine::schedule::{Millis, rfc3339};
 use std::collections::HashMap;
@@ -27,13 +27,17 @@ impl Default for SchedulerOptions {
     }
 }
 
-#[derive(Debug, Default, Clone, PartialEq, Eq)]
+#[derive(Debug, Default, Clone)]
 pub struct TickReport {
     pub runs_created: usize,
     pub runs_started: usize,
     pub tasks_decided: usize,
     pub runs_finished: usize,
     pub tasks_requeued: usize,
+    /// Tasks failed for good because their workers kept dying: to be notified like any other.
+    pub tasks_failed_lost: Vec<FailedTask>,
+    /// Problems found registering pipelines (pool sizes that disagree).
+    pub warnings: Vec<String>,
 }
 
 pub struct Scheduler<'a> {
@@ -59,25 +63,30 @@ impl<'a> Scheduler<'a> {
     }
 
     /// Records a pipeline's definition unless this scheduler already did.
-    pub fn register(&mut self, dag: &Dag) -> Result<(), StoreError> {
-        if self.registered.get(&dag.name) != Some(&dag.fingerprint) {
-            self.store.register(dag, self.clock.now())?;
-            self.registered
-                .insert(dag.name.clone(), dag.fingerprint.clone());
+    pub fn register(&mut self, dag: &Dag) -> Result<Vec<String>, StoreError> {
+        if self.registered.get(&dag.name) == Some(&dag.fingerprint) {
+            return Ok(Vec::new());
         }
-        Ok(())
+        let warnings = self.store.register(dag, self.clock.now())?;
+        self.registered
+            .insert(dag.name.clone(), dag.fingerprint.clone());
+        Ok(warnings)
     }
 
     pub fn tick(&mut self, dags: &[&Dag]) -> Result<TickReport, StoreError> {
         let now = self.clock.now();
         let mut report = TickReport::default();
         for dag in dags {
-            self.register(dag)?;
+            report.warnings.extend(self.register(dag)?);
             report.runs_created += self.create_due_runs(dag, now)?;
         }
         report.runs_started = self.store.start_queued_runs(now)?;
         let stale = now - self.options.heartbeat_timeout.as_millis() as Millis;
-        report.tasks_requeued = self.store.requeue_lost(stale, now)?.len();
+        let lost = self.store.requeue_lost(stale, now)?;
+        report.tasks_requeued = lost.requeued.len();
+        for id in lost.failed {
+            report.tasks_failed_lost.extend(self.store.failed_task(id)?);
+        }
         for run in self.store.running_runs()? {
             let (decided, finished) = advance_run(&mut self.store, run, now)?;
             report.tasks_decided += decided;
@@ -100,8 +109,12 @@ impl<'a> Scheduler<'a> {
             Some(end) => end,
             None => dag.start_date.unwrap_or(pipeline.first_seen_at),
         };
+        // Intervals a backfill already covers are skipped (the store refuses a second run
+        // for an interval), so look that much further ahead.
+        let covered = usize::try_from(self.store.runs_from(&dag.name, from)?).unwrap_or(0);
+        let limit = self.options.catchup_per_tick + covered;
         let mut created = 0;
-        for interval in schedule.due(from, now, dag.catchup, self.options.catchup_per_tick) {
+        for interval in schedule.due(from, now, dag.catchup, limit) {
             let run = NewRun {
                 run_id: format!("scheduled__{}", rfc3339(interval.start)),
                 run_type: "scheduled".into(),
@@ -131,7 +144,11 @@ pub fn advance_after(
     if unfinished > 0 {
         return Ok(None);
     }
-    let state = if failed > 0 { RunState::Failed } else { RunState::Success };
+    let state = if failed > 0 {
+        RunState::Failed
+    } else {
+        RunState::Success
+    };
     Ok(store.finish_run(run, state, now)?.then_some(state))
 }
 

@@ -1,22 +1,26 @@
 //! Workers: claim a ready task, execute it, report how the try ended, and move the task's run
 //! forward. A worker heartbeats on its own connection; if it stops (killed, machine gone),
-//! a scheduler hands its tasks to other workers after the heartbeat timeout.
+//! a scheduler hands its tasks to other workers after the heartbeat timeout. A worker that
+//! cannot heartbeat, or finds a task taken from it, stops those tries itself, so a task is not
+//! left running in two places.
 
 use crate::clock::Clock;
 use crate::scheduler::advance_after;
 use crate::state::TaskState;
-use crate::store::{Claim, Completed, StoreConfig, StoreError, TryOutcome};
+use crate::store::{Claim, Completed, FailedTask, Store, StoreConfig, StoreError, TryOutcome};
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 /// Runs the tasks a worker claims.
 pub trait Executor: Send + Sync {
-    /// Executes one try. `stop` is set when the worker is asked to shut down; an executor may
-    /// finish the try or end it early (it then fails and is retried).
-    fn execute(&self, claim: &Claim, stop: &AtomicBool) -> TryOutcome;
+    /// Executes one try. When `cancel` is set (the task was handed to another worker, or this
+    /// worker lost its store), the executor stops the try as soon as it can.
+    fn execute(&self, claim: &Claim, cancel: &AtomicBool) -> TryOutcome;
 
     /// Told when a task has failed for good (no retry left): notifications go here.
-    fn failed(&self, _claim: &Claim, _outcome: &TryOutcome) {}
+    fn failed(&self, _task: &FailedTask) {}
 }
 
 #[derive(Debug, Clone)]
@@ -27,10 +31,15 @@ pub struct WorkerOptions {
     /// Tasks this worker runs at once.
     pub concurrency: usize,
     pub heartbeat_every: Duration,
+    /// What the schedulers use to declare a worker dead: past half of it without a heartbeat,
+    /// this worker stops its tries itself.
+    pub heartbeat_timeout: Duration,
     /// Wait between claims when nothing is ready.
     pub poll: Duration,
     /// Stop once no run is queued or running.
     pub until_idle: bool,
+    /// Claim only tasks of these runs (`trigger --wait`); any run when `None`.
+    pub only_runs: Option<Vec<i64>>,
 }
 
 impl WorkerOptions {
@@ -42,8 +51,10 @@ impl WorkerOptions {
             host,
             concurrency: concurrency.max(1),
             heartbeat_every: Duration::from_secs(5),
+            heartbeat_timeout: Duration::from_secs(30),
             poll: Duration::from_millis(250),
             until_idle: false,
+            only_runs: None,
         }
     }
 }
@@ -69,6 +80,47 @@ pub struct WorkerReport {
     pub succeeded: u64,
 }
 
+/// Store calls retried this many times (reconnecting in between) before the worker gives up:
+/// a dropped connection or a deadlock victim must not strand a claimed task.
+const STORE_ATTEMPTS: u32 = 5;
+
+/// Runs `f` on the slot's connection, reconnecting and retrying on errors.
+fn retrying<T>(
+    store: &mut Option<Store>,
+    config: &StoreConfig,
+    clock: &dyn Clock,
+    mut f: impl FnMut(&mut Store) -> Result<T, StoreError>,
+) -> Result<T, StoreError> {
+    let mut last = None;
+    for attempt in 0..STORE_ATTEMPTS {
+        if attempt > 0 {
+            std::thread::sleep(Duration::from_millis(100 * u64::from(attempt)));
+        }
+        if store.is_none() {
+            match config.open(clock.now()) {
+                Ok(s) => *store = Some(s),
+                Err(e) => {
+                    last = Some(e);
+                    continue;
+                }
+            }
+        }
+        let Some(s) = store.as_mut() else { continue };
+        match f(s) {
+            Ok(v) => return Ok(v),
+            Err(e) => {
+                tracing::warn!("metadata store: {e}; retrying");
+                *store = None;
+                last = Some(e);
+            }
+        }
+    }
+    Err(last.unwrap_or_else(|| StoreError::Database("the metadata store is unreachable".into())))
+}
+
+/// The tries this worker is running, with the flag that stops each.
+type Running = Mutex<HashMap<(i64, i64), Arc<AtomicBool>>>;
+
 /// Runs a worker until `stop` is set (or, `until_idle`, until there is nothing left to do).
 pub fn run_worker(
     config: &StoreConfig,
@@ -82,42 +134,51 @@ pub fn run_worker(
     let tries = AtomicU64::new(0);
     let succeeded = AtomicU64::new(0);
     let slots_done = AtomicBool::new(false);
+    // Set when this worker can no longer vouch for its tries: no new claims.
+    let orphaned = AtomicBool::new(false);
+    let running: Running = Mutex::new(HashMap::new());
     let result = std::thread::scope(|scope| -> Result<(), StoreError> {
-        let heartbeat = scope.spawn(|| -> Result<(), StoreError> {
-            let mut store = config.open(clock.now())?;
-            let mut last = std::time::Instant::now();
-            while !slots_done.load(Ordering::SeqCst) {
-                std::thread::sleep(Duration::from_millis(50));
-                if last.elapsed() >= options.heartbeat_every {
-                    store.heartbeat(&options.id, clock.now())?;
-                    last = std::time::Instant::now();
-                }
-            }
-            Ok(())
-        });
+        let heartbeat = scope
+            .spawn(|| heartbeat_loop(config, clock, options, &slots_done, &orphaned, &running));
         let slots: Vec<_> = (0..options.concurrency)
             .map(|_| {
                 scope.spawn(|| -> Result<(), StoreError> {
-                    let mut store = config.open(clock.now())?;
-                    while !stop.load(Ordering::SeqCst) {
-                        let Some(claim) = store.claim(&options.id, clock.now())? else {
-                            if options.until_idle && !store.busy()? {
+                    let mut store = None;
+                    let only = options.only_runs.as_deref();
+                    while !stop.load(Ordering::SeqCst) && !orphaned.load(Ordering::SeqCst) {
+                        let claim = retrying(&mut store, config, clock, |s| {
+                            s.claim(&options.id, clock.now(), only)
+                        })?;
+                        let Some(claim) = claim else {
+                            if options.until_idle
+                                && !retrying(&mut store, config, clock, |s| s.busy())?
+                            {
                                 break;
                             }
                             std::thread::sleep(options.poll);
                             continue;
                         };
                         tries.fetch_add(1, Ordering::Relaxed);
-                        let outcome = executor.execute(&claim, stop);
-                        let completed = store.complete(&claim, &outcome, clock.now())?;
+                        let cancel = Arc::new(AtomicBool::new(false));
+                        let key = (claim.task_id, claim.attempt);
+                        lock(&running).insert(key, Arc::clone(&cancel));
+                        let outcome = executor.execute(&claim, &cancel);
+                        lock(&running).remove(&key);
+                        let completed = retrying(&mut store, config, clock, |s| {
+                            s.complete(&claim, &outcome, clock.now())
+                        })?;
                         match completed {
                             Completed::Now(TaskState::Success) => {
                                 succeeded.fetch_add(1, Ordering::Relaxed);
                             }
-                            Completed::Now(TaskState::Failed) => executor.failed(&claim, &outcome),
+                            Completed::Now(TaskState::Failed) => {
+                                executor.failed(&claim.failed(outcome.error.clone()))
+                            }
                             _ => {}
                         }
-                        advance_after(&mut store, claim.run, &claim.task, clock.now())?;
+                        retrying(&mut store, config, clock, |s| {
+                            advance_after(s, claim.run, &claim.task, clock.now())
+                        })?;
                     }
                     Ok(())
                 })
@@ -128,6 +189,11 @@ pub fn run_worker(
             let r = slot
                 .join()
                 .unwrap_or_else(|_| Err(StoreError::Database("a worker thread panicked".into())));
+            if r.is_err() {
+                // One slot giving up stops the others: the store then sees this worker stop
+                // and hands its tasks on, instead of a live heartbeat covering a dead slot.
+                orphaned.store(true, Ordering::SeqCst);
+            }
             if first_error.is_ok() {
                 first_error = r;
             }
@@ -138,10 +204,68 @@ pub fn run_worker(
             .unwrap_or_else(|_| Err(StoreError::Database("the heartbeat thread panicked".into())));
         first_error.and(hb)
     });
-    store.stop_worker(&options.id, clock.now())?;
+    let _ = store.stop_worker(&options.id, clock.now());
     result?;
     Ok(WorkerReport {
         tries: tries.into_inner(),
         succeeded: succeeded.into_inner(),
     })
+}
+
+fn lock(running: &Running) -> std::sync::MutexGuard<'_, HashMap<(i64, i64), Arc<AtomicBool>>> {
+    running.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Beats every `heartbeat_every`, reconnecting when the connection drops. Each beat also asks
+/// which tries the store still gives this worker and cancels the others. Without a beat for
+/// half the heartbeat timeout, every try is cancelled and no new claim is made.
+fn heartbeat_loop(
+    config: &StoreConfig,
+    clock: &dyn Clock,
+    options: &WorkerOptions,
+    slots_done: &AtomicBool,
+    orphaned: &AtomicBool,
+    running: &Running,
+) -> Result<(), StoreError> {
+    let mut store: Option<Store> = None;
+    let mut last_beat = Instant::now();
+    let mut last_try = Instant::now();
+    while !slots_done.load(Ordering::SeqCst) {
+        std::thread::sleep(Duration::from_millis(20));
+        if last_try.elapsed() < options.heartbeat_every {
+            continue;
+        }
+        last_try = Instant::now();
+        let beat = (|| -> Result<Vec<(i64, i64)>, StoreError> {
+            if store.is_none() {
+                store = Some(config.open(clock.now())?);
+            }
+            let Some(s) = store.as_mut() else {
+                return Ok(Vec::new());
+            };
+            s.heartbeat(&options.id, clock.now())?;
+            s.owned_tries(&options.id)
+        })();
+        match beat {
+            Ok(owned) => {
+                last_beat = Instant::now();
+                for (key, cancel) in lock(running).iter() {
+                    if !owned.contains(key) {
+                        cancel.store(true, Ordering::SeqCst);
+                    }
+                }
+            }
+            Err(e) => {
+                tracing::warn!("heartbeat: {e}; reconnecting");
+                store = None;
+                if last_beat.elapsed() >= options.heartbeat_timeout / 2 {
+                    orphaned.store(true, Ordering::SeqCst);
+                    for cancel in lock(running).values() {
+                        cancel.store(true, Ordering::SeqCst);
+                    }
+                }
+            }
+        }
+    }
+    Ok(())
 }

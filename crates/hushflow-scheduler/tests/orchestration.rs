@@ -131,23 +131,20 @@ impl Executor for Scripted {
         }
     }
 
-    fn failed(&self, claim: &Claim, _outcome: &TryOutcome) {
-        self.failed_for_good
-            .lock()
-            .unwrap()
-            .push(claim.task.clone());
+    fn failed(&self, task: &FailedTask) {
+        self.failed_for_good.lock().unwrap().push(task.task.clone());
     }
 }
 
 /// Claims and executes every ready task once, as a worker's slot does.
 fn work(store: &mut Store, clock: &FakeClock, exec: &Scripted) -> usize {
     let mut n = 0;
-    while let Some(claim) = store.claim("w1", clock.now()).unwrap() {
+    while let Some(claim) = store.claim("w1", clock.now(), None).unwrap() {
         let outcome = exec.execute(&claim, &AtomicBool::new(false));
         if let Completed::Now(TaskState::Failed) =
             store.complete(&claim, &outcome, clock.now()).unwrap()
         {
-            exec.failed(&claim, &outcome);
+            exec.failed(&claim.failed(outcome.error.clone()));
         }
         advance_after(store, claim.run, &claim.task, clock.now()).unwrap();
         n += 1;
@@ -165,6 +162,23 @@ fn hourly_day_with_catchup(backend: &str) {
     let mut s1 = Scheduler::new(meta.store(), &clock, SchedulerOptions::default());
     let mut s2 = Scheduler::new(meta.store(), &clock, SchedulerOptions::default());
     assert_eq!(s1.tick(&[&d]).unwrap().runs_created, 0);
+    // An interval backfilled ahead of the scheduler is not scheduled a second time.
+    let backfilled = NewRun {
+        run_id: format!("backfill__{}", rfc3339(at("2026-11-30T05:00"))),
+        run_type: "backfill".into(),
+        logical_date: at("2026-11-30T05:00"),
+        interval: hushflow_engine::schedule::Interval {
+            start: at("2026-11-30T05:00"),
+            end: at("2026-11-30T06:00"),
+        },
+        conf: "{}".into(),
+    };
+    assert!(
+        meta.store()
+            .create_run(&d, &backfilled, clock.now())
+            .unwrap()
+            .is_some()
+    );
     // Through the day in uneven steps, two schedulers ticking on the same store.
     let mut now = at("2026-11-30T00:00");
     while now < at("2026-12-01T00:00") {
@@ -184,8 +198,9 @@ fn hourly_day_with_catchup(backend: &str) {
             (start, start + 3_600_000)
         );
         assert_eq!(r.logical_date, start);
-        assert_eq!(r.run_id, format!("scheduled__{}", rfc3339(start)));
-        assert_eq!(r.run_type, "scheduled");
+        let kind = if i == 5 { "backfill" } else { "scheduled" };
+        assert_eq!(r.run_id, format!("{kind}__{}", rfc3339(start)));
+        assert_eq!(r.run_type, kind);
     }
     // max_active_runs = 1: one runs, the rest wait their turn.
     let running = runs.iter().filter(|r| r.state == RunState::Running).count();
@@ -355,6 +370,7 @@ fn postgres_retries_and_trigger_rules() {
 }
 
 fn pools_and_lost_workers(backend: &str) {
+    // (the pool's slots are held by the claims below)
     let meta = Meta::new(backend, "pools");
     let clock = FakeClock::at(at("2026-12-01T00:00"));
     let d = dag("[pipeline]\nname = \"p\"\n[pools]\ncrm = 2\n\
@@ -376,7 +392,7 @@ fn pools_and_lost_workers(backend: &str) {
     s.tick(&[]).unwrap();
     store.register_worker("dead", "h", clock.now()).unwrap();
     let mut claims = Vec::new();
-    while let Some(c) = store.claim("dead", clock.now()).unwrap() {
+    while let Some(c) = store.claim("dead", clock.now(), None).unwrap() {
         claims.push(c);
     }
     let names: Vec<&str> = claims.iter().map(|c| c.task.as_str()).collect();
@@ -471,5 +487,49 @@ fn postgres_workers_claim_each_task_once() {
     assert_eq!(
         meta.store().runs(None, 1).unwrap()[0].state,
         RunState::Success
+    );
+}
+
+/// A long queue in a full pool does not hide the ready tasks behind it, and a worker limited to
+/// some runs (`trigger --wait`) claims nothing else.
+#[test]
+fn a_full_pool_does_not_starve_other_tasks() {
+    let meta = Meta::new("postgres", "starve");
+    let clock = FakeClock::at(at("2026-12-01T00:00"));
+    let mut text = String::from("[pipeline]\nname = \"p\"\n[pools]\ncrm = 1\n");
+    for i in 0..40 {
+        text.push_str(&format!(
+            "[[task]]\nname = \"crm{i}\"\ntype = \"empty\"\npool = \"crm\"\n"
+        ));
+    }
+    text.push_str("[[task]]\nname = \"other\"\ntype = \"empty\"\n");
+    let d = dag(&text);
+    let mut s = Scheduler::new(meta.store(), &clock, SchedulerOptions::default());
+    s.register(&d).unwrap();
+    let mut store = meta.store();
+    let run = |id: &str| NewRun {
+        run_id: id.into(),
+        run_type: "manual".into(),
+        logical_date: 0,
+        interval: hushflow_engine::schedule::Interval { start: 0, end: 0 },
+        conf: "{}".into(),
+    };
+    let first = store
+        .create_run(&d, &run("manual__1"), clock.now())
+        .unwrap()
+        .unwrap();
+    s.tick(&[]).unwrap();
+    store.register_worker("w", "h", clock.now()).unwrap();
+    let a = store.claim("w", clock.now(), None).unwrap().unwrap();
+    assert_eq!(a.task, "crm0");
+    let b = store.claim("w", clock.now(), None).unwrap().unwrap();
+    assert_eq!(b.task, "other", "the 39 waiting crm tasks do not hide it");
+    assert!(store.claim("w", clock.now(), None).unwrap().is_none());
+    // Limited to another run, a worker claims nothing of this one.
+    assert!(
+        store
+            .claim("w", clock.now(), Some(&[first + 1]))
+            .unwrap()
+            .is_none()
     );
 }

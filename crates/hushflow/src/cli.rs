@@ -135,7 +135,7 @@ pub enum Command {
     /// Run history: states, intervals, durations, task counts.
     Runs {
         pipeline: Option<String>,
-        #[arg(long, default_value_t = 25)]
+        #[arg(long, default_value_t = 25, value_parser = clap::value_parser!(i64).range(1..=100_000))]
         limit: i64,
         /// One JSON object per line.
         #[arg(long)]

@@ -211,10 +211,14 @@ impl Db {
         };
         self.batch(begin)?;
         match f(self) {
-            Ok(v) => {
-                self.batch("COMMIT")?;
-                Ok(v)
-            }
+            Ok(v) => match self.batch("COMMIT") {
+                Ok(()) => Ok(v),
+                Err(e) => {
+                    // Leave the connection usable: a failed COMMIT can leave the transaction open.
+                    let _ = self.batch("ROLLBACK");
+                    Err(e)
+                }
+            },
             Err(e) => {
                 let _ = self.batch("ROLLBACK");
                 Err(e)

@@ -51,6 +51,9 @@ CREATE TABLE hf_runs (
     UNIQUE (pipeline, run_id)
 );
 CREATE INDEX hf_runs_state ON hf_runs (state, pipeline);
+-- One scheduled or backfill run per interval: a backfill never repeats a scheduled run.
+CREATE UNIQUE INDEX hf_runs_interval ON hf_runs (pipeline, interval_start, interval_end)
+    WHERE run_type <> 'manual';
 CREATE TABLE hf_tasks (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     run INTEGER NOT NULL REFERENCES hf_runs (id),
@@ -139,6 +142,9 @@ CREATE TABLE hf_runs (
     UNIQUE (pipeline, run_id)
 );
 CREATE INDEX hf_runs_state ON hf_runs (state, pipeline);
+-- One scheduled or backfill run per interval: a backfill never repeats a scheduled run.
+CREATE UNIQUE INDEX hf_runs_interval ON hf_runs (pipeline, interval_start, interval_end)
+    WHERE run_type <> 'manual';
 CREATE TABLE hf_tasks (
     id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
     run BIGINT NOT NULL REFERENCES hf_runs (id),

@@ -56,6 +56,12 @@ impl StoreConfig {
             StoreConfig::Postgres(url) => {
                 let mut store = Store::connect_postgres(url)?;
                 let found = migrations::current(&mut store.db)?;
+                if found > migrations::latest() {
+                    return Err(StoreError::TooNew {
+                        found,
+                        known: migrations::latest(),
+                    });
+                }
                 if found < migrations::latest() {
                     return Err(StoreError::NotMigrated {
                         found,
@@ -183,6 +189,42 @@ pub struct Claim {
     max_retry_delay_ms: i64,
 }
 
+/// Tasks of stopped workers: queued again, or failed after too many lost tries.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Lost {
+    pub requeued: Vec<i64>,
+    pub failed: Vec<i64>,
+}
+
+/// A task that failed for good, for notifications.
+#[derive(Debug, Clone)]
+pub struct FailedTask {
+    pub pipeline: String,
+    pub task: String,
+    pub attempt: i64,
+    pub error: Option<String>,
+    pub run_id: String,
+    pub logical_date: Millis,
+    pub file: PathBuf,
+    pub text: String,
+}
+
+impl Claim {
+    /// The claim as a failed task, with the try's error.
+    pub fn failed(&self, error: Option<String>) -> FailedTask {
+        FailedTask {
+            pipeline: self.pipeline.clone(),
+            task: self.task.clone(),
+            attempt: self.attempt,
+            error,
+            run_id: self.run_id.clone(),
+            logical_date: self.logical_date,
+            file: self.file.clone(),
+            text: self.text.clone(),
+        }
+    }
+}
+
 /// How a try ended, as the worker reports it.
 #[derive(Debug, Clone, Default)]
 pub struct TryOutcome {
@@ -305,7 +347,14 @@ impl Store {
         let mut store = Store {
             db: Db::Sqlite(conn),
         };
-        if migrations::current(&mut store.db)? < migrations::latest() {
+        let found = migrations::current(&mut store.db)?;
+        if found > migrations::latest() {
+            return Err(StoreError::TooNew {
+                found,
+                known: migrations::latest(),
+            });
+        }
+        if found < migrations::latest() {
             migrations::migrate(&mut store.db, now)?;
         }
         Ok(store)
@@ -332,8 +381,10 @@ impl Store {
         migrations::current(&mut self.db)
     }
 
-    /// Records a pipeline's current definition and pools; keeps whether it is paused.
-    pub fn register(&mut self, dag: &Dag, now: Millis) -> Result<(), StoreError> {
+    /// Records a pipeline's current definition and pools; keeps whether it is paused. Pools are
+    /// shared by name across pipelines (one CRM, one limit): returns a warning for each pool
+    /// another pipeline declared with a different size, which this one now replaces.
+    pub fn register(&mut self, dag: &Dag, now: Millis) -> Result<Vec<String>, StoreError> {
         let file = dag.file.to_string_lossy().into_owned();
         let schedule = dag.schedule.as_ref().map(|s| s.expression().to_string());
         let timezone = dag.schedule.as_ref().map(|s| s.timezone().to_string());
@@ -364,14 +415,25 @@ impl Store {
                     now.into(),
                 ],
             )?;
+            let mut warnings = Vec::new();
             for (pool, slots) in &dag.pools {
+                let before = db.query("SELECT slots FROM hf_pools WHERE name = $1", &[pool.as_str().into()])?;
+                if let Some(old) = before.first().map(|r| r.int0(0))
+                    && old != i64::from(*slots)
+                {
+                    warnings.push(format!(
+                        "pool {pool} had {old} slot(s) and {} now sets {slots}; pools are shared by \
+                         name across pipelines, so give it the same size everywhere",
+                        dag.name
+                    ));
+                }
                 db.exec(
                     "INSERT INTO hf_pools (name, slots) VALUES ($1, $2) \
                      ON CONFLICT (name) DO UPDATE SET slots = excluded.slots",
                     &[pool.as_str().into(), i64::from(*slots).into()],
                 )?;
             }
-            Ok(())
+            Ok(warnings)
         })
     }
 
@@ -431,8 +493,19 @@ impl Store {
         Ok(rows.first().and_then(|r| r.int(0)))
     }
 
-    /// Creates a run and its task instances in one transaction, unless a run with that id
-    /// exists (another scheduler made it): `None` then.
+    /// How many scheduled or backfill runs cover intervals starting at or after `from`.
+    pub fn runs_from(&mut self, pipeline: &str, from: Millis) -> Result<i64, StoreError> {
+        let rows = self.db.query(
+            "SELECT COUNT(*) FROM hf_runs WHERE pipeline = $1 AND run_type <> 'manual' \
+             AND interval_start >= $2",
+            &[pipeline.into(), from.into()],
+        )?;
+        Ok(rows.first().map_or(0, |r| r.int0(0)))
+    }
+
+    /// Creates a run and its task instances in one transaction, unless a run with that id, or
+    /// a scheduled or backfill run of the same interval, exists (another scheduler made it):
+    /// `None` then.
     pub fn create_run(
         &mut self,
         dag: &Dag,
@@ -444,7 +517,7 @@ impl Store {
                 "INSERT INTO hf_runs (pipeline, run_id, run_type, fingerprint, logical_date, \
                  interval_start, interval_end, state, conf, created_at) \
                  VALUES ($1, $2, $3, $4, $5, $6, $7, 'queued', $8, $9) \
-                 ON CONFLICT (pipeline, run_id) DO NOTHING RETURNING id",
+                 ON CONFLICT DO NOTHING RETURNING id",
                 &[
                     dag.name.as_str().into(),
                     run.run_id.as_str().into(),
@@ -613,41 +686,68 @@ impl Store {
     /// Claims the oldest task ready to run (queued, or up for retry and due) whose pool has a
     /// free slot, and starts a try for `worker`. Rows other workers are claiming are skipped,
     /// not waited for.
-    pub fn claim(&mut self, worker: &str, now: Millis) -> Result<Option<Claim>, StoreError> {
-        let pick = match self.db.dialect() {
-            Dialect::Postgres => {
-                "SELECT id, pool FROM hf_tasks WHERE state = 'queued' \
-                 OR (state = 'up_for_retry' AND next_try_at <= $1) ORDER BY id LIMIT 16 \
-                 FOR UPDATE SKIP LOCKED"
-            }
-            Dialect::Sqlite => {
-                "SELECT id, pool FROM hf_tasks WHERE state = 'queued' \
-                 OR (state = 'up_for_retry' AND next_try_at <= $1) ORDER BY id LIMIT 16"
-            }
+    pub fn claim(
+        &mut self,
+        worker: &str,
+        now: Millis,
+        only_runs: Option<&[i64]>,
+    ) -> Result<Option<Claim>, StoreError> {
+        // Tasks of full pools are left out here, so a long queue in one pool cannot hide the
+        // ready tasks behind it; the pools are checked again below under their row locks.
+        let runs = match only_runs {
+            Some([]) => return Ok(None),
+            Some(ids) => format!(
+                " AND t.run IN ({})",
+                ids.iter()
+                    .map(i64::to_string)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+            None => String::new(),
         };
+        let lock = match self.db.dialect() {
+            Dialect::Postgres => " FOR UPDATE OF t SKIP LOCKED",
+            Dialect::Sqlite => "",
+        };
+        let pick = format!(
+            "SELECT t.id, t.pool FROM hf_tasks t WHERE (t.state = 'queued' \
+             OR (t.state = 'up_for_retry' AND t.next_try_at <= $1)){runs} \
+             AND (t.pool IS NULL OR (SELECT COUNT(*) FROM hf_tasks b WHERE b.pool = t.pool \
+             AND b.state = 'running') < (SELECT p.slots FROM hf_pools p WHERE p.name = t.pool)) \
+             ORDER BY t.id LIMIT 16{lock}"
+        );
         let pool_lock = match self.db.dialect() {
             Dialect::Postgres => "SELECT slots FROM hf_pools WHERE name = $1 FOR UPDATE",
             Dialect::Sqlite => "SELECT slots FROM hf_pools WHERE name = $1",
         };
         self.db.transaction(|db| {
-            let candidates = db.query(pick, &[now.into()])?;
+            let candidates = db.query(&pick, &[now.into()])?;
+            // Lock every pool the candidates use, in name order: two workers locking pools in
+            // different orders could deadlock.
+            let mut pools: Vec<String> = candidates.iter().filter_map(|c| c.text(1)).collect();
+            pools.sort();
+            pools.dedup();
+            let mut room = std::collections::HashMap::new();
+            for pool in &pools {
+                let slots = db
+                    .query(pool_lock, &[pool.as_str().into()])?
+                    .first()
+                    .map_or(1, |r| r.int0(0));
+                let busy = db
+                    .query(
+                        "SELECT COUNT(*) FROM hf_tasks WHERE pool = $1 AND state = 'running'",
+                        &[pool.as_str().into()],
+                    )?
+                    .first()
+                    .map_or(0, |r| r.int0(0));
+                room.insert(pool.clone(), slots - busy);
+            }
             for c in candidates {
                 let id = c.int0(0);
-                if let Some(pool) = c.text(1) {
-                    let slots = db
-                        .query(pool_lock, &[pool.as_str().into()])?
-                        .first()
-                        .map_or(1, |r| r.int0(0));
-                    let busy = db
-                        .query(
-                            "SELECT COUNT(*) FROM hf_tasks WHERE pool = $1 AND state = 'running'",
-                            &[pool.as_str().into()],
-                        )?
-                        .first()
-                        .map_or(0, |r| r.int0(0));
-                    if busy >= slots {
-                        continue;
-                    }
+                if let Some(pool) = c.text(1)
+                    && room.get(&pool).copied().unwrap_or(0) <= 0
+                {
+                    continue;
                 }
                 let claimed = db.query(
                     "UPDATE hf_tasks SET state = 'running', worker = $2, tries = tries + 1, \
@@ -791,6 +891,15 @@ impl Store {
         Ok(())
     }
 
+    /// The tries the store gives to this worker: `(task, attempt)` of its running tasks.
+    pub fn owned_tries(&mut self, worker: &str) -> Result<Vec<(i64, i64)>, StoreError> {
+        let rows = self.db.query(
+            "SELECT id, tries FROM hf_tasks WHERE worker = $1 AND state = 'running'",
+            &[worker.into()],
+        )?;
+        Ok(rows.iter().map(|r| (r.int0(0), r.int0(1))).collect())
+    }
+
     pub fn stop_worker(&mut self, id: &str, now: Millis) -> Result<(), StoreError> {
         self.db.exec(
             "UPDATE hf_workers SET stopped_at = $2 WHERE id = $1",
@@ -802,18 +911,14 @@ impl Store {
     /// Hands back the tasks of workers whose heartbeat is older than `stale_before` (or that
     /// stopped without finishing them): their try is marked lost and the task queued again, so
     /// that another worker retries it. Returns the task ids.
-    pub fn requeue_lost(
-        &mut self,
-        stale_before: Millis,
-        now: Millis,
-    ) -> Result<Vec<i64>, StoreError> {
+    pub fn requeue_lost(&mut self, stale_before: Millis, now: Millis) -> Result<Lost, StoreError> {
         let rows = self.db.query(
             "SELECT t.id, t.worker, t.tries, t.failures FROM hf_tasks t \
              LEFT JOIN hf_workers w ON w.id = t.worker WHERE t.state = 'running' \
              AND (w.id IS NULL OR w.heartbeat_at < $1 OR w.stopped_at IS NOT NULL)",
             &[stale_before.into()],
         )?;
-        let mut requeued = Vec::new();
+        let mut lost_tasks = Lost::default();
         for r in rows {
             let (id, worker, tries, failures) = (r.int0(0), r.string(1), r.int0(2), r.int0(3));
             let lost = tries - failures;
@@ -853,11 +958,33 @@ impl Store {
                 }
                 Ok(n == 1)
             })?;
-            if moved {
-                requeued.push(id);
+            match (moved, state) {
+                (true, "failed") => lost_tasks.failed.push(id),
+                (true, _) => lost_tasks.requeued.push(id),
+                _ => {}
             }
         }
-        Ok(requeued)
+        Ok(lost_tasks)
+    }
+
+    /// What a notification about a failed task needs.
+    pub fn failed_task(&mut self, task: i64) -> Result<Option<FailedTask>, StoreError> {
+        let rows = self.db.query(
+            "SELECT t.pipeline, t.task, t.tries, t.error, r.run_id, r.logical_date, d.file, d.text \
+             FROM hf_tasks t JOIN hf_runs r ON r.id = t.run \
+             JOIN hf_definitions d ON d.fingerprint = r.fingerprint WHERE t.id = $1",
+            &[task.into()],
+        )?;
+        Ok(rows.first().map(|r| FailedTask {
+            pipeline: r.string(0),
+            task: r.string(1),
+            attempt: r.int0(2),
+            error: r.text(3),
+            run_id: r.string(4),
+            logical_date: r.int0(5),
+            file: PathBuf::from(r.string(6)),
+            text: r.string(7),
+        }))
     }
 
     /// Runs, newest first.

@@ -6,7 +6,7 @@
 use super::{Exit, Failure, Session, failure, invalid};
 use hushflow_engine::dag::{self, SqlDatabase, TaskKind};
 use hushflow_engine::schedule::rfc3339;
-use hushflow_scheduler::{Claim, Executor, TryOutcome};
+use hushflow_scheduler::{Claim, Executor, FailedTask, TryOutcome};
 use hushflow_secrets::{Redactor, SecretRef, SecretResolver};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -64,7 +64,7 @@ fn order(claim: &Claim) -> TaskOrder {
 }
 
 impl Executor for ProcessExecutor {
-    fn execute(&self, claim: &Claim, _stop: &AtomicBool) -> TryOutcome {
+    fn execute(&self, claim: &Claim, cancel: &AtomicBool) -> TryOutcome {
         let started = Instant::now();
         let mut log = format!(
             "try {} of {}.{} on worker {} ({})\n",
@@ -81,8 +81,8 @@ impl Executor for ProcessExecutor {
         let timeout = claim
             .timeout_ms
             .map(|ms| Duration::from_millis(ms.max(0) as u64));
-        match self.spawn(claim, timeout) {
-            Ok((code, stdout, stderr, timed_out)) => {
+        match self.spawn(claim, timeout, cancel) {
+            Ok((code, stdout, stderr, timed_out, cancelled)) => {
                 let mut report = ChildReport::default();
                 for line in stdout.lines() {
                     match line.strip_prefix(REPORT_PREFIX) {
@@ -94,8 +94,10 @@ impl Executor for ProcessExecutor {
                     }
                 }
                 log.push_str(&stderr);
-                let success = !timed_out && matches!(code, Some(0) | Some(3));
-                let error = if timed_out {
+                let success = !timed_out && !cancelled && matches!(code, Some(0) | Some(3));
+                let error = if cancelled {
+                    Some("stopped: this worker no longer holds the task (it was handed to another worker)".to_string())
+                } else if timed_out {
                     Some(format!(
                         "timed out after {:.0?}; the try was stopped",
                         timeout.unwrap_or_default()
@@ -143,13 +145,13 @@ impl Executor for ProcessExecutor {
         }
     }
 
-    fn failed(&self, claim: &Claim, outcome: &TryOutcome) {
-        if let Err(e) = self.notify(claim, outcome) {
+    fn failed(&self, task: &FailedTask) {
+        if let Err(e) = self.notify(task) {
             eprintln!(
                 "{}",
                 self.redactor.scrub(&format!(
                     "warning: the failure webhook of {} was not told about {}: {e}",
-                    claim.pipeline, claim.task
+                    task.pipeline, task.task
                 ))
             );
         }
@@ -157,13 +159,14 @@ impl Executor for ProcessExecutor {
 }
 
 impl ProcessExecutor {
-    /// Runs `hushflow task-exec` for the claim; returns its exit code, stdout, stderr and
-    /// whether it was stopped for its timeout.
+    /// Runs `hushflow task-exec` for the claim; returns its exit code, stdout, stderr, and
+    /// whether it was stopped for its timeout or cancelled.
     fn spawn(
         &self,
         claim: &Claim,
         timeout: Option<Duration>,
-    ) -> std::io::Result<(Option<i32>, String, String, bool)> {
+        cancel: &AtomicBool,
+    ) -> std::io::Result<(Option<i32>, String, String, bool, bool)> {
         use std::os::unix::process::CommandExt;
         let mut cmd = Command::new(&self.exe);
         cmd.arg("--state-dir").arg(&self.state_dir);
@@ -204,13 +207,14 @@ impl ProcessExecutor {
             s
         });
         let started = Instant::now();
-        let mut timed_out = false;
+        let (mut timed_out, mut cancelled) = (false, false);
         let status = loop {
             if let Some(status) = child.try_wait()? {
                 break status;
             }
-            if timeout.is_some_and(|t| started.elapsed() >= t) {
-                timed_out = true;
+            timed_out = timeout.is_some_and(|t| started.elapsed() >= t);
+            cancelled = cancel.load(std::sync::atomic::Ordering::SeqCst);
+            if timed_out || cancelled {
                 // The whole process group: a task's own children go too.
                 unsafe {
                     libc::kill(-(child.id() as i32), libc::SIGKILL);
@@ -221,13 +225,13 @@ impl ProcessExecutor {
         };
         let stdout = out_reader.join().unwrap_or_default();
         let stderr = err_reader.join().unwrap_or_default();
-        Ok((status.code(), stdout, stderr, timed_out))
+        Ok((status.code(), stdout, stderr, timed_out, cancelled))
     }
 
     /// POSTs the failure to the pipeline's webhook: names, ids, states and the error, which
     /// never holds a record value.
-    fn notify(&self, claim: &Claim, outcome: &TryOutcome) -> Result<(), String> {
-        let Ok(d) = dag::parse(&claim.file, claim.text.clone()) else {
+    fn notify(&self, task: &FailedTask) -> Result<(), String> {
+        let Ok(d) = dag::parse(&task.file, task.text.clone()) else {
             return Ok(());
         };
         let Some(reference) = d.on_failure_webhook else {
@@ -250,13 +254,13 @@ impl ProcessExecutor {
         check_webhook_url(&url)?;
         let body = serde_json::json!({
             "event": "task_failed",
-            "pipeline": claim.pipeline,
-            "run_id": claim.run_id,
-            "task": claim.task,
-            "attempt": claim.attempt,
+            "pipeline": task.pipeline,
+            "run_id": task.run_id,
+            "task": task.task,
+            "attempt": task.attempt,
             "state": "failed",
-            "error": outcome.error,
-            "logical_date": rfc3339(claim.logical_date),
+            "error": task.error,
+            "logical_date": rfc3339(task.logical_date),
         });
         let agent: ureq::Agent = ureq::Agent::config_builder()
             .timeout_global(Some(Duration::from_secs(10)))
@@ -403,19 +407,73 @@ fn run_sql(
                     .register(&hushflow_secrets::SecretValue::new(pw.to_vec()));
             }
             let mut client = connect::connect(&target).map_err(failure)?;
-            let mut tx = client.transaction().map_err(|e| failure(pg_message(&e)))?;
+            let mut tx = client
+                .transaction()
+                .map_err(|e| failure(pg_message(&e, sql)))?;
             tx.batch_execute(sql)
-                .map_err(|e| failure(format!("sql: {}", pg_message(&e))))?;
-            tx.commit().map_err(|e| failure(pg_message(&e)))?;
+                .map_err(|e| failure(format!("sql: {}", pg_message(&e, sql))))?;
+            tx.commit().map_err(|e| failure(pg_message(&e, sql)))?;
             Ok(0)
         }
     }
 }
 
-/// The server's message and code: it names objects, never a parameter's value.
-fn pg_message(e: &postgres::Error) -> String {
+/// The server's message and SQLSTATE. Messages quote both names (`relation "x"`) and values
+/// (`invalid input syntax for type integer: "…"`), so a quoted part is kept only when the
+/// task's own SQL holds it: a name from the pipeline file, not a value from the data.
+fn pg_message(e: &postgres::Error, sql: &str) -> String {
     match e.as_db_error() {
-        Some(db) => format!("{} ({})", db.message(), db.code().code()),
-        None => e.to_string(),
+        Some(db) => format!("{} ({})", scrub_quoted(db.message(), sql), db.code().code()),
+        None => "the connection failed".to_string(),
+    }
+}
+
+fn scrub_quoted(message: &str, sql: &str) -> String {
+    let mut out = String::with_capacity(message.len());
+    let mut parts = message.split('"');
+    if let Some(first) = parts.next() {
+        out.push_str(first);
+    }
+    let rest: Vec<&str> = parts.collect();
+    for (i, part) in rest.iter().enumerate() {
+        // Odd positions are inside quotes (an unpaired quote leaves the tail outside).
+        if i % 2 == 0 && i + 1 < rest.len() {
+            out.push('"');
+            out.push_str(if !part.is_empty() && sql.contains(part) {
+                part
+            } else {
+                "…"
+            });
+            out.push('"');
+        } else if i % 2 == 1 {
+            out.push_str(part);
+        } else {
+            out.push('"');
+            out.push_str(part);
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::scrub_quoted;
+
+    #[test]
+    fn quoted_values_not_in_the_sql_are_dropped() {
+        let sql = "INSERT INTO leads SELECT * FROM staging";
+        assert_eq!(
+            scrub_quoted(
+                "invalid input syntax for type integer: \"alice@example.com\"",
+                sql
+            ),
+            "invalid input syntax for type integer: \"…\""
+        );
+        assert_eq!(
+            scrub_quoted("relation \"staging\" does not exist", sql),
+            "relation \"staging\" does not exist"
+        );
+        assert_eq!(scrub_quoted("not yet", sql), "not yet");
+        assert_eq!(scrub_quoted("a \"b", sql), "a \"b");
     }
 }

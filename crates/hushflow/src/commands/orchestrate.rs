@@ -84,7 +84,14 @@ fn worker_options(concurrency: usize, timing: &Timing) -> Result<WorkerOptions, 
     let mut o = WorkerOptions::new(concurrency);
     o.until_idle = timing.until_idle;
     o.heartbeat_every = duration("heartbeat-every", &timing.heartbeat_every)?;
+    o.heartbeat_timeout = duration("heartbeat-timeout", &timing.heartbeat_timeout)?;
     o.poll = duration("poll", &timing.poll)?;
+    if o.heartbeat_every.is_zero() || o.heartbeat_every * 3 > o.heartbeat_timeout {
+        return Err(invalid(
+            "--heartbeat-every must be at most a third of --heartbeat-timeout, or live workers \
+             would be taken for dead and their tasks run twice",
+        ));
+    }
     Ok(o)
 }
 
@@ -162,6 +169,13 @@ pub(super) fn scheduler(
     };
     let stop = stop_flag()?;
     let clock = SystemClock;
+    if !pipelines.is_dir() {
+        session.out.note(format!(
+            "note: {} is not a directory, so no pipeline is scheduled from files; runs made with \
+             `hushflow trigger` and `backfill` are still executed (pass --pipelines DIR)",
+            pipelines.display()
+        ));
+    }
     let mut dir = PipelineDir::new(pipelines.to_path_buf());
     let exec = executor(session)?;
     let workers = worker_options(parallelism, timing)?;
@@ -180,6 +194,12 @@ pub(super) fn scheduler(
             while !stop.load(Ordering::SeqCst) {
                 let dags = dir.refresh(session);
                 let report = scheduler.tick(&dags).map_err(failure)?;
+                for w in &report.warnings {
+                    out.note(format!("warning: {w}"));
+                }
+                for task in &report.tasks_failed_lost {
+                    hushflow_scheduler::Executor::failed(&exec, task);
+                }
                 if report.runs_created > 0 {
                     out.note(format!("scheduler: created {} run(s)", report.runs_created));
                 }
@@ -307,7 +327,7 @@ pub(super) fn trigger(
     let run = NewRun {
         run_id: format!("manual__{}", hushflow_engine::schedule::rfc3339_millis(now)),
         run_type: "manual".into(),
-        logical_date: now,
+        logical_date: interval.start,
         interval,
         conf: parse_conf(conf)?,
     };
@@ -395,6 +415,8 @@ fn wait_for(session: &Session<'_>, config: &StoreConfig, runs: &[i64]) -> Result
     let stop = AtomicBool::new(false);
     let mut options = WorkerOptions::new(2);
     options.poll = Duration::from_millis(50);
+    // Only these runs: a laptop waiting on its trigger must not pick up others' tasks.
+    options.only_runs = Some(runs.to_vec());
     let mut scheduler = Scheduler::new(open(config)?, &clock, SchedulerOptions::default());
     let interrupted = stop_flag()?;
     let states = std::thread::scope(|scope| -> Result<Vec<RunRow>, Failure> {
