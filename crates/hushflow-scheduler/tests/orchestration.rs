@@ -533,3 +533,95 @@ fn a_full_pool_does_not_starve_other_tasks() {
             .is_none()
     );
 }
+
+/// Stops the first try when told to, succeeds on the next.
+struct Cancellable {
+    cancelled: AtomicBool,
+}
+
+impl Executor for Cancellable {
+    fn execute(&self, claim: &Claim, cancel: &AtomicBool) -> TryOutcome {
+        if claim.attempt >= 2 {
+            return TryOutcome {
+                success: true,
+                ..Default::default()
+            };
+        }
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        while std::time::Instant::now() < deadline {
+            if cancel.load(std::sync::atomic::Ordering::SeqCst) {
+                self.cancelled
+                    .store(true, std::sync::atomic::Ordering::SeqCst);
+                return TryOutcome {
+                    success: false,
+                    error: Some("cancelled".into()),
+                    ..Default::default()
+                };
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        TryOutcome {
+            success: true,
+            ..Default::default()
+        }
+    }
+}
+
+/// A worker that finds its task handed to another worker (a scheduler thought it dead) stops
+/// that try at its next heartbeat: the task does not keep running in two places.
+#[test]
+fn a_worker_stops_a_try_that_was_taken_from_it() {
+    let meta = Meta::new("sqlite", "taken");
+    let clock = SystemClock;
+    let d = dag("[pipeline]\nname = \"p\"\n[[task]]\nname = \"long\"\ntype = \"empty\"\n");
+    let mut s = Scheduler::new(meta.store(), &clock, SchedulerOptions::default());
+    s.register(&d).unwrap();
+    let run = NewRun {
+        run_id: "manual__1".into(),
+        run_type: "manual".into(),
+        logical_date: 0,
+        interval: hushflow_engine::schedule::Interval { start: 0, end: 0 },
+        conf: "{}".into(),
+    };
+    meta.store().create_run(&d, &run, clock.now()).unwrap();
+    s.tick(&[]).unwrap();
+    let exec = Cancellable {
+        cancelled: AtomicBool::new(false),
+    };
+    let stop = AtomicBool::new(false);
+    std::thread::scope(|scope| {
+        scope.spawn(|| {
+            let mut o = WorkerOptions::new(1);
+            o.until_idle = true;
+            o.poll = Duration::from_millis(20);
+            o.heartbeat_every = Duration::from_millis(50);
+            run_worker(&meta.config, &clock, &exec, &o, &stop).unwrap();
+        });
+        let mut store = meta.store();
+        while store.tasks_of(1).unwrap()[0].state != TaskState::Running {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        // As a scheduler does when the heartbeat is late: hand the task back.
+        let lost = store
+            .requeue_lost(clock.now() + 60_000, clock.now())
+            .unwrap();
+        assert_eq!(lost.requeued.len(), 1);
+    });
+    assert!(
+        exec.cancelled.load(std::sync::atomic::Ordering::SeqCst),
+        "the first try was stopped"
+    );
+    let mut store = meta.store();
+    let task = &store.tasks_of(1).unwrap()[0];
+    assert_eq!(
+        (task.state, task.tries, task.failures),
+        (TaskState::Success, 2, 0)
+    );
+    let tries: Vec<String> = store
+        .tries(task.id)
+        .unwrap()
+        .into_iter()
+        .map(|t| t.state)
+        .collect();
+    assert_eq!(tries, ["lost", "success"]);
+}
