@@ -5,11 +5,15 @@
 #   2. four worker processes and a scheduler on the machine's PostgreSQL (127.0.0.1:5432);
 #   3. the same wide DAG of `sql` tasks (`SELECT 1` on SQLite), each try a child process, on
 #      SQLite: the cost of process isolation per task.
-# Usage: bench/scheduler/run.sh [N] [C]     (defaults 2000 and 200)
+#   4. with WITH_AIRFLOW=1: Apache Airflow 3.1 (installed into bench/scheduler/.venv-airflow)
+#      running a DAG of A EmptyOperators with `airflow dags test` on SQLite, side by side with
+#      hushflow on the same DAG shape.
+# Usage: [WITH_AIRFLOW=1] bench/scheduler/run.sh [N] [C] [A]     (defaults 2000, 200, 50)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 N="${1:-2000}"
 C="${2:-200}"
+A="${3:-50}"
 cargo build --release --locked -q -p hushflow
 hf="$PWD/target/release/hushflow"
 work="$(mktemp -d)"
@@ -77,3 +81,36 @@ dag wsql sql "$((N / 4))" 0
 export HUSHFLOW_STATE_DIR="$work/state-sql"
 "$hf" trigger "$work/wsql.toml" >/dev/null 2>&1
 timed "wide, $((N / 4)) sql tasks" "$((N / 4))" "$hf" scheduler --pipelines "$work/none" --parallelism 2 --until-idle --tick 100ms --poll 5ms
+
+if [ "${WITH_AIRFLOW:-0}" = 1 ]; then
+  echo "== Apache Airflow (airflow dags test, SQLite) vs hushflow, $A empty tasks"
+  venv="$PWD/bench/scheduler/.venv-airflow"
+  if [ ! -x "$venv/bin/airflow" ]; then
+    python3 -m venv "$venv"
+    "$venv/bin/pip" install -q "apache-airflow==3.1.*"
+  fi
+  export AIRFLOW_HOME="$work/airflow" AIRFLOW__CORE__LOAD_EXAMPLES=False
+  mkdir -p "$AIRFLOW_HOME/dags"
+  cat > "$AIRFLOW_HOME/dags/wide.py" <<PY
+import datetime
+from airflow.sdk import DAG
+from airflow.providers.standard.operators.empty import EmptyOperator
+with DAG("wide", schedule=None, start_date=datetime.datetime(2026, 1, 1), catchup=False):
+    for i in range($A):
+        EmptyOperator(task_id=f"t{i}")
+PY
+  "$venv/bin/airflow" db migrate >/dev/null 2>&1
+  t0=$(date +%s.%N)
+  "$venv/bin/airflow" dags test wide >/dev/null 2>&1
+  t1=$(date +%s.%N)
+  dag awide empty "$A" 0
+  export HUSHFLOW_STATE_DIR="$work/state-af"
+  "$hf" trigger "$work/awide.toml" >/dev/null 2>&1
+  t2=$(date +%s.%N)
+  "$hf" scheduler --pipelines "$work/none" --parallelism 2 --until-idle --tick 100ms --poll 5ms >/dev/null 2>&1
+  t3=$(date +%s.%N)
+  python3 -c "
+af = $A / ($t1 - $t0); hf = $A / ($t3 - $t2)
+print(f'airflow dags test: {$A} tasks in {$t1 - $t0:.1f} s = {af:.2f} tasks/s')
+print(f'hushflow:          {$A} tasks in {$t3 - $t2:.2f} s = {hf:,.0f} tasks/s ({hf / af:,.0f}x)')"
+fi
