@@ -229,6 +229,18 @@ fn a_dag_runs_on_the_embedded_store_and_keeps_no_personal_data() {
         "{audit}"
     );
     ws.ok(&["unpause", "nightly"], 0);
+    assert!(
+        audit.contains("\"sql\""),
+        "sql tasks are audited like syncs: {audit}"
+    );
+    // A one-sync file with templates is for the scheduler, not `run`.
+    ws.write(
+        "templated.toml",
+        "[pipeline]\nname = \"t\"\nkey = \"id\"\n[source]\ntype = \"csv\"\npath = \"data/contacts.csv\"\n\
+         [policy]\nfields.id = \"keep\"\n[sink]\ntype = \"csv\"\npath = \"out/{{ ds }}.csv\"\n",
+    );
+    let r = ws.ok(&["run", "templated.toml"], 2);
+    assert!(r.stderr.contains("hushflow trigger"), "{}", r.stderr);
 }
 
 #[test]

@@ -357,7 +357,21 @@ pub(super) fn task_exec(session: &Session<'_>) -> Result<Exit, Failure> {
             result
         }
         TaskKind::Sql { database, sql } => {
-            let rows = run_sql(session, &database, &sql, &order.file)?;
+            // A sql task changes a database like a sync does, so it is audited like one.
+            let result = run_sql(session, &database, &sql, &order.file);
+            let detail = format!(
+                "task {} of run {}, try {}",
+                order.task, order.run_id, order.attempt
+            );
+            let (counts, outcome) = match &result {
+                Ok(rows) => (
+                    std::collections::BTreeMap::from([("rows_changed".to_string(), *rows)]),
+                    "success",
+                ),
+                Err(_) => (std::collections::BTreeMap::new(), "failure"),
+            };
+            session.audit_task("sql", &order.pipeline, detail, counts, outcome)?;
+            let rows = result?;
             out.line(format!(
                 "sql: {} statement(s) committed, {rows} row(s) changed",
                 sql.split(';').filter(|s| !s.trim().is_empty()).count()

@@ -93,6 +93,18 @@ impl Session<'_> {
 
     /// Records a control action on a pipeline (trigger, backfill, pause) in the audit log.
     fn audit_pipeline(&self, action: &str, pipeline: &str, detail: String) -> Result<(), Failure> {
+        self.audit_task(action, pipeline, detail, BTreeMap::new(), "success")
+    }
+
+    /// An audit record about a pipeline, with counts and an outcome.
+    fn audit_task(
+        &self,
+        action: &str,
+        pipeline: &str,
+        detail: String,
+        counts: BTreeMap<String, u64>,
+        outcome: &str,
+    ) -> Result<(), Failure> {
         let mut audit = AuditLog::open(self.state.root()).map_err(failure)?;
         audit
             .append(NewRecord {
@@ -100,8 +112,8 @@ impl Session<'_> {
                 action: action.into(),
                 pipeline: Some(pipeline.into()),
                 policy_fingerprint: None,
-                counts: BTreeMap::new(),
-                outcome: "success".into(),
+                counts,
+                outcome: outcome.into(),
                 detail: Some(detail),
             })
             .map_err(failure)?;

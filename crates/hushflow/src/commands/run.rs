@@ -140,7 +140,17 @@ pub(super) fn run(
     pipeline: &Path,
     options: RunOptions<'_>,
 ) -> Result<Exit, Failure> {
-    execute(session, prepare(session, pipeline)?, options)
+    let prepared = prepare(session, pipeline)?;
+    if std::fs::read_to_string(pipeline).is_ok_and(|t| t.contains("{{")) {
+        return Err(invalid(format!(
+            "{}: uses {{{{ … }}}} templates, which only a run of the scheduler fills in; run it \
+             with `hushflow trigger {} --wait`",
+            pipeline.display(),
+            pipeline.display()
+        )));
+    }
+
+    execute(session, prepared, options)
 }
 
 /// Runs a checked plan (or replays a quarantine through it) and prints the summary.
