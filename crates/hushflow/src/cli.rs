@@ -150,6 +150,15 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Run a finished run's tasks again: the failed ones by default, or those named with
+    /// --task; each with every task downstream of it (audited).
+    Clear {
+        run: String,
+        #[arg(long = "task", value_name = "TASK")]
+        tasks: Vec<String>,
+        #[arg(long)]
+        pipeline: Option<String>,
+    },
     /// A task's log, every try (redacted like all output).
     Logs {
         run: String,

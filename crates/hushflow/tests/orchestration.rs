@@ -351,6 +351,23 @@ timeout = "1s"
         "the server's error is in the log: {logs}"
     );
 
+    // Clearing the failed task queues the run again; with the timeout fixed it would pass.
+    let c = ws.run_with(&["clear", "1"], &env);
+    assert_eq!(c.code, 0, "{}", c.all());
+    assert!(c.stdout.contains("cleared slow"), "{}", c.stdout);
+    let runs = json_lines(&ws.ok(&["runs", "--json"], 0).stdout);
+    assert_eq!(runs[0]["state"], "queued");
+    let tasks = json_lines(&ws.ok(&["tasks", "1", "--json"], 0).stdout);
+    let slow = tasks.iter().find(|t| t["task"] == "slow").unwrap();
+    assert_eq!(
+        (slow["state"].as_str(), slow["tries"].as_i64()),
+        (Some("none"), Some(1))
+    );
+    assert_eq!(
+        tasks.iter().find(|t| t["task"] == "flaky").unwrap()["state"],
+        "success"
+    );
+
     let (head, body) = hook_thread.join().unwrap();
     assert!(head.starts_with("POST /hooks/T0-hook-canary"), "{head}");
     let body: serde_json::Value = serde_json::from_str(&body).unwrap();

@@ -669,6 +669,53 @@ impl Store {
         })
     }
 
+    /// Clears ended tasks of a run so they run again (Airflow's "clear"): the named tasks, or
+    /// by default the failed ones, each with every task downstream of it. Their failures reset;
+    /// past tries stay in the history. A finished run is queued again. Running or queued tasks
+    /// are left alone. Returns the names of the tasks cleared.
+    pub fn clear_tasks(&mut self, run: i64, tasks: &[String]) -> Result<Vec<String>, StoreError> {
+        let all = self.tasks_of(run)?;
+        let mut chosen: Vec<String> = if tasks.is_empty() {
+            all.iter()
+                .filter(|t| matches!(t.state, TaskState::Failed | TaskState::UpstreamFailed))
+                .map(|t| t.task.clone())
+                .collect()
+        } else {
+            tasks.to_vec()
+        };
+        // Downstream closure, in the run's (topological) order.
+        for t in &all {
+            if !chosen.contains(&t.task) && t.upstream.iter().any(|u| chosen.contains(u)) {
+                chosen.push(t.task.clone());
+            }
+        }
+        let cleared: Vec<String> = all
+            .iter()
+            .filter(|t| chosen.contains(&t.task) && t.state.is_done())
+            .map(|t| t.task.clone())
+            .collect();
+        if cleared.is_empty() {
+            return Ok(cleared);
+        }
+        self.db.transaction(|db| {
+            for name in &cleared {
+                db.exec(
+                    "UPDATE hf_tasks SET state = 'none', failures = 0, next_try_at = NULL, \
+                     ended_at = NULL, error = NULL, worker = NULL WHERE run = $1 AND task = $2 \
+                     AND state IN ('success', 'failed', 'upstream_failed', 'skipped')",
+                    &[run.into(), name.as_str().into()],
+                )?;
+            }
+            db.exec(
+                "UPDATE hf_runs SET state = 'queued', ended_at = NULL WHERE id = $1 \
+                 AND state IN ('success', 'failed')",
+                &[run.into()],
+            )?;
+            Ok(())
+        })?;
+        Ok(cleared)
+    }
+
     /// Ends a running run.
     pub fn finish_run(
         &mut self,

@@ -240,6 +240,11 @@ pub fn dispatch(cli: Cli, out: &Output) -> Result<Exit, Failure> {
             pipeline.as_deref(),
             attempt,
         ),
+        Command::Clear {
+            run,
+            tasks,
+            pipeline,
+        } => orchestrate::clear(&session()?, metadata, &run, &tasks, pipeline.as_deref()),
         Command::Db(crate::cli::DbCommand::Migrate) => {
             orchestrate::db_migrate(&session()?, metadata)
         }

@@ -670,6 +670,49 @@ pub(super) fn logs(
     Ok(Exit::Success)
 }
 
+pub(super) fn clear(
+    session: &Session<'_>,
+    metadata: Option<&str>,
+    run: &str,
+    tasks: &[String],
+    pipeline: Option<&str>,
+) -> Result<Exit, Failure> {
+    let config = store_config(session, metadata)?;
+    let mut store = open(&config)?;
+    let r = one_run(&mut store, run, pipeline)?;
+    let known: Vec<String> = store
+        .tasks_of(r.id)
+        .map_err(failure)?
+        .into_iter()
+        .map(|t| t.task)
+        .collect();
+    if let Some(unknown) = tasks.iter().find(|t| !known.contains(t)) {
+        return Err(invalid(format!(
+            "run {} has no task {unknown}; `hushflow tasks {}` lists them",
+            r.id, r.id
+        )));
+    }
+    let cleared = store.clear_tasks(r.id, tasks).map_err(failure)?;
+    if cleared.is_empty() {
+        session.out.line(format!(
+            "run {}: nothing to clear (no ended task matched)",
+            r.id
+        ));
+        return Ok(Exit::Success);
+    }
+    session.audit_pipeline(
+        "clear",
+        &r.pipeline,
+        format!("run {} ({}): {}", r.id, r.run_id, cleared.join(", ")),
+    )?;
+    session.out.line(format!(
+        "run {}: cleared {}; the scheduler runs them again",
+        r.id,
+        cleared.join(", ")
+    ));
+    Ok(Exit::Success)
+}
+
 pub(super) fn db_migrate(session: &Session<'_>, metadata: Option<&str>) -> Result<Exit, Failure> {
     let config = store_config(session, metadata)?;
     let (mut store, applied) = config.migrate(SystemClock.now()).map_err(failure)?;
