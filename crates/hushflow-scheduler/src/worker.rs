@@ -236,6 +236,9 @@ fn heartbeat_loop(
             continue;
         }
         last_try = Instant::now();
+        // Only tries claimed before the store is asked can be judged by its answer: a claim
+        // committed after the query would look taken away.
+        let before: Vec<(i64, i64)> = lock(running).keys().copied().collect();
         let beat = (|| -> Result<Vec<(i64, i64)>, StoreError> {
             if store.is_none() {
                 store = Some(config.open(clock.now())?);
@@ -250,7 +253,7 @@ fn heartbeat_loop(
             Ok(owned) => {
                 last_beat = Instant::now();
                 for (key, cancel) in lock(running).iter() {
-                    if !owned.contains(key) {
+                    if before.contains(key) && !owned.contains(key) {
                         cancel.store(true, Ordering::SeqCst);
                     }
                 }
