@@ -357,6 +357,12 @@ fn retries_and_trigger_rules(backend: &str) {
     assert_eq!(*exec.failed_for_good.lock().unwrap(), ["broken"]);
     let r = store.find_run("manual__1", None).unwrap();
     assert_eq!(r[0].state, RunState::Failed, "a failed task fails the run");
+    // Retention: a finished run goes with its tasks and tries once it is old enough.
+    assert_eq!(store.prune(clock.now() - 1, None).unwrap(), (0, 0, 0));
+    let (runs, tasks, tries) = store.prune(clock.now() + 1, Some("p")).unwrap();
+    // Tries: flaky 3, broken 2, after, on_failure and cleanup 1 each.
+    assert_eq!((runs, tasks, tries), (1, 8, 8));
+    assert!(store.find_run("manual__1", None).unwrap().is_empty());
 }
 
 #[test]

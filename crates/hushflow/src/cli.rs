@@ -295,6 +295,15 @@ pub enum AuditCommand {
 pub enum DbCommand {
     /// Apply the metadata schema's missing migrations (as a role that may create tables).
     Migrate,
+    /// Delete finished runs (with their tasks, tries and logs) that ended longer ago than
+    /// --older-than (audited).
+    Prune {
+        /// Such as `90d` or `720h`.
+        #[arg(long)]
+        older_than: String,
+        #[arg(long)]
+        pipeline: Option<String>,
+    },
 }
 
 /// How often a scheduler or worker acts, and when it gives up on others.

@@ -229,6 +229,16 @@ fn a_dag_runs_on_the_embedded_store_and_keeps_no_personal_data() {
         "{audit}"
     );
     ws.ok(&["unpause", "nightly"], 0);
+    // Retention: nothing is old enough yet; with a zero age the finished run goes.
+    let p = ws.ok(&["db", "prune", "--older-than", "90d"], 0);
+    assert!(p.stdout.contains("deleted 0 run(s)"), "{}", p.stdout);
+    let p = ws.ok(&["db", "prune", "--older-than", "0s"], 0);
+    assert!(
+        p.stdout.contains("deleted 1 run(s), 4 task(s) and 3 tries"),
+        "{}",
+        p.stdout
+    );
+    assert!(json_lines(&ws.ok(&["runs", "--json"], 0).stdout).is_empty());
     assert!(
         audit.contains("\"sql\""),
         "sql tasks are audited like syncs: {audit}"

@@ -716,6 +716,33 @@ impl Store {
         Ok(cleared)
     }
 
+    /// Deletes finished runs that ended before `before`, with their tasks and tries (run
+    /// history retention). Returns (runs, tasks, tries) deleted.
+    pub fn prune(
+        &mut self,
+        before: Millis,
+        pipeline: Option<&str>,
+    ) -> Result<(u64, u64, u64), StoreError> {
+        let filter =
+            "state IN ('success', 'failed') AND ended_at < $1 AND ($2 = '' OR pipeline = $2)";
+        let scope = [before.into(), pipeline.unwrap_or("").into()];
+        self.db.transaction(|db| {
+            let tries = db.exec(
+                &format!(
+                    "DELETE FROM hf_tries WHERE task IN (SELECT t.id FROM hf_tasks t WHERE t.run IN \
+                     (SELECT id FROM hf_runs WHERE {filter}))"
+                ),
+                &scope,
+            )?;
+            let tasks = db.exec(
+                &format!("DELETE FROM hf_tasks WHERE run IN (SELECT id FROM hf_runs WHERE {filter})"),
+                &scope,
+            )?;
+            let runs = db.exec(&format!("DELETE FROM hf_runs WHERE {filter}"), &scope)?;
+            Ok((runs, tasks, tries))
+        })
+    }
+
     /// Ends a running run.
     pub fn finish_run(
         &mut self,

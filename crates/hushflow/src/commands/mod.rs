@@ -248,6 +248,10 @@ pub fn dispatch(cli: Cli, out: &Output) -> Result<Exit, Failure> {
         Command::Db(crate::cli::DbCommand::Migrate) => {
             orchestrate::db_migrate(&session()?, metadata)
         }
+        Command::Db(crate::cli::DbCommand::Prune {
+            older_than,
+            pipeline,
+        }) => orchestrate::db_prune(&session()?, metadata, &older_than, pipeline.as_deref()),
         Command::TaskExec => executor::task_exec(&session()?),
     }
 }

@@ -725,3 +725,34 @@ pub(super) fn db_migrate(session: &Session<'_>, metadata: Option<&str>) -> Resul
     ));
     Ok(Exit::Success)
 }
+
+pub(super) fn db_prune(
+    session: &Session<'_>,
+    metadata: Option<&str>,
+    older_than: &str,
+    pipeline: Option<&str>,
+) -> Result<Exit, Failure> {
+    let age = duration("older-than", older_than)?;
+    let config = store_config(session, metadata)?;
+    let mut store = open(&config)?;
+    let before = SystemClock.now() - i64::try_from(age.as_millis()).unwrap_or(i64::MAX / 2);
+    let (runs, tasks, tries) = store.prune(before, pipeline).map_err(failure)?;
+    let counts = BTreeMap::from([
+        ("runs".to_string(), runs),
+        ("tasks".to_string(), tasks),
+        ("tries".to_string(), tries),
+    ]);
+    session.audit_task(
+        "prune",
+        pipeline.unwrap_or("*"),
+        format!("finished runs that ended before {}", rfc3339(before)),
+        counts,
+        "success",
+    )?;
+    session.out.line(format!(
+        "deleted {runs} run(s), {tasks} task(s) and {tries} tr{} that ended before {}",
+        if tries == 1 { "y" } else { "ies" },
+        rfc3339(before)
+    ));
+    Ok(Exit::Success)
+}
