@@ -14,4 +14,4 @@ pub use clock::{Clock, FakeClock, SystemClock};
 pub use scheduler::{Scheduler, SchedulerOptions, TickReport, advance_after, advance_run};
 pub use state::{RunState, TaskState};
 pub use store::{Claim, Completed, FailedTask, NewRun, Store, StoreConfig, StoreError, TryOutcome};
-pub use worker::{Executor, WorkerOptions, WorkerReport, run_worker};
+pub use worker::{Executor, LiveTry, WorkerOptions, WorkerReport, run_worker};

@@ -13,11 +13,54 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+/// What a running try shares with its worker: a flag that asks it to stop, and the output so
+/// far, which the worker copies to the store at each heartbeat so `hushflow logs` shows a
+/// running task's progress.
+#[derive(Debug, Default)]
+pub struct LiveTry {
+    cancel: AtomicBool,
+    log: Mutex<String>,
+    /// Bytes of `log` already copied to the store.
+    flushed: AtomicU64,
+}
+
+impl LiveTry {
+    /// Set when the task was handed to another worker, or this worker lost its store: the
+    /// executor stops the try as soon as it can.
+    pub fn cancelled(&self) -> bool {
+        self.cancel.load(Ordering::SeqCst)
+    }
+
+    pub fn cancel(&self) {
+        self.cancel.store(true, Ordering::SeqCst);
+    }
+
+    /// Appends (redacted) output.
+    pub fn append(&self, text: &str) {
+        self.log
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push_str(text);
+    }
+
+    /// The output so far.
+    pub fn snapshot(&self) -> String {
+        self.log.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// The output so far, if it grew since the last call.
+    fn unflushed(&self) -> Option<String> {
+        let log = self.log.lock().unwrap_or_else(|p| p.into_inner());
+        let len = log.len() as u64;
+        (self.flushed.swap(len, Ordering::SeqCst) != len).then(|| log.clone())
+    }
+}
+
 /// Runs the tasks a worker claims.
 pub trait Executor: Send + Sync {
-    /// Executes one try. When `cancel` is set (the task was handed to another worker, or this
-    /// worker lost its store), the executor stops the try as soon as it can.
-    fn execute(&self, claim: &Claim, cancel: &AtomicBool) -> TryOutcome;
+    /// Executes one try, stopping early when `live.cancelled()`, and appending its output to
+    /// `live` as it goes.
+    fn execute(&self, claim: &Claim, live: &LiveTry) -> TryOutcome;
 
     /// Told when a task has failed for good (no retry left): notifications go here.
     fn failed(&self, _task: &FailedTask) {}
@@ -118,8 +161,8 @@ fn retrying<T>(
     Err(last.unwrap_or_else(|| StoreError::Database("the metadata store is unreachable".into())))
 }
 
-/// The tries this worker is running, with the flag that stops each.
-type Running = Mutex<HashMap<(i64, i64), Arc<AtomicBool>>>;
+/// The tries this worker is running.
+type Running = Mutex<HashMap<(i64, i64), Arc<LiveTry>>>;
 
 /// Runs a worker until `stop` is set (or, `until_idle`, until there is nothing left to do).
 pub fn run_worker(
@@ -159,10 +202,10 @@ pub fn run_worker(
                             continue;
                         };
                         tries.fetch_add(1, Ordering::Relaxed);
-                        let cancel = Arc::new(AtomicBool::new(false));
+                        let live = Arc::new(LiveTry::default());
                         let key = (claim.task_id, claim.attempt);
-                        lock(&running).insert(key, Arc::clone(&cancel));
-                        let outcome = executor.execute(&claim, &cancel);
+                        lock(&running).insert(key, Arc::clone(&live));
+                        let outcome = executor.execute(&claim, &live);
                         lock(&running).remove(&key);
                         let completed = retrying(&mut store, config, clock, |s| {
                             s.complete(&claim, &outcome, clock.now())
@@ -212,7 +255,7 @@ pub fn run_worker(
     })
 }
 
-fn lock(running: &Running) -> std::sync::MutexGuard<'_, HashMap<(i64, i64), Arc<AtomicBool>>> {
+fn lock(running: &Running) -> std::sync::MutexGuard<'_, HashMap<(i64, i64), Arc<LiveTry>>> {
     running.lock().unwrap_or_else(|p| p.into_inner())
 }
 
@@ -238,7 +281,10 @@ fn heartbeat_loop(
         last_try = Instant::now();
         // Only tries claimed before the store is asked can be judged by its answer: a claim
         // committed after the query would look taken away.
-        let before: Vec<(i64, i64)> = lock(running).keys().copied().collect();
+        let before: Vec<((i64, i64), Arc<LiveTry>)> = lock(running)
+            .iter()
+            .map(|(k, v)| (*k, Arc::clone(v)))
+            .collect();
         let beat = (|| -> Result<Vec<(i64, i64)>, StoreError> {
             if store.is_none() {
                 store = Some(config.open(clock.now())?);
@@ -247,14 +293,19 @@ fn heartbeat_loop(
                 return Ok(Vec::new());
             };
             s.heartbeat(&options.id, clock.now())?;
+            for ((task, attempt), live) in &before {
+                if let Some(log) = live.unflushed() {
+                    s.running_log(*task, *attempt, &log)?;
+                }
+            }
             s.owned_tries(&options.id)
         })();
         match beat {
             Ok(owned) => {
                 last_beat = Instant::now();
-                for (key, cancel) in lock(running).iter() {
-                    if before.contains(key) && !owned.contains(key) {
-                        cancel.store(true, Ordering::SeqCst);
+                for (key, live) in &before {
+                    if !owned.contains(key) {
+                        live.cancel();
                     }
                 }
             }
@@ -263,8 +314,8 @@ fn heartbeat_loop(
                 store = None;
                 if last_beat.elapsed() >= options.heartbeat_timeout / 2 {
                     orphaned.store(true, Ordering::SeqCst);
-                    for cancel in lock(running).values() {
-                        cancel.store(true, Ordering::SeqCst);
+                    for live in lock(running).values() {
+                        live.cancel();
                     }
                 }
             }

@@ -108,7 +108,7 @@ impl Scripted {
 }
 
 impl Executor for Scripted {
-    fn execute(&self, claim: &Claim, _stop: &AtomicBool) -> TryOutcome {
+    fn execute(&self, claim: &Claim, _live: &LiveTry) -> TryOutcome {
         self.log
             .lock()
             .unwrap()
@@ -140,7 +140,7 @@ impl Executor for Scripted {
 fn work(store: &mut Store, clock: &FakeClock, exec: &Scripted) -> usize {
     let mut n = 0;
     while let Some(claim) = store.claim("w1", clock.now(), None).unwrap() {
-        let outcome = exec.execute(&claim, &AtomicBool::new(false));
+        let outcome = exec.execute(&claim, &LiveTry::default());
         if let Completed::Now(TaskState::Failed) =
             store.complete(&claim, &outcome, clock.now()).unwrap()
         {
@@ -546,7 +546,8 @@ struct Cancellable {
 }
 
 impl Executor for Cancellable {
-    fn execute(&self, claim: &Claim, cancel: &AtomicBool) -> TryOutcome {
+    fn execute(&self, claim: &Claim, live: &LiveTry) -> TryOutcome {
+        live.append(&format!("try {} started\n", claim.attempt));
         if claim.attempt >= 2 {
             return TryOutcome {
                 success: true,
@@ -555,7 +556,7 @@ impl Executor for Cancellable {
         }
         let deadline = std::time::Instant::now() + Duration::from_secs(20);
         while std::time::Instant::now() < deadline {
-            if cancel.load(std::sync::atomic::Ordering::SeqCst) {
+            if live.cancelled() {
                 self.cancelled
                     .store(true, std::sync::atomic::Ordering::SeqCst);
                 return TryOutcome {
@@ -605,6 +606,20 @@ fn a_worker_stops_a_try_that_was_taken_from_it() {
         });
         let mut store = meta.store();
         while store.tasks_of(1).unwrap()[0].state != TaskState::Running {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        // The running try's output reaches the store at the worker's heartbeats.
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let task = store.tasks_of(1).unwrap()[0].id;
+            let log = store.tries(task).unwrap()[0]
+                .log
+                .clone()
+                .unwrap_or_default();
+            if log.contains("try 1 started") {
+                break;
+            }
+            assert!(std::time::Instant::now() < deadline, "no live log");
             std::thread::sleep(Duration::from_millis(10));
         }
         // As a scheduler does when the heartbeat is late: hand the task back.

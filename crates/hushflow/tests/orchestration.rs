@@ -608,6 +608,19 @@ fn a_killed_scheduler_resumes_the_run_after_restart() {
         &[&["scheduler", "--parallelism", "1"][..], &timing[..]].concat(),
         &[],
     );
+    // A running task's log shows its progress so far (copied at each heartbeat).
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let logs = ws.ok(&["logs", "1", "step0"], 0).stdout;
+        if logs.contains(": running (") && logs.contains("try 1 of chain.step0") {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no live log for the running task: {logs}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         let tasks = json_lines(&ws.ok(&["tasks", "1", "--json"], 0).stdout);

@@ -965,6 +965,15 @@ impl Store {
         Ok(())
     }
 
+    /// The output so far of a running try (the tail, capped like a finished try's log).
+    pub fn running_log(&mut self, task: i64, attempt: i64, log: &str) -> Result<(), StoreError> {
+        self.db.exec(
+            "UPDATE hf_tries SET log = $3 WHERE task = $1 AND attempt = $2 AND state = 'running'",
+            &[task.into(), attempt.into(), tail(log).into()],
+        )?;
+        Ok(())
+    }
+
     /// The tries the store gives to this worker: `(task, attempt)` of its running tasks.
     pub fn owned_tries(&mut self, worker: &str) -> Result<Vec<(i64, i64)>, StoreError> {
         let rows = self.db.query(

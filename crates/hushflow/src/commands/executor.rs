@@ -6,14 +6,13 @@
 use super::{Exit, Failure, Session, failure, invalid};
 use hushflow_engine::dag::{self, SqlDatabase, TaskKind};
 use hushflow_engine::schedule::rfc3339;
-use hushflow_scheduler::{Claim, Executor, FailedTask, TryOutcome};
+use hushflow_scheduler::{Claim, Executor, FailedTask, LiveTry, TryOutcome};
 use hushflow_secrets::{Redactor, SecretRef, SecretResolver};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
-use std::sync::atomic::AtomicBool;
 use std::time::{Duration, Instant};
 
 /// The line a child prints last on stdout with its counts.
@@ -64,84 +63,71 @@ fn order(claim: &Claim) -> TaskOrder {
 }
 
 impl Executor for ProcessExecutor {
-    fn execute(&self, claim: &Claim, cancel: &AtomicBool) -> TryOutcome {
+    fn execute(&self, claim: &Claim, live: &LiveTry) -> TryOutcome {
         let started = Instant::now();
-        let mut log = format!(
+        live.append(&format!(
             "try {} of {}.{} on worker {} ({})\n",
             claim.attempt, claim.pipeline, claim.task, claim.worker, claim.kind
-        );
+        ));
         if hushflow_scheduler::store::runs_in_process(&claim.kind) {
-            log.push_str("empty task: nothing to do\n");
+            live.append("empty task: nothing to do\n");
             return TryOutcome {
                 success: true,
-                log,
+                log: live.snapshot(),
                 ..Default::default()
             };
         }
         let timeout = claim
             .timeout_ms
             .map(|ms| Duration::from_millis(ms.max(0) as u64));
-        match self.spawn(claim, timeout, cancel) {
-            Ok((code, stdout, stderr, timed_out, cancelled)) => {
-                let mut report = ChildReport::default();
-                for line in stdout.lines() {
-                    match line.strip_prefix(REPORT_PREFIX) {
-                        Some(json) => report = serde_json::from_str(json).unwrap_or_default(),
-                        None => {
-                            log.push_str(line);
-                            log.push('\n');
-                        }
-                    }
-                }
-                log.push_str(&stderr);
-                let success = !timed_out && !cancelled && matches!(code, Some(0) | Some(3));
-                let error = if cancelled {
-                    Some("stopped: this worker no longer holds the task (it was handed to another worker)".to_string())
-                } else if timed_out {
-                    Some(format!(
-                        "timed out after {:.0?}; the try was stopped",
-                        timeout.unwrap_or_default()
-                    ))
-                } else if success {
-                    None
-                } else {
-                    Some(
-                        stderr
-                            .lines()
-                            .rev()
-                            .find_map(|l| l.strip_prefix("error: "))
-                            .map_or_else(
-                                || {
-                                    format!(
-                                        "the task exited with {}",
-                                        code.map_or("a signal".into(), |c| format!("code {c}"))
-                                    )
-                                },
-                                str::to_string,
-                            ),
-                    )
+        let ended = match self.spawn(claim, timeout, live) {
+            Ok(ended) => ended,
+            Err(e) => {
+                return TryOutcome {
+                    success: false,
+                    error: Some(format!("could not start the task: {e}")),
+                    log: live.snapshot(),
+                    ..Default::default()
                 };
-                log.push_str(&format!(
-                    "try {} {} in {:.2}s\n",
-                    claim.attempt,
-                    if success { "succeeded" } else { "failed" },
-                    started.elapsed().as_secs_f64()
-                ));
-                TryOutcome {
-                    success,
-                    error,
-                    log: self.redactor.scrub(&log).into_owned(),
-                    records_read: report.read,
-                    records_written: report.written,
-                    records_quarantined: report.quarantined,
-                }
             }
-            Err(e) => TryOutcome {
-                success: false,
-                error: Some(format!("could not start the task: {e}")),
-                log,
-                ..Default::default()
-            },
+        };
+        let success =
+            !ended.timed_out && !ended.cancelled && matches!(ended.code, Some(0) | Some(3));
+        let error = if ended.cancelled {
+            Some(
+                "stopped: this worker no longer holds the task (it was handed to another worker)"
+                    .to_string(),
+            )
+        } else if ended.timed_out {
+            Some(format!(
+                "timed out after {:.0?}; the try was stopped",
+                timeout.unwrap_or_default()
+            ))
+        } else if success {
+            None
+        } else {
+            Some(ended.last_error.unwrap_or_else(|| {
+                format!(
+                    "the task exited with {}",
+                    ended
+                        .code
+                        .map_or("a signal".into(), |c| format!("code {c}"))
+                )
+            }))
+        };
+        live.append(&format!(
+            "try {} {} in {:.2}s\n",
+            claim.attempt,
+            if success { "succeeded" } else { "failed" },
+            started.elapsed().as_secs_f64()
+        ));
+        TryOutcome {
+            success,
+            error,
+            log: live.snapshot(),
+            records_read: ended.report.read,
+            records_written: ended.report.written,
+            records_quarantined: ended.report.quarantined,
         }
     }
 
@@ -158,15 +144,40 @@ impl Executor for ProcessExecutor {
     }
 }
 
+/// How a child process ended.
+struct Ended {
+    code: Option<i32>,
+    report: ChildReport,
+    /// The last `error: …` line it printed.
+    last_error: Option<String>,
+    timed_out: bool,
+    cancelled: bool,
+}
+
+/// Reads a child's pipe line by line (invalid UTF-8 replaced, so reading never stops early and
+/// the child never blocks on a full pipe), handing each line over as it arrives.
+fn read_lines(pipe: Option<impl Read>, mut each: impl FnMut(&str)) {
+    let Some(pipe) = pipe else { return };
+    let mut reader = std::io::BufReader::new(pipe);
+    let mut buf = Vec::new();
+    loop {
+        buf.clear();
+        match std::io::BufRead::read_until(&mut reader, b'\n', &mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(_) => each(String::from_utf8_lossy(&buf).trim_end_matches(['\n', '\r'])),
+        }
+    }
+}
+
 impl ProcessExecutor {
-    /// Runs `hushflow task-exec` for the claim; returns its exit code, stdout, stderr, and
-    /// whether it was stopped for its timeout or cancelled.
+    /// Runs `hushflow task-exec` for the claim, its output going to `live` as it comes;
+    /// stops it for its timeout or when the try is cancelled.
     fn spawn(
         &self,
         claim: &Claim,
         timeout: Option<Duration>,
-        cancel: &AtomicBool,
-    ) -> std::io::Result<(Option<i32>, String, String, bool, bool)> {
+        live: &LiveTry,
+    ) -> std::io::Result<Ended> {
         use std::os::unix::process::CommandExt;
         let mut cmd = Command::new(&self.exe);
         cmd.arg("--state-dir").arg(&self.state_dir);
@@ -190,42 +201,53 @@ impl ProcessExecutor {
         if let Some(mut stdin) = child.stdin.take() {
             stdin.write_all(&body)?;
         }
-        let mut out_pipe = child.stdout.take();
-        let mut err_pipe = child.stderr.take();
-        let out_reader = std::thread::spawn(move || {
-            let mut s = String::new();
-            if let Some(p) = out_pipe.as_mut() {
-                let _ = p.read_to_string(&mut s);
-            }
-            s
-        });
-        let err_reader = std::thread::spawn(move || {
-            let mut s = String::new();
-            if let Some(p) = err_pipe.as_mut() {
-                let _ = p.read_to_string(&mut s);
-            }
-            s
-        });
-        let started = Instant::now();
-        let (mut timed_out, mut cancelled) = (false, false);
-        let status = loop {
-            if let Some(status) = child.try_wait()? {
-                break status;
-            }
-            timed_out = timeout.is_some_and(|t| started.elapsed() >= t);
-            cancelled = cancel.load(std::sync::atomic::Ordering::SeqCst);
-            if timed_out || cancelled {
-                // The whole process group: a task's own children go too.
-                unsafe {
-                    libc::kill(-(child.id() as i32), libc::SIGKILL);
+        let out_pipe = child.stdout.take();
+        let err_pipe = child.stderr.take();
+        let line = |l: &str| live.append(&format!("{}\n", self.redactor.scrub(l)));
+        std::thread::scope(|scope| {
+            let out_reader = scope.spawn(|| {
+                let mut report = ChildReport::default();
+                read_lines(out_pipe, |l| match l.strip_prefix(REPORT_PREFIX) {
+                    Some(json) => report = serde_json::from_str(json).unwrap_or_default(),
+                    None => line(l),
+                });
+                report
+            });
+            let err_reader = scope.spawn(|| {
+                let mut last_error = None;
+                read_lines(err_pipe, |l| {
+                    if let Some(e) = l.strip_prefix("error: ") {
+                        last_error = Some(self.redactor.scrub(e).into_owned());
+                    }
+                    line(l);
+                });
+                last_error
+            });
+            let started = Instant::now();
+            let (mut timed_out, mut cancelled) = (false, false);
+            let status = loop {
+                if let Some(status) = child.try_wait()? {
+                    break status;
                 }
-                break child.wait()?;
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        };
-        let stdout = out_reader.join().unwrap_or_default();
-        let stderr = err_reader.join().unwrap_or_default();
-        Ok((status.code(), stdout, stderr, timed_out, cancelled))
+                timed_out = timeout.is_some_and(|t| started.elapsed() >= t);
+                cancelled = live.cancelled();
+                if timed_out || cancelled {
+                    // The whole process group: a task's own children go too.
+                    unsafe {
+                        libc::kill(-(child.id() as i32), libc::SIGKILL);
+                    }
+                    break child.wait()?;
+                }
+                std::thread::sleep(Duration::from_millis(10));
+            };
+            Ok(Ended {
+                code: status.code(),
+                report: out_reader.join().unwrap_or_default(),
+                last_error: err_reader.join().unwrap_or_default(),
+                timed_out,
+                cancelled,
+            })
+        })
     }
 
     /// POSTs the failure to the pipeline's webhook: names, ids, states and the error, which
