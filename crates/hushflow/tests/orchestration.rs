@@ -665,3 +665,63 @@ fn a_killed_scheduler_resumes_the_run_after_restart() {
         assert_eq!((n, distinct), (rows as i64, rows as i64), "step{i}");
     }
 }
+
+/// A scheduled pipeline with catchup, through the binary on the real clock: one
+/// `scheduler --until-idle` creates a run per past interval and executes each once.
+#[test]
+fn a_scheduler_catches_up_a_yearly_pipeline_and_stops_when_idle() {
+    let ws = Workspace::new();
+    ws.write(
+        "pipelines/yearly.toml",
+        r#"
+[pipeline]
+name = "yearly"
+schedule = "@yearly"
+start_date = "2021-01-01"
+catchup = true
+max_active_runs = 2
+
+[[task]]
+name = "mark"
+type = "sql"
+database = "../out/marks.db"
+sql = "CREATE TABLE IF NOT EXISTS marks (ds TEXT PRIMARY KEY, run TEXT); INSERT INTO marks VALUES ('{{ ds }}', '{{ run_id }}');"
+"#,
+    );
+    std::fs::create_dir_all(ws.path("out")).unwrap();
+    let r = ws.ok(
+        &[
+            "scheduler",
+            "--until-idle",
+            "--tick",
+            "100ms",
+            "--poll",
+            "20ms",
+        ],
+        0,
+    );
+    assert!(r.stderr.contains("created"), "{}", r.stderr);
+    let runs = json_lines(&ws.ok(&["runs", "--json", "--limit", "100"], 0).stdout);
+    assert!(runs.len() >= 5, "2021 to last year: {runs:?}");
+    assert!(
+        runs.iter()
+            .all(|r| r["state"] == "success" && r["run_type"] == "scheduled")
+    );
+    let db = rusqlite::Connection::open(ws.path("out/marks.db")).unwrap();
+    let mut stmt = db.prepare("SELECT ds FROM marks ORDER BY ds").unwrap();
+    let marks: Vec<String> = stmt
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .map(|r| r.unwrap())
+        .collect();
+    assert_eq!(marks.len(), runs.len(), "each interval ran exactly once");
+    for (i, ds) in marks.iter().enumerate() {
+        assert_eq!(ds, &format!("{}-01-01", 2021 + i), "{marks:?}");
+    }
+    // Again: nothing new is due, nothing runs twice.
+    ws.ok(&["scheduler", "--until-idle", "--tick", "100ms"], 0);
+    assert_eq!(
+        json_lines(&ws.ok(&["runs", "--json", "--limit", "100"], 0).stdout).len(),
+        runs.len()
+    );
+}

@@ -186,14 +186,19 @@ pub(super) fn scheduler(
         pipelines.display(),
         parallelism
     ));
+    let mut scheduler = Scheduler::new(open(&config)?, &clock, options);
+    // One tick before the local worker starts, so that with --until-idle it sees the runs
+    // this tick creates rather than an idle store.
+    let mut first = Some(scheduler.tick(&dir.refresh(session)).map_err(failure)?);
     std::thread::scope(|scope| -> Result<Exit, Failure> {
         let worker = (parallelism > 0)
             .then(|| scope.spawn(|| run_worker(&config, &clock, &exec, &workers, &stop)));
-        let mut scheduler = Scheduler::new(open(&config)?, &clock, options);
         let result = (|| -> Result<(), Failure> {
             while !stop.load(Ordering::SeqCst) {
-                let dags = dir.refresh(session);
-                let report = scheduler.tick(&dags).map_err(failure)?;
+                let report = match first.take() {
+                    Some(report) => report,
+                    None => scheduler.tick(&dir.refresh(session)).map_err(failure)?,
+                };
                 for w in &report.warnings {
                     out.note(format!("warning: {w}"));
                 }
@@ -339,7 +344,7 @@ pub(super) fn trigger(
     session
         .out
         .line(format!("{}: created run {id} ({})", d.name, run.run_id));
-    if !wait {
+    if !wait || paused(session, &mut store, &d.name)? {
         return Ok(Exit::Success);
     }
     wait_for(session, &config, &[id])
@@ -402,10 +407,24 @@ pub(super) fn backfill(
         rfc3339(to),
         created.len()
     ));
-    if !wait || created.is_empty() {
+    if !wait || created.is_empty() || paused(session, &mut store, &d.name)? {
         return Ok(Exit::Success);
     }
     wait_for(session, &config, &created)
+}
+
+/// Whether the pipeline is paused (its new runs wait for `unpause`); says so.
+fn paused(session: &Session<'_>, store: &mut Store, name: &str) -> Result<bool, Failure> {
+    let paused = store
+        .pipeline(name)
+        .map_err(failure)?
+        .is_some_and(|p| p.paused);
+    if paused {
+        session.out.note(format!(
+            "note: {name} is paused, so its runs wait; `hushflow unpause {name}` starts them"
+        ));
+    }
+    Ok(paused)
 }
 
 /// Schedules and executes here until the given runs end; fails when one failed.
