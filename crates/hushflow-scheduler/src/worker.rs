@@ -7,7 +7,9 @@
 use crate::clock::Clock;
 use crate::scheduler::advance_after;
 use crate::state::TaskState;
-use crate::store::{Claim, Completed, FailedTask, Store, StoreConfig, StoreError, TryOutcome};
+use crate::store::{
+    Claim, Completed, FailedTask, MAX_LOG_BYTES, Store, StoreConfig, StoreError, TryOutcome,
+};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -37,10 +39,18 @@ impl LiveTry {
 
     /// Appends (redacted) output.
     pub fn append(&self, text: &str) {
-        self.log
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .push_str(text);
+        let mut log = self.log.lock().unwrap_or_else(|p| p.into_inner());
+        log.push_str(text);
+        // Keep the last MAX_LOG_BYTES or so: a task that prints without end fills no memory.
+        if log.len() > 2 * MAX_LOG_BYTES {
+            let mut cut = log.len() - MAX_LOG_BYTES;
+            while !log.is_char_boundary(cut) {
+                cut += 1;
+            }
+            log.drain(..cut);
+            // Copy it whole at the next beat.
+            self.flushed.store(0, Ordering::SeqCst);
+        }
     }
 
     /// The output so far.
@@ -123,8 +133,9 @@ pub struct WorkerReport {
     pub succeeded: u64,
 }
 
-/// Store calls retried this many times (reconnecting in between) before the worker gives up:
-/// a dropped connection or a deadlock victim must not strand a claimed task.
+/// Store calls are retried at least this many times (reconnecting in between), and for as long
+/// as the caller's budget lasts: a restarting database or a deadlock victim must not strand a
+/// claimed task.
 const STORE_ATTEMPTS: u32 = 5;
 
 /// Runs `f` on the slot's connection, reconnecting and retrying on errors.
@@ -132,13 +143,17 @@ fn retrying<T>(
     store: &mut Option<Store>,
     config: &StoreConfig,
     clock: &dyn Clock,
+    budget: Duration,
     mut f: impl FnMut(&mut Store) -> Result<T, StoreError>,
 ) -> Result<T, StoreError> {
+    let started = Instant::now();
     let mut last = None;
-    for attempt in 0..STORE_ATTEMPTS {
+    let mut attempt = 0u32;
+    while attempt < STORE_ATTEMPTS || started.elapsed() < budget {
         if attempt > 0 {
-            std::thread::sleep(Duration::from_millis(100 * u64::from(attempt)));
+            std::thread::sleep(Duration::from_millis(100 * u64::from(attempt.min(10))));
         }
+        attempt += 1;
         if store.is_none() {
             match config.open(clock.now()) {
                 Ok(s) => *store = Some(s),
@@ -186,44 +201,27 @@ pub fn run_worker(
         let slots: Vec<_> = (0..options.concurrency)
             .map(|_| {
                 scope.spawn(|| -> Result<(), StoreError> {
-                    let mut store = None;
-                    let only = options.only_runs.as_deref();
-                    while !stop.load(Ordering::SeqCst) && !orphaned.load(Ordering::SeqCst) {
-                        let claim = retrying(&mut store, config, clock, |s| {
-                            s.claim(&options.id, clock.now(), only)
-                        })?;
-                        let Some(claim) = claim else {
-                            if options.until_idle
-                                && !retrying(&mut store, config, clock, |s| s.busy())?
-                            {
-                                break;
-                            }
-                            std::thread::sleep(options.poll);
-                            continue;
-                        };
-                        tries.fetch_add(1, Ordering::Relaxed);
-                        let live = Arc::new(LiveTry::default());
-                        let key = (claim.task_id, claim.attempt);
-                        lock(&running).insert(key, Arc::clone(&live));
-                        let outcome = executor.execute(&claim, &live);
-                        lock(&running).remove(&key);
-                        let completed = retrying(&mut store, config, clock, |s| {
-                            s.complete(&claim, &outcome, clock.now())
-                        })?;
-                        match completed {
-                            Completed::Now(TaskState::Success) => {
-                                succeeded.fetch_add(1, Ordering::Relaxed);
-                            }
-                            Completed::Now(TaskState::Failed) => {
-                                executor.failed(&claim.failed(outcome.error.clone()))
-                            }
-                            _ => {}
+                    let result = slot(&Shared {
+                        config,
+                        clock,
+                        executor,
+                        options,
+                        stop,
+                        orphaned: &orphaned,
+                        running: &running,
+                        tries: &tries,
+                        succeeded: &succeeded,
+                    });
+                    if result.is_err() {
+                        // One slot giving up stops the others at once (not when it is joined):
+                        // the store then sees this worker stop and hands its tasks on, instead
+                        // of a live heartbeat covering a dead slot.
+                        orphaned.store(true, Ordering::SeqCst);
+                        for live in lock(&running).values() {
+                            live.cancel();
                         }
-                        retrying(&mut store, config, clock, |s| {
-                            advance_after(s, claim.run, &claim.task, clock.now())
-                        })?;
                     }
-                    Ok(())
+                    result
                 })
             })
             .collect();
@@ -253,6 +251,61 @@ pub fn run_worker(
         tries: tries.into_inner(),
         succeeded: succeeded.into_inner(),
     })
+}
+
+/// What the slots of one worker share.
+struct Shared<'a> {
+    config: &'a StoreConfig,
+    clock: &'a dyn Clock,
+    executor: &'a dyn Executor,
+    options: &'a WorkerOptions,
+    stop: &'a AtomicBool,
+    orphaned: &'a AtomicBool,
+    running: &'a Running,
+    tries: &'a AtomicU64,
+    succeeded: &'a AtomicU64,
+}
+
+/// One slot: claim, execute, complete, move the run on, until told to stop.
+fn slot(w: &Shared<'_>) -> Result<(), StoreError> {
+    let (config, clock, options) = (w.config, w.clock, w.options);
+    let budget = options.heartbeat_timeout / 2;
+    let mut store = None;
+    let only = options.only_runs.as_deref();
+    while !w.stop.load(Ordering::SeqCst) && !w.orphaned.load(Ordering::SeqCst) {
+        let claim = retrying(&mut store, config, clock, budget, |s| {
+            s.claim(&options.id, clock.now(), only)
+        })?;
+        let Some(claim) = claim else {
+            if options.until_idle && !retrying(&mut store, config, clock, budget, |s| s.busy())? {
+                break;
+            }
+            std::thread::sleep(options.poll);
+            continue;
+        };
+        w.tries.fetch_add(1, Ordering::Relaxed);
+        let live = Arc::new(LiveTry::default());
+        let key = (claim.task_id, claim.attempt);
+        lock(w.running).insert(key, Arc::clone(&live));
+        let outcome = w.executor.execute(&claim, &live);
+        lock(w.running).remove(&key);
+        let completed = retrying(&mut store, config, clock, budget, |s| {
+            s.complete(&claim, &outcome, clock.now())
+        })?;
+        match completed {
+            Completed::Now(TaskState::Success) => {
+                w.succeeded.fetch_add(1, Ordering::Relaxed);
+            }
+            Completed::Now(TaskState::Failed) => {
+                w.executor.failed(&claim.failed(outcome.error.clone()))
+            }
+            _ => {}
+        }
+        retrying(&mut store, config, clock, budget, |s| {
+            advance_after(s, claim.run, &claim.task, clock.now())
+        })?;
+    }
+    Ok(())
 }
 
 fn lock(running: &Running) -> std::sync::MutexGuard<'_, HashMap<(i64, i64), Arc<LiveTry>>> {
@@ -294,8 +347,11 @@ fn heartbeat_loop(
             };
             s.heartbeat(&options.id, clock.now())?;
             for ((task, attempt), live) in &before {
-                if let Some(log) = live.unflushed() {
-                    s.running_log(*task, *attempt, &log)?;
+                if let Some(log) = live.unflushed()
+                    && let Err(e) = s.running_log(*task, *attempt, &log)
+                {
+                    // A log that cannot be stored must not stop the heartbeat.
+                    tracing::warn!("live log of task {task}: {e}");
                 }
             }
             s.owned_tries(&options.id)

@@ -221,6 +221,9 @@ fn hourly_day_with_catchup(backend: &str) {
             .all(|r| r.state == RunState::Success)
     );
     // Ticking again later in the same hour creates nothing new.
+    // Retention keeps the newest scheduled run, so scheduling does not start over.
+    let (runs_pruned, tasks_pruned, _) = store.prune(at("2026-12-02"), None).unwrap();
+    assert_eq!((runs_pruned, tasks_pruned), (23, 23));
     clock.set(at("2026-12-01T00:59"));
     assert_eq!(s1.tick(&[&d]).unwrap().runs_created, 0);
     clock.set(at("2026-12-01T01:00"));
@@ -357,11 +360,53 @@ fn retries_and_trigger_rules(backend: &str) {
     assert_eq!(*exec.failed_for_good.lock().unwrap(), ["broken"]);
     let r = store.find_run("manual__1", None).unwrap();
     assert_eq!(r[0].state, RunState::Failed, "a failed task fails the run");
+    // Clearing works on finished runs only; this one is, so the failed tasks go back to wait.
+    let cleared = store.clear_tasks(id, &[]).unwrap();
+    assert_eq!(
+        cleared,
+        [
+            "broken",
+            "needs_broken",
+            "and_then",
+            "on_failure",
+            "cleanup"
+        ]
+    );
+    assert!(matches!(
+        store.clear_tasks(id, &["flaky".to_string()]),
+        Err(StoreError::NotFinished)
+    ));
+    assert_eq!(state(&mut store, "broken").state, TaskState::None);
+    assert_eq!(state(&mut store, "broken").failures, 0);
+    assert_eq!(
+        state(&mut store, "flaky").state,
+        TaskState::Success,
+        "untouched"
+    );
+    // The run cannot be finished while its cleared tasks wait.
+    assert!(
+        !store
+            .finish_run(id, RunState::Success, clock.now())
+            .unwrap()
+    );
     // Retention: a finished run goes with its tasks and tries once it is old enough.
-    assert_eq!(store.prune(clock.now() - 1, None).unwrap(), (0, 0, 0));
-    let (runs, tasks, tries) = store.prune(clock.now() + 1, Some("p")).unwrap();
-    // Tries: flaky 3, broken 2, after, on_failure and cleanup 1 each.
-    assert_eq!((runs, tasks, tries), (1, 8, 8));
+    for _ in 0..3 {
+        s.tick(&[]).unwrap();
+        work(&mut store, &clock, &exec);
+        clock.advance(Duration::from_secs(60));
+    }
+    assert_eq!(
+        store.find_run("manual__1", None).unwrap()[0].state,
+        RunState::Failed,
+        "broken fails its two tries again"
+    );
+    let ended = store.find_run("manual__1", None).unwrap()[0]
+        .ended_at
+        .unwrap();
+    assert_eq!(store.prune(ended, None).unwrap(), (0, 0, 0));
+    let (runs, tasks, tries) = store.prune(ended + 1, Some("p")).unwrap();
+    assert_eq!((runs, tasks), (1, 8));
+    assert!(tries >= 8, "{tries}");
     assert!(store.find_run("manual__1", None).unwrap().is_empty());
 }
 

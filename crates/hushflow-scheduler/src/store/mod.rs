@@ -30,6 +30,8 @@ pub enum StoreError {
     NotMigrated { found: i64, needed: i64 },
     #[error("metadata database: {0}")]
     Open(String),
+    #[error("the run has not finished; clear its tasks once it has (or wait for its retries)")]
+    NotFinished,
 }
 
 /// Where the metadata lives.
@@ -698,19 +700,25 @@ impl Store {
             return Ok(cleared);
         }
         self.db.transaction(|db| {
-            for name in &cleared {
-                db.exec(
-                    "UPDATE hf_tasks SET state = 'none', failures = 0, next_try_at = NULL, \
-                     ended_at = NULL, error = NULL, worker = NULL WHERE run = $1 AND task = $2 \
-                     AND state IN ('success', 'failed', 'upstream_failed', 'skipped')",
-                    &[run.into(), name.as_str().into()],
-                )?;
-            }
-            db.exec(
+            // Only a finished run: in a running one, a task downstream of a cleared task could
+            // be running on the old result.
+            let reopened = db.exec(
                 "UPDATE hf_runs SET state = 'queued', ended_at = NULL WHERE id = $1 \
                  AND state IN ('success', 'failed')",
                 &[run.into()],
             )?;
+            if reopened == 0 {
+                return Err(StoreError::NotFinished);
+            }
+            for name in &cleared {
+                db.exec(
+                    "UPDATE hf_tasks SET state = 'none', failures = 0, lost = 0, \
+                     next_try_at = NULL, ended_at = NULL, error = NULL, worker = NULL \
+                     WHERE run = $1 AND task = $2 \
+                     AND state IN ('success', 'failed', 'upstream_failed', 'skipped')",
+                    &[run.into(), name.as_str().into()],
+                )?;
+            }
             Ok(())
         })?;
         Ok(cleared)
@@ -723,27 +731,45 @@ impl Store {
         before: Millis,
         pipeline: Option<&str>,
     ) -> Result<(u64, u64, u64), StoreError> {
-        let filter =
-            "state IN ('success', 'failed') AND ended_at < $1 AND ($2 = '' OR pipeline = $2)";
+        // Each pipeline's newest scheduled run stays: scheduling continues from its interval.
+        let pick = "SELECT id FROM hf_runs r WHERE state IN ('success', 'failed') AND ended_at < $1 \
+             AND ($2 = '' OR pipeline = $2) AND NOT (run_type = 'scheduled' AND interval_end = \
+             (SELECT MAX(interval_end) FROM hf_runs n WHERE n.pipeline = r.pipeline \
+             AND n.run_type = 'scheduled')) ORDER BY id LIMIT 500";
         let scope = [before.into(), pipeline.unwrap_or("").into()];
-        self.db.transaction(|db| {
-            let tries = db.exec(
-                &format!(
-                    "DELETE FROM hf_tries WHERE task IN (SELECT t.id FROM hf_tasks t WHERE t.run IN \
-                     (SELECT id FROM hf_runs WHERE {filter}))"
-                ),
-                &scope,
-            )?;
-            let tasks = db.exec(
-                &format!("DELETE FROM hf_tasks WHERE run IN (SELECT id FROM hf_runs WHERE {filter})"),
-                &scope,
-            )?;
-            let runs = db.exec(&format!("DELETE FROM hf_runs WHERE {filter}"), &scope)?;
-            Ok((runs, tasks, tries))
-        })
+        let (mut runs, mut tasks, mut tries) = (0, 0, 0);
+        // In batches, so that one prune never holds SQLite's write lock for long.
+        loop {
+            let ids: Vec<i64> = self
+                .db
+                .query(pick, &scope)?
+                .iter()
+                .map(|r| r.int0(0))
+                .collect();
+            if ids.is_empty() {
+                return Ok((runs, tasks, tries));
+            }
+            let list = ids
+                .iter()
+                .map(i64::to_string)
+                .collect::<Vec<_>>()
+                .join(", ");
+            self.db.transaction(|db| {
+                tries += db.exec(
+                    &format!(
+                        "DELETE FROM hf_tries WHERE task IN (SELECT id FROM hf_tasks WHERE run IN ({list}))"
+                    ),
+                    &[],
+                )?;
+                tasks += db.exec(&format!("DELETE FROM hf_tasks WHERE run IN ({list})"), &[])?;
+                runs += db.exec(&format!("DELETE FROM hf_runs WHERE id IN ({list})"), &[])?;
+                Ok(())
+            })?;
+        }
     }
 
-    /// Ends a running run.
+    /// Ends a running run, unless a task of it has not ended (a `clear` can race the last
+    /// completion).
     pub fn finish_run(
         &mut self,
         run: i64,
@@ -751,7 +777,9 @@ impl Store {
         now: Millis,
     ) -> Result<bool, StoreError> {
         let n = self.db.exec(
-            "UPDATE hf_runs SET state = $2, ended_at = $3 WHERE id = $1 AND state = 'running'",
+            "UPDATE hf_runs SET state = $2, ended_at = $3 WHERE id = $1 AND state = 'running' \
+             AND NOT EXISTS (SELECT 1 FROM hf_tasks WHERE run = $1 \
+             AND state NOT IN ('success', 'failed', 'upstream_failed', 'skipped'))",
             &[run.into(), state.as_str().into(), now.into()],
         )?;
         Ok(n == 1)
@@ -996,15 +1024,15 @@ impl Store {
     /// that another worker retries it. Returns the task ids.
     pub fn requeue_lost(&mut self, stale_before: Millis, now: Millis) -> Result<Lost, StoreError> {
         let rows = self.db.query(
-            "SELECT t.id, t.worker, t.tries, t.failures FROM hf_tasks t \
+            "SELECT t.id, t.worker, t.tries, t.lost FROM hf_tasks t \
              LEFT JOIN hf_workers w ON w.id = t.worker WHERE t.state = 'running' \
              AND (w.id IS NULL OR w.heartbeat_at < $1 OR w.stopped_at IS NOT NULL)",
             &[stale_before.into()],
         )?;
         let mut lost_tasks = Lost::default();
         for r in rows {
-            let (id, worker, tries, failures) = (r.int0(0), r.string(1), r.int0(2), r.int0(3));
-            let lost = tries - failures;
+            let (id, worker, tries) = (r.int0(0), r.string(1), r.int0(2));
+            let lost = r.int0(3) + 1;
             let (state, error, ended) = if lost >= MAX_LOST_TRIES {
                 (
                     "failed",
@@ -1017,7 +1045,8 @@ impl Store {
             let moved = self.db.transaction(|db| {
                 let n = db.exec(
                     "UPDATE hf_tasks SET state = $4, worker = NULL, error = COALESCE($5, error), \
-                     ended_at = $6 WHERE id = $1 AND worker = $2 AND tries = $3 AND state = 'running'",
+                     ended_at = $6, lost = lost + 1 \
+                     WHERE id = $1 AND worker = $2 AND tries = $3 AND state = 'running'",
                     &[
                         id.into(),
                         worker.as_str().into(),

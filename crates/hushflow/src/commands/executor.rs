@@ -154,6 +154,8 @@ struct Ended {
     cancelled: bool,
 }
 
+const MAX_LINE: usize = 64 * 1024;
+
 /// Reads a child's pipe line by line (invalid UTF-8 replaced, so reading never stops early and
 /// the child never blocks on a full pipe), handing each line over as it arrives.
 fn read_lines(pipe: Option<impl Read>, mut each: impl FnMut(&str)) {
@@ -164,7 +166,12 @@ fn read_lines(pipe: Option<impl Read>, mut each: impl FnMut(&str)) {
         buf.clear();
         match std::io::BufRead::read_until(&mut reader, b'\n', &mut buf) {
             Ok(0) | Err(_) => break,
-            Ok(_) => each(String::from_utf8_lossy(&buf).trim_end_matches(['\n', '\r'])),
+            Ok(_) => {
+                // NUL cannot be stored in PostgreSQL text; a line past 64 KiB is cut.
+                buf.truncate(MAX_LINE);
+                let line = String::from_utf8_lossy(&buf).replace('\0', "\u{FFFD}");
+                each(line.trim_end_matches(['\n', '\r']))
+            }
         }
     }
 }
@@ -188,18 +195,34 @@ impl ProcessExecutor {
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
-        // SAFETY: prctl and setpgid are async-signal-safe; nothing else runs between fork and exec.
+        let parent = std::process::id() as libc::pid_t;
+        // SAFETY: prctl, getppid, setpgid and _exit are async-signal-safe; nothing else runs
+        // between fork and exec.
         unsafe {
-            cmd.pre_exec(|| {
+            cmd.pre_exec(move || {
                 libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+                // The worker died before the line above took effect: do not run orphaned.
+                if libc::getppid() != parent {
+                    libc::_exit(1);
+                }
                 libc::setpgid(0, 0);
                 Ok(())
             });
         }
         let mut child = cmd.spawn()?;
+        // Whatever goes wrong from here, the child does not outlive this call.
+        let kill = |child: &mut std::process::Child| {
+            unsafe {
+                libc::kill(-(child.id() as i32), libc::SIGKILL);
+            }
+            let _ = child.wait();
+        };
         let body = serde_json::to_vec(&order(claim)).map_err(std::io::Error::other)?;
-        if let Some(mut stdin) = child.stdin.take() {
-            stdin.write_all(&body)?;
+        if let Some(mut stdin) = child.stdin.take()
+            && let Err(e) = stdin.write_all(&body)
+        {
+            kill(&mut child);
+            return Err(e);
         }
         let out_pipe = child.stdout.take();
         let err_pipe = child.stderr.take();
@@ -226,8 +249,13 @@ impl ProcessExecutor {
             let started = Instant::now();
             let (mut timed_out, mut cancelled) = (false, false);
             let status = loop {
-                if let Some(status) = child.try_wait()? {
-                    break status;
+                match child.try_wait() {
+                    Ok(Some(status)) => break status,
+                    Ok(None) => {}
+                    Err(e) => {
+                        kill(&mut child);
+                        return Err(e);
+                    }
                 }
                 timed_out = timeout.is_some_and(|t| started.elapsed() >= t);
                 cancelled = live.cancelled();

@@ -178,7 +178,10 @@ pub(super) fn scheduler(
     }
     let mut dir = PipelineDir::new(pipelines.to_path_buf());
     let exec = executor(session)?;
-    let workers = worker_options(parallelism, timing)?;
+    let mut workers = worker_options(parallelism, timing)?;
+    // The local worker stops when the scheduler does: deciding idleness itself, it could leave
+    // between ticks while the next tick still creates runs.
+    workers.until_idle = false;
     let out = session.out;
     out.note(format!(
         "scheduler: {} pipeline file(s) in {}, {} local slot(s), metadata {config:?}",
@@ -221,9 +224,7 @@ pub(super) fn scheduler(
             }
             Ok(())
         })();
-        if result.is_err() || !timing.until_idle {
-            stop.store(true, Ordering::SeqCst);
-        }
+        stop.store(true, Ordering::SeqCst);
         if let Some(w) = worker {
             match w.join() {
                 Ok(r) => {
