@@ -112,13 +112,7 @@ impl Dag {
 
 /// Reads and checks a pipeline file as a DAG.
 pub fn load(file: &Path) -> Result<Dag, SpecError> {
-    let text = std::fs::read_to_string(file).map_err(|e| SpecError {
-        file: file.to_path_buf(),
-        line: 0,
-        column: 0,
-        key: None,
-        message: format!("cannot read the pipeline file: {e}"),
-    })?;
+    let text = pipeline::read(file)?;
     parse(file, text)
 }
 

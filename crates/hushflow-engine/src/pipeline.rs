@@ -452,6 +452,17 @@ impl SpecSource<'_> {
     }
 }
 
+/// Reads a pipeline file's text; a file that cannot be read is an error at line 0.
+pub fn read(file: &Path) -> Result<String, SpecError> {
+    std::fs::read_to_string(file).map_err(|e| SpecError {
+        file: file.to_path_buf(),
+        line: 0,
+        column: 0,
+        key: None,
+        message: format!("cannot read the pipeline file: {e}"),
+    })
+}
+
 /// Parses a pipeline file. Literal secrets are refused before anything else looks at the file.
 pub fn parse(file: &Path, text: &str) -> Result<PipelineSpec, SpecError> {
     let source = SpecSource::new(file, text);

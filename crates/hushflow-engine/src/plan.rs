@@ -53,13 +53,7 @@ pub struct Plan {
 
 /// Reads, parses and checks a pipeline file. No secret is resolved and no record is read.
 pub fn load(file: &Path) -> Result<Plan, SpecError> {
-    let text = std::fs::read_to_string(file).map_err(|e| SpecError {
-        file: file.to_path_buf(),
-        line: 0,
-        column: 0,
-        key: None,
-        message: format!("cannot read the pipeline file: {e}"),
-    })?;
+    let text = pipeline::read(file)?;
     let spec = pipeline::parse(file, &text)?;
     let src = SpecSource::new(file, &text);
     if !spec.task.is_empty() {

@@ -89,6 +89,17 @@ fn dag(text: &str) -> Dag {
     .unwrap()
 }
 
+/// A manual run with an empty interval at the epoch.
+fn manual_run(id: &str) -> NewRun {
+    NewRun {
+        run_id: id.into(),
+        run_type: "manual".into(),
+        logical_date: 0,
+        interval: hushflow_engine::schedule::Interval { start: 0, end: 0 },
+        conf: "{}".into(),
+    }
+}
+
 /// Empty tasks that fail while the executor says so.
 #[derive(Default)]
 struct Scripted {
@@ -432,13 +443,7 @@ fn pools_and_lost_workers(backend: &str) {
     let mut s = Scheduler::new(meta.store(), &clock, SchedulerOptions::default());
     s.register(&d).unwrap();
     let mut store = meta.store();
-    let run = NewRun {
-        run_id: "manual__1".into(),
-        run_type: "manual".into(),
-        logical_date: 0,
-        interval: hushflow_engine::schedule::Interval { start: 0, end: 0 },
-        conf: "{}".into(),
-    };
+    let run = manual_run("manual__1");
     store.create_run(&d, &run, clock.now()).unwrap().unwrap();
     s.tick(&[]).unwrap();
     store.register_worker("dead", "h", clock.now()).unwrap();
@@ -508,13 +513,7 @@ fn postgres_workers_claim_each_task_once() {
     let d = dag(&text);
     let mut s = Scheduler::new(meta.store(), &clock, SchedulerOptions::default());
     s.register(&d).unwrap();
-    let run = NewRun {
-        run_id: "manual__1".into(),
-        run_type: "manual".into(),
-        logical_date: 0,
-        interval: hushflow_engine::schedule::Interval { start: 0, end: 0 },
-        conf: "{}".into(),
-    };
+    let run = manual_run("manual__1");
     meta.store().create_run(&d, &run, clock.now()).unwrap();
     s.tick(&[]).unwrap();
     let exec = Scripted::default();
@@ -628,13 +627,7 @@ fn a_worker_stops_a_try_that_was_taken_from_it() {
     let d = dag("[pipeline]\nname = \"p\"\n[[task]]\nname = \"long\"\ntype = \"empty\"\n");
     let mut s = Scheduler::new(meta.store(), &clock, SchedulerOptions::default());
     s.register(&d).unwrap();
-    let run = NewRun {
-        run_id: "manual__1".into(),
-        run_type: "manual".into(),
-        logical_date: 0,
-        interval: hushflow_engine::schedule::Interval { start: 0, end: 0 },
-        conf: "{}".into(),
-    };
+    let run = manual_run("manual__1");
     meta.store().create_run(&d, &run, clock.now()).unwrap();
     s.tick(&[]).unwrap();
     let exec = Cancellable {

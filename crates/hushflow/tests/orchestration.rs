@@ -9,46 +9,6 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
-const SERVER: &str = "postgres://postgres@127.0.0.1:5432";
-
-struct Database {
-    name: String,
-}
-
-impl Database {
-    fn new(tag: &str) -> Database {
-        let name = format!("hf_orch_{tag}_{}", std::process::id());
-        admin(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"));
-        admin(&format!("CREATE DATABASE {name}"));
-        Database { name }
-    }
-    fn url(&self) -> String {
-        format!("{SERVER}/{}", self.name)
-    }
-    fn client(&self) -> postgres::Client {
-        postgres::Client::connect(&self.url(), postgres::NoTls).unwrap()
-    }
-    fn count(&self, sql: &str) -> i64 {
-        self.client().query_one(sql, &[]).unwrap().get(0)
-    }
-}
-
-impl Drop for Database {
-    fn drop(&mut self) {
-        admin(&format!(
-            "DROP DATABASE IF EXISTS {} WITH (FORCE)",
-            self.name
-        ));
-    }
-}
-
-fn admin(sql: &str) {
-    postgres::Client::connect(&format!("{SERVER}/postgres"), postgres::NoTls)
-        .expect("PostgreSQL at 127.0.0.1:5432 (scripts/test.sh starts it)")
-        .batch_execute(sql)
-        .unwrap();
-}
-
 fn json_lines(text: &str) -> Vec<serde_json::Value> {
     text.lines()
         .filter(|l| l.starts_with('{'))
@@ -273,7 +233,7 @@ fn bad_dags_are_refused_with_the_line() {
 
 #[test]
 fn sql_tasks_retry_time_out_and_tell_the_webhook_on_postgres() {
-    let db = Database::new("retry");
+    let db = Database::new("orch_retry");
     db.client()
         .batch_execute("CREATE SEQUENCE attempts; CREATE TABLE done (at timestamptz)")
         .unwrap();
@@ -396,8 +356,8 @@ timeout = "1s"
 /// metadata store; one worker is SIGKILLed while it runs a task.
 #[test]
 fn three_workers_run_200_tasks_and_survive_a_sigkill() {
-    let meta = Database::new("meta");
-    let sink = Database::new("sink");
+    let meta = Database::new("orch_meta");
+    let sink = Database::new("orch_sink");
     sink.client()
         .batch_execute("CREATE TABLE contacts (id bigint PRIMARY KEY, email text NOT NULL)")
         .unwrap();

@@ -7,49 +7,6 @@ mod common;
 use common::*;
 use std::time::{Duration, Instant};
 
-const SERVER: &str = "postgres://postgres@127.0.0.1:5432";
-
-struct Database {
-    name: String,
-}
-
-impl Database {
-    fn new(tag: &str) -> Database {
-        let name = format!("hf_cli_{tag}_{}", std::process::id());
-        admin(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"));
-        admin(&format!("CREATE DATABASE {name}"));
-        Database { name }
-    }
-
-    fn url(&self) -> String {
-        format!("{SERVER}/{}", self.name)
-    }
-
-    fn client(&self) -> postgres::Client {
-        postgres::Client::connect(&self.url(), postgres::NoTls).unwrap()
-    }
-
-    fn count(&self, sql: &str) -> i64 {
-        self.client().query_one(sql, &[]).unwrap().get(0)
-    }
-}
-
-impl Drop for Database {
-    fn drop(&mut self) {
-        admin(&format!(
-            "DROP DATABASE IF EXISTS {} WITH (FORCE)",
-            self.name
-        ));
-    }
-}
-
-fn admin(sql: &str) {
-    postgres::Client::connect(&format!("{SERVER}/postgres"), postgres::NoTls)
-        .expect("PostgreSQL at 127.0.0.1:5432 (scripts/test.sh starts it)")
-        .batch_execute(sql)
-        .unwrap();
-}
-
 fn contacts(db: &Database, rows: i64) {
     db.client()
         .batch_execute(&format!(

@@ -1,4 +1,4 @@
-//! Versioned schema migrations, one list per dialect. A migration is never edited once
+//! Versioned schema migrations, written once for both dialects. A migration is never edited once
 //! released: a change is a new version. `hushflow db migrate` applies what is missing; the
 //! embedded SQLite store migrates itself when opened.
 
@@ -8,14 +8,26 @@ use super::db::{Db, Dialect};
 pub struct Migration {
     pub version: i64,
     pub name: &'static str,
-    sqlite: &'static str,
-    postgres: &'static str,
+    /// Written for SQLite; PostgreSQL's text is derived by [`for_postgres`].
+    sql: &'static str,
+}
+
+/// The PostgreSQL form of a migration written for SQLite: 64-bit integers, and identity
+/// columns for SQLite's autoincrement keys. One text per migration keeps the two schemas from
+/// drifting apart.
+fn for_postgres(sqlite: &str) -> String {
+    sqlite
+        .replace(
+            "INTEGER PRIMARY KEY AUTOINCREMENT",
+            "BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY",
+        )
+        .replace("INTEGER", "BIGINT")
 }
 
 /// The tables. Instants are milliseconds since the epoch (UTC); flags are 0/1 integers, so
 /// both dialects read every column as an integer or text. Nothing here holds a record value:
 /// definitions are pipeline files (secret references only), logs are redacted output.
-const V1_SQLITE: &str = r#"
+const V1: &str = r#"
 CREATE TABLE hf_pipelines (
     name TEXT PRIMARY KEY,
     fingerprint TEXT NOT NULL,
@@ -107,103 +119,10 @@ CREATE TABLE hf_workers (
 );
 "#;
 
-const V1_POSTGRES: &str = r#"
-CREATE TABLE hf_pipelines (
-    name TEXT PRIMARY KEY,
-    fingerprint TEXT NOT NULL,
-    schedule TEXT,
-    timezone TEXT,
-    paused BIGINT NOT NULL DEFAULT 0,
-    max_active_runs BIGINT NOT NULL DEFAULT 1,
-    first_seen_at BIGINT NOT NULL,
-    updated_at BIGINT NOT NULL
-);
-CREATE TABLE hf_definitions (
-    fingerprint TEXT PRIMARY KEY,
-    pipeline TEXT NOT NULL,
-    file TEXT NOT NULL,
-    text TEXT NOT NULL,
-    created_at BIGINT NOT NULL
-);
-CREATE TABLE hf_pools (name TEXT PRIMARY KEY, slots BIGINT NOT NULL);
-CREATE TABLE hf_runs (
-    id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
-    pipeline TEXT NOT NULL,
-    run_id TEXT NOT NULL,
-    run_type TEXT NOT NULL,
-    fingerprint TEXT NOT NULL,
-    logical_date BIGINT NOT NULL,
-    interval_start BIGINT NOT NULL,
-    interval_end BIGINT NOT NULL,
-    state TEXT NOT NULL,
-    conf TEXT NOT NULL,
-    created_at BIGINT NOT NULL,
-    started_at BIGINT,
-    ended_at BIGINT,
-    UNIQUE (pipeline, run_id)
-);
-CREATE INDEX hf_runs_state ON hf_runs (state, pipeline);
--- One scheduled or backfill run per interval: a backfill never repeats a scheduled run.
-CREATE UNIQUE INDEX hf_runs_interval ON hf_runs (pipeline, interval_start, interval_end)
-    WHERE run_type <> 'manual';
-CREATE TABLE hf_tasks (
-    id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
-    run BIGINT NOT NULL REFERENCES hf_runs (id),
-    pipeline TEXT NOT NULL,
-    task TEXT NOT NULL,
-    position BIGINT NOT NULL,
-    kind TEXT NOT NULL,
-    upstream TEXT NOT NULL,
-    trigger_rule TEXT NOT NULL,
-    pool TEXT,
-    retries BIGINT NOT NULL,
-    retry_delay_ms BIGINT NOT NULL,
-    retry_exponential BIGINT NOT NULL,
-    max_retry_delay_ms BIGINT NOT NULL,
-    timeout_ms BIGINT,
-    state TEXT NOT NULL,
-    tries BIGINT NOT NULL DEFAULT 0,
-    failures BIGINT NOT NULL DEFAULT 0,
-    lost BIGINT NOT NULL DEFAULT 0,
-    worker TEXT,
-    next_try_at BIGINT,
-    started_at BIGINT,
-    ended_at BIGINT,
-    records_read BIGINT,
-    records_written BIGINT,
-    records_quarantined BIGINT,
-    error TEXT,
-    UNIQUE (run, task)
-);
-CREATE INDEX hf_tasks_claim ON hf_tasks (state, next_try_at);
-CREATE INDEX hf_tasks_worker ON hf_tasks (worker, state);
-CREATE INDEX hf_tasks_run_state ON hf_tasks (run, state);
-CREATE TABLE hf_tries (
-    task BIGINT NOT NULL REFERENCES hf_tasks (id),
-    attempt BIGINT NOT NULL,
-    worker TEXT NOT NULL,
-    state TEXT NOT NULL,
-    started_at BIGINT NOT NULL,
-    ended_at BIGINT,
-    error TEXT,
-    log TEXT,
-    PRIMARY KEY (task, attempt)
-);
-CREATE TABLE hf_workers (
-    id TEXT PRIMARY KEY,
-    host TEXT NOT NULL,
-    pid BIGINT NOT NULL,
-    started_at BIGINT NOT NULL,
-    heartbeat_at BIGINT NOT NULL,
-    stopped_at BIGINT
-);
-"#;
-
 pub const MIGRATIONS: &[Migration] = &[Migration {
     version: 1,
     name: "runs, tasks, tries, workers, pools",
-    sqlite: V1_SQLITE,
-    postgres: V1_POSTGRES,
+    sql: V1,
 }];
 
 /// The newest version this build knows.
@@ -245,10 +164,10 @@ pub fn migrate(db: &mut Db, now: i64) -> Result<Vec<&'static Migration>, StoreEr
         )?;
         let at = current(db)?;
         for m in MIGRATIONS.iter().filter(|m| m.version > at) {
-            db.batch(match db.dialect() {
-                Dialect::Sqlite => m.sqlite,
-                Dialect::Postgres => m.postgres,
-            })?;
+            match db.dialect() {
+                Dialect::Sqlite => db.batch(m.sql)?,
+                Dialect::Postgres => db.batch(&for_postgres(m.sql))?,
+            }
             db.exec(
                 "INSERT INTO hf_schema_migrations (version, name, applied_at) VALUES ($1, $2, $3)",
                 &[m.version.into(), m.name.into(), now.into()],
@@ -264,4 +183,15 @@ pub fn migrate(db: &mut Db, now: i64) -> Result<Vec<&'static Migration>, StoreEr
         });
     }
     Ok(applied)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn postgres_text_uses_64_bit_keys() {
+        let pg = super::for_postgres(super::V1);
+        assert!(pg.contains("id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY"));
+        assert!(!pg.contains("INTEGER"));
+        assert!(!pg.contains("AUTOINCREMENT"));
+    }
 }

@@ -105,12 +105,23 @@ impl Session<'_> {
         counts: BTreeMap<String, u64>,
         outcome: &str,
     ) -> Result<(), Failure> {
+        self.append_audit(action, Some(pipeline), detail, counts, outcome)
+    }
+
+    fn append_audit(
+        &self,
+        action: &str,
+        pipeline: Option<&str>,
+        detail: String,
+        counts: BTreeMap<String, u64>,
+        outcome: &str,
+    ) -> Result<(), Failure> {
         let mut audit = AuditLog::open(self.state.root()).map_err(failure)?;
         audit
             .append(NewRecord {
                 actor: os_user(),
                 action: action.into(),
-                pipeline: Some(pipeline.into()),
+                pipeline: pipeline.map(str::to_string),
                 policy_fingerprint: None,
                 counts,
                 outcome: outcome.into(),
@@ -128,19 +139,7 @@ impl Session<'_> {
         counts: BTreeMap<String, u64>,
         outcome: &str,
     ) -> Result<(), Failure> {
-        let mut audit = AuditLog::open(self.state.root()).map_err(failure)?;
-        audit
-            .append(NewRecord {
-                actor: os_user(),
-                action: action.into(),
-                pipeline: None,
-                policy_fingerprint: None,
-                counts,
-                outcome: outcome.into(),
-                detail: Some(detail),
-            })
-            .map_err(failure)?;
-        Ok(())
+        self.append_audit(action, None, detail, counts, outcome)
     }
 }
 
