@@ -43,7 +43,11 @@ struct ChildReport {
 pub struct ProcessExecutor {
     pub exe: PathBuf,
     pub state_dir: PathBuf,
+    /// `--master-key` as given, passed on to the task processes.
     pub master_key: Option<String>,
+    /// The master key's reference (the flag or env:HUSHFLOW_MASTER_KEY), for the webhook's
+    /// `keyring:` references.
+    pub master_key_ref: Option<SecretRef>,
     pub redactor: Redactor,
 }
 
@@ -288,7 +292,12 @@ impl ProcessExecutor {
             return Ok(());
         };
         let reference = SecretRef::parse(&reference).map_err(|e| e.to_string())?;
-        let keyring = hushflow_crypto::Keyring::open_with(&self.state_dir, None).ok();
+        let keyring = super::open_keyring(
+            &self.state_dir,
+            self.master_key_ref.as_ref(),
+            &self.redactor,
+        )
+        .ok();
         let resolver = SecretResolver::new(
             self.redactor.clone(),
             keyring

@@ -72,15 +72,11 @@ impl Session<'_> {
     /// Opens the keyring, sealed under the master key if there is one. Without one, says once
     /// that the keyring is an unprotected local demo keyring.
     fn keyring(&self) -> Result<Keyring, Failure> {
-        let master = match &self.master_key {
-            None => None,
-            Some(reference) => {
-                let resolver = SecretResolver::new(self.out.redactor.clone(), None);
-                let value = resolver.resolve(reference).map_err(invalid)?;
-                Some(MasterKey::from_base64(&value).map_err(invalid)?)
-            }
-        };
-        let keyring = Keyring::open_with(self.state.root(), master).map_err(failure)?;
+        let keyring = open_keyring(
+            self.state.root(),
+            self.master_key.as_ref(),
+            &self.out.redactor,
+        )?;
         if !keyring.is_sealed() {
             self.out.note(format!(
                 "note: the keyring in {} is not sealed: a local, unprotected demo keyring. Set \
@@ -262,6 +258,23 @@ fn open_state(dir: &Path) -> Result<StateDir, Failure> {
             dir.display()
         ))
     })
+}
+
+/// Opens a state directory's keyring, sealed under the master key `master` refers to.
+fn open_keyring(
+    state: &Path,
+    master: Option<&SecretRef>,
+    redactor: &hushflow_secrets::Redactor,
+) -> Result<Keyring, Failure> {
+    let master = match master {
+        None => None,
+        Some(reference) => {
+            let resolver = SecretResolver::new(redactor.clone(), None);
+            let value = resolver.resolve(reference).map_err(invalid)?;
+            Some(MasterKey::from_base64(&value).map_err(invalid)?)
+        }
+    };
+    Keyring::open_with(state, master).map_err(failure)
 }
 
 /// Writes a new file readable by its owner only; an existing file is not replaced.
