@@ -385,7 +385,12 @@ impl Plan {
         Ok(keys)
     }
 
-    /// The fields the source must read: the policy's, in policy order.
+    /// Whether the file uses `{{ … }}` templates, which only a scheduled or triggered run
+    /// fills in.
+    pub fn has_templates(&self) -> bool {
+        self.text.contains("{{")
+    }
+
     /// Whether the source reads incrementally (after a committed position).
     pub fn incremental(&self) -> bool {
         match &self.source {
@@ -453,13 +458,7 @@ impl Plan {
                 .to_string();
             let target = hushflow_connectors::postgres::connect::target(&text, &tls, base)
                 .map_err(|e| fail(e.to_string()))?;
-            // The URL as a whole is masked already; its password alone must be too (a driver
-            // message could carry it).
-            if let Some(password) = target.password() {
-                resolver
-                    .redactor()
-                    .register(&SecretValue::new(password.to_vec()));
-            }
+            // The resolver masked the URL and, on its own, its password.
             warnings.extend(hushflow_connectors::postgres::connect::warnings(
                 &target, &tls,
             ));
@@ -496,6 +495,7 @@ impl Plan {
         keys
     }
 
+    /// The fields the source must read: the policy's, in policy order.
     pub fn source_fields_needed(&self) -> Vec<String> {
         self.policy.source_fields()
     }

@@ -55,8 +55,61 @@ impl<'a> SecretResolver<'a> {
             });
         }
         self.redactor.register(&value);
+        // A connection URL's password is printed on its own by drivers ("password
+        // authentication failed for …" quotes the user, some messages the whole userinfo), so
+        // it is masked apart from the URL, as written and percent-decoded.
+        for part in url_password(&value) {
+            self.redactor.register(&part);
+        }
         Ok(value)
     }
+}
+
+/// The password of a `scheme://user:password@host…` value: raw, and percent-decoded when that
+/// differs. Nothing for any other value.
+fn url_password(value: &SecretValue) -> Vec<SecretValue> {
+    let Ok(text) = value.expose_str() else {
+        return Vec::new();
+    };
+    let Some((_, rest)) = text.trim().split_once("://") else {
+        return Vec::new();
+    };
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+    let Some((userinfo, _)) = authority.rsplit_once('@') else {
+        return Vec::new();
+    };
+    let Some((_, password)) = userinfo.split_once(':') else {
+        return Vec::new();
+    };
+    let mut parts = vec![SecretValue::new(password.as_bytes().to_vec())];
+    let decoded = percent_decode(password.as_bytes());
+    if decoded != password.as_bytes() {
+        parts.push(SecretValue::new(decoded));
+    }
+    parts
+}
+
+fn percent_decode(bytes: &[u8]) -> Vec<u8> {
+    let hex = |b: u8| (b as char).to_digit(16).map(|d| d as u8);
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match (
+            bytes[i],
+            bytes.get(i + 1).copied().and_then(hex),
+            bytes.get(i + 2).copied().and_then(hex),
+        ) {
+            (b'%', Some(h), Some(l)) => {
+                out.push(h * 16 + l);
+                i += 3;
+            }
+            (b, _, _) => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    out
 }
 
 impl fmt::Debug for SecretResolver<'_> {
@@ -162,6 +215,31 @@ mod tests {
         let v = resolver.resolve(&SecretRef::Env(name.into())).unwrap();
         assert_eq!(v.expose(), CANARY.as_bytes());
         assert_eq!(redactor.scrub(&format!("x {CANARY} y")), "x *** y");
+    }
+
+    #[test]
+    fn a_url_password_is_masked_on_its_own() {
+        let name = "HUSHFLOW_TEST_SECRET_URL_PASSWORD";
+        // SAFETY: no other test reads or writes this variable.
+        unsafe { std::env::set_var(name, "postgres://app:pw%40canary-77@db.example/crm") };
+        let redactor = Redactor::new();
+        let resolver = SecretResolver::new(redactor.clone(), None);
+        resolver.resolve(&SecretRef::Env(name.into())).unwrap();
+        assert_eq!(
+            redactor.scrub("auth failed: pw@canary-77"),
+            "auth failed: ***"
+        );
+        assert_eq!(
+            redactor.scrub("userinfo app:pw%40canary-77"),
+            "userinfo app:***"
+        );
+        assert_eq!(
+            redactor.scrub("host db.example"),
+            "host db.example",
+            "not the host"
+        );
+        assert!(url_password(&SecretValue::from("postgres://app@db/x".to_string())).is_empty());
+        assert!(url_password(&SecretValue::from("just-a-token".to_string())).is_empty());
     }
 
     #[test]

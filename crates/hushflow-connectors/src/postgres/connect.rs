@@ -151,13 +151,6 @@ pub fn target(url: &str, tls: &Tls, base: &Path) -> Result<Target, Error> {
     })
 }
 
-impl Target {
-    /// The URL's password, so that the caller can register it with the redactor.
-    pub fn password(&self) -> Option<&[u8]> {
-        self.config.get_password()
-    }
-}
-
 /// What `validate` should say about a target.
 pub fn warnings(target: &Target, tls: &Tls) -> Vec<String> {
     let mut out = Vec::new();

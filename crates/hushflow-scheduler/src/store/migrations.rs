@@ -150,6 +150,19 @@ pub fn current(db: &mut Db) -> Result<i64, StoreError> {
     Ok(rows.first().and_then(|r| r.int(0)).unwrap_or(0))
 }
 
+/// The database's version, refused when it is newer than this build knows (an older binary
+/// must not write to a schema it does not understand).
+pub fn check(db: &mut Db) -> Result<i64, StoreError> {
+    let found = current(db)?;
+    if found > latest() {
+        return Err(StoreError::TooNew {
+            found,
+            known: latest(),
+        });
+    }
+    Ok(found)
+}
+
 /// Applies every missing migration, each in its own transaction; returns those applied.
 /// Concurrent migrators on PostgreSQL wait for each other on an advisory lock.
 pub fn migrate(db: &mut Db, now: i64) -> Result<Vec<&'static Migration>, StoreError> {
@@ -176,12 +189,7 @@ pub fn migrate(db: &mut Db, now: i64) -> Result<Vec<&'static Migration>, StoreEr
         }
         Ok(())
     })?;
-    if current(db)? > latest() {
-        return Err(StoreError::TooNew {
-            found: current(db)?,
-            known: latest(),
-        });
-    }
+    check(db)?;
     Ok(applied)
 }
 

@@ -57,13 +57,7 @@ impl StoreConfig {
             StoreConfig::Sqlite(path) => Store::open_sqlite(path, now),
             StoreConfig::Postgres(url) => {
                 let mut store = Store::connect_postgres(url)?;
-                let found = migrations::current(&mut store.db)?;
-                if found > migrations::latest() {
-                    return Err(StoreError::TooNew {
-                        found,
-                        known: migrations::latest(),
-                    });
-                }
+                let found = migrations::check(&mut store.db)?;
                 if found < migrations::latest() {
                     return Err(StoreError::NotMigrated {
                         found,
@@ -349,14 +343,7 @@ impl Store {
         let mut store = Store {
             db: Db::Sqlite(conn),
         };
-        let found = migrations::current(&mut store.db)?;
-        if found > migrations::latest() {
-            return Err(StoreError::TooNew {
-                found,
-                known: migrations::latest(),
-            });
-        }
-        if found < migrations::latest() {
+        if migrations::check(&mut store.db)? < migrations::latest() {
             migrations::migrate(&mut store.db, now)?;
         }
         Ok(store)
@@ -439,28 +426,22 @@ impl Store {
         })
     }
 
-    pub fn pipelines(&mut self) -> Result<Vec<PipelineRow>, StoreError> {
+    /// A registered pipeline by name (the scheduler asks once per pipeline per tick).
+    pub fn pipeline(&mut self, name: &str) -> Result<Option<PipelineRow>, StoreError> {
         let rows = self.db.query(
             "SELECT name, fingerprint, schedule, timezone, paused, max_active_runs, first_seen_at \
-             FROM hf_pipelines ORDER BY name",
-            &[],
+             FROM hf_pipelines WHERE name = $1",
+            &[name.into()],
         )?;
-        Ok(rows
-            .iter()
-            .map(|r| PipelineRow {
-                name: r.string(0),
-                fingerprint: r.string(1),
-                schedule: r.text(2),
-                timezone: r.text(3),
-                paused: r.int0(4) != 0,
-                max_active_runs: r.int0(5),
-                first_seen_at: r.int0(6),
-            })
-            .collect())
-    }
-
-    pub fn pipeline(&mut self, name: &str) -> Result<Option<PipelineRow>, StoreError> {
-        Ok(self.pipelines()?.into_iter().find(|p| p.name == name))
+        Ok(rows.first().map(|r| PipelineRow {
+            name: r.string(0),
+            fingerprint: r.string(1),
+            schedule: r.text(2),
+            timezone: r.text(3),
+            paused: r.int0(4) != 0,
+            max_active_runs: r.int0(5),
+            first_seen_at: r.int0(6),
+        }))
     }
 
     /// The text of a registered definition.

@@ -473,12 +473,6 @@ fn run_sql(
             let url = url.expose_str().map_err(invalid)?;
             let base = file.parent().unwrap_or(std::path::Path::new("."));
             let target = connect::target(url, &Tls::default(), base).map_err(invalid)?;
-            if let Some(pw) = target.password() {
-                session
-                    .out
-                    .redactor
-                    .register(&hushflow_secrets::SecretValue::new(pw.to_vec()));
-            }
             let mut client = connect::connect(&target).map_err(failure)?;
             let mut tx = client
                 .transaction()

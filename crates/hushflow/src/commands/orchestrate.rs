@@ -35,20 +35,7 @@ pub(super) fn store_config(
             })?;
             let resolver = SecretResolver::new(session.out.redactor.clone(), None);
             let url = resolver.resolve(&reference).map_err(invalid)?;
-            // The URL's password must never be printed, even inside a driver's message.
-            if let Ok(text) = url.expose_str()
-                && let Ok(target) = hushflow_connectors::postgres::connect::target(
-                    text,
-                    &Default::default(),
-                    Path::new("."),
-                )
-                && let Some(pw) = target.password()
-            {
-                session
-                    .out
-                    .redactor
-                    .register(&hushflow_secrets::SecretValue::new(pw.to_vec()));
-            }
+            // The resolver masks the URL and its password from here on.
             Ok(StoreConfig::Postgres(url))
         }
     }

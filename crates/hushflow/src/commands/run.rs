@@ -51,16 +51,20 @@ pub(super) fn prepare_plan(session: &Session<'_>, mut plan: Plan) -> Result<Prep
 
 pub(super) fn validate(session: &Session<'_>, pipeline: &Path) -> Result<Exit, Failure> {
     let out = session.out;
-    let dag = hushflow_engine::dag::load(pipeline).map_err(invalid)?;
-    if dag.tasks.len() > 1
-        || dag
-            .tasks
-            .first()
-            .is_some_and(|t| t.name != hushflow_engine::dag::SYNC_TASK)
-    {
-        return validate_dag(session, pipeline, dag);
-    }
-    let plan = prepare(session, pipeline)?.plan;
+    let mut dag = hushflow_engine::dag::load(pipeline).map_err(invalid)?;
+    // A one-sync file is a DAG of one task; its plan is validated like any task's.
+    let plan = match dag.tasks.as_slice() {
+        [t] if t.name == hushflow_engine::dag::SYNC_TASK => match dag.tasks.pop().map(|t| t.kind) {
+            Some(hushflow_engine::dag::TaskKind::Sync(plan)) => *plan,
+            _ => {
+                return Err(failure(
+                    "a one-sync pipeline did not load as a sync; this is a bug",
+                ));
+            }
+        },
+        _ => return validate_dag(session, pipeline, dag),
+    };
+    let plan = prepare_plan(session, plan)?.plan;
     for w in &plan.warnings {
         out.note(format!("warning: {w}"));
     }
@@ -140,8 +144,8 @@ pub(super) fn run(
     pipeline: &Path,
     options: RunOptions<'_>,
 ) -> Result<Exit, Failure> {
-    let prepared = prepare(session, pipeline)?;
-    if std::fs::read_to_string(pipeline).is_ok_and(|t| t.contains("{{")) {
+    let plan = hushflow_engine::plan::load(pipeline).map_err(invalid)?;
+    if plan.has_templates() {
         return Err(invalid(format!(
             "{}: uses {{{{ … }}}} templates, which only a run of the scheduler fills in; run it \
              with `hushflow trigger {} --wait`",
@@ -149,8 +153,7 @@ pub(super) fn run(
             pipeline.display()
         )));
     }
-
-    execute(session, prepared, options)
+    execute(session, prepare_plan(session, plan)?, options)
 }
 
 /// Runs a checked plan (or replays a quarantine through it) and prints the summary.
