@@ -446,7 +446,7 @@ pub(super) fn task_exec(session: &Session<'_>) -> Result<Exit, Failure> {
     }
 }
 
-/// Runs a `sql` task's statements in one transaction; returns the rows the last changed.
+/// Runs a `sql` task's statements in one transaction; returns the rows they changed in all.
 fn run_sql(
     session: &Session<'_>,
     database: &SqlDatabase,
@@ -457,12 +457,20 @@ fn run_sql(
         SqlDatabase::Sqlite(path) => {
             let mut conn = rusqlite::Connection::open(path)
                 .map_err(|e| failure(format!("{}: {e}", path.display())))?;
-            let tx = conn.transaction().map_err(failure)?;
+            // Tasks of one run (or of two runs) may write the same file at once: wait for the
+            // other writer instead of failing with "database is locked", and take the write
+            // lock up front, since a deferred transaction that reads first cannot wait for it.
+            conn.busy_timeout(std::time::Duration::from_secs(60))
+                .map_err(failure)?;
+            let before = conn.total_changes();
+            let tx = conn
+                .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+                .map_err(|e| failure(format!("sql on {}: {e}", path.display())))?;
             tx.execute_batch(sql)
                 .map_err(|e| failure(format!("sql on {}: {e}", path.display())))?;
-            let changed = tx.changes();
-            tx.commit().map_err(failure)?;
-            Ok(changed)
+            tx.commit()
+                .map_err(|e| failure(format!("sql on {}: {e}", path.display())))?;
+            Ok(conn.total_changes().saturating_sub(before))
         }
         SqlDatabase::Postgres(reference) => {
             use hushflow_connectors::postgres::{Tls, connect};
@@ -477,10 +485,19 @@ fn run_sql(
             let mut tx = client
                 .transaction()
                 .map_err(|e| failure(pg_message(&e, sql)))?;
-            tx.batch_execute(sql)
+            // The simple protocol reports each statement's row count (its CommandComplete).
+            let messages = tx
+                .simple_query(sql)
                 .map_err(|e| failure(format!("sql: {}", pg_message(&e, sql))))?;
+            let changed = messages
+                .iter()
+                .map(|m| match m {
+                    postgres::SimpleQueryMessage::CommandComplete(n) => *n,
+                    _ => 0,
+                })
+                .sum();
             tx.commit().map_err(|e| failure(pg_message(&e, sql)))?;
-            Ok(0)
+            Ok(changed)
         }
     }
 }
