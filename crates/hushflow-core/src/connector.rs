@@ -2,7 +2,7 @@
 //! never see the policy, and they report malformed input as [`Rejected`] records instead of
 //! failing, so that the engine can quarantine them and carry on.
 
-use crate::{Batch, Error, RejectReason, Schema};
+use crate::{Batch, Column, Error, RejectReason, Schema};
 use std::sync::Arc;
 
 /// A record the source could not turn into a row. `raw` holds the bytes as read so that the
@@ -81,6 +81,30 @@ pub trait Encode: Send + Sync {
     fn encode(&self, batch: &Batch, out: &mut Vec<u8>) -> Result<(), Error>;
 }
 
+/// What a keyed sink does with the rows of records that were withdrawn since they were written:
+/// filtered by consent (no longer an explicit yes) or by the suppression list.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Withdrawal {
+    /// Delete the row with the record's key.
+    #[default]
+    Delete,
+    /// Keep the row's key and set every other column to null.
+    Tombstone,
+    /// Leave rows already written as they are.
+    Keep,
+}
+
+impl Withdrawal {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Withdrawal::Delete => "delete",
+            Withdrawal::Tombstone => "tombstone",
+            Withdrawal::Keep => "keep",
+        }
+    }
+}
+
 /// Writes batches. A sink makes each batch durable (or atomic, for transactional sinks) before
 /// `write_batch` returns, and flushes everything on `finish`.
 pub trait Sink: Send {
@@ -136,6 +160,20 @@ pub trait Sink: Send {
     fn write_encoded(&mut self, _bytes: &[u8]) -> Result<(), Error> {
         Err(Error::Config(
             "this sink takes batches, not encoded bytes".into(),
+        ))
+    }
+
+    /// Whether the sink can act on withdrawn records' keys ([`Sink::withdraw`]).
+    fn can_withdraw(&self) -> bool {
+        false
+    }
+
+    /// Deletes (or tombstones) the rows of `keys` in the transaction of the next write
+    /// (`write_batch_at`/`write_encoded_at`, called even when that batch is empty), so that a
+    /// batch and its withdrawals commit together. Keys are the key field's output values.
+    fn withdraw(&mut self, _keys: &Column, _how: Withdrawal) -> Result<(), Error> {
+        Err(Error::Config(
+            "this sink cannot delete records by key".into(),
         ))
     }
 

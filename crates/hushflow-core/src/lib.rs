@@ -9,5 +9,7 @@ mod connector;
 mod error;
 
 pub use batch::{Batch, Cell, CellKind, Column, Schema};
-pub use connector::{Decode, Encode, Position, Rejected, Sink, Source, SourceBatch, SourceChunk};
+pub use connector::{
+    Decode, Encode, Position, Rejected, Sink, Source, SourceBatch, SourceChunk, Withdrawal,
+};
 pub use error::{Error, RecordError, RejectReason};

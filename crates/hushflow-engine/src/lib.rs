@@ -15,6 +15,7 @@ pub mod state;
 pub mod subjects;
 mod workers;
 
+pub use hushflow_core::Withdrawal;
 pub use hushflow_policy::KeyMaterial;
 pub use pipeline::{OnError, SpecError};
 pub use plan::Plan;

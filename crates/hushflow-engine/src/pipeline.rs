@@ -153,6 +153,11 @@ pub struct PipelineSection {
     pub workers: Option<Spanned<usize>>,
     #[serde(default)]
     pub on_error: OnError,
+    /// What a table sink does with rows of records withdrawn since they were written (consent
+    /// no longer a yes, or now on the suppression list): `delete` (the default), `tombstone`
+    /// (null every column but the key) or `keep`.
+    #[serde(default)]
+    pub on_withdrawal: Option<Spanned<hushflow_core::Withdrawal>>,
     /// Extract the whole source into encrypted staging files before loading, so that a failed
     /// or crashed run resumes without reading the source again.
     #[serde(default)]
@@ -241,6 +246,12 @@ impl SourceSpec {
 }
 
 impl SinkSpec {
+    /// A database table, whose rows a later run can delete or update by key (a file sink is
+    /// written anew each run).
+    pub fn is_table(&self) -> bool {
+        matches!(self, SinkSpec::Sqlite(_) | SinkSpec::Postgres(_))
+    }
+
     pub fn kind(&self) -> &'static str {
         match self {
             SinkSpec::Csv(_) => "csv",

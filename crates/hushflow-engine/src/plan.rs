@@ -3,6 +3,7 @@
 
 use crate::pipeline::{self, OnError, PipelineSpec, SinkSpec, SourceSpec, SpecError, SpecSource};
 use base64::Engine as _;
+use hushflow_core::Withdrawal;
 use hushflow_crypto::Keyring;
 use hushflow_policy::{Action, KeyMaterial, MIN_KEY_BYTES, Policy, PolicyError, ResolvedKey};
 use hushflow_secrets::{SecretRef, SecretResolver, SecretValue};
@@ -32,6 +33,8 @@ pub struct Plan {
     /// Threads that apply the policy (the reader and the writer have one each besides).
     pub workers: usize,
     pub on_error: OnError,
+    /// What the sink does with rows of records that were withdrawn (consent, suppression).
+    pub on_withdrawal: Withdrawal,
     /// Stage the source (encrypted) before loading; see `staging`.
     pub staging: bool,
     /// Days staged files stay after the commit.
@@ -277,6 +280,22 @@ pub(crate) fn check(
             ));
         }
     }
+    let on_withdrawal = match &pipeline.on_withdrawal {
+        Some(w) if !sink.is_table() && *w.get_ref() != Withdrawal::Delete => {
+            return Err(src.error_at(
+                w.span(),
+                Some("pipeline.on_withdrawal".into()),
+                format!(
+                    "a {} sink writes its file anew each run, so records withdrawn since are \
+                     simply left out of it; `{}` needs a table sink (sqlite or postgres)",
+                    sink.kind(),
+                    w.get_ref().as_str()
+                ),
+            ));
+        }
+        Some(w) => *w.get_ref(),
+        None => Withdrawal::Delete,
+    };
     let suppression_file = policy.suppression().map(|s| base.join(&s.file));
     if let Some(file) = &suppression_file
         && !file.is_file()
@@ -295,6 +314,7 @@ pub(crate) fn check(
         batch_size,
         workers,
         on_error: pipeline.on_error,
+        on_withdrawal,
         // File sources re-read cheaply, so they stage only when asked to.
         staging: pipeline.staging.unwrap_or(false),
         retention_days: retention_days(&src, pipeline)?,
@@ -581,6 +601,27 @@ impl fmt::Display for Plan {
                 "filter    suppression: `{}` matched against {}",
                 s.field,
                 file.display()
+            )?;
+        }
+        if self.policy.consent().is_some() || self.policy.suppression().is_some() {
+            let what = match (self.sink.is_table(), self.on_withdrawal) {
+                (false, _) => {
+                    "are left out of the file, which each run writes anew; copies of \
+                               earlier files are not touched"
+                }
+                (true, Withdrawal::Delete) => {
+                    "have their rows deleted (on_withdrawal = \"delete\")"
+                }
+                (true, Withdrawal::Tombstone) => {
+                    "keep their key, every other column nulled (on_withdrawal = \"tombstone\")"
+                }
+                (true, Withdrawal::Keep) => {
+                    "keep the rows already written (on_withdrawal = \"keep\")"
+                }
+            };
+            writeln!(
+                f,
+                "withdraw  records that lose consent or are suppressed {what}"
             )?;
         }
         for w in &self.warnings {

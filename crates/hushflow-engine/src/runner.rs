@@ -15,6 +15,7 @@ use hushflow_connectors::postgres::{PostgresSink, PostgresSource};
 use hushflow_connectors::sqlite::{SqliteSink, SqliteSource};
 use hushflow_core::{
     Batch, CellKind, Encode, Position, RecordError, RejectReason, Sink, Source, SourceBatch,
+    Withdrawal,
 };
 use hushflow_crypto::SubjectRoot;
 use hushflow_policy::{CompileInputs, CompiledPolicy, Day, KeyMaterial, Subjects};
@@ -50,6 +51,8 @@ pub struct Counts {
     pub filtered: u64,
     pub filtered_no_consent: u64,
     pub suppressed: u64,
+    /// Filtered records whose key the sink was told to delete or tombstone (`on_withdrawal`).
+    pub withdrawn: u64,
     pub quarantined: u64,
 }
 
@@ -241,6 +244,7 @@ pub fn run(plan: &Plan, keys: &KeyMaterial, ctx: &RunContext<'_>) -> Result<RunR
         ("filtered".into(), counts.filtered),
         ("filtered_no_consent".into(), counts.filtered_no_consent),
         ("suppressed".into(), counts.suppressed),
+        ("withdrawn".into(), counts.withdrawn),
         ("quarantined".into(), counts.quarantined),
     ]);
     audit_counts.extend(
@@ -342,6 +346,8 @@ struct Processed {
     encoded: Option<Vec<u8>>,
     no_consent: u64,
     suppressed: u64,
+    /// The keys of filtered records, for a sink that deletes withdrawn rows.
+    withdrawn: hushflow_core::Column,
 }
 
 /// Key check, policy and (for sinks with an encoder) encoding for one batch: pure CPU work, run
@@ -399,6 +405,7 @@ fn process(
         encoded,
         no_consent: out.no_consent as u64,
         suppressed: out.suppressed as u64,
+        withdrawn: out.withdrawn,
     })
 }
 
@@ -478,6 +485,14 @@ fn move_records(
         field: key_source.to_string(),
         keys: store.clone(),
     });
+    let mut sink = match early_sink {
+        Some(sink) => sink,
+        None => open_sink(plan, ctx)?,
+    };
+    // Records filtered now (consent withdrawn, newly suppressed) may have rows from earlier
+    // runs: their keys go to a sink that can act on them, in the batch's transaction.
+    let withdrawal = (plan.on_withdrawal != Withdrawal::Keep && sink.can_withdraw())
+        .then_some(plan.on_withdrawal);
     let policy = plan.policy.compile(
         &schema,
         &CompileInputs {
@@ -485,12 +500,9 @@ fn move_records(
             keys,
             suppression_list: &suppression_list,
             today: today(),
+            withdrawal_key: withdrawal.map(|_| plan.key.as_str()),
         },
     )?;
-    let mut sink = match early_sink {
-        Some(sink) => sink,
-        None => open_sink(plan, ctx)?,
-    };
     sink.open(policy.output_schema())?;
     let keeps_positions = sink.keeps_positions();
     let mut last_position: Option<Position> = None;
@@ -533,9 +545,18 @@ fn move_records(
             // Rows of segments an earlier attempt committed are in the sink already; their
             // rejected records are quarantined again above, since that attempt's file is lost.
             if seq > committed {
+                if let Some(how) = withdrawal
+                    && !p.withdrawn.is_empty()
+                {
+                    sink.withdraw(&p.withdrawn, how)?;
+                    counts.withdrawn += p.withdrawn.len() as u64;
+                }
                 match &p.encoded {
                     Some(bytes) => sink.write_encoded_at(bytes, &plan.name, position.as_ref())?,
-                    None if !p.output.is_empty() || position.is_some() => {
+                    None if !p.output.is_empty()
+                        || position.is_some()
+                        || !p.withdrawn.is_empty() =>
+                    {
                         sink.write_batch_at(&p.output, &plan.name, position.as_ref())?
                     }
                     None => {}

@@ -309,6 +309,7 @@ fn compile(name: &str, policy: &str, schema: &Schema, keys: &KeyMaterial) -> Com
                     month: 11,
                     day: 22,
                 },
+                withdrawal_key: None,
             },
         )
         .unwrap_or_else(|e| panic!("policy of `{name}`: {e}"))

@@ -52,6 +52,9 @@ pub struct CompileInputs<'a> {
     pub suppression_list: &'a [String],
     /// The run's date, for age bands without `as_of`.
     pub today: Day,
+    /// The output field a keyed sink matches rows on, when withdrawn records (filtered by
+    /// consent or suppression) must reach it: their key's output value is then computed too.
+    pub withdrawal_key: Option<&'a str>,
 }
 
 enum Transform {
@@ -95,6 +98,9 @@ pub struct PolicyOutput {
     pub no_consent: usize,
     /// Rows removed because they match the suppression list.
     pub suppressed: usize,
+    /// The key field's output values of the filtered rows (consent or suppression), as a sink
+    /// holds them, when compiled with a `withdrawal_key`; empty otherwise.
+    pub withdrawn: Column,
 }
 
 pub struct CompiledPolicy {
@@ -103,6 +109,8 @@ pub struct CompiledPolicy {
     consent: Option<ConsentFilter>,
     suppression: Option<SuppressionFilter>,
     today: Day,
+    /// The op (index into `ops`) that makes the key sinks match withdrawn rows on.
+    withdrawal_op: Option<usize>,
 }
 
 impl std::fmt::Debug for CompiledPolicy {
@@ -224,12 +232,16 @@ impl Policy {
             }
             None => None,
         };
+        let withdrawal_op = inputs
+            .withdrawal_key
+            .and_then(|key| ops.iter().position(|op| op.field == key));
         Ok(CompiledPolicy {
             ops,
             output: Arc::new(Schema::new(output)),
             consent,
             suppression,
             today: inputs.today,
+            withdrawal_op,
         })
     }
 }
@@ -318,12 +330,32 @@ impl CompiledPolicy {
             }
             batch.retain_rows(&leaves);
         }
+        let withdrawn = match self.withdrawal_op {
+            Some(op) if kept.len() < rows => self.withdrawn_keys(&self.ops[op], input, &keep),
+            _ => Column::default(),
+        };
         PolicyOutput {
             batch,
             rejected,
             no_consent,
             suppressed,
+            withdrawn,
         }
+    }
+
+    /// The key's output values of the rows the filters removed; a key that cannot be made
+    /// (null, or refused by its rule) names no row a sink could hold, so it is left out.
+    fn withdrawn_keys(&self, op: &Op, input: &Batch, keep: &[bool]) -> Column {
+        let filtered: Vec<usize> = (0..keep.len()).filter(|&row| !keep[row]).collect();
+        let mut failed = vec![None; filtered.len()];
+        let keys = self.column(op, input, &filtered, &mut failed, &mut Scratch::default());
+        let mut out = Column::with_capacity(keys.len(), keys.text_len());
+        for (row, cell) in keys.iter().enumerate() {
+            if failed[row].is_none() && !cell.is_null() {
+                out.push(cell);
+            }
+        }
+        out
     }
 
     /// The output column of `op` for the input rows `kept`; a row whose value fails is noted
@@ -504,6 +536,7 @@ mod tests {
                 subjects: None,
                 keys: &keys,
                 suppression_list: suppression,
+                withdrawal_key: None,
                 today: Day {
                     year: 2026,
                     month: 11,
@@ -694,6 +727,50 @@ mod tests {
         let out = c.apply(&batch());
         assert_eq!(out.suppressed, 2);
         assert_eq!(out.batch.lines(), &[3]);
+    }
+
+    /// The withdrawn records' keys are the values the sink holds: the key's own output (here
+    /// its HMAC), only for rows the filters removed, and only when asked for.
+    #[test]
+    fn withdrawn_keys_are_the_filtered_rows_output_keys() {
+        let policy: Policy = toml::from_str(
+            r#"
+            fields.email = { hash = "hmac-sha256", key = "env:PEPPER", normalize = "email" }
+            fields.id = "keep"
+            [suppression]
+            file = "s.txt"
+            field = "email"
+            "#,
+        )
+        .unwrap();
+        let keys = keys();
+        let b = batch();
+        let list = vec!["bob@example.com".to_string()];
+        let compiled = |withdrawal_key| {
+            policy
+                .compile(
+                    b.schema(),
+                    &CompileInputs {
+                        subjects: None,
+                        keys: &keys,
+                        suppression_list: &list,
+                        withdrawal_key,
+                        today: Day {
+                            year: 2026,
+                            month: 11,
+                            day: 22,
+                        },
+                    },
+                )
+                .unwrap()
+        };
+        let out = compiled(Some("email")).apply(&b);
+        assert_eq!(out.suppressed, 1);
+        let expected =
+            hex::encode(HmacSha256::new(&SecretValue::new(KEY.to_vec())).mac(b"bob@example.com"));
+        let withdrawn: Vec<&str> = out.withdrawn.iter().map(|c| c.text).collect();
+        assert_eq!(withdrawn, [expected.as_str()]);
+        assert!(compiled(None).apply(&b).withdrawn.is_empty());
     }
 
     #[test]

@@ -210,3 +210,139 @@ fn keys_list_shows_names_never_material() {
     let mode = std::fs::metadata(ws.state()).unwrap().permissions().mode();
     assert_eq!(mode & 0o777, 0o700);
 }
+
+/// A consent pipeline into a SQLite upsert table, with a suppression list.
+fn consent_pipeline(on_withdrawal: &str) -> String {
+    format!(
+        r#"
+[pipeline]
+name = "withdrawals"
+key = "id"
+{on_withdrawal}
+
+[source]
+type = "csv"
+path = "data/contacts.csv"
+
+[policy]
+fields.id = "keep"
+fields.email = {{ hash = "hmac-sha256", key = "keyring:pepper", normalize = "email" }}
+fields.country = "keep"
+
+[policy.consent]
+field = "opt_in"
+
+[policy.suppression]
+file = "suppressed.txt"
+field = "email"
+
+[sink]
+type = "sqlite"
+path = "out/leads.db"
+table = "leads"
+"#
+    )
+}
+
+fn rows(db: &std::path::Path) -> Vec<(String, Option<String>, Option<String>)> {
+    let conn = rusqlite::Connection::open(db).unwrap();
+    let mut stmt = conn
+        .prepare("SELECT id, email, country FROM leads ORDER BY id")
+        .unwrap();
+    stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect()
+}
+
+/// Consent withdrawn and a new suppression reach rows already synced: by default their rows
+/// are deleted in the batch's transaction, counted and audited; `tombstone` keeps the key with
+/// every other column nulled; `keep` leaves them.
+#[test]
+fn withdrawn_consent_and_new_suppressions_remove_rows_already_synced() {
+    for (setting, expect) in [
+        ("", "deleted"),
+        ("on_withdrawal = \"delete\"", "deleted"),
+        ("on_withdrawal = \"tombstone\"", "tombstoned"),
+        ("on_withdrawal = \"keep\"", "kept"),
+    ] {
+        let ws = Workspace::new();
+        ws.ok(&["keys", "create", "pepper"], 0);
+        ws.write(
+            "data/contacts.csv",
+            "id,email,country,opt_in\n1,ann@example.com,DE,yes\n2,bob@example.com,FR,yes\n\
+             3,cat@example.com,ES,yes\n",
+        );
+        ws.write("suppressed.txt", "# nobody yet\n");
+        ws.write("p.toml", consent_pipeline(setting));
+        ws.ok(&["run", "p.toml"], 0);
+        let db = ws.path("out/leads.db");
+        assert_eq!(rows(&db).len(), 3, "{setting}");
+
+        // Bob withdraws consent; Cat asks to be suppressed.
+        ws.write(
+            "data/contacts.csv",
+            "id,email,country,opt_in\n1,ann@example.com,DE,yes\n2,bob@example.com,FR,no\n\
+             3,cat@example.com,ES,yes\n",
+        );
+        ws.write("suppressed.txt", "Cat@Example.com\n");
+        let v = ws.ok(&["validate", "p.toml"], 0);
+        assert!(v.stdout.contains("withdraw "), "{}", v.stdout);
+        let r = ws.ok(&["run", "p.toml"], 0);
+        assert!(r.stdout.contains("filtered 2"), "{}", r.stdout);
+        let left = rows(&db);
+        match expect {
+            "deleted" => {
+                assert_eq!(left.len(), 1, "{setting}: {left:?}");
+                assert_eq!(left[0].0, "1");
+                assert!(r.stdout.contains("withdrawn: 2 record(s)"), "{}", r.stdout);
+            }
+            "tombstoned" => {
+                assert_eq!(left.len(), 3, "{setting}: {left:?}");
+                assert_eq!(left[1], ("2".into(), None, None), "{left:?}");
+                assert_eq!(left[2], ("3".into(), None, None), "{left:?}");
+                assert!(left[0].1.is_some());
+                assert!(r.stdout.contains("tombstoned"), "{}", r.stdout);
+            }
+            _ => {
+                assert_eq!(left.len(), 3, "{setting}: {left:?}");
+                assert!(left.iter().all(|r| r.1.is_some()), "{left:?}");
+                assert!(!r.stdout.contains("withdrawn"), "{}", r.stdout);
+            }
+        }
+        let audit = ws.ok(&["audit", "list", "--json"], 0).stdout;
+        let last_run = audit
+            .lines()
+            .rfind(|l| l.contains("\"action\":\"run\""))
+            .unwrap();
+        let withdrawn = if expect == "kept" { 0 } else { 2 };
+        assert!(
+            last_run.contains(&format!("\"withdrawn\":{withdrawn}")),
+            "{last_run}"
+        );
+    }
+}
+
+/// A file sink is written anew each run, so withdrawn records are left out of it; settings that
+/// need a table (tombstone, keep) are refused at validation.
+#[test]
+fn file_sinks_leave_withdrawn_records_out_and_refuse_tombstones() {
+    let ws = Workspace::new();
+    ws.ok(&["keys", "create", "pepper"], 0);
+    ws.write(
+        "data/contacts.csv",
+        "id,email,country,opt_in\n1,a@example.com,DE,yes\n",
+    );
+    ws.write("suppressed.txt", "");
+    let text = consent_pipeline("on_withdrawal = \"tombstone\"").replace(
+        "type = \"sqlite\"\npath = \"out/leads.db\"\ntable = \"leads\"",
+        "type = \"csv\"\npath = \"out/leads.csv\"",
+    );
+    ws.write("p.toml", &text);
+    let v = ws.run(&["validate", "p.toml"]);
+    assert_ne!(v.code, 0, "{}", v.all());
+    assert!(v.all().contains("pipeline.on_withdrawal"), "{}", v.all());
+    ws.write("p.toml", text.replace("on_withdrawal = \"tombstone\"", ""));
+    let v = ws.ok(&["validate", "p.toml"], 0);
+    assert!(v.stdout.contains("left out of the file"), "{}", v.stdout);
+}

@@ -238,3 +238,58 @@ fn killed_at_random_points_then_run_to_completion_the_destination_is_exact() {
     );
     assert_eq!(differ, 0, "the destination equals an uninterrupted run's");
 }
+
+/// An incremental PostgreSQL sync: a contact whose consent is withdrawn after it was synced
+/// comes back with its next change and its row is deleted in that batch's transaction, with
+/// the cursor; a table whose key column is `bigint` (created by its owner, not by hushflow)
+/// matches the withdrawn keys by its own type.
+#[test]
+fn withdrawn_consent_deletes_the_synced_row_on_the_next_incremental_run() {
+    let (src, dst) = (Database::new("wd_src"), Database::new("wd_dst"));
+    src.client()
+        .batch_execute(
+            "CREATE TABLE contacts (id bigint PRIMARY KEY, email text NOT NULL, \
+             opt_in boolean NOT NULL, updated_at timestamptz NOT NULL);
+             INSERT INTO contacts SELECT g, 'user' || g || '@example.com', true, \
+             timestamptz '2026-01-01' + g * interval '1 second' FROM generate_series(1, 2000) g;",
+        )
+        .unwrap();
+    dst.client()
+        .batch_execute(
+            "CREATE TABLE leads (id bigint PRIMARY KEY, email text, updated_at text, opt_in text)",
+        )
+        .unwrap();
+    let ws = Workspace::new();
+    ws.ok(&["keys", "create", "pepper", "--purpose", "hash"], 0);
+    let text = pipeline("wd", "leads").replace(
+        "fields.updated_at = \"keep\"\n",
+        "fields.updated_at = \"keep\"\n\n[policy.consent]\nfield = \"opt_in\"\n",
+    );
+    let text = text.replace("fields.birth_date = { generalize = \"year\" }\n", "");
+    ws.write("p.toml", text);
+    let r = run(&ws, &src, &dst, "p.toml", 0);
+    assert!(r.stdout.contains("written 2000"), "{}", r.stdout);
+    assert_eq!(dst.count("SELECT count(*) FROM leads"), 2000);
+
+    src.client()
+        .batch_execute(
+            "UPDATE contacts SET opt_in = false, updated_at = timestamptz '2026-06-01' \
+             WHERE id IN (7, 1500)",
+        )
+        .unwrap();
+    let r = run(&ws, &src, &dst, "p.toml", 0);
+    assert!(
+        r.stdout.contains("read 2, written 0, filtered 2"),
+        "{}",
+        r.stdout
+    );
+    assert!(r.stdout.contains("withdrawn: 2 record(s)"), "{}", r.stdout);
+    assert_eq!(dst.count("SELECT count(*) FROM leads"), 1998);
+    assert_eq!(
+        dst.count("SELECT count(*) FROM leads WHERE id IN (7, 1500)"),
+        0
+    );
+    // The cursor moved with the deletes: nothing is read again.
+    let r = run(&ws, &src, &dst, "p.toml", 0);
+    assert!(r.stdout.contains("read 0, written 0"), "{}", r.stdout);
+}

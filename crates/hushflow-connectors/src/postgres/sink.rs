@@ -10,7 +10,7 @@
 use super::config::{PostgresMode, PostgresSinkConfig};
 use super::connect;
 use super::sql::{column, copy_cell, describe, ident};
-use hushflow_core::{Batch, Encode, Error, Position, Schema, Sink};
+use hushflow_core::{Batch, Column, Encode, Error, Position, Schema, Sink, Withdrawal};
 use std::collections::HashMap;
 use std::io::Write;
 use std::path::Path;
@@ -30,6 +30,11 @@ pub struct PostgresSink {
     copy_into: String,
     /// `replace` commits the position with the swap, at the end.
     pending_position: Option<(String, Position)>,
+    /// The key column's type in the table as it is, for matching withdrawn keys sent as text.
+    key_type: String,
+    /// Keys of withdrawn records, acted on in the next batch's transaction.
+    withdrawals: Vec<String>,
+    withdrawal: Withdrawal,
     buf: Vec<u8>,
 }
 
@@ -62,6 +67,9 @@ impl PostgresSink {
             take: Vec::new(),
             copy_into: ident(&config.table),
             pending_position: None,
+            key_type: "text".into(),
+            withdrawals: Vec::new(),
+            withdrawal: Withdrawal::Delete,
             buf: Vec::new(),
         })
     }
@@ -166,6 +174,16 @@ impl Sink for PostgresSink {
             }
         }
 
+        self.key_type = self
+            .client
+            .query_one(
+                "SELECT format_type(atttypid, atttypmod) FROM pg_attribute \
+                 WHERE attrelid = $1::text::regclass AND attname = $2",
+                &[&table, &self.key],
+            )
+            .map_err(self.err("reading the key column's type"))?
+            .get(0);
+
         match self.config.mode {
             PostgresMode::Append => {}
             PostgresMode::Upsert => {
@@ -255,6 +273,19 @@ impl Sink for PostgresSink {
         tx.commit().map_err(commit_err)
     }
 
+    /// Upsert and append tables keep rows across runs; a `replace` table holds only this run's
+    /// rows, so a withdrawn record is simply not in it.
+    fn can_withdraw(&self) -> bool {
+        self.config.mode != PostgresMode::Replace
+    }
+
+    fn withdraw(&mut self, keys: &Column, how: Withdrawal) -> Result<(), Error> {
+        self.withdrawal = how;
+        self.withdrawals
+            .extend(keys.iter().map(|k| k.text.to_string()));
+        Ok(())
+    }
+
     fn keeps_positions(&self) -> bool {
         true
     }
@@ -283,6 +314,31 @@ impl Sink for PostgresSink {
 }
 
 impl PostgresSink {
+    /// The statement that acts on withdrawn keys (`$1`, as text): a delete, or an update that
+    /// nulls every column written but the key.
+    fn withdrawal_sql(&self) -> Option<String> {
+        let table = ident(&self.config.table);
+        let matches = format!(
+            "{} = ANY($1::text[]::{}[])",
+            column(&self.key),
+            self.key_type
+        );
+        match self.withdrawal {
+            Withdrawal::Delete => Some(format!("DELETE FROM {table} WHERE {matches}")),
+            Withdrawal::Tombstone => {
+                let nulls: Vec<String> = self
+                    .columns
+                    .iter()
+                    .filter(|c| **c != self.key)
+                    .map(|c| format!("{} = NULL", column(c)))
+                    .collect();
+                (!nulls.is_empty())
+                    .then(|| format!("UPDATE {table} SET {} WHERE {matches}", nulls.join(", ")))
+            }
+            Withdrawal::Keep => None,
+        }
+    }
+
     fn encoding(&self) -> CopyEncoder {
         CopyEncoder {
             take: self.take.clone(),
@@ -329,7 +385,14 @@ impl PostgresSink {
         );
         let replace = self.config.mode == PostgresMode::Replace;
         let begin_err = self.err("beginning a batch");
+        let withdraw = self.withdrawal_sql();
+        let withdraw_err = self.err("removing withdrawn records' rows");
+        let withdrawn = std::mem::take(&mut self.withdrawals);
         let mut tx = self.client.transaction().map_err(begin_err)?;
+        if let Some(sql) = withdraw.filter(|_| !withdrawn.is_empty()) {
+            tx.execute(sql.as_str(), &[&withdrawn])
+                .map_err(&withdraw_err)?;
+        }
         let mut writer = tx.copy_in(&copy).map_err(&copy_err)?;
         writer.write_all(bytes).map_err(|e| Error::Destination {
             path: self.config.table.clone().into(),

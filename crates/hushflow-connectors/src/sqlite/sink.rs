@@ -3,7 +3,7 @@
 use super::config::{SqliteMode, SqliteSinkConfig};
 use crate::fields::{Output, list, not_open};
 use crate::file::create_private_if_absent;
-use hushflow_core::{Batch, Cell, CellKind, Error, Position, Schema, Sink};
+use hushflow_core::{Batch, Cell, CellKind, Column, Error, Position, Schema, Sink, Withdrawal};
 use rusqlite::types::{ToSqlOutput, Value, ValueRef};
 use rusqlite::{Connection, OpenFlags, ToSql};
 use std::path::{Path, PathBuf};
@@ -38,6 +38,8 @@ struct OpenSqlite {
     insert: String,
     /// `replace` commits the position with the swap, at the end.
     pending_position: Option<(String, Position)>,
+    /// Keys of withdrawn records, acted on in the next batch's transaction.
+    withdrawals: Option<(Column, Withdrawal)>,
 }
 
 /// Where positions of incremental sources are kept, beside the data they belong to.
@@ -254,12 +256,30 @@ impl Sink for SqliteSink {
             output,
             insert,
             pending_position: None,
+            withdrawals: None,
         });
         Ok(())
     }
 
     fn write_batch(&mut self, batch: &Batch) -> Result<(), Error> {
         self.write_batch_at(batch, "", None)
+    }
+
+    /// Upsert and append tables keep rows across runs; a `replace` table holds only this run's
+    /// rows, so a withdrawn record is simply not in it.
+    fn can_withdraw(&self) -> bool {
+        self.mode != SqliteMode::Replace
+    }
+
+    fn withdraw(&mut self, keys: &Column, how: Withdrawal) -> Result<(), Error> {
+        let Some(open) = self.open.as_mut() else {
+            return Err(not_open(&self.path));
+        };
+        match &mut open.withdrawals {
+            Some((pending, _)) => keys.iter().for_each(|k| pending.push(k)),
+            None => open.withdrawals = Some((keys.clone(), how)),
+        }
+        Ok(())
     }
 
     fn keeps_positions(&self) -> bool {
@@ -313,6 +333,26 @@ impl Sink for SqliteSink {
             path: self.path.clone(),
             message: format!("starting a transaction failed: {e}"),
         })?;
+        if let Some((keys, how)) = open.withdrawals.take()
+            && let Some(sql) = withdrawal_sql(&self.table, &self.key, &open.output.names, how)
+        {
+            let mut stmt = tx.prepare_cached(&sql).map_err(|e| Error::Destination {
+                path: self.path.clone(),
+                message: format!(
+                    "table `{}`: preparing the withdrawal failed: {e}",
+                    self.table
+                ),
+            })?;
+            for key in keys.iter() {
+                stmt.execute([Bind(key)]).map_err(|e| Error::Destination {
+                    path: self.path.clone(),
+                    message: format!(
+                        "table `{}`: removing a withdrawn record's row failed: {e}",
+                        self.table
+                    ),
+                })?;
+            }
+        }
         {
             let mut stmt = tx
                 .prepare_cached(&open.insert)
@@ -414,6 +454,30 @@ fn row_error(
     Error::Destination {
         path: path.to_path_buf(),
         message,
+    }
+}
+
+/// The statement that acts on one withdrawn key: a delete, or an update that nulls every column
+/// written but the key.
+fn withdrawal_sql(table: &str, key: &str, columns: &[String], how: Withdrawal) -> Option<String> {
+    let (table, key_column) = (quote(table), quote(key));
+    match how {
+        Withdrawal::Tombstone => {
+            let nulls: Vec<String> = columns
+                .iter()
+                .filter(|c| **c != key)
+                .map(|c| format!("{} = NULL", quote(c)))
+                .collect();
+            // A table of keys only has nothing to null.
+            (!nulls.is_empty()).then(|| {
+                format!(
+                    "UPDATE {table} SET {} WHERE {key_column} = ?1",
+                    nulls.join(", ")
+                )
+            })
+        }
+        Withdrawal::Delete => Some(format!("DELETE FROM {table} WHERE {key_column} = ?1")),
+        Withdrawal::Keep => None,
     }
 }
 

@@ -214,6 +214,17 @@ pub(super) fn execute(
         report.elapsed.as_secs_f64(),
         report.records_per_second(),
     ));
+    if c.withdrawn > 0 {
+        out.line(format!(
+            "withdrawn: {} record(s) filtered by consent or suppression had their rows {} in \
+             the sink",
+            c.withdrawn,
+            match plan.on_withdrawal {
+                hushflow_engine::Withdrawal::Tombstone => "tombstoned",
+                _ => "deleted",
+            }
+        ));
+    }
     if let Some(q) = &report.quarantine {
         let reasons: Vec<String> = report
             .reasons
