@@ -51,14 +51,14 @@ else
   cargo test --workspace --locked
 fi
 
-step "cargo deny (advisories from the snapshot in ../shared)"
+step "cargo deny (advisories from a snapshot beside the checkout, when there is one)"
 if ! command -v cargo-deny >/dev/null 2>&1 && [ ! -x .tools/bin/cargo-deny ]; then
   cargo install cargo-deny --locked --version '^0.20' --root .tools
 fi
 export PATH="$root/.tools/bin:$PATH"
-# The snapshot tool sits in the steering repo's shared/ folder, beside this checkout.
+# An offline advisory snapshot tool, when one sits beside this checkout (../shared/tools).
 advisories=""
-for candidate in "$root/../shared/tools/advisory-db" /work/shared/tools/advisory-db; do
+for candidate in "$root/../shared/tools/advisory-db"; do
   if [ -x "$candidate" ]; then advisories=$candidate; break; fi
 done
 if [ -n "$advisories" ]; then

@@ -3,7 +3,7 @@
 # *core* and *full* policies, CSV to CSV. Prints input records/s on one core (pinned with taskset,
 # `--workers 1`, against pandas, which is single-threaded) and on every core (the scaling), peak memory, the
 # JSONL-input rate against CSV, and whether the outputs agree row by row.
-# usage: bench/policy/run.sh [ROWS]   (default 200000; the issue's real run is 2000000)
+# usage: bench/policy/run.sh [ROWS]   (default 200000; the reference run is 2000000)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 rows=${1:-200000}

@@ -19,5 +19,5 @@ pub use hushflow_core::Withdrawal;
 pub use hushflow_policy::KeyMaterial;
 pub use pipeline::{OnError, SpecError};
 pub use plan::Plan;
-pub use runner::{Counts, Outcome, Replay, RunContext, RunError, RunReport, run};
+pub use runner::{Counts, Outcome, Replay, RunContext, RunError, RunReport, check, run};
 pub use state::{StateDir, os_user};

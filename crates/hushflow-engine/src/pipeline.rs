@@ -504,7 +504,82 @@ fn toml_error(source: &SpecSource<'_>, e: &toml::de::Error) -> SpecError {
             key = Some(path.join("."));
         }
     }
-    source.error_at(span, key, scrub_toml_message(e.message()))
+    // The same for a value no variant has (`mode = "upsertt"`): the key is found by its value
+    // within the reported span, and the message says "value" unless that key is a `type`.
+    let mut message = scrub_toml_message(e.message());
+    if let Some(value) = e
+        .message()
+        .strip_prefix("unknown variant `")
+        .and_then(|rest| rest.split('`').next())
+        && let Ok(doc) = DeTable::parse(source.text)
+    {
+        let mut found = Vec::new();
+        let mut path = Vec::new();
+        values_in(doc.get_ref(), &span, value, &mut path, &mut found);
+        // A `[table]` is reported at its header only: look through the whole file then.
+        if found.is_empty() {
+            values_in(doc.get_ref(), &(0..0), value, &mut path, &mut found);
+        }
+        if let [(path, at)] = found.as_slice() {
+            if path.last().is_some_and(|k| k != "type") {
+                message = message.replacen("unknown type", "unknown value", 1);
+            }
+            span = at.clone();
+            key = Some(path.join("."));
+        }
+    }
+    source.error_at(span, key, message)
+}
+
+/// Every string `value` whose span lies within `within`, with its key path. An element of an
+/// array of tables (`[[task]]`) is named by its `name` when it has one, as task errors are.
+fn values_in(
+    table: &DeTable<'_>,
+    within: &Range<usize>,
+    value: &str,
+    path: &mut Vec<String>,
+    found: &mut Vec<(Vec<String>, Range<usize>)>,
+) {
+    fn visit(
+        v: &toml::Spanned<DeValue<'_>>,
+        within: &Range<usize>,
+        value: &str,
+        path: &mut Vec<String>,
+        found: &mut Vec<(Vec<String>, Range<usize>)>,
+    ) {
+        let at = v.span();
+        // An empty span (none reported) means anywhere in the file.
+        let inside = within.is_empty() || (within.start <= at.start && at.end <= within.end);
+        match v.get_ref() {
+            DeValue::String(s) if inside && s.as_ref() == value => {
+                found.push((path.clone(), at));
+            }
+            DeValue::Table(t) => values_in(t, within, value, path, found),
+            DeValue::Array(items) => {
+                for (i, item) in items.iter().enumerate() {
+                    let name = match item.get_ref() {
+                        DeValue::Table(t) => t
+                            .iter()
+                            .find(|(k, _)| k.get_ref().as_ref() == "name")
+                            .and_then(|(_, n)| match n.get_ref() {
+                                DeValue::String(n) => Some(n.to_string()),
+                                _ => None,
+                            }),
+                        _ => None,
+                    };
+                    path.push(name.unwrap_or_else(|| i.to_string()));
+                    visit(item, within, value, path, found);
+                    path.pop();
+                }
+            }
+            _ => {}
+        }
+    }
+    for (k, v) in table.iter() {
+        path.push(k.get_ref().to_string());
+        visit(v, within, value, path, found);
+        path.pop();
+    }
 }
 
 /// serde and toml quote the offending value in some messages ("invalid type: string \"…\"");
@@ -668,6 +743,42 @@ table = "leads"
         let e = parse_str(&text).unwrap_err();
         assert!(e.message.contains("colour"), "{e}");
         assert_eq!(e.line, 18, "{e}");
+    }
+
+    /// A value no variant has is reported at its own key and line, in a table and in a
+    /// task, and a bad `type` still says "type".
+    #[test]
+    fn unknown_values_name_their_key() {
+        let e =
+            parse_str(&GOOD.replace("table = \"leads\"", "table = \"leads\"\nmode = \"upsertt\""))
+                .unwrap_err();
+        assert_eq!(e.key.as_deref(), Some("sink.mode"), "{e}");
+        assert_eq!(e.line, 18, "{e}");
+        assert!(
+            e.message
+                .starts_with("unknown value, expected one of `upsert`"),
+            "{e}"
+        );
+        assert!(!e.message.contains("upsertt"), "{e}");
+
+        let e = parse_str(&GOOD.replace("type = \"sqlite\"", "type = \"sqlitex\"")).unwrap_err();
+        assert_eq!(e.key.as_deref(), Some("sink.type"), "{e}");
+        assert!(e.message.starts_with("unknown type"), "{e}");
+
+        let dag = r#"
+[pipeline]
+name = "d"
+key = "id"
+
+[[task]]
+name = "load"
+source = { type = "csv", path = "c.csv" }
+policy = { fields = { id = "keep" } }
+sink = { type = "sqlite", path = "o.db", table = "t", mode = "upsertt" }
+"#;
+        let e = parse_str(dag).unwrap_err();
+        assert_eq!(e.key.as_deref(), Some("task.load.sink.mode"), "{e}");
+        assert_eq!(e.line, 10, "{e}");
     }
 
     #[test]

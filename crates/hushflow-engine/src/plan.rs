@@ -262,11 +262,18 @@ pub(crate) fn check(
             "is not supported with an incremental `cursor` source yet; remove one of them",
         ));
     }
+    // A run would stop at once: an error now, so that `validate` can gate a deployment.
     if let Some(fields) = &source_fields {
         for name in policy.source_fields() {
             if !fields.contains(&name) {
-                warnings.push(format!(
-                    "the source's header has no field `{name}`, which the policy reads; the run will fail"
+                return Err(src.error_at(
+                    src.span_of(&["policy"]),
+                    Some(format!("policy.fields.{name}")),
+                    format!(
+                        "reads `{name}`, which the header of {} does not have; fix the field \
+                         name or the file",
+                        source.path().display()
+                    ),
                 ));
             }
         }

@@ -287,8 +287,11 @@ pub fn run(plan: &Plan, keys: &KeyMaterial, ctx: &RunContext<'_>) -> Result<RunR
 }
 
 /// The connection URL a database source or sink names, resolved before the run.
-fn url<'c>(ctx: &'c RunContext<'_>, reference: &str) -> Result<&'c str, hushflow_core::Error> {
-    ctx.connections
+fn url<'c>(
+    connections: &'c crate::plan::Connections,
+    reference: &str,
+) -> Result<&'c str, hushflow_core::Error> {
+    connections
         .get(reference)
         .and_then(|v| v.expose_str().ok())
         .ok_or_else(|| {
@@ -299,7 +302,7 @@ fn url<'c>(ctx: &'c RunContext<'_>, reference: &str) -> Result<&'c str, hushflow
 /// The pipeline's source; an incremental one continues after `after`.
 fn open_source(
     plan: &Plan,
-    ctx: &RunContext<'_>,
+    connections: &crate::plan::Connections,
     key_source: &str,
     after: Option<&Position>,
 ) -> Result<Box<dyn Source>, hushflow_core::Error> {
@@ -309,31 +312,86 @@ fn open_source(
         SourceSpec::Csv(c) => Box::new(CsvSource::open(c, Some(&wanted))?),
         SourceSpec::Jsonl(c) => Box::new(JsonlSource::open(c, Some(&wanted))?),
         SourceSpec::Sqlite(c) => Box::new(SqliteSource::open(c, &wanted, key_source, after)?),
-        SourceSpec::Postgres(c) => Box::new(PostgresSource::open(
-            c,
-            url(ctx, &c.url)?,
-            base,
-            &wanted,
-            key_source,
-            after,
-        )?),
+        SourceSpec::Postgres(c) => Box::new(
+            PostgresSource::open(
+                c,
+                url(connections, &c.url)?,
+                base,
+                &wanted,
+                key_source,
+                after,
+            )
+            .map_err(|e| in_role("source", e))?,
+        ),
     })
 }
 
-fn open_sink(plan: &Plan, ctx: &RunContext<'_>) -> Result<Box<dyn Sink>, hushflow_core::Error> {
+fn open_sink(
+    plan: &Plan,
+    connections: &crate::plan::Connections,
+) -> Result<Box<dyn Sink>, hushflow_core::Error> {
     let base = plan.file.parent().unwrap_or(std::path::Path::new(""));
     Ok(match &plan.sink {
         SinkSpec::Csv(c) => Box::new(CsvSink::new(c)?),
         SinkSpec::Jsonl(c) => Box::new(JsonlSink::new(c)?),
         SinkSpec::Sqlite(c) => Box::new(SqliteSink::new(c, &plan.key)?),
-        SinkSpec::Postgres(c) => Box::new(PostgresSink::new(
-            c,
-            url(ctx, &c.url)?,
-            base,
-            &plan.key,
-            plan.column_types(),
-        )?),
+        SinkSpec::Postgres(c) => Box::new(
+            PostgresSink::new(
+                c,
+                url(connections, &c.url)?,
+                base,
+                &plan.key,
+                plan.column_types(),
+            )
+            .map_err(|e| in_role("sink", e))?,
+        ),
     })
+}
+
+/// Says which end of the pipeline a connection error is about (a database error names only
+/// the host and port).
+fn in_role(role: &str, e: hushflow_core::Error) -> hushflow_core::Error {
+    match e {
+        hushflow_core::Error::Config(message) => {
+            hushflow_core::Error::Config(format!("the {role}: {message}"))
+        }
+        other => other,
+    }
+}
+
+/// Opens the plan's source (reading its header or columns, no record) and connects to its sink
+/// (creating nothing), so that `hushflow check` finds what would stop a run before it starts:
+/// a missing file or column, a refused connection or login, a failed TLS handshake.
+pub fn check(
+    plan: &Plan,
+    connections: &crate::plan::Connections,
+) -> Result<(), hushflow_core::Error> {
+    let key_source = plan
+        .policy
+        .rule(&plan.key)
+        .map_or(plan.key.as_str(), |rule| rule.source_field(&plan.key));
+    let source = open_source(plan, connections, key_source, None)?;
+    let have = source.schema();
+    for field in plan.source_fields_needed() {
+        if have.index_of(&field).is_none() {
+            return Err(hushflow_core::Error::Config(format!(
+                "the source has no field `{field}`, which the policy reads"
+            )));
+        }
+    }
+    drop(source);
+    open_sink(plan, connections)?;
+    if let Some(dir) = plan.sink.path().parent()
+        && plan.sink.url().is_none()
+        && !dir.as_os_str().is_empty()
+        && !dir.is_dir()
+    {
+        return Err(hushflow_core::Error::Config(format!(
+            "the sink's directory {} does not exist",
+            dir.display()
+        )));
+    }
+    Ok(())
 }
 
 /// One source batch after the policy: what the writer needs, in the order it must happen.
@@ -435,7 +493,7 @@ fn move_records(
     let after = match incremental && !ctx.full_refresh {
         false => None,
         true => {
-            let mut sink = open_sink(plan, ctx)?;
+            let mut sink = open_sink(plan, ctx.connections)?;
             let position = match sink.keeps_positions() {
                 true => sink.committed_position(&plan.name)?,
                 false => {
@@ -455,7 +513,10 @@ fn move_records(
                 Box::new(crate::replay::ReplaySource::new(plan, replay.records)?),
                 0,
             ),
-            None => (open_source(plan, ctx, key_source, after.as_ref())?, 0),
+            None => (
+                open_source(plan, ctx.connections, key_source, after.as_ref())?,
+                0,
+            ),
         },
         Some(run) => {
             if run.manifest().extracted {
@@ -463,7 +524,7 @@ fn move_records(
             } else {
                 let recipient = ctx.identity.recipient();
                 run.extract(
-                    open_source(plan, ctx, key_source, None)?,
+                    open_source(plan, ctx.connections, key_source, None)?,
                     plan.workers,
                     plan.batch_size,
                     &recipient,
@@ -487,7 +548,7 @@ fn move_records(
     });
     let mut sink = match early_sink {
         Some(sink) => sink,
-        None => open_sink(plan, ctx)?,
+        None => open_sink(plan, ctx.connections)?,
     };
     // Records filtered now (consent withdrawn, newly suppressed) may have rows from earlier
     // runs: their keys go to a sink that can act on them, in the batch's transaction.

@@ -72,8 +72,23 @@ pub enum Command {
         #[arg(long)]
         unfinished: bool,
     },
-    /// Check a pipeline without touching data and print what leaves the source, and how.
-    Validate { pipeline: PathBuf },
+    /// Check a pipeline without touching data and print what leaves the source, and how; exit
+    /// 2 on anything that would fail the run. Resolves the secrets it names (keys, connection
+    /// URLs) unless --offline.
+    Validate {
+        /// The pipeline file (one sync, or a DAG of [[task]]s).
+        pipeline: PathBuf,
+        /// Check the file alone: resolve no secret and open no connection (for CI, where the
+        /// production secrets are not).
+        #[arg(long)]
+        offline: bool,
+    },
+    /// Validate a pipeline, then open its source and connect to its sink (reading no record,
+    /// writing nothing): what would stop a run, found before it starts.
+    Check {
+        /// The pipeline file (one sync, or a DAG of [[task]]s).
+        pipeline: PathBuf,
+    },
     /// Write synthetic data for trying pipelines out.
     #[command(subcommand)]
     Sample(SampleCommand),

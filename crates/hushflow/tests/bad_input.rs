@@ -44,6 +44,23 @@ fn quarantine_lines(ws: &Workspace) -> Vec<serde_json::Value> {
         &["quarantine", "export", "-", "--out", out.to_str().unwrap()],
         0,
     );
+    // Exporting again over the file fails (an existing file is never replaced), and the audit
+    // log says it failed, exporting nothing.
+    let again = ws.ok(
+        &["quarantine", "export", "-", "--out", out.to_str().unwrap()],
+        1,
+    );
+    assert!(again.stderr.contains("never replaced"), "{}", again.all());
+    let audit = ws.ok(&["audit", "list", "--json"], 0).stdout;
+    let exports: Vec<serde_json::Value> = audit
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .filter(|r| r["action"] == "quarantine.export")
+        .collect();
+    assert_eq!(exports.len(), 2, "{audit}");
+    assert_eq!(exports[0]["outcome"], "ok");
+    assert_eq!(exports[1]["outcome"], "failed", "{audit}");
+    assert_eq!(exports[1]["counts"]["records"], 0, "{audit}");
     std::fs::read_to_string(&out)
         .unwrap()
         .lines()
@@ -191,14 +208,16 @@ fn a_missing_source_column_fails_clearly() {
     ws.write("data/contacts.csv", "id,country\n1,DE\n");
     ws.ok(&["keys", "create", "pepper"], 0);
     ws.write("p.toml", pipeline(CSV_SINK));
-    let v = ws.ok(&["validate", "p.toml"], 0);
+    // The run would stop at once, so validate fails too (exit 2), naming the field.
+    let v = ws.ok(&["validate", "p.toml"], 2);
     assert!(
-        v.stdout
-            .contains("warning: the source's header has no field `email`"),
+        v.stderr.contains("policy.fields.email")
+            && v.stderr.contains("the header of")
+            && !v.stdout.contains("valid"),
         "{}",
-        v.stdout
+        v.all()
     );
-    let r = ws.ok(&["run", "p.toml"], 1);
+    let r = ws.ok(&["run", "p.toml"], 2);
     assert!(r.stderr.contains("email"), "{}", r.stderr);
 }
 

@@ -346,3 +346,64 @@ fn file_sinks_leave_withdrawn_records_out_and_refuse_tombstones() {
     let v = ws.ok(&["validate", "p.toml"], 0);
     assert!(v.stdout.contains("left out of the file"), "{}", v.stdout);
 }
+
+/// `validate` fails (exit 2) on what would fail the run; `--offline` checks the file without
+/// the secrets it names; `check` opens the source and connects to the sink, and its errors say
+/// which end, host and port.
+#[test]
+fn validate_fails_when_the_run_would_and_check_connects() {
+    let ws = Workspace::new();
+    ws.write(
+        "data/contacts.csv",
+        "id,email,country\n1,a@example.com,DE\n",
+    );
+    // The policy reads `notes`, which the header lacks: the run would stop at once.
+    let text = pipeline(SQLITE_SINK).replace(
+        "fields.notes = \"drop\"",
+        "fields.notes = { redact = [\"email\"] }",
+    );
+    ws.write("bad.toml", &text);
+    let r = ws.run(&["validate", "bad.toml"]);
+    assert_eq!(r.code, 2, "{}", r.all());
+    assert!(r.all().contains("policy.fields.notes"), "{}", r.all());
+    assert!(!r.stdout.contains("valid"), "{}", r.stdout);
+
+    // The key is an environment variable CI does not have: offline still validates the file.
+    let text = pipeline(SQLITE_SINK).replace("keyring:pepper", "env:HF_TEST_UNSET_PEPPER");
+    ws.write("p.toml", &text);
+    let r = ws.run(&["validate", "p.toml"]);
+    assert_eq!(r.code, 2, "{}", r.all());
+    assert!(r.all().contains("HF_TEST_UNSET_PEPPER"), "{}", r.all());
+    let r = ws.ok(&["validate", "--offline", "p.toml"], 0);
+    assert!(r.stdout.contains("p.toml: valid"), "{}", r.stdout);
+
+    // check: a file pipeline whose sink directory is missing fails; once made, it passes.
+    ws.ok(&["keys", "create", "pepper"], 0);
+    ws.write("ok.toml", pipeline(CSV_SINK));
+    let r = ws.run(&["check", "ok.toml"]);
+    assert_eq!(r.code, 1, "{}", r.all());
+    assert!(r.all().contains("the sink's directory"), "{}", r.all());
+    std::fs::create_dir_all(ws.path("out")).unwrap();
+    let r = ws.ok(&["check", "ok.toml"], 0);
+    assert!(r.stdout.contains("checked"), "{}", r.stdout);
+    assert!(!ws.path("out/leads.csv").exists(), "check writes nothing");
+
+    // A database nobody listens on: the error names the end, the host and the port, and
+    // never the password.
+    ws.write(
+        "pg.toml",
+        pipeline("[sink]\ntype = \"postgres\"\nurl = \"env:HF_DST\"\ntable = \"leads\"\n"),
+    );
+    let r = ws.run_with(
+        &["check", "pg.toml"],
+        &[("HF_DST", "postgres://u:pw-canary-77@127.0.0.1:1/db")],
+    );
+    assert_eq!(r.code, 1, "{}", r.all());
+    assert!(
+        r.all()
+            .contains("the sink: connecting to PostgreSQL at 127.0.0.1:1"),
+        "{}",
+        r.all()
+    );
+    assert!(!r.all().contains("pw-canary-77"), "{}", r.all());
+}

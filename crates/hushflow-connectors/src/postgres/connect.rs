@@ -278,8 +278,9 @@ pub fn connect(target: &Target) -> Result<postgres::Client, Error> {
             text.push_str(&s.to_string());
             source = s.source();
         }
+        let port = target.config.get_ports().first().copied().unwrap_or(5432);
         Error::Config(format!(
-            "connecting to PostgreSQL at {} (sslmode={}): {text}",
+            "connecting to PostgreSQL at {}:{port} (sslmode={}): {text}",
             target.host,
             target.mode.as_str()
         ))

@@ -139,6 +139,8 @@ impl Session<'_> {
     }
 }
 
+use run::Depth;
+
 pub fn dispatch(cli: Cli, out: &Output) -> Result<Exit, Failure> {
     let Cli {
         state_dir,
@@ -166,7 +168,10 @@ pub fn dispatch(cli: Cli, out: &Output) -> Result<Exit, Failure> {
     };
     match command {
         Command::Sample(cmd) => sample::sample(out, cmd),
-        Command::Validate { pipeline } => run::validate(&session()?, &pipeline),
+        Command::Validate { pipeline, offline } => {
+            run::validate(&session()?, &pipeline, Depth::of(offline))
+        }
+        Command::Check { pipeline } => run::validate(&session()?, &pipeline, Depth::Connect),
         Command::Run {
             pipeline,
             workers,

@@ -143,14 +143,6 @@ fn export(session: &Session<'_>, run: &str, out_path: PathBuf) -> Result<Exit, F
     let path = one_file(session, run)?;
     let records = read(&path, &identity_of(session, &session.keyring()?)?)?;
     let run = run_id(&path).unwrap_or_default();
-    // Audited before anything is written: an attempt counts, whether or not the write succeeds.
-    session.audit(
-        "quarantine.export",
-        format!("run {run} to {}", out_path.display()),
-        BTreeMap::from([("records".to_string(), records.len() as u64)]),
-        "ok",
-    )?;
-    let mut file = create_private(&out_path)?;
     let write = |f: &mut std::fs::File| -> std::io::Result<()> {
         let mut w = std::io::BufWriter::new(f);
         for r in &records {
@@ -160,7 +152,31 @@ fn export(session: &Session<'_>, run: &str, out_path: PathBuf) -> Result<Exit, F
         w.flush()?;
         w.get_ref().sync_all()
     };
-    write(&mut file).map_err(|e| failure(format!("{}: {e}", out_path.display())))?;
+    let written = create_private(&out_path).and_then(|mut file| {
+        write(&mut file).map_err(|e| failure(format!("{}: {e}", out_path.display())))
+    });
+    // Every attempt is audited with what really happened. A file written but not audited is
+    // removed again: nothing leaves the quarantine without its audit record.
+    let audited = session.audit(
+        "quarantine.export",
+        format!("run {run} to {}", out_path.display()),
+        BTreeMap::from([(
+            "records".to_string(),
+            if written.is_ok() {
+                records.len() as u64
+            } else {
+                0
+            },
+        )]),
+        if written.is_ok() { "ok" } else { "failed" },
+    );
+    if let Err(e) = audited {
+        if written.is_ok() {
+            let _ = std::fs::remove_file(&out_path);
+        }
+        return Err(e);
+    }
+    written?;
     out.note(format!(
         "warning: {} holds personal data in plain text; delete it when done",
         out_path.display()

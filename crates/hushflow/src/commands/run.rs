@@ -49,7 +49,59 @@ pub(super) fn prepare_plan(session: &Session<'_>, mut plan: Plan) -> Result<Prep
     })
 }
 
-pub(super) fn validate(session: &Session<'_>, pipeline: &Path) -> Result<Exit, Failure> {
+/// How far `validate` goes beyond the file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Depth {
+    /// The file alone: no secret resolved, no connection opened.
+    Offline,
+    /// Secrets resolved (keys, connection URLs), TLS settings checked; nothing opened.
+    Secrets,
+    /// Also opens the source and connects to the sink (`hushflow check`).
+    Connect,
+}
+
+impl Depth {
+    pub(super) fn of(offline: bool) -> Depth {
+        if offline {
+            Depth::Offline
+        } else {
+            Depth::Secrets
+        }
+    }
+}
+
+/// Checks one sync's plan as deep as asked and prints it.
+fn validate_plan(session: &Session<'_>, plan: Plan, depth: Depth) -> Result<(), Failure> {
+    let out = session.out;
+    let plan = match depth {
+        Depth::Offline => plan,
+        Depth::Secrets => prepare_plan(session, plan)?.plan,
+        Depth::Connect => {
+            let prepared = prepare_plan(session, plan)?;
+            hushflow_engine::check(&prepared.plan, &prepared.connections)
+                .map_err(|e| failure(format!("{}: {e}", prepared.plan.file.display())))?;
+            prepared.plan
+        }
+    };
+    for w in &plan.warnings {
+        out.note(format!("warning: {w}"));
+    }
+    out.line(plan.to_string().trim_end());
+    if depth == Depth::Connect {
+        out.line(format!(
+            "checked   the source opens and the sink connects ({} → {})",
+            plan.source.kind(),
+            plan.sink.kind()
+        ));
+    }
+    Ok(())
+}
+
+pub(super) fn validate(
+    session: &Session<'_>,
+    pipeline: &Path,
+    depth: Depth,
+) -> Result<Exit, Failure> {
     let out = session.out;
     let mut dag = hushflow_engine::dag::load(pipeline).map_err(invalid)?;
     // A one-sync file is a DAG of one task; its plan is validated like any task's.
@@ -62,13 +114,9 @@ pub(super) fn validate(session: &Session<'_>, pipeline: &Path) -> Result<Exit, F
                 ));
             }
         },
-        _ => return validate_dag(session, pipeline, dag),
+        _ => return validate_dag(session, pipeline, dag, depth),
     };
-    let plan = prepare_plan(session, plan)?.plan;
-    for w in &plan.warnings {
-        out.note(format!("warning: {w}"));
-    }
-    out.line(plan.to_string().trim_end());
+    validate_plan(session, plan, depth)?;
     out.line(format!("{}: valid", pipeline.display()));
     Ok(Exit::Success)
 }
@@ -78,6 +126,7 @@ fn validate_dag(
     session: &Session<'_>,
     pipeline: &Path,
     dag: hushflow_engine::dag::Dag,
+    depth: Depth,
 ) -> Result<Exit, Failure> {
     use hushflow_engine::dag::TaskKind;
     use hushflow_engine::schedule::rfc3339;
@@ -128,11 +177,7 @@ fn validate_dag(
                 .map_or(String::new(), |p| format!(", pool {p}"))
         ));
         if let TaskKind::Sync(plan) = task.kind {
-            let plan = prepare_plan(session, *plan)?.plan;
-            for w in &plan.warnings {
-                out.note(format!("warning: {w}"));
-            }
-            out.line(plan.to_string().trim_end());
+            validate_plan(session, *plan, depth)?;
         }
     }
     out.line(format!("{}: valid", pipeline.display()));
