@@ -14,6 +14,7 @@ pub struct Cli {
     #[arg(
         long,
         global = true,
+        help_heading = "Global options",
         env = "HUSHFLOW_STATE_DIR",
         default_value = ".hushflow"
     )]
@@ -22,17 +23,28 @@ pub struct Cli {
     /// The key that seals the keyring, as a secret reference (env:NAME, file:PATH); by default
     /// env:HUSHFLOW_MASTER_KEY when that is set. Without one the keyring is a local,
     /// unprotected demo keyring.
-    #[arg(long, global = true, value_name = "REF")]
+    #[arg(
+        long,
+        global = true,
+        value_name = "REF",
+        help_heading = "Global options"
+    )]
     pub master_key: Option<String>,
 
     /// The metadata store (runs, task states, logs): by default SQLite in the state directory;
     /// a secret reference (env:NAME, file:PATH) holding a postgres:// URL shares one store
     /// between schedulers and workers on several machines.
-    #[arg(long, global = true, env = "HUSHFLOW_METADATA", value_name = "REF")]
+    #[arg(
+        long,
+        global = true,
+        env = "HUSHFLOW_METADATA",
+        value_name = "REF",
+        help_heading = "Global options"
+    )]
     pub metadata: Option<String>,
 
     /// More log output on stderr (-v info, -vv debug); secrets are masked either way.
-    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    #[arg(short, long, global = true, action = clap::ArgAction::Count, help_heading = "Global options")]
     pub verbose: u8,
 
     #[command(subcommand)]
@@ -43,6 +55,7 @@ pub struct Cli {
 pub enum Command {
     /// Run a pipeline: read the source, apply the policy, write the sink.
     Run {
+        /// The pipeline file (one sync; a DAG of [[task]]s runs with `trigger --wait`).
         pipeline: PathBuf,
         /// Threads that apply the policy (overrides the pipeline's `workers`; default one per core).
         #[arg(long, value_parser = clap::value_parser!(u16).range(1..=64))]
@@ -55,11 +68,15 @@ pub enum Command {
         /// the last committed position.
         #[arg(long)]
         full_refresh: bool,
+        /// Print the summary as one JSON object (counts, outcome, run id) instead of lines.
+        #[arg(long)]
+        json: bool,
     },
     /// Erase a subject by crypto-shredding: delete its own keys (tokenize rules with
     /// `per_subject = true`), so that none of its tokens, wherever copied, can be reversed
     /// (audited by the subject's handle, never its id).
     Erase {
+        /// The pipeline file whose per-subject tokenize rules name the keys to erase.
         #[arg(long)]
         pipeline: PathBuf,
         /// The subject's record key (the value of the pipeline's `key` field).
@@ -69,6 +86,7 @@ pub enum Command {
     /// Remove staged files past their retention (and, with --unfinished, staged runs that never
     /// committed: they can no longer resume).
     Gc {
+        /// Also remove staged runs that never committed (they can then no longer resume).
         #[arg(long)]
         unfinished: bool,
     },
@@ -88,6 +106,12 @@ pub enum Command {
     Check {
         /// The pipeline file (one sync, or a DAG of [[task]]s).
         pipeline: PathBuf,
+    },
+    /// Print a shell completion script (e.g. `hushflow completions bash >
+    /// /etc/bash_completion.d/hushflow`).
+    Completions {
+        /// The shell to complete in.
+        shell: clap_complete::Shell,
     },
     /// Write synthetic data for trying pipelines out.
     #[command(subcommand)]
@@ -123,6 +147,7 @@ pub enum Command {
     },
     /// Create a manual run of a pipeline (a file, or the name of a registered one).
     Trigger {
+        /// A pipeline file (registered now), or the name of a registered pipeline.
         pipeline: String,
         /// Values for `{{ conf.KEY }}` in the pipeline's text.
         #[arg(long, value_name = "KEY=VALUE")]
@@ -134,9 +159,12 @@ pub enum Command {
     /// Create runs for every scheduled interval from --from to --to (dates or times in the
     /// pipeline's time zone); intervals that already have a run are left alone.
     Backfill {
+        /// A pipeline file (registered now), or the name of a registered pipeline.
         pipeline: String,
+        /// The first interval's start: a date (`2026-01-01`) or an RFC 3339 time.
         #[arg(long)]
         from: String,
+        /// The last interval's end: a date or an RFC 3339 time.
         #[arg(long)]
         to: String,
         /// Execute the runs here and wait for them to end.
@@ -144,12 +172,20 @@ pub enum Command {
         wait: bool,
     },
     /// Stop creating and starting runs of a pipeline (audited).
-    Pause { pipeline: String },
+    Pause {
+        /// The name of a registered pipeline (or its file).
+        pipeline: String,
+    },
     /// Resume a paused pipeline (audited).
-    Unpause { pipeline: String },
+    Unpause {
+        /// The name of a registered pipeline (or its file).
+        pipeline: String,
+    },
     /// Run history: states, intervals, durations, task counts.
     Runs {
+        /// Only this pipeline's runs (a registered name).
         pipeline: Option<String>,
+        /// At most this many runs, the newest first.
         #[arg(long, default_value_t = 25, value_parser = clap::value_parser!(i64).range(1..=100_000))]
         limit: i64,
         /// One JSON object per line.
@@ -159,25 +195,34 @@ pub enum Command {
     /// The tasks of a run (its number from `hushflow runs`, or its run id): states, tries,
     /// durations, record counts.
     Tasks {
+        /// The run: its number from `hushflow runs`, or its run id.
         run: String,
+        /// The pipeline the run id belongs to, when two pipelines share one.
         #[arg(long)]
         pipeline: Option<String>,
+        /// One JSON object per line.
         #[arg(long)]
         json: bool,
     },
     /// Run a finished run's tasks again: the failed ones by default, or those named with
     /// --task; each with every task downstream of it (audited).
     Clear {
+        /// The run: its number from `hushflow runs`, or its run id.
         run: String,
+        /// A task to run again (repeatable); by default every failed one.
         #[arg(long = "task", value_name = "TASK")]
         tasks: Vec<String>,
+        /// The pipeline the run id belongs to, when two pipelines share one.
         #[arg(long)]
         pipeline: Option<String>,
     },
     /// A task's log, every try (redacted like all output).
     Logs {
+        /// The run: its number from `hushflow runs`, or its run id.
         run: String,
+        /// The task's name.
         task: String,
+        /// The pipeline the run id belongs to, when two pipelines share one.
         #[arg(long)]
         pipeline: Option<String>,
         /// Only this try.
@@ -204,12 +249,16 @@ pub enum Command {
 pub enum SampleCommand {
     /// Realistic, dirty, deterministic synthetic contacts.
     Contacts {
+        /// How many contacts.
         #[arg(long, default_value_t = 1000)]
         rows: u64,
+        /// The same seed gives the same contacts.
         #[arg(long, default_value_t = 42)]
         seed: u64,
+        /// The file format.
         #[arg(long, value_enum, default_value_t = SampleFormat::Csv)]
         format: SampleFormat,
+        /// The file to write.
         #[arg(long)]
         out: PathBuf,
     },
@@ -225,6 +274,7 @@ pub enum SampleFormat {
 pub enum KeysCommand {
     /// Create a random 256-bit key.
     Create {
+        /// The key's name, as pipelines reference it (`keyring:NAME`).
         name: String,
         /// What the key is for; a hashing key (or one of unknown purpose) rotates only with
         /// --i-understand-hashes-change.
@@ -238,9 +288,13 @@ pub enum KeysCommand {
     List,
     /// Print a key's current material (base64) so another system can compute the same hashes
     /// (audited).
-    Export { name: String },
+    Export {
+        /// The key's name.
+        name: String,
+    },
     /// Add a new version of a key and make it current; old versions still detokenize (audited).
     Rotate {
+        /// The key's name.
         name: String,
         /// Rotate a hashing key although every hash made with it will change.
         #[arg(long)]
@@ -268,6 +322,7 @@ pub enum QuarantineCommand {
     /// Quarantine files with their record counts by reason; RUN (a run id, or part of a file
     /// name) narrows the list.
     List {
+        /// A run id, or part of a quarantine file's name.
         run: Option<String>,
         /// One JSON object per file instead of a table.
         #[arg(long)]
@@ -275,7 +330,9 @@ pub enum QuarantineCommand {
     },
     /// Decrypt a run's quarantined records to a file (JSON lines, created 0600) (audited).
     Export {
+        /// A run id, or part of a quarantine file's name.
         run: String,
+        /// The file to write (created 0600; an existing file is never replaced).
         #[arg(long)]
         out: PathBuf,
     },
@@ -283,6 +340,7 @@ pub enum QuarantineCommand {
     /// Table sinks get the records; a file sink's output goes beside it
     /// (`NAME.replay-RUN.EXT`) unless --out says where, since a file sink replaces its file.
     Replay {
+        /// A run id, or part of a quarantine file's name.
         run: String,
         /// The pipeline file (fixed) the records came through; by default the file the run
         /// used, as recorded beside its quarantine.
@@ -316,6 +374,7 @@ pub enum DbCommand {
         /// Such as `90d` or `720h`.
         #[arg(long)]
         older_than: String,
+        /// Only this pipeline's runs.
         #[arg(long)]
         pipeline: Option<String>,
     },
@@ -339,4 +398,33 @@ pub struct Timing {
     /// Wait between claims when no task is ready.
     #[arg(long, default_value = "250ms")]
     pub poll: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Cli;
+    use clap::CommandFactory;
+
+    /// Every command, positional argument and option says what it is for in `--help`.
+    #[test]
+    fn every_command_and_argument_has_help() {
+        fn walk(cmd: &clap::Command, path: &str, missing: &mut Vec<String>) {
+            for arg in cmd.get_arguments() {
+                let id = arg.get_id().as_str();
+                if id != "help" && id != "version" && arg.get_help().is_none() {
+                    missing.push(format!("{path} {id}"));
+                }
+            }
+            for sub in cmd.get_subcommands() {
+                if sub.get_about().is_none() && sub.get_name() != "help" {
+                    missing.push(format!("{path} {}", sub.get_name()));
+                }
+                walk(sub, &format!("{path} {}", sub.get_name()), missing);
+            }
+        }
+        Cli::command().debug_assert();
+        let mut missing = Vec::new();
+        walk(&Cli::command(), "hushflow", &mut missing);
+        assert!(missing.is_empty(), "no help text: {missing:#?}");
+    }
 }

@@ -407,3 +407,27 @@ fn validate_fails_when_the_run_would_and_check_connects() {
     );
     assert!(!r.all().contains("pw-canary-77"), "{}", r.all());
 }
+
+/// `run --json` prints the summary as one JSON object, and `completions` a shell script.
+#[test]
+fn run_json_summary_and_shell_completions() {
+    let ws = Workspace::new();
+    ws.write(
+        "data/contacts.csv",
+        "id,email,country\n1,json-canary@example.com,DE\n2,b@example.com,FR\n",
+    );
+    ws.ok(&["keys", "create", "pepper"], 0);
+    ws.write("p.toml", pipeline(SQLITE_SINK));
+    let r = ws.ok(&["run", "p.toml", "--json"], 0);
+    let lines: Vec<&str> = r.stdout.lines().collect();
+    assert_eq!(lines.len(), 1, "{}", r.stdout);
+    let summary: serde_json::Value = serde_json::from_str(lines[0]).unwrap();
+    assert_eq!(summary["pipeline"], "test-pipeline");
+    assert_eq!(summary["outcome"], "success");
+    assert_eq!(summary["counts"]["read"], 2);
+    assert_eq!(summary["counts"]["written"], 2);
+    assert!(!r.all().contains("json-canary"), "{}", r.all());
+
+    let c = ws.ok(&["completions", "bash"], 0);
+    assert!(c.stdout.contains("_hushflow()"), "{}", c.stdout);
+}

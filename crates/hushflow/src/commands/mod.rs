@@ -168,6 +168,17 @@ pub fn dispatch(cli: Cli, out: &Output) -> Result<Exit, Failure> {
     };
     match command {
         Command::Sample(cmd) => sample::sample(out, cmd),
+        Command::Completions { shell } => {
+            use clap::CommandFactory;
+            use std::io::Write as _;
+            let mut script = Vec::new();
+            clap_complete::generate(shell, &mut Cli::command(), "hushflow", &mut script);
+            // A closed pipe (`| head`) is not worth a panic.
+            match std::io::stdout().write_all(&script) {
+                Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(failure(e)),
+                _ => Ok(Exit::Success),
+            }
+        }
         Command::Validate { pipeline, offline } => {
             run::validate(&session()?, &pipeline, Depth::of(offline))
         }
@@ -177,6 +188,7 @@ pub fn dispatch(cli: Cli, out: &Output) -> Result<Exit, Failure> {
             workers,
             fresh,
             full_refresh,
+            json,
         } => {
             let options = run::RunOptions {
                 workers: workers.map(usize::from),
@@ -184,6 +196,7 @@ pub fn dispatch(cli: Cli, out: &Output) -> Result<Exit, Failure> {
                 full_refresh,
                 replay: None,
                 counts: None,
+                json,
             };
             run::run(&session()?, &pipeline, options)
         }

@@ -26,6 +26,8 @@ pub(super) struct RunOptions<'a> {
     pub replay: Option<Replay<'a>>,
     /// Receives the run's counts (a worker reports them to the metadata store).
     pub counts: Option<&'a std::cell::Cell<Option<hushflow_engine::Counts>>>,
+    /// Print the summary as one JSON object instead of lines.
+    pub json: bool,
 }
 
 /// Loads and checks a pipeline, then resolves its keys and connections.
@@ -241,6 +243,14 @@ pub(super) fn execute(
         cell.set(Some(report.counts.clone()));
     }
 
+    if options.json {
+        out.line(summary_json(&plan, &report).to_string());
+        return match (&report.error, report.outcome) {
+            (Some(e), _) => Err(failure(format!("run {} failed: {e}", report.run_id))),
+            (None, Outcome::Partial) => Ok(Exit::Partial),
+            (None, _) => Ok(Exit::Success),
+        };
+    }
     if report.resumed {
         out.line(format!(
             "resumed run {} from its staged data; the source was not read again",
@@ -293,6 +303,33 @@ pub(super) fn execute(
             Ok(Exit::Success)
         }
     }
+}
+
+/// `run --json`: the summary as one object (counts, never values; the error text names files,
+/// lines and fields only).
+fn summary_json(plan: &Plan, report: &hushflow_engine::RunReport) -> serde_json::Value {
+    let c = &report.counts;
+    serde_json::json!({
+        "pipeline": plan.name,
+        "run_id": report.run_id,
+        "outcome": report.outcome.as_str(),
+        "resumed": report.resumed,
+        "counts": {
+            "read": c.read,
+            "written": c.written,
+            "filtered": c.filtered,
+            "filtered_no_consent": c.filtered_no_consent,
+            "suppressed": c.suppressed,
+            "withdrawn": c.withdrawn,
+            "quarantined": c.quarantined,
+        },
+        "quarantine_reasons": report.reasons,
+        "quarantine": report.quarantine.as_ref().map(|p| p.display().to_string()),
+        "sink": report.sink.display().to_string(),
+        "elapsed_seconds": report.elapsed.as_secs_f64(),
+        "records_per_second": report.records_per_second(),
+        "error": report.error,
+    })
 }
 
 /// A counter on a terminal, nothing in a pipe or a log file.
