@@ -181,7 +181,13 @@ pub enum Command {
         /// The name of a registered pipeline (or its file).
         pipeline: String,
     },
-    /// Run history: states, intervals, durations, task counts.
+    /// Registered pipelines: paused or not, schedule, next run, the newest run's state.
+    Pipelines {
+        /// One JSON object per line.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Run history, the newest first: states, intervals, durations, task counts.
     Runs {
         /// Only this pipeline's runs (a registered name).
         pipeline: Option<String>,

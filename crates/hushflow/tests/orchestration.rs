@@ -688,6 +688,26 @@ sql = "CREATE TABLE IF NOT EXISTS marks (ds TEXT PRIMARY KEY, run TEXT); INSERT 
         json_lines(&ws.ok(&["runs", "--json", "--limit", "100"], 0).stdout).len(),
         runs.len()
     );
+    // The newest run (by creation) comes first, and `pipelines` shows the schedule's state.
+    assert_eq!(
+        runs[0]["data_interval_start"],
+        format!("{}-01-01T00:00:00Z", 2020 + runs.len())
+    );
+    let listed = json_lines(&ws.ok(&["pipelines", "--json"], 0).stdout);
+    assert_eq!(listed.len(), 1, "{listed:?}");
+    assert_eq!(listed[0]["pipeline"], "yearly");
+    assert_eq!(listed[0]["paused"], false);
+    assert_eq!(listed[0]["last_run_state"], "success");
+    assert!(
+        listed[0]["next_run"]
+            .as_str()
+            .unwrap()
+            .ends_with("-01-01T00:00:00Z"),
+        "{listed:?}"
+    );
+    // A pipeline nobody registered is an error, not an empty table.
+    let r = ws.ok(&["runs", "no-such-pipeline"], 2);
+    assert!(r.stderr.contains("hushflow pipelines"), "{}", r.stderr);
 }
 
 /// Four `sql` tasks of one run write the same SQLite file at once. Each waits for the others'
@@ -737,4 +757,42 @@ fn parallel_sql_tasks_on_one_sqlite_file_wait_for_each_other_and_count_their_row
     }
     let logs = ws.ok(&["logs", "1", "w2"], 0).stdout;
     assert!(logs.contains("20001 row(s) changed"), "{logs}");
+}
+
+/// Backfilling a task that reads by cursor warns that its runs read only what changed since
+/// the last committed position.
+#[test]
+fn a_backfill_of_a_cursor_source_warns_it_reads_nothing_old() {
+    let ws = Workspace::new();
+    ws.write(
+        "daily.toml",
+        r#"
+[pipeline]
+name = "daily"
+key = "id"
+schedule = "@daily"
+
+[[task]]
+name = "extract"
+source = { type = "sqlite", path = "crm.db", table = "contacts", cursor = "updated_at" }
+policy = { fields = { id = "keep", updated_at = "keep" } }
+sink = { type = "jsonl", path = "out.jsonl" }
+"#,
+    );
+    let r = ws.ok(
+        &[
+            "backfill",
+            "daily.toml",
+            "--from",
+            "2026-01-01",
+            "--to",
+            "2026-01-03",
+        ],
+        0,
+    );
+    assert!(
+        r.stderr.contains("task extract reads its source by cursor"),
+        "{}",
+        r.all()
+    );
 }

@@ -87,6 +87,21 @@ pub struct Store {
     db: Db,
 }
 
+const PIPELINE_COLUMNS: &str =
+    "name, fingerprint, schedule, timezone, paused, max_active_runs, first_seen_at";
+
+fn pipeline_row(r: &Row) -> PipelineRow {
+    PipelineRow {
+        name: r.string(0),
+        fingerprint: r.string(1),
+        schedule: r.text(2),
+        timezone: r.text(3),
+        paused: r.int0(4) != 0,
+        max_active_runs: r.int0(5),
+        first_seen_at: r.int0(6),
+    }
+}
+
 /// A registered pipeline.
 #[derive(Debug, Clone)]
 pub struct PipelineRow {
@@ -429,19 +444,22 @@ impl Store {
     /// A registered pipeline by name (the scheduler asks once per pipeline per tick).
     pub fn pipeline(&mut self, name: &str) -> Result<Option<PipelineRow>, StoreError> {
         let rows = self.db.query(
-            "SELECT name, fingerprint, schedule, timezone, paused, max_active_runs, first_seen_at \
-             FROM hf_pipelines WHERE name = $1",
+            &format!("SELECT {PIPELINE_COLUMNS} FROM hf_pipelines WHERE name = $1"),
             &[name.into()],
         )?;
-        Ok(rows.first().map(|r| PipelineRow {
-            name: r.string(0),
-            fingerprint: r.string(1),
-            schedule: r.text(2),
-            timezone: r.text(3),
-            paused: r.int0(4) != 0,
-            max_active_runs: r.int0(5),
-            first_seen_at: r.int0(6),
-        }))
+        Ok(rows.first().map(pipeline_row))
+    }
+
+    /// Every registered pipeline, by name, with the state of its newest run (by creation).
+    pub fn pipelines(&mut self) -> Result<Vec<(PipelineRow, Option<String>)>, StoreError> {
+        let rows = self.db.query(
+            &format!(
+                "SELECT {PIPELINE_COLUMNS}, (SELECT r.state FROM hf_runs r WHERE r.pipeline = \
+                 hf_pipelines.name ORDER BY r.id DESC LIMIT 1) FROM hf_pipelines ORDER BY name"
+            ),
+            &[],
+        )?;
+        Ok(rows.iter().map(|r| (pipeline_row(r), r.text(7))).collect())
     }
 
     /// The text of a registered definition.
@@ -1081,14 +1099,15 @@ impl Store {
     }
 
     /// Runs, newest first.
+    /// The newest runs, by creation (a backfill of old intervals shows as what happened last).
     pub fn runs(&mut self, pipeline: Option<&str>, limit: i64) -> Result<Vec<RunRow>, StoreError> {
         let rows = match pipeline {
             Some(p) => self.db.query(
-                &format!("SELECT {RUN_COLUMNS} FROM hf_runs WHERE pipeline = $1 ORDER BY logical_date DESC, id DESC LIMIT $2"),
+                &format!("SELECT {RUN_COLUMNS} FROM hf_runs WHERE pipeline = $1 ORDER BY id DESC LIMIT $2"),
                 &[p.into(), limit.into()],
             )?,
             None => self.db.query(
-                &format!("SELECT {RUN_COLUMNS} FROM hf_runs ORDER BY logical_date DESC, id DESC LIMIT $1"),
+                &format!("SELECT {RUN_COLUMNS} FROM hf_runs ORDER BY id DESC LIMIT $1"),
                 &[limit.into()],
             )?,
         };

@@ -230,6 +230,7 @@ pub fn dispatch(cli: Cli, out: &Output) -> Result<Exit, Failure> {
         Command::Unpause { pipeline } => {
             orchestrate::pause(&session()?, metadata, &pipeline, false)
         }
+        Command::Pipelines { json } => orchestrate::pipelines(&session()?, metadata, json),
         Command::Runs {
             pipeline,
             limit,

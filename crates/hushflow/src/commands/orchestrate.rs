@@ -362,6 +362,21 @@ pub(super) fn backfill(
     if to <= from {
         return Err(invalid("--to must be after --from"));
     }
+    // An incremental source reads after its committed position, whatever the interval: a
+    // backfill of such a task moves only what changed since the last run, not the past.
+    for task in &d.tasks {
+        if let hushflow_engine::dag::TaskKind::Sync(plan) = &task.kind
+            && plan.incremental()
+        {
+            session.out.note(format!(
+                "warning: task {} reads its source by cursor, so its backfill runs read only \
+                 records changed since the last committed position, not each interval's; \
+                 use the interval in the source (`{{{{ data_interval_start }}}}` in a query) or \
+                 `run --full-refresh` to reload the past",
+                task.name
+            ));
+        }
+    }
     let now = SystemClock.now();
     let intervals = schedule.due(from, to, true, 100_000);
     let (mut created, mut existing) = (Vec::new(), 0);
@@ -510,6 +525,13 @@ pub(super) fn runs(
     let config = store_config(session, metadata)?;
     let mut store = open(&config)?;
     let out = session.out;
+    if let Some(name) = pipeline
+        && store.pipeline(name).map_err(failure)?.is_none()
+    {
+        return Err(invalid(format!(
+            "no pipeline is registered as {name}; `hushflow pipelines` lists them"
+        )));
+    }
     let rows = store.runs(pipeline, limit).map_err(failure)?;
     if !json {
         out.line(format!(
@@ -546,6 +568,65 @@ pub(super) fn runs(
                 ),
                 ms_between(r.started_at, r.ended_at),
                 tasks.join(", ")
+            ));
+        }
+    }
+    Ok(Exit::Success)
+}
+
+/// `hushflow pipelines`: what the metadata store schedules, whether it is paused, when it runs
+/// next and how its newest run went.
+pub(super) fn pipelines(
+    session: &Session<'_>,
+    metadata: Option<&str>,
+    json: bool,
+) -> Result<Exit, Failure> {
+    let config = store_config(session, metadata)?;
+    let mut store = open(&config)?;
+    let out = session.out;
+    let now = SystemClock.now();
+    let rows = store.pipelines().map_err(failure)?;
+    if !json {
+        if rows.is_empty() {
+            out.line("no pipeline is registered; the scheduler registers the files under --pipelines, `trigger FILE` one file");
+        } else {
+            out.line(format!(
+                "{:<24} {:<7} {:<28} {:<21} last run",
+                "pipeline", "paused", "schedule", "next run"
+            ));
+        }
+    }
+    for (p, last) in rows {
+        let schedule = p
+            .schedule
+            .as_deref()
+            .map(|e| hushflow_engine::schedule::Schedule::parse(e, p.timezone.as_deref()));
+        let next = match (&schedule, p.paused) {
+            (Some(Ok(s)), false) => s.next(now.max(p.first_seen_at), false).map(rfc3339),
+            _ => None,
+        };
+        let described = match (&p.schedule, &p.timezone) {
+            (Some(e), Some(tz)) => format!("{e} ({tz})"),
+            (Some(e), None) => e.clone(),
+            (None, _) => "manual".to_string(),
+        };
+        if json {
+            out.line(
+                serde_json::json!({
+                    "pipeline": p.name, "paused": p.paused, "schedule": p.schedule,
+                    "timezone": p.timezone, "next_run": next, "last_run_state": last,
+                    "max_active_runs": p.max_active_runs,
+                })
+                .to_string(),
+            );
+        } else {
+            out.line(format!(
+                "{:<24} {:<7} {:<28} {:<21} {}",
+                p.name,
+                if p.paused { "yes" } else { "no" },
+                described,
+                next.as_deref().unwrap_or("-"),
+                last.as_deref().unwrap_or("-")
             ));
         }
     }
