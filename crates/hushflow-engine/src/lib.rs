@@ -1,23 +1,14 @@
-//! The engine: reads pipeline files, validates them into a [`Plan`] before any data moves, runs
-//! plans (source → policy → sink, quarantining bad records), and keeps the state directory:
-//! the keyring's home, the audit log and the quarantine. Only the engine writes the audit log.
+//! The data plane: runs a validated [`hushflow_spec::Plan`] (source → policy → sink),
+//! quarantining bad records, staging the source encrypted when asked, and replaying a
+//! quarantine. Writes into the state directory only through `hushflow-state`.
+//!
+//! Must not depend on the scheduler or on anything that parses command lines.
 
-pub mod audit;
-pub mod dag;
-pub mod pipeline;
-pub mod plan;
-pub mod quarantine;
 pub mod replay;
 pub mod runner;
-pub mod schedule;
 pub mod staging;
-pub mod state;
-pub mod subjects;
 mod workers;
 
 pub use hushflow_core::Withdrawal;
 pub use hushflow_policy::KeyMaterial;
-pub use pipeline::{OnError, SpecError};
-pub use plan::Plan;
 pub use runner::{Counts, Outcome, Replay, RunContext, RunError, RunReport, check, run};
-pub use state::{StateDir, os_user};

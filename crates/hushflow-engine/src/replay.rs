@@ -7,13 +7,13 @@
 //! read it, a JSON object of its fields. Each keeps its original line, so a record that fails
 //! again is quarantined again under the line it came from.
 
-use crate::pipeline::SourceSpec;
-use crate::plan::Plan;
-use crate::quarantine::QuarantinedRecord;
 use hushflow_connectors::csv::CsvSource;
 use hushflow_core::{
     Batch, Cell, CellKind, Error, RejectReason, Rejected, Schema, Source, SourceBatch,
 };
+use hushflow_spec::pipeline::SourceSpec;
+use hushflow_spec::plan::Plan;
+use hushflow_state::quarantine::QuarantinedRecord;
 use std::sync::Arc;
 
 /// Whether a quarantined record holds the row as read (a JSON object of its fields) rather than

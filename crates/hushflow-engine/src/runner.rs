@@ -2,13 +2,7 @@
 //! writes the sink, so both cores work. Bad records go to the quarantine (or stop the run when
 //! `on_error = "fail"`); every run, whatever its end, leaves one record in the audit log.
 
-use crate::audit::{AuditLog, NewRecord};
-use crate::pipeline::{OnError, SinkSpec, SourceSpec};
-use crate::plan::Plan;
-use crate::quarantine::Quarantine;
 use crate::staging::{self, StagedRun};
-use crate::state::StateDir;
-use crate::subjects::{SubjectStore, SubjectStoreError};
 use hushflow_connectors::csv::{CsvSink, CsvSource};
 use hushflow_connectors::jsonl::{JsonlSink, JsonlSource};
 use hushflow_connectors::postgres::{PostgresSink, PostgresSource};
@@ -19,6 +13,12 @@ use hushflow_core::{
 };
 use hushflow_crypto::SubjectRoot;
 use hushflow_policy::{CompileInputs, CompiledPolicy, Day, KeyMaterial, Subjects};
+use hushflow_spec::pipeline::{OnError, SinkSpec, SourceSpec};
+use hushflow_spec::plan::Plan;
+use hushflow_state::audit::{AuditLog, NewRecord};
+use hushflow_state::dir::StateDir;
+use hushflow_state::quarantine::Quarantine;
+use hushflow_state::subjects::{SubjectStore, SubjectStoreError};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -95,7 +95,7 @@ pub struct RunContext<'a> {
     /// Replay a quarantine instead of reading the source.
     pub replay: Option<Replay<'a>>,
     /// Connection URLs of database sources and sinks, resolved by [`Plan::resolve_connections`].
-    pub connections: &'a crate::plan::Connections,
+    pub connections: &'a hushflow_spec::plan::Connections,
     /// An incremental source reads everything again instead of continuing after its position.
     pub full_refresh: bool,
     pub actor: String,
@@ -106,7 +106,7 @@ pub struct RunContext<'a> {
 #[derive(Clone, Copy)]
 pub struct Replay<'a> {
     pub run_id: &'a str,
-    pub records: &'a [crate::quarantine::QuarantinedRecord],
+    pub records: &'a [hushflow_state::quarantine::QuarantinedRecord],
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -123,7 +123,7 @@ pub enum RunError {
     #[error("{0}")]
     Record(RecordError),
     #[error("audit store: {0}")]
-    Audit(#[from] crate::audit::AuditError),
+    Audit(#[from] hushflow_state::audit::AuditError),
     #[error("state directory: {0}")]
     State(std::io::Error),
     #[error(
@@ -181,7 +181,7 @@ pub fn run(plan: &Plan, keys: &KeyMaterial, ctx: &RunContext<'_>) -> Result<RunR
         .join(format!(
             "{}-{run_id}{}",
             plan.name,
-            crate::quarantine::SUFFIX
+            hushflow_state::quarantine::SUFFIX
         ));
     if resumed {
         // The crashed attempt's quarantine never got its last chunk, so it cannot be read; the
@@ -288,7 +288,7 @@ pub fn run(plan: &Plan, keys: &KeyMaterial, ctx: &RunContext<'_>) -> Result<RunR
 
 /// The connection URL a database source or sink names, resolved before the run.
 fn url<'c>(
-    connections: &'c crate::plan::Connections,
+    connections: &'c hushflow_spec::plan::Connections,
     reference: &str,
 ) -> Result<&'c str, hushflow_core::Error> {
     connections
@@ -302,7 +302,7 @@ fn url<'c>(
 /// The pipeline's source; an incremental one continues after `after`.
 fn open_source(
     plan: &Plan,
-    connections: &crate::plan::Connections,
+    connections: &hushflow_spec::plan::Connections,
     key_source: &str,
     after: Option<&Position>,
 ) -> Result<Box<dyn Source>, hushflow_core::Error> {
@@ -328,7 +328,7 @@ fn open_source(
 
 fn open_sink(
     plan: &Plan,
-    connections: &crate::plan::Connections,
+    connections: &hushflow_spec::plan::Connections,
 ) -> Result<Box<dyn Sink>, hushflow_core::Error> {
     let base = plan.file.parent().unwrap_or(std::path::Path::new(""));
     Ok(match &plan.sink {
@@ -364,7 +364,7 @@ fn in_role(role: &str, e: hushflow_core::Error) -> hushflow_core::Error {
 /// a missing file or column, a refused connection or login, a failed TLS handshake.
 pub fn check(
     plan: &Plan,
-    connections: &crate::plan::Connections,
+    connections: &hushflow_spec::plan::Connections,
 ) -> Result<(), hushflow_core::Error> {
     let key_source = plan
         .policy
@@ -496,9 +496,8 @@ fn move_records(
             let mut sink = open_sink(plan, ctx.connections)?;
             let position = match sink.keeps_positions() {
                 true => sink.committed_position(&plan.name)?,
-                false => {
-                    crate::state::load_position(ctx.state, &plan.name).map_err(RunError::State)?
-                }
+                false => hushflow_state::dir::load_position(ctx.state, &plan.name)
+                    .map_err(RunError::State)?,
             };
             early_sink = Some(sink);
             position
@@ -637,7 +636,8 @@ fn move_records(
     sink.finish()?;
     // A file sink is complete only now: its position is kept after it.
     if !keeps_positions && let Some(position) = &last_position {
-        crate::state::save_position(ctx.state, &plan.name, position).map_err(RunError::State)?;
+        hushflow_state::dir::save_position(ctx.state, &plan.name, position)
+            .map_err(RunError::State)?;
     }
     Ok(())
 }

@@ -1,7 +1,7 @@
 //! Time, injected: the scheduler and workers ask a [`Clock`], so tests drive a day of
 //! schedules in milliseconds with a [`FakeClock`].
 
-use hushflow_engine::schedule::Millis;
+use hushflow_spec::schedule::Millis;
 use std::sync::atomic::{AtomicI64, Ordering};
 
 pub trait Clock: Send + Sync {

@@ -5,8 +5,8 @@
 use crate::clock::Clock;
 use crate::state::{RunState, TaskState, decide, run_outcome};
 use crate::store::{FailedTask, NewRun, Store, StoreError};
-use hushflow_engine::dag::Dag;
-use hushflow_engine::schedule::{Millis, rfc3339};
+use hushflow_spec::dag::Dag;
+use hushflow_spec::schedule::{Millis, rfc3339};
 use std::collections::HashMap;
 use std::time::Duration;
 

@@ -3,10 +3,10 @@
 //! tasks are executed by a test executor that fails on command, so retries, backoff and
 //! trigger rules are checked exactly.
 
-use hushflow_engine::dag::{self, Dag};
-use hushflow_engine::schedule::{Millis, parse_instant, rfc3339};
 use hushflow_scheduler::store::StoreConfig;
 use hushflow_scheduler::*;
+use hushflow_spec::dag::{self, Dag};
+use hushflow_spec::schedule::{Millis, parse_instant, rfc3339};
 use std::collections::HashMap;
 use std::sync::Mutex;
 use std::sync::atomic::AtomicBool;
@@ -95,7 +95,7 @@ fn manual_run(id: &str) -> NewRun {
         run_id: id.into(),
         run_type: "manual".into(),
         logical_date: 0,
-        interval: hushflow_engine::schedule::Interval { start: 0, end: 0 },
+        interval: hushflow_spec::schedule::Interval { start: 0, end: 0 },
         conf: "{}".into(),
     }
 }
@@ -178,7 +178,7 @@ fn hourly_day_with_catchup(backend: &str) {
         run_id: format!("backfill__{}", rfc3339(at("2026-11-30T05:00"))),
         run_type: "backfill".into(),
         logical_date: at("2026-11-30T05:00"),
-        interval: hushflow_engine::schedule::Interval {
+        interval: hushflow_spec::schedule::Interval {
             start: at("2026-11-30T05:00"),
             end: at("2026-11-30T06:00"),
         },
@@ -293,7 +293,7 @@ fn retries_and_trigger_rules(backend: &str) {
         run_id: "manual__1".into(),
         run_type: "manual".into(),
         logical_date: clock.now(),
-        interval: hushflow_engine::schedule::Interval {
+        interval: hushflow_spec::schedule::Interval {
             start: clock.now(),
             end: clock.now(),
         },
@@ -562,7 +562,7 @@ fn a_full_pool_does_not_starve_other_tasks() {
         run_id: id.into(),
         run_type: "manual".into(),
         logical_date: 0,
-        interval: hushflow_engine::schedule::Interval { start: 0, end: 0 },
+        interval: hushflow_spec::schedule::Interval { start: 0, end: 0 },
         conf: "{}".into(),
     };
     let first = store

@@ -21,11 +21,11 @@ mod source;
 
 pub use source::StagedSource;
 
-use crate::plan::Plan;
 use crate::runner::RunError;
-use crate::state::StateDir;
 use hushflow_core::{Schema, Source};
 use hushflow_crypto::{StateIdentity, StateRecipient};
+use hushflow_spec::plan::Plan;
+use hushflow_state::dir::StateDir;
 use serde::{Deserialize, Serialize};
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Write};

@@ -10,8 +10,8 @@ pub mod migrations;
 use crate::state::{RunState, TaskState};
 pub use db::Dialect;
 use db::{Db, Row};
-use hushflow_engine::dag::{Dag, TaskKind};
-use hushflow_engine::schedule::{Interval, Millis};
+use hushflow_spec::dag::{Dag, TaskKind};
+use hushflow_spec::schedule::{Interval, Millis};
 use std::path::{Path, PathBuf};
 
 #[derive(Debug, thiserror::Error)]
@@ -923,7 +923,7 @@ impl Store {
             let (state, next_try_at) = if outcome.success {
                 (TaskState::Success, None)
             } else if failures <= claim.retries {
-                let policy = hushflow_engine::dag::RetryPolicy {
+                let policy = hushflow_spec::dag::RetryPolicy {
                     retries: claim.retries as u32,
                     delay: std::time::Duration::from_millis(claim.retry_delay_ms.max(0) as u64),
                     exponential: claim.retry_exponential,

@@ -2,7 +2,7 @@
 
 use super::{Exit, Failure, Session, failure};
 use crate::cli::AuditCommand;
-use hushflow_engine::audit::{AuditLog, Verification};
+use hushflow_state::audit::{AuditLog, Verification};
 
 pub(super) fn audit(session: &Session<'_>, cmd: AuditCommand) -> Result<Exit, Failure> {
     let out = session.out;

@@ -4,10 +4,10 @@
 //! worker leaves no task running behind the metadata store's back. `empty` tasks run in place.
 
 use super::{Exit, Failure, Session, failure, invalid};
-use hushflow_engine::dag::{self, SqlDatabase, TaskKind};
-use hushflow_engine::schedule::rfc3339;
 use hushflow_scheduler::{Claim, Executor, FailedTask, LiveTry, TryOutcome};
 use hushflow_secrets::{Redactor, SecretRef, SecretResolver};
+use hushflow_spec::dag::{self, SqlDatabase, TaskKind};
+use hushflow_spec::schedule::rfc3339;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::io::{Read, Write};

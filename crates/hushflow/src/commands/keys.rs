@@ -6,8 +6,8 @@ use crate::cli::{KeyPurpose, KeysCommand};
 use hushflow_crypto::{
     MasterKey, Purpose, SubjectHandle, SubjectRoot, Tokenizer, parse_subject_key_id, token_key_id,
 };
-use hushflow_engine::subjects::SubjectStore;
 use hushflow_secrets::{SecretRef, SecretResolver, SecretValue};
+use hushflow_state::subjects::SubjectStore;
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::Path;
@@ -33,7 +33,7 @@ pub(super) fn detokenize(
             .collect(),
         _ => {
             let resolver = SecretResolver::new(out.redactor.clone(), Some(&keyring));
-            let resolved = hushflow_engine::plan::resolve_key(&reference, &resolver, &keyring)
+            let resolved = hushflow_spec::plan::resolve_key(&reference, &resolver, &keyring)
                 .map_err(invalid)?;
             vec![(resolved.id, resolved.material)]
         }

@@ -4,14 +4,14 @@
 use super::executor::ProcessExecutor;
 use super::{Exit, Failure, Session, failure, invalid};
 use crate::cli::Timing;
-use hushflow_engine::dag::{self, Dag};
-use hushflow_engine::schedule::{Interval, Millis, parse_duration, parse_instant, rfc3339};
 use hushflow_scheduler::store::{RunRow, StoreConfig};
 use hushflow_scheduler::{
     Clock, NewRun, RunState, Scheduler, SchedulerOptions, Store, SystemClock, WorkerOptions,
     run_worker,
 };
 use hushflow_secrets::{SecretRef, SecretResolver};
+use hushflow_spec::dag::{self, Dag};
+use hushflow_spec::schedule::{Interval, Millis, parse_duration, parse_instant, rfc3339};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -319,7 +319,7 @@ pub(super) fn trigger(
             end: now,
         });
     let run = NewRun {
-        run_id: format!("manual__{}", hushflow_engine::schedule::rfc3339_millis(now)),
+        run_id: format!("manual__{}", hushflow_spec::schedule::rfc3339_millis(now)),
         run_type: "manual".into(),
         logical_date: interval.start,
         interval,
@@ -365,7 +365,7 @@ pub(super) fn backfill(
     // An incremental source reads after its committed position, whatever the interval: a
     // backfill of such a task moves only what changed since the last run, not the past.
     for task in &d.tasks {
-        if let hushflow_engine::dag::TaskKind::Sync(plan) = &task.kind
+        if let hushflow_spec::dag::TaskKind::Sync(plan) = &task.kind
             && plan.incremental()
         {
             session.out.note(format!(
@@ -600,7 +600,7 @@ pub(super) fn pipelines(
         let schedule = p
             .schedule
             .as_deref()
-            .map(|e| hushflow_engine::schedule::Schedule::parse(e, p.timezone.as_deref()));
+            .map(|e| hushflow_spec::schedule::Schedule::parse(e, p.timezone.as_deref()));
         let next = match (&schedule, p.paused) {
             (Some(Ok(s)), false) => s.next(now.max(p.first_seen_at), false).map(rfc3339),
             _ => None,

@@ -5,7 +5,7 @@
 use super::{Exit, Failure, Session, create_private, failure, invalid};
 use crate::cli::QuarantineCommand;
 use hushflow_crypto::StateIdentity;
-use hushflow_engine::quarantine::{self, QuarantinedRecord};
+use hushflow_state::quarantine::{self, QuarantinedRecord};
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::PathBuf;

@@ -2,9 +2,11 @@
 
 use super::{Exit, Failure, Session, failure, invalid};
 use hushflow_crypto::Keyring;
-use hushflow_engine::plan::Connections;
-use hushflow_engine::{KeyMaterial, Outcome, Plan, Replay, RunContext, os_user};
+use hushflow_engine::{KeyMaterial, Outcome, Replay, RunContext};
 use hushflow_secrets::SecretResolver;
+use hushflow_spec::Plan;
+use hushflow_spec::plan::Connections;
+use hushflow_state::os_user;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use std::path::Path;
 use std::time::Duration;
@@ -32,7 +34,7 @@ pub(super) struct RunOptions<'a> {
 
 /// Loads and checks a pipeline, then resolves its keys and connections.
 pub(super) fn prepare(session: &Session<'_>, pipeline: &Path) -> Result<Prepared, Failure> {
-    let plan = hushflow_engine::plan::load(pipeline).map_err(invalid)?;
+    let plan = hushflow_spec::plan::load(pipeline).map_err(invalid)?;
     prepare_plan(session, plan)
 }
 
@@ -105,11 +107,11 @@ pub(super) fn validate(
     depth: Depth,
 ) -> Result<Exit, Failure> {
     let out = session.out;
-    let mut dag = hushflow_engine::dag::load(pipeline).map_err(invalid)?;
+    let mut dag = hushflow_spec::dag::load(pipeline).map_err(invalid)?;
     // A one-sync file is a DAG of one task; its plan is validated like any task's.
     let plan = match dag.tasks.as_slice() {
-        [t] if t.name == hushflow_engine::dag::SYNC_TASK => match dag.tasks.pop().map(|t| t.kind) {
-            Some(hushflow_engine::dag::TaskKind::Sync(plan)) => *plan,
+        [t] if t.name == hushflow_spec::dag::SYNC_TASK => match dag.tasks.pop().map(|t| t.kind) {
+            Some(hushflow_spec::dag::TaskKind::Sync(plan)) => *plan,
             _ => {
                 return Err(failure(
                     "a one-sync pipeline did not load as a sync; this is a bug",
@@ -127,11 +129,11 @@ pub(super) fn validate(
 fn validate_dag(
     session: &Session<'_>,
     pipeline: &Path,
-    dag: hushflow_engine::dag::Dag,
+    dag: hushflow_spec::dag::Dag,
     depth: Depth,
 ) -> Result<Exit, Failure> {
-    use hushflow_engine::dag::TaskKind;
-    use hushflow_engine::schedule::rfc3339;
+    use hushflow_spec::dag::TaskKind;
+    use hushflow_spec::schedule::rfc3339;
     let out = session.out;
     out.line(format!(
         "pipeline  {} ({} tasks)",
@@ -191,7 +193,7 @@ pub(super) fn run(
     pipeline: &Path,
     options: RunOptions<'_>,
 ) -> Result<Exit, Failure> {
-    let plan = hushflow_engine::plan::load(pipeline).map_err(invalid)?;
+    let plan = hushflow_spec::plan::load(pipeline).map_err(invalid)?;
     if plan.has_templates() {
         return Err(invalid(format!(
             "{}: uses {{{{ … }}}} templates, which only a run of the scheduler fills in; run it \
