@@ -7,7 +7,11 @@
 //! [`Rejected`](hushflow_core::Rejected) record for the engine to quarantine.
 //!
 //! Every connector is a folder with the same files: `config.rs` (the `[source]` or `[sink]`
-//! table of a pipeline file), `source.rs` and/or `sink.rs`, and `tests.rs`.
+//! table of a pipeline file, implementing [`SourceConfig`]/[`SinkConfig`]), `source.rs` and/or
+//! `sink.rs`, and `tests.rs`. `registry.rs` is the one list of them; the rest of hushflow
+//! reaches a connector through those two traits only. Each family is a Cargo feature.
+//!
+//! Must not depend on the policy, the spec or the engine: connectors know nothing of privacy.
 //!
 //! - CSV: [`csv::CsvSource`], [`csv::CsvSink`]
 //! - JSON lines, one object per line: [`jsonl::JsonlSource`], [`jsonl::JsonlSink`]
@@ -17,11 +21,44 @@
 //! only in [`Sink::finish`](hushflow_core::Sink::finish), so a failed run never leaves a
 //! half-written file where the user expects results.
 
+// The helpers shared by connectors are partly unused when a build leaves some families out.
+#![cfg_attr(
+    not(all(
+        feature = "csv",
+        feature = "jsonl",
+        feature = "sqlite",
+        feature = "postgres"
+    )),
+    allow(dead_code, unused_imports)
+)]
+
+#[cfg(not(any(
+    feature = "csv",
+    feature = "jsonl",
+    feature = "sqlite",
+    feature = "postgres"
+)))]
+compile_error!(
+    "hushflow-connectors needs at least one connector feature (csv, jsonl, sqlite, postgres)"
+);
+
+mod config;
+#[cfg(feature = "csv")]
 pub mod csv;
 mod fields;
 mod file;
+#[cfg(feature = "jsonl")]
 pub mod jsonl;
+#[cfg(feature = "postgres")]
 pub mod postgres;
+pub mod registry;
+#[cfg(feature = "sqlite")]
 pub mod sqlite;
 #[cfg(test)]
 mod testing;
+
+pub use config::{
+    ConfigProblem, Connection, Connections, RawDecoder, SinkConfig, SinkContext, SourceConfig,
+    SourceContext,
+};
+pub use registry::{SinkSpec, SourceSpec};

@@ -7,11 +7,9 @@
 //! read it, a JSON object of its fields. Each keeps its original line, so a record that fails
 //! again is quarantined again under the line it came from.
 
-use hushflow_connectors::csv::CsvSource;
 use hushflow_core::{
     Batch, Cell, CellKind, Error, RejectReason, Rejected, Schema, Source, SourceBatch,
 };
-use hushflow_spec::pipeline::SourceSpec;
 use hushflow_spec::plan::Plan;
 use hushflow_state::quarantine::QuarantinedRecord;
 use std::sync::Arc;
@@ -35,19 +33,18 @@ impl ReplaySource {
     pub fn new(plan: &Plan, records: &[QuarantinedRecord]) -> Result<ReplaySource, Error> {
         let wanted = plan.source_fields_needed();
         let schema = Arc::new(Schema::new(wanted.clone()));
-        let csv = match &plan.source {
-            SourceSpec::Csv(c) if records.iter().any(|r| !is_row(r)) => {
-                Some(CsvSource::open(c, Some(&wanted))?)
-            }
-            _ => None,
+        // Raw records of a source with its own format (a CSV row needs the file's header).
+        let decoder = match records.iter().any(|r| !is_row(r)) {
+            true => plan.source.raw_decoder(&wanted)?,
+            false => None,
         };
         let mut batch = Batch::new(schema.clone());
         let mut rejected = Vec::new();
         for record in records {
             let raw = record.raw();
-            match &csv {
-                Some(csv) if !is_row(record) => {
-                    let one = csv.decode_records(&[(record.line, &raw)])?;
+            match &decoder {
+                Some(decoder) if !is_row(record) => {
+                    let one = decoder.decode(&[(record.line, &raw)])?;
                     rejected.extend(one.rejected);
                     for row in 0..one.batch.len() {
                         batch.push_row(record.line, one.batch.columns().iter().map(|c| c.get(row)));

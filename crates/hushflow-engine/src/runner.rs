@@ -3,17 +3,14 @@
 //! `on_error = "fail"`); every run, whatever its end, leaves one record in the audit log.
 
 use crate::staging::{self, StagedRun};
-use hushflow_connectors::csv::{CsvSink, CsvSource};
-use hushflow_connectors::jsonl::{JsonlSink, JsonlSource};
-use hushflow_connectors::postgres::{PostgresSink, PostgresSource};
-use hushflow_connectors::sqlite::{SqliteSink, SqliteSource};
+use hushflow_connectors::{SinkContext, SourceContext};
 use hushflow_core::{
     Batch, CellKind, Encode, Position, RecordError, RejectReason, Sink, Source, SourceBatch,
     Withdrawal,
 };
 use hushflow_crypto::SubjectRoot;
 use hushflow_policy::{CompileInputs, CompiledPolicy, Day, KeyMaterial, Subjects};
-use hushflow_spec::pipeline::{OnError, SinkSpec, SourceSpec};
+use hushflow_spec::pipeline::OnError;
 use hushflow_spec::plan::Plan;
 use hushflow_state::audit::{AuditLog, NewRecord};
 use hushflow_state::dir::StateDir;
@@ -281,22 +278,9 @@ pub fn run(plan: &Plan, keys: &KeyMaterial, ctx: &RunContext<'_>) -> Result<RunR
         counts,
         reasons,
         elapsed: started.elapsed(),
-        sink: plan.sink.path().to_path_buf(),
+        sink: plan.sink.location().to_path_buf(),
         error,
     })
-}
-
-/// The connection URL a database source or sink names, resolved before the run.
-fn url<'c>(
-    connections: &'c hushflow_spec::plan::Connections,
-    reference: &str,
-) -> Result<&'c str, hushflow_core::Error> {
-    connections
-        .get(reference)
-        .and_then(|v| v.expose_str().ok())
-        .ok_or_else(|| {
-            hushflow_core::Error::Config(format!("the connection {reference} was not resolved"))
-        })
 }
 
 /// The pipeline's source; an incremental one continues after `after`.
@@ -306,46 +290,36 @@ fn open_source(
     key_source: &str,
     after: Option<&Position>,
 ) -> Result<Box<dyn Source>, hushflow_core::Error> {
-    let wanted = plan.source_fields_needed();
-    let base = plan.file.parent().unwrap_or(std::path::Path::new(""));
-    Ok(match &plan.source {
-        SourceSpec::Csv(c) => Box::new(CsvSource::open(c, Some(&wanted))?),
-        SourceSpec::Jsonl(c) => Box::new(JsonlSource::open(c, Some(&wanted))?),
-        SourceSpec::Sqlite(c) => Box::new(SqliteSource::open(c, &wanted, key_source, after)?),
-        SourceSpec::Postgres(c) => Box::new(
-            PostgresSource::open(
-                c,
-                url(connections, &c.url)?,
-                base,
-                &wanted,
-                key_source,
-                after,
-            )
-            .map_err(|e| in_role("source", e))?,
-        ),
-    })
+    let fields = plan.source_fields_needed();
+    let ctx = SourceContext {
+        base: plan.file.parent().unwrap_or(std::path::Path::new("")),
+        fields: &fields,
+        key: key_source,
+        after,
+        connections,
+    };
+    let opened = plan.source.open(&ctx);
+    match plan.source.connection() {
+        Some(_) => opened.map_err(|e| in_role("source", e)),
+        None => opened,
+    }
 }
 
 fn open_sink(
     plan: &Plan,
     connections: &hushflow_spec::plan::Connections,
 ) -> Result<Box<dyn Sink>, hushflow_core::Error> {
-    let base = plan.file.parent().unwrap_or(std::path::Path::new(""));
-    Ok(match &plan.sink {
-        SinkSpec::Csv(c) => Box::new(CsvSink::new(c)?),
-        SinkSpec::Jsonl(c) => Box::new(JsonlSink::new(c)?),
-        SinkSpec::Sqlite(c) => Box::new(SqliteSink::new(c, &plan.key)?),
-        SinkSpec::Postgres(c) => Box::new(
-            PostgresSink::new(
-                c,
-                url(connections, &c.url)?,
-                base,
-                &plan.key,
-                plan.column_types(),
-            )
-            .map_err(|e| in_role("sink", e))?,
-        ),
-    })
+    let ctx = SinkContext {
+        base: plan.file.parent().unwrap_or(std::path::Path::new("")),
+        key: &plan.key,
+        column_types: plan.column_types(),
+        connections,
+    };
+    let opened = plan.sink.open(&ctx);
+    match plan.sink.connection() {
+        Some(_) => opened.map_err(|e| in_role("sink", e)),
+        None => opened,
+    }
 }
 
 /// Says which end of the pipeline a connection error is about (a database error names only
@@ -381,8 +355,8 @@ pub fn check(
     }
     drop(source);
     open_sink(plan, connections)?;
-    if let Some(dir) = plan.sink.path().parent()
-        && plan.sink.url().is_none()
+    if let Some(dir) = plan.sink.location().parent()
+        && plan.sink.connection().is_none()
         && !dir.as_os_str().is_empty()
         && !dir.is_dir()
     {
@@ -505,7 +479,7 @@ fn move_records(
     };
     // A staged run reads the source into encrypted segments first (unless an earlier attempt
     // did), then loads from them. A transactional sink resumes after the segments it committed.
-    let per_batch_commit = matches!(plan.sink, SinkSpec::Sqlite(_) | SinkSpec::Postgres(_));
+    let per_batch_commit = plan.sink.commits_per_batch();
     let (mut source, committed): (Box<dyn Source>, u64) = match staged.as_deref_mut() {
         None => match ctx.replay {
             Some(replay) => (
@@ -671,7 +645,7 @@ fn reject(
 ) -> Result<(), RunError> {
     if plan.on_error == OnError::Fail {
         return Err(RunError::Record(RecordError {
-            path: plan.source.path().to_path_buf(),
+            path: plan.source.location().to_path_buf(),
             line,
             reason: reason.clone(),
         }));

@@ -11,7 +11,7 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 
 /// Resolved connection URLs of database sources and sinks, by secret reference.
-pub type Connections = std::collections::BTreeMap<String, SecretValue>;
+pub use hushflow_connectors::Connections;
 
 /// The most policy threads a run uses: past this, the single reader and writer are the limit.
 pub const MAX_WORKERS: usize = 64;
@@ -213,19 +213,19 @@ pub(crate) fn check(
             }
         }
     }
-    if let SinkSpec::Sqlite(s) = &sink
-        && s.table.is_empty()
-    {
-        return Err(src.error_at(
-            src.span_of(&["sink", "table"]),
-            Some("sink.table".into()),
-            "must not be empty",
-        ));
+    for (table, problems) in [("source", source.problems()), ("sink", sink.problems())] {
+        if let Some(p) = problems.into_iter().next() {
+            return Err(src.error_at(
+                src.span_of(&[table, p.key]),
+                Some(format!("{table}.{}", p.key)),
+                p.message,
+            ));
+        }
     }
 
     source.resolve_paths(base);
     sink.resolve_paths(base);
-    if source.path() == sink.path() {
+    if source.location() == sink.location() {
         return Err(src.error_at(
             src.span_of(&["sink", "path"]),
             Some("sink.path".into()),
@@ -234,13 +234,10 @@ pub(crate) fn check(
     }
 
     let mut warnings = Vec::new();
-    let source_fields = match &source {
-        SourceSpec::Csv(c) => read_csv_header(&c.path, c.delimiter),
-        SourceSpec::Jsonl(_) | SourceSpec::Postgres(_) | SourceSpec::Sqlite(_) => None,
-    };
-    for (table, url) in [("source", source.url()), ("sink", sink.url())] {
-        if let Some(url) = url
-            && !hushflow_secrets::is_reference(url)
+    let source_fields = source.peek_fields();
+    for (table, connection) in [("source", source.connection()), ("sink", sink.connection())] {
+        if let Some(connection) = connection
+            && !hushflow_secrets::is_reference(connection.reference())
         {
             return Err(src.error_at(
                 src.span_of(&[table, "url"]),
@@ -250,12 +247,7 @@ pub(crate) fn check(
             ));
         }
     }
-    let has_cursor = match &source {
-        SourceSpec::Postgres(p) => p.cursor.is_some(),
-        SourceSpec::Sqlite(s) => s.cursor.is_some(),
-        _ => false,
-    };
-    if has_cursor && pipeline.staging == Some(true) {
+    if source.incremental() && pipeline.staging == Some(true) {
         return Err(src.error_at(
             src.span_of(&["pipeline", "staging"]),
             Some("pipeline.staging".into()),
@@ -272,7 +264,7 @@ pub(crate) fn check(
                     format!(
                         "reads `{name}`, which the header of {} does not have; fix the field \
                          name or the file",
-                        source.path().display()
+                        source.location().display()
                     ),
                 ));
             }
@@ -288,7 +280,7 @@ pub(crate) fn check(
         }
     }
     let on_withdrawal = match &pipeline.on_withdrawal {
-        Some(w) if !sink.is_table() && *w.get_ref() != Withdrawal::Delete => {
+        Some(w) if !sink.keeps_rows() && *w.get_ref() != Withdrawal::Delete => {
             return Err(src.error_at(
                 w.span(),
                 Some("pipeline.on_withdrawal".into()),
@@ -335,31 +327,6 @@ pub(crate) fn check(
         scope,
         text,
     })
-}
-
-/// The header row only: field names are not personal data, and reading them lets the plan list
-/// every field the policy drops by default.
-fn read_csv_header(path: &Path, delimiter: char) -> Option<Vec<String>> {
-    let delimiter = u8::try_from(delimiter).ok()?;
-    let mut reader = csv::ReaderBuilder::new()
-        .delimiter(delimiter)
-        .from_path(path)
-        .ok()?;
-    let headers = reader.headers().ok()?;
-    Some(
-        headers
-            .iter()
-            .enumerate()
-            .map(|(i, h)| {
-                if i == 0 {
-                    h.trim_start_matches('\u{feff}')
-                } else {
-                    h
-                }
-                .to_string()
-            })
-            .collect(),
-    )
 }
 
 impl Plan {
@@ -420,11 +387,7 @@ impl Plan {
 
     /// Whether the source reads incrementally (after a committed position).
     pub fn incremental(&self) -> bool {
-        match &self.source {
-            SourceSpec::Postgres(p) => p.cursor.is_some(),
-            SourceSpec::Sqlite(s) => s.cursor.is_some(),
-            _ => false,
-        }
+        self.source.incremental()
     }
 
     /// SQL types for the columns a database sink creates: a generalized year is an integer;
@@ -458,13 +421,14 @@ impl Plan {
         let mut connections = Connections::new();
         let mut warnings = Vec::new();
         let ends = [
-            ("source", self.source.url(), self.source_tls()),
-            ("sink", self.sink.url(), self.sink_tls()),
+            ("source", self.source.connection()),
+            ("sink", self.sink.connection()),
         ];
-        for (table, url, tls) in ends {
-            let (Some(reference), Some(tls)) = (url, tls) else {
+        for (table, connection) in ends {
+            let Some(connection) = connection else {
                 continue;
             };
+            let reference = connection.reference();
             let fail = |message: String| {
                 src.error_at(
                     src.span_of(&[table, "url"]),
@@ -483,29 +447,11 @@ impl Plan {
                 .map_err(|_| fail("the URL is not UTF-8".into()))?
                 .trim()
                 .to_string();
-            let target = hushflow_connectors::postgres::connect::target(&text, &tls, base)
-                .map_err(|e| fail(e.to_string()))?;
             // The resolver masked the URL and, on its own, its password.
-            warnings.extend(hushflow_connectors::postgres::connect::warnings(
-                &target, &tls,
-            ));
+            warnings.extend(connection.check_url(&text, base).map_err(fail)?);
             connections.insert(reference.to_string(), value);
         }
         Ok((connections, warnings))
-    }
-
-    fn source_tls(&self) -> Option<hushflow_connectors::postgres::Tls> {
-        match &self.source {
-            SourceSpec::Postgres(p) => Some(p.tls()),
-            _ => None,
-        }
-    }
-
-    fn sink_tls(&self) -> Option<hushflow_connectors::postgres::Tls> {
-        match &self.sink {
-            SinkSpec::Postgres(p) => Some(p.tls()),
-            _ => None,
-        }
     }
 
     /// The keys (secret references) of `tokenize` rules with `per_subject = true`, once each.
@@ -556,7 +502,7 @@ impl fmt::Display for Plan {
             f,
             "source    {} {}",
             self.source.kind(),
-            self.source.path().display()
+            self.source.location().display()
         )?;
         let width = self
             .policy
@@ -586,10 +532,10 @@ impl fmt::Display for Plan {
             f,
             "sink      {} {}",
             self.sink.kind(),
-            self.sink.path().display()
+            self.sink.location().display()
         )?;
-        if let SinkSpec::Sqlite(s) = &self.sink {
-            write!(f, " table `{}` ({:?} on `{}`)", s.table, s.mode, self.key)?;
+        if let Some(more) = self.sink.describe(&self.key) {
+            write!(f, " {more}")?;
         }
         writeln!(f)?;
         if let Some(fields) = self.sink.fields() {
@@ -611,7 +557,7 @@ impl fmt::Display for Plan {
             )?;
         }
         if self.policy.consent().is_some() || self.policy.suppression().is_some() {
-            let what = match (self.sink.is_table(), self.on_withdrawal) {
+            let what = match (self.sink.keeps_rows(), self.on_withdrawal) {
                 (false, _) => {
                     "are left out of the file, which each run writes anew; copies of \
                                earlier files are not touched"

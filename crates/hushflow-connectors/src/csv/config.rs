@@ -76,3 +76,58 @@ pub(crate) fn delimiter_byte(path: &Path, delimiter: char) -> Result<u8, Error> 
         ))),
     }
 }
+
+impl crate::SourceConfig for CsvSourceConfig {
+    fn kind(&self) -> &'static str {
+        "csv"
+    }
+
+    fn location(&self) -> &Path {
+        &self.path
+    }
+
+    fn resolve_paths(&mut self, base: &Path) {
+        self.path = base.join(&self.path);
+    }
+
+    fn peek_fields(&self) -> Option<Vec<String>> {
+        super::source::read_header(&self.path, self.delimiter)
+    }
+
+    fn open(
+        &self,
+        ctx: &crate::SourceContext<'_>,
+    ) -> Result<Box<dyn hushflow_core::Source>, Error> {
+        Ok(Box::new(super::CsvSource::open(self, Some(ctx.fields))?))
+    }
+
+    fn raw_decoder(&self, fields: &[String]) -> Result<Option<Box<dyn crate::RawDecoder>>, Error> {
+        Ok(Some(Box::new(super::CsvSource::open(self, Some(fields))?)))
+    }
+}
+
+impl crate::SinkConfig for CsvSinkConfig {
+    fn kind(&self) -> &'static str {
+        "csv"
+    }
+
+    fn location(&self) -> &Path {
+        &self.path
+    }
+
+    fn relocate(&mut self, to: &Path) {
+        self.path = to.to_path_buf();
+    }
+
+    fn resolve_paths(&mut self, base: &Path) {
+        self.path = base.join(&self.path);
+    }
+
+    fn fields(&self) -> Option<&[String]> {
+        self.fields.as_deref()
+    }
+
+    fn open(&self, _ctx: &crate::SinkContext<'_>) -> Result<Box<dyn hushflow_core::Sink>, Error> {
+        Ok(Box::new(super::CsvSink::new(self)?))
+    }
+}

@@ -824,6 +824,37 @@ fn read_error(path: &Path, e: ::csv::Error) -> Error {
     Error::io(path, "reading", csv_io_error(e))
 }
 
+impl crate::RawDecoder for CsvSource {
+    fn decode(&self, records: &[(u64, &[u8])]) -> Result<SourceBatch, Error> {
+        self.decode_records(records)
+    }
+}
+
+/// The header's field names, read without reading a record (a byte-order mark dropped), for
+/// validation. `None` when the file cannot be read or the delimiter is not one byte.
+pub(crate) fn read_header(path: &std::path::Path, delimiter: char) -> Option<Vec<String>> {
+    let delimiter = u8::try_from(delimiter).ok()?;
+    let mut reader = csv::ReaderBuilder::new()
+        .delimiter(delimiter)
+        .from_path(path)
+        .ok()?;
+    let headers = reader.headers().ok()?;
+    Some(
+        headers
+            .iter()
+            .enumerate()
+            .map(|(i, h)| {
+                if i == 0 {
+                    h.trim_start_matches('\u{feff}')
+                } else {
+                    h
+                }
+                .to_string()
+            })
+            .collect(),
+    )
+}
+
 #[cfg(test)]
 mod fast_path_tests {
     use super::*;

@@ -1,7 +1,7 @@
 //! The `[source]` and `[sink]` tables of a pipeline file with `type = "jsonl"`.
 
 use serde::Deserialize;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 /// Reads a JSON lines file: one JSON object per line; blank lines are skipped.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -36,5 +36,55 @@ impl JsonlSinkConfig {
             path: path.into(),
             fields: None,
         }
+    }
+}
+
+impl crate::SourceConfig for JsonlSourceConfig {
+    fn kind(&self) -> &'static str {
+        "jsonl"
+    }
+
+    fn location(&self) -> &Path {
+        &self.path
+    }
+
+    fn resolve_paths(&mut self, base: &Path) {
+        self.path = base.join(&self.path);
+    }
+
+    fn open(
+        &self,
+        ctx: &crate::SourceContext<'_>,
+    ) -> Result<Box<dyn hushflow_core::Source>, hushflow_core::Error> {
+        Ok(Box::new(super::JsonlSource::open(self, Some(ctx.fields))?))
+    }
+}
+
+impl crate::SinkConfig for JsonlSinkConfig {
+    fn kind(&self) -> &'static str {
+        "jsonl"
+    }
+
+    fn location(&self) -> &Path {
+        &self.path
+    }
+
+    fn relocate(&mut self, to: &Path) {
+        self.path = to.to_path_buf();
+    }
+
+    fn resolve_paths(&mut self, base: &Path) {
+        self.path = base.join(&self.path);
+    }
+
+    fn fields(&self) -> Option<&[String]> {
+        self.fields.as_deref()
+    }
+
+    fn open(
+        &self,
+        _ctx: &crate::SinkContext<'_>,
+    ) -> Result<Box<dyn hushflow_core::Sink>, hushflow_core::Error> {
+        Ok(Box::new(super::JsonlSink::new(self)?))
     }
 }

@@ -1,7 +1,7 @@
 //! The `[source]` and `[sink]` tables of a pipeline file with `type = "postgres"`.
 
 use serde::Deserialize;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 /// How a connection is encrypted: libpq's `sslmode` and `sslrootcert` (which may also be given
 /// in the URL's query string; the pipeline's keys win), and whether an unencrypted connection
@@ -99,5 +99,121 @@ impl PostgresSinkConfig {
             sslrootcert: self.sslrootcert.clone(),
             allow_insecure: self.allow_insecure,
         }
+    }
+}
+
+/// A PostgreSQL connection: the URL's reference and the table's TLS keys.
+#[derive(Debug)]
+struct PostgresConnection<'a> {
+    reference: &'a str,
+    tls: Tls,
+}
+
+impl crate::Connection for PostgresConnection<'_> {
+    fn reference(&self) -> &str {
+        self.reference
+    }
+
+    fn check_url(&self, url: &str, base: &Path) -> Result<Vec<String>, String> {
+        let target = super::connect::target(url, &self.tls, base).map_err(|e| e.to_string())?;
+        Ok(super::connect::warnings(&target, &self.tls))
+    }
+}
+
+/// `sslrootcert` is a file relative to the pipeline file, or `system`.
+fn resolve_roots(roots: &mut Option<PathBuf>, base: &Path) {
+    if let Some(p) = roots
+        && p.as_os_str() != "system"
+    {
+        *p = base.join(&*p);
+    }
+}
+
+impl crate::SourceConfig for PostgresSourceConfig {
+    fn kind(&self) -> &'static str {
+        "postgres"
+    }
+
+    fn location(&self) -> &Path {
+        Path::new(self.table.as_deref().unwrap_or("query"))
+    }
+
+    fn resolve_paths(&mut self, base: &Path) {
+        resolve_roots(&mut self.sslrootcert, base);
+    }
+
+    fn connection(&self) -> Option<Box<dyn crate::Connection + '_>> {
+        Some(Box::new(PostgresConnection {
+            reference: &self.url,
+            tls: self.tls(),
+        }))
+    }
+
+    fn incremental(&self) -> bool {
+        self.cursor.is_some()
+    }
+
+    fn open(
+        &self,
+        ctx: &crate::SourceContext<'_>,
+    ) -> Result<Box<dyn hushflow_core::Source>, hushflow_core::Error> {
+        Ok(Box::new(super::PostgresSource::open(
+            self,
+            ctx.connection(&self.url)?,
+            ctx.base,
+            ctx.fields,
+            ctx.key,
+            ctx.after,
+        )?))
+    }
+}
+
+impl crate::SinkConfig for PostgresSinkConfig {
+    fn kind(&self) -> &'static str {
+        "postgres"
+    }
+
+    fn location(&self) -> &Path {
+        Path::new(&self.table)
+    }
+
+    fn relocate(&mut self, to: &Path) {
+        self.table = to.to_string_lossy().into_owned();
+    }
+
+    fn resolve_paths(&mut self, base: &Path) {
+        resolve_roots(&mut self.sslrootcert, base);
+    }
+
+    fn fields(&self) -> Option<&[String]> {
+        self.fields.as_deref()
+    }
+
+    fn connection(&self) -> Option<Box<dyn crate::Connection + '_>> {
+        Some(Box::new(PostgresConnection {
+            reference: &self.url,
+            tls: self.tls(),
+        }))
+    }
+
+    fn keeps_rows(&self) -> bool {
+        true
+    }
+
+    fn commits_per_batch(&self) -> bool {
+        true
+    }
+
+    fn open(
+        &self,
+        ctx: &crate::SinkContext<'_>,
+    ) -> Result<Box<dyn hushflow_core::Sink>, hushflow_core::Error> {
+        Ok(Box::new(super::PostgresSink::new(
+            self,
+            ctx.connection(&self.url)?,
+            ctx.base,
+            ctx.key,
+            ctx.column_types.clone(),
+        )?))
     }
 }

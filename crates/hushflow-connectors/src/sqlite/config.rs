@@ -1,7 +1,7 @@
 //! The `[sink]` table of a pipeline file with `type = "sqlite"`.
 
 use serde::Deserialize;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 /// Writes rows to a table of a SQLite database.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -67,4 +67,85 @@ pub struct SqliteSourceConfig {
     /// committed (cursor, key), as the PostgreSQL source does.
     #[serde(default)]
     pub cursor: Option<String>,
+}
+
+impl crate::SourceConfig for SqliteSourceConfig {
+    fn kind(&self) -> &'static str {
+        "sqlite"
+    }
+
+    fn location(&self) -> &Path {
+        &self.path
+    }
+
+    fn resolve_paths(&mut self, base: &Path) {
+        self.path = base.join(&self.path);
+    }
+
+    fn incremental(&self) -> bool {
+        self.cursor.is_some()
+    }
+
+    fn open(
+        &self,
+        ctx: &crate::SourceContext<'_>,
+    ) -> Result<Box<dyn hushflow_core::Source>, hushflow_core::Error> {
+        Ok(Box::new(super::SqliteSource::open(
+            self, ctx.fields, ctx.key, ctx.after,
+        )?))
+    }
+}
+
+impl crate::SinkConfig for SqliteSinkConfig {
+    fn kind(&self) -> &'static str {
+        "sqlite"
+    }
+
+    fn location(&self) -> &Path {
+        &self.path
+    }
+
+    fn relocate(&mut self, to: &Path) {
+        self.path = to.to_path_buf();
+    }
+
+    fn resolve_paths(&mut self, base: &Path) {
+        self.path = base.join(&self.path);
+    }
+
+    fn fields(&self) -> Option<&[String]> {
+        self.fields.as_deref()
+    }
+
+    fn problems(&self) -> Vec<crate::ConfigProblem> {
+        match self.table.is_empty() {
+            true => vec![crate::ConfigProblem {
+                key: "table",
+                message: "must not be empty".into(),
+            }],
+            false => Vec::new(),
+        }
+    }
+
+    fn keeps_rows(&self) -> bool {
+        true
+    }
+
+    fn commits_per_batch(&self) -> bool {
+        true
+    }
+
+    fn describe(&self, key: &str) -> Option<String> {
+        Some(format!(
+            "table `{}` ({:?} on `{key}`)",
+            self.table, self.mode
+        ))
+    }
+
+    fn open(
+        &self,
+        ctx: &crate::SinkContext<'_>,
+    ) -> Result<Box<dyn hushflow_core::Sink>, hushflow_core::Error> {
+        Ok(Box::new(super::SqliteSink::new(self, ctx.key)?))
+    }
 }

@@ -122,7 +122,11 @@ fn pipeline_dir(state: &StateDir, pipeline: &str) -> PathBuf {
 }
 
 fn describe_source(plan: &Plan) -> String {
-    format!("{} {}", plan.source.kind(), plan.source.path().display())
+    format!(
+        "{} {}",
+        plan.source.kind(),
+        plan.source.location().display()
+    )
 }
 
 /// Finds the staged run to resume, or starts a new one under `run_id`. Only an unfinished run

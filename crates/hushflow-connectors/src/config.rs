@@ -1,0 +1,180 @@
+//! What every connector's configuration answers, so that validation, `hushflow check` and the
+//! runner work with any connector without naming one: [`SourceConfig`] for a `[source]` table,
+//! [`SinkConfig`] for a `[sink]` table. `registry.rs` lists the connectors; nothing else does.
+
+use hushflow_core::{Error, Position, Sink, Source, SourceBatch};
+use hushflow_secrets::SecretValue;
+use std::collections::{BTreeMap, HashMap};
+use std::fmt::Debug;
+use std::path::Path;
+
+/// The connection secrets a pipeline names (`url = "env:CRM_DB"`), resolved before the run,
+/// by reference.
+pub type Connections = BTreeMap<String, SecretValue>;
+
+/// A configuration problem found before anything is opened: the key of the `[source]` or
+/// `[sink]` table concerned (`table`, `url`) and what is wrong, never a secret's value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigProblem {
+    /// The key in the connector's own table (`table`, not `sink.table`).
+    pub key: &'static str,
+    pub message: String,
+}
+
+/// What a source needs to open besides its own table.
+pub struct SourceContext<'a> {
+    /// The directory of the pipeline file; relative paths were resolved against it already,
+    /// but a connection's CA file named in its URL is relative to it too.
+    pub base: &'a Path,
+    /// The fields the policy reads, in policy order: a source reads no other.
+    pub fields: &'a [String],
+    /// The record key's source field: an incremental source breaks ties of its cursor with it.
+    pub key: &'a str,
+    /// An incremental source continues after this position (committed with the data).
+    pub after: Option<&'a Position>,
+    /// Resolved connection secrets, by reference.
+    pub connections: &'a Connections,
+}
+
+/// What a sink needs to open besides its own table.
+pub struct SinkContext<'a> {
+    /// The directory of the pipeline file (see [`SourceContext::base`]).
+    pub base: &'a Path,
+    /// The pipeline's record key: upserts and withdrawals match rows on it.
+    pub key: &'a str,
+    /// SQL types of output columns that are not text (a generalized year is an integer).
+    pub column_types: HashMap<String, String>,
+    /// Resolved connection secrets, by reference.
+    pub connections: &'a Connections,
+}
+
+impl SourceContext<'_> {
+    /// The resolved value of a connection reference.
+    pub fn connection(&self, reference: &str) -> Result<&str, Error> {
+        resolved(self.connections, reference)
+    }
+}
+
+impl SinkContext<'_> {
+    /// The resolved value of a connection reference.
+    pub fn connection(&self, reference: &str) -> Result<&str, Error> {
+        resolved(self.connections, reference)
+    }
+}
+
+fn resolved<'c>(connections: &'c Connections, reference: &str) -> Result<&'c str, Error> {
+    connections
+        .get(reference)
+        .and_then(|v| v.expose_str().ok())
+        .ok_or_else(|| Error::Config(format!("the connection {reference} was not resolved")))
+}
+
+/// A connection the pipeline names by secret reference, with how to check its resolved value.
+pub trait Connection: Debug {
+    /// The secret reference of the connection URL.
+    fn reference(&self) -> &str;
+
+    /// Checks a resolved URL (its scheme, host, TLS settings) without connecting, and returns
+    /// what `validate` should warn about. Errors never contain the URL.
+    fn check_url(&self, url: &str, base: &Path) -> Result<Vec<String>, String>;
+}
+
+/// Decodes records a source could not read when the run saw them (quarantined as the source's
+/// bytes), for a replay of the quarantine.
+pub trait RawDecoder {
+    /// Decodes `(line, bytes)` records into rows of the source's fields, or rejects them again.
+    fn decode(&self, records: &[(u64, &[u8])]) -> Result<SourceBatch, Error>;
+}
+
+/// A `[source]` table: what validation, `check` and the runner need of any source.
+pub trait SourceConfig: Debug + Send + Sync {
+    /// The `type` word (`csv`, `postgres`).
+    fn kind(&self) -> &'static str;
+
+    /// The file read, or for a database the table (or `query`), for messages.
+    fn location(&self) -> &Path;
+
+    /// Makes paths relative to the pipeline file absolute, so a pipeline runs the same from any
+    /// working directory.
+    fn resolve_paths(&mut self, base: &Path);
+
+    /// Problems a look at the table alone finds.
+    fn problems(&self) -> Vec<ConfigProblem> {
+        Vec::new()
+    }
+
+    /// The connection this source opens, when it is a database or a service.
+    fn connection(&self) -> Option<Box<dyn Connection + '_>> {
+        None
+    }
+
+    /// Whether the source reads only what changed since the last committed position.
+    fn incremental(&self) -> bool {
+        false
+    }
+
+    /// The source's field names, when they can be read without reading a record (a CSV
+    /// header): validation checks the policy against them. `None` when unknown until opened.
+    fn peek_fields(&self) -> Option<Vec<String>> {
+        None
+    }
+
+    /// Opens the source for reading the fields `ctx` names.
+    fn open(&self, ctx: &SourceContext<'_>) -> Result<Box<dyn Source>, Error>;
+
+    /// A decoder for quarantined raw records of this source, when they need the source's own
+    /// format (a CSV row needs the file's header). `None`: quarantined records are JSON.
+    fn raw_decoder(&self, _fields: &[String]) -> Result<Option<Box<dyn RawDecoder>>, Error> {
+        Ok(None)
+    }
+}
+
+/// A `[sink]` table: what validation, `check` and the runner need of any sink.
+pub trait SinkConfig: Debug + Send + Sync {
+    /// The `type` word (`csv`, `postgres`).
+    fn kind(&self) -> &'static str;
+
+    /// The file written, or for a database the table, for messages.
+    fn location(&self) -> &Path;
+
+    /// Points the sink somewhere else (a replay writes beside the pipeline's output).
+    fn relocate(&mut self, to: &Path);
+
+    /// Makes paths relative to the pipeline file absolute.
+    fn resolve_paths(&mut self, base: &Path);
+
+    /// The fields the sink writes, when the pipeline lists them.
+    fn fields(&self) -> Option<&[String]> {
+        None
+    }
+
+    /// Problems a look at the table alone finds (an empty table name).
+    fn problems(&self) -> Vec<ConfigProblem> {
+        Vec::new()
+    }
+
+    /// The connection this sink opens, when it is a database or a service.
+    fn connection(&self) -> Option<Box<dyn Connection + '_>> {
+        None
+    }
+
+    /// Whether the sink keeps rows by key across runs (a table, a CRM), so that a later run can
+    /// delete or update them; a file sink is written anew each run.
+    fn keeps_rows(&self) -> bool {
+        false
+    }
+
+    /// Whether each batch is committed as it is written (a database transaction), so that a
+    /// staged run can resume after the batches committed.
+    fn commits_per_batch(&self) -> bool {
+        false
+    }
+
+    /// Extra words for `validate`'s plan (`table `contacts` (upsert on `id`)`).
+    fn describe(&self, _key: &str) -> Option<String> {
+        None
+    }
+
+    /// Opens the sink. Creates nothing until [`Sink::open`] is called on it.
+    fn open(&self, ctx: &SinkContext<'_>) -> Result<Box<dyn Sink>, Error>;
+}
