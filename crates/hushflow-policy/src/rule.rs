@@ -89,7 +89,8 @@ pub struct Normalization {
     /// Default region (ISO 3166 alpha-2) for phone numbers written without a country code.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub region: Option<String>,
-    /// Gmail rules for emails: dots and `+suffix` of gmail.com/googlemail.com local parts removed.
+    /// Gmail rules for emails: dots and `+suffix` of gmail.com/googlemail.com local parts
+    /// removed, googlemail.com written gmail.com.
     pub gmail: bool,
 }
 
