@@ -146,6 +146,43 @@ path = "out/leads.csv"
     );
 }
 
+/// Sizes are bounded when the policy is validated, not found out by the run's allocator.
+#[test]
+fn an_unbounded_mask_is_refused_by_validate() {
+    let ws = Workspace::new();
+    ws.write("data/contacts.csv", "id,phone\n1,4155550132\n");
+    ws.write(
+        "p.toml",
+        r#"
+[pipeline]
+name = "masked"
+key = "id"
+
+[source]
+type = "csv"
+path = "data/contacts.csv"
+
+[policy]
+fields.id    = "keep"
+fields.phone = { mask = { fixed = 4000000000 } }
+
+[sink]
+type = "csv"
+path = "out/leads.csv"
+"#,
+    );
+    let v = ws.run(&["validate", "p.toml"]);
+    assert_eq!(v.code, 2, "{}", v.all());
+    assert!(
+        v.all().contains("phone") && v.all().contains("`fixed` must be at most 64"),
+        "{}",
+        v.all()
+    );
+    let r = ws.run(&["run", "p.toml"]);
+    assert_eq!(r.code, 2, "{}", r.all());
+    assert!(!ws.path("out/leads.csv").exists());
+}
+
 fn summary_counts(stdout: &str) -> Vec<u64> {
     // "full-policy partial: read N, written N, filtered N, quarantined N in …"
     let line = stdout
