@@ -18,6 +18,16 @@ def mac(key: bytes, value: str) -> bytes:
     return h.finalize()
 
 
+def addr_spec(v: str) -> str:
+    """hushflow's email normalization reads the address of a display-name form
+    (`"Jane Doe" <jane@example.com>`): what the last `<...>` holds when the trimmed value ends
+    with `>`."""
+    v = v.strip()
+    if v.endswith(">") and "<" in v[:-1]:
+        return v[:-1].rpartition("<")[2].strip()
+    return v
+
+
 def main() -> int:
     src_path, out_path, keyring_path, key_name = sys.argv[1:5]
     with open(keyring_path) as f:
@@ -34,7 +44,7 @@ def main() -> int:
     with open(out_path, newline="", encoding="utf-8") as f:
         for row in csv.DictReader(f):
             src = source[row["id"]]
-            email = src["email"].strip().lower()
+            email = addr_spec(src["email"]).lower()
             want = mac(key, email).hex() if email else ""
             if row["email"] != want:
                 print(f"email hash differs for id {row['id']}")

@@ -23,8 +23,17 @@ def mac(key: bytes, value: str) -> str:
     return hmac.new(key, value.encode(), hashlib.sha256).hexdigest()
 
 
+def addr_spec(v: str) -> str:
+    """The address of a display-name form (`"Jane Doe" <jane@example.com>`): what the last
+    `<...>` holds when the trimmed value ends with `>`; otherwise the trimmed value."""
+    v = v.strip()
+    if v.endswith(">") and "<" in v[:-1]:
+        return v[:-1].rpartition("<")[2].strip()
+    return v
+
+
 def norm_email(v: str) -> str:
-    return v.strip().lower()
+    return addr_spec(v).lower()
 
 
 def google_email(v: str) -> str:
@@ -33,6 +42,17 @@ def google_email(v: str) -> str:
     if _ and domain in ("gmail.com", "googlemail.com"):
         return local.replace(".", "") + "@" + domain
     return v
+
+
+def suppressed_by(value: str, plain: set, hashed: set, key: bytes) -> bool:
+    """hushflow compares the field in every form the policy writes it out in (here `email`'s
+    and Google's match normalization), each against the plain lines normalized the same way
+    and, under the key, against the hashed lines."""
+    for form in (norm_email, google_email):
+        v = form(value)
+        if v and (v in {form(p) for p in plain} or mac(key, v) in hashed):
+            return True
+    return False
 
 
 def e164(v: str):
@@ -99,7 +119,7 @@ def main() -> int:
         if len(line) == 64 and all(c in "0123456789abcdefABCDEF" for c in line):
             hashed.add(line.lower())
         else:
-            plain.add(norm_email(line))
+            plain.add(line)
 
     expected, quarantined, no_consent, suppressed = {}, set(), 0, 0
     with open(src_path, newline="", encoding="utf-8") as f:
@@ -107,8 +127,7 @@ def main() -> int:
             if src["marketing_opt_in"].strip().lower() not in YES:
                 no_consent += 1
                 continue
-            e = norm_email(src["email"])
-            if e and (e in plain or mac(key, e) in hashed):
+            if suppressed_by(src["email"], plain, hashed, key):
                 suppressed += 1
                 continue
             row = expected_row(src, key)

@@ -222,12 +222,23 @@ impl Policy {
                     )),
                     None => None,
                 };
+                let column = index(&s.field)?;
+                // Every form the field leaves in: a listed person must match in each.
+                let forms = ops.iter().filter(|op| op.input == column).filter_map(|op| {
+                    match &op.transform {
+                        Transform::Hmac { normalize, .. } | Transform::MatchHash { normalize } => {
+                            Some(normalize.clone())
+                        }
+                        _ => None,
+                    }
+                });
                 Some(
-                    SuppressionFilter::new(index(&s.field)?, inputs.suppression_list, mac)
-                        .map_err(|message| PolicyError::Invalid {
+                    SuppressionFilter::new(column, inputs.suppression_list, mac, forms).map_err(
+                        |message| PolicyError::Invalid {
                             field: "suppression".into(),
                             message,
-                        })?,
+                        },
+                    )?,
                 )
             }
             None => None,
@@ -727,6 +738,149 @@ mod tests {
         let out = c.apply(&batch());
         assert_eq!(out.suppressed, 2);
         assert_eq!(out.batch.lines(), &[3]);
+    }
+
+    fn mac_hex(value: &str) -> String {
+        hex::encode(HmacSha256::new(&SecretValue::new(KEY.to_vec())).mac(value.as_bytes()))
+    }
+
+    fn emails(values: &[&str]) -> Batch {
+        let mut b = Batch::new(schema(&["email"]));
+        for (line, v) in values.iter().enumerate() {
+            b.push_row(line as u64 + 2, [Cell::text(v)]);
+        }
+        b
+    }
+
+    const SUPPRESS_EMAIL: &str = r#"
+            [suppression]
+            file = "s.txt"
+            field = "email"
+            "#;
+
+    /// The lines (from 2) that leave when `policy` runs over `values` with the list `list`.
+    fn leaving(policy: &str, values: &[&str], list: &[String]) -> Vec<u64> {
+        let b = emails(values);
+        let c = compile(&format!("{policy}\n{SUPPRESS_EMAIL}"), b.schema(), list).unwrap();
+        let out = c.apply(&b);
+        assert!(out.rejected.is_empty());
+        out.batch.lines().to_vec()
+    }
+
+    /// With gmail rules, `michal.7+promo@gmail.com` is hashed as `michal7@gmail.com`: the list's
+    /// HMAC of that address must stop it, as must the plain address.
+    #[test]
+    fn suppression_uses_the_hash_rules_gmail_normalization() {
+        let policy = r#"fields.email = { hash = "hmac-sha256", key = "env:PEPPER", normalize = "email", gmail = true }"#;
+        let values = [
+            "michal.7+promo@gmail.com",
+            " Michal.7@GoogleMail.com",
+            "\"Michal\" <M.i.chal7+x@gmail.com>",
+            "michal8@gmail.com",
+            "michal7@example.com",
+        ];
+        let kept = [5, 6];
+        assert_eq!(
+            leaving(policy, &values, &[mac_hex("michal7@gmail.com")]),
+            kept
+        );
+        assert_eq!(
+            leaving(policy, &values, &["Michal7@gmail.com".into()]),
+            kept
+        );
+        // The list's own entries are normalized the same way.
+        assert_eq!(
+            leaving(policy, &values, &["m.ichal7+list@googlemail.com".into()]),
+            kept
+        );
+    }
+
+    /// `"Michal W" <michal@wonka.example>` (as `sample contacts` writes some addresses) is the
+    /// address `michal@wonka.example`, for the pseudonym and for the list.
+    #[test]
+    fn display_name_emails_are_matched_by_their_address() {
+        let policy =
+            r#"fields.email = { hash = "hmac-sha256", key = "env:PEPPER", normalize = "email" }"#;
+        let values = [
+            "\"Michal W\" <michal@wonka.example>",
+            "Michal W <Michal@Wonka.example> ",
+            "<michal@wonka.example>",
+            "michal@wonka.example",
+            "\"Other\" <other@wonka.example>",
+            "michal.w@wonka.example",
+        ];
+        let kept = [6, 7];
+        assert_eq!(
+            leaving(policy, &values, &["michal@wonka.example".into()]),
+            kept
+        );
+        assert_eq!(
+            leaving(policy, &values, &[mac_hex("michal@wonka.example")]),
+            kept
+        );
+        assert_eq!(
+            leaving(
+                policy,
+                &values,
+                &["\"M. W.\" <MICHAL@wonka.example>".into()]
+            ),
+            kept
+        );
+        // The pseudonym is the address's.
+        let b = emails(&values[..1]);
+        let out = compile(policy, b.schema(), &[]).unwrap().apply(&b).batch;
+        assert_eq!(out.column(0).get(0).text, mac_hex("michal@wonka.example"));
+    }
+
+    /// A second rule writing the field out under gmail rules (or a platform's) is another form
+    /// the person leaves in: the list is matched in each.
+    #[test]
+    fn suppression_matches_every_form_the_field_leaves_in() {
+        let policy = r#"
+            fields.email = { hash = "hmac-sha256", key = "env:PEPPER", normalize = "email" }
+            fields.email_g = { from = "email", hash = "hmac-sha256", key = "env:PEPPER", normalize = "email", gmail = true }
+            "#;
+        let values = ["jane.doe+x@gmail.com", "jane.doe@example.com"];
+        assert_eq!(
+            leaving(policy, &values, &[mac_hex("janedoe@gmail.com")]),
+            [3]
+        );
+        let policy = r#"
+            fields.email = "drop"
+            fields.email_match = { from = "email", match_hash = "sha256", normalize = "email" }
+            "#;
+        // Google's rules remove gmail dots: the listed inbox's match hash is this record's.
+        assert_eq!(
+            leaving(policy, &values, &["janedoe+x@gmail.com".into()]),
+            [3]
+        );
+    }
+
+    proptest::proptest! {
+        /// The finding's rule: a record whose output pseudonym is on the list never leaves.
+        #[test]
+        fn a_record_whose_pseudonym_is_listed_never_leaves(
+            display in proptest::option::of("[A-Za-z ]{0,8}"),
+            local in "[a-zA-Z0-9._+-]{1,12}",
+            domain in proptest::sample::select(vec!["gmail.com", "GoogleMail.com", "example.com", "Wonka.Example"]),
+            pad in "[ \t]{0,2}",
+            gmail in proptest::bool::ANY,
+            normalize in proptest::sample::select(vec!["email", "lower", "trim", "none"]),
+        ) {
+            let address = format!("{local}@{domain}");
+            let value = match display {
+                Some(name) => format!("{pad}\"{name}\" <{address}>{pad}"),
+                None => format!("{pad}{address}{pad}"),
+            };
+            let gmail = if gmail && normalize == "email" { ", gmail = true" } else { "" };
+            let policy = format!(
+                r#"fields.email = {{ hash = "hmac-sha256", key = "env:PEPPER", normalize = "{normalize}"{gmail} }}"#
+            );
+            let b = emails(&[&value]);
+            let out = compile(&policy, b.schema(), &[]).unwrap().apply(&b).batch;
+            let pseudonym = out.column(0).get(0).text.to_string();
+            proptest::prop_assert!(leaving(&policy, &[&value], &[pseudonym]).is_empty(), "{value:?} left");
+        }
     }
 
     /// The withdrawn records' keys are the values the sink holds: the key's own output (here

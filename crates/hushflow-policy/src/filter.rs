@@ -40,27 +40,45 @@ impl ConsentFilter {
     }
 }
 
-/// Removes records whose field (normalized as an email) is on the suppression list, as plain
-/// text or as its HMAC-SHA256 under the list's key, so a list can hold no plain addresses.
+/// Removes records whose field is on the suppression list, as plain text or as its
+/// HMAC-SHA256 under the list's key, so a list can hold no plain addresses.
+///
+/// The field is compared in each form the policy writes it out in (the normalization of every
+/// `hash` and `match_hash` rule reading it), and as an email: a record whose pseudonym is the
+/// HMAC of a listed address, or is a listed hash, never leaves. Plain entries are normalized in
+/// each form too, with the same functions, so `Michal7@gmail.com` on the list and
+/// `michal.7+promo@gmail.com` in the source meet under gmail rules.
 pub(crate) struct SuppressionFilter {
     column: usize,
-    plain: HashSet<String>,
+    forms: Vec<Form>,
     hashed: HashSet<[u8; 32]>,
     mac: Option<HmacSha256>,
+}
+
+/// One normalization the field is compared in, and the plain entries normalized by it.
+struct Form {
     normalize: Normalizer,
+    plain: HashSet<String>,
 }
 
 impl SuppressionFilter {
-    /// `lines`: the list's lines; blank lines and `#` comments are skipped.
+    /// `lines`: the list's lines; blank lines and `#` comments are skipped. `forms`: the
+    /// normalizations the policy writes the field out in; the email normalization is always
+    /// one of them.
     pub(crate) fn new(
         column: usize,
         lines: &[String],
         mac: Option<HmacSha256>,
+        forms: impl IntoIterator<Item = Normalizer>,
     ) -> Result<Self, String> {
-        let normalize = Normalizer::new(Normalize::Email);
-        let mut plain = HashSet::new();
+        let mut normalizers = vec![Normalizer::new(Normalize::Email)];
+        for n in forms {
+            if !normalizers.contains(&n) {
+                normalizers.push(n);
+            }
+        }
+        let mut plain_entries = Vec::new();
         let mut hashed = HashSet::new();
-        let mut text = String::new();
         for (n, line) in lines.iter().enumerate() {
             let entry = line.trim();
             if entry.is_empty() || entry.starts_with('#') {
@@ -75,16 +93,30 @@ impl SuppressionFilter {
                     ));
                 }
                 hashed.insert(digest);
-            } else if normalize.apply(entry, &mut text).unwrap_or(false) {
-                plain.insert(text.clone());
+            } else {
+                plain_entries.push(entry);
             }
         }
+        let mut text = String::new();
+        let forms = normalizers
+            .into_iter()
+            .map(|normalize| {
+                let mut plain = HashSet::new();
+                for entry in &plain_entries {
+                    // An entry this form cannot read (an email, for a phone form) is matched
+                    // in the other forms.
+                    if normalize.apply(entry, &mut text).unwrap_or(false) {
+                        plain.insert(text.clone());
+                    }
+                }
+                Form { normalize, plain }
+            })
+            .collect();
         Ok(SuppressionFilter {
             column,
-            plain,
+            forms,
             hashed,
             mac,
-            normalize,
         })
     }
 
@@ -92,21 +124,27 @@ impl SuppressionFilter {
         let mut removed = 0;
         let mut text = String::new();
         for (row, cell) in batch.column(self.column).iter().enumerate() {
-            if !keep[row]
-                || cell.is_null()
-                || !self.normalize.apply(cell.text, &mut text).unwrap_or(false)
-            {
+            if !keep[row] || cell.is_null() {
                 continue;
             }
-            let listed = self.plain.contains(&text)
-                || self.mac.as_ref().is_some_and(|m| {
-                    !self.hashed.is_empty() && self.hashed.contains(&m.mac(text.as_bytes()))
-                });
-            if listed {
+            if self.listed(cell.text, &mut text) {
                 keep[row] = false;
                 removed += 1;
             }
         }
         removed
+    }
+
+    /// Whether `value`, in any of the forms, is a plain entry or the HMAC of one is listed.
+    fn listed(&self, value: &str, text: &mut String) -> bool {
+        self.forms.iter().any(|form| {
+            // A value a form cannot normalize leaves in none of that form's outputs (a `hash`
+            // rule refuses the record), so it cannot match there.
+            form.normalize.apply(value, text).unwrap_or(false)
+                && (form.plain.contains(text.as_str())
+                    || self.mac.as_ref().is_some_and(|m| {
+                        !self.hashed.is_empty() && self.hashed.contains(&m.mac(text.as_bytes()))
+                    }))
+        })
     }
 }

@@ -193,22 +193,53 @@ fn default_labels(edges: &[i64]) -> Vec<String> {
     labels
 }
 
+/// The longest `prefix`, in characters.
+pub const MAX_PREFIX: usize = 64;
+/// The widest `age_band`, in years.
+pub const MAX_AGE_BAND: u32 = 150;
+/// The widest `bucket`: 10^15, past which a bucket hides next to nothing of a 64-bit number.
+pub const MAX_BUCKET: u64 = 1_000_000_000_000_000;
+/// The most `bands` edges.
+pub const MAX_BAND_EDGES: usize = 100;
+/// The longest band label, in characters: every value of the field becomes one.
+pub const MAX_LABEL_CHARS: usize = 64;
+
 impl Generalization {
     pub(crate) fn check(&self) -> Result<(), String> {
         match self {
             Generalization::Prefix(0) => Err("`prefix` must be at least 1".into()),
+            Generalization::Prefix(n) if *n > MAX_PREFIX => {
+                Err(format!("`prefix` must be at most {MAX_PREFIX}"))
+            }
             Generalization::AgeBand { width: 0, .. } | Generalization::Bucket(0) => {
                 Err("a band or bucket width must be at least 1".into())
+            }
+            Generalization::AgeBand { width, .. } if *width > MAX_AGE_BAND => {
+                Err(format!("`age_band` must be at most {MAX_AGE_BAND} years"))
+            }
+            Generalization::Bucket(width) if *width > MAX_BUCKET => {
+                Err(format!("`bucket` must be at most {MAX_BUCKET}"))
             }
             Generalization::Bands { edges, labels, .. } => {
                 if edges.is_empty() || edges.windows(2).any(|w| w[0] >= w[1]) {
                     return Err("`bands` must be increasing numbers, e.g. [18, 30, 50]".into());
+                }
+                if edges.len() > MAX_BAND_EDGES {
+                    return Err(format!(
+                        "`bands` takes at most {MAX_BAND_EDGES} edges, not {}",
+                        edges.len()
+                    ));
                 }
                 if labels.len() != edges.len() + 1 {
                     return Err(format!(
                         "`labels` needs {} names for {} band edges",
                         edges.len() + 1,
                         edges.len()
+                    ));
+                }
+                if labels.iter().any(|l| l.chars().count() > MAX_LABEL_CHARS) {
+                    return Err(format!(
+                        "`labels` must be at most {MAX_LABEL_CHARS} characters each"
                     ));
                 }
                 Ok(())
@@ -237,9 +268,11 @@ impl Generalization {
             Generalization::Prefix(n) => out.extend(value.trim().chars().take(*n)),
             Generalization::Bucket(width) => {
                 let x = number(value)?;
-                let w = *width as i64;
-                let lo = x.div_euclid(w) * w;
-                let _ = write!(out, "{lo}-{}", lo + w - 1);
+                let w = i64::try_from(*width).map_err(|_| OUT_OF_RANGE)?;
+                // Near i64's ends the bucket's ends do not fit: refused, never wrapped.
+                let lo = x.div_euclid(w).checked_mul(w).ok_or(OUT_OF_RANGE)?;
+                let hi = lo.checked_add(w - 1).ok_or(OUT_OF_RANGE)?;
+                let _ = write!(out, "{lo}-{hi}");
             }
             Generalization::Bands {
                 edges,
@@ -258,6 +291,8 @@ impl Generalization {
         Ok(())
     }
 }
+
+const OUT_OF_RANGE: &str = "a number too large to bucket";
 
 fn age(value: &str, on: Day) -> Result<i64, &'static str> {
     let born = Day::parse_prefix(value).ok_or("not a date (YYYY-MM-DD)")?;
@@ -361,6 +396,22 @@ mod tests {
         assert_eq!(apply(&named, "2010-01-01").unwrap(), "minor");
         assert_eq!(apply(&named, "1950-01-01").unwrap(), "senior");
         assert!(apply(&bands, "n/a").is_err());
+    }
+
+    /// A bucket's upper end past i64 is refused for that value, never wrapped or panicked on.
+    #[test]
+    fn buckets_at_the_edge_of_the_integers() {
+        let b = g("generalize = { bucket = 1000 }");
+        assert!(apply(&b, &i64::MAX.to_string()).is_err());
+        assert!(apply(&b, &i64::MIN.to_string()).is_err());
+        assert_eq!(
+            apply(&b, "-9223372036854775000").unwrap(),
+            "-9223372036854775000--9223372036854774001"
+        );
+        assert_eq!(
+            apply(&b, "9223372036854774999").unwrap(),
+            "9223372036854774000-9223372036854774999"
+        );
     }
 
     #[test]

@@ -70,6 +70,10 @@ impl<'de> Deserialize<'de> for MaskRule {
     }
 }
 
+/// The most characters `keep_first`, `keep_last` or `fixed` may name: a mask hides an
+/// identifier, and `fixed` mask characters are written for every value.
+pub const MAX_MASK_CHARS: usize = 64;
+
 impl MaskRule {
     pub(crate) fn check(&self) -> Result<(), String> {
         if self.char.is_alphanumeric() {
@@ -77,6 +81,15 @@ impl MaskRule {
         }
         if self.fixed == Some(0) {
             return Err("`fixed` must be at least 1".into());
+        }
+        for (option, n) in [
+            ("keep_first", Some(self.keep_first)),
+            ("keep_last", Some(self.keep_last)),
+            ("fixed", self.fixed),
+        ] {
+            if n.is_some_and(|n| n > MAX_MASK_CHARS) {
+                return Err(format!("`{option}` must be at most {MAX_MASK_CHARS}"));
+            }
         }
         Ok(())
     }

@@ -15,7 +15,8 @@ pub enum Normalize {
     Trim,
     /// Trim and lowercase.
     Lower,
-    /// An email address: trimmed and lowercased; gmail rules on request.
+    /// An email address: trimmed, the address alone of a display-name form
+    /// (`"Jane Doe" <jane@example.com>`), lowercased; gmail rules on request.
     Email,
     /// A phone number in E.164 (`+14155550132`), parsed with libphonenumber's metadata; numbers
     /// without a country code need `region`.
@@ -90,7 +91,8 @@ impl crate::rule::Normalization {
             kind: self.kind,
             region,
             gmail,
-            phone_plus: platform != Some(Platform::Meta),
+            // Only phones differ by platform; other kinds compare equal across platforms.
+            phone_plus: self.kind != Normalize::Phone || platform != Some(Platform::Meta),
         })
     }
 }
@@ -102,8 +104,8 @@ enum Gmail {
     DotsAndPlus,
 }
 
-/// A compiled normalization.
-#[derive(Debug, Clone)]
+/// A compiled normalization. Two that are equal give the same form of every value.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Normalizer {
     kind: Normalize,
     region: Option<country::Id>,
@@ -115,6 +117,7 @@ pub struct Normalizer {
 pub type NormalizeError = &'static str;
 
 impl Normalizer {
+    /// `kind` without options (for emails: no gmail rules).
     pub fn new(kind: Normalize) -> Normalizer {
         Normalizer {
             kind,
@@ -132,12 +135,7 @@ impl Normalizer {
             Normalize::None => out.push_str(value),
             Normalize::Trim => out.push_str(value.trim()),
             Normalize::Lower => lower_into(value.trim(), out),
-            Normalize::Email => {
-                lower_into(value.trim(), out);
-                if self.gmail != Gmail::Off {
-                    apply_gmail_rules(out, self.gmail == Gmail::DotsAndPlus);
-                }
-            }
+            Normalize::Email => email_into(value, self.gmail, out),
             Normalize::Phone => {
                 let value = value.trim();
                 if value.is_empty() {
@@ -198,24 +196,59 @@ fn lower_into(value: &str, out: &mut String) {
     }
 }
 
-/// Gmail ignores dots in the local part (and everything after a `+`), so these name one inbox.
+/// The one email normalization, shared by `hash`, `match_hash` and the suppression list:
+/// trimmed; the address alone of a display-name form (`"Jane Doe" <jane@example.com>`);
+/// lowercased; then, on request, Gmail's rules. Writes into `out`, which must be empty.
+fn email_into(value: &str, gmail: Gmail, out: &mut String) {
+    lower_into(addr_spec(value), out);
+    if gmail != Gmail::Off {
+        apply_gmail_rules(out, gmail == Gmail::DotsAndPlus);
+    }
+}
+
+/// The address of `value`, trimmed: what the last `<…>` holds when the value ends with `>`
+/// (a display-name form such as `Jane Doe <jane@example.com>`, or `<jane@example.com>`),
+/// otherwise the whole value.
+fn addr_spec(value: &str) -> &str {
+    let value = value.trim();
+    match value.strip_suffix('>') {
+        Some(inner) => match inner.rfind('<') {
+            Some(open) => inner[open + 1..].trim(),
+            None => value,
+        },
+        None => value,
+    }
+}
+
+/// Gmail ignores dots in the local part, and `strip_plus` (the `gmail` option) also removes
+/// what follows a `+` and names googlemail.com gmail.com: all of these name one inbox. Edits
+/// `email` (lowercase) in place.
 fn apply_gmail_rules(email: &mut String, strip_plus: bool) {
     let Some(at) = email.rfind('@') else { return };
-    if !matches!(&email[at + 1..], "gmail.com" | "googlemail.com") {
-        return;
-    }
-    let (local, domain) = email.split_at(at);
-    let local = if strip_plus {
-        local.split('+').next().unwrap_or(local)
-    } else {
-        local
+    let googlemail = match &email[at + 1..] {
+        "gmail.com" => false,
+        "googlemail.com" => true,
+        _ => return,
     };
-    let rebuilt: String = local
-        .chars()
-        .filter(|c| *c != '.')
-        .chain(domain.chars())
-        .collect();
-    *email = rebuilt;
+    let local_end = if strip_plus {
+        email[..at].find('+').unwrap_or(at)
+    } else {
+        at
+    };
+    let mut offset = 0;
+    email.retain(|c| {
+        let keep = if offset < local_end {
+            c != '.'
+        } else {
+            offset >= at
+        };
+        offset += c.len_utf8();
+        keep
+    });
+    if strip_plus && googlemail {
+        email.truncate(email.len() - "googlemail.com".len());
+        email.push_str("gmail.com");
+    }
 }
 
 #[cfg(test)]
@@ -283,6 +316,63 @@ mod tests {
         assert_eq!(
             norm(Normalize::Email, None, false, Some(Platform::Meta), v).unwrap(),
             "jane.doe+news@gmail.com"
+        );
+    }
+
+    #[test]
+    fn email_takes_the_address_of_a_display_name_form() {
+        let email = |gmail, v| norm(Normalize::Email, None, gmail, None, v).unwrap();
+        assert_eq!(
+            email(false, "\"Michal W\" <michal@wonka.example>"),
+            "michal@wonka.example"
+        );
+        assert_eq!(
+            email(false, " Michal W < Michal@Wonka.EXAMPLE >\t"),
+            "michal@wonka.example"
+        );
+        assert_eq!(email(false, "<jane@example.com>"), "jane@example.com");
+        // A quoted name may hold angle brackets; the address is the last pair's content.
+        assert_eq!(
+            email(false, "\"a <b@c.d>\" <jane@example.com>"),
+            "jane@example.com"
+        );
+        assert_eq!(
+            email(true, "\"M\" <Michal.7+promo@GMail.com>"),
+            "michal7@gmail.com"
+        );
+        // Nothing between the brackets: no address, so null rather than the name.
+        assert_eq!(email(false, "\"Nobody\" <>"), "");
+        // Without a closing bracket it is no display-name form.
+        assert_eq!(email(false, "a <b@c.d"), "a <b@c.d");
+        // Google's platform rules read the address too.
+        assert_eq!(
+            norm(
+                Normalize::Email,
+                None,
+                false,
+                Some(Platform::Google),
+                "\"J D\" <J.D@gmail.com>"
+            )
+            .unwrap(),
+            "jd@gmail.com"
+        );
+    }
+
+    #[test]
+    fn gmail_rules_make_googlemail_gmail() {
+        let email = |gmail, platform, v| norm(Normalize::Email, None, gmail, platform, v).unwrap();
+        assert_eq!(
+            email(true, None, "Jane.Doe+x@GoogleMail.com"),
+            "janedoe@gmail.com"
+        );
+        // Google's matching rules name both domains as they are.
+        assert_eq!(
+            email(false, Some(Platform::Google), "jane.doe@googlemail.com"),
+            "janedoe@googlemail.com"
+        );
+        assert_eq!(
+            email(true, None, "jane.doe@notgmail.com"),
+            "jane.doe@notgmail.com"
         );
     }
 

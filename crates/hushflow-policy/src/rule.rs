@@ -89,7 +89,8 @@ pub struct Normalization {
     /// Default region (ISO 3166 alpha-2) for phone numbers written without a country code.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub region: Option<String>,
-    /// Gmail rules for emails: dots and `+suffix` of gmail.com/googlemail.com local parts removed.
+    /// Gmail rules for emails: dots and `+suffix` of gmail.com/googlemail.com local parts
+    /// removed, googlemail.com written gmail.com.
     pub gmail: bool,
 }
 
@@ -505,6 +506,18 @@ impl Policy {
                 Action::Mask(m) => m.check().map_err(invalid)?,
                 Action::Generalize(g) => g.check().map_err(invalid)?,
                 Action::Redact(r) => {
+                    // Each kind once: the list's length is bounded by the kinds there are.
+                    if let Some(twice) = r
+                        .kinds
+                        .iter()
+                        .enumerate()
+                        .find_map(|(i, k)| r.kinds[..i].contains(k).then_some(k))
+                    {
+                        return Err(invalid(format!(
+                            "`redact` names each kind once; `{}` is named twice",
+                            twice.name()
+                        )));
+                    }
                     if let Some(region) = &r.region {
                         crate::normalize::parse_region(region).map_err(invalid)?;
                     }
@@ -698,6 +711,69 @@ mod tests {
         assert!(e.message().contains("needs `key`"), "{e}");
         let e = parse(r#"fields.e = { normalize = "email" }"#).unwrap_err();
         assert!(e.message().contains("does not apply"), "{e}");
+    }
+
+    /// Every size and count is bounded when the policy is checked: `fixed = 4000000000` was
+    /// accepted and then aborted the run allocating four billion mask characters per value.
+    #[test]
+    fn sizes_and_counts_are_bounded() {
+        let refused = |rule: &str, option: &str, limit: &str| {
+            let p = parse(&format!("fields.f = {rule}")).unwrap();
+            let e = p.check().unwrap_err().to_string();
+            assert!(
+                e.starts_with("policy field `f`:") && e.contains(option) && e.contains(limit),
+                "{rule}: {e}"
+            );
+        };
+        refused("{ mask = { fixed = 4000000000 } }", "`fixed`", "64");
+        refused("{ mask = { fixed = 65 } }", "`fixed`", "64");
+        refused("{ mask = { keep_first = 65 } }", "`keep_first`", "64");
+        refused(
+            "{ mask = { keep_last = 9000000000000000000 } }",
+            "`keep_last`",
+            "64",
+        );
+        refused("{ generalize = { prefix = 65 } }", "`prefix`", "64");
+        refused(
+            "{ generalize = { age_band = 4000000000 } }",
+            "`age_band`",
+            "150",
+        );
+        refused(
+            "{ generalize = { bucket = 9000000000000000000 } }",
+            "`bucket`",
+            "1000000000000000",
+        );
+        let edges: Vec<String> = (0..101).map(|i| i.to_string()).collect();
+        refused(
+            &format!("{{ generalize = {{ bands = [{}] }} }}", edges.join(", ")),
+            "`bands`",
+            "100",
+        );
+        refused(
+            &format!(
+                "{{ generalize = {{ bands = [1], labels = [\"a\", \"{}\"] }} }}",
+                "x".repeat(65)
+            ),
+            "`labels`",
+            "64",
+        );
+        refused(
+            r#"{ redact = ["email", "phone", "email"] }"#,
+            "`redact`",
+            "once",
+        );
+        for fine in [
+            "{ mask = { keep_first = 64, keep_last = 64, fixed = 64 } }",
+            "{ generalize = { prefix = 64 } }",
+            "{ generalize = { age_band = 150 } }",
+            "{ generalize = { bucket = 1000000000000000 } }",
+        ] {
+            parse(&format!("fields.f = {fine}"))
+                .unwrap()
+                .check()
+                .unwrap_or_else(|e| panic!("{fine}: {e}"));
+        }
     }
 
     #[test]

@@ -55,8 +55,8 @@ fn suppression_list(ws: &Workspace) -> String {
         .take(3)
         .collect();
     assert_eq!(consenting.len(), 3);
-    let key = hushflow_secrets::SecretValue::new(b"0123456789abcdef0123456789abcdef".to_vec());
-    let hashed = hex_encode(&hushflow_crypto::HmacSha256::new(&key).mac(consenting[2].as_bytes()));
+    // A hashed line is the HMAC of the normalized address, as the pseudonym is.
+    let hashed = mac_hex(addr_spec(&consenting[2]));
     format!(
         "# suppressed contacts\n{}\n  {}  \n\n{hashed}\n",
         consenting[0].to_uppercase(),
@@ -66,6 +66,121 @@ fn suppression_list(ws: &Workspace) -> String {
 
 fn hex_encode(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// HMAC-SHA256 hex under the key of `KEY_B64`.
+fn mac_hex(value: &str) -> String {
+    let key = hushflow_secrets::SecretValue::new(b"0123456789abcdef0123456789abcdef".to_vec());
+    hex_encode(&hushflow_crypto::HmacSha256::new(&key).mac(value.as_bytes()))
+}
+
+/// The address of a display-name form (`"Jane Doe" <jane@example.com>`).
+fn addr_spec(value: &str) -> &str {
+    let value = value.trim();
+    match value
+        .strip_suffix('>')
+        .and_then(|v| v.rfind('<').map(|i| &v[i + 1..]))
+    {
+        Some(address) => address.trim(),
+        None => value,
+    }
+}
+
+/// The finding's cases through the binary: under gmail rules the HMAC of `michal7@gmail.com`
+/// stops `michal.7+promo@gmail.com` (whose pseudonym it is), and a plain address stops its
+/// display-name form.
+#[test]
+fn a_listed_pseudonym_never_leaves() {
+    let ws = Workspace::new();
+    ws.write(
+        "data/contacts.csv",
+        "id,email\n\
+         1,michal.7+promo@gmail.com\n\
+         2,\"\"\"Michal W\"\" <michal@wonka.example>\"\n\
+         3,Michal.7@GoogleMail.com\n\
+         4,michal8@gmail.com\n\
+         5,\"\"\"Other\"\" <other@wonka.example>\"\n",
+    );
+    ws.write(
+        "suppressed.txt",
+        format!("{}\nmichal@wonka.example\n", mac_hex("michal7@gmail.com")),
+    );
+    ws.write(
+        "p.toml",
+        r#"
+[pipeline]
+name = "listed"
+key = "id"
+
+[source]
+type = "csv"
+path = "data/contacts.csv"
+
+[policy]
+fields.id    = "keep"
+fields.email = { hash = "hmac-sha256", key = "env:HF_PEPPER", normalize = "email", gmail = true }
+
+[policy.suppression]
+file = "suppressed.txt"
+field = "email"
+
+[sink]
+type = "csv"
+path = "out/leads.csv"
+"#,
+    );
+    let r = ws.run_with(&["run", "p.toml"], &[("HF_PEPPER", KEY_B64)]);
+    assert_eq!(r.code, 0, "{}", r.all());
+    let mut output = csv::Reader::from_path(ws.path("out/leads.csv")).unwrap();
+    let rows: Vec<(String, String)> = output
+        .records()
+        .map(|r| r.unwrap())
+        .map(|r| (r[0].to_string(), r[1].to_string()))
+        .collect();
+    assert_eq!(
+        rows,
+        [
+            ("4".to_string(), mac_hex("michal8@gmail.com")),
+            ("5".to_string(), mac_hex("other@wonka.example")),
+        ]
+    );
+}
+
+/// Sizes are bounded when the policy is validated, not found out by the run's allocator.
+#[test]
+fn an_unbounded_mask_is_refused_by_validate() {
+    let ws = Workspace::new();
+    ws.write("data/contacts.csv", "id,phone\n1,4155550132\n");
+    ws.write(
+        "p.toml",
+        r#"
+[pipeline]
+name = "masked"
+key = "id"
+
+[source]
+type = "csv"
+path = "data/contacts.csv"
+
+[policy]
+fields.id    = "keep"
+fields.phone = { mask = { fixed = 4000000000 } }
+
+[sink]
+type = "csv"
+path = "out/leads.csv"
+"#,
+    );
+    let v = ws.run(&["validate", "p.toml"]);
+    assert_eq!(v.code, 2, "{}", v.all());
+    assert!(
+        v.all().contains("phone") && v.all().contains("`fixed` must be at most 64"),
+        "{}",
+        v.all()
+    );
+    let r = ws.run(&["run", "p.toml"]);
+    assert_eq!(r.code, 2, "{}", r.all());
+    assert!(!ws.path("out/leads.csv").exists());
 }
 
 fn summary_counts(stdout: &str) -> Vec<u64> {
