@@ -14,6 +14,15 @@ pub struct Rejected {
     pub raw: Vec<u8>,
 }
 
+/// A record of a written batch that the destination refused on its own (a CRM batch API
+/// answers per record): its row in that batch and why, in words that name no value. The engine
+/// quarantines it like a record the source or the policy refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SinkRejection {
+    pub row: usize,
+    pub reason: RejectReason,
+}
+
 /// What one call to [`Source::next_batch`] yields: the good rows and the rejected ones.
 #[derive(Debug)]
 pub struct SourceBatch {
@@ -175,6 +184,19 @@ pub trait Sink: Send {
         Err(Error::Config(
             "this sink cannot delete records by key".into(),
         ))
+    }
+
+    /// Whether the destination may refuse single records of a batch it otherwise accepts
+    /// ([`Sink::take_rejections`]). The engine then keeps each batch's input rows until it is
+    /// written, to quarantine the refused ones as they were read.
+    fn rejects_records(&self) -> bool {
+        false
+    }
+
+    /// The records of the last written batch the destination refused, by row. Only sinks that
+    /// say [`Sink::rejects_records`] return any; the rest of the batch counts as written.
+    fn take_rejections(&mut self) -> Vec<SinkRejection> {
+        Vec::new()
     }
 
     fn finish(&mut self) -> Result<(), Error>;

@@ -30,6 +30,12 @@ pub enum RejectReason {
     /// A CSV quoted field that is never closed: the rest of the file, `lines` lines, is this one
     /// record (set aside whole rather than guessed at).
     UnclosedQuote { lines: u64 },
+    /// The destination refused the record (a CRM's validation); `detail` is the sink's fixed
+    /// wording of the cause, never the value.
+    Refused {
+        field: Option<String>,
+        detail: Cow<'static, str>,
+    },
 }
 
 impl fmt::Display for RejectReason {
@@ -50,6 +56,14 @@ impl fmt::Display for RejectReason {
             }
             RejectReason::InvalidField { field, detail } => write!(f, "field `{field}`: {detail}"),
             RejectReason::TooLong { limit } => write!(f, "record longer than {limit} bytes"),
+            RejectReason::Refused {
+                field: Some(field),
+                detail,
+            } => write!(f, "the destination refused field `{field}`: {detail}"),
+            RejectReason::Refused {
+                field: None,
+                detail,
+            } => write!(f, "the destination refused the record: {detail}"),
             RejectReason::UnclosedQuote { lines } => write!(
                 f,
                 "a quoted field opened in this record is never closed; the rest of the file \
@@ -70,6 +84,7 @@ impl RejectReason {
             RejectReason::InvalidField { .. } => "invalid_field",
             RejectReason::TooLong { .. } => "too_long",
             RejectReason::UnclosedQuote { .. } => "unclosed_quote",
+            RejectReason::Refused { .. } => "refused",
         }
     }
 }

@@ -10,6 +10,7 @@ mod error;
 
 pub use batch::{Batch, Cell, CellKind, Column, Schema};
 pub use connector::{
-    Decode, Encode, Position, Rejected, Sink, Source, SourceBatch, SourceChunk, Withdrawal,
+    Decode, Encode, Position, Rejected, Sink, SinkRejection, Source, SourceBatch, SourceChunk,
+    Withdrawal,
 };
 pub use error::{Error, RecordError, RejectReason};

@@ -17,7 +17,10 @@ use std::sync::Arc;
 /// Whether a quarantined record holds the row as read (a JSON object of its fields) rather than
 /// the source's raw bytes.
 fn is_row(record: &QuarantinedRecord) -> bool {
-    matches!(record.code.as_str(), "missing_key" | "invalid_field")
+    matches!(
+        record.code.as_str(),
+        "missing_key" | "invalid_field" | "refused"
+    )
 }
 
 /// The replayed records as one source, yielding them in batches in their original order.

@@ -380,6 +380,8 @@ struct Processed {
     suppressed: u64,
     /// The keys of filtered records, for a sink that deletes withdrawn rows.
     withdrawn: hushflow_core::Column,
+    /// The rows as read, kept for a sink that may refuse single records (to quarantine them).
+    input: Option<Batch>,
 }
 
 /// Key check, policy and (for sinks with an encoder) encoding for one batch: pure CPU work, run
@@ -390,6 +392,7 @@ fn process(
     key: &str,
     policy: &CompiledPolicy,
     encoder: Option<&dyn Encode>,
+    keep_input: bool,
 ) -> Result<Processed, RunError> {
     let SourceBatch {
         mut batch,
@@ -438,7 +441,30 @@ fn process(
         no_consent: out.no_consent as u64,
         suppressed: out.suppressed as u64,
         withdrawn: out.withdrawn,
+        input: keep_input.then_some(batch),
     })
+}
+
+/// The records of a written batch the sink refused, each as its row was read (for a replay),
+/// with its line: the output row's line finds the input row, since the policy keeps lines.
+fn refused_records(
+    output: &Batch,
+    input: Option<&Batch>,
+    refused: Vec<hushflow_core::SinkRejection>,
+) -> Vec<(u64, RejectReason, Vec<u8>)> {
+    refused
+        .into_iter()
+        .filter_map(|r| {
+            let line = *output.lines().get(r.row)?;
+            let raw = input
+                .and_then(|input| {
+                    let row = input.lines().iter().position(|l| *l == line)?;
+                    Some(row_json(input, row))
+                })
+                .unwrap_or_default();
+            Some((line, r.reason, raw))
+        })
+        .collect()
 }
 
 fn move_records(
@@ -543,6 +569,7 @@ fn move_records(
     // A sink with an encoder (CSV) has its bytes made on the workers; the writer only writes.
     let encoder = sink.encoder();
     let encoder = encoder.as_deref();
+    let keep_input = sink.rejects_records();
 
     // reader → workers (decoding and the policy, in parallel) → this thread (quarantine and
     // sink, in source order).
@@ -561,7 +588,15 @@ fn move_records(
             Ok(chunk.map(|c| (c, source.position())))
         },
         |(chunk, position): (hushflow_core::SourceChunk, Option<Position>)| {
-            process(chunk.decode()?, key_column, key, policy, encoder).map(|p| (p, position))
+            process(
+                chunk.decode()?,
+                key_column,
+                key,
+                policy,
+                encoder,
+                keep_input,
+            )
+            .map(|p| (p, position))
         },
         |(p, position)| {
             counts.read += p.read;
@@ -578,6 +613,7 @@ fn move_records(
             }
             // Rows of segments an earlier attempt committed are in the sink already; their
             // rejected records are quarantined again above, since that attempt's file is lost.
+            let mut refused_count = 0;
             if seq > committed {
                 if let Some(how) = withdrawal
                     && !p.withdrawn.is_empty()
@@ -595,6 +631,12 @@ fn move_records(
                     }
                     None => {}
                 }
+                // Records the destination refused one by one are quarantined, not written.
+                let refused = refused_records(&p.output, p.input.as_ref(), sink.take_rejections());
+                for (line, reason, raw) in &refused {
+                    reject(plan, quarantine, *line, reason, raw)?;
+                }
+                refused_count = refused.len() as u64;
             }
             if position.is_some() {
                 last_position = position;
@@ -602,7 +644,7 @@ fn move_records(
             if per_batch_commit && let Some(run) = staged.as_deref_mut() {
                 run.set_loaded(seq)?;
             }
-            counts.written += p.output.len() as u64;
+            counts.written += (p.output.len() as u64).saturating_sub(refused_count);
             (ctx.progress)(counts.read);
             Ok(())
         },
@@ -696,5 +738,57 @@ fn today() -> Day {
         year: i32::from(date.year()),
         month: date.month() as u8,
         day: date.day() as u8,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use hushflow_core::{Cell, Schema, SinkRejection};
+
+    fn batch(fields: &[&str], rows: &[(u64, &[&str])]) -> Batch {
+        let schema = Arc::new(Schema::new(fields.iter().map(|f| f.to_string()).collect()));
+        let mut b = Batch::new(schema);
+        for (line, cells) in rows {
+            b.push_row(*line, cells.iter().map(|c| Cell::text(c)));
+        }
+        b
+    }
+
+    #[test]
+    fn a_refused_output_row_is_quarantined_as_its_input_row_was_read() {
+        // Line 3 was filtered by the policy: output row 1 is input row 2 (line 4).
+        let input = batch(
+            &["id", "email"],
+            &[
+                (2, &["1", "a@x.example"]),
+                (3, &["2", "b@x.example"]),
+                (4, &["3", "c@x.example"]),
+            ],
+        );
+        let output = batch(
+            &["id", "email_hash"],
+            &[(2, &["1", "h1"]), (4, &["3", "h3"])],
+        );
+        let refused = vec![SinkRejection {
+            row: 1,
+            reason: RejectReason::Refused {
+                field: Some("email_hash".into()),
+                detail: "not a valid email".into(),
+            },
+        }];
+        let records = refused_records(&output, Some(&input), refused);
+        assert_eq!(records.len(), 1);
+        let (line, reason, raw) = &records[0];
+        assert_eq!(*line, 4);
+        assert_eq!(reason.code(), "refused");
+        let row: serde_json::Value = serde_json::from_slice(raw).unwrap();
+        assert_eq!(row, serde_json::json!({"id": "3", "email": "c@x.example"}));
+        // A row index past the batch is dropped rather than guessed at.
+        let out_of_range = vec![SinkRejection {
+            row: 9,
+            reason: RejectReason::MissingKey { field: "id".into() },
+        }];
+        assert!(refused_records(&output, Some(&input), out_of_range).is_empty());
     }
 }

@@ -226,6 +226,11 @@ fn put_reason(out: &mut Vec<u8>, reason: &RejectReason) {
             out.push(6);
             u64le(out, *lines);
         }
+        RejectReason::Refused { field, detail } => {
+            out.push(7);
+            put_opt(out, field.as_deref());
+            put_bytes(out, detail.as_bytes());
+        }
     }
 }
 
@@ -310,6 +315,13 @@ impl<'a> Reader<'a> {
                 limit: self.usize()?,
             },
             6 => RejectReason::UnclosedQuote { lines: self.u64()? },
+            7 => RejectReason::Refused {
+                field: match self.u8()? {
+                    0 => None,
+                    _ => Some(self.string()?),
+                },
+                detail: Cow::Owned(self.string()?),
+            },
             _ => return Err(FormatError("unknown reject reason")),
         })
     }
