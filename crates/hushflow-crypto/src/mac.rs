@@ -18,6 +18,7 @@ pub struct HmacSha256 {
 }
 
 impl HmacSha256 {
+    #[allow(clippy::expect_used)] // Infallible for HMAC: see the comment on the call.
     pub fn new(key: &SecretValue) -> Self {
         let keyed = <Hmac<Sha256> as KeyInit>::new_from_slice(key.expose())
             // HMAC takes keys of any length (longer ones are hashed first); the error type is

@@ -3,6 +3,9 @@
 //! tasks are executed by a test executor that fails on command, so retries, backoff and
 //! trigger rules are checked exactly.
 
+// A test may unwrap: a panic is a failed test, with its message.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use hushflow_scheduler::store::StoreConfig;
 use hushflow_scheduler::*;
 use hushflow_spec::dag::{self, Dag};

@@ -191,6 +191,7 @@ fn read_secret_file(path: &Path) -> Result<SecretValue, SecretError> {
 }
 
 #[cfg(test)]
+#[allow(unsafe_code)] // `set_var` is unsafe since edition 2024; each test sets its own variable.
 mod tests {
     use super::*;
     use std::os::unix::fs::PermissionsExt;

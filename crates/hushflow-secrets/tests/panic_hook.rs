@@ -3,6 +3,9 @@
 //! and panic with canaries in the message: a registered secret and a value that is no secret
 //! (personal data, which no list of secrets can scrub).
 
+// A test may unwrap: a panic is a failed test, with its message.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::process::Command;
 
 use hushflow_secrets::{Redactor, SecretValue};

@@ -630,6 +630,7 @@ fn validate(record: &NewRecord) -> Result<(), AuditError> {
 }
 
 /// Counts as canonical JSON: a `BTreeMap` serializes with sorted keys and no whitespace.
+#[allow(clippy::expect_used)] // Serializing string keys and integers cannot fail.
 fn canonical_counts(counts: &BTreeMap<String, u64>) -> String {
     serde_json::to_string(counts).expect("a map of strings to integers always serializes")
 }
@@ -985,7 +986,7 @@ fn write_anchor(path: &Path, seq: u64, hash: &str) -> Result<(), AuditError> {
         seq,
         hash: hash.to_string(),
     })
-    .expect("an anchor always serializes");
+    .map_err(|e| failed("encoding the head")(io::Error::other(e)))?;
     let mut file = OpenOptions::new()
         .write(true)
         .create_new(true)

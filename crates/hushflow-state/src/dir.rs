@@ -108,9 +108,7 @@ pub fn os_user() -> String {
             return name;
         }
     }
-    // SAFETY: geteuid has no preconditions and cannot fail.
-    let uid = unsafe { libc::geteuid() };
-    format!("uid:{uid}")
+    format!("uid:{}", rustix::process::geteuid().as_raw())
 }
 
 #[cfg(test)]

@@ -1,5 +1,8 @@
 //! `hushflow audit verify` catches a changed, a removed and an inserted record, through the CLI.
 
+// A test may unwrap: a panic is a failed test, with its message.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 use common::*;
 

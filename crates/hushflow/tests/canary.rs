@@ -3,6 +3,9 @@
 //! logging, and search stdout, stderr, the state directory (audit store, quarantine, keyring) and
 //! the results for both.
 
+// A test may unwrap: a panic is a failed test, with its message.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 use common::*;
 

@@ -2,6 +2,9 @@
 //! `cryptography` package, reading the key from the keyring file and the values from the input.
 //! scripts/test.sh provides the interpreter (a venv) in HUSHFLOW_TEST_PYTHON.
 
+// A test may unwrap: a panic is a failed test, with its message.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 use common::*;
 

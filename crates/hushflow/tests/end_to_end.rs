@@ -1,5 +1,8 @@
 //! The whole path through the real binary: sample → keys → validate → run → audit.
 
+// A test may unwrap: a panic is a failed test, with its message.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 use common::*;
 

@@ -3,6 +3,9 @@
 //! a PostgreSQL metadata store with one SIGKILLed mid-task, and a scheduler killed mid-run and
 //! started again. Assertions are on the metadata and on the sinks' contents.
 
+// A test may unwrap: a panic is a failed test, with its message.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 use common::*;
 use std::io::{BufRead, BufReader, Read, Write};

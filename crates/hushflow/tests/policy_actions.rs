@@ -3,6 +3,9 @@
 //! `phonenumbers`), including which records consent and suppression filter and which are
 //! quarantined.
 
+// A test may unwrap: a panic is a failed test, with its message.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 use common::*;
 

@@ -2,6 +2,9 @@
 //! those that still fail are quarantined again under their original lines; the replay is
 //! audited; a file sink's output is not replaced.
 
+// A test may unwrap: a panic is a failed test, with its message.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 use common::*;
 

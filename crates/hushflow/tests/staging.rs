@@ -4,6 +4,9 @@
 //! loads every record exactly once; no personal value is left in plain text under the state
 //! directory.
 
+// A test may unwrap: a panic is a failed test, with its message.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 use common::*;
 use std::path::{Path, PathBuf};

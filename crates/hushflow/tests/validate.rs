@@ -1,5 +1,8 @@
 //! `hushflow validate` refuses bad pipelines with file, line and key, before touching data.
 
+// A test may unwrap: a panic is a failed test, with its message.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 use common::*;
 

@@ -376,8 +376,7 @@ fn as_postgres(bin: &Path, tool: &str) -> Command {
 }
 
 fn is_root() -> bool {
-    // SAFETY: geteuid has no preconditions and cannot fail.
-    unsafe { libc::geteuid() == 0 }
+    rustix::process::geteuid().is_root()
 }
 
 fn pg_bin() -> PathBuf {

@@ -199,26 +199,13 @@ impl ProcessExecutor {
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
-        let parent = std::process::id() as libc::pid_t;
-        // SAFETY: prctl, getppid, setpgid and _exit are async-signal-safe; nothing else runs
-        // between fork and exec.
-        unsafe {
-            cmd.pre_exec(move || {
-                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
-                // The worker died before the line above took effect: do not run orphaned.
-                if libc::getppid() != parent {
-                    libc::_exit(1);
-                }
-                libc::setpgid(0, 0);
-                Ok(())
-            });
-        }
+        // Its own process group, so that a timeout kills the task's children too.
+        cmd.process_group(0);
+        super::child::die_with_parent(&mut cmd);
         let mut child = cmd.spawn()?;
         // Whatever goes wrong from here, the child does not outlive this call.
         let kill = |child: &mut std::process::Child| {
-            unsafe {
-                libc::kill(-(child.id() as i32), libc::SIGKILL);
-            }
+            super::child::kill_group(child);
             let _ = child.wait();
         };
         let body = serde_json::to_vec(&order(claim)).map_err(std::io::Error::other)?;
@@ -265,9 +252,7 @@ impl ProcessExecutor {
                 cancelled = live.cancelled();
                 if timed_out || cancelled {
                     // The whole process group: a task's own children go too.
-                    unsafe {
-                        libc::kill(-(child.id() as i32), libc::SIGKILL);
-                    }
+                    super::child::kill_group(&mut child);
                     break child.wait()?;
                 }
                 std::thread::sleep(Duration::from_millis(10));

@@ -2,6 +2,7 @@
 //! pipeline that does not validate, bad arguments), 3 partial success (records quarantined).
 
 mod audit;
+mod child;
 mod executor;
 mod gc;
 mod keys;
