@@ -104,9 +104,68 @@ impl RetryPolicy {
 const DEFAULT_RETRY_DELAY: Duration = Duration::from_secs(60);
 const DEFAULT_MAX_RETRY_DELAY: Duration = Duration::from_secs(3600);
 
+/// When a schedule's next run happens, as the scheduler would decide it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NextRun {
+    /// No schedule, or a schedule with no point left.
+    Never,
+    /// At least one interval has ended already: runs are created at the next tick. `intervals`
+    /// counts them (with catch-up; one without), up to [`CATCHUP_COUNT_LIMIT`].
+    Now { intervals: usize },
+    /// The first interval ends at this time.
+    At(Millis),
+}
+
+/// How far `next_run` counts overdue intervals: enough to tell a mistake from a backlog.
+pub const CATCHUP_COUNT_LIMIT: usize = 10_000;
+
+/// Above this many overdue intervals, validation warns that catch-up would create that many runs.
+pub const CATCHUP_WARN_AT: usize = 1_000;
+
 impl Dag {
     pub fn task(&self, name: &str) -> Option<&TaskDef> {
         self.tasks.iter().find(|t| t.name == name)
+    }
+
+    /// The next run of a pipeline first seen at `now`: its intervals begin at `start_date`
+    /// (or now, without one), and a run is created when its interval has ended.
+    pub fn next_run(&self, now: Millis) -> NextRun {
+        let Some(schedule) = &self.schedule else {
+            return NextRun::Never;
+        };
+        let from = self.start_date.unwrap_or(now);
+        let Some(first_start) = schedule.next(from, true) else {
+            return NextRun::Never;
+        };
+        let Some(first_end) = schedule.next(first_start, false) else {
+            return NextRun::Never;
+        };
+        if first_end > now {
+            return NextRun::At(first_end);
+        }
+        let intervals = match self.catchup {
+            true => schedule.due(from, now, true, CATCHUP_COUNT_LIMIT).len(),
+            false => 1,
+        };
+        NextRun::Now { intervals }
+    }
+
+    /// What validation should warn about the schedule at `now`: a catch-up that would create
+    /// more runs than anyone means to (a minutely schedule from 1970).
+    pub fn schedule_warnings(&self, now: Millis) -> Vec<String> {
+        match self.next_run(now) {
+            NextRun::Now { intervals } if intervals > CATCHUP_WARN_AT => {
+                let count = match intervals >= CATCHUP_COUNT_LIMIT {
+                    true => format!("more than {CATCHUP_COUNT_LIMIT}"),
+                    false => intervals.to_string(),
+                };
+                vec![format!(
+                    "catchup = true with this start_date creates {count} runs, one per \
+                     interval since then; set a later start_date or catchup = false"
+                )]
+            }
+            _ => Vec::new(),
+        }
     }
 }
 
@@ -683,6 +742,50 @@ mod tests {
     }
 
     const SYNC: &str = "source = { type = \"csv\", path = \"in.csv\" }\npolicy = { fields = { id = \"keep\" } }\nsink = { type = \"jsonl\", path = \"out.jsonl\" }\n";
+
+    fn scheduled(extra: &str) -> Dag {
+        let text = format!(
+            "[pipeline]\nname = \"p\"\nkey = \"id\"\n{extra}\n[[task]]\nname = \"t\"\ntype = \"empty\"\n"
+        );
+        dag(&text).unwrap()
+    }
+
+    #[test]
+    fn the_next_run_waits_for_a_future_start_date() {
+        let now = schedule::parse_instant("2026-12-03T10:00:00Z", None).unwrap();
+        let d = scheduled("schedule = \"@daily\"\nstart_date = \"2027-01-10\"");
+        // The first interval is 2027-01-10..11; its run starts when it ends.
+        let expected = schedule::parse_instant("2027-01-11T00:00:00Z", None).unwrap();
+        assert_eq!(d.next_run(now), NextRun::At(expected));
+        assert!(d.schedule_warnings(now).is_empty());
+        // Without a start date, the next midnight ends the first interval... of tomorrow.
+        let d = scheduled("schedule = \"@daily\"");
+        let expected = schedule::parse_instant("2026-12-05T00:00:00Z", None).unwrap();
+        assert_eq!(d.next_run(now), NextRun::At(expected));
+    }
+
+    #[test]
+    fn a_catch_up_from_long_ago_is_counted_and_warned_about() {
+        let now = schedule::parse_instant("2026-12-03T10:00:00Z", None).unwrap();
+        let d = scheduled("schedule = \"* * * * *\"\nstart_date = \"1970-01-01\"\ncatchup = true");
+        assert_eq!(
+            d.next_run(now),
+            NextRun::Now {
+                intervals: CATCHUP_COUNT_LIMIT
+            }
+        );
+        let warnings = d.schedule_warnings(now);
+        assert_eq!(warnings.len(), 1, "{warnings:?}");
+        assert!(warnings[0].contains("more than 10000 runs"), "{warnings:?}");
+        // A few days behind on a daily schedule is a backlog, not a mistake.
+        let d = scheduled("schedule = \"@daily\"\nstart_date = \"2026-11-29\"\ncatchup = true");
+        assert_eq!(d.next_run(now), NextRun::Now { intervals: 4 });
+        assert!(d.schedule_warnings(now).is_empty());
+        // Without catch-up only the latest interval runs.
+        let d = scheduled("schedule = \"* * * * *\"\nstart_date = \"1970-01-01\"");
+        assert_eq!(d.next_run(now), NextRun::Now { intervals: 1 });
+        assert!(d.schedule_warnings(now).is_empty());
+    }
 
     #[test]
     fn tasks_are_ordered_after_their_upstreams() {

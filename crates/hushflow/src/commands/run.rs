@@ -132,7 +132,7 @@ fn validate_dag(
     dag: hushflow_spec::dag::Dag,
     depth: Depth,
 ) -> Result<Exit, Failure> {
-    use hushflow_spec::dag::TaskKind;
+    use hushflow_spec::dag::{CATCHUP_COUNT_LIMIT, NextRun, TaskKind};
     use hushflow_spec::schedule::rfc3339;
     let out = session.out;
     out.line(format!(
@@ -145,7 +145,17 @@ fn validate_dag(
             let now = std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
                 .map_or(0, |d| d.as_millis() as i64);
-            let next = s.next(now, false).map_or("never".into(), rfc3339);
+            let next = match dag.next_run(now) {
+                NextRun::Never => "never".to_string(),
+                NextRun::At(at) => rfc3339(at),
+                NextRun::Now { intervals: 1 } => "at the first tick (an interval has ended)".into(),
+                NextRun::Now { intervals } if intervals >= CATCHUP_COUNT_LIMIT => format!(
+                    "at the first tick (catching up more than {CATCHUP_COUNT_LIMIT} intervals)"
+                ),
+                NextRun::Now { intervals } => {
+                    format!("at the first tick (catching up {intervals} intervals)")
+                }
+            };
             out.line(format!(
                 "schedule  {} in {} (catchup {}, at most {} active run(s)); next {next}",
                 s.expression(),
@@ -153,6 +163,9 @@ fn validate_dag(
                 if dag.catchup { "on" } else { "off" },
                 dag.max_active_runs
             ));
+            for warning in dag.schedule_warnings(now) {
+                out.line(format!("warning: {warning}"));
+            }
         }
         None => out.line("schedule  none (manual runs: `hushflow trigger`)"),
     }
