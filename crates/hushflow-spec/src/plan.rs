@@ -398,12 +398,9 @@ impl Plan {
             let at = || src.span_of(&path);
             let key_path = path.join(".");
             let fail = |message: String| src.error_at(at(), Some(key_path.clone()), message);
-            let parsed = match SecretRef::parse(reference) {
-                // Like every path in a pipeline, a secret file is relative to the pipeline file.
-                Ok(SecretRef::File(p)) if p.is_relative() => {
-                    SecretRef::File(self.file.parent().unwrap_or(Path::new("")).join(p))
-                }
-                Ok(r) => r,
+            // Like every path in a pipeline, a secret file is relative to the pipeline file.
+            let parsed = match resolver.parse(reference) {
+                Ok(r) => r.relative_to(self.file.parent().unwrap_or(Path::new(""))),
                 Err(e) => return Err(fail(e.to_string())),
             };
             let key = resolve_key(&parsed, resolver, keyring).map_err(fail)?;
@@ -472,9 +469,8 @@ impl Plan {
                     message,
                 )
             };
-            let parsed = match SecretRef::parse(reference) {
-                Ok(SecretRef::File(p)) if p.is_relative() => SecretRef::File(base.join(p)),
-                Ok(r) => r,
+            let parsed = match resolver.parse(reference) {
+                Ok(r) => r.relative_to(base),
                 Err(e) => return Err(fail(e.to_string())),
             };
             let value = resolver.resolve(&parsed).map_err(|e| fail(e.to_string()))?;
@@ -648,7 +644,7 @@ pub fn resolve_key(
     keyring: &Keyring,
 ) -> Result<ResolvedKey, String> {
     let value = resolver.resolve(reference).map_err(|e| e.to_string())?;
-    if let SecretRef::Keyring(name) = reference {
+    if let Some(name) = reference.as_keyring() {
         let (info, _) = keyring.get(name).map_err(|e| e.to_string())?;
         return Ok(ResolvedKey {
             id: info.id,

@@ -24,14 +24,14 @@ pub(super) fn detokenize(
     let reference = SecretRef::parse(key).map_err(invalid)?;
     let keyring = session.keyring()?;
     // Every version of the key, oldest first, as (id, material).
-    let versions: Vec<(String, SecretValue)> = match &reference {
-        SecretRef::Keyring(name) => keyring
+    let versions: Vec<(String, SecretValue)> = match reference.as_keyring() {
+        Some(name) => keyring
             .versions(name)
             .map_err(invalid)?
             .into_iter()
             .map(|(info, material)| (info.id, material))
             .collect(),
-        _ => {
+        None => {
             let resolver = SecretResolver::new(out.redactor.clone(), Some(&keyring));
             let resolved = hushflow_spec::plan::resolve_key(&reference, &resolver, &keyring)
                 .map_err(invalid)?;
@@ -155,13 +155,13 @@ pub(super) fn erase(
     }
     let mut roots = Vec::new();
     for reference in &references {
-        match SecretRef::parse(reference).map_err(invalid)? {
-            SecretRef::Keyring(name) => {
-                for (info, material) in keyring.versions(&name).map_err(invalid)? {
+        match SecretRef::parse(reference).map_err(invalid)?.as_keyring() {
+            Some(name) => {
+                for (info, material) in keyring.versions(name).map_err(invalid)? {
                     roots.push(SubjectRoot::new(&info.id, &material));
                 }
             }
-            _ => {
+            None => {
                 let k = keys
                     .get(*reference)
                     .ok_or_else(|| invalid(format!("key {reference} did not resolve")))?;

@@ -44,6 +44,8 @@ pub(super) fn prepare_plan(session: &Session<'_>, mut plan: Plan) -> Result<Prep
     let resolver = SecretResolver::new(session.out.redactor.clone(), Some(&keyring));
     let keys = plan.resolve_keys(&resolver, &keyring).map_err(invalid)?;
     let (connections, warnings) = plan.resolve_connections(&resolver).map_err(invalid)?;
+    // The resolver borrows the keyring, which moves into the result.
+    drop(resolver);
     plan.warnings.extend(warnings);
     Ok(Prepared {
         plan,
