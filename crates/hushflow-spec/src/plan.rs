@@ -6,7 +6,7 @@ use base64::Engine as _;
 use hushflow_core::Withdrawal;
 use hushflow_crypto::Keyring;
 use hushflow_policy::{Action, KeyMaterial, MIN_KEY_BYTES, Policy, PolicyError, ResolvedKey};
-use hushflow_secrets::{SecretRef, SecretResolver, SecretValue};
+use hushflow_secrets::{SecretProviders, SecretRef, SecretResolver, SecretValue};
 use std::fmt;
 use std::path::{Path, PathBuf};
 
@@ -54,10 +54,11 @@ pub struct Plan {
     text: String,
 }
 
-/// Reads, parses and checks a pipeline file. No secret is resolved and no record is read.
-pub fn load(file: &Path) -> Result<Plan, SpecError> {
+/// Reads, parses and checks a pipeline file. No secret is resolved and no record is read;
+/// secret references must be of a scheme registered in `secrets`.
+pub fn load(file: &Path, secrets: &SecretProviders<'_>) -> Result<Plan, SpecError> {
     let text = pipeline::read(file)?;
-    let spec = pipeline::parse(file, &text)?;
+    let spec = pipeline::parse(file, &text, secrets)?;
     let src = SpecSource::new(file, &text);
     if !spec.task.is_empty() {
         return Err(src.error_at(
@@ -101,7 +102,7 @@ pub fn load(file: &Path) -> Result<Plan, SpecError> {
         policy: policy.unwrap_or_default(),
         sink,
     };
-    check(file, text.clone(), None, &pipeline, parts)
+    check(file, text.clone(), None, &pipeline, parts, secrets)
 }
 
 /// What one sync needs besides the `[pipeline]` section: in a DAG file these come from a task.
@@ -120,6 +121,7 @@ pub(crate) fn check(
     scope: Option<pipeline::TaskScope>,
     pipeline: &pipeline::PipelineSection,
     parts: SyncParts,
+    secrets: &SecretProviders<'_>,
 ) -> Result<Plan, SpecError> {
     let base = file.parent().map(Path::to_path_buf).unwrap_or_default();
     let base = base.as_path();
@@ -171,7 +173,7 @@ pub(crate) fn check(
         None => default_workers(),
     };
 
-    if let Err(e) = policy.check() {
+    if let Err(e) = policy.check_with(secrets) {
         let span = match &e {
             PolicyError::Duplicate(f)
             | PolicyError::KeyNotAReference { field: f }
@@ -240,7 +242,7 @@ pub(crate) fn check(
     };
     for (table, url) in [("source", source.url()), ("sink", sink.url())] {
         if let Some(url) = url
-            && !hushflow_secrets::is_reference(url)
+            && !secrets.is_reference(url)
         {
             return Err(src.error_at(
                 src.span_of(&[table, "url"]),
