@@ -16,15 +16,16 @@
 //!   [`RedactingMakeWriter`] sits under the `tracing` fmt layer and its panic hook scrubs panic
 //!   messages, so a secret that reaches a log line or a panic is masked on the way out.
 //!
-//! Validation accepts exactly the registered schemes: code that must tell a reference from a
-//! literal secret (the spec crate's pipeline checks) is handed the registry and asks
+//! Validation accepts exactly the registered schemes. The registry is a value, not a global:
+//! code that must tell a reference from a literal secret (the spec crate's pipeline and DAG
+//! checks, `Policy::check_with` in the policy crate) is handed it and asks
 //! [`SecretProviders::is_reference`] or [`SecretProviders::parse`], so `vault:` passes only
-//! where a vault provider is registered; providers also check a name's syntax there, before
-//! any secret is needed. The free [`is_reference`] and [`SecretRef::parse`] know the built-in
-//! schemes only, for code that has no registry (the policy crate's own checks).
+//! where a vault provider is registered, and each provider checks its names' syntax there,
+//! before any secret is needed. The free [`is_reference`] and [`SecretRef::parse`] know the
+//! built-in schemes only, for code that has no registry at hand.
 //!
-//! There is no global state: the CLI makes one `Redactor` and one registry and hands them to
-//! whatever needs them.
+//! There is no global state: the CLI makes one `Redactor` and hands clones to whatever needs
+//! it, and builds its registry in one function, so every command sees the same schemes.
 //!
 //! This crate must not depend on any other hushflow crate: the keyring (`hushflow-crypto`), the
 //! spec, the engine and the CLI all depend on it. It does no network I/O; a provider that needs
