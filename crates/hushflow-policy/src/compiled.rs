@@ -149,7 +149,11 @@ impl Policy {
         input: &Schema,
         inputs: &CompileInputs<'_>,
     ) -> Result<CompiledPolicy, PolicyError> {
-        self.check()?;
+        // A key that resolved is a reference (of whatever scheme its resolver knew); any other
+        // key must look like one, so that a literal key is refused without being printed.
+        self.check_keys_by(&|key| {
+            inputs.keys.contains_key(key) || hushflow_secrets::is_reference(key)
+        })?;
         let index = |field: &str| {
             input
                 .index_of(field)
@@ -925,6 +929,43 @@ mod tests {
         let withdrawn: Vec<&str> = out.withdrawn.iter().map(|c| c.text).collect();
         assert_eq!(withdrawn, [expected.as_str()]);
         assert!(compiled(None).apply(&b).withdrawn.is_empty());
+    }
+
+    #[test]
+    fn a_resolved_key_of_any_scheme_compiles() {
+        let p: Policy =
+            toml::from_str(r#"fields.email = { hash = "hmac-sha256", key = "vault:kv/pepper" }"#)
+                .unwrap();
+        let mut keys = keys();
+        let compile = |keys: &KeyMaterial| {
+            p.compile(
+                batch().schema(),
+                &CompileInputs {
+                    subjects: None,
+                    keys,
+                    suppression_list: &[],
+                    withdrawal_key: None,
+                    today: Day {
+                        year: 2026,
+                        month: 11,
+                        day: 22,
+                    },
+                },
+            )
+        };
+        // Not resolved, and not a reference of a built-in scheme: refused as a literal key,
+        // without printing it.
+        let e = compile(&keys).unwrap_err();
+        assert!(matches!(e, PolicyError::KeyNotAReference { .. }), "{e}");
+        assert!(!e.to_string().contains("kv/pepper"), "{e}");
+        keys.insert(
+            "vault:kv/pepper".into(),
+            ResolvedKey {
+                id: "8899aabbccddeeff".into(),
+                material: SecretValue::new(KEY.to_vec()),
+            },
+        );
+        assert!(compile(&keys).is_ok());
     }
 
     #[test]

@@ -9,6 +9,7 @@ use crate::generalize::Generalization;
 use crate::mask::MaskRule;
 use crate::normalize::{Normalize, Platform};
 use crate::pii::PiiKind;
+use hushflow_secrets::SecretProviders;
 use serde::de::{self, MapAccess, Visitor};
 use serde::{Deserialize, Deserializer, Serialize};
 use sha2::{Digest, Sha256};
@@ -481,14 +482,28 @@ impl Policy {
     }
 
     /// Checks that need no data and no secret: something leaves, no field twice, every key is
-    /// a reference, options make sense.
+    /// a reference of a built-in scheme, options make sense.
     pub fn check(&self) -> Result<(), PolicyError> {
+        self.check_keys_by(&hushflow_secrets::is_reference)
+    }
+
+    /// As [`Policy::check`], with keys that may be references of any scheme registered in
+    /// `secrets` (a pipeline's policy is checked this way).
+    pub fn check_with(&self, secrets: &SecretProviders<'_>) -> Result<(), PolicyError> {
+        self.check_keys_by(&|key| secrets.is_reference(key))
+    }
+
+    /// The checks, with `is_reference` telling a key's reference from a literal key.
+    pub(crate) fn check_keys_by(
+        &self,
+        is_reference: &dyn Fn(&str) -> bool,
+    ) -> Result<(), PolicyError> {
         for (i, (name, rule)) in self.fields.iter().enumerate() {
             if self.fields[..i].iter().any(|(n, _)| n == name) {
                 return Err(PolicyError::Duplicate(name.clone()));
             }
             if let Some(key) = rule.key_reference()
-                && !hushflow_secrets::is_reference(key)
+                && !is_reference(key)
             {
                 return Err(PolicyError::KeyNotAReference {
                     field: name.clone(),
@@ -527,7 +542,7 @@ impl Policy {
         }
         if let Some(s) = &self.suppression
             && let Some(key) = &s.key
-            && !hushflow_secrets::is_reference(key)
+            && !is_reference(key)
         {
             return Err(PolicyError::KeyNotAReference {
                 field: "suppression".into(),
@@ -782,6 +797,48 @@ mod tests {
         let e = p.check().unwrap_err();
         assert!(matches!(e, PolicyError::KeyNotAReference { .. }));
         assert!(!e.to_string().contains("canary"));
+    }
+
+    #[test]
+    fn keys_of_a_registered_scheme_pass_check_with() {
+        struct Vault;
+        impl hushflow_secrets::SecretProvider for Vault {
+            fn scheme(&self) -> &'static str {
+                "vault"
+            }
+            fn usage(&self) -> &'static str {
+                "vault:PATH"
+            }
+            fn example(&self) -> &'static str {
+                "vault:kv/pepper"
+            }
+            fn resolve(
+                &self,
+                _: &str,
+            ) -> Result<hushflow_secrets::SecretValue, hushflow_secrets::SecretError> {
+                unreachable!("checks resolve nothing")
+            }
+        }
+        let p = parse(
+            r#"
+            fields.email = { hash = "hmac-sha256", key = "vault:kv/pepper" }
+            suppression = { field = "email", file = "s.txt", key = "vault:kv/suppress" }
+            "#,
+        )
+        .unwrap();
+        let mut secrets = SecretProviders::default();
+        assert!(matches!(
+            p.check_with(&secrets),
+            Err(PolicyError::KeyNotAReference { .. })
+        ));
+        assert!(matches!(
+            p.check(),
+            Err(PolicyError::KeyNotAReference { .. })
+        ));
+        secrets.register(Vault);
+        assert_eq!(p.check_with(&secrets), Ok(()));
+        // The built-in check knows the built-in schemes only.
+        assert!(p.check().is_err());
     }
 
     #[test]

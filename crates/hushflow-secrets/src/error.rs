@@ -16,13 +16,12 @@ pub enum SecretError {
     )]
     NotAReference,
 
-    /// A `scheme:` prefix that is not one of ours.
-    #[error(
-        "unknown secret reference scheme `{scheme}:`; the schemes are env:NAME, file:PATH and keyring:NAME"
-    )]
-    UnknownScheme { scheme: String },
+    /// A `scheme:` prefix that no provider is registered for. `known` lists the registered
+    /// schemes as they are written ("env:NAME, file:PATH and keyring:NAME").
+    #[error("unknown secret reference scheme `{scheme}:`; the schemes are {known}")]
+    UnknownScheme { scheme: String, known: String },
 
-    /// A known scheme with nothing after the colon.
+    /// A registered scheme with nothing after the colon.
     #[error("`{scheme}:` needs a name after the colon, as in {example}")]
     EmptyName {
         scheme: &'static str,
@@ -89,6 +88,18 @@ pub enum SecretError {
     /// An error from the keyring behind a [`crate::KeyProvider`]; its message names the key only.
     #[error("keyring:{name}: {source}")]
     KeyProvider {
+        name: String,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync + 'static>,
+    },
+
+    /// An error from a provider outside this crate (`vault:`, say), about the reference
+    /// `scheme:name`: a name it refuses, or a secret it cannot fetch. `source` must not hold a
+    /// secret value, and when the name is refused it should not repeat the name either (leave
+    /// `name` empty).
+    #[error("{scheme}:{name}: {source}")]
+    Provider {
+        scheme: &'static str,
         name: String,
         #[source]
         source: Box<dyn std::error::Error + Send + Sync + 'static>,

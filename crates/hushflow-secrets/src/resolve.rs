@@ -1,54 +1,52 @@
-//! Turning references into values. Every value is registered with the redactor before the
-//! caller sees it, so there is no window in which a resolved secret could be logged unmasked.
+//! Turning references into values. [`SecretResolver::resolve`] is the one place a value comes
+//! out of a provider, and every value is registered with the redactor there, before the caller
+//! sees it, so there is no window in which a resolved secret could be logged unmasked, whatever
+//! provider it came from.
 
 use std::fmt;
-use std::fs::File;
-use std::io::Read;
-use std::path::Path;
 
-use zeroize::Zeroizing;
+use crate::{KeyProvider, Redactor, SecretError, SecretProviders, SecretRef, SecretValue};
 
-use crate::{Redactor, SecretError, SecretRef, SecretValue};
-
-/// Largest secret file accepted. Secrets are tokens, passwords and keys; a larger file is
-/// almost certainly the wrong path, and reading it whole would be wasteful.
-pub const MAX_SECRET_FILE_LEN: u64 = 1024 * 1024;
-
-/// Something that holds named keys: hushflow's keyring, or a stand-in in tests. Implemented in
-/// `hushflow-crypto`, which depends on this crate rather than the other way round.
-pub trait KeyProvider {
-    /// The material of key `name`. Errors must name the key, never material.
-    fn key_material(&self, name: &str) -> Result<SecretValue, SecretError>;
-}
-
-/// Resolves references and registers what it finds with the redactor.
+/// Resolves references through the registered providers and registers what it finds with the
+/// redactor.
 pub struct SecretResolver<'a> {
     redactor: Redactor,
-    keys: Option<&'a dyn KeyProvider>,
+    providers: SecretProviders<'a>,
 }
 
 impl<'a> SecretResolver<'a> {
-    /// `keys` is `None` when there is no state directory, and so no keyring.
+    /// The built-in providers, with `keys` behind `keyring:`; `keys` is `None` when there is no
+    /// state directory, and so no keyring.
     pub fn new(redactor: Redactor, keys: Option<&'a dyn KeyProvider>) -> Self {
-        SecretResolver { redactor, keys }
+        SecretResolver::with_providers(redactor, SecretProviders::new(keys))
+    }
+
+    /// Resolves through `providers`: the built-ins and whatever else was registered.
+    pub fn with_providers(redactor: Redactor, providers: SecretProviders<'a>) -> Self {
+        SecretResolver {
+            redactor,
+            providers,
+        }
     }
 
     pub fn redactor(&self) -> &Redactor {
         &self.redactor
     }
 
+    pub fn providers(&self) -> &SecretProviders<'a> {
+        &self.providers
+    }
+
+    /// Parses a reference of any scheme this resolver can resolve.
+    pub fn parse(&self, s: &str) -> Result<SecretRef, SecretError> {
+        self.providers.parse(s)
+    }
+
     /// The secret `r` points at, registered with the redactor. An empty secret is an error:
     /// it is always a mistake (an unset variable exported as empty, a truncated file), and
     /// pressing on would fail later with a less helpful message.
     pub fn resolve(&self, r: &SecretRef) -> Result<SecretValue, SecretError> {
-        let value = match r {
-            SecretRef::Env(name) => read_env(name)?,
-            SecretRef::File(path) => read_secret_file(path)?,
-            SecretRef::Keyring(name) => match self.keys {
-                Some(keys) => keys.key_material(name)?,
-                None => return Err(SecretError::NoKeyring { name: name.clone() }),
-            },
-        };
+        let value = self.providers.provider(r.scheme())?.resolve(r.name())?;
         if value.is_empty() {
             return Err(SecretError::Empty {
                 reference: r.to_string(),
@@ -116,107 +114,16 @@ impl fmt::Debug for SecretResolver<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("SecretResolver")
             .field("redactor", &self.redactor)
-            .field("keyring", &self.keys.is_some())
+            .field("providers", &self.providers)
             .finish()
     }
-}
-
-fn read_env(name: &str) -> Result<SecretValue, SecretError> {
-    match std::env::var_os(name) {
-        None => Err(SecretError::EnvMissing {
-            name: name.to_owned(),
-        }),
-        Some(os) => match os.into_string() {
-            Ok(text) => Ok(SecretValue::from(text)),
-            Err(os) => {
-                // Not UTF-8, but a secret all the same: wipe it.
-                let _ = Zeroizing::new(os.into_encoded_bytes());
-                Err(SecretError::EnvNotUnicode {
-                    name: name.to_owned(),
-                })
-            }
-        },
-    }
-}
-
-/// Reads a secret file after checking, on the open file so that it cannot be swapped in
-/// between, that nobody but the owner can read or write it.
-fn read_secret_file(path: &Path) -> Result<SecretValue, SecretError> {
-    let io_err = |action: &'static str| {
-        move |source| SecretError::FileRead {
-            path: path.to_owned(),
-            action,
-            source,
-        }
-    };
-    let file = File::open(path).map_err(io_err("open"))?;
-    let meta = file.metadata().map_err(io_err("inspect"))?;
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        let mode = meta.permissions().mode() & 0o7777;
-        if mode & 0o077 != 0 {
-            return Err(SecretError::FilePermissions {
-                path: path.to_owned(),
-                mode,
-            });
-        }
-    }
-    let too_large = || SecretError::FileTooLarge {
-        path: path.to_owned(),
-        limit: MAX_SECRET_FILE_LEN,
-    };
-    if meta.len() > MAX_SECRET_FILE_LEN {
-        return Err(too_large());
-    }
-    // Sized up front so the buffer is not reallocated (leaving unwiped copies) while reading.
-    let expected = usize::try_from(meta.len()).unwrap_or(0);
-    let mut bytes = Zeroizing::new(Vec::with_capacity(expected + 1));
-    // Read one byte past the limit to notice files that grew, or that report no size.
-    file.take(MAX_SECRET_FILE_LEN + 1)
-        .read_to_end(&mut bytes)
-        .map_err(io_err("read"))?;
-    if bytes.len() as u64 > MAX_SECRET_FILE_LEN {
-        return Err(too_large());
-    }
-    // Editors add a final newline; nobody means it as part of the secret.
-    if bytes.ends_with(b"\r\n") {
-        let len = bytes.len() - 2;
-        bytes.truncate(len);
-    } else if bytes.ends_with(b"\n") {
-        let len = bytes.len() - 1;
-        bytes.truncate(len);
-    }
-    Ok(SecretValue::new(std::mem::take(&mut *bytes)))
 }
 
 #[cfg(test)]
 #[allow(unsafe_code)] // `set_var` is unsafe since edition 2024; each test sets its own variable.
 mod tests {
     use super::*;
-    use std::os::unix::fs::PermissionsExt;
-
-    const CANARY: &str = "canary-env-4b7d1e";
-
-    fn secret_file(dir: &Path, name: &str, contents: &[u8], mode: u32) -> std::path::PathBuf {
-        let path = dir.join(name);
-        std::fs::write(&path, contents).unwrap();
-        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap();
-        path
-    }
-
-    #[test]
-    fn env_resolves_and_registers() {
-        // Unique names: tests run in parallel in one process.
-        let name = "HUSHFLOW_TEST_SECRET_ENV_RESOLVE";
-        // SAFETY: no other test reads or writes this variable.
-        unsafe { std::env::set_var(name, CANARY) };
-        let redactor = Redactor::new();
-        let resolver = SecretResolver::new(redactor.clone(), None);
-        let v = resolver.resolve(&SecretRef::Env(name.into())).unwrap();
-        assert_eq!(v.expose(), CANARY.as_bytes());
-        assert_eq!(redactor.scrub(&format!("x {CANARY} y")), "x *** y");
-    }
+    use crate::SecretProvider;
 
     #[test]
     fn a_url_password_is_masked_on_its_own() {
@@ -225,7 +132,7 @@ mod tests {
         unsafe { std::env::set_var(name, "postgres://app:pw%40canary-77@db.example/crm") };
         let redactor = Redactor::new();
         let resolver = SecretResolver::new(redactor.clone(), None);
-        resolver.resolve(&SecretRef::Env(name.into())).unwrap();
+        resolver.resolve(&SecretRef::env(name)).unwrap();
         assert_eq!(
             redactor.scrub("auth failed: pw@canary-77"),
             "auth failed: ***"
@@ -243,142 +150,93 @@ mod tests {
         assert!(url_password(&SecretValue::from("just-a-token".to_string())).is_empty());
     }
 
-    #[test]
-    fn env_errors_name_the_variable() {
-        let resolver = SecretResolver::new(Redactor::new(), None);
-        let name = "HUSHFLOW_TEST_SECRET_SURELY_UNSET";
-        let msg = resolver
-            .resolve(&SecretRef::Env(name.into()))
-            .unwrap_err()
-            .to_string();
-        assert!(
-            msg.contains(&format!("set {name} or change the reference env:{name}")),
-            "{msg}"
-        );
+    const CANARY: &str = "canary-vault-91c2e8";
 
-        let empty = "HUSHFLOW_TEST_SECRET_ENV_EMPTY";
-        // SAFETY: no other test reads or writes this variable.
-        unsafe { std::env::set_var(empty, "") };
-        let e = resolver.resolve(&SecretRef::Env(empty.into())).unwrap_err();
-        assert!(matches!(e, SecretError::Empty { .. }));
-        assert!(e.to_string().contains(&format!("env:{empty} is empty")));
+    /// A provider from outside the crate, as `vault:` would be: it knows nothing of the
+    /// redactor.
+    struct Vault;
 
-        let bad = "HUSHFLOW_TEST_SECRET_ENV_NOT_UTF8";
-        use std::os::unix::ffi::OsStrExt;
-        // SAFETY: no other test reads or writes this variable.
-        unsafe { std::env::set_var(bad, std::ffi::OsStr::from_bytes(b"\xffsecret")) };
-        let e = resolver.resolve(&SecretRef::Env(bad.into())).unwrap_err();
-        assert!(matches!(e, SecretError::EnvNotUnicode { .. }));
-    }
-
-    #[test]
-    fn file_refused_when_group_or_others_have_access() {
-        let dir = tempfile::tempdir().unwrap();
-        let resolver = SecretResolver::new(Redactor::new(), None);
-        for mode in [0o644, 0o640, 0o604, 0o620, 0o602, 0o610] {
-            let path = secret_file(dir.path(), "token", CANARY.as_bytes(), mode);
-            let e = resolver
-                .resolve(&SecretRef::File(path.clone()))
-                .unwrap_err();
-            assert!(matches!(e, SecretError::FilePermissions { .. }), "{mode:o}");
-            let msg = e.to_string();
-            assert!(
-                msg.contains(&format!("chmod 600 {}", path.display())),
-                "{msg}"
-            );
-            assert!(msg.contains(&format!("{mode:04o}")), "{msg}");
-            assert!(!msg.contains(CANARY));
-            std::fs::remove_file(&path).unwrap();
+    impl SecretProvider for Vault {
+        fn scheme(&self) -> &'static str {
+            "vault"
         }
-    }
-
-    #[test]
-    fn file_accepted_at_0600_and_0400() {
-        let dir = tempfile::tempdir().unwrap();
-        let redactor = Redactor::new();
-        let resolver = SecretResolver::new(redactor.clone(), None);
-        for (name, contents, mode) in [
-            ("plain", CANARY.to_string(), 0o600),
-            ("lf", format!("{CANARY}\n"), 0o600),
-            ("crlf", format!("{CANARY}\r\n"), 0o400),
-        ] {
-            let path = secret_file(dir.path(), name, contents.as_bytes(), mode);
-            let v = resolver.resolve(&SecretRef::File(path)).unwrap();
-            assert_eq!(v.expose_str().unwrap(), CANARY, "{name}");
+        fn usage(&self) -> &'static str {
+            "vault:PATH"
         }
-        // Only one newline is stripped: the rest is the secret's business.
-        let path = secret_file(dir.path(), "two", format!("{CANARY}\n\n").as_bytes(), 0o600);
-        let v = resolver.resolve(&SecretRef::File(path)).unwrap();
-        assert_eq!(v.expose(), format!("{CANARY}\n").as_bytes());
-        assert_eq!(redactor.scrub(CANARY), "***");
-    }
-
-    #[test]
-    fn file_errors() {
-        let dir = tempfile::tempdir().unwrap();
-        let resolver = SecretResolver::new(Redactor::new(), None);
-        for contents in [&b""[..], b"\n", b"\r\n"] {
-            let path = secret_file(dir.path(), "empty", contents, 0o600);
-            let e = resolver
-                .resolve(&SecretRef::File(path.clone()))
-                .unwrap_err();
-            assert!(matches!(e, SecretError::Empty { .. }), "{e}");
-            assert!(e.to_string().contains(&format!("file:{}", path.display())));
+        fn example(&self) -> &'static str {
+            "vault:kv/crm"
         }
-        let missing = dir.path().join("missing");
-        let msg = resolver
-            .resolve(&SecretRef::File(missing.clone()))
-            .unwrap_err()
-            .to_string();
-        assert!(msg.contains("cannot open secret file"), "{msg}");
-        assert!(
-            msg.contains(&format!("file:{}", missing.display())),
-            "{msg}"
-        );
-
-        let big = vec![b'x'; MAX_SECRET_FILE_LEN as usize + 1];
-        let path = secret_file(dir.path(), "big", &big, 0o600);
-        let e = resolver.resolve(&SecretRef::File(path)).unwrap_err();
-        assert!(matches!(e, SecretError::FileTooLarge { .. }), "{e}");
-    }
-
-    struct Keys;
-
-    impl KeyProvider for Keys {
-        fn key_material(&self, name: &str) -> Result<SecretValue, SecretError> {
+        fn resolve(&self, name: &str) -> Result<SecretValue, SecretError> {
             match name {
-                "pepper" => Ok(SecretValue::new(vec![0xa5; 32])),
-                _ => Err(SecretError::KeyProvider {
+                "kv/crm" => Ok(SecretValue::from(CANARY.to_string())),
+                "kv/url" => Ok(SecretValue::from(format!(
+                    "postgres://app:{CANARY}@db.example/crm"
+                ))),
+                "kv/empty" => Ok(SecretValue::new(Vec::new())),
+                _ => Err(SecretError::Provider {
+                    scheme: "vault",
                     name: name.to_owned(),
-                    source: "no such key".into(),
+                    source: "no such secret".into(),
                 }),
             }
         }
     }
 
+    fn with_vault(redactor: &Redactor) -> SecretResolver<'static> {
+        let mut providers = SecretProviders::default();
+        providers.register(Vault);
+        SecretResolver::with_providers(redactor.clone(), providers)
+    }
+
     #[test]
-    fn keyring_references() {
-        let r = SecretRef::Keyring("pepper".into());
-        let e = SecretResolver::new(Redactor::new(), None)
-            .resolve(&r)
+    fn a_value_from_any_provider_is_masked() {
+        let redactor = Redactor::new();
+        let resolver = with_vault(&redactor);
+        let r = resolver.parse("vault:kv/crm").unwrap();
+        let v = resolver.resolve(&r).unwrap();
+        assert_eq!(v.expose_str().unwrap(), CANARY);
+        let line = format!(
+            "token={CANARY} hex={} b64={}",
+            hex::encode(CANARY),
+            base64::Engine::encode(&base64::engine::general_purpose::STANDARD, CANARY)
+        );
+        assert_eq!(redactor.scrub(&line), "token=*** hex=*** b64=***");
+        assert!(!redactor.scrub(&format!("{v:?} {v}")).contains(CANARY));
+
+        // A URL's password on its own, as for the built-in providers.
+        let redactor = Redactor::new();
+        let resolver = with_vault(&redactor);
+        resolver
+            .resolve(&resolver.parse("vault:kv/url").unwrap())
+            .unwrap();
+        assert_eq!(redactor.scrub(&format!("auth {CANARY}")), "auth ***");
+    }
+
+    #[test]
+    fn provider_errors_and_empty_values() {
+        let resolver = with_vault(&Redactor::new());
+        let e = resolver
+            .resolve(&resolver.parse("vault:kv/empty").unwrap())
             .unwrap_err();
+        assert!(matches!(e, SecretError::Empty { .. }), "{e}");
+        assert!(e.to_string().contains("vault:kv/empty is empty"), "{e}");
+        let e = resolver
+            .resolve(&resolver.parse("vault:kv/none").unwrap())
+            .unwrap_err();
+        assert_eq!(e.to_string(), "vault:kv/none: no such secret");
+    }
+
+    #[test]
+    fn an_unregistered_scheme_does_not_resolve() {
+        let redactor = Redactor::new();
+        let r = with_vault(&redactor).parse("vault:kv/crm").unwrap();
+        let plain = SecretResolver::new(redactor.clone(), None);
+        let e = plain.resolve(&r).unwrap_err();
         assert!(
-            e.to_string()
-                .contains("keyring references need a state directory"),
+            matches!(e, SecretError::UnknownScheme { ref scheme, .. } if scheme == "vault"),
             "{e}"
         );
-
-        let redactor = Redactor::new();
-        let keys = Keys;
-        let resolver = SecretResolver::new(redactor.clone(), Some(&keys));
-        let v = resolver.resolve(&r).unwrap();
-        assert_eq!(v.expose(), &[0xa5; 32]);
-        // Binary material is registered by its encodings.
-        assert_eq!(redactor.scrub(&hex::encode(v.expose())), "***");
-        let e = resolver
-            .resolve(&SecretRef::Keyring("other".into()))
-            .unwrap_err();
-        assert_eq!(e.to_string(), "keyring:other: no such key");
-        assert!(format!("{resolver:?}").contains("keyring: true"));
+        assert!(plain.parse("vault:kv/crm").is_err());
+        assert!(redactor.is_empty());
     }
 }

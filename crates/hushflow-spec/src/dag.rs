@@ -6,6 +6,7 @@ pub use crate::pipeline::TriggerRule;
 use crate::pipeline::{self, PipelineSection, PipelineSpec, SpecError, SpecSource, TaskScope};
 use crate::plan::{self, Plan, SyncParts};
 use crate::schedule::{self, Millis, Schedule};
+use hushflow_secrets::SecretProviders;
 use sha2::{Digest, Sha256};
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
@@ -169,15 +170,16 @@ impl Dag {
     }
 }
 
-/// Reads and checks a pipeline file as a DAG.
-pub fn load(file: &Path) -> Result<Dag, SpecError> {
+/// Reads and checks a pipeline file as a DAG; secret references must be of a scheme registered
+/// in `secrets`.
+pub fn load(file: &Path, secrets: &SecretProviders<'_>) -> Result<Dag, SpecError> {
     let text = pipeline::read(file)?;
-    parse(file, text)
+    parse(file, text, secrets)
 }
 
 /// Checks the text of a pipeline file as a DAG; `file` locates messages and relative paths.
-pub fn parse(file: &Path, text: String) -> Result<Dag, SpecError> {
-    let spec = pipeline::parse(file, &text)?;
+pub fn parse(file: &Path, text: String, secrets: &SecretProviders<'_>) -> Result<Dag, SpecError> {
+    let spec = pipeline::parse(file, &text, secrets)?;
     let fingerprint = hex::encode(Sha256::digest(text.as_bytes()));
     let src = SpecSource::new(file, &text);
     check_templates(&src)?;
@@ -225,7 +227,7 @@ pub fn parse(file: &Path, text: String) -> Result<Dag, SpecError> {
         None => 1,
     };
     if let Some(w) = &section.on_failure_webhook
-        && !hushflow_secrets::is_reference(w.get_ref())
+        && !secrets.is_reference(w.get_ref())
     {
         return Err(at(
             w.span(),
@@ -285,6 +287,7 @@ pub fn parse(file: &Path, text: String) -> Result<Dag, SpecError> {
                 None,
                 &section,
                 parts,
+                secrets,
             )?)),
         });
     } else {
@@ -309,15 +312,15 @@ pub fn parse(file: &Path, text: String) -> Result<Dag, SpecError> {
                 index,
                 name: spec.name.get_ref().clone(),
             };
-            tasks.push(task(
+            let shared = Shared {
                 file,
-                &text,
-                &section,
-                &pools,
+                text: &text,
+                section: &section,
+                pools: &pools,
                 default_timeout,
-                scope,
-                spec,
-            )?);
+                secrets,
+            };
+            tasks.push(task(&shared, scope, spec)?);
         }
     }
     let tasks = order(&src, tasks)?;
@@ -343,15 +346,29 @@ fn valid_name(name: &str) -> bool {
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_'))
 }
 
-fn task(
-    file: &Path,
-    text: &str,
-    section: &PipelineSection,
-    pools: &BTreeMap<String, u32>,
+/// What every task of a file is checked against.
+struct Shared<'a> {
+    file: &'a Path,
+    text: &'a str,
+    section: &'a PipelineSection,
+    pools: &'a BTreeMap<String, u32>,
     default_timeout: Option<Duration>,
+    secrets: &'a SecretProviders<'a>,
+}
+
+fn task(
+    shared: &Shared<'_>,
     scope: TaskScope,
     spec: pipeline::TaskSpec,
 ) -> Result<TaskDef, SpecError> {
+    let Shared {
+        file,
+        text,
+        section,
+        pools,
+        default_timeout,
+        secrets,
+    } = *shared;
     let src = SpecSource {
         file,
         text,
@@ -432,6 +449,7 @@ fn task(
                 Some(scope.clone()),
                 section,
                 parts,
+                secrets,
             )?))
         }
         "sql" | "gc" | "empty" if sync_keys => {
@@ -450,7 +468,7 @@ fn task(
                 ));
             };
             let db = database.get_ref();
-            let database = if hushflow_secrets::is_reference(db) {
+            let database = if secrets.is_reference(db) {
                 SqlDatabase::Postgres(db.clone())
             } else if db.contains("://") {
                 return Err(at(
@@ -732,7 +750,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("dag.toml");
         std::fs::write(dir.path().join("in.csv"), "id,email\n1,a@example.com\n").unwrap();
-        parse(&file, text.to_string())
+        parse(&file, text.to_string(), &SecretProviders::default())
     }
 
     const HEAD: &str = "[pipeline]\nname = \"nightly\"\nkey = \"id\"\nschedule = \"@daily\"\n";
@@ -896,6 +914,58 @@ mod tests {
         let e = dag(&hook).unwrap_err();
         assert!(e.message.contains("secret reference"), "{e}");
         assert!(!e.to_string().contains("canary"));
+    }
+
+    #[test]
+    fn references_of_a_registered_scheme_only() {
+        let with = |text: &str, secrets: &SecretProviders<'_>| {
+            let dir = tempfile::tempdir().unwrap();
+            std::fs::write(dir.path().join("in.csv"), "id,email\n1,a@example.com\n").unwrap();
+            parse(&dir.path().join("dag.toml"), text.to_string(), secrets)
+        };
+        let vault = crate::with_vault();
+        let builtin = SecretProviders::default();
+
+        let hook = format!(
+            "{HEAD}on_failure_webhook = \"vault:kv/hook\"\n[[task]]\nname = \"a\"\ntype = \"empty\"\n"
+        );
+        let e = with(&hook, &builtin).unwrap_err();
+        assert!(e.message.contains("secret reference"), "{e}");
+        let d = with(&hook, &vault).unwrap();
+        assert_eq!(d.on_failure_webhook.as_deref(), Some("vault:kv/hook"));
+
+        // A sql task's database is a reference only if its scheme is registered; otherwise it
+        // is a SQLite file, as any other text is.
+        let sql = with_tasks(
+            "[[task]]\nname = \"a\"\ntype = \"sql\"\ndatabase = \"vault:kv/db\"\nsql = \"SELECT 1\"\n",
+        );
+        match &with(&sql, &vault).unwrap().tasks[0].kind {
+            TaskKind::Sql {
+                database: SqlDatabase::Postgres(r),
+                ..
+            } => assert_eq!(r, "vault:kv/db"),
+            other => panic!("{other:?}"),
+        }
+        match &with(&sql, &builtin).unwrap().tasks[0].kind {
+            TaskKind::Sql {
+                database: SqlDatabase::Sqlite(path),
+                ..
+            } => assert!(path.ends_with("vault:kv/db"), "{path:?}"),
+            other => panic!("{other:?}"),
+        }
+
+        // A policy key, in the secret scan and in the policy's own check.
+        let sync = format!(
+            "{HEAD}[source]\ntype = \"csv\"\npath = \"in.csv\"\n[policy]\nfields.id = {{ hash = \"hmac-sha256\", key = \"vault:kv/pepper\" }}\n[sink]\ntype = \"jsonl\"\npath = \"o.jsonl\"\n"
+        );
+        let e = with(&sync, &builtin).unwrap_err();
+        assert!(e.message.contains("literal secret"), "{e}");
+        match &with(&sync, &vault).unwrap().tasks[0].kind {
+            TaskKind::Sync(plan) => {
+                assert_eq!(plan.policy.key_references(), ["vault:kv/pepper"])
+            }
+            other => panic!("{other:?}"),
+        }
     }
 
     #[test]

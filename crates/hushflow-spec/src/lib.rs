@@ -12,3 +12,27 @@ pub mod schedule;
 
 pub use pipeline::{OnError, SpecError};
 pub use plan::Plan;
+
+/// Secret providers for tests: the built-ins and a stand-in `vault:` that resolves nothing.
+#[cfg(test)]
+pub(crate) fn with_vault() -> hushflow_secrets::SecretProviders<'static> {
+    use hushflow_secrets::{SecretError, SecretProvider, SecretValue};
+    struct Vault;
+    impl SecretProvider for Vault {
+        fn scheme(&self) -> &'static str {
+            "vault"
+        }
+        fn usage(&self) -> &'static str {
+            "vault:PATH"
+        }
+        fn example(&self) -> &'static str {
+            "vault:kv/crm"
+        }
+        fn resolve(&self, _: &str) -> Result<SecretValue, SecretError> {
+            unreachable!("validation resolves nothing")
+        }
+    }
+    let mut providers = hushflow_secrets::SecretProviders::default();
+    providers.register(Vault);
+    providers
+}

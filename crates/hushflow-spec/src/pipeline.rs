@@ -4,6 +4,7 @@
 
 pub use hushflow_connectors::{SinkSpec, SourceSpec};
 use hushflow_policy::Policy;
+use hushflow_secrets::SecretProviders;
 use serde::Deserialize;
 use std::fmt;
 use std::ops::Range;
@@ -334,12 +335,17 @@ pub fn read(file: &Path) -> Result<String, SpecError> {
     })
 }
 
-/// Parses a pipeline file. Literal secrets are refused before anything else looks at the file.
-pub fn parse(file: &Path, text: &str) -> Result<PipelineSpec, SpecError> {
+/// Parses a pipeline file. Literal secrets are refused before anything else looks at the file:
+/// a secret setting must hold a reference of a scheme registered in `secrets`.
+pub fn parse(
+    file: &Path,
+    text: &str,
+    secrets: &SecretProviders<'_>,
+) -> Result<PipelineSpec, SpecError> {
     let source = SpecSource::new(file, text);
     let doc = DeTable::parse(text).map_err(|e| toml_error(&source, &e))?;
     let mut path = Vec::new();
-    scan_table(&source, doc.get_ref(), &mut path)?;
+    scan_table(&source, secrets, doc.get_ref(), &mut path)?;
     PipelineSpec::deserialize(toml::de::Deserializer::from(doc))
         .map_err(|e| toml_error(&source, &e))
 }
@@ -510,12 +516,13 @@ fn is_credential_url(value: &str) -> bool {
 
 fn scan_table<'a>(
     source: &SpecSource<'_>,
+    secrets: &SecretProviders<'_>,
     table: &'a DeTable<'a>,
     path: &mut Vec<String>,
 ) -> Result<(), SpecError> {
     for (key, value) in table.iter() {
         path.push(key.get_ref().to_string());
-        scan_value(source, key.get_ref(), value, path)?;
+        scan_value(source, secrets, key.get_ref(), value, path)?;
         path.pop();
     }
     Ok(())
@@ -523,6 +530,7 @@ fn scan_table<'a>(
 
 fn scan_value<'a>(
     source: &SpecSource<'_>,
+    secrets: &SecretProviders<'_>,
     key: &str,
     value: &'a Spanned<DeValue<'a>>,
     path: &mut Vec<String>,
@@ -531,7 +539,7 @@ fn scan_value<'a>(
         DeValue::String(s) => {
             // A policy rule's `key` is key material for hashing, so it is a secret too.
             let is_policy_key = key == "key" && path.iter().any(|p| p == "policy");
-            let literal = !hushflow_secrets::is_reference(s);
+            let literal = !secrets.is_reference(s);
             if literal && (is_secret_key(key) || is_policy_key) {
                 return Err(source.error_at(
                     value.span(),
@@ -549,10 +557,10 @@ fn scan_value<'a>(
                 ));
             }
         }
-        DeValue::Table(t) => scan_table(source, t, path)?,
+        DeValue::Table(t) => scan_table(source, secrets, t, path)?,
         DeValue::Array(items) => {
             for item in items.iter() {
-                scan_value(source, key, item, path)?;
+                scan_value(source, secrets, key, item, path)?;
             }
         }
         _ => {}
@@ -584,7 +592,20 @@ table = "leads"
 "#;
 
     fn parse_str(text: &str) -> Result<PipelineSpec, SpecError> {
-        parse(Path::new("p.toml"), text)
+        parse(Path::new("p.toml"), text, &SecretProviders::default())
+    }
+
+    #[test]
+    fn a_reference_must_be_of_a_registered_scheme() {
+        let text = GOOD.replace("keyring:pepper", "vault:kv/pepper");
+        let e = parse_str(&text).unwrap_err();
+        assert!(e.message.contains("holds a literal secret"), "{e}");
+        assert_eq!(e.key.as_deref(), Some("policy.fields.email.key"));
+        let spec = parse(Path::new("p.toml"), &text, &crate::with_vault()).unwrap();
+        assert!(spec.policy.is_some());
+        // A malformed name of a registered scheme is refused there too.
+        let e = parse_str(&GOOD.replace("keyring:pepper", "keyring:Pepper")).unwrap_err();
+        assert!(e.message.contains("holds a literal secret"), "{e}");
     }
 
     #[test]

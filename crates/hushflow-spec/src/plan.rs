@@ -6,7 +6,7 @@ use base64::Engine as _;
 use hushflow_core::Withdrawal;
 use hushflow_crypto::Keyring;
 use hushflow_policy::{Action, KeyMaterial, MIN_KEY_BYTES, Policy, PolicyError, ResolvedKey};
-use hushflow_secrets::{SecretRef, SecretResolver, SecretValue};
+use hushflow_secrets::{SecretProviders, SecretRef, SecretResolver, SecretValue};
 use std::fmt;
 use std::path::{Path, PathBuf};
 
@@ -54,10 +54,11 @@ pub struct Plan {
     text: String,
 }
 
-/// Reads, parses and checks a pipeline file. No secret is resolved and no record is read.
-pub fn load(file: &Path) -> Result<Plan, SpecError> {
+/// Reads, parses and checks a pipeline file. No secret is resolved and no record is read;
+/// secret references must be of a scheme registered in `secrets`.
+pub fn load(file: &Path, secrets: &SecretProviders<'_>) -> Result<Plan, SpecError> {
     let text = pipeline::read(file)?;
-    let spec = pipeline::parse(file, &text)?;
+    let spec = pipeline::parse(file, &text, secrets)?;
     let src = SpecSource::new(file, &text);
     if !spec.task.is_empty() {
         return Err(src.error_at(
@@ -101,7 +102,7 @@ pub fn load(file: &Path) -> Result<Plan, SpecError> {
         policy: policy.unwrap_or_default(),
         sink,
     };
-    check(file, text.clone(), None, &pipeline, parts)
+    check(file, text.clone(), None, &pipeline, parts, secrets)
 }
 
 /// What one sync needs besides the `[pipeline]` section: in a DAG file these come from a task.
@@ -120,6 +121,7 @@ pub(crate) fn check(
     scope: Option<pipeline::TaskScope>,
     pipeline: &pipeline::PipelineSection,
     parts: SyncParts,
+    secrets: &SecretProviders<'_>,
 ) -> Result<Plan, SpecError> {
     let base = file.parent().map(Path::to_path_buf).unwrap_or_default();
     let base = base.as_path();
@@ -171,7 +173,7 @@ pub(crate) fn check(
         None => default_workers(),
     };
 
-    if let Err(e) = policy.check() {
+    if let Err(e) = policy.check_with(secrets) {
         let span = match &e {
             PolicyError::Duplicate(f)
             | PolicyError::KeyNotAReference { field: f }
@@ -237,7 +239,7 @@ pub(crate) fn check(
     let source_fields = source.peek_fields();
     for (table, connection) in [("source", source.connection()), ("sink", sink.connection())] {
         if let Some(connection) = connection
-            && !hushflow_secrets::is_reference(connection.reference())
+            && !secrets.is_reference(connection.reference())
         {
             return Err(src.error_at(
                 src.span_of(&[table, "url"]),
@@ -365,12 +367,9 @@ impl Plan {
             let at = || src.span_of(&path);
             let key_path = path.join(".");
             let fail = |message: String| src.error_at(at(), Some(key_path.clone()), message);
-            let parsed = match SecretRef::parse(reference) {
-                // Like every path in a pipeline, a secret file is relative to the pipeline file.
-                Ok(SecretRef::File(p)) if p.is_relative() => {
-                    SecretRef::File(self.file.parent().unwrap_or(Path::new("")).join(p))
-                }
-                Ok(r) => r,
+            // Like every path in a pipeline, a secret file is relative to the pipeline file.
+            let parsed = match resolver.parse(reference) {
+                Ok(r) => r.relative_to(self.file.parent().unwrap_or(Path::new(""))),
                 Err(e) => return Err(fail(e.to_string())),
             };
             let key = resolve_key(&parsed, resolver, keyring).map_err(fail)?;
@@ -436,9 +435,8 @@ impl Plan {
                     message,
                 )
             };
-            let parsed = match SecretRef::parse(reference) {
-                Ok(SecretRef::File(p)) if p.is_relative() => SecretRef::File(base.join(p)),
-                Ok(r) => r,
+            let parsed = match resolver.parse(reference) {
+                Ok(r) => r.relative_to(base),
                 Err(e) => return Err(fail(e.to_string())),
             };
             let value = resolver.resolve(&parsed).map_err(|e| fail(e.to_string()))?;
@@ -594,7 +592,7 @@ pub fn resolve_key(
     keyring: &Keyring,
 ) -> Result<ResolvedKey, String> {
     let value = resolver.resolve(reference).map_err(|e| e.to_string())?;
-    if let SecretRef::Keyring(name) = reference {
+    if let Some(name) = reference.as_keyring() {
         let (info, _) = keyring.get(name).map_err(|e| e.to_string())?;
         return Ok(ResolvedKey {
             id: info.id,

@@ -5,7 +5,7 @@
 
 use super::{Exit, Failure, Session, failure, invalid};
 use hushflow_scheduler::{Claim, Executor, FailedTask, LiveTry, TryOutcome};
-use hushflow_secrets::{Redactor, SecretRef, SecretResolver};
+use hushflow_secrets::{KeyProvider, Redactor, SecretRef};
 use hushflow_spec::dag::{self, SqlDatabase, TaskKind};
 use hushflow_spec::schedule::rfc3339;
 use serde::{Deserialize, Serialize};
@@ -270,24 +270,28 @@ impl ProcessExecutor {
     /// POSTs the failure to the pipeline's webhook: names, ids, states and the error, which
     /// never holds a record value.
     fn notify(&self, task: &FailedTask) -> Result<(), String> {
-        let Ok(d) = dag::parse(&task.file, task.text.clone()) else {
+        let Ok(d) = dag::parse(
+            &task.file,
+            task.text.clone(),
+            &super::secret_providers(None),
+        ) else {
             return Ok(());
         };
         let Some(reference) = d.on_failure_webhook else {
             return Ok(());
         };
-        let reference = SecretRef::parse(&reference).map_err(|e| e.to_string())?;
+        let reference = super::secret_providers(None)
+            .parse(&reference)
+            .map_err(|e| e.to_string())?;
         let keyring = super::open_keyring(
             &self.state_dir,
             self.master_key_ref.as_ref(),
             &self.redactor,
         )
         .ok();
-        let resolver = SecretResolver::new(
-            self.redactor.clone(),
-            keyring
-                .as_ref()
-                .map(|k| k as &dyn hushflow_secrets::KeyProvider),
+        let resolver = super::resolver(
+            &self.redactor,
+            keyring.as_ref().map(|k| k as &dyn KeyProvider),
         );
         let url = resolver.resolve(&reference).map_err(|e| e.to_string())?;
         let url = url
@@ -368,7 +372,7 @@ pub(super) fn task_exec(session: &Session<'_>) -> Result<Exit, Failure> {
         invalid("task-exec reads a task order from a worker on stdin; it is not for direct use")
     })?;
     let text = dag::render(&order.text, &template_vars(&order)).map_err(invalid)?;
-    let d = dag::parse(&order.file, text).map_err(invalid)?;
+    let d = dag::parse(&order.file, text, &super::secret_providers(None)).map_err(invalid)?;
     let Some(task) = d.tasks.into_iter().find(|t| t.name == order.task) else {
         return Err(invalid(format!(
             "the pipeline {} has no task `{}` any more",
@@ -460,8 +464,8 @@ fn run_sql(
         SqlDatabase::Postgres(reference) => {
             use hushflow_connectors::postgres::{Tls, connect};
             let keyring = session.keyring()?;
-            let resolver = SecretResolver::new(session.out.redactor.clone(), Some(&keyring));
-            let reference = SecretRef::parse(reference).map_err(invalid)?;
+            let resolver = super::resolver(&session.out.redactor, Some(&keyring));
+            let reference = resolver.parse(reference).map_err(invalid)?;
             let url = resolver.resolve(&reference).map_err(invalid)?;
             let url = url.expose_str().map_err(invalid)?;
             let base = file.parent().unwrap_or(std::path::Path::new("."));

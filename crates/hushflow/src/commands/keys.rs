@@ -1,12 +1,12 @@
 //! `hushflow keys` and `hushflow detokenize`: every use of key material is audited (who, which
 //! key name and id, never material).
 
-use super::{Exit, Failure, Session, create_private, failure, invalid};
+use super::{Exit, Failure, Session, create_private, failure, invalid, resolver, secret_providers};
 use crate::cli::{KeyPurpose, KeysCommand};
 use hushflow_crypto::{
     MasterKey, Purpose, SubjectHandle, SubjectRoot, Tokenizer, parse_subject_key_id, token_key_id,
 };
-use hushflow_secrets::{SecretRef, SecretResolver, SecretValue};
+use hushflow_secrets::SecretValue;
 use hushflow_state::subjects::SubjectStore;
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -21,18 +21,18 @@ pub(super) fn detokenize(
     tokens: Vec<String>,
 ) -> Result<Exit, Failure> {
     let out = session.out;
-    let reference = SecretRef::parse(key).map_err(invalid)?;
+    let reference = secret_providers(None).parse(key).map_err(invalid)?;
     let keyring = session.keyring()?;
     // Every version of the key, oldest first, as (id, material).
-    let versions: Vec<(String, SecretValue)> = match &reference {
-        SecretRef::Keyring(name) => keyring
+    let versions: Vec<(String, SecretValue)> = match reference.as_keyring() {
+        Some(name) => keyring
             .versions(name)
             .map_err(invalid)?
             .into_iter()
             .map(|(info, material)| (info.id, material))
             .collect(),
-        _ => {
-            let resolver = SecretResolver::new(out.redactor.clone(), Some(&keyring));
+        None => {
+            let resolver = resolver(&out.redactor, Some(&keyring));
             let resolved = hushflow_spec::plan::resolve_key(&reference, &resolver, &keyring)
                 .map_err(invalid)?;
             vec![(resolved.id, resolved.material)]
@@ -155,13 +155,17 @@ pub(super) fn erase(
     }
     let mut roots = Vec::new();
     for reference in &references {
-        match SecretRef::parse(reference).map_err(invalid)? {
-            SecretRef::Keyring(name) => {
-                for (info, material) in keyring.versions(&name).map_err(invalid)? {
+        match secret_providers(None)
+            .parse(reference)
+            .map_err(invalid)?
+            .as_keyring()
+        {
+            Some(name) => {
+                for (info, material) in keyring.versions(name).map_err(invalid)? {
                     roots.push(SubjectRoot::new(&info.id, &material));
                 }
             }
-            _ => {
+            None => {
                 let k = keys
                     .get(*reference)
                     .ok_or_else(|| invalid(format!("key {reference} did not resolve")))?;

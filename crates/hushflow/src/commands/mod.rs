@@ -14,7 +14,7 @@ mod sample;
 use crate::cli::{Cli, Command};
 use crate::output::Output;
 use hushflow_crypto::{Keyring, MasterKey};
-use hushflow_secrets::{SecretRef, SecretResolver};
+use hushflow_secrets::{KeyProvider, Redactor, SecretProviders, SecretRef, SecretResolver};
 use hushflow_state::audit::{AuditLog, NewRecord};
 use hushflow_state::{StateDir, os_user};
 use std::collections::BTreeMap;
@@ -154,11 +154,8 @@ pub fn dispatch(cli: Cli, out: &Output) -> Result<Exit, Failure> {
     // Opened only by the commands that use the state directory.
     let session = || -> Result<Session<'_>, Failure> {
         let master_key_ref = match &master_key {
-            Some(reference) => Some(SecretRef::parse(reference).map_err(invalid)?),
-            None => std::env::var_os(MASTER_KEY_ENV)
-                .map(|_| SecretRef::parse(&format!("env:{MASTER_KEY_ENV}")))
-                .transpose()
-                .map_err(invalid)?,
+            Some(reference) => Some(secret_providers(None).parse(reference).map_err(invalid)?),
+            None => std::env::var_os(MASTER_KEY_ENV).map(|_| SecretRef::env(MASTER_KEY_ENV)),
         };
         Ok(Session {
             out,
@@ -280,16 +277,29 @@ fn open_state(dir: &Path) -> Result<StateDir, Failure> {
     })
 }
 
+/// The secret stores this build knows, by scheme: the built-in `env:`, `file:` and `keyring:`
+/// (with `keys` behind it; `None` before the keyring is open, which is enough to parse and
+/// validate references). A new store is a provider behind a Cargo feature, registered here and
+/// nowhere else, so that validation, resolution and every command agree on the schemes.
+fn secret_providers(keys: Option<&dyn KeyProvider>) -> SecretProviders<'_> {
+    SecretProviders::new(keys)
+}
+
+/// A resolver over [`secret_providers`]: every value it resolves is registered with `redactor`.
+fn resolver<'a>(redactor: &Redactor, keys: Option<&'a dyn KeyProvider>) -> SecretResolver<'a> {
+    SecretResolver::with_providers(redactor.clone(), secret_providers(keys))
+}
+
 /// Opens a state directory's keyring, sealed under the master key `master` refers to.
 fn open_keyring(
     state: &Path,
     master: Option<&SecretRef>,
-    redactor: &hushflow_secrets::Redactor,
+    redactor: &Redactor,
 ) -> Result<Keyring, Failure> {
     let master = match master {
         None => None,
         Some(reference) => {
-            let resolver = SecretResolver::new(redactor.clone(), None);
+            let resolver = resolver(redactor, None);
             let value = resolver.resolve(reference).map_err(invalid)?;
             Some(MasterKey::from_base64(&value).map_err(invalid)?)
         }

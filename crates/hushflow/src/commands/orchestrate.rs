@@ -9,7 +9,6 @@ use hushflow_scheduler::{
     Clock, NewRun, RunState, Scheduler, SchedulerOptions, Store, SystemClock, WorkerOptions,
     run_worker,
 };
-use hushflow_secrets::{SecretRef, SecretResolver};
 use hushflow_spec::dag::{self, Dag};
 use hushflow_spec::schedule::{Interval, Millis, parse_duration, parse_instant, rfc3339};
 use std::collections::BTreeMap;
@@ -28,12 +27,12 @@ pub(super) fn store_config(
             session.state.root().join("metadata.db"),
         )),
         Some(reference) => {
-            let reference = SecretRef::parse(reference).map_err(|e| {
+            let resolver = super::resolver(&session.out.redactor, None);
+            let reference = resolver.parse(reference).map_err(|e| {
                 invalid(format!(
                     "--metadata: {e}; give a secret reference (env:NAME or file:PATH) holding the postgres:// URL"
                 ))
             })?;
-            let resolver = SecretResolver::new(session.out.redactor.clone(), None);
             let url = resolver.resolve(&reference).map_err(invalid)?;
             // The resolver masks the URL and its password from here on.
             Ok(StoreConfig::Postgres(url))
@@ -124,7 +123,7 @@ impl PipelineDir {
                     continue;
                 }
                 self.seen.insert(path.clone(), stamp);
-                match dag::load(&absolute(&path)) {
+                match dag::load(&absolute(&path), &super::secret_providers(None)) {
                     Ok(d) => {
                         self.dags.insert(path, d);
                     }
@@ -251,7 +250,7 @@ pub(super) fn worker(
 fn resolve_pipeline(store: &mut Store, pipeline: &str) -> Result<Dag, Failure> {
     let path = Path::new(pipeline);
     if path.is_file() {
-        let d = dag::load(&absolute(path)).map_err(invalid)?;
+        let d = dag::load(&absolute(path), &super::secret_providers(None)).map_err(invalid)?;
         store.register(&d, SystemClock.now()).map_err(failure)?;
         return Ok(d);
     }
@@ -269,7 +268,7 @@ fn resolve_pipeline(store: &mut Store, pipeline: &str) -> Result<Dag, Failure> {
                 "the definition of {pipeline} is missing from the metadata store"
             ))
         })?;
-    dag::parse(&file, text).map_err(invalid)
+    dag::parse(&file, text, &super::secret_providers(None)).map_err(invalid)
 }
 
 fn parse_conf(pairs: &[String]) -> Result<String, Failure> {

@@ -3,7 +3,6 @@
 use super::{Exit, Failure, Session, failure, invalid};
 use hushflow_crypto::Keyring;
 use hushflow_engine::{KeyMaterial, Outcome, Replay, RunContext};
-use hushflow_secrets::SecretResolver;
 use hushflow_spec::Plan;
 use hushflow_spec::plan::Connections;
 use hushflow_state::os_user;
@@ -34,16 +33,19 @@ pub(super) struct RunOptions<'a> {
 
 /// Loads and checks a pipeline, then resolves its keys and connections.
 pub(super) fn prepare(session: &Session<'_>, pipeline: &Path) -> Result<Prepared, Failure> {
-    let plan = hushflow_spec::plan::load(pipeline).map_err(invalid)?;
+    let plan =
+        hushflow_spec::plan::load(pipeline, &super::secret_providers(None)).map_err(invalid)?;
     prepare_plan(session, plan)
 }
 
 /// Resolves a checked plan's keys and connections (a task of a DAG arrives as a plan).
 pub(super) fn prepare_plan(session: &Session<'_>, mut plan: Plan) -> Result<Prepared, Failure> {
     let keyring = session.keyring()?;
-    let resolver = SecretResolver::new(session.out.redactor.clone(), Some(&keyring));
+    let resolver = super::resolver(&session.out.redactor, Some(&keyring));
     let keys = plan.resolve_keys(&resolver, &keyring).map_err(invalid)?;
     let (connections, warnings) = plan.resolve_connections(&resolver).map_err(invalid)?;
+    // The resolver borrows the keyring, which moves into the result.
+    drop(resolver);
     plan.warnings.extend(warnings);
     Ok(Prepared {
         plan,
@@ -107,7 +109,8 @@ pub(super) fn validate(
     depth: Depth,
 ) -> Result<Exit, Failure> {
     let out = session.out;
-    let mut dag = hushflow_spec::dag::load(pipeline).map_err(invalid)?;
+    let mut dag =
+        hushflow_spec::dag::load(pipeline, &super::secret_providers(None)).map_err(invalid)?;
     // A one-sync file is a DAG of one task; its plan is validated like any task's.
     let plan = match dag.tasks.as_slice() {
         [t] if t.name == hushflow_spec::dag::SYNC_TASK => match dag.tasks.pop().map(|t| t.kind) {
@@ -206,7 +209,8 @@ pub(super) fn run(
     pipeline: &Path,
     options: RunOptions<'_>,
 ) -> Result<Exit, Failure> {
-    let plan = hushflow_spec::plan::load(pipeline).map_err(invalid)?;
+    let plan =
+        hushflow_spec::plan::load(pipeline, &super::secret_providers(None)).map_err(invalid)?;
     if plan.has_templates() {
         return Err(invalid(format!(
             "{}: uses {{{{ … }}}} templates, which only a run of the scheduler fills in; run it \
