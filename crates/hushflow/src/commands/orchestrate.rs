@@ -9,7 +9,6 @@ use hushflow_scheduler::{
     Clock, NewRun, RunState, Scheduler, SchedulerOptions, Store, SystemClock, WorkerOptions,
     run_worker,
 };
-use hushflow_secrets::{SecretRef, SecretResolver};
 use hushflow_spec::dag::{self, Dag};
 use hushflow_spec::schedule::{Interval, Millis, parse_duration, parse_instant, rfc3339};
 use std::collections::BTreeMap;
@@ -19,26 +18,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, SystemTime};
 
 /// Where the metadata lives, from `--metadata` (a secret reference) or the state directory.
-pub(super) fn store_config(
-    session: &Session<'_>,
-    metadata: Option<&str>,
-) -> Result<StoreConfig, Failure> {
-    match metadata {
-        None => Ok(StoreConfig::Sqlite(
-            session.state.root().join("metadata.db"),
-        )),
-        Some(reference) => {
-            let reference = SecretRef::parse(reference).map_err(|e| {
-                invalid(format!(
-                    "--metadata: {e}; give a secret reference (env:NAME or file:PATH) holding the postgres:// URL"
-                ))
-            })?;
-            let resolver = SecretResolver::new(session.out.redactor.clone(), None);
-            let url = resolver.resolve(&reference).map_err(invalid)?;
-            // The resolver masks the URL and its password from here on.
-            Ok(StoreConfig::Postgres(url))
-        }
-    }
+fn store_config(session: &Session<'_>) -> Result<StoreConfig, Failure> {
+    Ok(session.app.store_config()?)
 }
 
 fn open(config: &StoreConfig) -> Result<Store, Failure> {
@@ -144,12 +125,11 @@ impl PipelineDir {
 
 pub(super) fn scheduler(
     session: &Session<'_>,
-    metadata: Option<&str>,
     pipelines: &Path,
     parallelism: usize,
     timing: &Timing,
 ) -> Result<Exit, Failure> {
-    let config = store_config(session, metadata)?;
+    let config = store_config(session)?;
     let tick = duration("tick", &timing.tick)?;
     let options = SchedulerOptions {
         heartbeat_timeout: duration("heartbeat-timeout", &timing.heartbeat_timeout)?,
@@ -227,11 +207,10 @@ pub(super) fn scheduler(
 
 pub(super) fn worker(
     session: &Session<'_>,
-    metadata: Option<&str>,
     concurrency: usize,
     timing: &Timing,
 ) -> Result<Exit, Failure> {
-    let config = store_config(session, metadata)?;
+    let config = store_config(session)?;
     let stop = stop_flag()?;
     let exec = executor(session)?;
     let options = worker_options(concurrency, timing)?;
@@ -300,12 +279,11 @@ fn parse_conf(pairs: &[String]) -> Result<String, Failure> {
 
 pub(super) fn trigger(
     session: &Session<'_>,
-    metadata: Option<&str>,
     pipeline: &str,
     conf: &[String],
     wait: bool,
 ) -> Result<Exit, Failure> {
-    let config = store_config(session, metadata)?;
+    let config = store_config(session)?;
     let mut store = open(&config)?;
     let d = resolve_pipeline(&mut store, pipeline)?;
     let now = SystemClock.now();
@@ -341,13 +319,12 @@ pub(super) fn trigger(
 
 pub(super) fn backfill(
     session: &Session<'_>,
-    metadata: Option<&str>,
     pipeline: &str,
     from: &str,
     to: &str,
     wait: bool,
 ) -> Result<Exit, Failure> {
-    let config = store_config(session, metadata)?;
+    let config = store_config(session)?;
     let mut store = open(&config)?;
     let d = resolve_pipeline(&mut store, pipeline)?;
     let Some(schedule) = &d.schedule else {
@@ -483,13 +460,8 @@ fn wait_for(session: &Session<'_>, config: &StoreConfig, runs: &[i64]) -> Result
     Ok(Exit::Success)
 }
 
-pub(super) fn pause(
-    session: &Session<'_>,
-    metadata: Option<&str>,
-    pipeline: &str,
-    paused: bool,
-) -> Result<Exit, Failure> {
-    let config = store_config(session, metadata)?;
+pub(super) fn pause(session: &Session<'_>, pipeline: &str, paused: bool) -> Result<Exit, Failure> {
+    let config = store_config(session)?;
     let mut store = open(&config)?;
     let name = match Path::new(pipeline).is_file() {
         true => resolve_pipeline(&mut store, pipeline)?.name,
@@ -517,12 +489,11 @@ fn ms_between(a: Option<Millis>, b: Option<Millis>) -> String {
 
 pub(super) fn runs(
     session: &Session<'_>,
-    metadata: Option<&str>,
     pipeline: Option<&str>,
     limit: i64,
     json: bool,
 ) -> Result<Exit, Failure> {
-    let config = store_config(session, metadata)?;
+    let config = store_config(session)?;
     let mut store = open(&config)?;
     let out = session.out;
     if let Some(name) = pipeline
@@ -576,12 +547,8 @@ pub(super) fn runs(
 
 /// `hushflow pipelines`: what the metadata store schedules, whether it is paused, when it runs
 /// next and how its newest run went.
-pub(super) fn pipelines(
-    session: &Session<'_>,
-    metadata: Option<&str>,
-    json: bool,
-) -> Result<Exit, Failure> {
-    let config = store_config(session, metadata)?;
+pub(super) fn pipelines(session: &Session<'_>, json: bool) -> Result<Exit, Failure> {
+    let config = store_config(session)?;
     let mut store = open(&config)?;
     let out = session.out;
     let now = SystemClock.now();
@@ -695,12 +662,11 @@ fn print_tasks(
 
 pub(super) fn tasks(
     session: &Session<'_>,
-    metadata: Option<&str>,
     run: &str,
     pipeline: Option<&str>,
     json: bool,
 ) -> Result<Exit, Failure> {
-    let config = store_config(session, metadata)?;
+    let config = store_config(session)?;
     let mut store = open(&config)?;
     let r = one_run(&mut store, run, pipeline)?;
     print_tasks(session, &mut store, &r, json)?;
@@ -709,13 +675,12 @@ pub(super) fn tasks(
 
 pub(super) fn logs(
     session: &Session<'_>,
-    metadata: Option<&str>,
     run: &str,
     task: &str,
     pipeline: Option<&str>,
     attempt: Option<i64>,
 ) -> Result<Exit, Failure> {
-    let config = store_config(session, metadata)?;
+    let config = store_config(session)?;
     let mut store = open(&config)?;
     let r = one_run(&mut store, run, pipeline)?;
     let Some(t) = store
@@ -761,12 +726,11 @@ pub(super) fn logs(
 
 pub(super) fn clear(
     session: &Session<'_>,
-    metadata: Option<&str>,
     run: &str,
     tasks: &[String],
     pipeline: Option<&str>,
 ) -> Result<Exit, Failure> {
-    let config = store_config(session, metadata)?;
+    let config = store_config(session)?;
     let mut store = open(&config)?;
     let r = one_run(&mut store, run, pipeline)?;
     let known: Vec<String> = store
@@ -802,8 +766,8 @@ pub(super) fn clear(
     Ok(Exit::Success)
 }
 
-pub(super) fn db_migrate(session: &Session<'_>, metadata: Option<&str>) -> Result<Exit, Failure> {
-    let config = store_config(session, metadata)?;
+pub(super) fn db_migrate(session: &Session<'_>) -> Result<Exit, Failure> {
+    let config = store_config(session)?;
     let (mut store, applied) = config.migrate(SystemClock.now()).map_err(failure)?;
     for m in &applied {
         session.out.line(format!("applied migration {m}"));
@@ -817,12 +781,11 @@ pub(super) fn db_migrate(session: &Session<'_>, metadata: Option<&str>) -> Resul
 
 pub(super) fn db_prune(
     session: &Session<'_>,
-    metadata: Option<&str>,
     older_than: &str,
     pipeline: Option<&str>,
 ) -> Result<Exit, Failure> {
     let age = duration("older-than", older_than)?;
-    let config = store_config(session, metadata)?;
+    let config = store_config(session)?;
     let mut store = open(&config)?;
     let before = SystemClock.now() - i64::try_from(age.as_millis()).unwrap_or(i64::MAX / 2);
     let (runs, tasks, tries) = store.prune(before, pipeline).map_err(failure)?;

@@ -6,7 +6,6 @@ use hushflow_engine::{KeyMaterial, Outcome, Replay, RunContext};
 use hushflow_secrets::SecretResolver;
 use hushflow_spec::Plan;
 use hushflow_spec::plan::Connections;
-use hushflow_state::os_user;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use std::path::Path;
 use std::time::Duration;
@@ -236,7 +235,7 @@ pub(super) fn execute(
         replay: options.replay,
         connections: &connections,
         full_refresh: options.full_refresh,
-        actor: os_user(),
+        actor: session.actor.audit_name(),
         progress: &progress,
     };
     let report = hushflow_engine::run(&plan, &keys, &ctx).map_err(failure)?;
