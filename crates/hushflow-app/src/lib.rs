@@ -7,6 +7,7 @@
 //! - [`Session`]: the state directory, the master key's reference, the redactor and where the
 //!   metadata store is; its audit helpers take the [`Actor`] who acted.
 //! - [`Actor`]: an OS user today; an API user or token, or an Airflow task later.
+//! - [`views`]: what actions answer with, versioned by [`views::VIEW_VERSION`].
 //! - [`Error`]: what went wrong, with a kind a front end maps to an exit code or HTTP status.
 //!
 //! This crate must not depend on `clap` or `axum` (or any other front end's crate): parsing
@@ -15,6 +16,7 @@
 mod actor;
 mod error;
 mod session;
+pub mod views;
 
 pub use actor::{Actor, ActorKind};
 pub use error::{Error, ErrorKind, Result};

@@ -2,6 +2,7 @@
 
 use super::{Exit, Failure, Session, failure};
 use crate::cli::AuditCommand;
+use hushflow_app::views::AuditRecordView;
 use hushflow_state::audit::{AuditLog, Verification};
 
 pub(super) fn audit(session: &Session<'_>, cmd: AuditCommand) -> Result<Exit, Failure> {
@@ -11,7 +12,8 @@ pub(super) fn audit(session: &Session<'_>, cmd: AuditCommand) -> Result<Exit, Fa
         AuditCommand::List { json } => {
             for r in audit.list().map_err(failure)? {
                 if json {
-                    out.line(serde_json::to_string(&r).map_err(failure)?);
+                    let view = AuditRecordView::from(r);
+                    out.line(serde_json::to_string(&view).map_err(failure)?);
                     continue;
                 }
                 let counts: Vec<String> =

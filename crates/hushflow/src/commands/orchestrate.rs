@@ -4,13 +4,14 @@
 use super::executor::ProcessExecutor;
 use super::{Exit, Failure, Session, failure, invalid};
 use crate::cli::Timing;
+use hushflow_app::views::{LogView, PipelineView, RunView, TaskView, TryView};
 use hushflow_scheduler::store::{RunRow, StoreConfig};
 use hushflow_scheduler::{
     Clock, NewRun, RunState, Scheduler, SchedulerOptions, Store, SystemClock, WorkerOptions,
     run_worker,
 };
 use hushflow_spec::dag::{self, Dag};
-use hushflow_spec::schedule::{Interval, Millis, parse_duration, parse_instant, rfc3339};
+use hushflow_spec::schedule::{Interval, parse_duration, parse_instant, rfc3339};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -20,6 +21,11 @@ use std::time::{Duration, SystemTime};
 /// Where the metadata lives, from `--metadata` (a secret reference) or the state directory.
 fn store_config(session: &Session<'_>) -> Result<StoreConfig, Failure> {
     Ok(session.app.store_config()?)
+}
+
+/// One view as one line of JSON.
+fn to_json(view: &impl serde::Serialize) -> Result<String, Failure> {
+    serde_json::to_string(view).map_err(failure)
 }
 
 fn open(config: &StoreConfig) -> Result<Store, Failure> {
@@ -479,9 +485,10 @@ pub(super) fn pause(session: &Session<'_>, pipeline: &str, paused: bool) -> Resu
     Ok(Exit::Success)
 }
 
-fn ms_between(a: Option<Millis>, b: Option<Millis>) -> String {
-    match (a, b) {
-        (Some(a), Some(b)) => format!("{:.1}s", (b - a) as f64 / 1000.0),
+/// A run's or task's duration: seconds once ended, `…` while running, `-` before it starts.
+fn duration_text(started_at: Option<&str>, seconds: Option<f64>) -> String {
+    match (started_at, seconds) {
+        (Some(_), Some(s)) => format!("{s:.1}s"),
         (Some(_), None) => "…".into(),
         _ => "-".into(),
     }
@@ -512,32 +519,20 @@ pub(super) fn runs(
     }
     for r in rows {
         let states = store.task_states(r.id).map_err(failure)?;
+        let r = RunView::from_row(&r, states);
         if json {
-            let tasks: serde_json::Map<String, serde_json::Value> = states
-                .iter()
-                .map(|(s, n)| (s.clone(), (*n).into()))
-                .collect();
-            out.line(serde_json::json!({
-                "run": r.id, "pipeline": r.pipeline, "run_id": r.run_id, "run_type": r.run_type,
-                "state": r.state.as_str(), "logical_date": rfc3339(r.logical_date),
-                "data_interval_start": rfc3339(r.interval.start), "data_interval_end": rfc3339(r.interval.end),
-                "started_at": r.started_at.map(rfc3339), "ended_at": r.ended_at.map(rfc3339), "tasks": tasks,
-            }).to_string());
+            out.line(to_json(&r)?);
         } else {
-            let tasks: Vec<String> = states.iter().map(|(s, n)| format!("{s} {n}")).collect();
+            let tasks: Vec<String> = r.tasks.iter().map(|(s, n)| format!("{s} {n}")).collect();
             out.line(format!(
                 "{:<6} {:<20} {:<42} {:<9} {:<8} {:<41} {:>8}  {}",
-                r.id,
+                r.run,
                 r.pipeline,
                 r.run_id,
                 r.run_type,
-                r.state.as_str(),
-                format!(
-                    "{} – {}",
-                    rfc3339(r.interval.start),
-                    rfc3339(r.interval.end)
-                ),
-                ms_between(r.started_at, r.ended_at),
+                r.state,
+                format!("{} – {}", r.data_interval_start, r.data_interval_end),
+                duration_text(r.started_at.as_deref(), r.duration_seconds),
                 tasks.join(", ")
             ));
         }
@@ -564,38 +559,24 @@ pub(super) fn pipelines(session: &Session<'_>, json: bool) -> Result<Exit, Failu
         }
     }
     for (p, last) in rows {
-        let schedule = p
-            .schedule
-            .as_deref()
-            .map(|e| hushflow_spec::schedule::Schedule::parse(e, p.timezone.as_deref()));
-        let next = match (&schedule, p.paused) {
-            (Some(Ok(s)), false) => s.next(now.max(p.first_seen_at), false).map(rfc3339),
-            _ => None,
-        };
+        let p = PipelineView::from_row(&p, last, now);
+        if json {
+            out.line(to_json(&p)?);
+            continue;
+        }
         let described = match (&p.schedule, &p.timezone) {
             (Some(e), Some(tz)) => format!("{e} ({tz})"),
             (Some(e), None) => e.clone(),
             (None, _) => "manual".to_string(),
         };
-        if json {
-            out.line(
-                serde_json::json!({
-                    "pipeline": p.name, "paused": p.paused, "schedule": p.schedule,
-                    "timezone": p.timezone, "next_run": next, "last_run_state": last,
-                    "max_active_runs": p.max_active_runs,
-                })
-                .to_string(),
-            );
-        } else {
-            out.line(format!(
-                "{:<24} {:<7} {:<28} {:<21} {}",
-                p.name,
-                if p.paused { "yes" } else { "no" },
-                described,
-                next.as_deref().unwrap_or("-"),
-                last.as_deref().unwrap_or("-")
-            ));
-        }
+        out.line(format!(
+            "{:<24} {:<7} {:<28} {:<21} {}",
+            p.pipeline,
+            if p.paused { "yes" } else { "no" },
+            described,
+            p.next_run.as_deref().unwrap_or("-"),
+            p.last_run_state.as_deref().unwrap_or("-")
+        ));
     }
     Ok(Exit::Success)
 }
@@ -634,22 +615,16 @@ fn print_tasks(
     }
     let n = |v: Option<i64>| v.map_or("-".to_string(), |v| v.to_string());
     for t in tasks {
+        let t = TaskView::from_row(run, t);
         if json {
-            out.line(serde_json::json!({
-                "run": run.id, "pipeline": run.pipeline, "run_id": run.run_id, "task": t.task, "kind": t.kind,
-                "state": t.state.as_str(), "tries": t.tries, "failures": t.failures,
-                "started_at": t.started_at.map(rfc3339), "ended_at": t.ended_at.map(rfc3339),
-                "next_try_at": t.next_try_at.map(rfc3339),
-                "records_read": t.records_read, "records_written": t.records_written,
-                "records_quarantined": t.records_quarantined, "error": t.error,
-            }).to_string());
+            out.line(to_json(&t)?);
         } else {
             out.line(format!(
                 "  {:<24} {:<16} {:>5} {:>9} {:>10} {:>10} {:>11}  {}",
                 t.task,
-                t.state.as_str(),
+                t.state,
                 t.tries,
-                ms_between(t.started_at, t.ended_at),
+                duration_text(t.started_at.as_deref(), t.duration_seconds),
                 n(t.records_read),
                 n(t.records_written),
                 n(t.records_quarantined),
@@ -694,25 +669,39 @@ pub(super) fn logs(
             r.id, r.id
         )));
     };
-    let tries = store.tries(t.id).map_err(failure)?;
-    if tries.is_empty() {
+    let log = LogView {
+        version: hushflow_app::views::VIEW_VERSION,
+        run: r.id,
+        pipeline: r.pipeline.clone(),
+        run_id: r.run_id.clone(),
+        task: t.task,
+        state: t.state.as_str().to_string(),
+        tries: store
+            .tries(t.id)
+            .map_err(failure)?
+            .into_iter()
+            .map(TryView::from_row)
+            .collect(),
+    };
+    if log.tries.is_empty() {
         session
             .out
-            .line(format!("{task} has not run yet ({})", t.state.as_str()));
+            .line(format!("{task} has not run yet ({})", log.state));
     }
-    for tr in tries
+    for tr in log
+        .tries
         .into_iter()
         .filter(|tr| attempt.is_none_or(|a| a == tr.attempt))
     {
         session.out.line(format!(
             "=== {} {} try {} on {}: {} ({} – {})",
-            r.pipeline,
+            log.pipeline,
             task,
             tr.attempt,
             tr.worker,
             tr.state,
-            rfc3339(tr.started_at),
-            tr.ended_at.map_or("…".into(), rfc3339)
+            tr.started_at,
+            tr.ended_at.as_deref().unwrap_or("…")
         ));
         if let Some(log) = tr.log {
             session.out.line(log.trim_end());

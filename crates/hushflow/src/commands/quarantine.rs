@@ -4,6 +4,7 @@
 
 use super::{Exit, Failure, Session, create_private, failure, invalid};
 use crate::cli::QuarantineCommand;
+use hushflow_app::views::QuarantineFileView;
 use hushflow_crypto::StateIdentity;
 use hushflow_state::quarantine::{self, QuarantinedRecord};
 use std::collections::BTreeMap;
@@ -118,14 +119,15 @@ fn list(session: &Session<'_>, run: Option<&str>, json: bool) -> Result<Exit, Fa
         let run = run_id(&path).unwrap_or_default();
         let pipeline = pipeline_name(&path).unwrap_or_default();
         if json {
-            let line = serde_json::json!({
-                "run": run,
-                "pipeline": pipeline,
-                "records": records.len(),
-                "reasons": reasons,
-                "file": path,
-            });
-            out.line(line.to_string());
+            let view = QuarantineFileView {
+                version: hushflow_app::views::VIEW_VERSION,
+                run,
+                pipeline,
+                records: records.len() as u64,
+                reasons: reasons.iter().map(|(k, v)| (k.to_string(), *v)).collect(),
+                file: path.display().to_string(),
+            };
+            out.line(serde_json::to_string(&view).map_err(failure)?);
         } else {
             let reasons: Vec<String> = reasons.iter().map(|(k, v)| format!("{k} {v}")).collect();
             out.line(format!(
