@@ -7,12 +7,15 @@
 //! - [`Session`]: the state directory, the master key's reference, the redactor and where the
 //!   metadata store is; its audit helpers take the [`Actor`] who acted.
 //! - [`Actor`]: an OS user today; an API user or token, or an Airflow task later.
+//! - [`actions`]: typed actions, one module per topic; those that change state take an
+//!   [`Actor`] and audit it.
 //! - [`views`]: what actions answer with, versioned by [`views::VIEW_VERSION`].
 //! - [`Error`]: what went wrong, with a kind a front end maps to an exit code or HTTP status.
 //!
 //! This crate must not depend on `clap` or `axum` (or any other front end's crate): parsing
 //! arguments, printing and routing belong to the front ends, which depend on this crate.
 
+pub mod actions;
 mod actor;
 mod error;
 mod session;

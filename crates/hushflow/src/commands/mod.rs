@@ -108,13 +108,6 @@ impl Session<'_> {
         Ok(keyring)
     }
 
-    /// Records a control action on a pipeline (trigger, backfill, pause) in the audit log.
-    fn audit_pipeline(&self, action: &str, pipeline: &str, detail: String) -> Result<(), Failure> {
-        Ok(self
-            .app
-            .audit_pipeline(&self.actor, action, pipeline, detail)?)
-    }
-
     /// An audit record about a pipeline, with counts and an outcome.
     fn audit_task(
         &self,
