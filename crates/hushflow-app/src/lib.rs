@@ -10,6 +10,7 @@
 //! - [`actions`]: typed actions, one module per topic; those that change state take an
 //!   [`Actor`] and audit it.
 //! - [`views`]: what actions answer with, versioned by [`views::VIEW_VERSION`].
+//! - [`tasks`]: the `sql` task kind; [`webhook`]: failure notifications.
 //! - [`Error`]: what went wrong, with a kind a front end maps to an exit code or HTTP status.
 //!
 //! This crate must not depend on `clap` or `axum` (or any other front end's crate): parsing
@@ -19,7 +20,9 @@ pub mod actions;
 mod actor;
 mod error;
 mod session;
+pub mod tasks;
 pub mod views;
+pub mod webhook;
 
 pub use actor::{Actor, ActorKind};
 pub use error::{Error, ErrorKind, Result};

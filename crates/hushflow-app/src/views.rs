@@ -340,6 +340,40 @@ pub struct QuarantineFileView {
     pub file: String,
 }
 
+/// The body of a failure webhook's POST: a task failed for good (its retries used up).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TaskFailedEvent {
+    pub version: u32,
+    /// `task_failed`.
+    pub event: String,
+    pub pipeline: String,
+    pub run_id: String,
+    pub task: String,
+    /// The last try's number.
+    pub attempt: i64,
+    /// `failed`.
+    pub state: String,
+    /// Why it failed; never quotes a record value.
+    pub error: Option<String>,
+    pub logical_date: String,
+}
+
+impl TaskFailedEvent {
+    pub fn new(task: &hushflow_scheduler::FailedTask) -> TaskFailedEvent {
+        TaskFailedEvent {
+            version: VIEW_VERSION,
+            event: "task_failed".into(),
+            pipeline: task.pipeline.clone(),
+            run_id: task.run_id.clone(),
+            task: task.task.clone(),
+            attempt: task.attempt,
+            state: "failed".into(),
+            error: task.error.clone(),
+            logical_date: rfc3339(task.logical_date),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

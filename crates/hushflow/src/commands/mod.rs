@@ -70,6 +70,17 @@ impl From<hushflow_app::Error> for Failure {
     }
 }
 
+impl Failure {
+    /// The failure as an app layer error, for a closure the app layer calls (it comes back as
+    /// the same exit code).
+    fn into_app(self) -> hushflow_app::Error {
+        match self.code {
+            Exit::Invalid => hushflow_app::Error::invalid(self.message),
+            _ => hushflow_app::Error::failed(self.message),
+        }
+    }
+}
+
 /// The environment variable a master key is taken from when `--master-key` is not given.
 const MASTER_KEY_ENV: &str = "HUSHFLOW_MASTER_KEY";
 
@@ -106,20 +117,6 @@ impl Session<'_> {
             ));
         }
         Ok(keyring)
-    }
-
-    /// An audit record about a pipeline, with counts and an outcome.
-    fn audit_task(
-        &self,
-        action: &str,
-        pipeline: &str,
-        detail: String,
-        counts: BTreeMap<String, u64>,
-        outcome: &str,
-    ) -> Result<(), Failure> {
-        Ok(self
-            .app
-            .audit_task(&self.actor, action, pipeline, detail, counts, outcome)?)
     }
 
     /// Records a privileged action in the audit log: key operations, detokenization, exports.
