@@ -19,6 +19,7 @@
 pub mod actions;
 mod actor;
 mod error;
+pub mod files;
 mod session;
 pub mod tasks;
 pub mod views;

@@ -4,4 +4,6 @@
 //! [view types](crate::views) or small result structs, and print nothing: what they have to
 //! say besides the result (a warning) is part of the result.
 
+pub mod audit;
 pub mod orchestration;
+pub mod quarantine;

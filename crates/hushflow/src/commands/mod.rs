@@ -286,16 +286,5 @@ fn open_keyring(
 
 /// Writes a new file readable by its owner only; an existing file is not replaced.
 fn create_private(path: &Path) -> Result<std::fs::File, Failure> {
-    use std::os::unix::fs::OpenOptionsExt;
-    std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(path)
-        .map_err(|e| {
-            failure(format!(
-                "{}: {e}; pick a new file name (an existing file is never replaced)",
-                path.display()
-            ))
-        })
+    Ok(hushflow_app::files::create_private(path)?)
 }
