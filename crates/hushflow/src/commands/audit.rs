@@ -2,14 +2,13 @@
 
 use super::{Exit, Failure, Session, failure};
 use crate::cli::AuditCommand;
-use hushflow_state::audit::{AuditLog, Verification};
+use hushflow_app::actions::audit::{self, Verification};
 
 pub(super) fn audit(session: &Session<'_>, cmd: AuditCommand) -> Result<Exit, Failure> {
     let out = session.out;
-    let audit = AuditLog::open(session.state.root()).map_err(failure)?;
     match cmd {
         AuditCommand::List { json } => {
-            for r in audit.list().map_err(failure)? {
+            for r in audit::list(&session.app)? {
                 if json {
                     out.line(serde_json::to_string(&r).map_err(failure)?);
                     continue;
@@ -33,7 +32,7 @@ pub(super) fn audit(session: &Session<'_>, cmd: AuditCommand) -> Result<Exit, Fa
             }
             Ok(Exit::Success)
         }
-        AuditCommand::Verify => match audit.verify().map_err(failure)? {
+        AuditCommand::Verify => match audit::verify(&session.app)? {
             Verification::Intact { records, head } => {
                 out.line(format!("audit log intact: {records} records, head {head}"));
                 Ok(Exit::Success)

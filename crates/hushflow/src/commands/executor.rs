@@ -4,9 +4,10 @@
 //! worker leaves no task running behind the metadata store's back. `empty` tasks run in place.
 
 use super::{Exit, Failure, Session, failure, invalid};
+use hushflow_app::tasks::sql as sql_task;
 use hushflow_scheduler::{Claim, Executor, FailedTask, LiveTry, TryOutcome};
-use hushflow_secrets::{KeyProvider, Redactor, SecretRef};
-use hushflow_spec::dag::{self, SqlDatabase, TaskKind};
+use hushflow_secrets::{Redactor, SecretRef};
+use hushflow_spec::dag::{self, TaskKind};
 use hushflow_spec::schedule::rfc3339;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -136,7 +137,16 @@ impl Executor for ProcessExecutor {
     }
 
     fn failed(&self, task: &FailedTask) {
-        if let Err(e) = self.notify(task) {
+        // The keyring is opened only for a webhook to resolve (its `keyring:` references).
+        let keys = || {
+            super::open_keyring(
+                &self.state_dir,
+                self.master_key_ref.as_ref(),
+                &self.redactor,
+            )
+            .ok()
+        };
+        if let Err(e) = hushflow_app::webhook::notify(task, &self.redactor, keys) {
             eprintln!(
                 "{}",
                 self.redactor.scrub(&format!(
@@ -266,79 +276,6 @@ impl ProcessExecutor {
             })
         })
     }
-
-    /// POSTs the failure to the pipeline's webhook: names, ids, states and the error, which
-    /// never holds a record value.
-    fn notify(&self, task: &FailedTask) -> Result<(), String> {
-        let Ok(d) = dag::parse(
-            &task.file,
-            task.text.clone(),
-            &super::secret_providers(None),
-        ) else {
-            return Ok(());
-        };
-        let Some(reference) = d.on_failure_webhook else {
-            return Ok(());
-        };
-        let reference = super::secret_providers(None)
-            .parse(&reference)
-            .map_err(|e| e.to_string())?;
-        let keyring = super::open_keyring(
-            &self.state_dir,
-            self.master_key_ref.as_ref(),
-            &self.redactor,
-        )
-        .ok();
-        let resolver = super::resolver(
-            &self.redactor,
-            keyring.as_ref().map(|k| k as &dyn KeyProvider),
-        );
-        let url = resolver.resolve(&reference).map_err(|e| e.to_string())?;
-        let url = url
-            .expose_str()
-            .map_err(|e| e.to_string())?
-            .trim()
-            .to_string();
-        check_webhook_url(&url)?;
-        let body = serde_json::json!({
-            "event": "task_failed",
-            "pipeline": task.pipeline,
-            "run_id": task.run_id,
-            "task": task.task,
-            "attempt": task.attempt,
-            "state": "failed",
-            "error": task.error,
-            "logical_date": rfc3339(task.logical_date),
-        });
-        let agent: ureq::Agent = ureq::Agent::config_builder()
-            .timeout_global(Some(Duration::from_secs(10)))
-            .build()
-            .into();
-        agent
-            .post(&url)
-            .send_json(&body)
-            .map(|_| ())
-            .map_err(|e| match e {
-                ureq::Error::StatusCode(c) => format!("the webhook answered HTTP {c}"),
-                // Connection errors may quote the URL, which holds a credential.
-                _ => "the webhook could not be reached".to_string(),
-            })
-    }
-}
-
-/// Webhooks leave the machine over TLS; plain http only to this machine.
-fn check_webhook_url(url: &str) -> Result<(), String> {
-    let lower = url.to_ascii_lowercase();
-    if lower.starts_with("https://") {
-        return Ok(());
-    }
-    if let Some(rest) = lower.strip_prefix("http://") {
-        let host = rest.split(['/', ':', '?']).next().unwrap_or("");
-        if matches!(host, "127.0.0.1" | "localhost" | "[::1]") {
-            return Ok(());
-        }
-    }
-    Err("the webhook URL must be https:// (plain http:// only to localhost)".into())
 }
 
 /// Template values for a try: its run's interval and ids, and the run's `--conf`.
@@ -405,20 +342,24 @@ pub(super) fn task_exec(session: &Session<'_>) -> Result<Exit, Failure> {
             result
         }
         TaskKind::Sql { database, sql } => {
-            // A sql task changes a database like a sync does, so it is audited like one.
-            let result = run_sql(session, &database, &sql, &order.file);
-            let detail = format!(
-                "task {} of run {}, try {}",
-                order.task, order.run_id, order.attempt
-            );
-            let (counts, outcome) = match &result {
-                Ok(rows) => (
-                    std::collections::BTreeMap::from([("rows_changed".to_string(), *rows)]),
-                    "success",
-                ),
-                Err(_) => (std::collections::BTreeMap::new(), "failure"),
+            // A sql task changes a database like a sync does, so it is audited like one. The
+            // keyring is opened only for a PostgreSQL URL (its `keyring:` references).
+            let at = sql_task::TaskTry {
+                pipeline: &order.pipeline,
+                task: &order.task,
+                run_id: &order.run_id,
+                attempt: order.attempt,
             };
-            session.audit_task("sql", &order.pipeline, detail, counts, outcome)?;
+            let keys = || session.keyring().map_err(Failure::into_app);
+            let result = sql_task::execute(
+                &session.app,
+                &session.actor,
+                at,
+                &database,
+                &sql,
+                &order.file,
+                keys,
+            );
             let rows = result?;
             out.line(format!(
                 "sql: {} statement(s) committed, {rows} row(s) changed",
@@ -432,121 +373,5 @@ pub(super) fn task_exec(session: &Session<'_>) -> Result<Exit, Failure> {
         }
         TaskKind::Gc => super::gc::gc(session, false),
         TaskKind::Empty => Ok(Exit::Success),
-    }
-}
-
-/// Runs a `sql` task's statements in one transaction; returns the rows they changed in all.
-fn run_sql(
-    session: &Session<'_>,
-    database: &SqlDatabase,
-    sql: &str,
-    file: &std::path::Path,
-) -> Result<u64, Failure> {
-    match database {
-        SqlDatabase::Sqlite(path) => {
-            let mut conn = rusqlite::Connection::open(path)
-                .map_err(|e| failure(format!("{}: {e}", path.display())))?;
-            // Tasks of one run (or of two runs) may write the same file at once: wait for the
-            // other writer instead of failing with "database is locked", and take the write
-            // lock up front, since a deferred transaction that reads first cannot wait for it.
-            conn.busy_timeout(std::time::Duration::from_secs(60))
-                .map_err(failure)?;
-            let before = conn.total_changes();
-            let tx = conn
-                .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
-                .map_err(|e| failure(format!("sql on {}: {e}", path.display())))?;
-            tx.execute_batch(sql)
-                .map_err(|e| failure(format!("sql on {}: {e}", path.display())))?;
-            tx.commit()
-                .map_err(|e| failure(format!("sql on {}: {e}", path.display())))?;
-            Ok(conn.total_changes().saturating_sub(before))
-        }
-        SqlDatabase::Postgres(reference) => {
-            use hushflow_connectors::postgres::{Tls, connect};
-            let keyring = session.keyring()?;
-            let resolver = super::resolver(&session.out.redactor, Some(&keyring));
-            let reference = resolver.parse(reference).map_err(invalid)?;
-            let url = resolver.resolve(&reference).map_err(invalid)?;
-            let url = url.expose_str().map_err(invalid)?;
-            let base = file.parent().unwrap_or(std::path::Path::new("."));
-            let target = connect::target(url, &Tls::default(), base).map_err(invalid)?;
-            let mut client = connect::connect(&target).map_err(failure)?;
-            let mut tx = client
-                .transaction()
-                .map_err(|e| failure(pg_message(&e, sql)))?;
-            // The simple protocol reports each statement's row count (its CommandComplete).
-            let messages = tx
-                .simple_query(sql)
-                .map_err(|e| failure(format!("sql: {}", pg_message(&e, sql))))?;
-            let changed = messages
-                .iter()
-                .map(|m| match m {
-                    postgres::SimpleQueryMessage::CommandComplete(n) => *n,
-                    _ => 0,
-                })
-                .sum();
-            tx.commit().map_err(|e| failure(pg_message(&e, sql)))?;
-            Ok(changed)
-        }
-    }
-}
-
-/// The server's message and SQLSTATE. Messages quote both names (`relation "x"`) and values
-/// (`invalid input syntax for type integer: "…"`), so a quoted part is kept only when the
-/// task's own SQL holds it: a name from the pipeline file, not a value from the data.
-fn pg_message(e: &postgres::Error, sql: &str) -> String {
-    match e.as_db_error() {
-        Some(db) => format!("{} ({})", scrub_quoted(db.message(), sql), db.code().code()),
-        None => "the connection failed".to_string(),
-    }
-}
-
-fn scrub_quoted(message: &str, sql: &str) -> String {
-    let mut out = String::with_capacity(message.len());
-    let mut parts = message.split('"');
-    if let Some(first) = parts.next() {
-        out.push_str(first);
-    }
-    let rest: Vec<&str> = parts.collect();
-    for (i, part) in rest.iter().enumerate() {
-        // Odd positions are inside quotes (an unpaired quote leaves the tail outside).
-        if i % 2 == 0 && i + 1 < rest.len() {
-            out.push('"');
-            out.push_str(if !part.is_empty() && sql.contains(part) {
-                part
-            } else {
-                "…"
-            });
-            out.push('"');
-        } else if i % 2 == 1 {
-            out.push_str(part);
-        } else {
-            out.push('"');
-            out.push_str(part);
-        }
-    }
-    out
-}
-
-#[cfg(test)]
-mod tests {
-    use super::scrub_quoted;
-
-    #[test]
-    fn quoted_values_not_in_the_sql_are_dropped() {
-        let sql = "INSERT INTO leads SELECT * FROM staging";
-        assert_eq!(
-            scrub_quoted(
-                "invalid input syntax for type integer: \"alice@example.com\"",
-                sql
-            ),
-            "invalid input syntax for type integer: \"…\""
-        );
-        assert_eq!(
-            scrub_quoted("relation \"staging\" does not exist", sql),
-            "relation \"staging\" does not exist"
-        );
-        assert_eq!(scrub_quoted("not yet", sql), "not yet");
-        assert_eq!(scrub_quoted("a \"b", sql), "a \"b");
     }
 }

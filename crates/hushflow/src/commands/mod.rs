@@ -13,10 +13,10 @@ mod sample;
 
 use crate::cli::{Cli, Command};
 use crate::output::Output;
+use hushflow_app::Actor;
 use hushflow_crypto::{Keyring, MasterKey};
 use hushflow_secrets::{KeyProvider, Redactor, SecretProviders, SecretRef, SecretResolver};
-use hushflow_state::audit::{AuditLog, NewRecord};
-use hushflow_state::{StateDir, os_user};
+use hushflow_state::StateDir;
 use std::collections::BTreeMap;
 use std::fmt::Display;
 use std::path::Path;
@@ -56,17 +56,49 @@ fn invalid(e: impl Display) -> Failure {
     fail(Exit::Invalid)(&e)
 }
 
+/// The app layer's errors as exit codes: a bad request or a missing run, pipeline or task is
+/// invalid input (2); anything else a failure (1).
+impl From<hushflow_app::Error> for Failure {
+    fn from(e: hushflow_app::Error) -> Failure {
+        let code = match e.kind {
+            hushflow_app::ErrorKind::Invalid | hushflow_app::ErrorKind::NotFound => Exit::Invalid,
+            hushflow_app::ErrorKind::Failed => Exit::Failure,
+        };
+        Failure {
+            code,
+            message: e.message,
+        }
+    }
+}
+
+impl Failure {
+    /// The failure as an app layer error, for a closure the app layer calls (it comes back as
+    /// the same exit code).
+    fn into_app(self) -> hushflow_app::Error {
+        match self.code {
+            Exit::Invalid => hushflow_app::Error::invalid(self.message),
+            _ => hushflow_app::Error::failed(self.message),
+        }
+    }
+}
+
 /// The environment variable a master key is taken from when `--master-key` is not given.
 const MASTER_KEY_ENV: &str = "HUSHFLOW_MASTER_KEY";
 
 /// What the commands that use the state directory share: where it is, the output, and how to
-/// open its keyring.
+/// open its keyring. The actions themselves run in the app layer's session (`app`) on behalf
+/// of `actor`, the OS user.
 pub struct Session<'a> {
     out: &'a Output,
     state: StateDir,
     master_key: Option<SecretRef>,
     /// `--master-key` as given, for the task processes a worker starts.
     master_key_arg: Option<String>,
+    /// The app layer's session over the same state directory, master key and redactor, and the
+    /// metadata store `--metadata` names.
+    app: hushflow_app::Session,
+    /// Who runs this command: the OS user.
+    actor: Actor,
 }
 
 impl Session<'_> {
@@ -88,46 +120,6 @@ impl Session<'_> {
         Ok(keyring)
     }
 
-    /// Records a control action on a pipeline (trigger, backfill, pause) in the audit log.
-    fn audit_pipeline(&self, action: &str, pipeline: &str, detail: String) -> Result<(), Failure> {
-        self.audit_task(action, pipeline, detail, BTreeMap::new(), "success")
-    }
-
-    /// An audit record about a pipeline, with counts and an outcome.
-    fn audit_task(
-        &self,
-        action: &str,
-        pipeline: &str,
-        detail: String,
-        counts: BTreeMap<String, u64>,
-        outcome: &str,
-    ) -> Result<(), Failure> {
-        self.append_audit(action, Some(pipeline), detail, counts, outcome)
-    }
-
-    fn append_audit(
-        &self,
-        action: &str,
-        pipeline: Option<&str>,
-        detail: String,
-        counts: BTreeMap<String, u64>,
-        outcome: &str,
-    ) -> Result<(), Failure> {
-        let mut audit = AuditLog::open(self.state.root()).map_err(failure)?;
-        audit
-            .append(NewRecord {
-                actor: os_user(),
-                action: action.into(),
-                pipeline: pipeline.map(str::to_string),
-                policy_fingerprint: None,
-                counts,
-                outcome: outcome.into(),
-                detail: Some(detail),
-            })
-            .map_err(failure)?;
-        Ok(())
-    }
-
     /// Records a privileged action in the audit log: key operations, detokenization, exports.
     fn audit(
         &self,
@@ -136,7 +128,9 @@ impl Session<'_> {
         counts: BTreeMap<String, u64>,
         outcome: &str,
     ) -> Result<(), Failure> {
-        self.append_audit(action, None, detail, counts, outcome)
+        Ok(self
+            .app
+            .audit(&self.actor, action, detail, counts, outcome)?)
     }
 }
 
@@ -150,18 +144,23 @@ pub fn dispatch(cli: Cli, out: &Output) -> Result<Exit, Failure> {
         command,
         ..
     } = cli;
-    let metadata = metadata.as_deref();
     // Opened only by the commands that use the state directory.
     let session = || -> Result<Session<'_>, Failure> {
         let master_key_ref = match &master_key {
             Some(reference) => Some(secret_providers(None).parse(reference).map_err(invalid)?),
             None => std::env::var_os(MASTER_KEY_ENV).map(|_| SecretRef::env(MASTER_KEY_ENV)),
         };
+        let state = open_state(&state_dir)?;
+        let app = hushflow_app::Session::new(state.clone(), out.redactor.clone())
+            .with_master_key(master_key_ref.clone())
+            .with_metadata(metadata.clone());
         Ok(Session {
             out,
-            state: open_state(&state_dir)?,
+            state,
             master_key: master_key_ref,
             master_key_arg: master_key.clone(),
+            app,
+            actor: Actor::os_user(),
         })
     };
     match command {
@@ -208,62 +207,51 @@ pub fn dispatch(cli: Cli, out: &Output) -> Result<Exit, Failure> {
             pipelines,
             parallelism,
             timing,
-        } => orchestrate::scheduler(&session()?, metadata, &pipelines, parallelism, &timing),
+        } => orchestrate::scheduler(&session()?, &pipelines, parallelism, &timing),
         Command::Worker {
             concurrency,
             timing,
-        } => orchestrate::worker(&session()?, metadata, concurrency, &timing),
+        } => orchestrate::worker(&session()?, concurrency, &timing),
         Command::Trigger {
             pipeline,
             conf,
             wait,
-        } => orchestrate::trigger(&session()?, metadata, &pipeline, &conf, wait),
+        } => orchestrate::trigger(&session()?, &pipeline, &conf, wait),
         Command::Backfill {
             pipeline,
             from,
             to,
             wait,
-        } => orchestrate::backfill(&session()?, metadata, &pipeline, &from, &to, wait),
-        Command::Pause { pipeline } => orchestrate::pause(&session()?, metadata, &pipeline, true),
-        Command::Unpause { pipeline } => {
-            orchestrate::pause(&session()?, metadata, &pipeline, false)
-        }
-        Command::Pipelines { json } => orchestrate::pipelines(&session()?, metadata, json),
+        } => orchestrate::backfill(&session()?, &pipeline, &from, &to, wait),
+        Command::Pause { pipeline } => orchestrate::pause(&session()?, &pipeline, true),
+        Command::Unpause { pipeline } => orchestrate::pause(&session()?, &pipeline, false),
+        Command::Pipelines { json } => orchestrate::pipelines(&session()?, json),
         Command::Runs {
             pipeline,
             limit,
             json,
-        } => orchestrate::runs(&session()?, metadata, pipeline.as_deref(), limit, json),
+        } => orchestrate::runs(&session()?, pipeline.as_deref(), limit, json),
         Command::Tasks {
             run,
             pipeline,
             json,
-        } => orchestrate::tasks(&session()?, metadata, &run, pipeline.as_deref(), json),
+        } => orchestrate::tasks(&session()?, &run, pipeline.as_deref(), json),
         Command::Logs {
             run,
             task,
             pipeline,
             attempt,
-        } => orchestrate::logs(
-            &session()?,
-            metadata,
-            &run,
-            &task,
-            pipeline.as_deref(),
-            attempt,
-        ),
+        } => orchestrate::logs(&session()?, &run, &task, pipeline.as_deref(), attempt),
         Command::Clear {
             run,
             tasks,
             pipeline,
-        } => orchestrate::clear(&session()?, metadata, &run, &tasks, pipeline.as_deref()),
-        Command::Db(crate::cli::DbCommand::Migrate) => {
-            orchestrate::db_migrate(&session()?, metadata)
-        }
+        } => orchestrate::clear(&session()?, &run, &tasks, pipeline.as_deref()),
+        Command::Db(crate::cli::DbCommand::Migrate) => orchestrate::db_migrate(&session()?),
         Command::Db(crate::cli::DbCommand::Prune {
             older_than,
             pipeline,
-        }) => orchestrate::db_prune(&session()?, metadata, &older_than, pipeline.as_deref()),
+        }) => orchestrate::db_prune(&session()?, &older_than, pipeline.as_deref()),
         Command::TaskExec => executor::task_exec(&session()?),
     }
 }
@@ -282,12 +270,12 @@ fn open_state(dir: &Path) -> Result<StateDir, Failure> {
 /// validate references). A new store is a provider behind a Cargo feature, registered here and
 /// nowhere else, so that validation, resolution and every command agree on the schemes.
 fn secret_providers(keys: Option<&dyn KeyProvider>) -> SecretProviders<'_> {
-    SecretProviders::new(keys)
+    hushflow_app::secrets::providers(keys)
 }
 
 /// A resolver over [`secret_providers`]: every value it resolves is registered with `redactor`.
 fn resolver<'a>(redactor: &Redactor, keys: Option<&'a dyn KeyProvider>) -> SecretResolver<'a> {
-    SecretResolver::with_providers(redactor.clone(), secret_providers(keys))
+    hushflow_app::secrets::resolver(redactor, keys)
 }
 
 /// Opens a state directory's keyring, sealed under the master key `master` refers to.
@@ -309,16 +297,5 @@ fn open_keyring(
 
 /// Writes a new file readable by its owner only; an existing file is not replaced.
 fn create_private(path: &Path) -> Result<std::fs::File, Failure> {
-    use std::os::unix::fs::OpenOptionsExt;
-    std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(path)
-        .map_err(|e| {
-            failure(format!(
-                "{}: {e}; pick a new file name (an existing file is never replaced)",
-                path.display()
-            ))
-        })
+    Ok(hushflow_app::files::create_private(path)?)
 }

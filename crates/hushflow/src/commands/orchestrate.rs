@@ -1,16 +1,19 @@
 //! The orchestration commands: `scheduler`, `worker`, `trigger`, `backfill`, `pause`,
-//! `unpause`, `runs`, `tasks`, `logs` and `db migrate`, over the metadata store.
+//! `unpause`, `runs`, `tasks`, `logs`, `clear` and `db migrate`/`prune`, over the metadata
+//! store. All but `scheduler` and `worker` parse their arguments, call the app layer's action
+//! (`hushflow_app::actions::orchestration`) and print what it answers; those two run the
+//! scheduler and workers here with the process executor (`executor.rs`).
 
 use super::executor::ProcessExecutor;
 use super::{Exit, Failure, Session, failure, invalid};
 use crate::cli::Timing;
+use hushflow_app::actions::orchestration::{self, RunTasks, absolute};
 use hushflow_scheduler::store::{RunRow, StoreConfig};
 use hushflow_scheduler::{
-    Clock, NewRun, RunState, Scheduler, SchedulerOptions, Store, SystemClock, WorkerOptions,
-    run_worker,
+    Clock, RunState, Scheduler, SchedulerOptions, Store, SystemClock, WorkerOptions, run_worker,
 };
 use hushflow_spec::dag::{self, Dag};
-use hushflow_spec::schedule::{Interval, Millis, parse_duration, parse_instant, rfc3339};
+use hushflow_spec::schedule::parse_duration;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -18,26 +21,13 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, SystemTime};
 
 /// Where the metadata lives, from `--metadata` (a secret reference) or the state directory.
-pub(super) fn store_config(
-    session: &Session<'_>,
-    metadata: Option<&str>,
-) -> Result<StoreConfig, Failure> {
-    match metadata {
-        None => Ok(StoreConfig::Sqlite(
-            session.state.root().join("metadata.db"),
-        )),
-        Some(reference) => {
-            let resolver = super::resolver(&session.out.redactor, None);
-            let reference = resolver.parse(reference).map_err(|e| {
-                invalid(format!(
-                    "--metadata: {e}; give a secret reference (env:NAME or file:PATH) holding the postgres:// URL"
-                ))
-            })?;
-            let url = resolver.resolve(&reference).map_err(invalid)?;
-            // The resolver masks the URL and its password from here on.
-            Ok(StoreConfig::Postgres(url))
-        }
-    }
+fn store_config(session: &Session<'_>) -> Result<StoreConfig, Failure> {
+    Ok(session.app.store_config()?)
+}
+
+/// One view as one line of JSON.
+fn to_json(view: &impl serde::Serialize) -> Result<String, Failure> {
+    serde_json::to_string(view).map_err(failure)
 }
 
 fn open(config: &StoreConfig) -> Result<Store, Failure> {
@@ -80,12 +70,6 @@ fn worker_options(concurrency: usize, timing: &Timing) -> Result<WorkerOptions, 
         ));
     }
     Ok(o)
-}
-
-/// Definitions are registered under their absolute path: a worker started elsewhere resolves
-/// the file's relative paths the same way.
-fn absolute(path: &Path) -> PathBuf {
-    std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf())
 }
 
 /// The pipeline files of a directory, parsed again only when one changes.
@@ -143,12 +127,11 @@ impl PipelineDir {
 
 pub(super) fn scheduler(
     session: &Session<'_>,
-    metadata: Option<&str>,
     pipelines: &Path,
     parallelism: usize,
     timing: &Timing,
 ) -> Result<Exit, Failure> {
-    let config = store_config(session, metadata)?;
+    let config = store_config(session)?;
     let tick = duration("tick", &timing.tick)?;
     let options = SchedulerOptions {
         heartbeat_timeout: duration("heartbeat-timeout", &timing.heartbeat_timeout)?,
@@ -226,11 +209,10 @@ pub(super) fn scheduler(
 
 pub(super) fn worker(
     session: &Session<'_>,
-    metadata: Option<&str>,
     concurrency: usize,
     timing: &Timing,
 ) -> Result<Exit, Failure> {
-    let config = store_config(session, metadata)?;
+    let config = store_config(session)?;
     let stop = stop_flag()?;
     let exec = executor(session)?;
     let options = worker_options(concurrency, timing)?;
@@ -246,188 +228,58 @@ pub(super) fn worker(
     Ok(Exit::Success)
 }
 
-/// A pipeline named on the command line: a file (registered now), or a registered name.
-fn resolve_pipeline(store: &mut Store, pipeline: &str) -> Result<Dag, Failure> {
-    let path = Path::new(pipeline);
-    if path.is_file() {
-        let d = dag::load(&absolute(path), &super::secret_providers(None)).map_err(invalid)?;
-        store.register(&d, SystemClock.now()).map_err(failure)?;
-        return Ok(d);
-    }
-    let Some(row) = store.pipeline(pipeline).map_err(failure)? else {
-        return Err(invalid(format!(
-            "{pipeline}: no such pipeline file, and no registered pipeline has that name; give \
-             the file, or start a scheduler over its directory first"
-        )));
-    };
-    let (file, text) = store
-        .definition(&row.fingerprint)
-        .map_err(failure)?
-        .ok_or_else(|| {
-            failure(format!(
-                "the definition of {pipeline} is missing from the metadata store"
-            ))
-        })?;
-    dag::parse(&file, text, &super::secret_providers(None)).map_err(invalid)
-}
-
-fn parse_conf(pairs: &[String]) -> Result<String, Failure> {
-    let mut conf = BTreeMap::new();
-    for pair in pairs {
-        let Some((k, v)) = pair.split_once('=') else {
-            return Err(invalid(format!(
-                "--conf wants KEY=VALUE; got a value without `=` for `{}`",
-                pair.chars().take(20).collect::<String>()
-            )));
-        };
-        // Values are substituted into the pipeline's text: keep them to what cannot break out
-        // of a TOML string or a SQL literal.
-        let safe = |s: &str| {
-            !s.is_empty()
-                && s.chars()
-                    .all(|c| c.is_ascii_alphanumeric() || "-_.:+/@ ".contains(c))
-        };
-        if !safe(k) || !safe(v) {
-            return Err(invalid(format!(
-                "--conf {k}: keys and values may use letters, digits, spaces and - _ . : + / @ only"
-            )));
-        }
-        conf.insert(k.to_string(), v.to_string());
-    }
-    serde_json::to_string(&conf).map_err(failure)
-}
-
 pub(super) fn trigger(
     session: &Session<'_>,
-    metadata: Option<&str>,
     pipeline: &str,
     conf: &[String],
     wait: bool,
 ) -> Result<Exit, Failure> {
-    let config = store_config(session, metadata)?;
-    let mut store = open(&config)?;
-    let d = resolve_pipeline(&mut store, pipeline)?;
-    let now = SystemClock.now();
-    // A manual run covers the latest complete interval of its schedule (or the instant now).
-    let interval = d
-        .schedule
-        .as_ref()
-        .and_then(|s| s.due(i64::MIN / 4, now, false, 1).pop())
-        .unwrap_or(Interval {
-            start: now,
-            end: now,
-        });
-    let run = NewRun {
-        run_id: format!("manual__{}", hushflow_spec::schedule::rfc3339_millis(now)),
-        run_type: "manual".into(),
-        logical_date: interval.start,
-        interval,
-        conf: parse_conf(conf)?,
-    };
-    let id = store
-        .create_run(&d, &run, now)
-        .map_err(failure)?
-        .ok_or_else(|| failure("a run with this id exists already; try again"))?;
-    session.audit_pipeline("trigger", &d.name, format!("run {} ({})", id, run.run_id))?;
-    session
-        .out
-        .line(format!("{}: created run {id} ({})", d.name, run.run_id));
-    if !wait || paused(session, &mut store, &d.name)? {
+    let conf = orchestration::conf_from_pairs(conf)?;
+    let t = orchestration::trigger(&session.app, &session.actor, pipeline, &conf)?;
+    session.out.line(format!(
+        "{}: created run {} ({})",
+        t.pipeline, t.run, t.run_id
+    ));
+    if !wait || said_paused(session, &t.pipeline, t.paused) {
         return Ok(Exit::Success);
     }
-    wait_for(session, &config, &[id])
+    wait_for(session, &store_config(session)?, &[t.run])
 }
 
 pub(super) fn backfill(
     session: &Session<'_>,
-    metadata: Option<&str>,
     pipeline: &str,
     from: &str,
     to: &str,
     wait: bool,
 ) -> Result<Exit, Failure> {
-    let config = store_config(session, metadata)?;
-    let mut store = open(&config)?;
-    let d = resolve_pipeline(&mut store, pipeline)?;
-    let Some(schedule) = &d.schedule else {
-        return Err(invalid(format!(
-            "{} has no schedule, so it has no intervals to backfill; use `hushflow trigger`",
-            d.name
-        )));
-    };
-    let tz = Some(schedule.timezone());
-    let from = parse_instant(from, tz).map_err(|m| invalid(format!("--from {m}")))?;
-    let to = parse_instant(to, tz).map_err(|m| invalid(format!("--to {m}")))?;
-    if to <= from {
-        return Err(invalid("--to must be after --from"));
+    let b = orchestration::backfill(&session.app, &session.actor, pipeline, from, to)?;
+    for w in &b.warnings {
+        session.out.note(format!("warning: {w}"));
     }
-    // An incremental source reads after its committed position, whatever the interval: a
-    // backfill of such a task moves only what changed since the last run, not the past.
-    for task in &d.tasks {
-        if let hushflow_spec::dag::TaskKind::Sync(plan) = &task.kind
-            && plan.incremental()
-        {
-            session.out.note(format!(
-                "warning: task {} reads its source by cursor, so its backfill runs read only \
-                 records changed since the last committed position, not each interval's; \
-                 use the interval in the source (`{{{{ data_interval_start }}}}` in a query) or \
-                 `run --full-refresh` to reload the past",
-                task.name
-            ));
-        }
-    }
-    let now = SystemClock.now();
-    let intervals = schedule.due(from, to, true, 100_000);
-    let (mut created, mut existing) = (Vec::new(), 0);
-    for interval in &intervals {
-        let run = NewRun {
-            run_id: format!("backfill__{}", rfc3339(interval.start)),
-            run_type: "backfill".into(),
-            logical_date: interval.start,
-            interval: *interval,
-            conf: "{}".into(),
-        };
-        match store.create_run(&d, &run, now).map_err(failure)? {
-            Some(id) => created.push(id),
-            None => existing += 1,
-        }
-    }
-    session.audit_pipeline(
-        "backfill",
-        &d.name,
-        format!(
-            "{} run(s) from {} to {}",
-            created.len(),
-            rfc3339(from),
-            rfc3339(to)
-        ),
-    )?;
     session.out.line(format!(
-        "{}: {} interval(s) from {} to {}: created {} run(s), {existing} had one already",
-        d.name,
-        intervals.len(),
-        rfc3339(from),
-        rfc3339(to),
-        created.len()
+        "{}: {} interval(s) from {} to {}: created {} run(s), {} had one already",
+        b.pipeline,
+        b.intervals,
+        b.from,
+        b.to,
+        b.created.len(),
+        b.existing
     ));
-    if !wait || created.is_empty() || paused(session, &mut store, &d.name)? {
+    if !wait || b.created.is_empty() || said_paused(session, &b.pipeline, b.paused) {
         return Ok(Exit::Success);
     }
-    wait_for(session, &config, &created)
+    wait_for(session, &store_config(session)?, &b.created)
 }
 
 /// Whether the pipeline is paused (its new runs wait for `unpause`); says so.
-fn paused(session: &Session<'_>, store: &mut Store, name: &str) -> Result<bool, Failure> {
-    let paused = store
-        .pipeline(name)
-        .map_err(failure)?
-        .is_some_and(|p| p.paused);
+fn said_paused(session: &Session<'_>, name: &str, paused: bool) -> bool {
     if paused {
         session.out.note(format!(
             "note: {name} is paused, so its runs wait; `hushflow unpause {name}` starts them"
         ));
     }
-    Ok(paused)
+    paused
 }
 
 /// Schedules and executes here until the given runs end; fails when one failed.
@@ -466,9 +318,9 @@ fn wait_for(session: &Session<'_>, config: &StoreConfig, runs: &[i64]) -> Result
             .map_err(failure)?;
         result
     })?;
-    let mut store = open(config)?;
-    for r in &states {
-        print_tasks(session, &mut store, r, false)?;
+    let ids: Vec<i64> = states.iter().map(|r| r.id).collect();
+    for run in orchestration::tasks_of_runs(&session.app, &ids)? {
+        print_tasks(session, &run, false)?;
     }
     let failed = states
         .iter()
@@ -482,23 +334,8 @@ fn wait_for(session: &Session<'_>, config: &StoreConfig, runs: &[i64]) -> Result
     Ok(Exit::Success)
 }
 
-pub(super) fn pause(
-    session: &Session<'_>,
-    metadata: Option<&str>,
-    pipeline: &str,
-    paused: bool,
-) -> Result<Exit, Failure> {
-    let config = store_config(session, metadata)?;
-    let mut store = open(&config)?;
-    let name = match Path::new(pipeline).is_file() {
-        true => resolve_pipeline(&mut store, pipeline)?.name,
-        false => pipeline.to_string(),
-    };
-    if !store.set_paused(&name, paused).map_err(failure)? {
-        return Err(invalid(format!("no registered pipeline is called {name}")));
-    }
-    let action = if paused { "pause" } else { "unpause" };
-    session.audit_pipeline(action, &name, format!("{action}d"))?;
+pub(super) fn pause(session: &Session<'_>, pipeline: &str, paused: bool) -> Result<Exit, Failure> {
+    let name = orchestration::set_paused(&session.app, &session.actor, pipeline, paused)?;
     session.out.line(format!(
         "{name}: {}",
         if paused { "paused" } else { "unpaused" }
@@ -506,9 +343,10 @@ pub(super) fn pause(
     Ok(Exit::Success)
 }
 
-fn ms_between(a: Option<Millis>, b: Option<Millis>) -> String {
-    match (a, b) {
-        (Some(a), Some(b)) => format!("{:.1}s", (b - a) as f64 / 1000.0),
+/// A run's or task's duration: seconds once ended, `…` while running, `-` before it starts.
+fn duration_text(started_at: Option<&str>, seconds: Option<f64>) -> String {
+    match (started_at, seconds) {
+        (Some(_), Some(s)) => format!("{s:.1}s"),
         (Some(_), None) => "…".into(),
         _ => "-".into(),
     }
@@ -516,77 +354,46 @@ fn ms_between(a: Option<Millis>, b: Option<Millis>) -> String {
 
 pub(super) fn runs(
     session: &Session<'_>,
-    metadata: Option<&str>,
     pipeline: Option<&str>,
     limit: i64,
     json: bool,
 ) -> Result<Exit, Failure> {
-    let config = store_config(session, metadata)?;
-    let mut store = open(&config)?;
     let out = session.out;
-    if let Some(name) = pipeline
-        && store.pipeline(name).map_err(failure)?.is_none()
-    {
-        return Err(invalid(format!(
-            "no pipeline is registered as {name}; `hushflow pipelines` lists them"
-        )));
-    }
-    let rows = store.runs(pipeline, limit).map_err(failure)?;
+    let runs = orchestration::runs(&session.app, pipeline, limit)?;
     if !json {
         out.line(format!(
             "{:<6} {:<20} {:<42} {:<9} {:<8} {:<41} {:>8}  tasks",
             "run", "pipeline", "run id", "type", "state", "data interval", "duration"
         ));
     }
-    for r in rows {
-        let states = store.task_states(r.id).map_err(failure)?;
+    for r in runs {
         if json {
-            let tasks: serde_json::Map<String, serde_json::Value> = states
-                .iter()
-                .map(|(s, n)| (s.clone(), (*n).into()))
-                .collect();
-            out.line(serde_json::json!({
-                "run": r.id, "pipeline": r.pipeline, "run_id": r.run_id, "run_type": r.run_type,
-                "state": r.state.as_str(), "logical_date": rfc3339(r.logical_date),
-                "data_interval_start": rfc3339(r.interval.start), "data_interval_end": rfc3339(r.interval.end),
-                "started_at": r.started_at.map(rfc3339), "ended_at": r.ended_at.map(rfc3339), "tasks": tasks,
-            }).to_string());
-        } else {
-            let tasks: Vec<String> = states.iter().map(|(s, n)| format!("{s} {n}")).collect();
-            out.line(format!(
-                "{:<6} {:<20} {:<42} {:<9} {:<8} {:<41} {:>8}  {}",
-                r.id,
-                r.pipeline,
-                r.run_id,
-                r.run_type,
-                r.state.as_str(),
-                format!(
-                    "{} – {}",
-                    rfc3339(r.interval.start),
-                    rfc3339(r.interval.end)
-                ),
-                ms_between(r.started_at, r.ended_at),
-                tasks.join(", ")
-            ));
+            out.line(to_json(&r)?);
+            continue;
         }
+        let tasks: Vec<String> = r.tasks.iter().map(|(s, n)| format!("{s} {n}")).collect();
+        out.line(format!(
+            "{:<6} {:<20} {:<42} {:<9} {:<8} {:<41} {:>8}  {}",
+            r.run,
+            r.pipeline,
+            r.run_id,
+            r.run_type,
+            r.state,
+            format!("{} – {}", r.data_interval_start, r.data_interval_end),
+            duration_text(r.started_at.as_deref(), r.duration_seconds),
+            tasks.join(", ")
+        ));
     }
     Ok(Exit::Success)
 }
 
 /// `hushflow pipelines`: what the metadata store schedules, whether it is paused, when it runs
 /// next and how its newest run went.
-pub(super) fn pipelines(
-    session: &Session<'_>,
-    metadata: Option<&str>,
-    json: bool,
-) -> Result<Exit, Failure> {
-    let config = store_config(session, metadata)?;
-    let mut store = open(&config)?;
+pub(super) fn pipelines(session: &Session<'_>, json: bool) -> Result<Exit, Failure> {
     let out = session.out;
-    let now = SystemClock.now();
-    let rows = store.pipelines().map_err(failure)?;
+    let pipelines = orchestration::pipelines(&session.app)?;
     if !json {
-        if rows.is_empty() {
+        if pipelines.is_empty() {
             out.line("no pipeline is registered; the scheduler registers the files under --pipelines, `trigger FILE` one file");
         } else {
             out.line(format!(
@@ -595,69 +402,35 @@ pub(super) fn pipelines(
             ));
         }
     }
-    for (p, last) in rows {
-        let schedule = p
-            .schedule
-            .as_deref()
-            .map(|e| hushflow_spec::schedule::Schedule::parse(e, p.timezone.as_deref()));
-        let next = match (&schedule, p.paused) {
-            (Some(Ok(s)), false) => s.next(now.max(p.first_seen_at), false).map(rfc3339),
-            _ => None,
-        };
+    for p in pipelines {
+        if json {
+            out.line(to_json(&p)?);
+            continue;
+        }
         let described = match (&p.schedule, &p.timezone) {
             (Some(e), Some(tz)) => format!("{e} ({tz})"),
             (Some(e), None) => e.clone(),
             (None, _) => "manual".to_string(),
         };
-        if json {
-            out.line(
-                serde_json::json!({
-                    "pipeline": p.name, "paused": p.paused, "schedule": p.schedule,
-                    "timezone": p.timezone, "next_run": next, "last_run_state": last,
-                    "max_active_runs": p.max_active_runs,
-                })
-                .to_string(),
-            );
-        } else {
-            out.line(format!(
-                "{:<24} {:<7} {:<28} {:<21} {}",
-                p.name,
-                if p.paused { "yes" } else { "no" },
-                described,
-                next.as_deref().unwrap_or("-"),
-                last.as_deref().unwrap_or("-")
-            ));
-        }
+        out.line(format!(
+            "{:<24} {:<7} {:<28} {:<21} {}",
+            p.pipeline,
+            if p.paused { "yes" } else { "no" },
+            described,
+            p.next_run.as_deref().unwrap_or("-"),
+            p.last_run_state.as_deref().unwrap_or("-")
+        ));
     }
     Ok(Exit::Success)
 }
 
-fn one_run(store: &mut Store, run: &str, pipeline: Option<&str>) -> Result<RunRow, Failure> {
-    let mut found = store.find_run(run, pipeline).map_err(failure)?;
-    match found.len() {
-        0 => Err(invalid(format!("no run {run}; `hushflow runs` lists them"))),
-        1 => Ok(found.remove(0)),
-        _ => Err(invalid(format!(
-            "several pipelines have a run {run}; add --pipeline NAME"
-        ))),
-    }
-}
-
-fn print_tasks(
-    session: &Session<'_>,
-    store: &mut Store,
-    run: &RunRow,
-    json: bool,
-) -> Result<(), Failure> {
+fn print_tasks(session: &Session<'_>, run: &RunTasks, json: bool) -> Result<(), Failure> {
     let out = session.out;
-    let tasks = store.tasks_of(run.id).map_err(failure)?;
+    let r = &run.run;
     if !json {
         out.line(format!(
             "run {} {} ({}): {}",
-            run.id,
-            run.pipeline,
-            run.run_id,
-            run.state.as_str()
+            r.run, r.pipeline, r.run_id, r.state
         ));
         out.line(format!(
             "  {:<24} {:<16} {:>5} {:>9} {:>10} {:>10} {:>11}  error",
@@ -665,91 +438,67 @@ fn print_tasks(
         ));
     }
     let n = |v: Option<i64>| v.map_or("-".to_string(), |v| v.to_string());
-    for t in tasks {
+    for t in &run.tasks {
         if json {
-            out.line(serde_json::json!({
-                "run": run.id, "pipeline": run.pipeline, "run_id": run.run_id, "task": t.task, "kind": t.kind,
-                "state": t.state.as_str(), "tries": t.tries, "failures": t.failures,
-                "started_at": t.started_at.map(rfc3339), "ended_at": t.ended_at.map(rfc3339),
-                "next_try_at": t.next_try_at.map(rfc3339),
-                "records_read": t.records_read, "records_written": t.records_written,
-                "records_quarantined": t.records_quarantined, "error": t.error,
-            }).to_string());
-        } else {
-            out.line(format!(
-                "  {:<24} {:<16} {:>5} {:>9} {:>10} {:>10} {:>11}  {}",
-                t.task,
-                t.state.as_str(),
-                t.tries,
-                ms_between(t.started_at, t.ended_at),
-                n(t.records_read),
-                n(t.records_written),
-                n(t.records_quarantined),
-                t.error.unwrap_or_default()
-            ));
+            out.line(to_json(t)?);
+            continue;
         }
+        out.line(format!(
+            "  {:<24} {:<16} {:>5} {:>9} {:>10} {:>10} {:>11}  {}",
+            t.task,
+            t.state,
+            t.tries,
+            duration_text(t.started_at.as_deref(), t.duration_seconds),
+            n(t.records_read),
+            n(t.records_written),
+            n(t.records_quarantined),
+            t.error.as_deref().unwrap_or_default()
+        ));
     }
     Ok(())
 }
 
 pub(super) fn tasks(
     session: &Session<'_>,
-    metadata: Option<&str>,
     run: &str,
     pipeline: Option<&str>,
     json: bool,
 ) -> Result<Exit, Failure> {
-    let config = store_config(session, metadata)?;
-    let mut store = open(&config)?;
-    let r = one_run(&mut store, run, pipeline)?;
-    print_tasks(session, &mut store, &r, json)?;
+    let run = orchestration::tasks(&session.app, run, pipeline)?;
+    print_tasks(session, &run, json)?;
     Ok(Exit::Success)
 }
 
 pub(super) fn logs(
     session: &Session<'_>,
-    metadata: Option<&str>,
     run: &str,
     task: &str,
     pipeline: Option<&str>,
     attempt: Option<i64>,
 ) -> Result<Exit, Failure> {
-    let config = store_config(session, metadata)?;
-    let mut store = open(&config)?;
-    let r = one_run(&mut store, run, pipeline)?;
-    let Some(t) = store
-        .tasks_of(r.id)
-        .map_err(failure)?
-        .into_iter()
-        .find(|t| t.task == task)
-    else {
-        return Err(invalid(format!(
-            "run {} has no task {task}; `hushflow tasks {}` lists them",
-            r.id, r.id
-        )));
-    };
-    let tries = store.tries(t.id).map_err(failure)?;
-    if tries.is_empty() {
+    let log = orchestration::logs(&session.app, run, task, pipeline)?;
+    if log.tries.is_empty() {
         session
             .out
-            .line(format!("{task} has not run yet ({})", t.state.as_str()));
+            .line(format!("{task} has not run yet ({})", log.state));
     }
-    for tr in tries
+    for tr in log
+        .tries
         .into_iter()
         .filter(|tr| attempt.is_none_or(|a| a == tr.attempt))
     {
         session.out.line(format!(
             "=== {} {} try {} on {}: {} ({} – {})",
-            r.pipeline,
+            log.pipeline,
             task,
             tr.attempt,
             tr.worker,
             tr.state,
-            rfc3339(tr.started_at),
-            tr.ended_at.map_or("…".into(), rfc3339)
+            tr.started_at,
+            tr.ended_at.as_deref().unwrap_or("…")
         ));
-        if let Some(log) = tr.log {
-            session.out.line(log.trim_end());
+        if let Some(text) = tr.log {
+            session.out.line(text.trim_end());
         }
         if let Some(e) = tr.error {
             session.out.line(format!("error: {e}"));
@@ -760,87 +509,52 @@ pub(super) fn logs(
 
 pub(super) fn clear(
     session: &Session<'_>,
-    metadata: Option<&str>,
     run: &str,
     tasks: &[String],
     pipeline: Option<&str>,
 ) -> Result<Exit, Failure> {
-    let config = store_config(session, metadata)?;
-    let mut store = open(&config)?;
-    let r = one_run(&mut store, run, pipeline)?;
-    let known: Vec<String> = store
-        .tasks_of(r.id)
-        .map_err(failure)?
-        .into_iter()
-        .map(|t| t.task)
-        .collect();
-    if let Some(unknown) = tasks.iter().find(|t| !known.contains(t)) {
-        return Err(invalid(format!(
-            "run {} has no task {unknown}; `hushflow tasks {}` lists them",
-            r.id, r.id
-        )));
-    }
-    let cleared = store.clear_tasks(r.id, tasks).map_err(failure)?;
-    if cleared.is_empty() {
+    let c = orchestration::clear(&session.app, &session.actor, run, tasks, pipeline)?;
+    if c.cleared.is_empty() {
         session.out.line(format!(
             "run {}: nothing to clear (no ended task matched)",
-            r.id
+            c.run
         ));
-        return Ok(Exit::Success);
+    } else {
+        session.out.line(format!(
+            "run {}: cleared {}; the scheduler runs them again",
+            c.run,
+            c.cleared.join(", ")
+        ));
     }
-    session.audit_pipeline(
-        "clear",
-        &r.pipeline,
-        format!("run {} ({}): {}", r.id, r.run_id, cleared.join(", ")),
-    )?;
-    session.out.line(format!(
-        "run {}: cleared {}; the scheduler runs them again",
-        r.id,
-        cleared.join(", ")
-    ));
     Ok(Exit::Success)
 }
 
-pub(super) fn db_migrate(session: &Session<'_>, metadata: Option<&str>) -> Result<Exit, Failure> {
-    let config = store_config(session, metadata)?;
-    let (mut store, applied) = config.migrate(SystemClock.now()).map_err(failure)?;
-    for m in &applied {
-        session.out.line(format!("applied migration {m}"));
+pub(super) fn db_migrate(session: &Session<'_>) -> Result<Exit, Failure> {
+    let m = orchestration::migrate(&session.app)?;
+    for applied in &m.applied {
+        session.out.line(format!("applied migration {applied}"));
     }
     session.out.line(format!(
-        "metadata schema at version {} ({config:?})",
-        store.schema_version().map_err(failure)?
+        "metadata schema at version {} ({})",
+        m.schema_version, m.store
     ));
     Ok(Exit::Success)
 }
 
 pub(super) fn db_prune(
     session: &Session<'_>,
-    metadata: Option<&str>,
     older_than: &str,
     pipeline: Option<&str>,
 ) -> Result<Exit, Failure> {
     let age = duration("older-than", older_than)?;
-    let config = store_config(session, metadata)?;
-    let mut store = open(&config)?;
-    let before = SystemClock.now() - i64::try_from(age.as_millis()).unwrap_or(i64::MAX / 2);
-    let (runs, tasks, tries) = store.prune(before, pipeline).map_err(failure)?;
-    let counts = BTreeMap::from([
-        ("runs".to_string(), runs),
-        ("tasks".to_string(), tasks),
-        ("tries".to_string(), tries),
-    ]);
-    session.audit_task(
-        "prune",
-        pipeline.unwrap_or("*"),
-        format!("finished runs that ended before {}", rfc3339(before)),
-        counts,
-        "success",
-    )?;
+    let p = orchestration::prune(&session.app, &session.actor, age, pipeline)?;
     session.out.line(format!(
-        "deleted {runs} run(s), {tasks} task(s) and {tries} tr{} that ended before {}",
-        if tries == 1 { "y" } else { "ies" },
-        rfc3339(before)
+        "deleted {} run(s), {} task(s) and {} tr{} that ended before {}",
+        p.runs,
+        p.tasks,
+        p.tries,
+        if p.tries == 1 { "y" } else { "ies" },
+        p.before
     ));
     Ok(Exit::Success)
 }

@@ -1,11 +1,11 @@
 //! `hushflow validate` and `hushflow run`.
 
 use super::{Exit, Failure, Session, failure, invalid};
+use hushflow_app::views::RunSummaryView;
 use hushflow_crypto::Keyring;
 use hushflow_engine::{KeyMaterial, Outcome, Replay, RunContext};
 use hushflow_spec::Plan;
 use hushflow_spec::plan::Connections;
-use hushflow_state::os_user;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use std::path::Path;
 use std::time::Duration;
@@ -253,7 +253,7 @@ pub(super) fn execute(
         replay: options.replay,
         connections: &connections,
         full_refresh: options.full_refresh,
-        actor: os_user(),
+        actor: session.actor.audit_name(),
         progress: &progress,
     };
     let report = hushflow_engine::run(&plan, &keys, &ctx).map_err(failure)?;
@@ -263,7 +263,10 @@ pub(super) fn execute(
     }
 
     if options.json {
-        out.line(summary_json(&plan, &report).to_string());
+        // The summary as one object: counts, never values; the error text names files, lines
+        // and fields only.
+        let summary = RunSummaryView::new(&plan.name, &report);
+        out.line(serde_json::to_string(&summary).map_err(failure)?);
         return match (&report.error, report.outcome) {
             (Some(e), _) => Err(failure(format!("run {} failed: {e}", report.run_id))),
             (None, Outcome::Partial) => Ok(Exit::Partial),
@@ -322,33 +325,6 @@ pub(super) fn execute(
             Ok(Exit::Success)
         }
     }
-}
-
-/// `run --json`: the summary as one object (counts, never values; the error text names files,
-/// lines and fields only).
-fn summary_json(plan: &Plan, report: &hushflow_engine::RunReport) -> serde_json::Value {
-    let c = &report.counts;
-    serde_json::json!({
-        "pipeline": plan.name,
-        "run_id": report.run_id,
-        "outcome": report.outcome.as_str(),
-        "resumed": report.resumed,
-        "counts": {
-            "read": c.read,
-            "written": c.written,
-            "filtered": c.filtered,
-            "filtered_no_consent": c.filtered_no_consent,
-            "suppressed": c.suppressed,
-            "withdrawn": c.withdrawn,
-            "quarantined": c.quarantined,
-        },
-        "quarantine_reasons": report.reasons,
-        "quarantine": report.quarantine.as_ref().map(|p| p.display().to_string()),
-        "sink": report.sink.display().to_string(),
-        "elapsed_seconds": report.elapsed.as_secs_f64(),
-        "records_per_second": report.records_per_second(),
-        "error": report.error,
-    })
 }
 
 /// A counter on a terminal, nothing in a pipe or a log file.

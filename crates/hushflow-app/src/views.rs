@@ -1,0 +1,511 @@
+//! The view types: what every front end answers with. The CLI's `--json` output, the HTTP API
+//! and the Airflow provider serialize these and nothing else, so there is one JSON contract;
+//! `docs/json.md` documents every field.
+//!
+//! # Versioning
+//!
+//! Every view object carries `"version"`, the [`VIEW_VERSION`] it was written under. Fields may
+//! be added within a version (readers ignore fields they do not know); a field is never renamed,
+//! removed or given another meaning or type without raising [`VIEW_VERSION`]. Key order is not
+//! part of the contract. Times are RFC 3339 UTC strings to the second (`2024-05-01T00:00:00Z`);
+//! an absent value is `null`, never a missing key.
+//!
+//! Views hold names, ids, states, counts and error texts that never quote a record value; never
+//! personal data and never a secret.
+
+use hushflow_scheduler::store::{PipelineRow, RunRow, TaskRow, TryRow};
+use hushflow_spec::schedule::{Millis, Schedule, rfc3339};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// The version of the view types, emitted as `"version"` in every view object.
+pub const VIEW_VERSION: u32 = 1;
+
+fn seconds_between(start: Option<Millis>, end: Option<Millis>) -> Option<f64> {
+    match (start, end) {
+        (Some(a), Some(b)) => Some((b - a) as f64 / 1000.0),
+        _ => None,
+    }
+}
+
+/// A run of a pipeline (`hushflow runs --json`, one per line).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunView {
+    pub version: u32,
+    /// The run's number in the metadata store (what `tasks RUN` and `clear RUN` take).
+    pub run: i64,
+    pub pipeline: String,
+    /// `manual__…`, `scheduled__…` or `backfill__…` with the logical date.
+    pub run_id: String,
+    /// `manual`, `scheduled` or `backfill`.
+    pub run_type: String,
+    /// `queued`, `running`, `success` or `failed`.
+    pub state: String,
+    pub logical_date: String,
+    pub data_interval_start: String,
+    pub data_interval_end: String,
+    pub started_at: Option<String>,
+    pub ended_at: Option<String>,
+    /// From start to end, when it has ended.
+    pub duration_seconds: Option<f64>,
+    /// How many of its tasks are in each state (`{"success": 3, "queued": 1}`).
+    pub tasks: BTreeMap<String, i64>,
+}
+
+impl RunView {
+    /// A run and how many of its tasks are in each state.
+    pub fn from_row(run: &RunRow, task_states: Vec<(String, i64)>) -> RunView {
+        RunView {
+            version: VIEW_VERSION,
+            run: run.id,
+            pipeline: run.pipeline.clone(),
+            run_id: run.run_id.clone(),
+            run_type: run.run_type.clone(),
+            state: run.state.as_str().to_string(),
+            logical_date: rfc3339(run.logical_date),
+            data_interval_start: rfc3339(run.interval.start),
+            data_interval_end: rfc3339(run.interval.end),
+            started_at: run.started_at.map(rfc3339),
+            ended_at: run.ended_at.map(rfc3339),
+            duration_seconds: seconds_between(run.started_at, run.ended_at),
+            tasks: task_states.into_iter().collect(),
+        }
+    }
+}
+
+/// A task instance of a run (`hushflow tasks RUN --json`, one per line).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TaskView {
+    pub version: u32,
+    pub run: i64,
+    pub pipeline: String,
+    pub run_id: String,
+    pub task: String,
+    /// `sync`, `sql`, `gc` or `empty`.
+    pub kind: String,
+    /// `waiting`, `queued`, `running`, `up_for_retry`, `success`, `failed`,
+    /// `upstream_failed` or `skipped`.
+    pub state: String,
+    /// Tries started so far.
+    pub tries: i64,
+    /// Tries that failed.
+    pub failures: i64,
+    pub started_at: Option<String>,
+    pub ended_at: Option<String>,
+    pub duration_seconds: Option<f64>,
+    /// When a task up for retry is tried again.
+    pub next_try_at: Option<String>,
+    pub records_read: Option<i64>,
+    pub records_written: Option<i64>,
+    pub records_quarantined: Option<i64>,
+    /// Why its last try failed; never quotes a record value.
+    pub error: Option<String>,
+}
+
+impl TaskView {
+    pub fn from_row(run: &RunRow, task: TaskRow) -> TaskView {
+        TaskView {
+            version: VIEW_VERSION,
+            run: run.id,
+            pipeline: run.pipeline.clone(),
+            run_id: run.run_id.clone(),
+            task: task.task,
+            kind: task.kind,
+            state: task.state.as_str().to_string(),
+            tries: task.tries,
+            failures: task.failures,
+            started_at: task.started_at.map(rfc3339),
+            ended_at: task.ended_at.map(rfc3339),
+            duration_seconds: seconds_between(task.started_at, task.ended_at),
+            next_try_at: task.next_try_at.map(rfc3339),
+            records_read: task.records_read,
+            records_written: task.records_written,
+            records_quarantined: task.records_quarantined,
+            error: task.error,
+        }
+    }
+}
+
+/// One try of a task: who ran it, how it ended, and its redacted output.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TryView {
+    pub version: u32,
+    /// 1 for the first try.
+    pub attempt: i64,
+    /// The id of the worker that ran it.
+    pub worker: String,
+    /// `running`, `success` or `failed`.
+    pub state: String,
+    pub started_at: String,
+    pub ended_at: Option<String>,
+    pub error: Option<String>,
+    /// The try's output, scrubbed of every secret the worker knew; `null` before it wrote any.
+    pub log: Option<String>,
+}
+
+impl TryView {
+    pub fn from_row(t: TryRow) -> TryView {
+        TryView {
+            version: VIEW_VERSION,
+            attempt: t.attempt,
+            worker: t.worker,
+            state: t.state,
+            started_at: rfc3339(t.started_at),
+            ended_at: t.ended_at.map(rfc3339),
+            error: t.error,
+            log: t.log,
+        }
+    }
+}
+
+/// A task's tries and their logs (`hushflow logs RUN TASK`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LogView {
+    pub version: u32,
+    pub run: i64,
+    pub pipeline: String,
+    pub run_id: String,
+    pub task: String,
+    /// The task's state now.
+    pub state: String,
+    /// Oldest first.
+    pub tries: Vec<TryView>,
+}
+
+/// A registered pipeline (`hushflow pipelines --json`, one per line).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PipelineView {
+    pub version: u32,
+    pub pipeline: String,
+    pub paused: bool,
+    /// The cron expression (or `@daily` preset); `null` for a pipeline run by hand only.
+    pub schedule: Option<String>,
+    /// The schedule's IANA time zone, when it names one.
+    pub timezone: Option<String>,
+    /// When the schedule next starts a run; `null` when paused or unscheduled.
+    pub next_run: Option<String>,
+    /// The state of its newest run.
+    pub last_run_state: Option<String>,
+    pub max_active_runs: i64,
+}
+
+impl PipelineView {
+    /// A registered pipeline, its newest run's state, and its next run after `now`.
+    pub fn from_row(p: &PipelineRow, last_run_state: Option<String>, now: Millis) -> PipelineView {
+        let schedule = p
+            .schedule
+            .as_deref()
+            .map(|e| Schedule::parse(e, p.timezone.as_deref()));
+        let next_run = match (&schedule, p.paused) {
+            (Some(Ok(s)), false) => s.next(now.max(p.first_seen_at), false).map(rfc3339),
+            _ => None,
+        };
+        PipelineView {
+            version: VIEW_VERSION,
+            pipeline: p.name.clone(),
+            paused: p.paused,
+            schedule: p.schedule.clone(),
+            timezone: p.timezone.clone(),
+            next_run,
+            last_run_state,
+            max_active_runs: p.max_active_runs,
+        }
+    }
+}
+
+/// One record of the audit log (`hushflow audit list --json`, one per line).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditRecordView {
+    pub version: u32,
+    /// 1, 2, 3, … in the order written.
+    pub seq: u64,
+    pub time: String,
+    /// Who acted: an OS user by name, any other actor as `kind:name` (`api-user:ada`).
+    pub actor: String,
+    /// `run`, `trigger`, `keys.create`, `quarantine.export`, …
+    pub action: String,
+    pub pipeline: Option<String>,
+    pub policy_fingerprint: Option<String>,
+    pub counts: BTreeMap<String, u64>,
+    /// `success`, `partial`, `failure`, `ok` or `failed`.
+    pub outcome: String,
+    pub detail: Option<String>,
+    /// The hash of the record before it (64 zeros for the first), and this record's own.
+    pub prev_hash: String,
+    pub hash: String,
+}
+
+impl From<hushflow_state::audit::AuditRecord> for AuditRecordView {
+    fn from(r: hushflow_state::audit::AuditRecord) -> AuditRecordView {
+        AuditRecordView {
+            version: VIEW_VERSION,
+            seq: r.seq,
+            time: r.time.to_string(),
+            actor: r.actor,
+            action: r.action,
+            pipeline: r.pipeline,
+            policy_fingerprint: r.policy_fingerprint,
+            counts: r.counts,
+            outcome: r.outcome,
+            detail: r.detail,
+            prev_hash: r.prev_hash,
+            hash: r.hash,
+        }
+    }
+}
+
+/// The counts of a sync run.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RunCounts {
+    pub read: u64,
+    pub written: u64,
+    /// `filtered_no_consent + suppressed`.
+    pub filtered: u64,
+    pub filtered_no_consent: u64,
+    pub suppressed: u64,
+    /// Filtered records whose row the sink was told to delete or tombstone.
+    pub withdrawn: u64,
+    pub quarantined: u64,
+}
+
+impl From<&hushflow_engine::Counts> for RunCounts {
+    fn from(c: &hushflow_engine::Counts) -> RunCounts {
+        RunCounts {
+            read: c.read,
+            written: c.written,
+            filtered: c.filtered,
+            filtered_no_consent: c.filtered_no_consent,
+            suppressed: c.suppressed,
+            withdrawn: c.withdrawn,
+            quarantined: c.quarantined,
+        }
+    }
+}
+
+/// How one sync run went (`hushflow run --json`): counts, never values.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunSummaryView {
+    pub version: u32,
+    pub pipeline: String,
+    /// The sync run's id (a timestamp), as in the audit log and the quarantine file's name.
+    pub run_id: String,
+    /// `success`, `partial` (records quarantined) or `failure`.
+    pub outcome: String,
+    /// Whether it resumed from an earlier attempt's staged data.
+    pub resumed: bool,
+    pub counts: RunCounts,
+    /// Quarantined records by reason code.
+    pub quarantine_reasons: BTreeMap<String, u64>,
+    /// The quarantine file, when records were quarantined.
+    pub quarantine: Option<String>,
+    /// Where the records went: a file or a database.
+    pub sink: String,
+    pub elapsed_seconds: f64,
+    pub records_per_second: f64,
+    /// Why it failed; names files, lines and fields only.
+    pub error: Option<String>,
+}
+
+impl RunSummaryView {
+    pub fn new(pipeline: &str, report: &hushflow_engine::RunReport) -> RunSummaryView {
+        RunSummaryView {
+            version: VIEW_VERSION,
+            pipeline: pipeline.to_string(),
+            run_id: report.run_id.clone(),
+            outcome: report.outcome.as_str().to_string(),
+            resumed: report.resumed,
+            counts: RunCounts::from(&report.counts),
+            quarantine_reasons: report.reasons.clone(),
+            quarantine: report.quarantine.as_ref().map(|p| p.display().to_string()),
+            sink: report.sink.display().to_string(),
+            elapsed_seconds: report.elapsed.as_secs_f64(),
+            records_per_second: report.records_per_second(),
+            error: report.error.clone(),
+        }
+    }
+}
+
+/// A quarantine file: one run's set-aside records, counted by reason
+/// (`hushflow quarantine list --json`, one per line).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct QuarantineFileView {
+    pub version: u32,
+    /// The sync run's id.
+    pub run: String,
+    pub pipeline: String,
+    pub records: u64,
+    /// Records by reason code (`invalid_field`, `wrong_field_count`, …).
+    pub reasons: BTreeMap<String, u64>,
+    /// The encrypted file in the state directory.
+    pub file: String,
+}
+
+/// The body of a failure webhook's POST: a task failed for good (its retries used up).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TaskFailedEvent {
+    pub version: u32,
+    /// `task_failed`.
+    pub event: String,
+    pub pipeline: String,
+    pub run_id: String,
+    pub task: String,
+    /// The last try's number.
+    pub attempt: i64,
+    /// `failed`.
+    pub state: String,
+    /// Why it failed; never quotes a record value.
+    pub error: Option<String>,
+    pub logical_date: String,
+}
+
+impl TaskFailedEvent {
+    pub fn new(task: &hushflow_scheduler::FailedTask) -> TaskFailedEvent {
+        TaskFailedEvent {
+            version: VIEW_VERSION,
+            event: "task_failed".into(),
+            pipeline: task.pipeline.clone(),
+            run_id: task.run_id.clone(),
+            task: task.task.clone(),
+            attempt: task.attempt,
+            state: "failed".into(),
+            error: task.error.clone(),
+            logical_date: rfc3339(task.logical_date),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use hushflow_scheduler::{RunState, TaskState};
+    use hushflow_spec::schedule::Interval;
+
+    const JAN_1: Millis = 1_704_067_200_000; // 2024-01-01T00:00:00Z
+
+    fn run_row() -> RunRow {
+        RunRow {
+            id: 7,
+            pipeline: "nightly".into(),
+            run_id: "manual__2024-01-01T00:00:00.000Z".into(),
+            run_type: "manual".into(),
+            fingerprint: "f".into(),
+            logical_date: JAN_1,
+            interval: Interval {
+                start: JAN_1,
+                end: JAN_1 + 86_400_000,
+            },
+            state: RunState::Running,
+            conf: "{}".into(),
+            created_at: JAN_1,
+            started_at: Some(JAN_1 + 1000),
+            ended_at: None,
+        }
+    }
+
+    fn keys(v: &serde_json::Value) -> Vec<String> {
+        v.as_object().unwrap().keys().cloned().collect()
+    }
+
+    #[test]
+    fn a_run_view_has_the_fields_the_contract_names() {
+        let view = RunView::from_row(&run_row(), vec![("success".into(), 2)]);
+        let json = serde_json::to_value(&view).unwrap();
+        assert_eq!(
+            keys(&json),
+            [
+                "data_interval_end",
+                "data_interval_start",
+                "duration_seconds",
+                "ended_at",
+                "logical_date",
+                "pipeline",
+                "run",
+                "run_id",
+                "run_type",
+                "started_at",
+                "state",
+                "tasks",
+                "version"
+            ]
+        );
+        assert_eq!(json["version"], VIEW_VERSION);
+        assert_eq!(json["data_interval_end"], "2024-01-02T00:00:00Z");
+        assert_eq!(json["started_at"], "2024-01-01T00:00:01Z");
+        assert_eq!(json["ended_at"], serde_json::Value::Null);
+        assert_eq!(json["tasks"]["success"], 2);
+        assert_eq!(json["state"], "running");
+        let back: RunView = serde_json::from_value(json).unwrap();
+        assert_eq!(back, view);
+    }
+
+    #[test]
+    fn a_task_view_has_the_fields_the_contract_names() {
+        let task = TaskRow {
+            id: 1,
+            run: 7,
+            task: "load".into(),
+            kind: "sync".into(),
+            upstream: vec![],
+            trigger_rule: "all_success".into(),
+            pool: None,
+            retries: 2,
+            state: TaskState::Success,
+            tries: 1,
+            failures: 0,
+            worker: None,
+            next_try_at: None,
+            started_at: Some(JAN_1),
+            ended_at: Some(JAN_1 + 1500),
+            records_read: Some(500),
+            records_written: Some(500),
+            records_quarantined: Some(0),
+            error: None,
+        };
+        let json = serde_json::to_value(TaskView::from_row(&run_row(), task)).unwrap();
+        assert_eq!(
+            keys(&json),
+            [
+                "duration_seconds",
+                "ended_at",
+                "error",
+                "failures",
+                "kind",
+                "next_try_at",
+                "pipeline",
+                "records_quarantined",
+                "records_read",
+                "records_written",
+                "run",
+                "run_id",
+                "started_at",
+                "state",
+                "task",
+                "tries",
+                "version"
+            ]
+        );
+        assert_eq!(json["duration_seconds"], 1.5);
+        assert_eq!(json["records_read"], 500);
+        assert_eq!(json["run_id"], "manual__2024-01-01T00:00:00.000Z");
+    }
+
+    #[test]
+    fn a_paused_or_unscheduled_pipeline_has_no_next_run() {
+        let mut p = PipelineRow {
+            name: "yearly".into(),
+            fingerprint: "f".into(),
+            schedule: Some("@yearly".into()),
+            timezone: None,
+            paused: false,
+            max_active_runs: 1,
+            first_seen_at: JAN_1,
+        };
+        let view = PipelineView::from_row(&p, Some("success".into()), JAN_1 + 1);
+        assert_eq!(view.next_run.as_deref(), Some("2025-01-01T00:00:00Z"));
+        p.paused = true;
+        assert_eq!(PipelineView::from_row(&p, None, JAN_1).next_run, None);
+        p.paused = false;
+        p.schedule = None;
+        assert_eq!(PipelineView::from_row(&p, None, JAN_1).next_run, None);
+    }
+}
