@@ -438,3 +438,119 @@ fn concurrent_changes_lose_nothing() {
     }
     assert_eq!(Keyring::open(dir.path()).unwrap().len(), 40);
 }
+
+fn plain_keyring_with(material: [u8; 32]) -> String {
+    format!(
+        r#"{{"version": 2, "keys": [{{"name": "names", "version": 1, "id": "0123456789abcdef",
+            "purpose": "tokenize", "created_at": "2026-01-01T00:00:00Z",
+            "material": "{}"}}]}}"#,
+        STANDARD.encode(material)
+    )
+}
+
+fn write_private(path: &Path, text: &str) {
+    fs::write(path, text).unwrap();
+    fs::set_permissions(path, fs::Permissions::from_mode(0o600)).unwrap();
+}
+
+fn temporary_files(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".tmp"))
+        .collect();
+    names.sort();
+    names
+}
+
+/// A writer killed between writing its temporary file and renaming it leaves the file behind
+/// (plain material, for a plain keyring): the next open removes it, and so does a change.
+#[test]
+fn temporary_files_a_killed_writer_left_are_removed_on_open() {
+    let dir = state_dir();
+    let mut k = Keyring::open(dir.path()).unwrap();
+    k.create("pepper").unwrap();
+    let left = dir.path().join(".keyring.json.0123456789abcdef.tmp");
+    write_private(&left, &plain_keyring_with([9; 32]));
+    let unrelated = dir.path().join("other.tmp");
+    write_private(&unrelated, "keep");
+    Keyring::open(dir.path()).unwrap();
+    assert!(!left.exists());
+    assert!(
+        unrelated.exists(),
+        "only the keyring's temporary files are removed"
+    );
+
+    write_private(&left, &plain_keyring_with([9; 32]));
+    k.create("salt").unwrap();
+    assert!(!left.exists());
+    write_private(&left, "");
+    assert_eq!(Keyring::remove_leftovers(dir.path()).unwrap(), 1);
+    assert_eq!(Keyring::remove_leftovers(dir.path()).unwrap(), 0);
+    assert_eq!(temporary_files(dir.path()), ["other.tmp"]);
+}
+
+/// An error of the intent step, or of the keyring.
+#[derive(Debug, PartialEq)]
+enum Step {
+    Intent(&'static str),
+    Keyring(String),
+}
+
+impl From<KeyringError> for Step {
+    fn from(e: KeyringError) -> Step {
+        Step::Keyring(e.to_string())
+    }
+}
+
+/// The intent step runs once the new keyring is written (to a 0600 temporary file, sealed
+/// bytes only under a master key) but before it is in place; its error creates nothing.
+#[test]
+fn intent_is_recorded_before_the_key_is_committed() {
+    for sealed in [false, true] {
+        let dir = state_dir();
+        let m = || sealed.then(|| master(1));
+        let mut k = Keyring::open_with(dir.path(), m()).unwrap();
+        k.create("first").unwrap();
+        let before = fs::read(dir.path().join("keyring.json")).unwrap();
+        let info = k
+            .create_with_intent("second", Some(Purpose::Tokenize), |info| {
+                let now = fs::read(dir.path().join("keyring.json")).unwrap();
+                assert_eq!(now, before, "committed before the intent");
+                // A reader meanwhile sees the old keyring and leaves the writer's file alone.
+                let on_disk = Keyring::open_with(dir.path(), m())?;
+                assert!(!on_disk.contains("second"));
+                let tmp = temporary_files(dir.path());
+                assert_eq!(tmp.len(), 1, "{tmp:?}");
+                let tmp = dir.path().join(&tmp[0]);
+                assert_eq!(mode(&tmp), 0o600);
+                let text = fs::read_to_string(&tmp).unwrap();
+                assert_eq!(text.contains("\"sealed\""), sealed, "{text}");
+                assert_eq!(text.contains("material"), !sealed, "{text}");
+                assert_eq!(info.name, "second");
+                Ok::<(), Step>(())
+            })
+            .unwrap();
+        assert!(
+            Keyring::open_with(dir.path(), m())
+                .unwrap()
+                .contains("second")
+        );
+        assert_eq!(k.get("second").unwrap().0, info);
+
+        let e = k
+            .create_with_intent("third", None, |_| {
+                Err(Step::Intent("the audit log is full"))
+            })
+            .unwrap_err();
+        assert_eq!(e, Step::Intent("the audit log is full"));
+        let e = k
+            .rotate_with_intent("second", false, |_| Err(Step::Intent("no")))
+            .unwrap_err();
+        assert_eq!(e, Step::Intent("no"));
+        let reopened = Keyring::open_with(dir.path(), m()).unwrap();
+        assert!(!reopened.contains("third") && !k.contains("third"));
+        assert_eq!(reopened.versions("second").unwrap().len(), 1);
+        assert!(temporary_files(dir.path()).is_empty());
+    }
+}

@@ -153,3 +153,102 @@ fn a_sealed_keyring_opens_only_with_its_master_key() {
     let r = plain.ok(&["keys", "create", "x"], 0);
     assert!(r.stderr.contains("not sealed"), "{}", r.stderr);
 }
+
+/// A killed writer's temporary keyring file (plaintext, for an unsealed keyring) is removed by
+/// the next command that opens the keyring, and by `hushflow gc`.
+#[test]
+fn leftover_temporary_keyring_files_are_removed() {
+    use std::os::unix::fs::PermissionsExt;
+    let ws = Workspace::new();
+    ws.ok(&["keys", "create", "names"], 0);
+    let leftover = |n: u8| {
+        let p = ws.state().join(format!(".keyring.json.{n:02x}abcdef.tmp"));
+        std::fs::write(&p, "{\"version\": 2, \"keys\": []}").unwrap();
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600)).unwrap();
+        p
+    };
+    let a = leftover(1);
+    ws.ok(&["keys", "list"], 0);
+    assert!(!a.exists(), "keys list left {}", a.display());
+    let b = leftover(2);
+    let r = ws.ok(&["gc"], 0);
+    assert!(!b.exists(), "gc left {}", b.display());
+    assert!(r.stdout.contains("temporary keyring"), "{}", r.stdout);
+}
+
+/// `keys create` killed with SIGKILL at any moment: every key that made it into the keyring has
+/// its audit record, and the next command leaves no temporary keyring file behind.
+#[test]
+fn keys_create_killed_at_random_moments_leaves_no_unaudited_key_and_no_temporary_file() {
+    use std::time::{Duration, Instant};
+    let ws = Workspace::new();
+    ws.ok(&["audit", "verify"], 0);
+    // About how long an uninterrupted create takes, so that the kills land all along it.
+    let start = Instant::now();
+    ws.ok(&["keys", "create", "calibration"], 0);
+    let mut span = start.elapsed().as_micros().max(2_000) as u64;
+    // A small deterministic LCG: the kills spread over the whole run, reproducibly.
+    let mut seed: u64 = 0x2545_f491_4f6c_dd1d;
+    let mut kills = 0;
+    for i in 0..20 {
+        seed = seed
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
+        let delay = Duration::from_micros((seed >> 33) % span);
+        let mut child = ws
+            .command()
+            .args(["keys", "create", &format!("k{i}")])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(delay);
+        // The span follows how long a create takes now: shorter when one finished before its
+        // kill, longer when one was killed, so kills keep landing all along the run.
+        if child.try_wait().unwrap().is_none() {
+            kills += 1;
+            span = span * 9 / 8;
+        } else {
+            span = (span * 3 / 4).max(1_000);
+        }
+        child.kill().unwrap();
+        child.wait().unwrap();
+    }
+    assert!(
+        kills >= 5,
+        "only {kills} of 20 creates were killed while running"
+    );
+
+    // The next command (one that opens the keyring) cleans up after the killed ones.
+    let list = ws.ok(&["keys", "list"], 0).stdout;
+    let leftovers: Vec<_> = std::fs::read_dir(ws.state())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with(".keyring.json.") || n.ends_with(".tmp"))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+    ws.ok(&["audit", "verify"], 0);
+    let records = audit(&ws);
+    let created: Vec<&str> = records
+        .iter()
+        .filter(|r| r["action"] == "keys.create")
+        .map(|r| r["detail"].as_str().unwrap())
+        .collect();
+    let mut keys = 0;
+    for line in list.lines() {
+        let mut fields = line.split_whitespace();
+        let (Some(name), Some(_), Some(id)) = (fields.next(), fields.next(), fields.next()) else {
+            continue;
+        };
+        keys += 1;
+        assert!(
+            created.contains(&format!("key {name} id {id}").as_str()),
+            "key {name} (id {id}) has no audit record; records: {created:?}"
+        );
+    }
+    assert!(keys >= 1, "{list}");
+    eprintln!(
+        "{kills} kills, {keys} keys, {} keys.create records",
+        created.len()
+    );
+}

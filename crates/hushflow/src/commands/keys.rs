@@ -1,10 +1,16 @@
 //! `hushflow keys` and `hushflow detokenize`: every use of key material is audited (who, which
 //! key name and id, never material).
+//!
+//! A new key or version is recorded *before* the keyring file that holds it is put in place: a
+//! process killed at any moment leaves no key without its audit record (at worst a record of a
+//! change that never landed, which `keys list` shows absent). A change that fails after its
+//! record was written gets a second record saying so.
 
 use super::{Exit, Failure, Session, create_private, failure, invalid};
 use crate::cli::{KeyPurpose, KeysCommand};
 use hushflow_crypto::{
-    MasterKey, Purpose, SubjectHandle, SubjectRoot, Tokenizer, parse_subject_key_id, token_key_id,
+    KeyringError, MasterKey, Purpose, SubjectHandle, SubjectRoot, Tokenizer, parse_subject_key_id,
+    token_key_id,
 };
 use hushflow_engine::subjects::SubjectStore;
 use hushflow_secrets::{SecretRef, SecretResolver, SecretValue};
@@ -227,29 +233,32 @@ pub(super) fn keys(session: &Session<'_>, cmd: KeysCommand) -> Result<Exit, Fail
                 KeyPurpose::Hash => Purpose::Hash,
                 KeyPurpose::Tokenize => Purpose::Tokenize,
             });
-            let info = keyring.create_for(&name, purpose).map_err(invalid)?;
-            audited("keys.create", format!("key {} id {}", info.name, info.id))?;
+            let mut recorded = None;
+            let result = keyring.create_with_intent(&name, purpose, |info| {
+                let detail = format!("key {} id {}", info.name, info.id);
+                record_intent(session, "keys.create", detail, &mut recorded)
+            });
+            let info = committed(session, "keys.create", result, recorded)?;
             out.line(format!("created key {} (id {})", info.name, info.id));
         }
         KeysCommand::Rotate {
             name,
             i_understand_hashes_change,
         } => {
-            let info = keyring
-                .rotate(&name, i_understand_hashes_change)
-                .map_err(invalid)?;
             let note = if i_understand_hashes_change {
                 ", hashes change"
             } else {
                 ""
             };
-            audited(
-                "keys.rotate",
-                format!(
+            let mut recorded = None;
+            let result = keyring.rotate_with_intent(&name, i_understand_hashes_change, |info| {
+                let detail = format!(
                     "key {} version {} id {}{note}",
                     info.name, info.version, info.id
-                ),
-            )?;
+                );
+                record_intent(session, "keys.rotate", detail, &mut recorded)
+            });
+            let info = committed(session, "keys.rotate", result, recorded)?;
             out.line(format!(
                 "key {} is now version {} (id {}); earlier versions still detokenize",
                 info.name, info.version, info.id
@@ -322,4 +331,58 @@ pub(super) fn keys(session: &Session<'_>, cmd: KeysCommand) -> Result<Exit, Fail
         }
     }
     Ok(Exit::Success)
+}
+
+/// Why a keyring change with an audit record written ahead did not happen.
+enum Step {
+    /// The keyring refused it or could not be saved.
+    Keyring(KeyringError),
+    /// Its audit record could not be written, so nothing changed.
+    Stopped(Failure),
+}
+
+impl From<KeyringError> for Step {
+    fn from(e: KeyringError) -> Step {
+        Step::Keyring(e)
+    }
+}
+
+/// Writes the audit record of a change about to be committed, and remembers its detail.
+fn record_intent(
+    session: &Session<'_>,
+    action: &str,
+    detail: String,
+    recorded: &mut Option<String>,
+) -> Result<(), Step> {
+    session
+        .audit(action, detail.clone(), BTreeMap::new(), "ok")
+        .map_err(Step::Stopped)?;
+    *recorded = Some(detail);
+    Ok(())
+}
+
+/// The outcome of a change whose record was written ahead; if the record was written but the
+/// change failed after all, a second record says it was not saved.
+fn committed<T>(
+    session: &Session<'_>,
+    action: &str,
+    result: Result<T, Step>,
+    recorded: Option<String>,
+) -> Result<T, Failure> {
+    match result {
+        Ok(value) => Ok(value),
+        Err(Step::Stopped(f)) => Err(f),
+        Err(Step::Keyring(e)) => {
+            if let Some(detail) = recorded {
+                // The category only: the error names paths, never material, but stays out.
+                session.audit(
+                    action,
+                    format!("{detail}: not saved (the keyring file was not replaced)"),
+                    BTreeMap::new(),
+                    "failure",
+                )?;
+            }
+            Err(invalid(e))
+        }
+    }
 }
