@@ -10,6 +10,10 @@
 //! step runs in between (the CLI writes its audit record there), so a key never exists without
 //! its record. Temporary files that a killed writer left behind are removed, under the lock, by
 //! the next open or change.
+//!
+//! Under a master key the file must be sealed. A sealed keyring stays sealed: nothing here
+//! writes it plain, and a plain file found where a master key is given is refused rather than
+//! sealed, since it may have been swapped in; [`Keyring::seal`] seals a plain one on purpose.
 
 use std::fmt;
 use std::fs::{File, OpenOptions};
@@ -106,10 +110,13 @@ impl Keyring {
         Keyring::open_with(state_dir, None)
     }
 
-    /// Opens the keyring, unsealing it with `master`. A keyring that is not sealed yet is sealed
-    /// now when `master` is given: from then on it needs the master key. A file that group or
-    /// others can access is refused: its keys must be treated as leaked, or the mode fixed first.
-    /// Temporary files that a killed writer left beside the keyring are removed.
+    /// Opens the keyring, unsealing it with `master`. With `master` given, the file must be
+    /// sealed: a plain keyring is refused ([`KeyringError::Unsealed`]) and left as it is, since
+    /// a plain file where a sealed one belongs may have been swapped in, material and all; a
+    /// keyring that was never sealed is sealed once, on purpose, by [`Keyring::seal`]. A
+    /// missing file is an empty keyring, sealed from its first change. A file that group or
+    /// others can access is refused: its keys must be treated as leaked, or the mode fixed
+    /// first. Temporary files that a killed writer left beside the keyring are removed.
     pub fn open_with(state_dir: &Path, master: Option<MasterKey>) -> Result<Keyring, KeyringError> {
         let path = state_dir.join(Self::FILE_NAME);
         let dir = store::keyring_dir(&path);
@@ -122,15 +129,51 @@ impl Keyring {
             }
         }
         let loaded = store::load(&path, master.as_ref())?;
-        let mut keyring = Keyring {
+        refuse_unsealed(&path, master.as_ref(), &loaded)?;
+        Ok(Keyring {
             path,
             master,
             contents: loaded.contents,
-        };
-        if keyring.master.is_some() && loaded.exists && !loaded.sealed {
-            keyring.update(|_| Ok(()), no_intent)?;
+        })
+    }
+
+    /// Seals the plain keyring of `state_dir` under `master`, once: from then on it opens only
+    /// with `master`. A keyring sealed already is left as it is ([`Sealing::AlreadySealed`],
+    /// after checking that `master` opens it); a missing file is an error.
+    pub fn seal(state_dir: &Path, master: MasterKey) -> Result<(Keyring, Sealing), KeyringError> {
+        Keyring::seal_with_intent(state_dir, master, || Ok::<(), KeyringError>(()))
+    }
+
+    /// [`Keyring::seal`], calling `intent` once the sealed file is written but before it
+    /// replaces the plain one (to record the change first); an error from `intent` leaves the
+    /// plain keyring in place.
+    pub fn seal_with_intent<E: From<KeyringError>>(
+        state_dir: &Path,
+        master: MasterKey,
+        intent: impl FnOnce() -> Result<(), E>,
+    ) -> Result<(Keyring, Sealing), E> {
+        let path = state_dir.join(Self::FILE_NAME);
+        let lock = lock(store::keyring_dir(&path))?;
+        store::remove_leftovers(store::keyring_dir(&path))?;
+        let loaded = store::load(&path, Some(&master))?;
+        if !loaded.exists {
+            return Err(KeyringError::NothingToSeal { path }.into());
         }
-        Ok(keyring)
+        let sealing = if loaded.sealed {
+            Sealing::AlreadySealed
+        } else {
+            let staged = store::stage(&path, &loaded.contents, Some(&master))?;
+            intent()?;
+            staged.commit()?;
+            Sealing::Sealed
+        };
+        drop(lock);
+        let keyring = Keyring {
+            path,
+            master: Some(master),
+            contents: loaded.contents,
+        };
+        Ok((keyring, sealing))
     }
 
     /// Removes the temporary files (`.keyring.json.*.tmp`) that writers killed before renaming
@@ -165,7 +208,10 @@ impl Keyring {
         let dir = store::keyring_dir(&self.path);
         let lock = lock(dir)?;
         store::remove_leftovers(dir)?;
-        let mut contents = store::load(&self.path, self.master.as_ref())?.contents;
+        let loaded = store::load(&self.path, self.master.as_ref())?;
+        // Checked again: the file may have been replaced since it was opened.
+        refuse_unsealed(&self.path, self.master.as_ref(), &loaded)?;
+        let mut contents = loaded.contents;
         let value = change(&mut contents)?;
         let staged = store::stage(&self.path, &contents, self.master.as_ref())?;
         before_commit(&value)?;
@@ -358,7 +404,30 @@ fn new_entry(name: &str, version: u32, purpose: Option<Purpose>) -> Result<Entry
     })
 }
 
+/// What [`Keyring::seal`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Sealing {
+    /// The plain keyring is sealed now.
+    Sealed,
+    /// The keyring was sealed already (under the same master key); nothing changed.
+    AlreadySealed,
+}
+
 fn no_intent<T>(_: &T) -> Result<(), KeyringError> {
+    Ok(())
+}
+
+/// Under a master key only a sealed file (or none) is a keyring.
+fn refuse_unsealed(
+    path: &Path,
+    master: Option<&MasterKey>,
+    loaded: &store::Loaded,
+) -> Result<(), KeyringError> {
+    if master.is_some() && loaded.exists && !loaded.sealed {
+        return Err(KeyringError::Unsealed {
+            path: path.to_owned(),
+        });
+    }
     Ok(())
 }
 

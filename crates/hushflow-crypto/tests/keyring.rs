@@ -4,7 +4,7 @@ use std::path::Path;
 
 use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD, URL_SAFE_NO_PAD};
-use hushflow_crypto::{HmacSha256, Keyring, KeyringError, MasterKey, Purpose};
+use hushflow_crypto::{HmacSha256, Keyring, KeyringError, MasterKey, Purpose, Sealing};
 use hushflow_secrets::{KeyProvider, Redactor, SecretRef, SecretResolver, SecretValue};
 
 fn state_dir() -> tempfile::TempDir {
@@ -360,14 +360,15 @@ fn a_hashing_key_rotates_only_when_told_that_hashes_change() {
 fn a_sealed_keyring_needs_its_master_key_and_shows_no_material() {
     let dir = state_dir();
     let path = dir.path().join("keyring.json");
-    // Made plain, then sealed on the first open with a master key.
+    // Made plain, then sealed on purpose.
     let mut plain = Keyring::open(dir.path()).unwrap();
     let info = plain.create("pepper").unwrap();
     let material = plain.get("pepper").unwrap().1;
     let identity = plain.state_identity().unwrap().secret();
     assert!(!plain.is_sealed());
 
-    let sealed = Keyring::open_with(dir.path(), Some(master(1))).unwrap();
+    let (sealed, sealing) = Keyring::seal(dir.path(), master(1)).unwrap();
+    assert_eq!(sealing, Sealing::Sealed);
     assert!(sealed.is_sealed());
     assert_eq!(sealed.get("pepper").unwrap().0, info);
     let text = fs::read_to_string(&path).unwrap();
@@ -451,6 +452,84 @@ fn plain_keyring_with(material: [u8; 32]) -> String {
 fn write_private(path: &Path, text: &str) {
     fs::write(path, text).unwrap();
     fs::set_permissions(path, fs::Permissions::from_mode(0o600)).unwrap();
+}
+
+/// A plain keyring swapped in for a sealed one is refused under the master key, and left as it
+/// is: never sealed, so its chosen material never becomes a trusted key.
+#[test]
+fn under_a_master_key_a_plain_keyring_is_refused_not_sealed() {
+    let dir = state_dir();
+    let path = dir.path().join("keyring.json");
+    let mut k = Keyring::open_with(dir.path(), Some(master(1))).unwrap();
+    k.create_for("names", Some(Purpose::Tokenize)).unwrap();
+    assert!(fs::read_to_string(&path).unwrap().contains("\"sealed\""));
+
+    let forged = plain_keyring_with([7; 32]);
+    write_private(&path, &forged);
+    let e = Keyring::open_with(dir.path(), Some(master(1))).unwrap_err();
+    assert!(matches!(e, KeyringError::Unsealed { .. }), "{e}");
+    assert!(e.to_string().contains("hushflow keys seal"), "{e}");
+    assert!(!e.to_string().contains(&STANDARD.encode([7u8; 32])), "{e}");
+    assert_eq!(fs::read_to_string(&path).unwrap(), forged, "left as it is");
+
+    // Swapped in after the keyring was opened: the next change refuses it too.
+    let dir = state_dir();
+    let path = dir.path().join("keyring.json");
+    let mut opened = Keyring::open_with(dir.path(), Some(master(1))).unwrap();
+    opened.create("first").unwrap();
+    write_private(&path, &forged);
+    for e in [
+        opened.create("second").unwrap_err(),
+        opened.rotate("first", true).unwrap_err(),
+    ] {
+        assert!(matches!(e, KeyringError::Unsealed { .. }), "{e}");
+    }
+    assert!(opened.state_identity().is_err());
+    assert_eq!(fs::read_to_string(&path).unwrap(), forged);
+    // Without a master key a plain keyring is the local demo keyring, as before.
+    assert!(Keyring::open(dir.path()).unwrap().contains("names"));
+}
+
+#[test]
+fn seal_seals_a_plain_keyring_once() {
+    let dir = state_dir();
+    assert!(matches!(
+        Keyring::seal(dir.path(), master(1)).unwrap_err(),
+        KeyringError::NothingToSeal { .. }
+    ));
+    let mut plain = Keyring::open(dir.path()).unwrap();
+    let info = plain.create("pepper").unwrap();
+
+    // An error from the intent step leaves the plain keyring in place.
+    let e = Keyring::seal_with_intent(dir.path(), master(1), || {
+        Err::<(), _>(KeyringError::SealFailed)
+    })
+    .unwrap_err();
+    assert!(matches!(e, KeyringError::SealFailed));
+    assert!(Keyring::open(dir.path()).unwrap().contains("pepper"));
+    assert_eq!(temporary_files(dir.path()), Vec::<String>::new());
+
+    let (k, sealing) = Keyring::seal(dir.path(), master(1)).unwrap();
+    assert_eq!(sealing, Sealing::Sealed);
+    assert_eq!(k.get("pepper").unwrap().0, info);
+    let (_, sealing) = Keyring::seal(dir.path(), master(1)).unwrap();
+    assert_eq!(sealing, Sealing::AlreadySealed);
+    assert!(matches!(
+        Keyring::seal(dir.path(), master(2)).unwrap_err(),
+        KeyringError::WrongMasterKey { .. }
+    ));
+    assert!(matches!(
+        Keyring::open(dir.path()).unwrap_err(),
+        KeyringError::Sealed { .. }
+    ));
+    assert_eq!(
+        Keyring::open_with(dir.path(), Some(master(1)))
+            .unwrap()
+            .get("pepper")
+            .unwrap()
+            .0,
+        info
+    );
 }
 
 fn temporary_files(dir: &Path) -> Vec<String> {

@@ -154,6 +154,121 @@ fn a_sealed_keyring_opens_only_with_its_master_key() {
     assert!(r.stderr.contains("not sealed"), "{}", r.stderr);
 }
 
+/// An unsealed keyring where a master key is given is refused, not re-sealed: otherwise whoever
+/// can write the state directory could swap in a keyring with material of their choosing and
+/// have the next command seal it and tokenize under it. The refusal is audited.
+#[test]
+fn an_unsealed_keyring_is_refused_under_a_master_key_and_the_refusal_is_audited() {
+    use base64::Engine as _;
+    let ws = Workspace::new();
+    let master = ws
+        .ok(&["keys", "new-master-key"], 0)
+        .stdout
+        .trim()
+        .to_string();
+    let env = [("HUSHFLOW_MASTER_KEY", master.as_str())];
+    let r = ws.run_with(&["keys", "create", "names", "--purpose", "tokenize"], &env);
+    assert_eq!(r.code, 0, "{}", r.all());
+    let path = ws.state().join("keyring.json");
+    assert!(
+        std::fs::read_to_string(&path)
+            .unwrap()
+            .contains("\"sealed\"")
+    );
+
+    // The attacker's keyring: the same name, material of their choosing, not sealed.
+    let chosen = base64::engine::general_purpose::STANDARD.encode([7u8; 32]);
+    let forged = format!(
+        r#"{{"version": 2, "keys": [{{"name": "names", "version": 1, "id": "0123456789abcdef",
+            "purpose": "tokenize", "created_at": "2026-01-01T00:00:00Z", "material": "{chosen}"}}]}}"#
+    );
+    std::fs::write(&path, &forged).unwrap();
+    for args in [&["keys", "list"][..], &["keys", "rotate", "names"][..]] {
+        let r = ws.run_with(args, &env);
+        assert_eq!(
+            r.code,
+            1,
+            "{args:?} accepted the unsealed keyring: {}",
+            r.all()
+        );
+        assert!(r.stderr.contains("not sealed"), "{}", r.stderr);
+        assert!(r.stderr.contains("hushflow keys seal"), "{}", r.stderr);
+    }
+    assert_eq!(
+        std::fs::read_to_string(&path).unwrap(),
+        forged,
+        "the forged keyring was not sealed (nor changed)"
+    );
+    ws.write("data/c.csv", "id,first_name\n1,Ada\n");
+    ws.write("p.toml", PIPELINE);
+    let r = ws.run_with(&["run", "p.toml"], &env);
+    assert_ne!(r.code, 0, "a run used the forged key: {}", r.all());
+    assert!(!ws.path("out/o.csv").exists());
+
+    let refusals: Vec<_> = audit(&ws)
+        .into_iter()
+        .filter(|r| r["action"] == "keys.open")
+        .collect();
+    assert_eq!(refusals.len(), 3, "{refusals:?}");
+    for r in &refusals {
+        assert_eq!(r["outcome"], "refused", "{r}");
+        assert!(r["detail"].as_str().unwrap().contains("not sealed"), "{r}");
+    }
+    ws.ok(&["audit", "verify"], 0);
+}
+
+/// A keyring made without a master key is sealed by an explicit, audited `keys seal`, once;
+/// until then a master key does not open it.
+#[test]
+fn keys_seal_seals_a_plain_keyring_once_and_is_audited() {
+    let ws = Workspace::new();
+    ws.ok(&["keys", "create", "names", "--purpose", "tokenize"], 0);
+    let master = ws
+        .ok(&["keys", "new-master-key"], 0)
+        .stdout
+        .trim()
+        .to_string();
+    let env = [("HUSHFLOW_MASTER_KEY", master.as_str())];
+    let r = ws.run_with(&["keys", "list"], &env);
+    assert_eq!(r.code, 1, "{}", r.all());
+    assert!(r.stderr.contains("hushflow keys seal"), "{}", r.stderr);
+
+    let r = ws.ok(&["keys", "seal"], 2);
+    assert!(r.stderr.contains("master key"), "{}", r.stderr);
+    let r = ws.run_with(&["keys", "seal"], &env);
+    assert_eq!(r.code, 0, "{}", r.all());
+    assert!(r.stdout.contains("sealed"), "{}", r.stdout);
+    let text = std::fs::read_to_string(ws.state().join("keyring.json")).unwrap();
+    assert!(
+        text.contains("\"sealed\"") && !text.contains("names"),
+        "{text}"
+    );
+    let r = ws.run_with(&["keys", "list"], &env);
+    assert_eq!(r.code, 0, "{}", r.all());
+    assert!(r.stdout.contains("names"), "{}", r.stdout);
+    let r = ws.run_with(&["keys", "seal"], &env);
+    assert_eq!(r.code, 0, "{}", r.all());
+    assert!(r.stdout.contains("already sealed"), "{}", r.stdout);
+
+    let seals: Vec<_> = audit(&ws)
+        .into_iter()
+        .filter(|r| r["action"] == "keys.seal")
+        .collect();
+    assert_eq!(seals.len(), 2, "{seals:?}");
+    assert_eq!(seals[0]["outcome"], "ok");
+
+    // Sealed once, this state directory never takes an unsealed keyring again: not even
+    // through `keys seal`, since the audit log shows the keyring was sealed before.
+    let path = ws.state().join("keyring.json");
+    std::fs::remove_file(&path).unwrap();
+    ws.ok(&["keys", "create", "other"], 0);
+    let before = std::fs::read(&path).unwrap();
+    let r = ws.run_with(&["keys", "seal"], &env);
+    assert_eq!(r.code, 1, "{}", r.all());
+    assert!(r.stderr.contains("was sealed before"), "{}", r.stderr);
+    assert_eq!(std::fs::read(&path).unwrap(), before);
+}
+
 /// A killed writer's temporary keyring file (plaintext, for an unsealed keyring) is removed by
 /// the next command that opens the keyring, and by `hushflow gc`.
 #[test]

@@ -1,17 +1,18 @@
 //! `hushflow keys` and `hushflow detokenize`: every use of key material is audited (who, which
 //! key name and id, never material).
 //!
-//! A new key or version is recorded *before* the keyring file that holds it is put in place: a
-//! process killed at any moment leaves no key without its audit record (at worst a record of a
-//! change that never landed, which `keys list` shows absent). A change that fails after its
-//! record was written gets a second record saying so.
+//! A new key or version, and the sealing of a plain keyring, are recorded *before* the keyring
+//! file that holds them is put in place: a process killed at any moment leaves no key without
+//! its audit record (at worst a record of a change that never landed, which `keys list` shows
+//! absent). A change that fails after its record was written gets a second record saying so.
 
 use super::{Exit, Failure, Session, create_private, failure, invalid};
 use crate::cli::{KeyPurpose, KeysCommand};
 use hushflow_crypto::{
-    KeyringError, MasterKey, Purpose, SubjectHandle, SubjectRoot, Tokenizer, parse_subject_key_id,
-    token_key_id,
+    Keyring, KeyringError, MasterKey, Purpose, Sealing, SubjectHandle, SubjectRoot, Tokenizer,
+    parse_subject_key_id, token_key_id,
 };
+use hushflow_engine::audit::AuditLog;
 use hushflow_engine::subjects::SubjectStore;
 use hushflow_secrets::{SecretRef, SecretResolver, SecretValue};
 use std::collections::BTreeMap;
@@ -217,9 +218,12 @@ pub(super) fn keys(session: &Session<'_>, cmd: KeysCommand) -> Result<Exit, Fail
         println!("{}", String::from_utf8_lossy(key.expose()));
         return Ok(Exit::Success);
     }
+    if let KeysCommand::Seal = cmd {
+        return seal(session);
+    }
     let mut keyring = session.keyring()?;
     match cmd {
-        KeysCommand::NewMasterKey => {}
+        KeysCommand::NewMasterKey | KeysCommand::Seal => {}
         KeysCommand::Create {
             name,
             purpose,
@@ -337,7 +341,7 @@ pub(super) fn keys(session: &Session<'_>, cmd: KeysCommand) -> Result<Exit, Fail
 enum Step {
     /// The keyring refused it or could not be saved.
     Keyring(KeyringError),
-    /// Its audit record could not be written, so nothing changed.
+    /// Its audit record could not be written (so nothing changed), or it was refused.
     Stopped(Failure),
 }
 
@@ -385,4 +389,65 @@ fn committed<T>(
             Err(invalid(e))
         }
     }
+}
+
+/// `hushflow keys seal`: seals a plain keyring under the master key, once and audited. Refused
+/// when the audit log shows that this state directory's keyring was sealed before: a plain
+/// keyring now means it was replaced, and sealing it would make the replacement's keys trusted.
+fn seal(session: &Session<'_>) -> Result<Exit, Failure> {
+    let out = session.out;
+    let Some(master) = session.master_key()? else {
+        return Err(invalid(
+            "`keys seal` seals the keyring under the master key, and none was given: set \
+             HUSHFLOW_MASTER_KEY or pass --master-key (make one with `hushflow keys new-master-key`)",
+        ));
+    };
+    let state = session.state.root();
+    let mut recorded = None;
+    let result = Keyring::seal_with_intent(state, master, || {
+        if let Some(seq) = earlier_seal(session).map_err(Step::Stopped)? {
+            let refused = "refused: keyring.json is not sealed, but it was sealed before";
+            session
+                .audit("keys.seal", refused.into(), BTreeMap::new(), "refused")
+                .map_err(Step::Stopped)?;
+            return Err(Step::Stopped(failure(format!(
+                "the keyring in {} was sealed before (audit record {seq}), so a plain keyring \
+                 there now means it was replaced: it is not sealed. Restore keyring.json from a \
+                 backup, and do not use the keys of this one",
+                state.display()
+            ))));
+        }
+        let detail = "sealed keyring.json under the master key".to_string();
+        record_intent(session, "keys.seal", detail, &mut recorded)
+    });
+    match committed(session, "keys.seal", result, recorded)? {
+        (keyring, Sealing::Sealed) => out.line(format!(
+            "sealed {} under the master key: from now on it opens only with it",
+            keyring.path().display()
+        )),
+        (keyring, Sealing::AlreadySealed) => {
+            session.audit(
+                "keys.seal",
+                "already sealed; nothing changed".into(),
+                BTreeMap::new(),
+                "ok",
+            )?;
+            out.line(format!(
+                "{} is already sealed under this master key; nothing changed",
+                keyring.path().display()
+            ));
+        }
+    }
+    Ok(Exit::Success)
+}
+
+/// The audit record of this state directory's last successful seal, if any.
+fn earlier_seal(session: &Session<'_>) -> Result<Option<u64>, Failure> {
+    let audit = AuditLog::open(session.state.root()).map_err(failure)?;
+    let records = audit.list().map_err(failure)?;
+    Ok(records
+        .iter()
+        .rev()
+        .find(|r| r.action == "keys.seal" && r.outcome == "ok")
+        .map(|r| r.seq))
 }
