@@ -82,6 +82,22 @@ pub enum KeyringError {
     )]
     WrongMasterKey { path: PathBuf },
 
+    /// A master key was given but the file is plain: refused, never sealed silently, since a
+    /// plain file where a sealed one belongs may have been swapped in with chosen material.
+    #[error(
+        "keyring file {path} is not sealed, but a master key was given: refused, since a \
+         sealed keyring may have been replaced by a plain one. If this keyring has never been \
+         sealed, seal it once with `hushflow keys seal` (audited); if it was sealed before, it \
+         was replaced: restore keyring.json from a backup and do not use these keys"
+    )]
+    Unsealed { path: PathBuf },
+
+    #[error(
+        "no keyring file at {path}, so nothing to seal; under a master key the first key created \
+         makes a sealed keyring"
+    )]
+    NothingToSeal { path: PathBuf },
+
     #[error("the keyring could not be sealed")]
     SealFailed,
 

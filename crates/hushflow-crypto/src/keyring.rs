@@ -6,6 +6,14 @@
 //!
 //! Changes are made under an exclusive lock on `keyring.lock`, on the file as it is on disk at
 //! that moment, so processes that create or rotate keys at once do not lose each other's work.
+//! A change is written to a temporary file, then renamed into place; a caller-given `intent`
+//! step runs in between (the CLI writes its audit record there), so a key never exists without
+//! its record. Temporary files that a killed writer left behind are removed, under the lock, by
+//! the next open or change.
+//!
+//! Under a master key the file must be sealed. A sealed keyring stays sealed: nothing here
+//! writes it plain, and a plain file found where a master key is given is refused rather than
+//! sealed, since it may have been swapped in; [`Keyring::seal`] seals a plain one on purpose.
 
 use std::fmt;
 use std::fs::{File, OpenOptions};
@@ -102,21 +110,80 @@ impl Keyring {
         Keyring::open_with(state_dir, None)
     }
 
-    /// Opens the keyring, unsealing it with `master`. A keyring that is not sealed yet is sealed
-    /// now when `master` is given: from then on it needs the master key. A file that group or
-    /// others can access is refused: its keys must be treated as leaked, or the mode fixed first.
+    /// Opens the keyring, unsealing it with `master`. With `master` given, the file must be
+    /// sealed: a plain keyring is refused ([`KeyringError::Unsealed`]) and left as it is, since
+    /// a plain file where a sealed one belongs may have been swapped in, material and all; a
+    /// keyring that was never sealed is sealed once, on purpose, by [`Keyring::seal`]. A
+    /// missing file is an empty keyring, sealed from its first change. A file that group or
+    /// others can access is refused: its keys must be treated as leaked, or the mode fixed
+    /// first. Temporary files that a killed writer left beside the keyring are removed.
     pub fn open_with(state_dir: &Path, master: Option<MasterKey>) -> Result<Keyring, KeyringError> {
         let path = state_dir.join(Self::FILE_NAME);
+        let dir = store::keyring_dir(&path);
+        if !store::leftovers(dir)?.is_empty() {
+            // Not while a writer holds the lock: its own temporary file is no leftover, and a
+            // reader does not wait for it. The next open removes what is left then.
+            if let Some(lock) = try_lock(dir)? {
+                store::remove_leftovers(dir)?;
+                drop(lock);
+            }
+        }
         let loaded = store::load(&path, master.as_ref())?;
-        let mut keyring = Keyring {
+        refuse_unsealed(&path, master.as_ref(), &loaded)?;
+        Ok(Keyring {
             path,
             master,
             contents: loaded.contents,
-        };
-        if keyring.master.is_some() && loaded.exists && !loaded.sealed {
-            keyring.update(|_| Ok(()))?;
+        })
+    }
+
+    /// Seals the plain keyring of `state_dir` under `master`, once: from then on it opens only
+    /// with `master`. A keyring sealed already is left as it is ([`Sealing::AlreadySealed`],
+    /// after checking that `master` opens it); a missing file is an error.
+    pub fn seal(state_dir: &Path, master: MasterKey) -> Result<(Keyring, Sealing), KeyringError> {
+        Keyring::seal_with_intent(state_dir, master, || Ok::<(), KeyringError>(()))
+    }
+
+    /// [`Keyring::seal`], calling `intent` once the sealed file is written but before it
+    /// replaces the plain one (to record the change first); an error from `intent` leaves the
+    /// plain keyring in place.
+    pub fn seal_with_intent<E: From<KeyringError>>(
+        state_dir: &Path,
+        master: MasterKey,
+        intent: impl FnOnce() -> Result<(), E>,
+    ) -> Result<(Keyring, Sealing), E> {
+        let path = state_dir.join(Self::FILE_NAME);
+        let lock = lock(store::keyring_dir(&path))?;
+        store::remove_leftovers(store::keyring_dir(&path))?;
+        let loaded = store::load(&path, Some(&master))?;
+        if !loaded.exists {
+            return Err(KeyringError::NothingToSeal { path }.into());
         }
-        Ok(keyring)
+        let sealing = if loaded.sealed {
+            Sealing::AlreadySealed
+        } else {
+            let staged = store::stage(&path, &loaded.contents, Some(&master))?;
+            intent()?;
+            staged.commit()?;
+            Sealing::Sealed
+        };
+        drop(lock);
+        let keyring = Keyring {
+            path,
+            master: Some(master),
+            contents: loaded.contents,
+        };
+        Ok((keyring, sealing))
+    }
+
+    /// Removes the temporary files (`.keyring.json.*.tmp`) that writers killed before renaming
+    /// them into place left in `state_dir`; for an unsealed keyring they hold its material.
+    /// Takes the keyring lock, so a live writer's file is never touched. Returns how many.
+    pub fn remove_leftovers(state_dir: &Path) -> Result<usize, KeyringError> {
+        let lock = lock(state_dir)?;
+        let removed = store::remove_leftovers(state_dir)?;
+        drop(lock);
+        Ok(removed)
     }
 
     /// Where the keyring lives (or will, before the first key is created).
@@ -129,23 +196,26 @@ impl Keyring {
         self.master.is_some()
     }
 
-    /// Applies `change` to the keyring as it is on disk now, under the lock, and saves it.
-    /// Memory follows disk: a change that was not saved is forgotten.
-    fn update<T>(
+    /// Applies `change` to the keyring as it is on disk now, under the lock, and saves it:
+    /// `before_commit` sees the change's value once the new file is written, before it
+    /// replaces the old one; its error leaves the old file in place. Memory follows disk: a
+    /// change that was not saved is forgotten.
+    fn update<T, E: From<KeyringError>>(
         &mut self,
         change: impl FnOnce(&mut Contents) -> Result<T, KeyringError>,
-    ) -> Result<T, KeyringError> {
-        let dir = self.path.parent().unwrap_or(Path::new("."));
-        let lock_path = dir.join(Self::LOCK_NAME);
-        let lock = open_lock(&lock_path)?;
-        lock.lock().map_err(|source| KeyringError::Io {
-            path: lock_path.clone(),
-            action: "lock the keyring",
-            source,
-        })?;
-        let mut contents = store::load(&self.path, self.master.as_ref())?.contents;
+        before_commit: impl FnOnce(&T) -> Result<(), E>,
+    ) -> Result<T, E> {
+        let dir = store::keyring_dir(&self.path);
+        let lock = lock(dir)?;
+        store::remove_leftovers(dir)?;
+        let loaded = store::load(&self.path, self.master.as_ref())?;
+        // Checked again: the file may have been replaced since it was opened.
+        refuse_unsealed(&self.path, self.master.as_ref(), &loaded)?;
+        let mut contents = loaded.contents;
         let value = change(&mut contents)?;
-        store::save(&self.path, &contents, self.master.as_ref())?;
+        let staged = store::stage(&self.path, &contents, self.master.as_ref())?;
+        before_commit(&value)?;
+        staged.commit()?;
         self.contents = contents;
         // Unlocked when `lock` is closed.
         drop(lock);
@@ -164,60 +234,94 @@ impl Keyring {
         name: &str,
         purpose: Option<Purpose>,
     ) -> Result<KeyInfo, KeyringError> {
+        self.create_with_intent(name, purpose, no_intent)
+    }
+
+    /// [`Keyring::create_for`], calling `intent` with the new key's description after the new
+    /// keyring is written but before it replaces the old one, so that what `intent` records
+    /// (an audit record) exists before the key does. An error from `intent` creates nothing.
+    pub fn create_with_intent<E: From<KeyringError>>(
+        &mut self,
+        name: &str,
+        purpose: Option<Purpose>,
+        intent: impl FnOnce(&KeyInfo) -> Result<(), E>,
+    ) -> Result<KeyInfo, E> {
         if !is_valid_key_name(name) {
             return Err(KeyringError::BadName {
                 name: name.to_owned(),
-            });
-        }
-        self.update(|contents| {
-            if contents.keys.contains_key(name) {
-                return Err(KeyringError::Exists {
-                    name: name.to_owned(),
-                });
             }
-            let entry = new_entry(name, 1, purpose)?;
-            let info = entry.info.clone();
-            contents.keys.insert(name.to_owned(), vec![entry]);
-            Ok(info)
-        })
+            .into());
+        }
+        self.update(
+            |contents| {
+                if contents.keys.contains_key(name) {
+                    return Err(KeyringError::Exists {
+                        name: name.to_owned(),
+                    });
+                }
+                let entry = new_entry(name, 1, purpose)?;
+                let info = entry.info.clone();
+                contents.keys.insert(name.to_owned(), vec![entry]);
+                Ok(info)
+            },
+            intent,
+        )
     }
 
     /// Adds a new version of key `name` and makes it current. Old versions stay: tokens made
     /// with them still detokenize. A hashing key (or one of unknown purpose) rotates only with
     /// `hashes_may_change`, since every hash made with the new version differs.
     pub fn rotate(&mut self, name: &str, hashes_may_change: bool) -> Result<KeyInfo, KeyringError> {
+        self.rotate_with_intent(name, hashes_may_change, no_intent)
+    }
+
+    /// [`Keyring::rotate`], calling `intent` with the new version's description before it is
+    /// committed, as [`Keyring::create_with_intent`] does.
+    pub fn rotate_with_intent<E: From<KeyringError>>(
+        &mut self,
+        name: &str,
+        hashes_may_change: bool,
+        intent: impl FnOnce(&KeyInfo) -> Result<(), E>,
+    ) -> Result<KeyInfo, E> {
         let path = self.path.clone();
-        self.update(|contents| {
-            let versions = contents
-                .keys
-                .get_mut(name)
-                .ok_or_else(|| KeyringError::NotFound {
-                    name: name.to_owned(),
-                    path,
-                })?;
-            let current = versions.last().map(|e| (e.info.version, e.info.purpose));
-            let (version, purpose) = current.unwrap_or((0, None));
-            if purpose != Some(Purpose::Tokenize) && !hashes_may_change {
-                return Err(KeyringError::HashesWouldChange {
-                    name: name.to_owned(),
-                });
-            }
-            let entry = new_entry(name, version.saturating_add(1), purpose)?;
-            let info = entry.info.clone();
-            versions.push(entry);
-            Ok(info)
-        })
+        self.update(
+            |contents| {
+                let versions =
+                    contents
+                        .keys
+                        .get_mut(name)
+                        .ok_or_else(|| KeyringError::NotFound {
+                            name: name.to_owned(),
+                            path,
+                        })?;
+                let current = versions.last().map(|e| (e.info.version, e.info.purpose));
+                let (version, purpose) = current.unwrap_or((0, None));
+                if purpose != Some(Purpose::Tokenize) && !hashes_may_change {
+                    return Err(KeyringError::HashesWouldChange {
+                        name: name.to_owned(),
+                    });
+                }
+                let entry = new_entry(name, version.saturating_add(1), purpose)?;
+                let info = entry.info.clone();
+                versions.push(entry);
+                Ok(info)
+            },
+            intent,
+        )
     }
 
     /// The state directory's age identity, made (and saved) the first time it is asked for.
     pub fn state_identity(&mut self) -> Result<&StateIdentity, KeyringError> {
         if self.contents.identity.is_none() {
-            self.update(|contents| {
-                if contents.identity.is_none() {
-                    contents.identity = Some(StateIdentity::generate());
-                }
-                Ok(())
-            })?;
+            self.update(
+                |contents| {
+                    if contents.identity.is_none() {
+                        contents.identity = Some(StateIdentity::generate());
+                    }
+                    Ok(())
+                },
+                no_intent,
+            )?;
         }
         self.contents
             .identity
@@ -298,6 +402,60 @@ fn new_entry(name: &str, version: u32, purpose: Option<Purpose>) -> Result<Entry
         },
         material: SecretValue::new(std::mem::take(&mut *material)),
     })
+}
+
+/// What [`Keyring::seal`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Sealing {
+    /// The plain keyring is sealed now.
+    Sealed,
+    /// The keyring was sealed already (under the same master key); nothing changed.
+    AlreadySealed,
+}
+
+fn no_intent<T>(_: &T) -> Result<(), KeyringError> {
+    Ok(())
+}
+
+/// Under a master key only a sealed file (or none) is a keyring.
+fn refuse_unsealed(
+    path: &Path,
+    master: Option<&MasterKey>,
+    loaded: &store::Loaded,
+) -> Result<(), KeyringError> {
+    if master.is_some() && loaded.exists && !loaded.sealed {
+        return Err(KeyringError::Unsealed {
+            path: path.to_owned(),
+        });
+    }
+    Ok(())
+}
+
+/// Takes the exclusive lock on `dir/keyring.lock`; released when the file is closed.
+fn lock(dir: &Path) -> Result<File, KeyringError> {
+    let lock_path = dir.join(Keyring::LOCK_NAME);
+    let lock = open_lock(&lock_path)?;
+    lock.lock().map_err(|source| KeyringError::Io {
+        path: lock_path,
+        action: "lock the keyring",
+        source,
+    })?;
+    Ok(lock)
+}
+
+/// [`lock`] unless another process (or handle) holds it now.
+fn try_lock(dir: &Path) -> Result<Option<File>, KeyringError> {
+    let lock_path = dir.join(Keyring::LOCK_NAME);
+    let lock = open_lock(&lock_path)?;
+    match lock.try_lock() {
+        Ok(()) => Ok(Some(lock)),
+        Err(std::fs::TryLockError::WouldBlock) => Ok(None),
+        Err(std::fs::TryLockError::Error(source)) => Err(KeyringError::Io {
+            path: lock_path,
+            action: "lock the keyring",
+            source,
+        }),
+    }
 }
 
 fn open_lock(path: &Path) -> Result<File, KeyringError> {

@@ -16,7 +16,7 @@ mod token;
 
 pub use at_rest::{AtRestError, EncryptedWriter, StateIdentity, StateRecipient};
 pub use error::KeyringError;
-pub use keyring::{KeyInfo, Keyring, MasterKey, Purpose};
+pub use keyring::{KeyInfo, Keyring, MasterKey, Purpose, Sealing};
 pub use mac::HmacSha256;
 pub use subject::{
     SubjectHandle, SubjectKeyError, SubjectRoot, handle_hex, parse_subject_key_id, subject_key_id,

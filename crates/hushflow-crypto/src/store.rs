@@ -11,7 +11,7 @@
 //! is "hushflow keyring v2". A new salt and nonce are drawn on every save.
 
 use std::collections::BTreeMap;
-use std::fs::{self, File, OpenOptions};
+use std::fs::{self, File};
 use std::io::{ErrorKind, Read, Write};
 use std::path::{Path, PathBuf};
 
@@ -128,15 +128,9 @@ pub(crate) struct Loaded {
 }
 
 /// Reads the keyring at `path`; a missing file is an empty keyring. A sealed file needs
-/// `master`; a plain one is read either way (and sealed by the next save when `master` is set).
+/// `master`; a plain one is read either way: whether a plain file is acceptable is the caller's
+/// decision ([`Loaded::sealed`]).
 pub(crate) fn load(path: &Path, master: Option<&MasterKey>) -> Result<Loaded, KeyringError> {
-    let io = |action: &'static str| {
-        move |source| KeyringError::Io {
-            path: path.to_owned(),
-            action,
-            source,
-        }
-    };
     let mut file = match File::open(path) {
         Ok(f) => f,
         Err(e) if e.kind() == ErrorKind::NotFound => {
@@ -146,15 +140,17 @@ pub(crate) fn load(path: &Path, master: Option<&MasterKey>) -> Result<Loaded, Ke
                 exists: false,
             });
         }
-        Err(e) => return Err(io("open the keyring file")(e)),
+        Err(e) => return Err(io_err(path, "open the keyring file")(e)),
     };
     // Checked on the open file, so the file that is read is the file that was checked.
-    let meta = file.metadata().map_err(io("inspect the keyring file"))?;
+    let meta = file
+        .metadata()
+        .map_err(io_err(path, "inspect the keyring file"))?;
     check_mode(path, &meta)?;
     let expected = usize::try_from(meta.len()).unwrap_or(0);
     let mut bytes = Zeroizing::new(Vec::with_capacity(expected + 1));
     file.read_to_end(&mut bytes)
-        .map_err(io("read the keyring file"))?;
+        .map_err(io_err(path, "read the keyring file"))?;
 
     let envelope: Envelope = serde_json::from_slice(&bytes).map_err(corrupt(path))?;
     if !(1..=VERSION).contains(&envelope.version) {
@@ -328,15 +324,28 @@ fn unseal(
         })
 }
 
-/// Writes the keyring atomically (sealed under `master` when one is given): a mode-0600
-/// temporary file in the same directory, fsynced, renamed over the old file, and the directory
-/// fsynced so that the rename survives a crash. Readers see the old keyring or the new one,
-/// never a partial file.
-pub(crate) fn save(
+/// A new keyring written to a temporary file beside the old one and synced, not yet in place:
+/// [`Staged::commit`] renames it over the old file; dropping it removes the temporary file.
+pub(crate) struct Staged {
+    path: PathBuf,
+    dir: PathBuf,
+    tmp: tempfile::NamedTempFile,
+}
+
+/// The temporary files' names: `.keyring.json.<random>.tmp`, for [`remove_leftovers`].
+const TMP_PREFIX: &str = ".keyring.json.";
+const TMP_SUFFIX: &str = ".tmp";
+
+/// Writes the new keyring (sealed under `master` when one is given) to a mode-0600 temporary
+/// file in the keyring's directory and syncs it; nothing is in place until
+/// [`Staged::commit`]. Under a master key the temporary file holds only sealed bytes; without
+/// one it holds the plain keyring, as `keyring.json` itself does, and a file left behind by a
+/// killed process is removed by [`remove_leftovers`].
+pub(crate) fn stage(
     path: &Path,
     contents: &Contents,
     master: Option<&MasterKey>,
-) -> Result<(), KeyringError> {
+) -> Result<Staged, KeyringError> {
     let entries: Vec<&Entry> = contents.keys.values().flatten().collect();
     let encoded: Vec<Zeroizing<String>> = entries
         .iter()
@@ -383,31 +392,113 @@ pub(crate) fn save(
     }
     bytes.push(b'\n');
 
-    let dir = match path.parent() {
+    let dir = keyring_dir(path).to_owned();
+    let mut tmp = tempfile::Builder::new()
+        .prefix(TMP_PREFIX)
+        .suffix(TMP_SUFFIX)
+        .rand_bytes(16)
+        .tempfile_in(&dir)
+        .map_err(io_err(&dir, "create a temporary keyring file"))?;
+    // Created 0600 by `tempfile`; a umask such as 0277 would take the owner's write bit, so the
+    // mode is set outright.
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        tmp.as_file()
+            .set_permissions(fs::Permissions::from_mode(0o600))
+            .map_err(io_err(
+                tmp.path(),
+                "set the mode of the temporary keyring file",
+            ))?;
+    }
+    let file = tmp.as_file_mut();
+    file.write_all(&bytes)
+        .map_err(io_err(tmp.path(), "write the new keyring"))?;
+    tmp.as_file()
+        .sync_all()
+        .map_err(io_err(tmp.path(), "sync the new keyring to disk"))?;
+    Ok(Staged {
+        path: path.to_owned(),
+        dir,
+        tmp,
+    })
+}
+
+impl Staged {
+    /// Renames the new keyring over the old file and syncs the directory so that the rename
+    /// survives a crash. Readers see the old keyring or the new one, never a partial file.
+    pub(crate) fn commit(self) -> Result<(), KeyringError> {
+        let Staged { path, dir, tmp } = self;
+        // On failure the temporary file comes back inside the error and is removed on drop.
+        tmp.persist(&path)
+            .map_err(|e| io_err(&path, "replace the keyring file")(e.error))?;
+        File::open(&dir)
+            .and_then(|d| d.sync_all())
+            .map_err(io_err(&dir, "sync the state directory"))?;
+        Ok(())
+    }
+}
+
+/// The temporary keyring files in `dir` that a killed process left behind.
+pub(crate) fn leftovers(dir: &Path) -> Result<Vec<PathBuf>, KeyringError> {
+    let entries = match fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(io_err(dir, "list the state directory")(e)),
+    };
+    let mut found = Vec::new();
+    for entry in entries {
+        let entry = entry.map_err(io_err(dir, "list the state directory"))?;
+        let name = entry.file_name();
+        let Some(name) = name.to_str() else { continue };
+        if name.len() > TMP_PREFIX.len() + TMP_SUFFIX.len()
+            && name.starts_with(TMP_PREFIX)
+            && name.ends_with(TMP_SUFFIX)
+        {
+            found.push(entry.path());
+        }
+    }
+    Ok(found)
+}
+
+/// Removes the temporary keyring files in `dir` that a killed process left behind. The caller
+/// holds the keyring lock, so that no live writer's file is among them. Returns how many.
+pub(crate) fn remove_leftovers(dir: &Path) -> Result<usize, KeyringError> {
+    let found = leftovers(dir)?;
+    for path in &found {
+        match fs::remove_file(path) {
+            Ok(()) => {}
+            Err(e) if e.kind() == ErrorKind::NotFound => {}
+            Err(e) => {
+                return Err(io_err(path, "remove a temporary keyring file left behind")(
+                    e,
+                ));
+            }
+        }
+    }
+    if !found.is_empty() {
+        File::open(dir)
+            .and_then(|d| d.sync_all())
+            .map_err(io_err(dir, "sync the state directory"))?;
+    }
+    Ok(found.len())
+}
+
+/// The directory the keyring file is in.
+pub(crate) fn keyring_dir(path: &Path) -> &Path {
+    match path.parent() {
         Some(d) if !d.as_os_str().is_empty() => d,
         _ => Path::new("."),
-    };
-    let io = |p: &Path, action: &'static str| {
-        let p = p.to_owned();
-        move |source| KeyringError::Io {
-            path: p,
-            action,
-            source,
-        }
-    };
-    let tmp = TempFile::new(dir)?;
-    let mut f = tmp.open()?;
-    f.write_all(&bytes)
-        .map_err(io(&tmp.path, "write the new keyring"))?;
-    f.sync_all()
-        .map_err(io(&tmp.path, "sync the new keyring to disk"))?;
-    drop(f);
-    fs::rename(&tmp.path, path).map_err(io(path, "replace the keyring file"))?;
-    tmp.disarm();
-    File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(io(dir, "sync the state directory"))?;
-    Ok(())
+    }
+}
+
+fn io_err(path: &Path, action: &'static str) -> impl FnOnce(std::io::Error) -> KeyringError {
+    let path = path.to_owned();
+    move |source| KeyringError::Io {
+        path,
+        action,
+        source,
+    }
 }
 
 #[cfg(unix)]
@@ -426,65 +517,4 @@ fn check_mode(path: &Path, meta: &fs::Metadata) -> Result<(), KeyringError> {
 #[cfg(not(unix))]
 fn check_mode(_path: &Path, _meta: &fs::Metadata) -> Result<(), KeyringError> {
     Ok(())
-}
-
-/// A temporary file that is removed unless it was renamed into place.
-struct TempFile {
-    path: PathBuf,
-    armed: bool,
-}
-
-impl TempFile {
-    fn new(dir: &Path) -> Result<TempFile, KeyringError> {
-        let mut suffix = [0u8; 8];
-        getrandom::fill(&mut suffix).map_err(KeyringError::Random)?;
-        Ok(TempFile {
-            path: dir.join(format!(".keyring.json.{}.tmp", hex::encode(suffix))),
-            armed: true,
-        })
-    }
-
-    fn open(&self) -> Result<File, KeyringError> {
-        let mut options = OpenOptions::new();
-        options.write(true).create_new(true);
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::OpenOptionsExt;
-            options.mode(0o600);
-        }
-        let file = options
-            .open(&self.path)
-            .map_err(|source| KeyringError::Io {
-                path: self.path.clone(),
-                action: "create a temporary keyring file",
-                source,
-            })?;
-        // The umask can only take bits away, but a umask such as 0277 would take the owner's
-        // write bit; set the mode outright.
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::PermissionsExt;
-            file.set_permissions(fs::Permissions::from_mode(0o600))
-                .map_err(|source| KeyringError::Io {
-                    path: self.path.clone(),
-                    action: "set the mode of the temporary keyring file",
-                    source,
-                })?;
-        }
-        Ok(file)
-    }
-
-    fn disarm(mut self) {
-        self.armed = false;
-    }
-}
-
-impl Drop for TempFile {
-    fn drop(&mut self) {
-        if self.armed {
-            // Best effort: the file holds key material, but the error that got us here is the
-            // one worth reporting.
-            let _ = fs::remove_file(&self.path);
-        }
-    }
 }

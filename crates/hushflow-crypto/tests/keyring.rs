@@ -7,7 +7,7 @@ use std::path::Path;
 
 use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD, URL_SAFE_NO_PAD};
-use hushflow_crypto::{HmacSha256, Keyring, KeyringError, MasterKey, Purpose};
+use hushflow_crypto::{HmacSha256, Keyring, KeyringError, MasterKey, Purpose, Sealing};
 use hushflow_secrets::{KeyProvider, Redactor, SecretRef, SecretResolver, SecretValue};
 
 fn state_dir() -> tempfile::TempDir {
@@ -363,14 +363,15 @@ fn a_hashing_key_rotates_only_when_told_that_hashes_change() {
 fn a_sealed_keyring_needs_its_master_key_and_shows_no_material() {
     let dir = state_dir();
     let path = dir.path().join("keyring.json");
-    // Made plain, then sealed on the first open with a master key.
+    // Made plain, then sealed on purpose.
     let mut plain = Keyring::open(dir.path()).unwrap();
     let info = plain.create("pepper").unwrap();
     let material = plain.get("pepper").unwrap().1;
     let identity = plain.state_identity().unwrap().secret();
     assert!(!plain.is_sealed());
 
-    let sealed = Keyring::open_with(dir.path(), Some(master(1))).unwrap();
+    let (sealed, sealing) = Keyring::seal(dir.path(), master(1)).unwrap();
+    assert_eq!(sealing, Sealing::Sealed);
     assert!(sealed.is_sealed());
     assert_eq!(sealed.get("pepper").unwrap().0, info);
     let text = fs::read_to_string(&path).unwrap();
@@ -440,4 +441,198 @@ fn concurrent_changes_lose_nothing() {
         h.join().unwrap();
     }
     assert_eq!(Keyring::open(dir.path()).unwrap().len(), 40);
+}
+
+fn plain_keyring_with(material: [u8; 32]) -> String {
+    format!(
+        r#"{{"version": 2, "keys": [{{"name": "names", "version": 1, "id": "0123456789abcdef",
+            "purpose": "tokenize", "created_at": "2026-01-01T00:00:00Z",
+            "material": "{}"}}]}}"#,
+        STANDARD.encode(material)
+    )
+}
+
+fn write_private(path: &Path, text: &str) {
+    fs::write(path, text).unwrap();
+    fs::set_permissions(path, fs::Permissions::from_mode(0o600)).unwrap();
+}
+
+/// A plain keyring swapped in for a sealed one is refused under the master key, and left as it
+/// is: never sealed, so its chosen material never becomes a trusted key.
+#[test]
+fn under_a_master_key_a_plain_keyring_is_refused_not_sealed() {
+    let dir = state_dir();
+    let path = dir.path().join("keyring.json");
+    let mut k = Keyring::open_with(dir.path(), Some(master(1))).unwrap();
+    k.create_for("names", Some(Purpose::Tokenize)).unwrap();
+    assert!(fs::read_to_string(&path).unwrap().contains("\"sealed\""));
+
+    let forged = plain_keyring_with([7; 32]);
+    write_private(&path, &forged);
+    let e = Keyring::open_with(dir.path(), Some(master(1))).unwrap_err();
+    assert!(matches!(e, KeyringError::Unsealed { .. }), "{e}");
+    assert!(e.to_string().contains("hushflow keys seal"), "{e}");
+    assert!(!e.to_string().contains(&STANDARD.encode([7u8; 32])), "{e}");
+    assert_eq!(fs::read_to_string(&path).unwrap(), forged, "left as it is");
+
+    // Swapped in after the keyring was opened: the next change refuses it too.
+    let dir = state_dir();
+    let path = dir.path().join("keyring.json");
+    let mut opened = Keyring::open_with(dir.path(), Some(master(1))).unwrap();
+    opened.create("first").unwrap();
+    write_private(&path, &forged);
+    for e in [
+        opened.create("second").unwrap_err(),
+        opened.rotate("first", true).unwrap_err(),
+    ] {
+        assert!(matches!(e, KeyringError::Unsealed { .. }), "{e}");
+    }
+    assert!(opened.state_identity().is_err());
+    assert_eq!(fs::read_to_string(&path).unwrap(), forged);
+    // Without a master key a plain keyring is the local demo keyring, as before.
+    assert!(Keyring::open(dir.path()).unwrap().contains("names"));
+}
+
+#[test]
+fn seal_seals_a_plain_keyring_once() {
+    let dir = state_dir();
+    assert!(matches!(
+        Keyring::seal(dir.path(), master(1)).unwrap_err(),
+        KeyringError::NothingToSeal { .. }
+    ));
+    let mut plain = Keyring::open(dir.path()).unwrap();
+    let info = plain.create("pepper").unwrap();
+
+    // An error from the intent step leaves the plain keyring in place.
+    let e = Keyring::seal_with_intent(dir.path(), master(1), || {
+        Err::<(), _>(KeyringError::SealFailed)
+    })
+    .unwrap_err();
+    assert!(matches!(e, KeyringError::SealFailed));
+    assert!(Keyring::open(dir.path()).unwrap().contains("pepper"));
+    assert_eq!(temporary_files(dir.path()), Vec::<String>::new());
+
+    let (k, sealing) = Keyring::seal(dir.path(), master(1)).unwrap();
+    assert_eq!(sealing, Sealing::Sealed);
+    assert_eq!(k.get("pepper").unwrap().0, info);
+    let (_, sealing) = Keyring::seal(dir.path(), master(1)).unwrap();
+    assert_eq!(sealing, Sealing::AlreadySealed);
+    assert!(matches!(
+        Keyring::seal(dir.path(), master(2)).unwrap_err(),
+        KeyringError::WrongMasterKey { .. }
+    ));
+    assert!(matches!(
+        Keyring::open(dir.path()).unwrap_err(),
+        KeyringError::Sealed { .. }
+    ));
+    assert_eq!(
+        Keyring::open_with(dir.path(), Some(master(1)))
+            .unwrap()
+            .get("pepper")
+            .unwrap()
+            .0,
+        info
+    );
+}
+
+fn temporary_files(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".tmp"))
+        .collect();
+    names.sort();
+    names
+}
+
+/// A writer killed between writing its temporary file and renaming it leaves the file behind
+/// (plain material, for a plain keyring): the next open removes it, and so does a change.
+#[test]
+fn temporary_files_a_killed_writer_left_are_removed_on_open() {
+    let dir = state_dir();
+    let mut k = Keyring::open(dir.path()).unwrap();
+    k.create("pepper").unwrap();
+    let left = dir.path().join(".keyring.json.0123456789abcdef.tmp");
+    write_private(&left, &plain_keyring_with([9; 32]));
+    let unrelated = dir.path().join("other.tmp");
+    write_private(&unrelated, "keep");
+    Keyring::open(dir.path()).unwrap();
+    assert!(!left.exists());
+    assert!(
+        unrelated.exists(),
+        "only the keyring's temporary files are removed"
+    );
+
+    write_private(&left, &plain_keyring_with([9; 32]));
+    k.create("salt").unwrap();
+    assert!(!left.exists());
+    write_private(&left, "");
+    assert_eq!(Keyring::remove_leftovers(dir.path()).unwrap(), 1);
+    assert_eq!(Keyring::remove_leftovers(dir.path()).unwrap(), 0);
+    assert_eq!(temporary_files(dir.path()), ["other.tmp"]);
+}
+
+/// An error of the intent step, or of the keyring.
+#[derive(Debug, PartialEq)]
+enum Step {
+    Intent(&'static str),
+    Keyring(String),
+}
+
+impl From<KeyringError> for Step {
+    fn from(e: KeyringError) -> Step {
+        Step::Keyring(e.to_string())
+    }
+}
+
+/// The intent step runs once the new keyring is written (to a 0600 temporary file, sealed
+/// bytes only under a master key) but before it is in place; its error creates nothing.
+#[test]
+fn intent_is_recorded_before_the_key_is_committed() {
+    for sealed in [false, true] {
+        let dir = state_dir();
+        let m = || sealed.then(|| master(1));
+        let mut k = Keyring::open_with(dir.path(), m()).unwrap();
+        k.create("first").unwrap();
+        let before = fs::read(dir.path().join("keyring.json")).unwrap();
+        let info = k
+            .create_with_intent("second", Some(Purpose::Tokenize), |info| {
+                let now = fs::read(dir.path().join("keyring.json")).unwrap();
+                assert_eq!(now, before, "committed before the intent");
+                // A reader meanwhile sees the old keyring and leaves the writer's file alone.
+                let on_disk = Keyring::open_with(dir.path(), m())?;
+                assert!(!on_disk.contains("second"));
+                let tmp = temporary_files(dir.path());
+                assert_eq!(tmp.len(), 1, "{tmp:?}");
+                let tmp = dir.path().join(&tmp[0]);
+                assert_eq!(mode(&tmp), 0o600);
+                let text = fs::read_to_string(&tmp).unwrap();
+                assert_eq!(text.contains("\"sealed\""), sealed, "{text}");
+                assert_eq!(text.contains("material"), !sealed, "{text}");
+                assert_eq!(info.name, "second");
+                Ok::<(), Step>(())
+            })
+            .unwrap();
+        assert!(
+            Keyring::open_with(dir.path(), m())
+                .unwrap()
+                .contains("second")
+        );
+        assert_eq!(k.get("second").unwrap().0, info);
+
+        let e = k
+            .create_with_intent("third", None, |_| {
+                Err(Step::Intent("the audit log is full"))
+            })
+            .unwrap_err();
+        assert_eq!(e, Step::Intent("the audit log is full"));
+        let e = k
+            .rotate_with_intent("second", false, |_| Err(Step::Intent("no")))
+            .unwrap_err();
+        assert_eq!(e, Step::Intent("no"));
+        let reopened = Keyring::open_with(dir.path(), m()).unwrap();
+        assert!(!reopened.contains("third") && !k.contains("third"));
+        assert_eq!(reopened.versions("second").unwrap().len(), 1);
+        assert!(temporary_files(dir.path()).is_empty());
+    }
 }

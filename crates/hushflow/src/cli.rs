@@ -22,7 +22,8 @@ pub struct Cli {
 
     /// The key that seals the keyring, as a secret reference (env:NAME, file:PATH); by default
     /// env:HUSHFLOW_MASTER_KEY when that is set. Without one the keyring is a local,
-    /// unprotected demo keyring.
+    /// unprotected demo keyring; with one, a keyring that is not sealed is refused (see
+    /// `keys seal`).
     #[arg(
         long,
         global = true,
@@ -315,6 +316,10 @@ pub enum KeysCommand {
     },
     /// Print a new random master key (base64) for HUSHFLOW_MASTER_KEY.
     NewMasterKey,
+    /// Seal a keyring made without a master key under the master key, once (audited). Under a
+    /// master key a plain keyring is otherwise refused, since it may have been swapped in; a
+    /// state directory whose keyring was sealed before never takes a plain one again.
+    Seal,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]

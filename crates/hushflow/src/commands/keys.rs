@@ -1,12 +1,19 @@
 //! `hushflow keys` and `hushflow detokenize`: every use of key material is audited (who, which
 //! key name and id, never material).
+//!
+//! A new key or version, and the sealing of a plain keyring, are recorded *before* the keyring
+//! file that holds them is put in place: a process killed at any moment leaves no key without
+//! its audit record (at worst a record of a change that never landed, which `keys list` shows
+//! absent). A change that fails after its record was written gets a second record saying so.
 
 use super::{Exit, Failure, Session, create_private, failure, invalid, resolver, secret_providers};
 use crate::cli::{KeyPurpose, KeysCommand};
 use hushflow_crypto::{
-    MasterKey, Purpose, SubjectHandle, SubjectRoot, Tokenizer, parse_subject_key_id, token_key_id,
+    Keyring, KeyringError, MasterKey, Purpose, Sealing, SubjectHandle, SubjectRoot, Tokenizer,
+    parse_subject_key_id, token_key_id,
 };
 use hushflow_secrets::SecretValue;
+use hushflow_state::audit::AuditLog;
 use hushflow_state::subjects::SubjectStore;
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -215,9 +222,12 @@ pub(super) fn keys(session: &Session<'_>, cmd: KeysCommand) -> Result<Exit, Fail
         println!("{}", String::from_utf8_lossy(key.expose()));
         return Ok(Exit::Success);
     }
+    if let KeysCommand::Seal = cmd {
+        return seal(session);
+    }
     let mut keyring = session.keyring()?;
     match cmd {
-        KeysCommand::NewMasterKey => {}
+        KeysCommand::NewMasterKey | KeysCommand::Seal => {}
         KeysCommand::Create {
             name,
             purpose,
@@ -231,29 +241,32 @@ pub(super) fn keys(session: &Session<'_>, cmd: KeysCommand) -> Result<Exit, Fail
                 KeyPurpose::Hash => Purpose::Hash,
                 KeyPurpose::Tokenize => Purpose::Tokenize,
             });
-            let info = keyring.create_for(&name, purpose).map_err(invalid)?;
-            audited("keys.create", format!("key {} id {}", info.name, info.id))?;
+            let mut recorded = None;
+            let result = keyring.create_with_intent(&name, purpose, |info| {
+                let detail = format!("key {} id {}", info.name, info.id);
+                record_intent(session, "keys.create", detail, &mut recorded)
+            });
+            let info = committed(session, "keys.create", result, recorded)?;
             out.line(format!("created key {} (id {})", info.name, info.id));
         }
         KeysCommand::Rotate {
             name,
             i_understand_hashes_change,
         } => {
-            let info = keyring
-                .rotate(&name, i_understand_hashes_change)
-                .map_err(invalid)?;
             let note = if i_understand_hashes_change {
                 ", hashes change"
             } else {
                 ""
             };
-            audited(
-                "keys.rotate",
-                format!(
+            let mut recorded = None;
+            let result = keyring.rotate_with_intent(&name, i_understand_hashes_change, |info| {
+                let detail = format!(
                     "key {} version {} id {}{note}",
                     info.name, info.version, info.id
-                ),
-            )?;
+                );
+                record_intent(session, "keys.rotate", detail, &mut recorded)
+            });
+            let info = committed(session, "keys.rotate", result, recorded)?;
             out.line(format!(
                 "key {} is now version {} (id {}); earlier versions still detokenize",
                 info.name, info.version, info.id
@@ -326,4 +339,119 @@ pub(super) fn keys(session: &Session<'_>, cmd: KeysCommand) -> Result<Exit, Fail
         }
     }
     Ok(Exit::Success)
+}
+
+/// Why a keyring change with an audit record written ahead did not happen.
+enum Step {
+    /// The keyring refused it or could not be saved.
+    Keyring(KeyringError),
+    /// Its audit record could not be written (so nothing changed), or it was refused.
+    Stopped(Failure),
+}
+
+impl From<KeyringError> for Step {
+    fn from(e: KeyringError) -> Step {
+        Step::Keyring(e)
+    }
+}
+
+/// Writes the audit record of a change about to be committed, and remembers its detail.
+fn record_intent(
+    session: &Session<'_>,
+    action: &str,
+    detail: String,
+    recorded: &mut Option<String>,
+) -> Result<(), Step> {
+    session
+        .audit(action, detail.clone(), BTreeMap::new(), "ok")
+        .map_err(Step::Stopped)?;
+    *recorded = Some(detail);
+    Ok(())
+}
+
+/// The outcome of a change whose record was written ahead; if the record was written but the
+/// change failed after all, a second record says it was not saved.
+fn committed<T>(
+    session: &Session<'_>,
+    action: &str,
+    result: Result<T, Step>,
+    recorded: Option<String>,
+) -> Result<T, Failure> {
+    match result {
+        Ok(value) => Ok(value),
+        Err(Step::Stopped(f)) => Err(f),
+        Err(Step::Keyring(e)) => {
+            if let Some(detail) = recorded {
+                // The category only: the error names paths, never material, but stays out.
+                session.audit(
+                    action,
+                    format!("{detail}: not saved (the keyring file was not replaced)"),
+                    BTreeMap::new(),
+                    "failure",
+                )?;
+            }
+            Err(invalid(e))
+        }
+    }
+}
+
+/// `hushflow keys seal`: seals a plain keyring under the master key, once and audited. Refused
+/// when the audit log shows that this state directory's keyring was sealed before: a plain
+/// keyring now means it was replaced, and sealing it would make the replacement's keys trusted.
+fn seal(session: &Session<'_>) -> Result<Exit, Failure> {
+    let out = session.out;
+    let Some(master) = session.master_key()? else {
+        return Err(invalid(
+            "`keys seal` seals the keyring under the master key, and none was given: set \
+             HUSHFLOW_MASTER_KEY or pass --master-key (make one with `hushflow keys new-master-key`)",
+        ));
+    };
+    let state = session.state.root();
+    let mut recorded = None;
+    let result = Keyring::seal_with_intent(state, master, || {
+        if let Some(seq) = earlier_seal(session).map_err(Step::Stopped)? {
+            let refused = "refused: keyring.json is not sealed, but it was sealed before";
+            session
+                .audit("keys.seal", refused.into(), BTreeMap::new(), "refused")
+                .map_err(Step::Stopped)?;
+            return Err(Step::Stopped(failure(format!(
+                "the keyring in {} was sealed before (audit record {seq}), so a plain keyring \
+                 there now means it was replaced: it is not sealed. Restore keyring.json from a \
+                 backup, and do not use the keys of this one",
+                state.display()
+            ))));
+        }
+        let detail = "sealed keyring.json under the master key".to_string();
+        record_intent(session, "keys.seal", detail, &mut recorded)
+    });
+    match committed(session, "keys.seal", result, recorded)? {
+        (keyring, Sealing::Sealed) => out.line(format!(
+            "sealed {} under the master key: from now on it opens only with it",
+            keyring.path().display()
+        )),
+        (keyring, Sealing::AlreadySealed) => {
+            session.audit(
+                "keys.seal",
+                "already sealed; nothing changed".into(),
+                BTreeMap::new(),
+                "ok",
+            )?;
+            out.line(format!(
+                "{} is already sealed under this master key; nothing changed",
+                keyring.path().display()
+            ));
+        }
+    }
+    Ok(Exit::Success)
+}
+
+/// The audit record of this state directory's last successful seal, if any.
+fn earlier_seal(session: &Session<'_>) -> Result<Option<u64>, Failure> {
+    let audit = AuditLog::open(session.state.root()).map_err(failure)?;
+    let records = audit.list().map_err(failure)?;
+    Ok(records
+        .iter()
+        .rev()
+        .find(|r| r.action == "keys.seal" && r.outcome == "ok")
+        .map(|r| r.seq))
 }

@@ -14,7 +14,7 @@ mod sample;
 use crate::cli::{Cli, Command};
 use crate::output::Output;
 use hushflow_app::Actor;
-use hushflow_crypto::{Keyring, MasterKey};
+use hushflow_crypto::{Keyring, KeyringError, MasterKey};
 use hushflow_secrets::{KeyProvider, Redactor, SecretProviders, SecretRef, SecretResolver};
 use hushflow_state::StateDir;
 use std::collections::BTreeMap;
@@ -104,20 +104,43 @@ pub struct Session<'a> {
 impl Session<'_> {
     /// Opens the keyring, sealed under the master key if there is one. Without one, says once
     /// that the keyring is an unprotected local demo keyring.
+    /// A plain keyring under a master key is refused, and the refusal audited: it may have been
+    /// swapped in for the sealed one.
     fn keyring(&self) -> Result<Keyring, Failure> {
-        let keyring = open_keyring(
-            self.state.root(),
-            self.master_key.as_ref(),
-            &self.out.redactor,
-        )?;
+        let master = self.master_key()?;
+        let keyring = match Keyring::open_with(self.state.root(), master) {
+            Ok(keyring) => keyring,
+            Err(e @ KeyringError::Unsealed { .. }) => {
+                let mut refused = failure(&e);
+                if let Err(a) = self.audit(
+                    "keys.open",
+                    "refused: keyring.json is not sealed, but a master key was given".into(),
+                    BTreeMap::new(),
+                    "refused",
+                ) {
+                    refused.message = format!(
+                        "{}\n(the refusal could not be audited: {})",
+                        refused.message, a.message
+                    );
+                }
+                return Err(refused);
+            }
+            Err(e) => return Err(failure(e)),
+        };
         if !keyring.is_sealed() {
             self.out.note(format!(
                 "note: the keyring in {} is not sealed: a local, unprotected demo keyring. Set \
-                 {MASTER_KEY_ENV} (make one with `hushflow keys new-master-key`) to seal it",
+                 {MASTER_KEY_ENV} (make one with `hushflow keys new-master-key`) and run \
+                 `hushflow keys seal` to seal it",
                 self.state.root().display()
             ));
         }
         Ok(keyring)
+    }
+
+    /// The master key, if one was given (`--master-key` or HUSHFLOW_MASTER_KEY).
+    fn master_key(&self) -> Result<Option<MasterKey>, Failure> {
+        resolve_master_key(self.master_key.as_ref(), &self.out.redactor)
     }
 
     /// Records a privileged action in the audit log: key operations, detokenization, exports.
@@ -284,15 +307,21 @@ fn open_keyring(
     master: Option<&SecretRef>,
     redactor: &Redactor,
 ) -> Result<Keyring, Failure> {
-    let master = match master {
-        None => None,
-        Some(reference) => {
-            let resolver = resolver(redactor, None);
-            let value = resolver.resolve(reference).map_err(invalid)?;
-            Some(MasterKey::from_base64(&value).map_err(invalid)?)
-        }
-    };
+    let master = resolve_master_key(master, redactor)?;
     Keyring::open_with(state, master).map_err(failure)
+}
+
+/// The master key `master` refers to, if any.
+fn resolve_master_key(
+    master: Option<&SecretRef>,
+    redactor: &hushflow_secrets::Redactor,
+) -> Result<Option<MasterKey>, Failure> {
+    let Some(reference) = master else {
+        return Ok(None);
+    };
+    let resolver = resolver(redactor, None);
+    let value = resolver.resolve(reference).map_err(invalid)?;
+    Ok(Some(MasterKey::from_base64(&value).map_err(invalid)?))
 }
 
 /// Writes a new file readable by its owner only; an existing file is not replaced.
