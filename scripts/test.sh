@@ -42,6 +42,9 @@ if ! pg_isready -q -h 127.0.0.1 -p 5432 2>/dev/null; then
   for _ in $(seq 1 30); do pg_isready -q -h 127.0.0.1 -p 5432 && break; sleep 1; done
 fi
 pg_isready -h 127.0.0.1 -p 5432
+# The database tests use this server and must not be skipped here (without these variables a
+# plain `cargo test` skips them and says why).
+export HUSHFLOW_TEST_PG="postgres://postgres@127.0.0.1:5432" HUSHFLOW_TEST_REQUIRE_PG=1
 
 step "cargo test"
 if command -v cargo-nextest >/dev/null 2>&1; then

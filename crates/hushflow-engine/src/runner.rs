@@ -142,6 +142,15 @@ impl From<crate::staging::StagingError> for RunError {
 /// Runs the plan and records the run in the audit log. An `Err` means not even the audit record
 /// could be written; a failed run is an `Ok` report with [`Outcome::Failure`].
 pub fn run(plan: &Plan, keys: &KeyMaterial, ctx: &RunContext<'_>) -> Result<RunReport, RunError> {
+    // Names, kinds and counts only: a span never carries a record value or a secret.
+    let _span = tracing::info_span!(
+        "run",
+        pipeline = %plan.name,
+        source = plan.source.kind(),
+        sink = plan.sink.kind(),
+        staged = plan.staging,
+    )
+    .entered();
     let started = Instant::now();
     let new_id = jiff::Timestamp::now()
         .strftime("%Y%m%dT%H%M%S%.6fZ")
@@ -270,6 +279,16 @@ pub fn run(plan: &Plan, keys: &KeyMaterial, ctx: &RunContext<'_>) -> Result<RunR
         }),
     })?;
 
+    tracing::info!(
+        run_id = %run_id,
+        outcome = outcome.as_str(),
+        read = counts.read,
+        written = counts.written,
+        filtered = counts.filtered,
+        quarantined = counts.quarantined,
+        elapsed_ms = started.elapsed().as_millis() as u64,
+        "run finished"
+    );
     Ok(RunReport {
         run_id,
         resumed,

@@ -284,6 +284,16 @@ fn slot(w: &Shared<'_>) -> Result<(), StoreError> {
             continue;
         };
         w.tries.fetch_add(1, Ordering::Relaxed);
+        let span = tracing::info_span!(
+            "try",
+            pipeline = %claim.pipeline,
+            run = %claim.run_id,
+            task = %claim.task,
+            attempt = claim.attempt,
+            worker = %options.id,
+        );
+        let _entered = span.enter();
+        tracing::info!(kind = %claim.kind, "claimed");
         let live = Arc::new(LiveTry::default());
         let key = (claim.task_id, claim.attempt);
         lock(w.running).insert(key, Arc::clone(&live));
@@ -292,6 +302,7 @@ fn slot(w: &Shared<'_>) -> Result<(), StoreError> {
         let completed = retrying(&mut store, config, clock, budget, |s| {
             s.complete(&claim, &outcome, clock.now())
         })?;
+        tracing::info!(completed = ?completed, "try ended");
         match completed {
             Completed::Now(TaskState::Success) => {
                 w.succeeded.fetch_add(1, Ordering::Relaxed);

@@ -10,43 +10,34 @@ use hushflow_scheduler::store::StoreConfig;
 use hushflow_scheduler::*;
 use hushflow_spec::dag::{self, Dag};
 use hushflow_spec::schedule::{Millis, parse_instant, rfc3339};
+use hushflow_test_support::pg::Database;
 use std::collections::HashMap;
 use std::sync::Mutex;
 use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
-const SERVER: &str = "postgres://postgres@127.0.0.1:5432";
-
-fn admin(sql: &str) {
-    postgres::Client::connect(&format!("{SERVER}/postgres"), postgres::NoTls)
-        .expect("PostgreSQL at 127.0.0.1:5432 (scripts/test.sh starts it)")
-        .batch_execute(sql)
-        .unwrap();
-}
-
 /// A metadata store for one test; a PostgreSQL database is dropped afterwards.
 struct Meta {
     config: StoreConfig,
-    pg: Option<String>,
+    _pg: Option<Database>,
     _dir: tempfile::TempDir,
 }
 
 impl Meta {
-    fn new(backend: &str, tag: &str) -> Meta {
+    /// `None` for PostgreSQL when no test server is configured (the test is skipped).
+    fn new(backend: &str, tag: &str) -> Option<Meta> {
         let dir = tempfile::tempdir().unwrap();
         match backend {
-            "sqlite" => Meta {
+            "sqlite" => Some(Meta {
                 config: StoreConfig::Sqlite(dir.path().join("metadata.db")),
-                pg: None,
+                _pg: None,
                 _dir: dir,
-            },
+            }),
             _ => {
-                let name = format!("hf_sched_{tag}_{}", std::process::id());
-                admin(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"));
-                admin(&format!("CREATE DATABASE {name}"));
-                let url = format!("{SERVER}/{name}");
-                let config =
-                    StoreConfig::Postgres(hushflow_secrets::SecretValue::new(url.into_bytes()));
+                let db = Database::new(&format!("sched_{tag}"))?;
+                let config = StoreConfig::Postgres(hushflow_secrets::SecretValue::new(
+                    db.url().into_bytes(),
+                ));
                 // PostgreSQL is never migrated implicitly.
                 assert!(matches!(
                     config.open(0),
@@ -58,25 +49,17 @@ impl Meta {
                     config.migrate(0).unwrap().1.is_empty(),
                     "migrating twice applies nothing"
                 );
-                Meta {
+                Some(Meta {
                     config,
-                    pg: Some(name),
+                    _pg: Some(db),
                     _dir: dir,
-                }
+                })
             }
         }
     }
 
     fn store(&self) -> Store {
         self.config.open(0).unwrap()
-    }
-}
-
-impl Drop for Meta {
-    fn drop(&mut self) {
-        if let Some(name) = &self.pg {
-            admin(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"));
-        }
     }
 }
 
@@ -168,7 +151,9 @@ fn work(store: &mut Store, clock: &FakeClock, exec: &Scripted) -> usize {
 }
 
 fn hourly_day_with_catchup(backend: &str) {
-    let meta = Meta::new(backend, "hourly");
+    let Some(meta) = Meta::new(backend, "hourly") else {
+        return;
+    };
     let clock = FakeClock::at(at("2026-11-30T00:00"));
     let d = dag(
         "[pipeline]\nname = \"hourly\"\nschedule = \"@hourly\"\ncatchup = true\n\
@@ -258,7 +243,9 @@ fn postgres_hourly_day_with_catchup() {
 
 #[test]
 fn without_catchup_only_the_latest_interval_runs() {
-    let meta = Meta::new("sqlite", "latest");
+    let Some(meta) = Meta::new("sqlite", "latest") else {
+        return;
+    };
     let clock = FakeClock::at(at("2026-12-01T10:30"));
     let d = dag(
         "[pipeline]\nname = \"p\"\nschedule = \"@hourly\"\nstart_date = \"2026-11-01\"\n\
@@ -277,7 +264,9 @@ fn without_catchup_only_the_latest_interval_runs() {
 }
 
 fn retries_and_trigger_rules(backend: &str) {
-    let meta = Meta::new(backend, "retries");
+    let Some(meta) = Meta::new(backend, "retries") else {
+        return;
+    };
     let clock = FakeClock::at(at("2026-12-01T00:00"));
     let d = dag(
         "[pipeline]\nname = \"p\"\nretry_delay = \"30s\"\nmax_retry_delay = \"100s\"\n\
@@ -438,7 +427,9 @@ fn postgres_retries_and_trigger_rules() {
 
 fn pools_and_lost_workers(backend: &str) {
     // (the pool's slots are held by the claims below)
-    let meta = Meta::new(backend, "pools");
+    let Some(meta) = Meta::new(backend, "pools") else {
+        return;
+    };
     let clock = FakeClock::at(at("2026-12-01T00:00"));
     let d = dag("[pipeline]\nname = \"p\"\n[pools]\ncrm = 2\n\
          [[task]]\nname = \"a\"\ntype = \"empty\"\npool = \"crm\"\n\
@@ -509,7 +500,9 @@ fn postgres_pools_and_lost_workers() {
 /// task executed exactly once.
 #[test]
 fn postgres_workers_claim_each_task_once() {
-    let meta = Meta::new("postgres", "claims");
+    let Some(meta) = Meta::new("postgres", "claims") else {
+        return;
+    };
     let clock = SystemClock;
     let mut text = String::from("[pipeline]\nname = \"wide\"\n");
     for i in 0..200 {
@@ -549,7 +542,9 @@ fn postgres_workers_claim_each_task_once() {
 /// some runs (`trigger --wait`) claims nothing else.
 #[test]
 fn a_full_pool_does_not_starve_other_tasks() {
-    let meta = Meta::new("postgres", "starve");
+    let Some(meta) = Meta::new("postgres", "starve") else {
+        return;
+    };
     let clock = FakeClock::at(at("2026-12-01T00:00"));
     let mut text = String::from("[pipeline]\nname = \"p\"\n[pools]\ncrm = 1\n");
     for i in 0..40 {
@@ -627,7 +622,9 @@ impl Executor for Cancellable {
 /// that try at its next heartbeat: the task does not keep running in two places.
 #[test]
 fn a_worker_stops_a_try_that_was_taken_from_it() {
-    let meta = Meta::new("sqlite", "taken");
+    let Some(meta) = Meta::new("sqlite", "taken") else {
+        return;
+    };
     let clock = SystemClock;
     let d = dag("[pipeline]\nname = \"p\"\n[[task]]\nname = \"long\"\ntype = \"empty\"\n");
     let mut s = Scheduler::new(meta.store(), &clock, SchedulerOptions::default());

@@ -308,6 +308,14 @@ pub(super) fn task_exec(session: &Session<'_>) -> Result<Exit, Failure> {
     let order: TaskOrder = serde_json::from_str(&input).map_err(|_| {
         invalid("task-exec reads a task order from a worker on stdin; it is not for direct use")
     })?;
+    let _span = tracing::info_span!(
+        "task",
+        pipeline = %order.pipeline,
+        run = %order.run_id,
+        task = %order.task,
+        attempt = order.attempt,
+    )
+    .entered();
     let text = dag::render(&order.text, &template_vars(&order)).map_err(invalid)?;
     let d = dag::parse(&order.file, text, &super::secret_providers(None)).map_err(invalid)?;
     let Some(task) = d.tasks.into_iter().find(|t| t.name == order.task) else {

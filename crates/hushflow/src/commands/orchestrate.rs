@@ -153,12 +153,12 @@ pub(super) fn scheduler(
     // between ticks while the next tick still creates runs.
     workers.until_idle = false;
     let out = session.out;
-    out.note(format!(
+    tracing::info!(
         "scheduler: {} pipeline file(s) in {}, {} local slot(s), metadata {config:?}",
         dir.refresh(session).len(),
         pipelines.display(),
         parallelism
-    ));
+    );
     let mut scheduler = Scheduler::new(open(&config)?, &clock, options);
     // One tick before the local worker starts, so that with --until-idle it sees the runs
     // this tick creates rather than an idle store.
@@ -179,13 +179,14 @@ pub(super) fn scheduler(
                     hushflow_scheduler::Executor::failed(&exec, task);
                 }
                 if report.runs_created > 0 {
+                    // A result line of the scheduler's loop, like a run's summary.
                     out.note(format!("scheduler: created {} run(s)", report.runs_created));
                 }
                 if report.tasks_requeued > 0 {
-                    out.note(format!(
-                        "scheduler: {} task(s) of stopped workers handed to other workers",
-                        report.tasks_requeued
-                    ));
+                    tracing::warn!(
+                        tasks = report.tasks_requeued,
+                        "scheduler: tasks of stopped workers handed to other workers"
+                    );
                 }
                 if timing.until_idle && !scheduler.store().busy().map_err(failure)? {
                     break;
@@ -216,15 +217,18 @@ pub(super) fn worker(
     let stop = stop_flag()?;
     let exec = executor(session)?;
     let options = worker_options(concurrency, timing)?;
-    session.out.note(format!(
-        "worker {}: {} slot(s), metadata {config:?}",
-        options.id, options.concurrency
-    ));
+    tracing::info!(
+        worker = %options.id,
+        slots = options.concurrency,
+        "worker started, metadata {config:?}"
+    );
     let report = run_worker(&config, &SystemClock, &exec, &options, &stop).map_err(failure)?;
-    session.out.note(format!(
-        "worker {}: stopped after {} tries ({} succeeded)",
-        options.id, report.tries, report.succeeded
-    ));
+    tracing::info!(
+        worker = %options.id,
+        tries = report.tries,
+        succeeded = report.succeeded,
+        "worker stopped"
+    );
     Ok(Exit::Success)
 }
 

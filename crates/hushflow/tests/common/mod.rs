@@ -164,48 +164,6 @@ pub fn run_python_check(script: &str, args: &[&std::ffi::OsStr]) -> String {
     stdout
 }
 
-/// The machine's PostgreSQL (scripts/test.sh starts it), trust auth.
-pub const SERVER: &str = "postgres://postgres@127.0.0.1:5432";
-
-/// A fresh database for one test, dropped afterwards. Tags must differ between the tests of
-/// all files: nextest runs them at once.
-pub struct Database {
-    pub name: String,
-}
-
-impl Database {
-    pub fn new(tag: &str) -> Database {
-        let name = format!("hf_cli_{tag}_{}", std::process::id());
-        admin(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"));
-        admin(&format!("CREATE DATABASE {name}"));
-        Database { name }
-    }
-
-    pub fn url(&self) -> String {
-        format!("{SERVER}/{}", self.name)
-    }
-
-    pub fn client(&self) -> postgres::Client {
-        postgres::Client::connect(&self.url(), postgres::NoTls).unwrap()
-    }
-
-    pub fn count(&self, sql: &str) -> i64 {
-        self.client().query_one(sql, &[]).unwrap().get(0)
-    }
-}
-
-impl Drop for Database {
-    fn drop(&mut self) {
-        admin(&format!(
-            "DROP DATABASE IF EXISTS {} WITH (FORCE)",
-            self.name
-        ));
-    }
-}
-
-pub fn admin(sql: &str) {
-    postgres::Client::connect(&format!("{SERVER}/postgres"), postgres::NoTls)
-        .expect("PostgreSQL at 127.0.0.1:5432 (scripts/test.sh starts it)")
-        .batch_execute(sql)
-        .unwrap();
-}
+/// A PostgreSQL database of its own for one test (skipped, saying why, without a server).
+#[allow(unused_imports)] // Not every test file uses a database.
+pub use hushflow_test_support::pg::Database;
