@@ -19,6 +19,7 @@ pub enum ActorKind {
 }
 
 impl ActorKind {
+    /// Every kind, in the order they are listed here.
     pub const ALL: [ActorKind; 4] = [
         ActorKind::OsUser,
         ActorKind::ApiUser,
@@ -26,6 +27,7 @@ impl ActorKind {
         ActorKind::AirflowTask,
     ];
 
+    /// The kind as the audit log writes it: `os-user`, `api-user`, `api-token` or `airflow-task`.
     pub fn as_str(self) -> &'static str {
         match self {
             ActorKind::OsUser => "os-user",
@@ -45,11 +47,14 @@ impl fmt::Display for ActorKind {
 /// A principal: its kind and its name.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Actor {
+    /// What sort of principal it is.
     pub kind: ActorKind,
+    /// Who it is among its kind: a user name, a token's name (never its value), `dag_id.task_id`.
     pub name: String,
 }
 
 impl Actor {
+    /// The actor `name` of `kind`.
     pub fn new(kind: ActorKind, name: impl Into<String>) -> Actor {
         Actor {
             kind,
@@ -62,14 +67,17 @@ impl Actor {
         Actor::new(ActorKind::OsUser, hushflow_state::os_user())
     }
 
+    /// A person signed in to the HTTP API or the dashboard, by user name.
     pub fn api_user(name: impl Into<String>) -> Actor {
         Actor::new(ActorKind::ApiUser, name)
     }
 
+    /// A program holding an API token, by the token's name (never its value).
     pub fn api_token(name: impl Into<String>) -> Actor {
         Actor::new(ActorKind::ApiToken, name)
     }
 
+    /// An Airflow task, named `dag_id.task_id`.
     pub fn airflow_task(name: impl Into<String>) -> Actor {
         Actor::new(ActorKind::AirflowTask, name)
     }

@@ -4,6 +4,7 @@
 
 use std::fmt::Display;
 
+/// What sort of failure an [`Error`] is, which a front end maps to an exit code or an HTTP status.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ErrorKind {
     /// The request is wrong: a bad argument, a pipeline that does not validate.
@@ -14,14 +15,18 @@ pub enum ErrorKind {
     Failed,
 }
 
+/// Why an action did not do what it was asked: a kind for the front end, a message for a person.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{message}")]
 pub struct Error {
+    /// What sort of failure it is.
     pub kind: ErrorKind,
+    /// What went wrong, for a person; never a record value or a secret.
     pub message: String,
 }
 
 impl Error {
+    /// An [`ErrorKind::Invalid`] error: the request is wrong.
     pub fn invalid(message: impl Display) -> Error {
         Error {
             kind: ErrorKind::Invalid,
@@ -29,6 +34,7 @@ impl Error {
         }
     }
 
+    /// An [`ErrorKind::NotFound`] error: the request names something that does not exist.
     pub fn not_found(message: impl Display) -> Error {
         Error {
             kind: ErrorKind::NotFound,
@@ -36,6 +42,7 @@ impl Error {
         }
     }
 
+    /// An [`ErrorKind::Failed`] error: carrying out the request failed.
     pub fn failed(message: impl Display) -> Error {
         Error {
             kind: ErrorKind::Failed,
@@ -44,4 +51,5 @@ impl Error {
     }
 }
 
+/// An action's result, [`Error`] unless said otherwise.
 pub type Result<T, E = Error> = std::result::Result<T, E>;

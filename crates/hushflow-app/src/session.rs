@@ -9,6 +9,8 @@ use hushflow_state::StateDir;
 use hushflow_state::audit::{AuditLog, NewRecord};
 use std::collections::BTreeMap;
 
+/// What every action runs in: the state directory, the master key's reference, the redactor and
+/// where the metadata store is. Built once by a front end and handed to each action.
 pub struct Session {
     state: StateDir,
     master_key: Option<SecretRef>,
@@ -43,14 +45,17 @@ impl Session {
         self
     }
 
+    /// The state directory actions read and write.
     pub fn state(&self) -> &StateDir {
         &self.state
     }
 
+    /// The reference of the master key the keyring is sealed under, if one was given.
     pub fn master_key(&self) -> Option<&SecretRef> {
         self.master_key.as_ref()
     }
 
+    /// The redactor every secret resolved in this session is registered with.
     pub fn redactor(&self) -> &Redactor {
         &self.redactor
     }

@@ -31,9 +31,11 @@ fn seconds_between(start: Option<Millis>, end: Option<Millis>) -> Option<f64> {
 /// A run of a pipeline (`hushflow runs --json`, one per line).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RunView {
+    /// The view version it was written under: [`VIEW_VERSION`].
     pub version: u32,
     /// The run's number in the metadata store (what `tasks RUN` and `clear RUN` take).
     pub run: i64,
+    /// The pipeline's name.
     pub pipeline: String,
     /// `manual__…`, `scheduled__…` or `backfill__…` with the logical date.
     pub run_id: String,
@@ -41,10 +43,15 @@ pub struct RunView {
     pub run_type: String,
     /// `queued`, `running`, `success` or `failed`.
     pub state: String,
+    /// The run's logical date: the start of its data interval for scheduled and backfill runs.
     pub logical_date: String,
+    /// The start of the data interval the run covers, included.
     pub data_interval_start: String,
+    /// The end of the data interval the run covers, excluded.
     pub data_interval_end: String,
+    /// When it started.
     pub started_at: Option<String>,
+    /// When it ended.
     pub ended_at: Option<String>,
     /// From start to end, when it has ended.
     pub duration_seconds: Option<f64>,
@@ -76,10 +83,15 @@ impl RunView {
 /// A task instance of a run (`hushflow tasks RUN --json`, one per line).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TaskView {
+    /// The view version it was written under: [`VIEW_VERSION`].
     pub version: u32,
+    /// The run's number in the metadata store, as in [`RunView`].
     pub run: i64,
+    /// The pipeline's name.
     pub pipeline: String,
+    /// The run's id, as in [`RunView`].
     pub run_id: String,
+    /// The task's name in the pipeline file.
     pub task: String,
     /// `sync`, `sql`, `gc` or `empty`.
     pub kind: String,
@@ -90,19 +102,26 @@ pub struct TaskView {
     pub tries: i64,
     /// Tries that failed.
     pub failures: i64,
+    /// When the task first started.
     pub started_at: Option<String>,
+    /// When it ended.
     pub ended_at: Option<String>,
+    /// From start to end, when it has ended.
     pub duration_seconds: Option<f64>,
     /// When a task up for retry is tried again.
     pub next_try_at: Option<String>,
+    /// Records a sync task read.
     pub records_read: Option<i64>,
+    /// Records a sync task wrote (for a `sql` task, the rows it changed).
     pub records_written: Option<i64>,
+    /// Records a sync task set aside in the quarantine.
     pub records_quarantined: Option<i64>,
     /// Why its last try failed; never quotes a record value.
     pub error: Option<String>,
 }
 
 impl TaskView {
+    /// A task of `run`, from its row in the metadata store.
     pub fn from_row(run: &RunRow, task: TaskRow) -> TaskView {
         TaskView {
             version: VIEW_VERSION,
@@ -129,6 +148,7 @@ impl TaskView {
 /// One try of a task: who ran it, how it ended, and its redacted output.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TryView {
+    /// The view version it was written under: [`VIEW_VERSION`].
     pub version: u32,
     /// 1 for the first try.
     pub attempt: i64,
@@ -136,14 +156,18 @@ pub struct TryView {
     pub worker: String,
     /// `running`, `success` or `failed`.
     pub state: String,
+    /// When it started.
     pub started_at: String,
+    /// When it ended.
     pub ended_at: Option<String>,
+    /// Why it failed; never quotes a record value.
     pub error: Option<String>,
     /// The try's output, scrubbed of every secret the worker knew; `null` before it wrote any.
     pub log: Option<String>,
 }
 
 impl TryView {
+    /// A try, from its row in the metadata store.
     pub fn from_row(t: TryRow) -> TryView {
         TryView {
             version: VIEW_VERSION,
@@ -161,10 +185,15 @@ impl TryView {
 /// A task's tries and their logs (`hushflow logs RUN TASK`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct LogView {
+    /// The view version it was written under: [`VIEW_VERSION`].
     pub version: u32,
+    /// The run's number in the metadata store, as in [`RunView`].
     pub run: i64,
+    /// The pipeline's name.
     pub pipeline: String,
+    /// The run's id, as in [`RunView`].
     pub run_id: String,
+    /// The task's name in the pipeline file.
     pub task: String,
     /// The task's state now.
     pub state: String,
@@ -175,8 +204,11 @@ pub struct LogView {
 /// A registered pipeline (`hushflow pipelines --json`, one per line).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PipelineView {
+    /// The view version it was written under: [`VIEW_VERSION`].
     pub version: u32,
+    /// The pipeline's name.
     pub pipeline: String,
+    /// Whether it is paused: a paused pipeline gets no new runs started.
     pub paused: bool,
     /// The cron expression (or `@daily` preset); `null` for a pipeline run by hand only.
     pub schedule: Option<String>,
@@ -186,6 +218,7 @@ pub struct PipelineView {
     pub next_run: Option<String>,
     /// The state of its newest run.
     pub last_run_state: Option<String>,
+    /// How many of its runs may be active at once.
     pub max_active_runs: i64,
 }
 
@@ -216,22 +249,29 @@ impl PipelineView {
 /// One record of the audit log (`hushflow audit list --json`, one per line).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AuditRecordView {
+    /// The view version it was written under: [`VIEW_VERSION`].
     pub version: u32,
     /// 1, 2, 3, … in the order written.
     pub seq: u64,
+    /// When it was written, to a fraction of a second.
     pub time: String,
     /// Who acted: an OS user by name, any other actor as `kind:name` (`api-user:ada`).
     pub actor: String,
     /// `run`, `trigger`, `keys.create`, `quarantine.export`, …
     pub action: String,
+    /// The pipeline it concerns (`*` for a prune of all pipelines).
     pub pipeline: Option<String>,
+    /// The policy a run applied, as its hex fingerprint.
     pub policy_fingerprint: Option<String>,
+    /// Counts by name: `{"read": 500, "written": 498}`.
     pub counts: BTreeMap<String, u64>,
     /// `success`, `partial`, `failure`, `ok` or `failed`.
     pub outcome: String,
+    /// Text that names no personal data: a key name, a run id, an error category.
     pub detail: Option<String>,
     /// The hash of the record before it (64 zeros for the first), and this record's own.
     pub prev_hash: String,
+    /// This record's hash.
     pub hash: String,
 }
 
@@ -257,14 +297,19 @@ impl From<hushflow_state::audit::AuditRecord> for AuditRecordView {
 /// The counts of a sync run.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RunCounts {
+    /// Records read from the source.
     pub read: u64,
+    /// Records written to the sink.
     pub written: u64,
     /// `filtered_no_consent + suppressed`.
     pub filtered: u64,
+    /// Records filtered out because consent was not an explicit yes.
     pub filtered_no_consent: u64,
+    /// Records filtered out because they match the suppression list.
     pub suppressed: u64,
     /// Filtered records whose row the sink was told to delete or tombstone.
     pub withdrawn: u64,
+    /// Records set aside in the quarantine.
     pub quarantined: u64,
 }
 
@@ -285,7 +330,9 @@ impl From<&hushflow_engine::Counts> for RunCounts {
 /// How one sync run went (`hushflow run --json`): counts, never values.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RunSummaryView {
+    /// The view version it was written under: [`VIEW_VERSION`].
     pub version: u32,
+    /// The pipeline's name.
     pub pipeline: String,
     /// The sync run's id (a timestamp), as in the audit log and the quarantine file's name.
     pub run_id: String,
@@ -293,6 +340,7 @@ pub struct RunSummaryView {
     pub outcome: String,
     /// Whether it resumed from an earlier attempt's staged data.
     pub resumed: bool,
+    /// The run's counts of records.
     pub counts: RunCounts,
     /// Quarantined records by reason code.
     pub quarantine_reasons: BTreeMap<String, u64>,
@@ -300,13 +348,16 @@ pub struct RunSummaryView {
     pub quarantine: Option<String>,
     /// Where the records went: a file or a database.
     pub sink: String,
+    /// How long the run took.
     pub elapsed_seconds: f64,
+    /// Records read per second.
     pub records_per_second: f64,
     /// Why it failed; names files, lines and fields only.
     pub error: Option<String>,
 }
 
 impl RunSummaryView {
+    /// The summary of `pipeline`'s run that `report` describes.
     pub fn new(pipeline: &str, report: &hushflow_engine::RunReport) -> RunSummaryView {
         RunSummaryView {
             version: VIEW_VERSION,
@@ -329,10 +380,13 @@ impl RunSummaryView {
 /// (`hushflow quarantine list --json`, one per line).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct QuarantineFileView {
+    /// The view version it was written under: [`VIEW_VERSION`].
     pub version: u32,
     /// The sync run's id.
     pub run: String,
+    /// The pipeline's name.
     pub pipeline: String,
+    /// How many records the file holds.
     pub records: u64,
     /// Records by reason code (`invalid_field`, `wrong_field_count`, …).
     pub reasons: BTreeMap<String, u64>,
@@ -343,11 +397,15 @@ pub struct QuarantineFileView {
 /// The body of a failure webhook's POST: a task failed for good (its retries used up).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TaskFailedEvent {
+    /// The view version it was written under: [`VIEW_VERSION`].
     pub version: u32,
     /// `task_failed`.
     pub event: String,
+    /// The pipeline's name.
     pub pipeline: String,
+    /// The run's id.
     pub run_id: String,
+    /// The task's name in the pipeline file.
     pub task: String,
     /// The last try's number.
     pub attempt: i64,
@@ -355,10 +413,12 @@ pub struct TaskFailedEvent {
     pub state: String,
     /// Why it failed; never quotes a record value.
     pub error: Option<String>,
+    /// The run's logical date.
     pub logical_date: String,
 }
 
 impl TaskFailedEvent {
+    /// The event for a task that failed for good.
     pub fn new(task: &hushflow_scheduler::FailedTask) -> TaskFailedEvent {
         TaskFailedEvent {
             version: VIEW_VERSION,

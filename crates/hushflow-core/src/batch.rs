@@ -11,18 +11,22 @@ pub struct Schema {
 }
 
 impl Schema {
+    /// A schema of `fields`, in the order the source produces them.
     pub fn new(fields: Vec<String>) -> Self {
         Schema { fields }
     }
 
+    /// The field names, in column order.
     pub fn fields(&self) -> &[String] {
         &self.fields
     }
 
+    /// How many fields there are.
     pub fn len(&self) -> usize {
         self.fields.len()
     }
 
+    /// Whether there are no fields at all.
     pub fn is_empty(&self) -> bool {
         self.fields.is_empty()
     }
@@ -38,9 +42,13 @@ impl Schema {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[repr(u8)]
 pub enum CellKind {
+    /// No value: an empty CSV cell, a JSON or SQL `null`.
     Null,
+    /// A string.
     Text,
+    /// A number, kept as the text it was written as.
     Number,
+    /// A boolean, `true` or `false`.
     Bool,
     /// A JSON object or array, kept as its JSON text.
     Json,
@@ -49,16 +57,20 @@ pub enum CellKind {
 /// A borrowed view of one cell.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Cell<'a> {
+    /// What the cell holds, and so how `text` is to be read.
     pub kind: CellKind,
+    /// The cell's value as text (empty for a null).
     pub text: &'a str,
 }
 
 impl<'a> Cell<'a> {
+    /// The null cell.
     pub const NULL: Cell<'static> = Cell {
         kind: CellKind::Null,
         text: "",
     };
 
+    /// A text cell holding `text`.
     pub fn text(text: &'a str) -> Self {
         Cell {
             kind: CellKind::Text,
@@ -66,6 +78,7 @@ impl<'a> Cell<'a> {
         }
     }
 
+    /// Whether this is a null cell.
     pub fn is_null(&self) -> bool {
         self.kind == CellKind::Null
     }
@@ -80,6 +93,7 @@ pub struct Column {
 }
 
 impl Column {
+    /// An empty column with room for `rows` cells and `text_bytes` bytes of their text.
     pub fn with_capacity(rows: usize, text_bytes: usize) -> Self {
         Column {
             kinds: Vec::with_capacity(rows),
@@ -88,20 +102,24 @@ impl Column {
         }
     }
 
+    /// How many cells the column holds.
     pub fn len(&self) -> usize {
         self.kinds.len()
     }
 
+    /// Whether the column holds no cells.
     pub fn is_empty(&self) -> bool {
         self.kinds.is_empty()
     }
 
+    /// Appends a copy of `cell`.
     pub fn push(&mut self, cell: Cell<'_>) {
         self.text.push_str(cell.text);
         self.ends.push(self.text.len());
         self.kinds.push(cell.kind);
     }
 
+    /// Appends a null cell.
     pub fn push_null(&mut self) {
         self.push(Cell::NULL);
     }
@@ -114,6 +132,7 @@ impl Column {
         self.kinds.push(kind);
     }
 
+    /// The cell at `row`; panics if there is no such row.
     pub fn get(&self, row: usize) -> Cell<'_> {
         let start = if row == 0 { 0 } else { self.ends[row - 1] };
         Cell {
@@ -122,10 +141,12 @@ impl Column {
         }
     }
 
+    /// The cells in row order.
     pub fn iter(&self) -> impl ExactSizeIterator<Item = Cell<'_>> + '_ {
         (0..self.len()).map(move |row| self.get(row))
     }
 
+    /// Removes every cell, keeping the allocations for the next batch.
     pub fn clear(&mut self) {
         self.kinds.clear();
         self.ends.clear();
@@ -161,6 +182,7 @@ pub struct Batch {
 }
 
 impl Batch {
+    /// An empty batch over `schema`.
     pub fn new(schema: Arc<Schema>) -> Self {
         let columns = vec![Column::default(); schema.len()];
         Batch {
@@ -198,26 +220,32 @@ impl Batch {
         }
     }
 
+    /// The fields the batch's columns hold, in column order.
     pub fn schema(&self) -> &Arc<Schema> {
         &self.schema
     }
 
+    /// How many rows the batch holds.
     pub fn len(&self) -> usize {
         self.lines.len()
     }
 
+    /// Whether the batch holds no rows.
     pub fn is_empty(&self) -> bool {
         self.lines.is_empty()
     }
 
+    /// One column per schema field, in schema order.
     pub fn columns(&self) -> &[Column] {
         &self.columns
     }
 
+    /// The column of the field at `index` in the schema; panics if there is none.
     pub fn column(&self, index: usize) -> &Column {
         &self.columns[index]
     }
 
+    /// Each row's position in its source (a line number for files), in row order.
     pub fn lines(&self) -> &[u64] {
         &self.lines
     }
@@ -244,6 +272,8 @@ impl Batch {
         &mut self.columns
     }
 
+    /// Ends a row whose cells were pushed through [`Batch::columns_mut`], at source position
+    /// `line`.
     pub fn push_line(&mut self, line: u64) {
         self.lines.push(line);
         debug_assert!(self.columns.iter().all(|c| c.len() == self.lines.len()));
@@ -269,6 +299,7 @@ impl Batch {
         });
     }
 
+    /// Removes every row, keeping the allocations for the next batch.
     pub fn clear(&mut self) {
         self.columns.iter_mut().for_each(Column::clear);
         self.lines.clear();

@@ -9,8 +9,11 @@ use std::sync::Arc;
 /// record can be quarantined and replayed; it is personal data and must never be logged.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Rejected {
+    /// The record's position in its source (a line number for files).
     pub line: u64,
+    /// Why the record was rejected, in words that name no value.
     pub reason: RejectReason,
+    /// The record's bytes as read, for the quarantine.
     pub raw: Vec<u8>,
 }
 
@@ -19,14 +22,18 @@ pub struct Rejected {
 /// quarantines it like a record the source or the policy refused.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SinkRejection {
+    /// The refused record's row in the written batch.
     pub row: usize,
+    /// Why the destination refused it.
     pub reason: RejectReason,
 }
 
 /// What one call to [`Source::next_batch`] yields: the good rows and the rejected ones.
 #[derive(Debug)]
 pub struct SourceBatch {
+    /// The rows read.
     pub batch: Batch,
+    /// The records met on the way that could not be turned into rows.
     pub rejected: Vec<Rejected>,
 }
 
@@ -38,11 +45,14 @@ pub type Decode = Box<dyn FnOnce() -> Result<SourceBatch, Error> + Send>;
 /// costs more than reading them, so the engine runs `Raw` chunks' decoding on its policy workers,
 /// in parallel, while one thread only reads and cuts.
 pub enum SourceChunk {
+    /// Rows the source has already decoded.
     Decoded(SourceBatch),
+    /// Raw input cut at record boundaries, and the work of decoding it.
     Raw(Decode),
 }
 
 impl SourceChunk {
+    /// The chunk's rows, decoding them first if they are still raw.
     pub fn decode(self) -> Result<SourceBatch, Error> {
         match self {
             SourceChunk::Decoded(batch) => Ok(batch),
@@ -57,7 +67,10 @@ impl SourceChunk {
 /// bookkeeping table, never in logs.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Position {
+    /// The cursor field's value in the last record handed out.
     pub cursor: String,
+    /// The key field's value in the last record handed out; it orders the records that share a
+    /// cursor value.
     pub key: String,
 }
 
@@ -105,6 +118,7 @@ pub enum Withdrawal {
 }
 
 impl Withdrawal {
+    /// The word that names this choice in a pipeline file.
     pub fn as_str(self) -> &'static str {
         match self {
             Withdrawal::Delete => "delete",
@@ -120,6 +134,7 @@ pub trait Sink: Send {
     /// Prepares the destination for rows of `schema` (creates a table, writes a header).
     fn open(&mut self, schema: &Schema) -> Result<(), Error>;
 
+    /// Writes one batch's rows; they are durable (or committed) when this returns.
     fn write_batch(&mut self, batch: &Batch) -> Result<(), Error>;
 
     /// Writes a batch and records `position` (the source's position after it) for `pipeline`
@@ -153,8 +168,6 @@ pub trait Sink: Send {
         None
     }
 
-    /// Writes what this sink's [`Sink::encoder`] made of one or more batches, as `write_batch`
-    /// would have written them.
     /// [`Sink::write_encoded`], with the source's position to commit with the bytes (see
     /// [`Sink::write_batch_at`]).
     fn write_encoded_at(
@@ -166,6 +179,8 @@ pub trait Sink: Send {
         self.write_encoded(bytes)
     }
 
+    /// Writes what this sink's [`Sink::encoder`] made of one or more batches, as `write_batch`
+    /// would have written them.
     fn write_encoded(&mut self, _bytes: &[u8]) -> Result<(), Error> {
         Err(Error::Config(
             "this sink takes batches, not encoded bytes".into(),
@@ -199,5 +214,6 @@ pub trait Sink: Send {
         Vec::new()
     }
 
+    /// Flushes everything written and closes the destination, after the last batch.
     fn finish(&mut self) -> Result<(), Error>;
 }

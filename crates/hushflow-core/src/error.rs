@@ -10,30 +10,53 @@ use std::path::PathBuf;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RejectReason {
     /// A CSV row with a different number of fields than the header.
-    WrongFieldCount { expected: usize, found: usize },
+    WrongFieldCount {
+        /// How many fields the header names.
+        expected: usize,
+        /// How many fields the row has.
+        found: usize,
+    },
     /// Bytes that are not UTF-8; `field` is the column when known.
-    InvalidUtf8 { field: Option<String> },
+    InvalidUtf8 {
+        /// The field whose bytes are not UTF-8, when known.
+        field: Option<String>,
+    },
     /// A JSON line that does not parse, or is not an object; `column` is the byte column.
     BrokenJson {
+        /// The byte column (from 1) where the line stops being valid JSON.
         column: usize,
+        /// What is wrong, in fixed words that name no value ("not a JSON object").
         detail: Cow<'static, str>,
     },
     /// The pipeline's key field is absent or empty.
-    MissingKey { field: String },
+    MissingKey {
+        /// The pipeline's key field.
+        field: String,
+    },
     /// A field whose value the policy could not process (wrong type, not normalizable).
     InvalidField {
+        /// The field whose value could not be processed.
         field: String,
+        /// What was wrong with it, in fixed words that name no value.
         detail: Cow<'static, str>,
     },
     /// A line longer than the source accepts.
-    TooLong { limit: usize },
+    TooLong {
+        /// The longest record the source accepts, in bytes.
+        limit: usize,
+    },
     /// A CSV quoted field that is never closed: the rest of the file, `lines` lines, is this one
     /// record (set aside whole rather than guessed at).
-    UnclosedQuote { lines: u64 },
+    UnclosedQuote {
+        /// How many lines, from this record's first to the end of the file, were set aside.
+        lines: u64,
+    },
     /// The destination refused the record (a CRM's validation); `detail` is the sink's fixed
     /// wording of the cause, never the value.
     Refused {
+        /// The field the destination named as the cause, if it named one.
         field: Option<String>,
+        /// The sink's fixed wording of the cause.
         detail: Cow<'static, str>,
     },
 }
@@ -92,8 +115,11 @@ impl RejectReason {
 /// A record-level problem with its location, for `on_error = "fail"` and for reports.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RecordError {
+    /// The file (or other source) the record came from.
     pub path: PathBuf,
+    /// The record's line in it.
     pub line: u64,
+    /// What is wrong with the record.
     pub reason: RejectReason,
 }
 
@@ -107,22 +133,36 @@ impl fmt::Display for RecordError {
 /// and never include record values.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
+    /// Reading or writing a file (or another I/O resource) failed.
     #[error("{path}: {action} failed: {source}")]
     Io {
+        /// The file the operation was on.
         path: PathBuf,
+        /// What was being done ("reading", "creating the file").
         action: &'static str,
+        /// The operating system's error.
         #[source]
         source: std::io::Error,
     },
+    /// A problem with one record that stops the connector.
     #[error("{0}")]
     Record(RecordError),
+    /// The destination failed or refused what it was asked (a path that is a directory, a
+    /// failed transaction).
     #[error("{path}: {message}")]
-    Destination { path: PathBuf, message: String },
+    Destination {
+        /// Where the destination is: its file, or a database table's name.
+        path: PathBuf,
+        /// What the destination answered, with no record values.
+        message: String,
+    },
+    /// The connector's configuration is wrong or asks for what it cannot do.
     #[error("{0}")]
     Config(String),
 }
 
 impl Error {
+    /// An [`Error::Io`] for `action` on `path`.
     pub fn io(path: impl Into<PathBuf>, action: &'static str, source: std::io::Error) -> Self {
         Error::Io {
             path: path.into(),

@@ -22,20 +22,26 @@ pub struct StateRecipient(age::x25519::Recipient);
 /// Why a file could not be encrypted or decrypted. Never holds file contents.
 #[derive(Debug, thiserror::Error)]
 pub enum AtRestError {
+    /// The identity kept in the keyring does not parse.
     #[error(
         "the state identity in the keyring is not a valid age identity; restore the keyring \
          from a backup"
     )]
     BadIdentity,
+    /// The input does not start with an age header.
     #[error("not an age-encrypted file (or its header is damaged)")]
     NotAgeFile,
+    /// The file was encrypted to another identity.
     #[error(
         "cannot be decrypted with this state directory's identity: it was encrypted to another \
          one (another state directory, or a keyring restored from elsewhere)"
     )]
     WrongIdentity,
+    /// A chunk failed to authenticate, or the file ends early; holds age's description, never
+    /// content.
     #[error("is damaged or was tampered with: age's authentication failed ({0})")]
     Damaged(String),
+    /// Reading or writing the file failed.
     #[error("{0}")]
     Io(#[from] io::Error),
 }
@@ -60,6 +66,7 @@ impl StateIdentity {
         SecretValue::new(self.0.to_string().expose_secret().as_bytes().to_vec())
     }
 
+    /// The public half, which files are encrypted to.
     pub fn recipient(&self) -> StateRecipient {
         StateRecipient(self.0.to_public())
     }

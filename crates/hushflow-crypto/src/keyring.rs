@@ -32,20 +32,26 @@ use crate::{KeyringError, StateIdentity};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Purpose {
+    /// A key for keyed hashes (pseudonyms, match keys).
     Hash,
+    /// A key for reversible tokens.
     Tokenize,
 }
 
 /// What may be shown about a key version: everything but its material.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct KeyInfo {
+    /// The key's name, as `keyring:` references write it.
     pub name: String,
     /// 1 for the key as created, one more for each rotation; the highest is current.
     pub version: u32,
     /// 16 lowercase hex characters, random: tells keys and versions apart (tokens carry it)
     /// without revealing anything about the material.
     pub id: String,
+    /// What the key was created for; `None` when it was created without one, and is then
+    /// treated as a hashing key.
     pub purpose: Option<Purpose>,
+    /// When this version was made.
     pub created_at: jiff::Timestamp,
 }
 
@@ -344,6 +350,7 @@ impl Keyring {
             .collect()
     }
 
+    /// Whether the keyring holds a key named `name`.
     pub fn contains(&self, name: &str) -> bool {
         self.contents.keys.contains_key(name)
     }
@@ -353,6 +360,7 @@ impl Keyring {
         self.contents.keys.len()
     }
 
+    /// Whether the keyring holds no keys.
     pub fn is_empty(&self) -> bool {
         self.contents.keys.is_empty()
     }

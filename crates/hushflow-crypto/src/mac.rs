@@ -18,6 +18,7 @@ pub struct HmacSha256 {
 }
 
 impl HmacSha256 {
+    /// Keys the hash with `key`, once.
     #[allow(clippy::expect_used)] // Infallible for HMAC: see the comment on the call.
     pub fn new(key: &SecretValue) -> Self {
         let keyed = <Hmac<Sha256> as KeyInit>::new_from_slice(key.expose())

@@ -35,12 +35,16 @@ pub struct SubjectRoot {
     wrap_key: Zeroizing<[u8; 64]>,
 }
 
+/// Why a subject key could not be made or used.
 #[derive(Debug, thiserror::Error)]
 pub enum SubjectKeyError {
+    /// The wrapped key does not authenticate under this root key (damaged, or made under another).
     #[error("the subject key does not unwrap under this root key (damaged, or another key)")]
     Unwrap,
+    /// The OS random number generator failed while making a subject key.
     #[error("the operating system's random number generator failed: {0}")]
     Random(getrandom::Error),
+    /// The unwrapped subject key could not key a tokenizer.
     #[error(transparent)]
     Token(#[from] TokenError),
 }
@@ -61,10 +65,12 @@ impl SubjectRoot {
         }
     }
 
+    /// The root key's id, as tokens carry it.
     pub fn root_id(&self) -> &str {
         &self.root_id
     }
 
+    /// The handle that names `subject` (its record key) in the store and in tokens.
     pub fn handle(&self, subject: &[u8]) -> SubjectHandle {
         let digest = self.handle_mac.mac(subject);
         let mut handle = [0u8; 16];
@@ -86,6 +92,7 @@ impl SubjectRoot {
         Ok((SecretValue::new(std::mem::take(&mut *key)), wrapped))
     }
 
+    /// Unwraps a subject key stored under `handle`; the handle must be the one it was wrapped with.
     pub fn unwrap_key(
         &self,
         handle: &SubjectHandle,

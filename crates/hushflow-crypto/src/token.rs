@@ -24,16 +24,27 @@ const AD: &[u8] = b"hushflow-token-v1";
 const PREFIX: &str = "tok1.";
 const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
+/// Why a tokenizer could not be made, or a token not reversed. Never holds a plaintext.
 #[derive(Debug, thiserror::Error)]
 pub enum TokenError {
+    /// The key id is empty, too long, or not lowercase alphanumeric.
     #[error("the key id must be 1 to 64 characters of [0-9a-z]")]
     BadKeyId,
+    /// The key material is shorter than 32 bytes.
     #[error("token key material must be at least 32 bytes")]
     ShortKey,
+    /// The text does not have the shape of a token.
     #[error("not a hushflow token (they start with `tok1.`)")]
     NotAToken,
+    /// The token names another key than this tokenizer's.
     #[error("the token was made with key id {token}, not with this key ({key})")]
-    WrongKey { token: String, key: String },
+    WrongKey {
+        /// The key id the token names.
+        token: String,
+        /// This tokenizer's key id.
+        key: String,
+    },
+    /// The token does not decrypt under this key: altered, cut, or forged.
     #[error("the token is damaged or was not made with this key")]
     Damaged,
 }
@@ -185,6 +196,8 @@ pub fn token_key_id(token: &str) -> Option<&str> {
 }
 
 impl Tokenizer {
+    /// A tokenizer for the key `key_id` (it goes into every token) with `material` (at least 32
+    /// bytes).
     pub fn new(key_id: &str, material: &SecretValue) -> Result<Tokenizer, TokenError> {
         if key_id.is_empty()
             || key_id.len() > 64
@@ -208,6 +221,7 @@ impl Tokenizer {
         })
     }
 
+    /// The key id this tokenizer writes into its tokens.
     pub fn key_id(&self) -> &str {
         &self.key_id
     }
@@ -238,12 +252,14 @@ impl Tokenizer {
         B64.encode_string(&*buffer, out);
     }
 
+    /// The token for `plaintext`, in a new string.
     pub fn tokenize(&self, plaintext: &[u8]) -> String {
         let mut out = String::new();
         self.tokenize_into(plaintext, &mut out);
         out
     }
 
+    /// The plaintext of a token this key made.
     pub fn detokenize(&self, token: &str) -> Result<Vec<u8>, TokenError> {
         let token = token.trim();
         let id = token_key_id(token).ok_or(TokenError::NotAToken)?;

@@ -18,7 +18,9 @@ use std::sync::Arc;
 
 /// A resolved key: its public id (carried in tokens) and its material.
 pub struct ResolvedKey {
+    /// The key version's id, which tokens carry.
     pub id: String,
+    /// The key material, wiped on drop.
     pub material: SecretValue,
 }
 
@@ -39,7 +41,9 @@ pub trait SubjectKeys: Send + Sync {
 /// Where per-subject keys come from, and which source field names the subject.
 #[derive(Clone)]
 pub struct Subjects {
+    /// The source field whose value names the subject (the record key).
     pub field: String,
+    /// Where the subjects' keys are kept.
     pub keys: Arc<dyn SubjectKeys>,
 }
 
@@ -47,6 +51,7 @@ pub struct Subjects {
 pub struct CompileInputs<'a> {
     /// Needed when a `tokenize` rule has `per_subject = true`.
     pub subjects: Option<&'a Subjects>,
+    /// The keys the policy's references resolved to.
     pub keys: &'a KeyMaterial,
     /// The lines of the suppression list, when the policy has one.
     pub suppression_list: &'a [String],
@@ -103,6 +108,8 @@ pub struct PolicyOutput {
     pub withdrawn: Column,
 }
 
+/// A [`Policy`] compiled against one source schema and the resolved keys, ready to
+/// [`apply`](CompiledPolicy::apply) to every batch of a run, from any number of threads.
 pub struct CompiledPolicy {
     ops: Vec<Op>,
     output: Arc<Schema>,
@@ -303,6 +310,8 @@ struct Scratch {
 }
 
 impl CompiledPolicy {
+    /// The fields of the batches [`CompiledPolicy::apply`] gives back: those that leave, in policy
+    /// order.
     pub fn output_schema(&self) -> &Arc<Schema> {
         &self.output
     }

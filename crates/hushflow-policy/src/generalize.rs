@@ -8,8 +8,11 @@ use std::fmt::{self, Write as _};
 /// A calendar date, the run's "today" for age bands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct Day {
+    /// The year, as `YYYY` gives it.
     pub year: i32,
+    /// The month, 1 to 12.
     pub month: u8,
+    /// The day of the month, from 1.
     pub day: u8,
 }
 
@@ -52,6 +55,7 @@ impl Day {
     }
 }
 
+/// What `bands` are cut on: the value itself, or the age of a date of birth.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum BandOf {
@@ -62,13 +66,18 @@ pub enum BandOf {
     Age,
 }
 
+/// How `generalize` coarsens a value: the `generalize` option of a field rule.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub enum Generalization {
+    /// A date's year: "1984".
     Year,
+    /// A date's year and month: "1984-07".
     YearMonth,
     /// Ages in bands of `width` years ("30-39"), counted on `as_of` (default: the run's date).
     AgeBand {
+        /// How many years each band spans.
         width: u32,
+        /// The date ages are counted on; `None` for the run's date.
         as_of: Option<Day>,
     },
     /// The first `n` characters (postal codes).
@@ -77,9 +86,14 @@ pub enum Generalization {
     Bucket(u64),
     /// Numbers (or ages) cut at `edges`, each band named by `labels` (one more label than edges).
     Bands {
+        /// Where each band after the first begins, increasing: `[18, 30]` makes "<18", "18-29"
+        /// and "30+".
         edges: Vec<i64>,
+        /// The bands' names in order, one more than `edges`.
         labels: Vec<String>,
+        /// Whether the values are numbers or dates of birth, whose ages are banded.
         of: BandOf,
+        /// The date ages are counted on, for `of = "age"`; `None` for the run's date.
         as_of: Option<Day>,
     },
 }

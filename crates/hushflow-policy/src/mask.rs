@@ -26,8 +26,11 @@ fn default_char() -> char {
 /// `mask = { keep_first = 1, keep_last = 4, char = "*", fixed = 6 }` or `mask = "email"`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct MaskRule {
+    /// How many characters to show at the start.
     pub keep_first: usize,
+    /// How many characters to show at the end.
     pub keep_last: usize,
+    /// The character hidden ones are replaced with.
     pub char: char,
     /// Mask the local part of an email and keep the domain: `j***@example.com`.
     pub email: bool,

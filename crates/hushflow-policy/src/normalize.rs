@@ -6,9 +6,11 @@ use phonenumber::country;
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
+/// How a value is normalized before it is hashed, so that spellings of one value hash alike.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Normalize {
+    /// None: the value is hashed as it is.
     #[default]
     None,
     /// Trim surrounding whitespace.

@@ -21,9 +21,11 @@ pub struct FieldRule {
     /// The source field read, when it is not the output field's own name.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub from: Option<String>,
+    /// What is done to the value.
     pub action: Action,
 }
 
+/// What a field rule does to its value; every field not named in the policy is dropped.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Action {
@@ -37,28 +39,36 @@ pub enum Action {
     Hash(HashRule),
     /// Unkeyed SHA-256 of the normalized value, as ad platforms require for audience matching.
     MatchHash(MatchHashRule),
+    /// Shows some characters and hides the rest.
     Mask(MaskRule),
     /// Deterministic, reversible AES-SIV token carrying the key id.
     Tokenize(TokenizeRule),
+    /// A coarser value: a year, an age band, a prefix, a bucket.
     Generalize(Generalization),
     /// PII found in free text is replaced by a label such as `[EMAIL]`.
     Redact(RedactRule),
 }
 
+/// The keyed hash a `hash` rule computes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum HashAlgorithm {
+    /// HMAC-SHA256, keyed with a secret from the key reference.
     #[serde(rename = "hmac-sha256")]
     HmacSha256,
 }
 
+/// The unkeyed hash a `match_hash` rule computes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum MatchAlgorithm {
+    /// SHA-256, the hash the ad platforms match on.
     #[serde(rename = "sha256")]
     Sha256,
 }
 
+/// The cipher a `tokenize` rule encrypts with.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum TokenAlgorithm {
+    /// AES-SIV (RFC 5297): deterministic, so equal values give equal tokens.
     #[serde(rename = "aes-siv")]
     AesSiv,
 }
@@ -86,6 +96,7 @@ impl fmt::Display for Encoding {
 /// A normalization and its options, shared by `hash` and `match_hash`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct Normalization {
+    /// The normalization: none, trim, lower, email or phone.
     pub kind: Normalize,
     /// Default region (ISO 3166 alpha-2) for phone numbers written without a country code.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -95,26 +106,38 @@ pub struct Normalization {
     pub gmail: bool,
 }
 
+/// `hash`: a keyed pseudonym of the (normalized) value.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct HashRule {
+    /// The hash function, keyed with `key`.
     pub algorithm: HashAlgorithm,
     /// A secret reference (`keyring:NAME`, `env:NAME`, `file:PATH`), never the key itself.
     pub key: String,
+    /// What is done to the value before it is hashed.
     pub normalize: Normalization,
+    /// How the digest is written out.
     pub encoding: Encoding,
 }
 
+/// `match_hash`: an unkeyed SHA-256 of the value normalized the way an ad platform asks, for
+/// audience matching.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct MatchHashRule {
+    /// The hash function: SHA-256, the only one.
     pub algorithm: MatchAlgorithm,
+    /// What is done to the value before it is hashed, on top of the platform's rules.
     pub normalize: Normalization,
     /// Whose normalization rules to follow.
     pub platform: Platform,
 }
 
+/// `tokenize`: a reversible token that only holders of the key can turn back into the value.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct TokenizeRule {
+    /// The cipher tokens are made with: AES-SIV, the only one.
     pub algorithm: TokenAlgorithm,
+    /// A secret reference (`keyring:NAME`, `env:NAME`, `file:PATH`) to the key, never the key
+    /// itself.
     pub key: String,
     /// A key of its own per subject (the record key), wrapped under `key`: erasing one subject
     /// (`hushflow erase`) makes its tokens unreadable everywhere.
@@ -122,8 +145,10 @@ pub struct TokenizeRule {
     pub per_subject: bool,
 }
 
+/// `redact`: the personal data found in free text replaced by a label per kind.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct RedactRule {
+    /// The kinds of personal data to find; the rest of the text stays as it is.
     pub kinds: Vec<PiiKind>,
     /// Default region for phone numbers in national format.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -131,6 +156,7 @@ pub struct RedactRule {
 }
 
 impl FieldRule {
+    /// A rule doing `action` to the field of the same name.
     pub fn action(action: Action) -> Self {
         FieldRule { from: None, action }
     }
@@ -363,6 +389,7 @@ impl<'de> Deserialize<'de> for FieldRule {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Consent {
+    /// The field that holds each record's consent.
     pub field: String,
 }
 
@@ -372,6 +399,7 @@ pub struct Consent {
 pub struct Suppression {
     /// One email, or its HMAC-SHA256 hex under `key`, per line; relative to the pipeline file.
     pub file: std::path::PathBuf,
+    /// The field compared with the list's lines.
     pub field: String,
     /// The key the list's hashed entries were made with; by default the key of the field's own
     /// `hash` rule, if it has one.
@@ -436,27 +464,54 @@ impl<'de> Deserialize<'de> for Policy {
 /// A policy that cannot be used; messages name fields, never values.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum PolicyError {
+    /// No field leaves the source.
     #[error("the policy names no field that leaves the source; add e.g. `fields.id = \"keep\"`")]
     Empty,
+    /// A field is named more than once; holds its name.
     #[error("field `{0}` is named twice in the policy")]
     Duplicate(String),
+    /// A `key` option that is not a secret reference.
     #[error(
         "policy field `{field}`: `key` is not a secret reference; write keyring:NAME, env:NAME or file:PATH"
     )]
-    KeyNotAReference { field: String },
+    KeyNotAReference {
+        /// The field whose rule has the key.
+        field: String,
+    },
+    /// A key reference was not among the resolved keys handed to compilation.
     #[error("policy field `{field}`: key {key} was not resolved")]
-    KeyNotResolved { field: String, key: String },
+    KeyNotResolved {
+        /// The field whose rule names the key.
+        field: String,
+        /// The key's reference.
+        key: String,
+    },
+    /// A resolved key is shorter than 32 bytes, too short for hashing or tokens.
     #[error(
         "policy field `{field}`: key {key} is shorter than 32 bytes; use `hushflow keys create`"
     )]
-    KeyTooShort { field: String, key: String },
+    KeyTooShort {
+        /// The field whose rule names the key.
+        field: String,
+        /// The key's reference.
+        key: String,
+    },
+    /// The source lacks a field the policy reads; holds its name.
     #[error("the source has no field `{0}`, which the policy reads")]
     MissingSourceField(String),
+    /// A rule's options do not fit together or are out of range.
     #[error("policy field `{field}`: {message}")]
-    Invalid { field: String, message: String },
+    Invalid {
+        /// The field whose rule is wrong.
+        field: String,
+        /// What is wrong, in words that name no value.
+        message: String,
+    },
 }
 
 impl Policy {
+    /// A policy of `fields` (name and rule, in output order), without consent or suppression
+    /// filters.
     pub fn from_rules(fields: Vec<(String, FieldRule)>) -> Self {
         Policy {
             fields,
@@ -465,18 +520,22 @@ impl Policy {
         }
     }
 
+    /// The field rules, in output order.
     pub fn rules(&self) -> &[(String, FieldRule)] {
         &self.fields
     }
 
+    /// The rule for output field `field`, if the policy names it.
     pub fn rule(&self, field: &str) -> Option<&FieldRule> {
         self.fields.iter().find(|(n, _)| n == field).map(|(_, r)| r)
     }
 
+    /// The consent filter, if the policy has one.
     pub fn consent(&self) -> Option<&Consent> {
         self.consent.as_ref()
     }
 
+    /// The suppression filter, if the policy has one.
     pub fn suppression(&self) -> Option<&Suppression> {
         self.suppression.as_ref()
     }

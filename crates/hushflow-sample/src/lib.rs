@@ -14,6 +14,8 @@
 //! The same `(rows, seed, format)` always gives the same bytes, and a smaller `rows` gives a
 //! prefix of a larger one. Row `i` describes the same contact in CSV and in JSON lines.
 
+#![warn(missing_docs)]
+
 mod contact;
 mod dice;
 mod names;
@@ -45,6 +47,7 @@ pub const FIELDS: [&str; 16] = [
     "notes",
 ];
 
+/// The file format a sample is written in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Format {
     /// A header row, then one record per contact, quoted per RFC 4180 where needed.
@@ -53,10 +56,14 @@ pub enum Format {
     Jsonl,
 }
 
+/// What sample to write: the same options always give the same bytes.
 #[derive(Debug, Clone)]
 pub struct SampleOptions {
+    /// How many contacts to write.
     pub rows: u64,
+    /// The seed the contacts are drawn from; another seed gives another data set.
     pub seed: u64,
+    /// The file format to write them in.
     pub format: Format,
 }
 

@@ -61,6 +61,7 @@ enum Matcher {
 }
 
 impl Redactor {
+    /// A redactor with no secrets registered yet; it masks nothing until one is.
     pub fn new() -> Self {
         Redactor::default()
     }

@@ -29,10 +29,12 @@ impl<'a> SecretResolver<'a> {
         }
     }
 
+    /// The redactor every resolved value is registered with; clones of it mask them too.
     pub fn redactor(&self) -> &Redactor {
         &self.redactor
     }
 
+    /// The providers references are resolved through, by scheme.
     pub fn providers(&self) -> &SecretProviders<'a> {
         &self.providers
     }

@@ -29,10 +29,12 @@ impl SecretValue {
         std::str::from_utf8(&self.0).map_err(|_| SecretError::NotUtf8)
     }
 
+    /// The secret's length in bytes.
     pub fn len(&self) -> usize {
         self.0.len()
     }
 
+    /// Whether the secret has no bytes.
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
     }

@@ -27,6 +27,7 @@ pub struct RedactingWriter<W: Write> {
 }
 
 impl<W: Write> RedactingWriter<W> {
+    /// A writer that scrubs what `redactor` knows from everything it passes on to `inner`.
     pub fn new(inner: W, redactor: Redactor) -> Self {
         RedactingWriter {
             inner,

@@ -89,9 +89,11 @@ pub fn conf_from_pairs(pairs: &[String]) -> Result<BTreeMap<String, String>> {
 /// A manual run created by [`trigger`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Triggered {
+    /// The pipeline's registered name.
     pub pipeline: String,
     /// The run's number.
     pub run: i64,
+    /// The run's id: `manual__` and the time it was created.
     pub run_id: String,
     /// The pipeline is paused, so the run waits for `unpause`.
     pub paused: bool,
@@ -148,6 +150,7 @@ pub fn trigger(
 /// The runs a [`backfill`] created.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Backfilled {
+    /// The pipeline's registered name.
     pub pipeline: String,
     /// The schedule's intervals in the range.
     pub intervals: usize,
@@ -155,9 +158,11 @@ pub struct Backfilled {
     pub created: Vec<i64>,
     /// Intervals that had a run already.
     pub existing: usize,
-    /// The range, as RFC 3339.
+    /// The start of the range, included, as RFC 3339.
     pub from: String,
+    /// The end of the range, excluded, as RFC 3339.
     pub to: String,
+    /// The pipeline is paused, so the runs wait for `unpause`.
     pub paused: bool,
     /// What the caller should be told (tasks whose backfill cannot reload the past).
     pub warnings: Vec<String>,
@@ -312,8 +317,11 @@ pub fn clear(
 /// What a [`prune`] deleted.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Pruned {
+    /// How many runs were deleted.
     pub runs: u64,
+    /// How many task instances were deleted with them.
     pub tasks: u64,
+    /// How many tries (and their logs) were deleted with them.
     pub tries: u64,
     /// Runs that ended before this time (RFC 3339) were deleted.
     pub before: String,
@@ -357,6 +365,7 @@ pub fn prune(
 pub struct Migrated {
     /// The migrations applied now (`version name`), oldest first.
     pub applied: Vec<String>,
+    /// The schema's version after the migrations.
     pub schema_version: i64,
     /// Which store (`sqlite PATH` or `postgres (url hidden)`).
     pub store: String,
@@ -421,6 +430,7 @@ pub fn pipelines(session: &Session) -> Result<Vec<PipelineView>> {
 /// A run and its tasks.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RunTasks {
+    /// The run, with how many of its tasks are in each state.
     pub run: RunView,
     /// In dependency order.
     pub tasks: Vec<TaskView>,

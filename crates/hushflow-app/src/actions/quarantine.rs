@@ -118,6 +118,7 @@ pub fn list(
 pub struct Exported {
     /// The sync run's id.
     pub run: String,
+    /// How many records the file holds.
     pub records: u64,
     /// The new file (mode 0600), personal data in plain text.
     pub path: PathBuf,

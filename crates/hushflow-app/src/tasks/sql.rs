@@ -12,9 +12,13 @@ use std::path::Path;
 /// Which try of which task a `sql` task's audit record is about.
 #[derive(Debug, Clone, Copy)]
 pub struct TaskTry<'a> {
+    /// The pipeline's name.
     pub pipeline: &'a str,
+    /// The task's name in the pipeline file.
     pub task: &'a str,
+    /// The run's id.
     pub run_id: &'a str,
+    /// The try's number, 1 for the first.
     pub attempt: i64,
 }
 

@@ -29,15 +29,22 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum PiiKind {
+    /// An e-mail address.
     Email,
+    /// A phone number that libphonenumber's rules accept.
     Phone,
+    /// A payment card number: a known issuer prefix and a valid Luhn check digit.
     CreditCard,
+    /// An IBAN with valid check digits.
     Iban,
+    /// A US social security number the SSA's numbering rules allow.
     UsSsn,
+    /// An IPv4 or IPv6 address.
     IpAddress,
 }
 
 impl PiiKind {
+    /// Every kind, in the order a detector lists the kinds it finds.
     pub const ALL: [PiiKind; 6] = [
         PiiKind::Email,
         PiiKind::Phone,
@@ -81,16 +88,21 @@ impl std::fmt::Display for PiiKind {
 /// One finding: the byte range `start..end` of the text holds personal data of `kind`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub struct Finding {
+    /// What kind of personal data it is.
     pub kind: PiiKind,
+    /// Where it begins: the byte offset of its first byte.
     pub start: usize,
+    /// Where it ends: the byte offset just past its last byte.
     pub end: usize,
 }
 
 /// Why a detector could not be built. Never holds any text that was scanned.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum PiiError {
+    /// The detector's patterns could not be compiled; a bug, not a configuration error.
     #[error("the PII patterns failed to build; this is a bug in hushflow")]
     Build,
+    /// The `region` is not a country with phone numbers.
     #[error("`region` must be an ISO 3166 alpha-2 code that has phone numbers, such as \"US\"")]
     Region,
 }
