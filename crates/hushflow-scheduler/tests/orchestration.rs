@@ -88,6 +88,7 @@ fn dag(text: &str) -> Dag {
     dag::parse(
         std::path::Path::new("/nonexistent/dag.toml"),
         text.to_string(),
+        &hushflow_spec::Protected::nothing(),
     )
     .unwrap()
 }

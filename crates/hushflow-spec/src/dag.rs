@@ -2,6 +2,7 @@
 //! file without `[[task]]`s (one sync) is a DAG of one task named `sync`. Everything is checked
 //! here, before any scheduler or worker acts on it: unknown names, cycles, pools, durations.
 
+use crate::paths::Protected;
 pub use crate::pipeline::TriggerRule;
 use crate::pipeline::{self, PipelineSection, PipelineSpec, SpecError, SpecSource, TaskScope};
 use crate::plan::{self, Plan, SyncParts};
@@ -110,14 +111,16 @@ impl Dag {
     }
 }
 
-/// Reads and checks a pipeline file as a DAG.
-pub fn load(file: &Path) -> Result<Dag, SpecError> {
+/// Reads and checks a pipeline file as a DAG. No path it names may lead into a `protected`
+/// directory (the state directory).
+pub fn load(file: &Path, protected: &Protected) -> Result<Dag, SpecError> {
     let text = pipeline::read(file)?;
-    parse(file, text)
+    parse(file, text, protected)
 }
 
 /// Checks the text of a pipeline file as a DAG; `file` locates messages and relative paths.
-pub fn parse(file: &Path, text: String) -> Result<Dag, SpecError> {
+/// No path it names may lead into a `protected` directory (the state directory).
+pub fn parse(file: &Path, text: String, protected: &Protected) -> Result<Dag, SpecError> {
     let spec = pipeline::parse(file, &text)?;
     let fingerprint = hex::encode(Sha256::digest(text.as_bytes()));
     let src = SpecSource::new(file, &text);
@@ -226,6 +229,7 @@ pub fn parse(file: &Path, text: String) -> Result<Dag, SpecError> {
                 None,
                 &section,
                 parts,
+                protected,
             )?)),
         });
     } else {
@@ -258,6 +262,7 @@ pub fn parse(file: &Path, text: String) -> Result<Dag, SpecError> {
                 default_timeout,
                 scope,
                 spec,
+                protected,
             )?);
         }
     }
@@ -284,6 +289,7 @@ fn valid_name(name: &str) -> bool {
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_'))
 }
 
+#[allow(clippy::too_many_arguments)]
 fn task(
     file: &Path,
     text: &str,
@@ -292,6 +298,7 @@ fn task(
     default_timeout: Option<Duration>,
     scope: TaskScope,
     spec: pipeline::TaskSpec,
+    protected: &Protected,
 ) -> Result<TaskDef, SpecError> {
     let src = SpecSource {
         file,
@@ -373,6 +380,7 @@ fn task(
                 Some(scope.clone()),
                 section,
                 parts,
+                protected,
             )?))
         }
         "sql" | "gc" | "empty" if sync_keys => {
@@ -402,7 +410,14 @@ fn task(
                 ));
             } else {
                 let base = file.parent().unwrap_or(Path::new(""));
-                SqlDatabase::Sqlite(base.join(db))
+                let path = base.join(db);
+                // The audit log is a SQLite file in the state directory: never a task's.
+                protected
+                    .check(&path, "the database")
+                    .map_err(|m| at(database.span(), "database", &m))?;
+                hushflow_connectors::check_target(&path)
+                    .map_err(|e| at(database.span(), "database", &e.to_string()))?;
+                SqlDatabase::Sqlite(path)
             };
             if sql.get_ref().trim().is_empty() {
                 return Err(at(sql.span(), "sql", "must not be empty"));
@@ -673,7 +688,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("dag.toml");
         std::fs::write(dir.path().join("in.csv"), "id,email\n1,a@example.com\n").unwrap();
-        parse(&file, text.to_string())
+        parse(&file, text.to_string(), &Protected::nothing())
     }
 
     const HEAD: &str = "[pipeline]\nname = \"nightly\"\nkey = \"id\"\nschedule = \"@daily\"\n";

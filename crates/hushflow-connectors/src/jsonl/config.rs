@@ -48,6 +48,10 @@ impl crate::SourceConfig for JsonlSourceConfig {
         &self.path
     }
 
+    fn file(&self) -> Option<&Path> {
+        Some(&self.path)
+    }
+
     fn resolve_paths(&mut self, base: &Path) {
         self.path = base.join(&self.path);
     }
@@ -67,6 +71,10 @@ impl crate::SinkConfig for JsonlSinkConfig {
 
     fn location(&self) -> &Path {
         &self.path
+    }
+
+    fn file(&self) -> Option<&Path> {
+        Some(&self.path)
     }
 
     fn relocate(&mut self, to: &Path) {

@@ -270,7 +270,9 @@ impl ProcessExecutor {
     /// POSTs the failure to the pipeline's webhook: names, ids, states and the error, which
     /// never holds a record value.
     fn notify(&self, task: &FailedTask) -> Result<(), String> {
-        let Ok(d) = dag::parse(&task.file, task.text.clone()) else {
+        // Only the webhook is read: no path of the file is used.
+        let nothing = hushflow_spec::Protected::nothing();
+        let Ok(d) = dag::parse(&task.file, task.text.clone(), &nothing) else {
             return Ok(());
         };
         let Some(reference) = d.on_failure_webhook else {
@@ -368,7 +370,7 @@ pub(super) fn task_exec(session: &Session<'_>) -> Result<Exit, Failure> {
         invalid("task-exec reads a task order from a worker on stdin; it is not for direct use")
     })?;
     let text = dag::render(&order.text, &template_vars(&order)).map_err(invalid)?;
-    let d = dag::parse(&order.file, text).map_err(invalid)?;
+    let d = dag::parse(&order.file, text, &session.protected()).map_err(invalid)?;
     let Some(task) = d.tasks.into_iter().find(|t| t.name == order.task) else {
         return Err(invalid(format!(
             "the pipeline {} has no task `{}` any more",

@@ -88,6 +88,12 @@ impl Session<'_> {
         Ok(keyring)
     }
 
+    /// The directories no pipeline path may lead into: the state directory. Passed to every
+    /// load of a pipeline file, which checks it before reading anything the file names.
+    fn protected(&self) -> hushflow_spec::Protected {
+        hushflow_spec::Protected::state_dir(self.state.root())
+    }
+
     /// Records a control action on a pipeline (trigger, backfill, pause) in the audit log.
     fn audit_pipeline(&self, action: &str, pipeline: &str, detail: String) -> Result<(), Failure> {
         self.audit_task(action, pipeline, detail, BTreeMap::new(), "success")

@@ -124,7 +124,7 @@ impl PipelineDir {
                     continue;
                 }
                 self.seen.insert(path.clone(), stamp);
-                match dag::load(&absolute(&path)) {
+                match dag::load(&absolute(&path), &session.protected()) {
                     Ok(d) => {
                         self.dags.insert(path, d);
                     }
@@ -248,10 +248,14 @@ pub(super) fn worker(
 }
 
 /// A pipeline named on the command line: a file (registered now), or a registered name.
-fn resolve_pipeline(store: &mut Store, pipeline: &str) -> Result<Dag, Failure> {
+fn resolve_pipeline(
+    session: &Session<'_>,
+    store: &mut Store,
+    pipeline: &str,
+) -> Result<Dag, Failure> {
     let path = Path::new(pipeline);
     if path.is_file() {
-        let d = dag::load(&absolute(path)).map_err(invalid)?;
+        let d = dag::load(&absolute(path), &session.protected()).map_err(invalid)?;
         store.register(&d, SystemClock.now()).map_err(failure)?;
         return Ok(d);
     }
@@ -269,7 +273,7 @@ fn resolve_pipeline(store: &mut Store, pipeline: &str) -> Result<Dag, Failure> {
                 "the definition of {pipeline} is missing from the metadata store"
             ))
         })?;
-    dag::parse(&file, text).map_err(invalid)
+    dag::parse(&file, text, &session.protected()).map_err(invalid)
 }
 
 fn parse_conf(pairs: &[String]) -> Result<String, Failure> {
@@ -307,7 +311,7 @@ pub(super) fn trigger(
 ) -> Result<Exit, Failure> {
     let config = store_config(session, metadata)?;
     let mut store = open(&config)?;
-    let d = resolve_pipeline(&mut store, pipeline)?;
+    let d = resolve_pipeline(session, &mut store, pipeline)?;
     let now = SystemClock.now();
     // A manual run covers the latest complete interval of its schedule (or the instant now).
     let interval = d
@@ -349,7 +353,7 @@ pub(super) fn backfill(
 ) -> Result<Exit, Failure> {
     let config = store_config(session, metadata)?;
     let mut store = open(&config)?;
-    let d = resolve_pipeline(&mut store, pipeline)?;
+    let d = resolve_pipeline(session, &mut store, pipeline)?;
     let Some(schedule) = &d.schedule else {
         return Err(invalid(format!(
             "{} has no schedule, so it has no intervals to backfill; use `hushflow trigger`",
@@ -492,7 +496,7 @@ pub(super) fn pause(
     let config = store_config(session, metadata)?;
     let mut store = open(&config)?;
     let name = match Path::new(pipeline).is_file() {
-        true => resolve_pipeline(&mut store, pipeline)?.name,
+        true => resolve_pipeline(session, &mut store, pipeline)?.name,
         false => pipeline.to_string(),
     };
     if !store.set_paused(&name, paused).map_err(failure)? {
