@@ -137,6 +137,9 @@ pub fn parse(file: &Path, text: String, protected: &Protected) -> Result<Dag, Sp
     let at = |span: std::ops::Range<usize>, key: &str, message: String| {
         src.error_at(span, Some(key.to_string()), message)
     };
+    if let Some(problem) = plan::name_problem(&name) {
+        return Err(at(section.name.span(), "pipeline.name", problem));
+    }
 
     let timezone = section.timezone.as_ref().map(|t| t.get_ref().as_str());
     if let Some(tz) = &section.timezone {
@@ -314,6 +317,18 @@ fn task(
             spec.name.span(),
             "name",
             "must be non-empty and use only letters, digits, '-' and '_'",
+        ));
+    }
+    if name.chars().count() > plan::MAX_NAME_CHARS {
+        return Err(at(
+            spec.name.span(),
+            "name",
+            &format!(
+                "is {} characters long; a task name may have at most {} characters (it names \
+                 files in the state directory)",
+                name.chars().count(),
+                plan::MAX_NAME_CHARS
+            ),
         ));
     }
     let pool = match &spec.pool {

@@ -17,6 +17,30 @@ pub use hushflow_connectors::Connections;
 /// The most policy threads a run uses: past this, the single reader and writer are the limit.
 pub const MAX_WORKERS: usize = 64;
 
+/// The longest pipeline (and task) name, in characters. Names become file names in the state
+/// directory (`quarantine/<name>.<task>-<run id>.jsonl.age.meta.json`, `cursors/<name>.json`),
+/// and a file name has at most 255 bytes.
+pub const MAX_NAME_CHARS: usize = 100;
+
+/// Checks a pipeline's name: letters, digits, '-', '_' and '.', at most [`MAX_NAME_CHARS`].
+pub(crate) fn name_problem(name: &str) -> Option<String> {
+    if name.is_empty()
+        || !name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+    {
+        return Some("must be non-empty and use only letters, digits, '-', '_' and '.'".into());
+    }
+    if name.chars().count() > MAX_NAME_CHARS {
+        return Some(format!(
+            "is {} characters long; a name may have at most {MAX_NAME_CHARS} characters (it \
+             names files in the state directory)",
+            name.chars().count()
+        ));
+    }
+    None
+}
+
 /// One policy thread per core, at most 8.
 pub fn default_workers() -> usize {
     std::thread::available_parallelism()
@@ -142,16 +166,9 @@ pub(crate) fn check(
     } = parts;
 
     let name = &plan_name;
-    if name.is_empty()
-        || !name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
-    {
-        return Err(src.error_at(
-            pipeline.name.span(),
-            Some("pipeline.name".into()),
-            "must be non-empty and use only letters, digits, '-', '_' and '.'",
-        ));
+    // A task's plan is named `pipeline.task`: each part is checked on its own.
+    if let Some(problem) = name_problem(pipeline.name.get_ref()) {
+        return Err(src.error_at(pipeline.name.span(), Some("pipeline.name".into()), problem));
     }
     let batch_size = match &pipeline.batch_size {
         Some(b) if *b.get_ref() == 0 || *b.get_ref() > 1_000_000 => {
