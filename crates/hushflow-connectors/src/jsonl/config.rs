@@ -60,7 +60,9 @@ impl crate::SourceConfig for JsonlSourceConfig {
         &self,
         ctx: &crate::SourceContext<'_>,
     ) -> Result<Box<dyn hushflow_core::Source>, hushflow_core::Error> {
-        Ok(Box::new(super::JsonlSource::open(self, Some(ctx.fields))?))
+        Ok(Box::new(
+            super::JsonlSource::open(self, Some(ctx.fields))?.with_key(ctx.key),
+        ))
     }
 }
 
