@@ -45,6 +45,12 @@ impl Session {
         self
     }
 
+    /// The directories no pipeline path may lead into (the state directory), for every load of
+    /// a pipeline file.
+    pub fn protected(&self) -> hushflow_spec::Protected {
+        hushflow_spec::Protected::state_dir(self.state.root())
+    }
+
     /// The state directory actions read and write.
     pub fn state(&self) -> &StateDir {
         &self.state

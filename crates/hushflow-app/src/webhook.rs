@@ -21,6 +21,8 @@ pub fn notify<K: KeyProvider>(
         &task.file,
         task.text.clone(),
         &crate::secrets::providers(None),
+        // Only the webhook is read: no path of the file is used.
+        &hushflow_spec::Protected::nothing(),
     ) else {
         return Ok(());
     };

@@ -94,6 +94,10 @@ pub trait SourceConfig: Debug + Send + Sync {
     /// The file read, or for a database the table (or `query`), for messages.
     fn location(&self) -> &Path;
 
+    /// The local file this source reads (a CSV file, a SQLite database), `None` for a service.
+    /// Validation refuses one inside the state directory before reading anything of it.
+    fn file(&self) -> Option<&Path>;
+
     /// Makes paths relative to the pipeline file absolute, so a pipeline runs the same from any
     /// working directory.
     fn resolve_paths(&mut self, base: &Path);
@@ -114,9 +118,12 @@ pub trait SourceConfig: Debug + Send + Sync {
     }
 
     /// The source's field names, when they can be read without reading a record (a CSV
-    /// header): validation checks the policy against them. `None` when unknown until opened.
-    fn peek_fields(&self) -> Option<Vec<String>> {
-        None
+    /// header): validation checks the policy against them. `Ok(None)` when unknown until
+    /// opened (a file that does not exist yet). An error when the names cannot be right: a
+    /// header that looks like a record ([`name_looks_like_data`](crate::name_looks_like_data));
+    /// the names returned all pass that check.
+    fn peek_fields(&self) -> Result<Option<Vec<String>>, Error> {
+        Ok(None)
     }
 
     /// Opens the source for reading the fields `ctx` names.
@@ -136,6 +143,12 @@ pub trait SinkConfig: Debug + Send + Sync {
 
     /// The file written, or for a database the table, for messages.
     fn location(&self) -> &Path;
+
+    /// The local file this sink writes (a CSV file, a SQLite database), `None` for a service.
+    /// Validation refuses one inside the state directory, and one that exists but is not a
+    /// regular file ([`check_target`](crate::check_target)); the sink checks that again when
+    /// it opens.
+    fn file(&self) -> Option<&Path>;
 
     /// Points the sink somewhere else (a replay writes beside the pipeline's output).
     fn relocate(&mut self, to: &Path);

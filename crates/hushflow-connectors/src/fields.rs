@@ -17,16 +17,66 @@ pub(crate) fn check_unique(path: &Path, names: &[String], what: &str) -> Result<
     Ok(())
 }
 
-/// Joins names for a message: "`a`, `b`, `c`".
+/// The longest column name that is taken for a name rather than a value.
+pub const MAX_NAME_CHARS: usize = 64;
+
+/// Why a column name looks like a record's value rather than a name (an email address, a phone
+/// number, a date), or `None` when it looks like a name. A file without a header row has its
+/// first record read as names: such names are personal data, so messages never show them, and
+/// a CSV header with one is refused.
+///
+/// Names longer than [`MAX_NAME_CHARS`], with control characters, with `@` or `://`, with
+/// digits and no letters (`+49 30 901820`, `1985-04-12`, `2024`), or with at least three digits
+/// and more than twice as many digits as letters (`C001`, an IBAN) look like values. Names with no letters and no digits (`#`, an empty name) carry nothing and pass.
+pub fn name_looks_like_data(name: &str) -> Option<&'static str> {
+    let name = name.trim();
+    if name.chars().count() > MAX_NAME_CHARS {
+        return Some("is longer than 64 characters");
+    }
+    if name.chars().any(char::is_control) {
+        return Some("has control characters");
+    }
+    if name.contains('@') {
+        return Some("looks like an email address");
+    }
+    if name.contains("://") {
+        return Some("looks like a URL");
+    }
+    let digits = name.chars().filter(char::is_ascii_digit).count();
+    let letters = name.chars().filter(|c| c.is_alphabetic()).count();
+    if digits > 0 && letters == 0 {
+        return Some("looks like a number, a date or a phone number");
+    }
+    if digits >= 3 && digits > 2 * letters {
+        return Some("is mostly digits, like an id or a phone number");
+    }
+    None
+}
+
+/// Joins names for a message: "`a`, `b`, `c`". Names that look like values
+/// ([`name_looks_like_data`]) are counted, not shown.
 pub(crate) fn list(names: &[String]) -> String {
     if names.is_empty() {
         return "(none)".to_string();
     }
-    names
+    let (shown, hidden): (Vec<&String>, Vec<&String>) = names
+        .iter()
+        .partition(|n| name_looks_like_data(n).is_none());
+    let mut text = shown
         .iter()
         .map(|n| format!("`{n}`"))
         .collect::<Vec<_>>()
-        .join(", ")
+        .join(", ");
+    if !hidden.is_empty() {
+        if !text.is_empty() {
+            text.push_str(", ");
+        }
+        text.push_str(&format!(
+            "and {} not shown (they look like values, not names: is a header row missing?)",
+            hidden.len()
+        ));
+    }
+    text
 }
 
 /// What a sink writes: the output field names and each one's position in the schema.
@@ -100,4 +150,57 @@ pub(crate) fn not_open(path: &Path) -> Error {
         "{}: the sink is not open (open it with the batch schema before writing, and write nothing after finish)",
         path.display()
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_that_look_like_values_are_told_apart() {
+        for name in [
+            "id",
+            "email",
+            "first_name",
+            "address_line_2",
+            "phone_e164",
+            "fy2024",
+            "Straße",
+            "",
+            "#",
+            "utm_source",
+        ] {
+            assert_eq!(name_looks_like_data(name), None, "{name}");
+        }
+        let long = "x".repeat(65);
+        for name in [
+            "jane@example.com",
+            "C001",
+            "+49 30 901820",
+            "(555) 010-2000",
+            "1985-04-12",
+            "2024",
+            "42",
+            "DE89370400440532013000",
+            "https://example.com/jane",
+            "a\u{1b}[31m",
+            long.as_str(),
+        ] {
+            assert!(name_looks_like_data(name).is_some(), "{name}");
+        }
+    }
+
+    #[test]
+    fn lists_show_only_names() {
+        let names: Vec<String> = ["id", "jane@example.com", "C001", "email"]
+            .map(String::from)
+            .to_vec();
+        let text = list(&names);
+        assert_eq!(
+            text,
+            "`id`, `email`, and 2 not shown (they look like values, not names: is a header row missing?)"
+        );
+        let text = list(&["jane@example.com".to_string()]);
+        assert!(!text.contains("jane"), "{text}");
+    }
 }

@@ -36,9 +36,53 @@ pub(crate) fn create_parent(path: &Path) -> Result<(), Error> {
     fs::create_dir_all(parent).map_err(|e| Error::io(parent, "creating the directory", e))
 }
 
+/// Checks that a sink's target is a regular file or does not exist yet. A device (`/dev/null`,
+/// `/dev/full`), a FIFO, a socket or a directory there is an error naming the path: a file sink
+/// renames its results over the target and a SQLite sink writes a database into it, so either
+/// would replace or corrupt it. Symlinks are followed: a link to a regular file is fine (a file
+/// sink replaces the link itself with its results and leaves the linked file alone), a link to
+/// anything else is refused like its target. A target that cannot be looked at (no permission)
+/// passes here; opening it reports the problem.
+pub fn check_target(path: &Path) -> Result<(), Error> {
+    use std::os::unix::fs::FileTypeExt;
+    let kind = match fs::metadata(path) {
+        Ok(meta) if meta.is_file() => return Ok(()),
+        Ok(meta) => {
+            let t = meta.file_type();
+            if t.is_dir() {
+                "a directory"
+            } else if t.is_char_device() {
+                "a character device"
+            } else if t.is_block_device() {
+                "a block device"
+            } else if t.is_fifo() {
+                "a FIFO (named pipe)"
+            } else if t.is_socket() {
+                "a socket"
+            } else {
+                "a special file"
+            }
+        }
+        Err(_) => return Ok(()),
+    };
+    let link = match fs::symlink_metadata(path) {
+        Ok(meta) if meta.file_type().is_symlink() => " (through a symlink)",
+        _ => "",
+    };
+    Err(Error::Destination {
+        path: path.to_path_buf(),
+        message: format!(
+            "exists and is {kind}{link}, not a regular file; hushflow writes a sink's results to \
+             a regular file and would replace it: name a new file (or an existing regular one)"
+        ),
+    })
+}
+
 /// Creates `path` as an empty private file unless it exists, so that a program which then opens
-/// it (SQLite) does not create it with the default, world-readable mode.
+/// it (SQLite) does not create it with the default, world-readable mode. An existing target
+/// must be a regular file ([`check_target`]).
 pub(crate) fn create_private_if_absent(path: &Path) -> Result<(), Error> {
+    check_target(path)?;
     create_parent(path)?;
     match private_options().open(path) {
         Ok(_) => Ok(()),
@@ -66,12 +110,7 @@ impl PendingFile {
                 target.display()
             )));
         };
-        if target.is_dir() {
-            return Err(Error::Destination {
-                path: target.to_path_buf(),
-                message: "is a directory; name a file to write instead".into(),
-            });
-        }
+        check_target(target)?;
         create_parent(target)?;
         let dir = parent_of(target);
         let mut attempts = 0;
@@ -99,11 +138,13 @@ impl PendingFile {
         }
     }
 
-    /// Makes the written file durable and renames it over the target.
+    /// Makes the written file durable and renames it over the target, once the target is
+    /// checked again: it may have become a special file while the run wrote.
     pub(crate) fn commit(mut self, file: File) -> Result<(), Error> {
         file.sync_all()
             .map_err(|e| Error::io(&self.target, "saving to disk", e))?;
         drop(file);
+        check_target(&self.target)?;
         fs::rename(&self.temp, &self.target)
             .map_err(|e| Error::io(&self.target, "moving the finished file into place", e))?;
         self.committed = true;
@@ -120,6 +161,76 @@ impl Drop for PendingFile {
     fn drop(&mut self) {
         if !self.committed {
             let _ = fs::remove_file(&self.temp);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::FileTypeExt;
+
+    fn mkfifo(path: &Path) {
+        let status = std::process::Command::new("mkfifo")
+            .arg(path)
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+
+    fn is_fifo(path: &Path) -> bool {
+        fs::symlink_metadata(path).unwrap().file_type().is_fifo()
+    }
+
+    /// `/dev/null`, a FIFO, a directory, or a link to one, is never written or replaced.
+    #[test]
+    fn special_targets_are_refused_when_opened_and_again_before_the_rename() {
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("fifo");
+        mkfifo(&fifo);
+        let link = dir.path().join("null-link");
+        std::os::unix::fs::symlink("/dev/null", &link).unwrap();
+        let sub = dir.path().join("sub");
+        fs::create_dir(&sub).unwrap();
+        for (target, kind) in [
+            (fifo.as_path(), "a FIFO"),
+            (link.as_path(), "a character device (through a symlink)"),
+            (sub.as_path(), "a directory"),
+            (Path::new("/dev/null"), "a character device"),
+        ] {
+            for e in [
+                PendingFile::create(target).map(|_| ()).unwrap_err(),
+                create_private_if_absent(target).unwrap_err(),
+            ] {
+                let e = e.to_string();
+                assert!(
+                    e.starts_with(&target.display().to_string())
+                        && e.contains(kind)
+                        && e.contains("not a regular file")
+                        && e.contains("name a new file"),
+                    "{e}"
+                );
+            }
+        }
+        assert!(is_fifo(&fifo));
+        assert_eq!(fs::read_link(&link).unwrap(), Path::new("/dev/null"));
+
+        // The target became a FIFO while the run wrote: the rename does not replace it.
+        let target = dir.path().join("out.csv");
+        let (pending, file) = PendingFile::create(&target).unwrap();
+        mkfifo(&target);
+        let e = pending.commit(file).unwrap_err().to_string();
+        assert!(e.contains("a FIFO"), "{e}");
+        assert!(is_fifo(&target));
+        // The temporary file is gone.
+        assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 4);
+
+        // A regular file, or a link to one, is fine.
+        fs::write(dir.path().join("real.csv"), "old").unwrap();
+        std::os::unix::fs::symlink(dir.path().join("real.csv"), dir.path().join("link.csv"))
+            .unwrap();
+        for ok in ["real.csv", "link.csv", "new.csv"] {
+            check_target(&dir.path().join(ok)).unwrap();
         }
     }
 }

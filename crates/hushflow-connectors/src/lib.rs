@@ -61,4 +61,6 @@ pub use config::{
     ConfigProblem, Connection, Connections, RawDecoder, SinkConfig, SinkContext, SourceConfig,
     SourceContext,
 };
+pub use fields::{MAX_NAME_CHARS, name_looks_like_data};
+pub use file::check_target;
 pub use registry::{SinkSpec, SourceSpec};

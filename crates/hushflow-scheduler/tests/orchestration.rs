@@ -72,6 +72,7 @@ fn dag(text: &str) -> Dag {
         std::path::Path::new("/nonexistent/dag.toml"),
         text.to_string(),
         &hushflow_secrets::SecretProviders::default(),
+        &hushflow_spec::Protected::nothing(),
     )
     .unwrap()
 }

@@ -2,6 +2,7 @@
 //! file without `[[task]]`s (one sync) is a DAG of one task named `sync`. Everything is checked
 //! here, before any scheduler or worker acts on it: unknown names, cycles, pools, durations.
 
+use crate::paths::Protected;
 pub use crate::pipeline::TriggerRule;
 use crate::pipeline::{self, PipelineSection, PipelineSpec, SpecError, SpecSource, TaskScope};
 use crate::plan::{self, Plan, SyncParts};
@@ -170,15 +171,27 @@ impl Dag {
     }
 }
 
-/// Reads and checks a pipeline file as a DAG; secret references must be of a scheme registered
-/// in `secrets`.
-pub fn load(file: &Path, secrets: &SecretProviders<'_>) -> Result<Dag, SpecError> {
+/// Reads and checks a pipeline file as a DAG: secret references must be of a scheme registered
+/// in `secrets`, and no path it names may lead into a `protected` directory (the state
+/// directory).
+pub fn load(
+    file: &Path,
+    secrets: &SecretProviders<'_>,
+    protected: &Protected,
+) -> Result<Dag, SpecError> {
     let text = pipeline::read(file)?;
-    parse(file, text, secrets)
+    parse(file, text, secrets, protected)
 }
 
 /// Checks the text of a pipeline file as a DAG; `file` locates messages and relative paths.
-pub fn parse(file: &Path, text: String, secrets: &SecretProviders<'_>) -> Result<Dag, SpecError> {
+/// Secret references must be of a scheme registered in `secrets`; no path it names may lead
+/// into a `protected` directory (the state directory).
+pub fn parse(
+    file: &Path,
+    text: String,
+    secrets: &SecretProviders<'_>,
+    protected: &Protected,
+) -> Result<Dag, SpecError> {
     let spec = pipeline::parse(file, &text, secrets)?;
     let fingerprint = hex::encode(Sha256::digest(text.as_bytes()));
     let src = SpecSource::new(file, &text);
@@ -195,6 +208,9 @@ pub fn parse(file: &Path, text: String, secrets: &SecretProviders<'_>) -> Result
     let at = |span: std::ops::Range<usize>, key: &str, message: String| {
         src.error_at(span, Some(key.to_string()), message)
     };
+    if let Some(problem) = plan::name_problem(&name) {
+        return Err(at(section.name.span(), "pipeline.name", problem));
+    }
 
     let timezone = section.timezone.as_ref().map(|t| t.get_ref().as_str());
     if let Some(tz) = &section.timezone {
@@ -288,6 +304,7 @@ pub fn parse(file: &Path, text: String, secrets: &SecretProviders<'_>) -> Result
                 &section,
                 parts,
                 secrets,
+                protected,
             )?)),
         });
     } else {
@@ -320,7 +337,7 @@ pub fn parse(file: &Path, text: String, secrets: &SecretProviders<'_>) -> Result
                 default_timeout,
                 secrets,
             };
-            tasks.push(task(&shared, scope, spec)?);
+            tasks.push(task(&shared, scope, spec, protected)?);
         }
     }
     let tasks = order(&src, tasks)?;
@@ -360,6 +377,7 @@ fn task(
     shared: &Shared<'_>,
     scope: TaskScope,
     spec: pipeline::TaskSpec,
+    protected: &Protected,
 ) -> Result<TaskDef, SpecError> {
     let Shared {
         file,
@@ -383,6 +401,18 @@ fn task(
             spec.name.span(),
             "name",
             "must be non-empty and use only letters, digits, '-' and '_'",
+        ));
+    }
+    if name.chars().count() > plan::MAX_NAME_CHARS {
+        return Err(at(
+            spec.name.span(),
+            "name",
+            &format!(
+                "is {} characters long; a task name may have at most {} characters (it names \
+                 files in the state directory)",
+                name.chars().count(),
+                plan::MAX_NAME_CHARS
+            ),
         ));
     }
     let pool = match &spec.pool {
@@ -450,6 +480,7 @@ fn task(
                 section,
                 parts,
                 secrets,
+                protected,
             )?))
         }
         "sql" | "gc" | "empty" if sync_keys => {
@@ -479,7 +510,14 @@ fn task(
                 ));
             } else {
                 let base = file.parent().unwrap_or(Path::new(""));
-                SqlDatabase::Sqlite(base.join(db))
+                let path = base.join(db);
+                // The audit log is a SQLite file in the state directory: never a task's.
+                protected
+                    .check(&path, "the database")
+                    .map_err(|m| at(database.span(), "database", &m))?;
+                hushflow_connectors::check_target(&path)
+                    .map_err(|e| at(database.span(), "database", &e.to_string()))?;
+                SqlDatabase::Sqlite(path)
             };
             if sql.get_ref().trim().is_empty() {
                 return Err(at(sql.span(), "sql", "must not be empty"));
@@ -750,7 +788,12 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("dag.toml");
         std::fs::write(dir.path().join("in.csv"), "id,email\n1,a@example.com\n").unwrap();
-        parse(&file, text.to_string(), &SecretProviders::default())
+        parse(
+            &file,
+            text.to_string(),
+            &SecretProviders::default(),
+            &Protected::nothing(),
+        )
     }
 
     const HEAD: &str = "[pipeline]\nname = \"nightly\"\nkey = \"id\"\nschedule = \"@daily\"\n";
@@ -921,7 +964,12 @@ mod tests {
         let with = |text: &str, secrets: &SecretProviders<'_>| {
             let dir = tempfile::tempdir().unwrap();
             std::fs::write(dir.path().join("in.csv"), "id,email\n1,a@example.com\n").unwrap();
-            parse(&dir.path().join("dag.toml"), text.to_string(), secrets)
+            parse(
+                &dir.path().join("dag.toml"),
+                text.to_string(),
+                secrets,
+                &Protected::nothing(),
+            )
         };
         let vault = crate::with_vault();
         let builtin = SecretProviders::default();

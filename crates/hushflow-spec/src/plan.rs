@@ -1,6 +1,7 @@
 //! Validation: a pipeline file becomes a [`Plan`] only when every check that needs no data has
 //! passed. `hushflow validate` prints the plan; `hushflow run` runs nothing else.
 
+use crate::paths::{self, Protected};
 use crate::pipeline::{self, OnError, PipelineSpec, SinkSpec, SourceSpec, SpecError, SpecSource};
 use base64::Engine as _;
 use hushflow_core::Withdrawal;
@@ -15,6 +16,30 @@ pub use hushflow_connectors::Connections;
 
 /// The most policy threads a run uses: past this, the single reader and writer are the limit.
 pub const MAX_WORKERS: usize = 64;
+
+/// The longest pipeline (and task) name, in characters. Names become file names in the state
+/// directory (`quarantine/<name>.<task>-<run id>.jsonl.age.meta.json`, `cursors/<name>.json`),
+/// and a file name has at most 255 bytes.
+pub const MAX_NAME_CHARS: usize = 100;
+
+/// Checks a pipeline's name: letters, digits, '-', '_' and '.', at most [`MAX_NAME_CHARS`].
+pub(crate) fn name_problem(name: &str) -> Option<String> {
+    if name.is_empty()
+        || !name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+    {
+        return Some("must be non-empty and use only letters, digits, '-', '_' and '.'".into());
+    }
+    if name.chars().count() > MAX_NAME_CHARS {
+        return Some(format!(
+            "is {} characters long; a name may have at most {MAX_NAME_CHARS} characters (it \
+             names files in the state directory)",
+            name.chars().count()
+        ));
+    }
+    None
+}
 
 /// One policy thread per core, at most 8.
 pub fn default_workers() -> usize {
@@ -49,14 +74,21 @@ pub struct Plan {
     /// The suppression list's path, resolved against the pipeline file.
     pub suppression_file: Option<PathBuf>,
     pub warnings: Vec<String>,
+    /// The directories no path of this plan may resolve into, for a sink relocated later.
+    protected: Protected,
     /// The task of a DAG file this plan is, for locating errors found later.
     scope: Option<pipeline::TaskScope>,
     text: String,
 }
 
 /// Reads, parses and checks a pipeline file. No secret is resolved and no record is read;
-/// secret references must be of a scheme registered in `secrets`.
-pub fn load(file: &Path, secrets: &SecretProviders<'_>) -> Result<Plan, SpecError> {
+/// secret references must be of a scheme registered in `secrets`, and no path the pipeline names
+/// may lead into a `protected` directory (the state directory).
+pub fn load(
+    file: &Path,
+    secrets: &SecretProviders<'_>,
+    protected: &Protected,
+) -> Result<Plan, SpecError> {
     let text = pipeline::read(file)?;
     let spec = pipeline::parse(file, &text, secrets)?;
     let src = SpecSource::new(file, &text);
@@ -102,7 +134,15 @@ pub fn load(file: &Path, secrets: &SecretProviders<'_>) -> Result<Plan, SpecErro
         policy: policy.unwrap_or_default(),
         sink,
     };
-    check(file, text.clone(), None, &pipeline, parts, secrets)
+    check(
+        file,
+        text.clone(),
+        None,
+        &pipeline,
+        parts,
+        secrets,
+        protected,
+    )
 }
 
 /// What one sync needs besides the `[pipeline]` section: in a DAG file these come from a task.
@@ -122,6 +162,7 @@ pub(crate) fn check(
     pipeline: &pipeline::PipelineSection,
     parts: SyncParts,
     secrets: &SecretProviders<'_>,
+    protected: &Protected,
 ) -> Result<Plan, SpecError> {
     let base = file.parent().map(Path::to_path_buf).unwrap_or_default();
     let base = base.as_path();
@@ -139,16 +180,9 @@ pub(crate) fn check(
     } = parts;
 
     let name = &plan_name;
-    if name.is_empty()
-        || !name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
-    {
-        return Err(src.error_at(
-            pipeline.name.span(),
-            Some("pipeline.name".into()),
-            "must be non-empty and use only letters, digits, '-', '_' and '.'",
-        ));
+    // A task's plan is named `pipeline.task`: each part is checked on its own.
+    if let Some(problem) = name_problem(pipeline.name.get_ref()) {
+        return Err(src.error_at(pipeline.name.span(), Some("pipeline.name".into()), problem));
     }
     let batch_size = match &pipeline.batch_size {
         Some(b) if *b.get_ref() == 0 || *b.get_ref() > 1_000_000 => {
@@ -227,16 +261,61 @@ pub(crate) fn check(
 
     source.resolve_paths(base);
     sink.resolve_paths(base);
-    if source.location() == sink.location() {
+    // Before anything is read: no path into the state directory, and no sink over a special
+    // file.
+    for (table, what, file) in [
+        ("source", "the source's file", source.file()),
+        ("sink", "the sink's file", sink.file()),
+    ] {
+        if let Some(file) = file
+            && let Err(message) = protected.check(file, what)
+        {
+            return Err(src.error_at(
+                src.span_of(&[table, "path"]),
+                Some(format!("{table}.path")),
+                message,
+            ));
+        }
+    }
+    let same_file = match (source.file(), sink.file()) {
+        (Some(a), Some(b)) => paths::resolve(a) == paths::resolve(b),
+        _ => false,
+    };
+    if same_file || source.location() == sink.location() {
         return Err(src.error_at(
             src.span_of(&["sink", "path"]),
             Some("sink.path".into()),
             "is the source's own file; write the results somewhere else",
         ));
     }
+    if let Some(file) = sink.file()
+        && let Err(e) = hushflow_connectors::check_target(file)
+    {
+        return Err(src.error_at(
+            src.span_of(&["sink", "path"]),
+            Some("sink.path".into()),
+            e.to_string(),
+        ));
+    }
+    let suppression_file = policy.suppression().map(|s| base.join(&s.file));
+    if let Some(file) = &suppression_file
+        && let Err(message) = protected.check(file, "the suppression list")
+    {
+        return Err(src.error_at(
+            src.span_of(&["policy", "suppression", "file"]),
+            Some("policy.suppression.file".into()),
+            message,
+        ));
+    }
 
     let mut warnings = Vec::new();
-    let source_fields = source.peek_fields();
+    let source_fields = source.peek_fields().map_err(|e| {
+        src.error_at(
+            src.span_of(&["source", "path"]),
+            Some("source.path".into()),
+            e.to_string(),
+        )
+    })?;
     for (table, connection) in [("source", source.connection()), ("sink", sink.connection())] {
         if let Some(connection) = connection
             && !secrets.is_reference(connection.reference())
@@ -297,7 +376,6 @@ pub(crate) fn check(
         Some(w) => *w.get_ref(),
         None => Withdrawal::Delete,
     };
-    let suppression_file = policy.suppression().map(|s| base.join(&s.file));
     if let Some(file) = &suppression_file
         && !file.is_file()
     {
@@ -326,12 +404,22 @@ pub(crate) fn check(
         source_fields,
         suppression_file,
         warnings,
+        protected: protected.clone(),
         scope,
         text,
     })
 }
 
 impl Plan {
+    /// Points the sink at another file (a replay writes beside the pipeline's output), checked
+    /// as validation checks the sink's own: not in the state directory, not a special file.
+    pub fn relocate_sink(&mut self, to: &Path) -> Result<(), String> {
+        self.protected.check(to, "the output file")?;
+        hushflow_connectors::check_target(to).map_err(|e| e.to_string())?;
+        self.sink.relocate(to);
+        Ok(())
+    }
+
     /// Resolves every key the policy needs. A missing reference is an error at its line.
     /// Keyring keys are raw bytes with the keyring's id; `env:` and `file:` keys hold base64 and
     /// their id is a fingerprint of the material, so tokens name the key without revealing it.
@@ -502,12 +590,20 @@ impl fmt::Display for Plan {
             self.source.kind(),
             self.source.location().display()
         )?;
+        // Names that look like values are never shown (the source refuses them already).
+        let shown = |n: &str| hushflow_connectors::name_looks_like_data(n).is_none();
         let width = self
             .policy
             .rules()
             .iter()
             .map(|(n, _)| n.len())
-            .chain(self.source_fields.iter().flatten().map(String::len))
+            .chain(
+                self.source_fields
+                    .iter()
+                    .flatten()
+                    .filter(|n| shown(n))
+                    .map(String::len),
+            )
             .max()
             .unwrap_or(0);
         for (name, rule) in self.policy.rules() {
@@ -516,8 +612,17 @@ impl fmt::Display for Plan {
         match &self.source_fields {
             Some(fields) => {
                 let read = self.policy.source_fields();
-                for name in fields.iter().filter(|n| !read.contains(n)) {
+                let dropped: Vec<&String> = fields.iter().filter(|n| !read.contains(n)).collect();
+                for name in dropped.iter().filter(|n| shown(n)) {
                     writeln!(f, "  {name:<width$}  dropped (not in the policy)")?;
+                }
+                let hidden = dropped.iter().filter(|n| !shown(n)).count();
+                if hidden > 0 {
+                    writeln!(
+                        f,
+                        "  {:<width$}  dropped (not in the policy; {hidden} name(s) not shown)",
+                        "(others)"
+                    )?;
                 }
             }
             None => writeln!(

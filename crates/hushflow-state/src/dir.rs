@@ -13,7 +13,8 @@ pub struct StateDir {
 
 impl StateDir {
     /// Opens the state directory, creating it (mode 0700) if missing. A directory that group or
-    /// others can read is tightened to 0700: it holds keys.
+    /// others can read is tightened to 0700: it holds keys. A directory owned by another user
+    /// is refused: its owner could replace the keyring or rewrite the audit log under us.
     pub fn open(root: impl Into<PathBuf>) -> io::Result<StateDir> {
         let root = root.into();
         create_private_dir(&root)?;
@@ -32,13 +33,29 @@ impl StateDir {
     }
 }
 
+/// Creates `dir` (and its parents) private to us, or checks an existing one is ours and
+/// tightens it to 0700.
 fn create_private_dir(dir: &Path) -> io::Result<()> {
+    use std::os::unix::fs::MetadataExt;
     fs::DirBuilder::new()
         .recursive(true)
         .mode(0o700)
         .create(dir)?;
-    let mode = fs::metadata(dir)?.permissions().mode();
-    if mode & 0o077 != 0 {
+    let meta = fs::metadata(dir)?;
+    let me = rustix::process::geteuid().as_raw();
+    if meta.uid() != me {
+        return Err(io::Error::new(
+            io::ErrorKind::PermissionDenied,
+            format!(
+                "{} is owned by uid {}, not by this user (uid {me}): a state directory holds \
+                 keys and the audit log, so it must be your own; use one you own (or fix its \
+                 owner with chown)",
+                dir.display(),
+                meta.uid()
+            ),
+        ));
+    }
+    if meta.permissions().mode() & 0o077 != 0 {
         fs::set_permissions(dir, fs::Permissions::from_mode(0o700))?;
     }
     Ok(())
@@ -133,5 +150,41 @@ mod tests {
             fs::metadata(&root).unwrap().permissions().mode() & 0o777,
             0o700
         );
+    }
+
+    /// Changing a directory's owner needs root: elsewhere the test has nothing to set up.
+    #[test]
+    fn a_directory_owned_by_another_user_is_refused() {
+        use std::os::unix::fs::MetadataExt;
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path().join("state");
+        fs::create_dir(&root).unwrap();
+        fs::set_permissions(&root, fs::Permissions::from_mode(0o755)).unwrap();
+        let other = if rustix::process::geteuid().as_raw() == 65534 {
+            65533
+        } else {
+            65534
+        };
+        if std::os::unix::fs::chown(&root, Some(other), None).is_err() {
+            eprintln!("skipped: changing the owner needs root");
+            return;
+        }
+        let e = StateDir::open(&root).unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::PermissionDenied);
+        let message = e.to_string();
+        assert!(
+            message.contains(&format!("owned by uid {other}")) && message.contains("your own"),
+            "{message}"
+        );
+        // Left as it was: not tightened, not taken over.
+        let meta = fs::metadata(&root).unwrap();
+        assert_eq!(meta.uid(), other);
+        assert_eq!(meta.permissions().mode() & 0o777, 0o755);
+        // The quarantine directory under a state directory is checked too.
+        std::os::unix::fs::chown(&root, Some(rustix::process::geteuid().as_raw()), None).unwrap();
+        let state = StateDir::open(&root).unwrap();
+        fs::create_dir(root.join("quarantine")).unwrap();
+        std::os::unix::fs::chown(root.join("quarantine"), Some(other), None).unwrap();
+        assert!(state.quarantine_dir().is_err());
     }
 }

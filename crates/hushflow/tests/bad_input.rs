@@ -269,3 +269,52 @@ path = "out/leads.csv"
     assert_eq!(q[0]["line"], 3);
     assert_eq!(q[0]["code"], "missing_key");
 }
+
+/// A CSV file without a header row: its first record would be taken for the field names. They
+/// are never printed, by validate or run, and both fail, saying what to do.
+#[test]
+fn a_csv_without_a_header_row_is_refused_without_showing_its_first_record() {
+    const FIRST: [&str; 4] = ["C001", "Jane", "jane.canary@example.com", "901820"];
+    let ws = Workspace::new();
+    ws.ok(&["keys", "create", "pepper"], 0);
+    let no_header = "C001,Jane,jane.canary@example.com,+49 30 901820\n\
+                     C002,Bob,bob@example.com,+33 1 44 60 56 93\n";
+    let check = |r: &Run| {
+        assert!(
+            r.stderr.contains("no header row") && r.stderr.contains("Add a header row"),
+            "{}",
+            r.all()
+        );
+        for value in FIRST {
+            assert!(!r.all().contains(value), "`{value}` was shown: {}", r.all());
+        }
+    };
+
+    // The policy reads fields the file's header would have.
+    ws.write("p.toml", pipeline(CSV_SINK));
+    // Validated before the file exists (as when a scheduler registers a DAG): nothing to check.
+    ws.ok(&["validate", "--offline", "p.toml"], 0);
+    ws.write("data/contacts.csv", no_header);
+    check(&ws.ok(&["validate", "p.toml"], 2));
+    check(&ws.ok(&["run", "p.toml"], 2));
+
+    // The policy happens to read a name the first record has: still refused, nothing listed as
+    // "dropped".
+    ws.write(
+        "p.toml",
+        pipeline(CSV_SINK)
+            .replace("key = \"id\"", "key = \"C001\"")
+            .replace("fields.id =", "fields.C001 =")
+            .replace("fields.email = {", "#")
+            .replace("fields.country", "#")
+            .replace("fields.notes", "#"),
+    );
+    let r = ws.ok(&["validate", "p.toml"], 2);
+    assert!(!r.stdout.contains("dropped"), "{}", r.all());
+    assert!(r.stderr.contains("no header row"), "{}", r.all());
+    assert!(
+        !r.all().contains("Jane") && !r.all().contains("canary"),
+        "{}",
+        r.all()
+    );
+}

@@ -304,3 +304,64 @@ fn withdrawn_consent_deletes_the_synced_row_on_the_next_incremental_run() {
     let r = run(&ws, &src, &dst, "p.toml", 0);
     assert!(r.stdout.contains("read 0, written 0"), "{}", r.stdout);
 }
+
+/// A NUL byte, which PostgreSQL text cannot hold, sets its record aside with its line and
+/// field (it failed the whole run naming neither); `on_error = "fail"` stops on it, naming both.
+#[test]
+fn a_nul_byte_sets_its_record_aside_with_line_and_field() {
+    let Some(dst) = Database::new("nul_dst") else {
+        return;
+    };
+    let ws = Workspace::new();
+    ws.write(
+        "data/contacts.csv",
+        b"id,email\n1,a@example.com\n2,nul-canary\x00@example.com\n3,c@example.com\n",
+    );
+    let text = r#"
+[pipeline]
+name = "nul"
+key = "id"
+
+[source]
+type = "csv"
+path = "data/contacts.csv"
+
+[policy]
+fields.id = "keep"
+fields.email = "keep"
+
+[sink]
+type = "postgres"
+url = "env:HF_DST_DB"
+table = "leads"
+mode = "upsert"
+"#;
+    ws.write("p.toml", text);
+    let env = [("HF_DST_DB", dst.url())];
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let r = ws.run_with(&["run", "p.toml"], &env);
+    assert_eq!(r.code, 3, "{}", r.all());
+    assert!(
+        r.stdout
+            .contains("read 3, written 2, filtered 0, quarantined 1")
+            && r.stdout.contains("refused 1"),
+        "{}",
+        r.all()
+    );
+    assert_eq!(dst.count("SELECT count(*) FROM leads"), 2);
+
+    ws.write(
+        "p.toml",
+        text.replace("key = \"id\"", "key = \"id\"\non_error = \"fail\""),
+    );
+    let r = ws.run_with(&["run", "p.toml"], &env);
+    assert_eq!(r.code, 1, "{}", r.all());
+    assert!(
+        r.stderr.contains("data/contacts.csv:3:")
+            && r.stderr.contains("`email`")
+            && r.stderr.contains("NUL"),
+        "{}",
+        r.all()
+    );
+    assert!(!r.all().contains("canary"), "{}", r.all());
+}

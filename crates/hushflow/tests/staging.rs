@@ -122,13 +122,18 @@ fn expected_rows(rows: usize) -> Vec<(i64, String)> {
         .collect()
 }
 
-/// A run whose extraction completes and whose load fails (the sink path is a directory), so
-/// that an unfinished, fully staged run is left to resume.
+/// A run whose extraction completes and whose load fails (the sink's directory is a file, so
+/// the database cannot be created; validation, which refuses a sink path that is a directory,
+/// has no objection), so that an unfinished, fully staged run is left to resume.
 fn stage_without_loading(ws: &Workspace, rows: usize) -> PathBuf {
     contacts(ws, rows);
+    ws.write("out/not-a-dir", "");
     ws.write(
         "p.toml",
-        staged_pipeline(0, &UPSERT_SINK.replace("out/leads.db", "out")),
+        staged_pipeline(
+            0,
+            &UPSERT_SINK.replace("out/leads.db", "out/not-a-dir/leads.db"),
+        ),
     );
     ws.ok(&["run", "p.toml"], 1);
     let dir = staged_dir(ws);

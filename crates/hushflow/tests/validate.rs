@@ -122,3 +122,37 @@ fn secret_file_readable_by_others_is_refused() {
         r.all()
     );
 }
+
+/// Pipeline names become file names (quarantine files, cursors): a name too long for one is
+/// refused at validation, naming the limit, instead of failing the run.
+#[test]
+fn an_overlong_pipeline_name_is_refused_naming_the_limit() {
+    let ws = setup();
+    let e = invalid(
+        &ws,
+        &pipeline(CSV_SINK).replace("test-pipeline", &"p".repeat(101)),
+    );
+    assert!(
+        e.contains("pipeline.name") && e.contains("at most 100 characters"),
+        "{e}"
+    );
+    let dag = format!(
+        "[pipeline]\nname = \"d\"\n\n[[task]]\nname = \"{}\"\ntype = \"empty\"\n",
+        "t".repeat(101)
+    );
+    let e = invalid(&ws, &dag);
+    assert!(e.contains("at most 100 characters"), "{e}");
+
+    // At the limit, a run that quarantines a record works.
+    ws.write(
+        "data/contacts.csv",
+        "id,email,country,notes\n1,a@example.com,DE,x\n,b@example.com,FR,x\n",
+    );
+    ws.write(
+        "p.toml",
+        pipeline(CSV_SINK).replace("test-pipeline", &"p".repeat(100)),
+    );
+    ws.ok(&["validate", "p.toml"], 0);
+    let r = ws.ok(&["run", "p.toml"], 3);
+    assert!(r.stdout.contains("quarantined 1"), "{}", r.all());
+}

@@ -19,11 +19,16 @@ pub fn absolute(path: &Path) -> PathBuf {
 }
 
 /// A pipeline named by a caller: a file (registered now), or a registered name.
-fn resolve_pipeline(store: &mut Store, pipeline: &str) -> Result<Dag> {
+fn resolve_pipeline(session: &Session, store: &mut Store, pipeline: &str) -> Result<Dag> {
+    let protected = session.protected();
     let path = Path::new(pipeline);
     if path.is_file() {
-        let d =
-            dag::load(&absolute(path), &crate::secrets::providers(None)).map_err(Error::invalid)?;
+        let d = dag::load(
+            &absolute(path),
+            &crate::secrets::providers(None),
+            &protected,
+        )
+        .map_err(Error::invalid)?;
         store
             .register(&d, SystemClock.now())
             .map_err(Error::failed)?;
@@ -43,7 +48,7 @@ fn resolve_pipeline(store: &mut Store, pipeline: &str) -> Result<Dag> {
                 "the definition of {pipeline} is missing from the metadata store"
             ))
         })?;
-    dag::parse(&file, text, &crate::secrets::providers(None)).map_err(Error::invalid)
+    dag::parse(&file, text, &crate::secrets::providers(None), &protected).map_err(Error::invalid)
 }
 
 /// Whether a registered pipeline is paused (its new runs wait for `unpause`).
@@ -112,7 +117,7 @@ pub fn trigger(
         check_conf(k, v)?;
     }
     let mut store = session.open_store()?;
-    let d = resolve_pipeline(&mut store, pipeline)?;
+    let d = resolve_pipeline(session, &mut store, pipeline)?;
     let now = SystemClock.now();
     let interval = d
         .schedule
@@ -179,7 +184,7 @@ pub fn backfill(
     to: &str,
 ) -> Result<Backfilled> {
     let mut store = session.open_store()?;
-    let d = resolve_pipeline(&mut store, pipeline)?;
+    let d = resolve_pipeline(session, &mut store, pipeline)?;
     let Some(schedule) = &d.schedule else {
         return Err(Error::invalid(format!(
             "{} has no schedule, so it has no intervals to backfill; use `hushflow trigger`",
@@ -257,7 +262,7 @@ pub fn set_paused(
 ) -> Result<String> {
     let mut store = session.open_store()?;
     let name = match Path::new(pipeline).is_file() {
-        true => resolve_pipeline(&mut store, pipeline)?.name,
+        true => resolve_pipeline(session, &mut store, pipeline)?.name,
         false => pipeline.to_string(),
     };
     if !store.set_paused(&name, paused).map_err(Error::failed)? {

@@ -90,7 +90,23 @@ impl crate::SourceConfig for CsvSourceConfig {
         self.path = base.join(&self.path);
     }
 
-    fn peek_fields(&self) -> Option<Vec<String>> {
+    fn file(&self) -> Option<&Path> {
+        Some(&self.path)
+    }
+
+    fn problems(&self) -> Vec<crate::ConfigProblem> {
+        match self.has_header {
+            true => Vec::new(),
+            false => vec![crate::ConfigProblem {
+                key: "has_header",
+                message: "false is not supported: records are matched to the policy's fields \
+                          by the header's names; add a header row to the file"
+                    .into(),
+            }],
+        }
+    }
+
+    fn peek_fields(&self) -> Result<Option<Vec<String>>, Error> {
         super::source::read_header(&self.path, self.delimiter)
     }
 
@@ -113,6 +129,10 @@ impl crate::SinkConfig for CsvSinkConfig {
 
     fn location(&self) -> &Path {
         &self.path
+    }
+
+    fn file(&self) -> Option<&Path> {
+        Some(&self.path)
     }
 
     fn relocate(&mut self, to: &Path) {

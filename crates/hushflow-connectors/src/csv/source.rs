@@ -1,7 +1,7 @@
 //! Streams a CSV file into batches, copying only the wanted columns.
 
 use super::config::{CsvSourceConfig, delimiter_byte};
-use crate::fields::{check_unique, list};
+use crate::fields::{check_unique, list, name_looks_like_data};
 use ::csv::{ByteRecord, ReaderBuilder, Terminator, WriterBuilder};
 use hushflow_core::{
     Batch, Cell, CellKind, Column, Error, RejectReason, Rejected, Schema, Source, SourceBatch,
@@ -757,8 +757,12 @@ impl RecordView<'_> {
 }
 
 /// The header's names, with a UTF-8 byte order mark (as Excel writes) removed from the first.
+/// The header's field names (a byte-order mark dropped), checked to be names: a header with a
+/// name that looks like a value ([`name_looks_like_data`]) is most likely a file without a
+/// header row, whose first record would be read as names. That is an error which shows none
+/// of the names, so that the record never reaches a terminal, a log or the metadata store.
 fn header_names(path: &Path, header: &ByteRecord) -> Result<Vec<String>, Error> {
-    header
+    let names = header
         .iter()
         .enumerate()
         .map(|(i, name)| {
@@ -775,7 +779,25 @@ fn header_names(path: &Path, header: &ByteRecord) -> Result<Vec<String>, Error> 
                 ))),
             }
         })
-        .collect()
+        .collect::<Result<Vec<String>, Error>>()?;
+    let mut odd = names
+        .iter()
+        .enumerate()
+        .filter_map(|(i, name)| name_looks_like_data(name).map(|why| (i + 1, why)));
+    if let Some((column, why)) = odd.next() {
+        let more = match odd.count() {
+            0 => String::new(),
+            n => format!(" (and {n} more column(s) like it)"),
+        };
+        return Err(Error::Config(format!(
+            "{}: seems to have no header row: the name of column {column} {why}{more}, so line 1 \
+             looks like a record. Add a header row naming the fields as the pipeline's policy \
+             does (CSV sources need one; has_header = false is not supported). The names are \
+             not shown: they may be personal data",
+            path.display()
+        )));
+    }
+    Ok(names)
 }
 
 /// The line a record starts on, from LFs counted in the chunk up to it. (csv's own line numbers
@@ -830,29 +852,25 @@ impl crate::RawDecoder for CsvSource {
     }
 }
 
-/// The header's field names, read without reading a record (a byte-order mark dropped), for
-/// validation. `None` when the file cannot be read or the delimiter is not one byte.
-pub(crate) fn read_header(path: &std::path::Path, delimiter: char) -> Option<Vec<String>> {
-    let delimiter = u8::try_from(delimiter).ok()?;
-    let mut reader = csv::ReaderBuilder::new()
+/// The header's field names, read without reading a record, for validation: checked as when
+/// the source opens ([`header_names`]). `Ok(None)` when the file cannot be read (it may not
+/// exist yet) or the delimiter is not one ASCII character; the run reports those.
+pub(crate) fn read_header(path: &Path, delimiter: char) -> Result<Option<Vec<String>>, Error> {
+    let Ok(delimiter) = delimiter_byte(path, delimiter) else {
+        return Ok(None);
+    };
+    let Ok(file) = File::open(path) else {
+        return Ok(None);
+    };
+    let mut reader = ReaderBuilder::new()
         .delimiter(delimiter)
-        .from_path(path)
-        .ok()?;
-    let headers = reader.headers().ok()?;
-    Some(
-        headers
-            .iter()
-            .enumerate()
-            .map(|(i, h)| {
-                if i == 0 {
-                    h.trim_start_matches('\u{feff}')
-                } else {
-                    h
-                }
-                .to_string()
-            })
-            .collect(),
-    )
+        .has_headers(true)
+        .flexible(true)
+        .from_reader(file);
+    let Ok(header) = reader.byte_headers() else {
+        return Ok(None);
+    };
+    header_names(path, header).map(Some)
 }
 
 #[cfg(test)]

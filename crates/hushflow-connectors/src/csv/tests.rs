@@ -450,3 +450,66 @@ fn chunked_reading_agrees_with_reading_whole() {
         }
     }
 }
+
+/// A file without a header row has its first record where the names should be: both the
+/// validation peek and the source's open refuse it, and neither message holds a value of it.
+#[test]
+fn a_file_without_a_header_row_is_refused_without_its_first_record() {
+    use crate::SourceConfig;
+    let dir = tempfile::tempdir().unwrap();
+    let path = write_file(
+        dir.path(),
+        "in.csv",
+        b"C001,Jane,jane@example.com,+49 30 901820\nC002,Bob,bob@example.com,+33 1 44\n",
+    );
+    let config = CsvSourceConfig::new(&path);
+    let messages = [
+        open_error(&path, Some(&["id", "email"])),
+        open_error(&path, None),
+        config.peek_fields().unwrap_err().to_string(),
+        match config.raw_decoder(&names(&["id"])) {
+            Err(e) => e.to_string(),
+            Ok(_) => panic!("a replay decoder opened the file"),
+        },
+    ];
+    for message in messages {
+        assert!(
+            message.contains("seems to have no header row")
+                && message.contains("column 1")
+                && message.contains("Add a header row"),
+            "{message}"
+        );
+        for value in ["C001", "Jane", "jane@", "901820"] {
+            assert!(!message.contains(value), "{message}");
+        }
+    }
+
+    // Names pass, at the peek and at open.
+    let path = write_file(
+        dir.path(),
+        "ok.csv",
+        b"\xEF\xBB\xBFid,email,phone_e164\n1,a@example.com,+4930\n",
+    );
+    let expected = names(&["id", "email", "phone_e164"]);
+    assert_eq!(
+        CsvSourceConfig::new(&path).peek_fields().unwrap(),
+        Some(expected.clone())
+    );
+    assert_eq!(source(&path, None).schema().fields(), expected);
+    // A file that is not there yet is unknown, not an error.
+    assert_eq!(
+        CsvSourceConfig::new(dir.path().join("later.csv"))
+            .peek_fields()
+            .unwrap(),
+        None
+    );
+}
+
+#[test]
+fn has_header_false_is_a_problem_at_validation() {
+    use crate::SourceConfig;
+    let mut config = CsvSourceConfig::new("in.csv");
+    assert!(config.problems().is_empty());
+    config.has_header = false;
+    assert_eq!(config.problems()[0].key, "has_header");
+}

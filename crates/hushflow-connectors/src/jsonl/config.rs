@@ -48,6 +48,10 @@ impl crate::SourceConfig for JsonlSourceConfig {
         &self.path
     }
 
+    fn file(&self) -> Option<&Path> {
+        Some(&self.path)
+    }
+
     fn resolve_paths(&mut self, base: &Path) {
         self.path = base.join(&self.path);
     }
@@ -56,7 +60,9 @@ impl crate::SourceConfig for JsonlSourceConfig {
         &self,
         ctx: &crate::SourceContext<'_>,
     ) -> Result<Box<dyn hushflow_core::Source>, hushflow_core::Error> {
-        Ok(Box::new(super::JsonlSource::open(self, Some(ctx.fields))?))
+        Ok(Box::new(
+            super::JsonlSource::open(self, Some(ctx.fields))?.with_key(ctx.key),
+        ))
     }
 }
 
@@ -67,6 +73,10 @@ impl crate::SinkConfig for JsonlSinkConfig {
 
     fn location(&self) -> &Path {
         &self.path
+    }
+
+    fn file(&self) -> Option<&Path> {
+        Some(&self.path)
     }
 
     fn relocate(&mut self, to: &Path) {

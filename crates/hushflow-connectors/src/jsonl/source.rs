@@ -26,8 +26,10 @@ pub const MAX_LINE_BYTES: usize = 8 << 20;
 /// compact JSON text.
 ///
 /// Lines that are not valid UTF-8, not valid JSON or not an object are rejected with their line
-/// number; a rejected line's bytes go into [`Rejected::raw`], except for a line too long to
-/// hold, whose `raw` is empty.
+/// number, and so are objects with a wanted key twice and, once [`JsonlSource::with_key`] names
+/// it, a record key that is an object or an array (the reason names the field). A rejected
+/// line's bytes go into [`Rejected::raw`], except for a line too long to hold, whose `raw` is
+/// empty.
 #[derive(Debug)]
 pub struct JsonlSource {
     path: PathBuf,
@@ -44,6 +46,8 @@ pub struct JsonlSource {
     text: String,
     /// Text bytes of each column in the last batch, to size the next one.
     text_hint: Vec<usize>,
+    /// The column of the record key, whose value must be a scalar ([`JsonlSource::with_key`]).
+    key: Option<usize>,
     done: bool,
 }
 
@@ -52,13 +56,22 @@ struct Slot {
     kind: CellKind,
     start: usize,
     end: usize,
+    /// Whether the line had the key: a second one rejects the record.
+    seen: bool,
 }
 
 const ABSENT: Slot = Slot {
     kind: CellKind::Null,
     start: 0,
     end: 0,
+    seen: false,
 };
+
+/// A record whose object has a wanted key twice: which value is meant is unknown.
+const TWICE: &str = "appears more than once in the object";
+/// A record key that is an object or an array: it identifies no record.
+const NOT_SCALAR: &str =
+    "is an object or an array; a record key must be a string, a number or a boolean";
 
 /// What reading one line found.
 enum Line {
@@ -97,6 +110,7 @@ impl JsonlSource {
             slots: Vec::new(),
             text: String::new(),
             text_hint: Vec::new(),
+            key: None,
             done: false,
         };
         let fields = match wanted {
@@ -125,6 +139,13 @@ impl JsonlSource {
         source.text_hint = vec![0; fields.len()];
         source.schema = Arc::new(Schema::new(fields));
         Ok(source)
+    }
+
+    /// Rejects records whose value of the field `key` (the pipeline's record key) is an object
+    /// or an array. Without it (or when `key` is not read), any value is read as it is.
+    pub fn with_key(mut self, key: &str) -> Self {
+        self.key = self.index.get(key).copied();
+        self
     }
 
     /// The keys of the first line that is a JSON object, in order, or none if no line is.
@@ -224,7 +245,16 @@ impl Source for JsonlSource {
                 continue;
             }
             let parsed = match std::str::from_utf8(&self.buf) {
-                Ok(line) => parse_row(line, &self.index, &mut self.slots, &mut self.text),
+                Ok(line) => parse_row(
+                    line,
+                    Row {
+                        index: &self.index,
+                        fields: self.schema.fields(),
+                        key: self.key,
+                    },
+                    &mut self.slots,
+                    &mut self.text,
+                ),
                 Err(_) => Err(RejectReason::InvalidUtf8 { field: None }),
             };
             match parsed {
@@ -289,9 +319,9 @@ impl Source for JsonlSource {
         }
         let schema = Arc::clone(&self.schema);
         let index = Arc::clone(&self.index);
-        let max_line = self.max_line;
+        let (max_line, key) = (self.max_line, self.key);
         Ok(Some(SourceChunk::Raw(Box::new(move || {
-            Ok(chunk.decode(schema, &index, max_line))
+            Ok(chunk.decode(schema, &index, key, max_line))
         }))))
     }
 }
@@ -309,11 +339,12 @@ impl Lines {
         self,
         schema: Arc<Schema>,
         index: &HashMap<String, usize>,
+        key: Option<usize>,
         max_line: usize,
     ) -> SourceBatch {
         let width = schema.len();
         let hint = vec![self.bytes.len() / width.max(1); width];
-        let mut batch = Batch::with_capacity(schema, self.lines.len(), &hint);
+        let mut batch = Batch::with_capacity(Arc::clone(&schema), self.lines.len(), &hint);
         let mut rejected = Vec::new();
         let mut slots = vec![ABSENT; width];
         let mut text = String::new();
@@ -327,7 +358,16 @@ impl Lines {
                 continue;
             };
             let parsed = match std::str::from_utf8(bytes) {
-                Ok(row) => parse_row(row, index, &mut slots, &mut text),
+                Ok(row) => parse_row(
+                    row,
+                    Row {
+                        index,
+                        fields: schema.fields(),
+                        key,
+                    },
+                    &mut slots,
+                    &mut text,
+                ),
                 Err(_) => Err(RejectReason::InvalidUtf8 { field: None }),
             };
             match parsed {
@@ -357,11 +397,19 @@ fn first_byte(line: &str) -> Option<u8> {
         .find(|b| !matches!(b, b' ' | b'\t' | b'\r' | b'\n'))
 }
 
+/// What a line is parsed against: the wanted keys' columns, their names, the record key's.
+#[derive(Clone, Copy)]
+struct Row<'a> {
+    index: &'a HashMap<String, usize>,
+    fields: &'a [String],
+    key: Option<usize>,
+}
+
 /// Parses one line into `slots` and `text`. Reasons name a column and a fixed description,
 /// never the input.
 fn parse_row(
     line: &str,
-    index: &HashMap<String, usize>,
+    row: Row<'_>,
     slots: &mut [Slot],
     text: &mut String,
 ) -> Result<(), RejectReason> {
@@ -377,13 +425,26 @@ fn parse_row(
         });
     }
     let mut de = serde_json::Deserializer::from_str(line);
+    let mut problem = None;
     (&mut de)
-        .deserialize_map(RowVisitor { index, slots, text })
+        .deserialize_map(RowVisitor {
+            row,
+            slots,
+            text,
+            problem: &mut problem,
+        })
         .and_then(|()| de.end())
         .map_err(|e| RejectReason::BrokenJson {
             column: e.column(),
             detail: detail_of(&e).into(),
-        })
+        })?;
+    match problem {
+        Some((column, detail)) => Err(RejectReason::InvalidField {
+            field: row.fields.get(column).cloned().unwrap_or_default(),
+            detail: detail.into(),
+        }),
+        None => Ok(()),
+    }
 }
 
 /// Our own error for a string escape that does not decode.
@@ -452,11 +513,13 @@ impl<'de> Visitor<'de> for KeysVisitor<'_> {
     }
 }
 
-/// Copies a line's wanted values into the slots, skipping the others.
+/// Copies a line's wanted values into the slots, skipping the others. The first wanted key
+/// seen twice, or a record key that is not a scalar, is kept in `problem` (column, reason).
 struct RowVisitor<'a> {
-    index: &'a HashMap<String, usize>,
+    row: Row<'a>,
     slots: &'a mut [Slot],
     text: &'a mut String,
+    problem: &'a mut Option<(usize, &'static str)>,
 }
 
 impl<'de> Visitor<'de> for RowVisitor<'_> {
@@ -467,7 +530,7 @@ impl<'de> Visitor<'de> for RowVisitor<'_> {
     }
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
-        while let Some(column) = map.next_key_seed(KeySeed(self.index))? {
+        while let Some(column) = map.next_key_seed(KeySeed(self.row.index))? {
             let Some(column) = column else {
                 map.next_value::<IgnoredAny>()?;
                 continue;
@@ -495,10 +558,17 @@ impl<'de> Visitor<'de> for RowVisitor<'_> {
                 }
             };
             if let Some(slot) = self.slots.get_mut(column) {
+                if slot.seen {
+                    self.problem.get_or_insert((column, TWICE));
+                }
+                if kind == CellKind::Json && self.row.key == Some(column) {
+                    self.problem.get_or_insert((column, NOT_SCALAR));
+                }
                 *slot = Slot {
                     kind,
                     start,
                     end: self.text.len(),
+                    seen: true,
                 };
             }
         }

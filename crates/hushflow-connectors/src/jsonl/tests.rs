@@ -215,20 +215,17 @@ fn the_schema_comes_from_the_first_object_and_nothing_is_lost() {
     let mut src = source(&path, None);
     assert_eq!(src.schema().fields(), names(&["b", "a"]));
     let out = drain(&mut src, 10);
-    assert_eq!(out.rejected.len(), 1);
+    assert_eq!(out.rejected.len(), 2);
     assert_eq!(out.rejected[0].line, 1);
     assert_eq!(
         out.rejected[0].raw, b"not json",
         "the byte order mark is dropped"
     );
-    assert_eq!(
-        out.rows,
-        vec![
-            vec![k(CellKind::Number, "3"), k(CellKind::Number, "2")],
-            vec![None, k(CellKind::Number, "4")],
-        ]
-    );
-    assert_eq!(out.lines, vec![3, 4]);
+    // `b` twice: neither value is taken for the record's.
+    assert_eq!(out.rejected[1].line, 3);
+    assert_eq!(out.rejected[1].reason.code(), "invalid_field");
+    assert_eq!(out.rows, vec![vec![None, k(CellKind::Number, "4")]]);
+    assert_eq!(out.lines, vec![4]);
 
     let empty = write_file(dir.path(), "empty.jsonl", b"");
     let mut src = source(&empty, None);
@@ -450,4 +447,81 @@ fn chunks_decoded_apart_give_what_batches_give() {
         assert_eq!(expected.1.len(), 4, "{expected:?}");
         assert_eq!(everything(decoded), expected, "max_rows {max_rows}");
     }
+}
+
+/// An object with a wanted key twice (which value would win?) and a record key that is an
+/// object or an array are rejected, naming the field and no value; by batches, by chunks and
+/// through the `[source]` table alike. A repeated key the pipeline does not read is harmless.
+#[test]
+fn duplicate_keys_and_a_non_scalar_record_key_are_rejected_naming_the_field() {
+    use crate::{Connections, SourceConfig, SourceContext};
+    let dir = tempfile::tempdir().unwrap();
+    let data = concat!(
+        r#"{"id": "1", "email": "a@example.com"}"#,
+        "\n",
+        r#"{"id": "2", "email": "first-canary@example.com", "email": "second@example.com"}"#,
+        "\n",
+        r#"{"id": {"nested": "canary"}, "email": "c@example.com"}"#,
+        "\n",
+        r#"{"id": ["canary"], "email": "d@example.com"}"#,
+        "\n",
+        r#"{"id": "5", "other": 1, "other": 2}"#,
+        "\n",
+        r#"{"id": "6", "email": null, "email": "e@example.com"}"#,
+        "\n",
+        r#"{"id": 7, "email": "f@example.com"}"#,
+        "\n",
+    );
+    let path = write_file(dir.path(), "in.jsonl", data.as_bytes());
+    let config = JsonlSourceConfig::new(&path);
+    let wanted = names(&["id", "email"]);
+    let twice = |field: &str| RejectReason::InvalidField {
+        field: field.into(),
+        detail: "appears more than once in the object".into(),
+    };
+    let not_scalar = RejectReason::InvalidField {
+        field: "id".into(),
+        detail: "is an object or an array; a record key must be a string, a number or a boolean"
+            .into(),
+    };
+    let expected = vec![
+        (2, twice("email")),
+        (3, not_scalar.clone()),
+        (4, not_scalar),
+        (6, twice("email")),
+    ];
+    let check = |lines: Vec<u64>, rejected: Vec<hushflow_core::Rejected>| {
+        assert_eq!(lines, vec![1, 5, 7]);
+        let got: Vec<(u64, RejectReason)> = rejected
+            .iter()
+            .map(|r| (r.line, r.reason.clone()))
+            .collect();
+        assert_eq!(got, expected);
+        for r in &rejected {
+            assert!(!r.reason.to_string().contains("canary"), "{}", r.reason);
+        }
+    };
+
+    let mut by_batches = JsonlSource::open(&config, Some(&wanted))
+        .unwrap()
+        .with_key("id");
+    let out = drain(&mut by_batches, 3);
+    check(out.lines, out.rejected);
+
+    let connections = Connections::new();
+    let ctx = SourceContext {
+        base: dir.path(),
+        fields: &wanted,
+        key: "id",
+        after: None,
+        connections: &connections,
+    };
+    let mut by_chunks = config.open(&ctx).unwrap();
+    let (mut lines, mut rejected) = (Vec::new(), Vec::new());
+    while let Some(chunk) = by_chunks.next_chunk(2).unwrap() {
+        let sb = chunk.decode().unwrap();
+        lines.extend_from_slice(sb.batch.lines());
+        rejected.extend(sb.rejected);
+    }
+    check(lines, rejected);
 }

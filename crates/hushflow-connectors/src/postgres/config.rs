@@ -138,6 +138,10 @@ impl crate::SourceConfig for PostgresSourceConfig {
         Path::new(self.table.as_deref().unwrap_or("query"))
     }
 
+    fn file(&self) -> Option<&Path> {
+        None
+    }
+
     fn resolve_paths(&mut self, base: &Path) {
         resolve_roots(&mut self.sslrootcert, base);
     }
@@ -175,6 +179,10 @@ impl crate::SinkConfig for PostgresSinkConfig {
 
     fn location(&self) -> &Path {
         Path::new(&self.table)
+    }
+
+    fn file(&self) -> Option<&Path> {
+        None
     }
 
     fn relocate(&mut self, to: &Path) {

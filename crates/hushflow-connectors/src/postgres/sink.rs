@@ -10,7 +10,9 @@
 use super::config::{PostgresMode, PostgresSinkConfig};
 use super::connect;
 use super::sql::{column, copy_cell, describe, ident};
-use hushflow_core::{Batch, Column, Encode, Error, Position, Schema, Sink, Withdrawal};
+use hushflow_core::{
+    Batch, Column, Encode, Error, Position, RejectReason, Schema, Sink, SinkRejection, Withdrawal,
+};
 use std::collections::HashMap;
 use std::io::Write;
 use std::path::Path;
@@ -36,14 +38,48 @@ pub struct PostgresSink {
     withdrawals: Vec<String>,
     withdrawal: Withdrawal,
     buf: Vec<u8>,
+    /// Records of the last batch written that PostgreSQL cannot store (a NUL byte).
+    rejections: Vec<SinkRejection>,
 }
 
-fn db_error(table: &str, action: &str) -> impl Fn(postgres::Error) -> Error + use<> {
-    let (table, action) = (table.to_string(), action.to_string());
+/// Why a record with a NUL byte in a text value is refused: PostgreSQL's text has none.
+const NUL_DETAIL: &str = "contains a NUL byte, which PostgreSQL text cannot hold";
+
+fn db_error(
+    table: &str,
+    action: &str,
+    mode: PostgresMode,
+    key: &str,
+) -> impl Fn(postgres::Error) -> Error + use<> {
+    let (table, action, key) = (table.to_string(), action.to_string(), key.to_string());
     move |e| Error::Destination {
         path: table.clone().into(),
-        message: format!("{action}: {}", describe(&e)),
+        message: format!("{action}: {}", describe_in(&e, mode, &key)),
     }
+}
+
+/// [`describe`], with a unique violation explained for the mode the sink writes in.
+fn describe_in(e: &postgres::Error, mode: PostgresMode, key: &str) -> String {
+    let Some(d) = e.as_db_error().filter(|d| d.code().code() == "23505") else {
+        return describe(e);
+    };
+    let constraint = d
+        .constraint()
+        .map_or(String::new(), |c| format!(" (constraint `{c}`)"));
+    let why = match mode {
+        PostgresMode::Append => format!(
+            "append mode only inserts, so a key already in the table (or a value another unique \
+             column already holds) stops it; use mode = \"upsert\" to update rows by `{key}`"
+        ),
+        PostgresMode::Upsert => format!(
+            "upsert mode merges rows on the key `{key}` only, so a value of another unique \
+             column that a row with another key already holds stops it"
+        ),
+        PostgresMode::Replace => "replace mode loads this run's rows into a new table with the \
+             same constraints, and two of them hold the same value"
+            .to_string(),
+    };
+    format!("a row breaks a unique constraint of the table{constraint}: {why}")
 }
 
 impl PostgresSink {
@@ -71,11 +107,12 @@ impl PostgresSink {
             withdrawals: Vec::new(),
             withdrawal: Withdrawal::Delete,
             buf: Vec::new(),
+            rejections: Vec::new(),
         })
     }
 
     fn err(&self, action: &str) -> impl Fn(postgres::Error) -> Error + use<> {
-        db_error(&self.config.table, action)
+        db_error(&self.config.table, action, self.config.mode, &self.key)
     }
 
     fn sql_type(&self, field: &str) -> &str {
@@ -290,6 +327,15 @@ impl Sink for PostgresSink {
         true
     }
 
+    /// A record with a NUL byte in a text value, which PostgreSQL cannot store.
+    fn rejects_records(&self) -> bool {
+        true
+    }
+
+    fn take_rejections(&mut self) -> Vec<SinkRejection> {
+        std::mem::take(&mut self.rejections)
+    }
+
     fn committed_position(&mut self, pipeline: &str) -> Result<Option<Position>, Error> {
         let exists: bool = self
             .client
@@ -349,13 +395,20 @@ impl PostgresSink {
     }
 
     /// COPYs rows in COPY text format (and merges them, for upsert) in one transaction with
-    /// the position.
+    /// the position. `framed` is what [`CopyEncoder`] made: the refused records, then the rows.
     fn load(
         &mut self,
-        bytes: &[u8],
+        framed: &[u8],
         pipeline: &str,
         position: Option<&Position>,
     ) -> Result<(), Error> {
+        self.rejections.clear();
+        let (refused, bytes) = unframe(framed).ok_or_else(|| {
+            Error::Config(format!(
+                "PostgreSQL sink {}: encoded rows not made by this sink's encoder",
+                self.config.table
+            ))
+        })?;
         let cols: Vec<String> = self.columns.iter().map(|c| column(c)).collect();
         let cols = cols.join(", ");
         let copy = format!("COPY {} ({cols}) FROM STDIN", self.copy_into);
@@ -408,13 +461,54 @@ impl PostgresSink {
             None => {}
         }
         tx.commit().map_err(&commit_err)?;
+        self.rejections = refused
+            .into_iter()
+            .map(|(row, column)| SinkRejection {
+                row,
+                reason: RejectReason::Refused {
+                    field: self.columns.get(column).cloned(),
+                    detail: NUL_DETAIL.into(),
+                },
+            })
+            .collect();
         Ok(())
     }
+}
+
+/// A record left out of the rows: its row in the batch and the column holding the NUL.
+type Refused = (usize, usize);
+
+/// Reads what [`CopyEncoder`] put before the rows: the refused records, then the rows.
+fn unframe(framed: &[u8]) -> Option<(Vec<Refused>, &[u8])> {
+    let u32_at = |at: usize| -> Option<usize> {
+        let bytes: [u8; 4] = framed.get(at..at + 4)?.try_into().ok()?;
+        usize::try_from(u32::from_le_bytes(bytes)).ok()
+    };
+    let count = u32_at(0)?;
+    let mut refused = Vec::with_capacity(count.min(framed.len() / 8));
+    for i in 0..count {
+        let at = 4 + i.checked_mul(8)?;
+        refused.push((u32_at(at)?, u32_at(at + 4)?));
+    }
+    let rows = framed.get(4 + count.checked_mul(8)?..)?;
+    Some((refused, rows))
+}
+
+/// Appends a `u32` the way [`unframe`] reads it.
+fn put_u32(out: &mut Vec<u8>, n: usize) -> Result<(), Error> {
+    let n = u32::try_from(n)
+        .map_err(|_| Error::Config("a batch too large for the PostgreSQL sink".into()))?;
+    out.extend_from_slice(&n.to_le_bytes());
+    Ok(())
 }
 
 /// Encodes batches in COPY's text format, on the engine's workers. For upsert, of the rows of
 /// one key in a batch only the last is kept: `ON CONFLICT` cannot touch a row twice in one
 /// statement (and row by row, the last would win).
+///
+/// A record with a NUL byte in a text value is left out and listed before the rows (a `u32`
+/// count, then a `u32` row and a `u32` column for each), so that the sink reports it as refused
+/// when it loads the rest: PostgreSQL would fail the whole batch on it, naming nothing.
 struct CopyEncoder {
     take: Vec<usize>,
     /// The key's place among the written columns, in upsert mode.
@@ -424,17 +518,37 @@ struct CopyEncoder {
 impl Encode for CopyEncoder {
     fn encode(&self, batch: &Batch, out: &mut Vec<u8>) -> Result<(), Error> {
         let columns: Vec<_> = self.take.iter().map(|&i| batch.column(i)).collect();
-        let mut superseded = vec![false; batch.len()];
+        // Left out: refused records, and in upsert mode rows a later row of their key replaces.
+        let mut skip = vec![false; batch.len()];
+        let mut refused = Vec::new();
+        for (row, skipped) in skip.iter_mut().enumerate() {
+            let nul = columns.iter().position(|c| {
+                let cell = c.get(row);
+                !cell.is_null() && cell.text.as_bytes().contains(&0)
+            });
+            if let Some(column) = nul {
+                *skipped = true;
+                refused.push((row, column));
+            }
+        }
+        put_u32(out, refused.len())?;
+        for (row, column) in refused {
+            put_u32(out, row)?;
+            put_u32(out, column)?;
+        }
         if let Some(k) = self.key {
             let keys = columns[k];
             let mut last: HashMap<&str, usize> = HashMap::with_capacity(batch.len());
             for row in 0..batch.len() {
+                if skip[row] {
+                    continue;
+                }
                 if let Some(earlier) = last.insert(keys.get(row).text, row) {
-                    superseded[earlier] = true;
+                    skip[earlier] = true;
                 }
             }
         }
-        for (row, _) in superseded.iter().enumerate().filter(|(_, s)| !**s) {
+        for (row, _) in skip.iter().enumerate().filter(|(_, s)| !**s) {
             for (n, c) in columns.iter().enumerate() {
                 if n > 0 {
                     out.push(b'\t');

@@ -76,10 +76,10 @@ impl PostgresSource {
                 .find(|(n, _)| *n == name)
                 .map(|(_, t)| format!("{}.{}", column(t.schema()), column(t.name())))
                 .ok_or_else(|| {
-                    let names: Vec<&str> = columns.iter().map(|(n, _)| *n).collect();
+                    let names: Vec<String> = columns.iter().map(|(n, _)| n.to_string()).collect();
                     Error::Config(format!(
                         "PostgreSQL source {label}: has no column `{name}`; its columns are: {}",
-                        names.join(", ")
+                        crate::fields::list(&names)
                     ))
                 })
         };

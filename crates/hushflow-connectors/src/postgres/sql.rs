@@ -51,11 +51,16 @@ pub fn copy_cell(cell: Cell<'_>, out: &mut Vec<u8>) {
 
 /// What a database error says, without the values some messages quote: data exceptions
 /// (SQLSTATE class 22: `invalid input syntax for type integer: "…"`) and integrity violations
-/// (class 23: `Key (id)=(…) already exists`) keep only their code. Reads and loads share it.
+/// (class 23: `Key (id)=(…) already exists`) keep only their code, and a unique violation its
+/// constraint's name. Reads and loads share it; the sink explains a unique violation by its
+/// mode.
 pub fn describe(e: &postgres::Error) -> String {
     match e.as_db_error() {
         Some(d) => match d.code().code() {
-            "23505" => "a key is already in the table (append mode); use mode = \"upsert\"".into(),
+            "23505" => match d.constraint() {
+                Some(c) => format!("a row breaks a unique constraint (`{c}`) of the table"),
+                None => "a row breaks a unique constraint of the table".into(),
+            },
             code if code.starts_with("22") || code.starts_with("23") => {
                 format!("a value was refused (SQLSTATE {code})")
             }

@@ -510,3 +510,120 @@ fn tls_verify_full_succeeds_and_a_wrong_ca_or_host_name_fails() {
         .get(0);
     assert!(ssl);
 }
+
+/// PostgreSQL text cannot hold a NUL byte. A record with one is refused on its own, named by
+/// its row and field (never its value), and the rest of its batch is written, in every mode,
+/// through `write_batch` and through the encoder the engine runs on its workers alike.
+#[test]
+fn a_nul_byte_refuses_its_record_naming_the_field() {
+    use hushflow_core::{RejectReason, SinkRejection};
+    let Some(db) = Database::new("pg_nul") else {
+        return;
+    };
+    let refused = |row: usize, field: &str| SinkRejection {
+        row,
+        reason: RejectReason::Refused {
+            field: Some(field.into()),
+            detail: "contains a NUL byte, which PostgreSQL text cannot hold".into(),
+        },
+    };
+    for (table, mode) in [
+        ("nul_append", PostgresMode::Append),
+        ("nul_upsert", PostgresMode::Upsert),
+        ("nul_replace", PostgresMode::Replace),
+    ] {
+        let mut sink = PostgresSink::new(
+            &sink_config(table, mode),
+            &db.url(),
+            Path::new(""),
+            "id",
+            Default::default(),
+        )
+        .unwrap();
+        let first = batch(
+            &["id", "email"],
+            &[
+                &[Some("1"), Some("a@example.com")],
+                &[Some("2"), Some("canary\0@example.com")],
+                &[Some("3"), None],
+            ],
+        );
+        sink.open(first.schema()).unwrap();
+        assert!(sink.rejects_records());
+        sink.write_batch(&first).unwrap();
+        assert_eq!(sink.take_rejections(), [refused(1, "email")], "{table}");
+        assert_eq!(sink.take_rejections(), [], "taken once");
+
+        // Encoded on a worker: a NUL in the key, and one in two fields of a record.
+        let second = batch(
+            &["id", "email"],
+            &[
+                &[Some("4\0"), Some("d@example.com")],
+                &[Some("5"), Some("e@example.com")],
+                &[Some("6\0"), Some("\0")],
+            ],
+        );
+        let mut bytes = Vec::new();
+        sink.encoder().unwrap().encode(&second, &mut bytes).unwrap();
+        sink.write_encoded(&bytes).unwrap();
+        assert_eq!(
+            sink.take_rejections(),
+            [refused(0, "id"), refused(2, "id")],
+            "{table}"
+        );
+        // A batch with nothing refused.
+        let third = batch(&["id", "email"], &[&[Some("7"), Some("g")]]);
+        sink.write_batch(&third).unwrap();
+        assert_eq!(sink.take_rejections(), []);
+        sink.finish().unwrap();
+        assert_eq!(
+            rows(&db, &format!("SELECT id FROM {table} ORDER BY id")),
+            [
+                vec![Some("1".into())],
+                vec![Some("3".into())],
+                vec![Some("5".into())],
+                vec![Some("7".into())]
+            ],
+            "{table}"
+        );
+    }
+}
+
+/// A unique constraint besides the key refuses a row in upsert mode too: the message says
+/// which mode and which constraint, and no value.
+#[test]
+fn a_unique_violation_names_the_mode_it_happened_in() {
+    let Some(db) = Database::new("pg_unique") else {
+        return;
+    };
+    db.client()
+        .batch_execute("CREATE TABLE u (id text PRIMARY KEY, email text UNIQUE)")
+        .unwrap();
+    let b = batch(
+        &["id", "email"],
+        &[
+            &[Some("1"), Some("same-canary@example.com")],
+            &[Some("2"), Some("same-canary@example.com")],
+        ],
+    );
+    for (mode, words) in [
+        (PostgresMode::Upsert, "upsert mode"),
+        (PostgresMode::Append, "append mode"),
+    ] {
+        let mut sink = PostgresSink::new(
+            &sink_config("u", mode),
+            &db.url(),
+            Path::new(""),
+            "id",
+            Default::default(),
+        )
+        .unwrap();
+        sink.open(b.schema()).unwrap();
+        let e = sink.write_batch(&b).unwrap_err().to_string();
+        assert!(e.contains(words) && e.contains("u_email_key"), "{e}");
+        assert!(!e.contains("canary"), "{e}");
+        if mode == PostgresMode::Upsert {
+            assert!(!e.contains("append"), "{e}");
+        }
+    }
+}

@@ -78,6 +78,10 @@ impl crate::SourceConfig for SqliteSourceConfig {
         &self.path
     }
 
+    fn file(&self) -> Option<&Path> {
+        Some(&self.path)
+    }
+
     fn resolve_paths(&mut self, base: &Path) {
         self.path = base.join(&self.path);
     }
@@ -103,6 +107,10 @@ impl crate::SinkConfig for SqliteSinkConfig {
 
     fn location(&self) -> &Path {
         &self.path
+    }
+
+    fn file(&self) -> Option<&Path> {
+        Some(&self.path)
     }
 
     fn relocate(&mut self, to: &Path) {

@@ -101,7 +101,7 @@ impl SqliteSource {
                 return Err(Error::Config(format!(
                     "{}: has no column `{name}`; its columns are: {}",
                     path.display(),
-                    names.join(", ")
+                    crate::fields::list(&names)
                 )));
             }
         }

@@ -423,3 +423,55 @@ fn the_source_reads_wanted_columns_in_pages_rejects_bad_text_and_continues_after
         "{e}"
     );
 }
+
+#[test]
+fn a_database_path_that_is_not_a_regular_file_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("db.fifo");
+    let status = std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let e = run(
+        &SqliteSinkConfig::new(&fifo, "contacts"),
+        &[contacts(&[("1", "a", "1")])],
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        e.contains("db.fifo") && e.contains("not a regular file"),
+        "{e}"
+    );
+    use std::os::unix::fs::FileTypeExt;
+    assert!(
+        std::fs::symlink_metadata(&fifo)
+            .unwrap()
+            .file_type()
+            .is_fifo()
+    );
+}
+
+/// Column names that look like values (a table made from a file without a header row) are
+/// never listed in a message.
+#[test]
+fn the_source_lists_only_column_names_that_look_like_names() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("src.sqlite");
+    Connection::open(&path)
+        .unwrap()
+        .execute_batch(
+            "CREATE TABLE contacts (id TEXT, \"jane@example.com\" TEXT, \"C001\" TEXT, country TEXT)",
+        )
+        .unwrap();
+    let e = SqliteSource::open(&source_config(&path, None), &["email".into()], "id", None)
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(
+        e.contains("`id`, `country`, and 2 not shown")
+            && !e.contains("jane")
+            && !e.contains("C001"),
+        "{e}"
+    );
+}

@@ -317,7 +317,13 @@ pub(super) fn task_exec(session: &Session<'_>) -> Result<Exit, Failure> {
     )
     .entered();
     let text = dag::render(&order.text, &template_vars(&order)).map_err(invalid)?;
-    let d = dag::parse(&order.file, text, &super::secret_providers(None)).map_err(invalid)?;
+    let d = dag::parse(
+        &order.file,
+        text,
+        &super::secret_providers(None),
+        &session.protected(),
+    )
+    .map_err(invalid)?;
     let Some(task) = d.tasks.into_iter().find(|t| t.name == order.task) else {
         return Err(invalid(format!(
             "the pipeline {} has no task `{}` any more",

@@ -143,6 +143,12 @@ impl Session<'_> {
         resolve_master_key(self.master_key.as_ref(), &self.out.redactor)
     }
 
+    /// The directories no pipeline path may lead into: the state directory. Passed to every
+    /// load of a pipeline file, which checks it before reading anything the file names.
+    fn protected(&self) -> hushflow_spec::Protected {
+        hushflow_spec::Protected::state_dir(self.state.root())
+    }
+
     /// Records a privileged action in the audit log: key operations, detokenization, exports.
     fn audit(
         &self,

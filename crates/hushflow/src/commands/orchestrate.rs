@@ -107,7 +107,11 @@ impl PipelineDir {
                     continue;
                 }
                 self.seen.insert(path.clone(), stamp);
-                match dag::load(&absolute(&path), &super::secret_providers(None)) {
+                match dag::load(
+                    &absolute(&path),
+                    &super::secret_providers(None),
+                    &session.protected(),
+                ) {
                     Ok(d) => {
                         self.dags.insert(path, d);
                     }

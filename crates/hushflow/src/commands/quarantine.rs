@@ -101,7 +101,7 @@ fn replay(
     // A file sink is written anew: the replayed records go to a file beside it.
     if !plan.sink.keeps_rows() {
         let target = out_path.unwrap_or_else(|| beside(plan.sink.location(), &run));
-        plan.sink.relocate(&target);
+        plan.relocate_sink(&target).map_err(invalid)?;
     } else if out_path.is_some() {
         return Err(invalid(
             "--out is for file sinks; this pipeline's sink is a table, which gets the records",

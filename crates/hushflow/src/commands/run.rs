@@ -33,8 +33,12 @@ pub(super) struct RunOptions<'a> {
 
 /// Loads and checks a pipeline, then resolves its keys and connections.
 pub(super) fn prepare(session: &Session<'_>, pipeline: &Path) -> Result<Prepared, Failure> {
-    let plan =
-        hushflow_spec::plan::load(pipeline, &super::secret_providers(None)).map_err(invalid)?;
+    let plan = hushflow_spec::plan::load(
+        pipeline,
+        &super::secret_providers(None),
+        &session.protected(),
+    )
+    .map_err(invalid)?;
     prepare_plan(session, plan)
 }
 
@@ -109,8 +113,12 @@ pub(super) fn validate(
     depth: Depth,
 ) -> Result<Exit, Failure> {
     let out = session.out;
-    let mut dag =
-        hushflow_spec::dag::load(pipeline, &super::secret_providers(None)).map_err(invalid)?;
+    let mut dag = hushflow_spec::dag::load(
+        pipeline,
+        &super::secret_providers(None),
+        &session.protected(),
+    )
+    .map_err(invalid)?;
     // A one-sync file is a DAG of one task; its plan is validated like any task's.
     let plan = match dag.tasks.as_slice() {
         [t] if t.name == hushflow_spec::dag::SYNC_TASK => match dag.tasks.pop().map(|t| t.kind) {
@@ -209,8 +217,12 @@ pub(super) fn run(
     pipeline: &Path,
     options: RunOptions<'_>,
 ) -> Result<Exit, Failure> {
-    let plan =
-        hushflow_spec::plan::load(pipeline, &super::secret_providers(None)).map_err(invalid)?;
+    let plan = hushflow_spec::plan::load(
+        pipeline,
+        &super::secret_providers(None),
+        &session.protected(),
+    )
+    .map_err(invalid)?;
     if plan.has_templates() {
         return Err(invalid(format!(
             "{}: uses {{{{ … }}}} templates, which only a run of the scheduler fills in; run it \
