@@ -2,11 +2,7 @@
 //! symlink to one) is refused, by validate and by run, and left as it was: hushflow never
 //! replaces it with a file of results.
 
-// A test may unwrap: a panic is a failed test, with its message.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
-mod common;
-use common::*;
+use crate::common::*;
 use std::os::unix::fs::FileTypeExt;
 use std::path::Path;
 

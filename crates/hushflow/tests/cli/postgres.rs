@@ -3,11 +3,7 @@
 //! shows; runs killed with SIGKILL at random points and run again leave the destination exactly
 //! equal to an uninterrupted run's.
 
-// A test may unwrap: a panic is a failed test, with its message.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
-mod common;
-use common::*;
+use crate::common::*;
 use std::time::{Duration, Instant};
 
 fn contacts(db: &Database, rows: i64) {

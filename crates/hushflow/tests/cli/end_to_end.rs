@@ -1,10 +1,6 @@
 //! The whole path through the real binary: sample → keys → validate → run → audit.
 
-// A test may unwrap: a panic is a failed test, with its message.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
-mod common;
-use common::*;
+use crate::common::*;
 
 fn count_rows(db: &std::path::Path) -> i64 {
     let conn = rusqlite::Connection::open(db).unwrap();

@@ -3,11 +3,7 @@
 //! logging, and search stdout, stderr, the state directory (audit store, quarantine, keyring) and
 //! the results for both.
 
-// A test may unwrap: a panic is a failed test, with its message.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
-mod common;
-use common::*;
+use crate::common::*;
 
 /// The key as the environment holds it (base64) and as it is used (the decoded bytes).
 const SECRET: &str = "Y2FuYXJ5LXNlY3JldC03ZjNhOWMxZTViMmQ0ODYwYWExMS14eXo=";

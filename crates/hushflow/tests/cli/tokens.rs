@@ -1,11 +1,7 @@
 //! `hushflow detokenize` reverses `tokenize` for a holder of the key, audited; `keys export`
 //! prints a key for another system, audited.
 
-// A test may unwrap: a panic is a failed test, with its message.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
-mod common;
-use common::*;
+use crate::common::*;
 use std::io::Write;
 use std::process::Stdio;
 

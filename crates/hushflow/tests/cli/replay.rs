@@ -2,11 +2,7 @@
 //! those that still fail are quarantined again under their original lines; the replay is
 //! audited; a file sink's output is not replaced.
 
-// A test may unwrap: a panic is a failed test, with its message.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
-mod common;
-use common::*;
+use crate::common::*;
 
 const DATA: &str = "id,email,phone,country\n\
 1,a@example.com,+49 30 901820,DE\n\

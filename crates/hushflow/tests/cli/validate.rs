@@ -1,10 +1,6 @@
 //! `hushflow validate` refuses bad pipelines with file, line and key, before touching data.
 
-// A test may unwrap: a panic is a failed test, with its message.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
-mod common;
-use common::*;
+use crate::common::*;
 
 fn invalid(ws: &Workspace, text: &str) -> String {
     ws.write("p.toml", text);

@@ -3,11 +3,7 @@
 //! and a replay's `--out` are refused there, however the path gets there (`..`, a symlink), and
 //! before anything in it is read.
 
-// A test may unwrap: a panic is a failed test, with its message.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
-mod common;
-use common::*;
+use crate::common::*;
 
 /// A one-sync pipeline from `source` (a `[source]` table) to `sink` (a `[sink]` table).
 fn sync(source: &str, sink: &str) -> String {

@@ -1,11 +1,7 @@
 //! SQLite to SQLite, incrementally: the position commits in the sink's own transaction, so a
 //! second run reads nothing and a third only what changed.
 
-// A test may unwrap: a panic is a failed test, with its message.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
-mod common;
-use common::*;
+use crate::common::*;
 
 const PIPELINE: &str = r#"
 [pipeline]

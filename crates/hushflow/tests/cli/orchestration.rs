@@ -3,11 +3,7 @@
 //! a PostgreSQL metadata store with one SIGKILLed mid-task, and a scheduler killed mid-run and
 //! started again. Assertions are on the metadata and on the sinks' contents.
 
-// A test may unwrap: a panic is a failed test, with its message.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
-mod common;
-use common::*;
+use crate::common::*;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};

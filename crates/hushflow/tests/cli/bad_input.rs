@@ -1,11 +1,7 @@
 //! Bad input loses nothing: malformed rows are quarantined with line and reason, counted, and
 //! reported; `on_error = "fail"` stops at the first one; messages never carry values.
 
-// A test may unwrap: a panic is a failed test, with its message.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
-mod common;
-use common::*;
+use crate::common::*;
 
 const HEADER: &str = "id,email,country,notes\n";
 

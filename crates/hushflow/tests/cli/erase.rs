@@ -2,11 +2,7 @@
 //! its own; `hushflow erase` deletes it, after which that subject's tokens, wherever they were
 //! copied, no longer reverse, while every other subject's still do. Audited by handle only.
 
-// A test may unwrap: a panic is a failed test, with its message.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
-mod common;
-use common::*;
+use crate::common::*;
 
 const SUBJECT: &str = "cust-canary-0042";
 

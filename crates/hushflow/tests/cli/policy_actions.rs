@@ -3,11 +3,7 @@
 //! `phonenumbers`), including which records consent and suppression filter and which are
 //! quarantined.
 
-// A test may unwrap: a panic is a failed test, with its message.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
-mod common;
-use common::*;
+use crate::common::*;
 
 /// 32 bytes, base64: how `env:` keys are given.
 const KEY_B64: &str = "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=";

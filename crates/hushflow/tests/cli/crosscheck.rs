@@ -2,11 +2,7 @@
 //! `cryptography` package, reading the key from the keyring file and the values from the input.
 //! scripts/test.sh provides the interpreter (a venv) in HUSHFLOW_TEST_PYTHON.
 
-// A test may unwrap: a panic is a failed test, with its message.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
-mod common;
-use common::*;
+use crate::common::*;
 
 #[test]
 fn hmac_pseudonyms_match_python_cryptography() {

@@ -4,11 +4,7 @@
 //! loads every record exactly once; no personal value is left in plain text under the state
 //! directory.
 
-// A test may unwrap: a panic is a failed test, with its message.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
-mod common;
-use common::*;
+use crate::common::*;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 

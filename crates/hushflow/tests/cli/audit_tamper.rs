@@ -1,10 +1,6 @@
 //! `hushflow audit verify` catches a changed, a removed and an inserted record, through the CLI.
 
-// A test may unwrap: a panic is a failed test, with its message.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
-mod common;
-use common::*;
+use crate::common::*;
 
 fn with_history() -> Workspace {
     let ws = Workspace::new();

@@ -2,11 +2,7 @@
 //! key rotates only when told that hashes change, and a keyring sealed under a master key shows
 //! nothing without it. Every step is in the audit log.
 
-// A test may unwrap: a panic is a failed test, with its message.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
-mod common;
-use common::*;
+use crate::common::*;
 
 const PIPELINE: &str = r#"
 [pipeline]

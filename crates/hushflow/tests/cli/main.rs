@@ -1,0 +1,26 @@
+//! The command line's integration tests: each runs the real `hushflow` binary in a private
+//! temporary workspace. One test binary with a module per topic, so the workspace links one
+//! test executable instead of one per file.
+
+// A test may unwrap: a panic is a failed test, with its message.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+mod audit_tamper;
+mod bad_input;
+mod canary;
+mod crosscheck;
+mod end_to_end;
+mod erase;
+mod key_lifecycle;
+mod orchestration;
+mod policy_actions;
+mod postgres;
+mod replay;
+mod special_files;
+mod sqlite_sync;
+mod staging;
+mod state_paths;
+mod tokens;
+mod validate;
