@@ -14,7 +14,8 @@ use hushflow_spec::pipeline::OnError;
 use hushflow_spec::plan::Plan;
 use hushflow_state::audit::{AuditLog, NewRecord};
 use hushflow_state::dir::StateDir;
-use hushflow_state::quarantine::Quarantine;
+use hushflow_state::quarantine::{Origin, Quarantine};
+use hushflow_state::seal::StateMac;
 use hushflow_state::subjects::{SubjectStore, SubjectStoreError};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -147,6 +148,8 @@ pub fn run(plan: &Plan, keys: &KeyMaterial, ctx: &RunContext<'_>) -> Result<RunR
         .strftime("%Y%m%dT%H%M%S%.6fZ")
         .to_string();
     let recipient = ctx.identity.recipient();
+    // Tags staged segments, manifests and quarantine sidecars.
+    let mac = StateMac::new(ctx.identity);
     // A staged run that resumes an earlier attempt keeps that attempt's run id.
     // A replay reads its records from the quarantine, never from a staged source.
     let prepared = match plan.staging && ctx.replay.is_none() {
@@ -188,7 +191,16 @@ pub fn run(plan: &Plan, keys: &KeyMaterial, ctx: &RunContext<'_>) -> Result<RunR
             _ => {}
         }
     }
-    let mut quarantine = Quarantine::new(quarantine_path, recipient.clone());
+    let mut quarantine = Quarantine::new(
+        quarantine_path,
+        recipient.clone(),
+        mac,
+        Origin {
+            pipeline: plan.name.clone(),
+            run_id: run_id.clone(),
+            policy_fingerprint: plan.fingerprint.clone(),
+        },
+    );
     let mut counts = Counts::default();
 
     // The reader's and the workers' panics come back as errors; this catches the writer's (the
@@ -212,14 +224,10 @@ pub fn run(plan: &Plan, keys: &KeyMaterial, ctx: &RunContext<'_>) -> Result<RunR
         (Ok(()), Some(run)) => run.commit().map_err(RunError::from),
         (result, _) => result,
     };
-    // The pipeline file is recorded beside the quarantine, so a replay can find it.
-    let pipeline_file = std::path::absolute(&plan.file).unwrap_or_else(|_| plan.file.clone());
-    let finished = quarantine
-        .finish(&pipeline_file)
-        .map_err(|source| RunError::Quarantine {
-            path: quarantine.path().to_path_buf(),
-            source,
-        });
+    let finished = quarantine.finish().map_err(|source| RunError::Quarantine {
+        path: quarantine.path().to_path_buf(),
+        source,
+    });
     let result = result.and(finished);
     counts.quarantined = quarantine.count();
 
@@ -261,7 +269,14 @@ pub fn run(plan: &Plan, keys: &KeyMaterial, ctx: &RunContext<'_>) -> Result<RunR
         // failure so that a reader can tell runs apart.
         detail: Some({
             let how = match (ctx.replay, resumed) {
-                (Some(r), _) => format!(" (replay of the quarantine of run {})", r.run_id),
+                // The pipeline the operator named: its fingerprint is this record's.
+                (Some(r), _) => format!(
+                    " (replay of the quarantine of run {} through {})",
+                    r.run_id,
+                    std::path::absolute(&plan.file)
+                        .unwrap_or_else(|_| plan.file.clone())
+                        .display()
+                ),
                 (None, true) => " (resumed from staged data)".to_string(),
                 (None, false) => String::new(),
             };
