@@ -14,7 +14,8 @@ use hushflow_spec::pipeline::OnError;
 use hushflow_spec::plan::Plan;
 use hushflow_state::audit::{AuditLog, NewRecord};
 use hushflow_state::dir::StateDir;
-use hushflow_state::quarantine::Quarantine;
+use hushflow_state::quarantine::{Origin, Quarantine};
+use hushflow_state::seal::StateMac;
 use hushflow_state::subjects::{SubjectStore, SubjectStoreError};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -156,6 +157,8 @@ pub fn run(plan: &Plan, keys: &KeyMaterial, ctx: &RunContext<'_>) -> Result<RunR
         .strftime("%Y%m%dT%H%M%S%.6fZ")
         .to_string();
     let recipient = ctx.identity.recipient();
+    // Tags staged segments, manifests and quarantine sidecars.
+    let mac = StateMac::new(ctx.identity);
     // A staged run that resumes an earlier attempt keeps that attempt's run id.
     // A replay reads its records from the quarantine, never from a staged source.
     let prepared = match plan.staging && ctx.replay.is_none() {
@@ -166,6 +169,8 @@ pub fn run(plan: &Plan, keys: &KeyMaterial, ctx: &RunContext<'_>) -> Result<RunR
             &new_id,
             &plan.source_fields_needed(),
             &recipient,
+            &mac,
+            &staging::describe_sink(plan, ctx.connections, &mac),
             ctx.fresh,
         )
         .map(Some),
@@ -197,7 +202,16 @@ pub fn run(plan: &Plan, keys: &KeyMaterial, ctx: &RunContext<'_>) -> Result<RunR
             _ => {}
         }
     }
-    let mut quarantine = Quarantine::new(quarantine_path, recipient.clone());
+    let mut quarantine = Quarantine::new(
+        quarantine_path,
+        recipient.clone(),
+        mac,
+        Origin {
+            pipeline: plan.name.clone(),
+            run_id: run_id.clone(),
+            policy_fingerprint: plan.fingerprint.clone(),
+        },
+    );
     let mut counts = Counts::default();
 
     // The reader's and the workers' panics come back as errors; this catches the writer's (the
@@ -221,14 +235,10 @@ pub fn run(plan: &Plan, keys: &KeyMaterial, ctx: &RunContext<'_>) -> Result<RunR
         (Ok(()), Some(run)) => run.commit().map_err(RunError::from),
         (result, _) => result,
     };
-    // The pipeline file is recorded beside the quarantine, so a replay can find it.
-    let pipeline_file = std::path::absolute(&plan.file).unwrap_or_else(|_| plan.file.clone());
-    let finished = quarantine
-        .finish(&pipeline_file)
-        .map_err(|source| RunError::Quarantine {
-            path: quarantine.path().to_path_buf(),
-            source,
-        });
+    let finished = quarantine.finish().map_err(|source| RunError::Quarantine {
+        path: quarantine.path().to_path_buf(),
+        source,
+    });
     let result = result.and(finished);
     counts.quarantined = quarantine.count();
 
@@ -270,7 +280,14 @@ pub fn run(plan: &Plan, keys: &KeyMaterial, ctx: &RunContext<'_>) -> Result<RunR
         // failure so that a reader can tell runs apart.
         detail: Some({
             let how = match (ctx.replay, resumed) {
-                (Some(r), _) => format!(" (replay of the quarantine of run {})", r.run_id),
+                // The pipeline the operator named: its fingerprint is this record's.
+                (Some(r), _) => format!(
+                    " (replay of the quarantine of run {} through {})",
+                    r.run_id,
+                    std::path::absolute(&plan.file)
+                        .unwrap_or_else(|_| plan.file.clone())
+                        .display()
+                ),
                 (None, true) => " (resumed from staged data)".to_string(),
                 (None, false) => String::new(),
             };
@@ -523,18 +540,14 @@ fn move_records(
         }
     };
     // A staged run reads the source into encrypted segments first (unless an earlier attempt
-    // did), then loads from them. A transactional sink resumes after the segments it committed.
-    let per_batch_commit = plan.sink.commits_per_batch();
-    let (mut source, committed): (Box<dyn Source>, u64) = match staged.as_deref_mut() {
+    // did), then loads from them.
+    let resuming = staged
+        .as_deref()
+        .is_some_and(|run| run.manifest().extracted);
+    let mut source: Box<dyn Source> = match staged.as_deref_mut() {
         None => match ctx.replay {
-            Some(replay) => (
-                Box::new(crate::replay::ReplaySource::new(plan, replay.records)?),
-                0,
-            ),
-            None => (
-                open_source(plan, ctx.connections, key_source, after.as_ref())?,
-                0,
-            ),
+            Some(replay) => Box::new(crate::replay::ReplaySource::new(plan, replay.records)?),
+            None => open_source(plan, ctx.connections, key_source, after.as_ref())?,
         },
         Some(run) => {
             if run.manifest().extracted {
@@ -549,12 +562,7 @@ fn move_records(
                     ctx.progress,
                 )?;
             }
-            let committed = if per_batch_commit {
-                run.manifest().loaded
-            } else {
-                0
-            };
-            (Box::new(run.source(ctx.identity)), committed)
+            Box::new(run.source(ctx.identity)?)
         }
     };
     let schema = source.schema();
@@ -568,6 +576,22 @@ fn move_records(
         Some(sink) => sink,
         None => open_sink(plan, ctx.connections)?,
     };
+    let keeps_positions = sink.keeps_positions();
+    // A transactional sink commits each staged segment's number with its rows: a resumed load
+    // continues after the segments the sink itself holds of this staged run, and starts again
+    // at the first for a sink that holds none (a database removed or replaced, another sink).
+    let staged_key = staging::position_key(&plan.name);
+    let committed = match staged.as_deref() {
+        Some(run) if keeps_positions && resuming => {
+            run.committed_in(sink.committed_position(&staged_key)?.as_ref())
+        }
+        _ => 0,
+    };
+    // Every segment is in the sink already (the attempt failed after the sink's last commit):
+    // the sink is left as it is, not opened again (a `replace` table would be rebuilt empty).
+    let complete = staged
+        .as_deref()
+        .is_some_and(|run| committed > 0 && committed == run.manifest().segments);
     // Records filtered now (consent withdrawn, newly suppressed) may have rows from earlier
     // runs: their keys go to a sink that can act on them, in the batch's transaction.
     let withdrawal = (plan.on_withdrawal != Withdrawal::Keep && sink.can_withdraw())
@@ -582,8 +606,9 @@ fn move_records(
             withdrawal_key: withdrawal.map(|_| plan.key.as_str()),
         },
     )?;
-    sink.open(policy.output_schema())?;
-    let keeps_positions = sink.keeps_positions();
+    if !complete {
+        sink.open(policy.output_schema())?;
+    }
     let mut last_position: Option<Position> = None;
     // A sink with an encoder (CSV) has its bytes made on the workers; the writer only writes.
     let encoder = sink.encoder();
@@ -640,13 +665,17 @@ fn move_records(
                     sink.withdraw(&p.withdrawn, how)?;
                     counts.withdrawn += p.withdrawn.len() as u64;
                 }
+                // A staged segment's rows commit with its number; a source's with its cursor.
+                let (key, at) = match staged.as_deref() {
+                    Some(run) if keeps_positions => {
+                        (staged_key.as_str(), Some(run.position_after(seq)))
+                    }
+                    _ => (plan.name.as_str(), position.clone()),
+                };
                 match &p.encoded {
-                    Some(bytes) => sink.write_encoded_at(bytes, &plan.name, position.as_ref())?,
-                    None if !p.output.is_empty()
-                        || position.is_some()
-                        || !p.withdrawn.is_empty() =>
-                    {
-                        sink.write_batch_at(&p.output, &plan.name, position.as_ref())?
+                    Some(bytes) => sink.write_encoded_at(bytes, key, at.as_ref())?,
+                    None if !p.output.is_empty() || at.is_some() || !p.withdrawn.is_empty() => {
+                        sink.write_batch_at(&p.output, key, at.as_ref())?
                     }
                     None => {}
                 }
@@ -660,15 +689,14 @@ fn move_records(
             if position.is_some() {
                 last_position = position;
             }
-            if per_batch_commit && let Some(run) = staged.as_deref_mut() {
-                run.set_loaded(seq)?;
-            }
             counts.written += (p.output.len() as u64).saturating_sub(refused_count);
             (ctx.progress)(counts.read);
             Ok(())
         },
     )?;
-    sink.finish()?;
+    if !complete {
+        sink.finish()?;
+    }
     // A file sink is complete only now: its position is kept after it.
     if !keeps_positions && let Some(position) = &last_position {
         hushflow_state::dir::save_position(ctx.state, &plan.name, position)

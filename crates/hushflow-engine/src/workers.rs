@@ -3,7 +3,11 @@
 //! the items were handed out. Runs use it for source → policy → sink; staged runs also for
 //! source → encrypted staging files.
 //!
-//! Bounded channels keep a few items in flight, so memory stays flat whatever the input. When
+//! At most [`in_flight`]`(workers)` items exist at once between the reader and the consumer
+//! (queued, being worked on, finished and waiting for their turn): the reader takes a ticket
+//! before reading an item, and the consumer gives it back once it has consumed one. Without it
+//! the results held back for an item that is slow to finish would grow with the input. So
+//! memory stays flat whatever the input and whatever the consumer is slow at. When
 //! the consumer stops early (an error) it sets a stop flag: the reader stops reading, the workers
 //! drain the queue without working on it, and every thread ends. A panic (a bug) in the reader
 //! or a worker becomes that item's error, in order, so the run ends cleanly and audited instead
@@ -18,6 +22,12 @@ use std::sync::{Mutex, mpsc};
 pub(crate) struct Stages {
     pub(crate) reader: &'static str,
     pub(crate) worker: &'static str,
+}
+
+/// The most items in flight at once for `workers` threads: each worker busy with one, one as
+/// many again queued for them, and as many finished waiting for the consumer.
+pub(crate) fn in_flight(workers: usize) -> usize {
+    3 * workers.max(1)
 }
 
 /// Calls `next` on a reader thread until it yields `None` or an error, runs `work` on each item
@@ -38,15 +48,27 @@ where
     let (work_tx, work_rx) = mpsc::sync_channel::<(u64, I)>(workers);
     let work_rx = Mutex::new(work_rx);
     let (done_tx, done_rx) = mpsc::sync_channel::<(u64, Result<O, RunError>)>(workers * 2);
+    // Tickets: the reader takes one per item, the consumer gives one back per item consumed.
+    let limit = in_flight(workers);
+    let (ticket_tx, ticket_rx) = mpsc::sync_channel::<()>(limit);
+    for _ in 0..limit {
+        let _ = ticket_tx.send(());
+    }
     let stop = AtomicBool::new(false);
     let (stop, work) = (&stop, &work);
     std::thread::scope(|scope| -> Result<(), RunError> {
-        // Owned by this closure, so an early return drops it and the workers' sends fail.
+        // Owned by this closure, so an early return drops them: the workers' sends fail and
+        // a reader waiting for a ticket stops.
         let done_rx = done_rx;
+        let ticket_tx = ticket_tx;
         let reader_done = done_tx.clone();
         scope.spawn(move || {
             for seq in 0.. {
                 if stop.load(Ordering::Relaxed) {
+                    break;
+                }
+                // Every ticket out means `limit` items in flight: wait for the consumer.
+                if ticket_rx.recv().is_err() {
                     break;
                 }
                 let item = std::panic::catch_unwind(std::panic::AssertUnwindSafe(&mut next))
@@ -96,6 +118,7 @@ where
                 while let Some(item) = waiting.remove(&next_seq) {
                     next_seq += 1;
                     consume(item?)?;
+                    let _ = ticket_tx.try_send(());
                 }
             }
             Ok(())
@@ -140,6 +163,43 @@ mod tests {
         )
         .unwrap();
         assert_eq!(seen, (1..=200).map(|i| i * 2).collect::<Vec<_>>());
+    }
+
+    /// One item far slower than the rest (a huge batch, a stalled decrypt) while the others
+    /// fly: the results behind it wait for their turn, but never more than the bound.
+    #[test]
+    fn items_in_flight_stay_bounded_behind_a_slow_one() {
+        use std::sync::atomic::AtomicU64;
+        let (read, consumed, most) = (AtomicU64::new(0), AtomicU64::new(0), AtomicU64::new(0));
+        let workers = 3;
+        in_order(
+            workers,
+            STAGES,
+            || {
+                let n = read.fetch_add(1, Ordering::SeqCst) + 1;
+                let out = n - consumed.load(Ordering::SeqCst);
+                most.fetch_max(out, Ordering::SeqCst);
+                Ok((n <= 2000).then_some(n))
+            },
+            |i| {
+                if i == 1 {
+                    std::thread::sleep(std::time::Duration::from_millis(300));
+                }
+                Ok(i)
+            },
+            |_| {
+                consumed.fetch_add(1, Ordering::SeqCst);
+                Ok(())
+            },
+        )
+        .unwrap();
+        assert_eq!(consumed.load(Ordering::SeqCst), 2000);
+        let most = most.load(Ordering::SeqCst);
+        assert!(
+            most <= in_flight(workers) as u64,
+            "{most} items in flight, bound {}",
+            in_flight(workers)
+        );
     }
 
     #[test]

@@ -8,6 +8,7 @@
 pub mod audit;
 pub mod dir;
 pub mod quarantine;
+pub mod seal;
 pub mod subjects;
 
 pub use dir::{StateDir, os_user};

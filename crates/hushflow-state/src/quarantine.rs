@@ -3,7 +3,14 @@
 //! directory's identity (`<pipeline>-<run>.jsonl.age`, 0600 in the private state directory);
 //! it is created only when a first record needs it. Decrypted, it is JSON lines:
 //! `{"line", "code", "reason", "record"}` (or `"record_base64"` for bytes that are not UTF-8).
+//!
+//! Beside it, the sidecar `<file>.meta.json` (0600, no record data) says which pipeline and run
+//! the records came from, under which policy, how many there are by reason, and the SHA-256 of
+//! the decrypted content; its `tag` ([`crate::seal`]) authenticates all of it. A replay reads a
+//! quarantine only through [`read_authenticated`], so a file someone made with `age -r` (the
+//! recipient is public) or a sidecar someone edited is refused.
 
+use crate::seal::{self, StateMac};
 use hushflow_core::RejectReason;
 use hushflow_crypto::{AtRestError, EncryptedWriter, StateIdentity, StateRecipient};
 use serde::{Deserialize, Serialize};
@@ -15,6 +22,20 @@ use std::path::{Path, PathBuf};
 
 /// The file name suffix of quarantine files.
 pub const SUFFIX: &str = ".jsonl.age";
+
+/// The sidecar's format: 2 added the origin, the content digest and the tag (format 1, with
+/// no `format` member, named a pipeline file and was not authenticated).
+const META_FORMAT: u32 = 2;
+const META_DOMAIN: &str = "hushflow quarantine sidecar v2";
+
+/// Where a quarantine's records come from: recorded (authenticated) in its sidecar.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Origin {
+    pub pipeline: String,
+    pub run_id: String,
+    /// The policy fingerprint of the run that set the records aside.
+    pub policy_fingerprint: String,
+}
 
 #[derive(Serialize)]
 struct QuarantineLine<'a> {
@@ -55,21 +76,33 @@ impl QuarantinedRecord {
     }
 }
 
+/// A run's quarantine, written as records come: each record is encrypted and written at once
+/// (age buffers one 64 KiB chunk), so memory does not grow with the number of records.
 pub struct Quarantine {
     path: PathBuf,
     recipient: StateRecipient,
+    mac: StateMac,
+    origin: Origin,
     file: Option<EncryptedWriter<BufWriter<File>>>,
+    /// The SHA-256 of the plaintext written so far, for the sidecar.
+    digest: sha2::Sha256,
+    line: Vec<u8>,
     count: u64,
     reasons: BTreeMap<&'static str, u64>,
 }
 
 impl Quarantine {
-    /// A quarantine that will write `path`, encrypted to `recipient`, if a record comes.
-    pub fn new(path: PathBuf, recipient: StateRecipient) -> Self {
+    /// A quarantine that will write `path`, encrypted to `recipient`, if a record comes; its
+    /// sidecar names `origin` and is tagged with `mac`.
+    pub fn new(path: PathBuf, recipient: StateRecipient, mac: StateMac, origin: Origin) -> Self {
         Quarantine {
             path,
             recipient,
+            mac,
+            origin,
             file: None,
+            digest: sha2::Digest::new(),
+            line: Vec::new(),
             count: 0,
             reasons: BTreeMap::new(),
         }
@@ -121,37 +154,50 @@ impl Quarantine {
             record,
             record_base64,
         };
-        serde_json::to_writer(&mut *file, &entry)?;
-        file.write_all(b"\n")?;
+        self.line.clear();
+        serde_json::to_writer(&mut self.line, &entry)?;
+        self.line.push(b'\n');
+        sha2::Digest::update(&mut self.digest, &self.line);
+        file.write_all(&self.line)?;
         self.count += 1;
         *self.reasons.entry(reason.code()).or_default() += 1;
         Ok(())
     }
 
     /// Writes age's last chunk and syncs the file (without it, the file does not decrypt), then
-    /// the plain sidecar `<file>.meta.json`: the pipeline file and counts, no record data.
-    pub fn finish(&mut self, pipeline_file: &Path) -> io::Result<()> {
+    /// the tagged sidecar `<file>.meta.json`: origin, counts and content digest, no record data.
+    pub fn finish(&mut self) -> io::Result<()> {
         if let Some(writer) = self.file.take() {
             let mut inner = writer.finish()?;
             inner.flush()?;
             inner.get_ref().sync_all()?;
+            let digest = std::mem::replace(&mut self.digest, sha2::Digest::new());
             let meta = Meta {
-                pipeline_file: pipeline_file.to_path_buf(),
+                format: META_FORMAT,
+                origin: self.origin.clone(),
                 records: self.count,
                 reasons: self
                     .reasons
                     .iter()
                     .map(|(k, v)| (k.to_string(), *v))
                     .collect(),
+                content_sha256: hex::encode(sha2::Digest::finalize(digest)),
             };
+            let value = serde_json::to_value(&meta)?;
+            let (_, mut value, canonical) = seal::canonical_without_tag(value);
+            let tag = self.mac.tag(META_DOMAIN, &[&canonical]);
+            if let Some(members) = value.as_object_mut() {
+                members.insert("tag".into(), tag.into());
+            }
             let mut f = OpenOptions::new()
                 .create(true)
                 .truncate(true)
                 .write(true)
                 .mode(0o600)
                 .open(meta_path(&self.path))?;
-            serde_json::to_writer_pretty(&mut f, &meta)?;
+            serde_json::to_writer_pretty(&mut f, &value)?;
             f.write_all(b"\n")?;
+            f.sync_all()?;
         }
         Ok(())
     }
@@ -160,10 +206,14 @@ impl Quarantine {
 /// What is recorded in plain beside a quarantine file: no record data.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Meta {
-    /// The pipeline file the records came through (absolute), for `quarantine replay`.
-    pub pipeline_file: PathBuf,
+    #[serde(default)]
+    pub format: u32,
+    #[serde(flatten)]
+    pub origin: Origin,
     pub records: u64,
     pub reasons: BTreeMap<String, u64>,
+    /// The SHA-256 of the decrypted file, in hex.
+    pub content_sha256: String,
 }
 
 fn meta_path(quarantine: &Path) -> PathBuf {
@@ -172,10 +222,78 @@ fn meta_path(quarantine: &Path) -> PathBuf {
     PathBuf::from(name)
 }
 
-/// The sidecar of a quarantine file, if it has one (files from before it was written do not).
+/// The sidecar of a quarantine file, if it has one (files from before it was written do not),
+/// *not authenticated*: for showing counts only. A replay uses [`read_authenticated`].
 pub fn read_meta(quarantine: &Path) -> Option<Meta> {
     let bytes = std::fs::read(meta_path(quarantine)).ok()?;
     serde_json::from_slice(&bytes).ok()
+}
+
+/// Reads and checks a quarantine's sidecar: its tag, and that it belongs to this file.
+fn authenticated_meta(quarantine: &Path, mac: &StateMac) -> Result<Meta, ReadError> {
+    let path = meta_path(quarantine);
+    let bytes = std::fs::read(&path).map_err(|source| match source.kind() {
+        io::ErrorKind::NotFound => ReadError::Unauthenticated {
+            path: path.clone(),
+            why: "it is missing (a quarantine written before sidecars were authenticated, or \
+                  the sidecar was removed)",
+        },
+        _ => ReadError::Open {
+            path: path.clone(),
+            source,
+        },
+    })?;
+    let forged = |why| ReadError::Unauthenticated {
+        path: path.clone(),
+        why,
+    };
+    let value: serde_json::Value =
+        serde_json::from_slice(&bytes).map_err(|_| forged("it is not JSON"))?;
+    let (tag, value, canonical) = seal::canonical_without_tag(value);
+    let valid = tag.is_some_and(|tag| mac.verify(META_DOMAIN, &[&canonical], &tag));
+    if !valid {
+        return Err(forged(
+            "its tag does not match its content (it was edited, made by someone else, or \
+             written by an older hushflow)",
+        ));
+    }
+    let meta: Meta =
+        serde_json::from_value(value).map_err(|_| forged("its fields are not a sidecar's"))?;
+    let expected = format!("{}-{}{SUFFIX}", meta.origin.pipeline, meta.origin.run_id);
+    if meta.format != META_FORMAT
+        || quarantine.file_name().and_then(|n| n.to_str()) != Some(expected.as_str())
+    {
+        return Err(forged("it belongs to another quarantine file"));
+    }
+    Ok(meta)
+}
+
+/// Decrypts a quarantine file after checking its sidecar ([`Meta`]) with `mac`: the sidecar's
+/// tag, that it names this file, and that the decrypted content is what the run wrote (its
+/// digest and its number of records). A file made by someone else, edited, swapped for another
+/// or cut is refused before any record is returned.
+pub fn read_authenticated(
+    path: &Path,
+    identity: &StateIdentity,
+    mac: &StateMac,
+) -> Result<(Meta, Vec<QuarantinedRecord>), ReadError> {
+    let meta = authenticated_meta(path, mac)?;
+    let plain = decrypt(path, identity)?;
+    if hex::encode(seal::sha256(plain.expose())) != meta.content_sha256 {
+        return Err(ReadError::Unauthenticated {
+            path: path.to_path_buf(),
+            why: "its content is not what the run quarantined (the file was replaced or \
+                  re-encrypted with other content)",
+        });
+    }
+    let records = parse(path, plain.expose())?;
+    if records.len() as u64 != meta.records {
+        return Err(ReadError::Unauthenticated {
+            path: path.to_path_buf(),
+            why: "it does not hold the number of records its sidecar counts",
+        });
+    }
+    Ok((meta, records))
 }
 
 /// Why a quarantine file could not be read.
@@ -187,22 +305,36 @@ pub enum ReadError {
     Decrypt { path: PathBuf, source: AtRestError },
     #[error("{path}: record {number} is not a quarantine record (the file is damaged)")]
     Malformed { path: PathBuf, number: usize },
+    #[error("{path}: does not authenticate: {why}; the quarantine is not used")]
+    Unauthenticated { path: PathBuf, why: &'static str },
 }
 
-/// Decrypts and reads a quarantine file.
+/// Decrypts and reads a quarantine file, without checking its sidecar (for `list` and
+/// `export`; a replay uses [`read_authenticated`]).
 pub fn read(path: &Path, identity: &StateIdentity) -> Result<Vec<QuarantinedRecord>, ReadError> {
+    let plain = decrypt(path, identity)?;
+    parse(path, plain.expose())
+}
+
+fn decrypt(
+    path: &Path,
+    identity: &StateIdentity,
+) -> Result<hushflow_secrets::SecretValue, ReadError> {
     let file = File::open(path).map_err(|source| ReadError::Open {
         path: path.to_path_buf(),
         source,
     })?;
-    let plain = identity
+    identity
         .decrypt_all(BufReader::new(file))
         .map_err(|source| ReadError::Decrypt {
             path: path.to_path_buf(),
             source,
-        })?;
+        })
+}
+
+fn parse(path: &Path, plain: &[u8]) -> Result<Vec<QuarantinedRecord>, ReadError> {
     let mut records = Vec::new();
-    for (i, line) in plain.expose().lines().enumerate() {
+    for (i, line) in plain.lines().enumerate() {
         let line = line.map_err(|_| ReadError::Malformed {
             path: path.to_path_buf(),
             number: i + 1,
@@ -225,13 +357,30 @@ mod tests {
     use super::*;
     use std::os::unix::fs::PermissionsExt;
 
+    fn origin() -> Origin {
+        Origin {
+            pipeline: "leads".into(),
+            run_id: "20260101T000000.000000Z".into(),
+            policy_fingerprint: "ab".repeat(32),
+        }
+    }
+
+    fn quarantine(dir: &Path, identity: &StateIdentity) -> Quarantine {
+        Quarantine::new(
+            dir.join("leads-20260101T000000.000000Z.jsonl.age"),
+            identity.recipient(),
+            StateMac::new(identity),
+            origin(),
+        )
+    }
+
     #[test]
     fn writes_lazily_with_private_mode_and_keeps_bytes() {
         let tmp = tempfile::tempdir().unwrap();
-        let path = tmp.path().join("run.jsonl.age");
         let identity = StateIdentity::generate();
-        let mut q = Quarantine::new(path.clone(), identity.recipient());
-        q.finish(Path::new("/p.toml")).unwrap();
+        let mut q = quarantine(tmp.path(), &identity);
+        let path = q.path().to_path_buf();
+        q.finish().unwrap();
         assert!(!path.exists(), "no file when nothing was quarantined");
         assert!(read_meta(&path).is_none());
 
@@ -246,16 +395,18 @@ mod tests {
         .unwrap();
         q.add(9, &RejectReason::InvalidUtf8 { field: None }, b"\xff\xfe")
             .unwrap();
-        q.finish(Path::new("/p.toml")).unwrap();
+        q.finish().unwrap();
         assert_eq!(q.count(), 2);
         let meta = read_meta(&path).unwrap();
-        assert_eq!(meta.pipeline_file, Path::new("/p.toml"));
+        assert_eq!(meta.origin, origin());
         assert_eq!(meta.records, 2);
         assert_eq!(meta.reasons["invalid_utf8"], 1);
-        assert_eq!(
-            std::fs::metadata(&path).unwrap().permissions().mode() & 0o777,
-            0o600
-        );
+        for p in [path.clone(), meta_path(&path)] {
+            assert_eq!(
+                std::fs::metadata(&p).unwrap().permissions().mode() & 0o777,
+                0o600
+            );
+        }
         let bytes = std::fs::read(&path).unwrap();
         assert!(bytes.starts_with(b"age-encryption.org/v1"));
         assert!(!bytes.windows(3).any(|w| w == b"a,b"));
@@ -266,10 +417,88 @@ mod tests {
         assert_eq!(records[0].code, "wrong_field_count");
         assert_eq!(records[1].record_base64.as_deref(), Some("//4="));
         assert_eq!(records[1].raw(), b"\xff\xfe");
+        let (meta, again) =
+            read_authenticated(&path, &identity, &StateMac::new(&identity)).unwrap();
+        assert_eq!(meta.origin, origin());
+        assert_eq!(again.len(), 2);
         let other = StateIdentity::generate();
         assert!(matches!(
             read(&path, &other),
             Err(ReadError::Decrypt { .. })
         ));
+    }
+
+    /// A file made with the public recipient, an edited or foreign sidecar, a sidecar moved to
+    /// another file: all refused by the authenticated read, naming the file and no record.
+    #[test]
+    fn forged_edited_and_moved_quarantines_do_not_authenticate() {
+        let tmp = tempfile::tempdir().unwrap();
+        let identity = StateIdentity::generate();
+        let mac = StateMac::new(&identity);
+        let mut q = quarantine(tmp.path(), &identity);
+        let path = q.path().to_path_buf();
+        q.add(
+            3,
+            &RejectReason::MissingKey { field: "id".into() },
+            b"{\"id\":null}",
+        )
+        .unwrap();
+        q.finish().unwrap();
+        let (file, sidecar) = (
+            std::fs::read(&path).unwrap(),
+            std::fs::read(meta_path(&path)).unwrap(),
+        );
+        let refused = |why: &str| {
+            let e = read_authenticated(&path, &identity, &mac).unwrap_err();
+            assert!(matches!(e, ReadError::Unauthenticated { .. }), "{why}: {e}");
+            let text = e.to_string();
+            assert!(text.contains("does not authenticate"), "{why}: {text}");
+            assert!(!text.contains("\"id\""), "{why}: {text}");
+            std::fs::write(&path, &file).unwrap();
+            std::fs::write(meta_path(&path), &sidecar).unwrap();
+        };
+
+        // Other records, encrypted to the (public) recipient.
+        let mut forged = identity.recipient().encrypt(Vec::new()).unwrap();
+        forged
+            .write_all(
+                b"{\"line\":3,\"code\":\"missing_key\",\"reason\":\"x\",\"record\":\"{}\"}\n",
+            )
+            .unwrap();
+        std::fs::write(&path, forged.finish().unwrap()).unwrap();
+        refused("forged content");
+
+        let mut meta: serde_json::Value = serde_json::from_slice(&sidecar).unwrap();
+        meta["records"] = 5.into();
+        std::fs::write(meta_path(&path), meta.to_string()).unwrap();
+        refused("edited count");
+
+        let mut meta: serde_json::Value = serde_json::from_slice(&sidecar).unwrap();
+        meta["pipeline_file"] = "/tmp/evil.toml".into();
+        std::fs::write(meta_path(&path), meta.to_string()).unwrap();
+        refused("an added member");
+
+        std::fs::remove_file(meta_path(&path)).unwrap();
+        refused("no sidecar");
+
+        // Tagged by another state directory.
+        let other = StateIdentity::generate();
+        let mut q = quarantine(&tmp.path().join("x"), &other);
+        std::fs::create_dir(tmp.path().join("x")).unwrap();
+        q.add(3, &RejectReason::MissingKey { field: "id".into() }, b"{}")
+            .unwrap();
+        q.finish().unwrap();
+        std::fs::copy(meta_path(q.path()), meta_path(&path)).unwrap();
+        refused("another identity's sidecar");
+
+        // The same file and sidecar under another run's name.
+        let moved = tmp.path().join("leads-20260202T000000.000000Z.jsonl.age");
+        std::fs::copy(&path, &moved).unwrap();
+        std::fs::copy(meta_path(&path), meta_path(&moved)).unwrap();
+        assert!(matches!(
+            read_authenticated(&moved, &identity, &mac),
+            Err(ReadError::Unauthenticated { .. })
+        ));
+        assert!(read_authenticated(&path, &identity, &mac).is_ok());
     }
 }

@@ -353,10 +353,10 @@ pub enum QuarantineCommand {
     Replay {
         /// A run id, or part of a quarantine file's name.
         run: String,
-        /// The pipeline file (fixed) the records came through; by default the file the run
-        /// used, as recorded beside its quarantine.
+        /// The pipeline file (fixed) to run the records through. Required: a replay runs only
+        /// a pipeline the operator names, never one recorded in the state directory.
         #[arg(long)]
-        pipeline: Option<PathBuf>,
+        pipeline: PathBuf,
         /// Where a file sink writes the replayed records.
         #[arg(long)]
         out: Option<PathBuf>,

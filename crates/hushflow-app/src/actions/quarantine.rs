@@ -195,7 +195,13 @@ mod tests {
     fn quarantined(session: &Session, identity: &StateIdentity, run: &str) {
         let dir = session.state().quarantine_dir().unwrap();
         let path = dir.join(format!("leads-{run}{}", quarantine::SUFFIX));
-        let mut q = Quarantine::new(path, identity.recipient());
+        let origin = hushflow_state::quarantine::Origin {
+            pipeline: "leads".into(),
+            run_id: run.into(),
+            policy_fingerprint: "0".repeat(64),
+        };
+        let mac = hushflow_state::seal::StateMac::new(identity);
+        let mut q = Quarantine::new(path, identity.recipient(), mac, origin);
         let short = RejectReason::WrongFieldCount {
             expected: 3,
             found: 2,
@@ -204,7 +210,7 @@ mod tests {
         q.add(5, &short, b"4,d@example.com").unwrap();
         let missing = RejectReason::MissingKey { field: "id".into() };
         q.add(7, &missing, b",g@example.com,DE").unwrap();
-        q.finish(Path::new("leads.toml")).unwrap();
+        q.finish().unwrap();
     }
 
     #[test]

@@ -71,21 +71,11 @@ fn export(session: &Session<'_>, run: &str, out_path: PathBuf) -> Result<Exit, F
 fn replay(
     session: &Session<'_>,
     run: &str,
-    pipeline: Option<PathBuf>,
+    pipeline: PathBuf,
     out_path: Option<PathBuf>,
 ) -> Result<Exit, Failure> {
     let path = actions::one_file(&session.app, run)?;
     let run = actions::run_id(&path).unwrap_or_default();
-    let pipeline = match pipeline {
-        Some(p) => p,
-        None => quarantine::read_meta(&path)
-            .map(|m| m.pipeline_file)
-            .ok_or_else(|| {
-                invalid(format!(
-                    "run {run} did not record its pipeline file; pass --pipeline FILE"
-                ))
-            })?,
-    };
     let pipeline = pipeline.as_path();
     let mut prepared = super::run::prepare(session, pipeline)?;
     let plan = &mut prepared.plan;
@@ -107,9 +97,11 @@ fn replay(
             "--out is for file sinks; this pipeline's sink is a table, which gets the records",
         ));
     }
-    // The keyring the pipeline's keys came from opens the quarantine too.
+    // The keyring the pipeline's keys came from opens the quarantine too; its sidecar's tag
+    // proves that this state directory wrote the records.
     let identity = actions::identity(&session.app, &prepared.keyring)?;
-    let records = actions::read(&path, &identity)?;
+    let mac = hushflow_state::seal::StateMac::new(&identity);
+    let (_, records) = quarantine::read_authenticated(&path, &identity, &mac).map_err(failure)?;
     session.out.line(format!(
         "replaying {} quarantined records of run {run} through {}",
         records.len(),

@@ -1,8 +1,10 @@
 //! Staged runs through the real binary: segments open with the `age` CLI and files the `age` CLI
 //! encrypts to the state recipient are read; flipped bytes, cut files, swapped segments and the
 //! wrong key stop the run before the sink sees a row; a run killed with SIGKILL and started again
-//! loads every record exactly once; no personal value is left in plain text under the state
-//! directory.
+//! loads every record exactly once; a resumed load goes by what the sink holds, not by what the
+//! state directory says; segments and manifests nobody but hushflow could have written are
+//! refused; two processes never work on one staged run; no personal value is left in plain
+//! text under the state directory.
 
 use crate::common::*;
 use std::path::{Path, PathBuf};
@@ -74,6 +76,7 @@ fn staged_dir(ws: &Workspace) -> PathBuf {
         .unwrap()
         .flatten()
         .map(|e| e.path())
+        .filter(|p| p.is_dir())
         .collect();
     assert_eq!(dirs.len(), 1, "{dirs:?}");
     dirs[0].clone()
@@ -95,7 +98,11 @@ fn manifest(dir: &Path) -> serde_json::Value {
 }
 
 fn table_rows(ws: &Workspace) -> Vec<(i64, String)> {
-    let db = rusqlite::Connection::open(ws.path("out/leads.db")).unwrap();
+    table_rows_in(ws, "out/leads.db")
+}
+
+fn table_rows_in(ws: &Workspace, db: &str) -> Vec<(i64, String)> {
+    let db = rusqlite::Connection::open(ws.path(db)).unwrap();
     let mut stmt = db
         .prepare("SELECT CAST(id AS INTEGER), email FROM leads ORDER BY CAST(id AS INTEGER)")
         .unwrap();
@@ -303,13 +310,12 @@ fn a_run_killed_with_sigkill_resumes_and_loads_every_record_exactly_once() {
             }
             let ready = std::fs::read_dir(&staging)
                 .ok()
-                .and_then(|mut d| d.next())
-                .and_then(|e| e.ok())
+                .and_then(|mut d| d.find_map(|e| e.ok().filter(|e| e.path().is_dir())))
                 .and_then(|e| std::fs::read(e.path().join("manifest.json")).ok())
                 .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
                 .is_some_and(|m| match kill_when {
                     "extracting" => m["segments"].as_u64() >= Some(5) && m["extracted"] == false,
-                    _ => m["loaded"].as_u64() >= Some(5),
+                    _ => m["extracted"] == true && loaded_rows(&ws) >= 5_000,
                 });
             if ready {
                 // `Child::kill` is SIGKILL on Unix: no handler runs, nothing is flushed.
@@ -338,6 +344,247 @@ fn a_run_killed_with_sigkill_resumes_and_loads_every_record_exactly_once() {
         assert_eq!(q.lines().count(), 1, "{kill_when}: {q}");
         assert!(q.contains("\"line\":11"), "{kill_when}: {q}");
     }
+}
+
+/// Rows in the sink table so far (read while a run writes it: the database is in WAL mode).
+fn loaded_rows(ws: &Workspace) -> i64 {
+    rusqlite::Connection::open_with_flags(
+        ws.path("out/leads.db"),
+        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
+    )
+    .and_then(|db| db.query_row("SELECT count(*) FROM leads", [], |r| r.get(0)))
+    .unwrap_or(0)
+}
+
+/// A staged run whose load fails part-way: the table's trigger refuses the record with id
+/// `fail_at`, so the segments before it are committed and the rest are not.
+fn fail_mid_load(ws: &Workspace, rows: usize, fail_at: usize) -> PathBuf {
+    contacts(ws, rows);
+    ws.write("p.toml", staged_pipeline(0, UPSERT_SINK));
+    let db = rusqlite::Connection::open(ws.path("out/leads.db")).unwrap();
+    db.execute_batch(&format!(
+        "CREATE TABLE leads (id TEXT PRIMARY KEY NOT NULL, email, country);
+         CREATE TRIGGER refuse BEFORE INSERT ON leads WHEN NEW.id = '{fail_at}'
+         BEGIN SELECT RAISE(ABORT, 'refused by the test'); END;"
+    ))
+    .unwrap();
+    drop(db);
+    let r = ws.ok(&["run", "p.toml"], 1);
+    assert!(r.all().contains("refused by the test"), "{}", r.all());
+    let committed = table_rows(ws).len();
+    assert!(
+        committed > 0 && committed < fail_at,
+        "{committed} rows committed before the failure"
+    );
+    staged_dir(ws)
+}
+
+/// The finding: a staged load failed after 10 of 31 segments, the sink lost them (the database
+/// removed, or the pipeline pointed at another one), and the resumed run skipped them anyway,
+/// reporting success. The sink's own committed position decides now.
+#[test]
+fn a_resumed_load_goes_by_what_the_sink_holds() {
+    let rows = 30_000;
+    for case in ["database removed", "another database", "same database"] {
+        let ws = Workspace::new();
+        let dir = fail_mid_load(&ws, rows, 10_500);
+        let db = match case {
+            "database removed" => {
+                for suffix in ["", "-wal", "-shm"] {
+                    let _ = std::fs::remove_file(ws.path(&format!("out/leads.db{suffix}")));
+                }
+                "out/leads.db"
+            }
+            "another database" => {
+                let sink = UPSERT_SINK.replace("out/leads.db", "out/other.db");
+                ws.write("p.toml", staged_pipeline(0, &sink));
+                "out/other.db"
+            }
+            _ => {
+                // The committed segments stay committed: a change made to one of their rows
+                // since is not overwritten, since the resumed load does not write them again.
+                let db = rusqlite::Connection::open(ws.path("out/leads.db")).unwrap();
+                db.execute_batch(
+                    "DROP TRIGGER refuse; UPDATE leads SET email = 'kept@example.org' WHERE id = '1'",
+                )
+                .unwrap();
+                "out/leads.db"
+            }
+        };
+        let r = ws.ok(&["run", "p.toml"], 3);
+        assert!(r.stdout.contains("resumed run"), "{case}: {}", r.stdout);
+        assert!(
+            r.stdout.contains("read 30001, written 30000"),
+            "{case}: {}",
+            r.stdout
+        );
+        let mut expected = expected_rows(rows);
+        if case == "same database" {
+            expected[0].1 = "kept@example.org".into();
+        }
+        let rows_now = table_rows_in(&ws, db);
+        assert_eq!(rows_now.len(), expected.len(), "{case}: rows in the sink");
+        assert!(rows_now == expected, "{case}: the rows differ");
+        assert!(
+            !dir.exists(),
+            "{case}: committed, the staged files are removed"
+        );
+    }
+}
+
+/// The same, with the resumed load pointed at PostgreSQL: it holds nothing of the staged run,
+/// so every segment is loaded.
+#[test]
+fn a_resumed_load_into_another_kind_of_sink_loads_every_segment() {
+    let Some(pg) = Database::new("staged_resume") else {
+        return;
+    };
+    let ws = Workspace::new();
+    fail_mid_load(&ws, 30_000, 10_500);
+    let sink = r#"[sink]
+type = "postgres"
+url = "env:HF_STAGED_DB"
+table = "leads"
+mode = "upsert"
+"#;
+    ws.write("p.toml", staged_pipeline(0, sink));
+    let r = ws.run_with(&["run", "p.toml"], &[("HF_STAGED_DB", &pg.url())]);
+    assert_eq!(r.code, 3, "{}", r.all());
+    assert!(r.stdout.contains("resumed run"), "{}", r.stdout);
+    assert_eq!(pg.count("SELECT count(*) FROM leads"), 30_000);
+    assert_eq!(
+        pg.count("SELECT count(DISTINCT id) FROM leads WHERE email LIKE 'user%@example.org'"),
+        29_999
+    );
+}
+
+/// Re-encrypts `seg` with the `age` CLI to the state recipient after `edit` changed its
+/// plaintext: what anyone who can write the state directory can do.
+fn forge_segment(ws: &Workspace, dir: &Path, seg: &Path, edit: impl Fn(&mut Vec<u8>)) {
+    let plain = Command::new("age")
+        .args(["-d", "-i"])
+        .arg(ws.path("identity.txt"))
+        .arg(seg)
+        .output()
+        .unwrap();
+    assert!(plain.status.success());
+    let mut bytes = plain.stdout;
+    edit(&mut bytes);
+    let plain_path = ws.path("plain.bin");
+    std::fs::write(&plain_path, &bytes).unwrap();
+    let recipient = manifest(dir)["recipient"].as_str().unwrap().to_string();
+    let enc = Command::new("age")
+        .args(["-e", "-r", &recipient, "-o"])
+        .arg(seg)
+        .arg(&plain_path)
+        .output()
+        .unwrap();
+    assert!(enc.status.success());
+    std::fs::remove_file(&plain_path).unwrap();
+}
+
+fn replace(bytes: &mut [u8], from: &str, to: &str) {
+    assert_eq!(from.len(), to.len());
+    let at = bytes
+        .windows(from.len())
+        .position(|w| w == from.as_bytes())
+        .unwrap();
+    bytes[at..at + from.len()].copy_from_slice(to.as_bytes());
+}
+
+/// The findings: a segment made with `age -r` (the recipient is public) was loaded, and a
+/// manifest edited to count fewer segments (or to claim some loaded) made a run report success
+/// with rows missing. Both stop the run now, naming the file, before the sink sees a row.
+#[test]
+fn forged_segments_and_edited_manifests_stop_the_run() {
+    age_cli();
+    type Forgery = fn(&Workspace, &Path);
+    let cases: [(&str, Forgery, &str); 3] = [
+        (
+            "a segment with other content",
+            |ws, dir| {
+                let seg = dir.join("000001.age");
+                forge_segment(ws, dir, &seg, |b| {
+                    replace(b, "user1@example.org", "evil1@example.org")
+                });
+            },
+            "000001.age: the staged segment does not authenticate",
+        ),
+        (
+            "fewer segments counted",
+            |_, dir| {
+                let mut m = manifest(dir);
+                m["segments"] = 2.into();
+                m["records"] = 2000.into();
+                if let Some(tags) = m["segment_tags"].as_array_mut() {
+                    tags.pop();
+                }
+                std::fs::write(dir.join("manifest.json"), m.to_string()).unwrap();
+            },
+            "manifest.json: the staging manifest does not authenticate",
+        ),
+        (
+            "segments claimed loaded",
+            |_, dir| {
+                let mut m = manifest(dir);
+                m["loaded"] = 2.into();
+                std::fs::write(dir.join("manifest.json"), m.to_string()).unwrap();
+            },
+            "manifest.json: the staging manifest does not authenticate",
+        ),
+    ];
+    for (name, forge, expected) in cases {
+        let ws = Workspace::new();
+        let dir = stage_without_loading(&ws, 2500);
+        ws.ok(&["keys", "export-identity", "--out", "identity.txt"], 0);
+        forge(&ws, &dir);
+        let r = ws.ok(&["run", "p.toml"], 1);
+        assert!(r.all().contains(expected), "{name}: {}", r.all());
+        for value in [CANARY, "evil1@example.org", "user1@example.org"] {
+            assert!(!r.all().contains(value), "{name}: {}", r.all());
+        }
+        let db = rusqlite::Connection::open(ws.path("out/leads.db")).unwrap();
+        let tables: i64 = db
+            .query_row(
+                "SELECT count(*) FROM sqlite_master WHERE name = 'leads'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(tables, 0, "{name}: not a row loaded");
+        let audit = ws.ok(&["audit", "list", "--json"], 0);
+        let last: serde_json::Value =
+            serde_json::from_str(audit.stdout.lines().last().unwrap()).unwrap();
+        assert_eq!(last["outcome"], "failure", "{name}");
+        // --fresh reads the source again.
+        ws.ok(&["run", "p.toml", "--fresh"], 3);
+        assert_eq!(table_rows(&ws), expected_rows(2500), "{name}");
+    }
+}
+
+/// The finding: nothing kept two processes from resuming one staged run at once. The second
+/// one says so and leaves the staged run alone; `gc --unfinished` leaves it alone too.
+#[test]
+fn a_staged_run_in_use_by_another_process_is_left_alone() {
+    let ws = Workspace::new();
+    let dir = stage_without_loading(&ws, 2500);
+    let lock = std::fs::File::open(ws.state().join("staging/staged/.lock")).unwrap();
+    lock.try_lock().unwrap();
+    let r = ws.ok(&["run", "p.toml"], 1);
+    assert!(
+        r.all()
+            .contains("another hushflow process is running or resuming a staged run"),
+        "{}",
+        r.all()
+    );
+    assert!(!ws.path("out/leads.db").exists(), "nothing was loaded");
+    let r = ws.ok(&["gc", "--unfinished"], 0);
+    assert!(r.stdout.contains("removed 0 staged runs"), "{}", r.stdout);
+    assert!(dir.join("manifest.json").exists());
+    drop(lock);
+    let r = ws.ok(&["run", "p.toml"], 3);
+    assert!(r.stdout.contains("resumed run"), "{}", r.stdout);
+    assert_eq!(table_rows(&ws), expected_rows(2500));
 }
 
 #[test]

@@ -149,14 +149,33 @@ fn a_replay_does_not_write_into_the_state_directory() {
     let entry: serde_json::Value = serde_json::from_str(list.stdout.trim()).unwrap();
     let run = entry["run"].as_str().unwrap().to_string();
     for out in ["state/replayed.csv", "state/audit.head"] {
-        let r = ws.ok(&["quarantine", "replay", &run, "--out", out], 2);
+        let r = ws.ok(
+            &[
+                "quarantine",
+                "replay",
+                &run,
+                "--pipeline",
+                "p.toml",
+                "--out",
+                out,
+            ],
+            2,
+        );
         assert!(r.stderr.contains("state directory"), "{}", r.all());
     }
     assert!(!ws.state().join("replayed.csv").exists());
     ws.ok(&["audit", "verify"], 0);
     // Outside it, the replay writes where it is told.
     ws.ok(
-        &["quarantine", "replay", &run, "--out", "out/replayed.csv"],
+        &[
+            "quarantine",
+            "replay",
+            &run,
+            "--pipeline",
+            "p.toml",
+            "--out",
+            "out/replayed.csv",
+        ],
         3,
     );
     assert!(ws.path("out/replayed.csv").exists());
