@@ -17,8 +17,10 @@
 //!   stored ([`AuditRecord`]), opening, appending and listing, and [`AuditError`];
 //! - `chain.rs`: the hash chain — how a record is hashed (canonical encoding of its columns);
 //! - `rows.rs`: rows as stored, read without trusting their types, and turned into records;
-//! - `anchor.rs`: the head anchor `audit.head` and how appends move it;
-//! - `verify.rs`: [`AuditLog::verify`] and its report ([`Verification`], [`Tamper`]).
+//! - `anchor.rs`: the head anchor `audit.head`, how appends move it, and its tag under the
+//!   [`AnchorKey`] ([`AuditLog::tag_head`]);
+//! - `verify.rs`: [`AuditLog::verify`] and its report ([`Verification`], [`Tamper`]), and
+//!   [`AuditLog::verify_anchor`] with its [`AnchorCheck`].
 //!
 //! # Storage
 //!
@@ -37,25 +39,33 @@
 //! # Limits
 //!
 //! The chain has no key: it is *evidence* against accidental or careless edits and against
-//! anyone who edits the database without rewriting everything after the edit. Not caught:
+//! anyone who edits the database without rewriting everything after the edit. Not caught by
+//! [`AuditLog::verify`] alone:
 //! - someone who rewrites records *and* recomputes every later hash *and* rewrites the anchor
-//!   (all of which lives in the state directory);
+//!   (all of which lives in the state directory), or removes the newest records and rewrites
+//!   the anchor to the new last one;
 //! - forged records appended at the end with correct hashes (the anchor only vouches for what
 //!   was there when it was written);
 //! - removal of the whole store (`audit.db` and `audit.head` together): a new, empty log starts.
 //!
-//! A later issue may sign the head with a key kept outside the state directory, which would
-//! catch the first two. Where an edit was disguised by recomputing hashes, `verify` can only name the
-//! last record the disguise reached, not the first one edited.
+//! The head's tag ([`AnchorKey`], checked by [`AuditLog::verify_anchor`]) catches all three when
+//! done by someone without the key; see the `anchor` module for its rules. It cannot catch
+//! someone who holds the key (the master key), nor the head put back as it was at an earlier
+//! time together with the records of then (a rollback): a copy of the head kept off the
+//! machine is the remedy. Where an edit was disguised by recomputing hashes, `verify` can only
+//! name the last record the disguise reached, not the first one edited.
 
 mod anchor;
 mod chain;
 mod rows;
 mod verify;
 
-pub use verify::{Tamper, Verification};
+pub use anchor::{
+    ANCHOR_KEY_INFO, AnchorKey, HeadTagged, process_anchor_key, set_process_anchor_key,
+};
+pub use verify::{AnchorCheck, Tamper, Verification};
 
-use anchor::{AnchorState, read_anchor, write_anchor};
+use anchor::{Anchor, AnchorState, read_anchor, write_anchor};
 use chain::canonical_counts;
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 use serde::Serialize;
@@ -202,6 +212,16 @@ pub enum AuditError {
         field: &'static str,
         problem: &'static str,
     },
+    #[error(
+        "the audit head's tag cannot be checked or made without the anchor key: give the master \
+         key (HUSHFLOW_MASTER_KEY or --master-key) or the anchor key (--anchor-key)"
+    )]
+    NoAnchorKey,
+    #[error(
+        "the audit head was not tagged: {reason}; that is evidence to keep. To start a new log, \
+         move audit.db and audit.head aside (keep them)"
+    )]
+    TagRefused { reason: String },
 }
 
 /// The audit store of one state directory.
@@ -209,22 +229,34 @@ pub struct AuditLog {
     conn: Connection,
     path: PathBuf,
     head_path: PathBuf,
+    /// The key that tags the head anchor, when the opener has it.
+    key: Option<AnchorKey>,
 }
 
 impl fmt::Debug for AuditLog {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("AuditLog")
             .field("path", &self.path)
+            .field("key", &self.key)
             .finish_non_exhaustive()
     }
 }
 
 impl AuditLog {
+    /// Opens `<state_dir>/audit.db` with the process's anchor key, if one was set
+    /// ([`set_process_anchor_key`]); see [`AuditLog::open_keyed`].
+    pub fn open(state_dir: &Path) -> Result<AuditLog, AuditError> {
+        AuditLog::open_keyed(state_dir, process_anchor_key())
+    }
+
     /// Opens `<state_dir>/audit.db`, creating it (mode 0600) and its table if missing; an
     /// existing file with any other mode is set to 0600. A new, empty log also gets its head
-    /// anchor (seq 0). The state directory itself must exist (the caller creates it, 0700).
-    /// Opening never repairs anything: a tampered log stays as it is for [`AuditLog::verify`].
-    pub fn open(state_dir: &Path) -> Result<AuditLog, AuditError> {
+    /// anchor (seq 0), untagged even with `key` (see [`AuditLog::tag_head`]). The state
+    /// directory itself must exist (the caller creates it, 0700). Opening never repairs
+    /// anything: a tampered log stays as it is for [`AuditLog::verify`]. With `key`, appends
+    /// keep a tagged head tagged (see the `anchor` module's rules), and
+    /// [`AuditLog::verify_anchor`] and [`AuditLog::tag_head`] can be used.
+    pub fn open_keyed(state_dir: &Path, key: Option<AnchorKey>) -> Result<AuditLog, AuditError> {
         let path = state_dir.join(DB_FILE);
         let head_path = state_dir.join(HEAD_FILE);
         create_private_file(&path).map_err(|source| AuditError::Open {
@@ -252,13 +284,23 @@ impl AuditLog {
             })
             .map_err(sql_error(&path, "read the head"))?;
         if empty && matches!(read_anchor(&head_path)?, AnchorState::Missing) {
-            write_anchor(&head_path, 0, GENESIS_HASH)?;
+            // Never tagged here, even with the key: a new log is what removing the whole store
+            // leaves too. Tagging it is `tag_head`'s deliberate act.
+            write_anchor(
+                &head_path,
+                &Anchor {
+                    seq: 0,
+                    hash: GENESIS_HASH.into(),
+                    checkpoint: None,
+                },
+            )?;
         }
         tx.commit().map_err(sql_error(&path, "create the table"))?;
         Ok(AuditLog {
             conn,
             path,
             head_path,
+            key,
         })
     }
 
@@ -518,6 +560,50 @@ mod testing {
 
     pub(super) fn mode(path: &Path) -> u32 {
         fs::metadata(path).unwrap().permissions().mode() & 0o777
+    }
+
+    /// The anchor key of a master key made of `byte` repeated.
+    pub(super) fn anchor_key(byte: u8) -> AnchorKey {
+        use base64::Engine as _;
+        let text = base64::engine::general_purpose::STANDARD.encode([byte; 32]);
+        let master = hushflow_crypto::MasterKey::from_base64(&hushflow_secrets::SecretValue::new(
+            text.into_bytes(),
+        ))
+        .unwrap();
+        AnchorKey::from_master(&master)
+    }
+
+    /// A state directory holding a log of `n` records, tagged with `key` when it was new (as
+    /// `hushflow audit anchor` does) and appended with `key`.
+    pub(super) fn keyed_log_with(n: u64, key: &AnchorKey) -> (tempfile::TempDir, AuditLog) {
+        let dir = tempfile::tempdir().unwrap();
+        let mut log = AuditLog::open_keyed(dir.path(), Some(key.clone())).unwrap();
+        log.tag_head().unwrap();
+        for i in 1..=n {
+            log.append(sample(i)).unwrap();
+        }
+        (dir, log)
+    }
+
+    /// The head file as JSON.
+    pub(super) fn head(dir: &tempfile::TempDir) -> serde_json::Value {
+        serde_json::from_str(&fs::read_to_string(dir.path().join(HEAD_FILE)).unwrap()).unwrap()
+    }
+
+    /// Writes the head file, as an attacker with file access would.
+    pub(super) fn set_head(dir: &tempfile::TempDir, head: &serde_json::Value) {
+        fs::write(dir.path().join(HEAD_FILE), head.to_string()).unwrap();
+    }
+
+    /// The chain's verdict and the anchor's, with `key`.
+    pub(super) fn anchored(
+        dir: &tempfile::TempDir,
+        key: &AnchorKey,
+    ) -> (Verification, AnchorCheck) {
+        AuditLog::open_keyed(dir.path(), Some(key.clone()))
+            .unwrap()
+            .verify_anchor()
+            .unwrap()
     }
 }
 

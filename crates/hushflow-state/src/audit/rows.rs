@@ -3,63 +3,84 @@
 
 use super::chain::{HashInput, record_hash};
 use super::{AuditError, AuditLog, AuditRecord, COLUMNS, sql_error};
+use rusqlite::Connection;
 use rusqlite::types::ValueRef;
+use std::path::Path;
 
 impl AuditLog {
     /// Every row as stored, sorted by (seq, rowid), read without assuming the column types so
     /// that a tampered row is still a row to judge.
     pub(super) fn raw_rows(&self) -> Result<Vec<RawRow>, AuditError> {
-        let read = || -> rusqlite::Result<Vec<RawRow>> {
-            let mut stmt = self
-                .conn
-                .prepare(&format!("SELECT rowid, {COLUMNS} FROM audit"))?;
-            let rows = stmt.query_map([], |row| {
-                let mut typed = true;
-                let rowid = row.get(0)?;
-                let seq = match row.get_ref(1)? {
-                    ValueRef::Integer(i) => i,
-                    other => {
-                        typed = false;
-                        String::from_utf8_lossy(&value_bytes(other))
-                            .trim()
-                            .parse()
-                            .unwrap_or(i64::MAX)
-                    }
-                };
-                let mut required = |i| row.get_ref(i).map(|v| required_bytes(v, &mut typed));
-                let time = required(2)?;
-                let actor = required(3)?;
-                let action = required(4)?;
-                let counts = required(7)?;
-                let outcome = required(8)?;
-                let prev_hash = required(10)?;
-                let hash = required(11)?;
-                let mut optional = |i| row.get_ref(i).map(|v| optional_bytes(v, &mut typed));
-                let pipeline = optional(5)?;
-                let policy_fingerprint = optional(6)?;
-                let detail = optional(9)?;
-                Ok(RawRow {
-                    rowid,
-                    seq,
-                    typed,
-                    time,
-                    actor,
-                    action,
-                    pipeline,
-                    policy_fingerprint,
-                    counts,
-                    outcome,
-                    detail,
-                    prev_hash,
-                    hash,
-                })
-            })?;
-            rows.collect()
-        };
-        let mut rows = read().map_err(sql_error(&self.path, "read the records"))?;
-        rows.sort_by_key(|r| (r.seq, r.rowid));
-        Ok(rows)
+        read_raw_rows(&self.conn, &self.path, None)
     }
+}
+
+/// The rows as stored (those numbered `from` and up, if given), sorted by (seq, rowid), read
+/// without assuming the column types. `path` names the database in errors.
+pub(super) fn read_raw_rows(
+    conn: &Connection,
+    path: &Path,
+    from: Option<i64>,
+) -> Result<Vec<RawRow>, AuditError> {
+    let read = || -> rusqlite::Result<Vec<RawRow>> {
+        let filter = if from.is_some() {
+            " WHERE seq >= ?1"
+        } else {
+            ""
+        };
+        let mut stmt = conn.prepare(&format!("SELECT rowid, {COLUMNS} FROM audit{filter}"))?;
+        let params: &[&dyn rusqlite::ToSql] = match &from {
+            Some(from) => &[from],
+            None => &[],
+        };
+        let rows = stmt.query_map(params, |row| {
+            let mut typed = true;
+            let rowid = row.get(0)?;
+            let seq = match row.get_ref(1)? {
+                ValueRef::Integer(i) => i,
+                other => {
+                    typed = false;
+                    String::from_utf8_lossy(&value_bytes(other))
+                        .trim()
+                        .parse()
+                        .unwrap_or(i64::MAX)
+                }
+            };
+            let mut required = |i| row.get_ref(i).map(|v| required_bytes(v, &mut typed));
+            let time = required(2)?;
+            let actor = required(3)?;
+            let action = required(4)?;
+            let counts = required(7)?;
+            let outcome = required(8)?;
+            let prev_hash = required(10)?;
+            let hash = required(11)?;
+            let mut optional = |i| row.get_ref(i).map(|v| optional_bytes(v, &mut typed));
+            let pipeline = optional(5)?;
+            let policy_fingerprint = optional(6)?;
+            let detail = optional(9)?;
+            Ok(RawRow {
+                rowid,
+                seq,
+                typed,
+                time,
+                actor,
+                action,
+                pipeline,
+                policy_fingerprint,
+                counts,
+                outcome,
+                detail,
+                prev_hash,
+                hash,
+            })
+        })?;
+        rows.collect()
+    };
+    let mut rows = read().map_err(sql_error(path, "read the records"))?;
+    // A column of the wrong type compares above every number in SQL; drop what is below `from`.
+    rows.retain(|r| from.is_none_or(|from| r.seq >= from));
+    rows.sort_by_key(|r| (r.seq, r.rowid));
+    Ok(rows)
 }
 
 /// A row as stored. `typed` is false when a column holds a type the schema does not allow

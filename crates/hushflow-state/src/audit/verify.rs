@@ -3,11 +3,15 @@
 //! See [`AuditLog::verify`] and [`Tamper`] for the exact rules. In short: it walks the records
 //! in `seq` order and names the first record that was changed, inserted, or that follows removed
 //! records; then it checks the anchor.
+//!
+//! [`AuditLog::verify_anchor`] also checks the head's tagged checkpoint with the anchor key and
+//! reports an [`AnchorCheck`]: the tag must verify and vouch for every record in the table.
 
-use super::anchor::{Anchor, AnchorState, read_anchor};
+use super::anchor::{Anchor, AnchorKey, AnchorState, read_anchor};
 use super::rows::RawRow;
 use super::{AuditError, AuditLog, GENESIS_HASH};
 use std::fmt;
+use std::time::Duration;
 
 /// The result of [`AuditLog::verify`].
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -103,23 +107,177 @@ impl AuditLog {
         // The anchor is read before the records: anchors are written after their record
         // commits, so records read afterwards reach at least as far as the anchor even while
         // another process appends.
-        let anchor = match read_anchor(&self.head_path)? {
-            AnchorState::Missing => None,
-            AnchorState::At(anchor) => Some(anchor),
-            AnchorState::Damaged(problem) => {
-                return Err(AuditError::AnchorDamaged {
-                    path: self.head_path.clone(),
-                    problem,
-                });
-            }
-        };
+        let anchor = self.read_head()?;
         let rows = self.raw_rows()?;
         Ok(analyse(&rows, anchor.as_ref()))
+    }
+
+    /// Checks the chain as [`AuditLog::verify`] does, and the head's tagged checkpoint with the
+    /// log's anchor key (see [`AnchorCheck`]): the tag must verify, the record it names must be
+    /// there with the tagged hash, and the table must hold exactly as many records as the tag
+    /// vouches for. Both results are returned; the log passes when the first is
+    /// [`Verification::Intact`] and the second [`AnchorCheck::Vouched`].
+    /// Without a key, [`AuditError::NoAnchorKey`]: the tag cannot be checked.
+    pub fn verify_anchor(&self) -> Result<(Verification, AnchorCheck), AuditError> {
+        let Some(key) = &self.key else {
+            return Err(AuditError::NoAnchorKey);
+        };
+        // An appender writes the head after its record commits, so a reading taken in between
+        // sees a record the tag does not vouch for yet. Such a reading (records beyond the
+        // head, or a head that moved meanwhile) is taken again, for up to about two seconds.
+        let mut attempts = 0;
+        loop {
+            let anchor = self.read_head()?;
+            let rows = self.raw_rows()?;
+            let chain = analyse(&rows, anchor.as_ref());
+            let check = check_anchor(&rows, anchor.as_ref(), key);
+            attempts += 1;
+            let settling = matches!(check, AnchorCheck::Unvouched { .. })
+                && attempts < 40
+                && (anchor.as_ref().map_or(0, |a| a.seq) < rows.len() as u64
+                    || self.read_head()? != anchor);
+            if !settling {
+                return Ok((chain, check));
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// The head anchor, `None` if missing; a damaged one is an error.
+    fn read_head(&self) -> Result<Option<Anchor>, AuditError> {
+        match read_anchor(&self.head_path)? {
+            AnchorState::Missing => Ok(None),
+            AnchorState::At(anchor) => Ok(Some(anchor)),
+            AnchorState::Damaged(problem) => Err(AuditError::AnchorDamaged {
+                path: self.head_path.clone(),
+                problem,
+            }),
+        }
+    }
+}
+
+/// What the head's tagged checkpoint says about the log, checked with the anchor key by
+/// [`AuditLog::verify_anchor`]. Only [`AnchorCheck::Vouched`] passes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AnchorCheck {
+    /// The tag verifies and vouches for every record in the table: `records` records, the last
+    /// with `hash` (64 zeros for an empty log).
+    Vouched { records: u64, hash: String },
+    /// The head carries no tagged checkpoint (or the head is missing): the log was never tagged
+    /// with the key (started without it, or before anchoring), or the tag was removed.
+    NoTag,
+    /// The checkpoint's tag does not verify under this key: the head was forged, or, when
+    /// `other_key`, possibly tagged under another key (another master key or anchor secret).
+    TagInvalid { other_key: bool },
+    /// The table holds `records` records but the tag vouches for `tagged`: records
+    /// `records + 1 ..= tagged` were removed.
+    Truncated { tagged: u64, records: u64 },
+    /// Record `seq`, which the tag vouches for, is not the record tagged: the chain was rewritten
+    /// (consistently, or `verify` would have named the record) up to or past it, or cut before
+    /// it and written on (by later appends, which leave the tag alone).
+    Changed { seq: u64 },
+    /// Records `tagged + 1 ..= records` are not vouched for by the tag: written without the key
+    /// (the next record written with it re-tags them, if the chain holds), or forged.
+    Unvouched { tagged: u64, records: u64 },
+}
+
+impl AnchorCheck {
+    pub fn is_vouched(&self) -> bool {
+        matches!(self, AnchorCheck::Vouched { .. })
+    }
+
+    /// A few words naming the problem: `vouched`, `no tag`, `tag invalid`, `truncated`,
+    /// `rewritten`, `unvouched records`.
+    pub fn label(&self) -> &'static str {
+        match self {
+            AnchorCheck::Vouched { .. } => "vouched",
+            AnchorCheck::NoTag => "no tag",
+            AnchorCheck::TagInvalid { .. } => "tag invalid",
+            AnchorCheck::Truncated { .. } => "truncated",
+            AnchorCheck::Changed { .. } => "rewritten",
+            AnchorCheck::Unvouched { .. } => "unvouched records",
+        }
+    }
+}
+
+impl fmt::Display for AnchorCheck {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            AnchorCheck::Vouched { records, hash } => write!(
+                f,
+                "vouched: the tag vouches for all {records} records (head {hash})"
+            ),
+            AnchorCheck::NoTag => f.write_str(
+                "no tag: the head audit.head carries no tag made with the anchor key; either the \
+                 log was never tagged (started without the key, or before anchoring: check it, \
+                 then tag it with `hushflow audit anchor`), or the tag was removed",
+            ),
+            AnchorCheck::TagInvalid { other_key: true } => f.write_str(
+                "tag invalid: the head's tag was not made with this key; it was forged, or made \
+                 under another master key or anchor key",
+            ),
+            AnchorCheck::TagInvalid { other_key: false } => f.write_str(
+                "tag invalid: the head's tag does not verify under this key; the head was forged",
+            ),
+            AnchorCheck::Truncated { tagged, records } => write!(
+                f,
+                "truncated: the tag vouches for {tagged} records but the log holds {records}; \
+                 records {} to {tagged} were removed",
+                records + 1
+            ),
+            AnchorCheck::Changed { seq } => write!(
+                f,
+                "rewritten: record {seq} is not the record the tag vouches for; the log was \
+                 rewritten up to or past it (or cut before it and written on)"
+            ),
+            AnchorCheck::Unvouched { tagged, records } => write!(
+                f,
+                "unvouched records: the tag vouches for {tagged} records but the log holds \
+                 {records}; records {} to {records} were written without the anchor key (the \
+                 next record written with the key re-tags them) or forged",
+                tagged + 1
+            ),
+        }
+    }
+}
+
+/// The anchor check of [`AuditLog::verify_anchor`], over the rows as read.
+pub(super) fn check_anchor(
+    rows: &[RawRow],
+    anchor: Option<&Anchor>,
+    key: &AnchorKey,
+) -> AnchorCheck {
+    let Some(checkpoint) = anchor.and_then(|a| a.checkpoint.as_ref()) else {
+        return AnchorCheck::NoTag;
+    };
+    if !key.verifies(checkpoint) {
+        return AnchorCheck::TagInvalid {
+            other_key: checkpoint.key != key.id(),
+        };
+    }
+    let tagged = checkpoint.seq;
+    let records = rows.len() as u64;
+    if tagged > records {
+        return AnchorCheck::Truncated { tagged, records };
+    }
+    if tagged > 0
+        && !rows
+            .iter()
+            .any(|r| r.seq == tagged as i64 && r.hash == checkpoint.hash.as_bytes())
+    {
+        return AnchorCheck::Changed { seq: tagged };
+    }
+    if records > tagged {
+        return AnchorCheck::Unvouched { tagged, records };
+    }
+    AnchorCheck::Vouched {
+        records,
+        hash: checkpoint.hash.clone(),
     }
 }
 
 /// Walks the chain and then checks the anchor; see [`AuditLog::verify`] for the rules.
-fn analyse(rows: &[RawRow], anchor: Option<&Anchor>) -> Verification {
+pub(super) fn analyse(rows: &[RawRow], anchor: Option<&Anchor>) -> Verification {
     let chain = first_chain_problem(rows, anchor);
     let accepted = match chain {
         Some((_, _, accepted)) => &rows[..accepted],
