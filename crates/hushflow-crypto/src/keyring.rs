@@ -90,6 +90,16 @@ impl MasterKey {
     pub(crate) fn expose(&self) -> &[u8] {
         self.0.expose()
     }
+
+    /// A 32-byte key for another purpose than sealing the keyring, derived with HKDF-SHA256
+    /// (no salt, `info` naming the purpose): the audit log's head anchor uses one. Different
+    /// `info`s give independent keys, and none of them reveals the master key.
+    pub fn derive_key(&self, info: &[u8]) -> SecretValue {
+        let mut key = Zeroizing::new([0u8; KEY_LEN]);
+        // 32 bytes are far below HKDF-SHA256's limit (8160): this cannot fail.
+        let _ = hkdf::Hkdf::<sha2::Sha256>::new(None, self.expose()).expand(info, key.as_mut());
+        SecretValue::new(key.to_vec())
+    }
 }
 
 impl fmt::Debug for MasterKey {

@@ -32,6 +32,18 @@ pub struct Cli {
     )]
     pub master_key: Option<String>,
 
+    /// The key that tags the audit log's head (`audit verify --anchor`), as a secret reference
+    /// (env:NAME, file:PATH) to base64 of 32 random bytes (`hushflow keys new-master-key` makes
+    /// one); by default derived from the master key. Give it to every command, or the records
+    /// they write are not vouched for until a command with it writes one.
+    #[arg(
+        long,
+        global = true,
+        value_name = "REF",
+        help_heading = "Global options"
+    )]
+    pub anchor_key: Option<String>,
+
     /// The metadata store (runs, task states, logs): by default SQLite in the state directory;
     /// a secret reference (env:NAME, file:PATH) holding a postgres:// URL shares one store
     /// between schedulers and workers on several machines.
@@ -372,7 +384,17 @@ pub enum AuditCommand {
         json: bool,
     },
     /// Recompute the hash chain; exit 1 naming the first record changed, removed or inserted.
-    Verify,
+    Verify {
+        /// Also check the head's tag with the anchor key (the master key, or --anchor-key):
+        /// exit 1 if it is missing or invalid, or vouches for another number of records
+        /// (records removed, or written without the key).
+        #[arg(long)]
+        anchor: bool,
+    },
+    /// Tag the head with the anchor key after checking the chain: once for a new log, one from
+    /// before anchoring, or one tagged under another key. It vouches for what the log holds
+    /// now, so check it first (audited).
+    Anchor,
 }
 
 #[derive(Debug, Subcommand)]

@@ -1,8 +1,8 @@
-//! `hushflow audit`: read and check the tamper-evident audit log.
+//! `hushflow audit`: read and check the tamper-evident audit log, and tag its head.
 
-use super::{Exit, Failure, Session, failure};
+use super::{Exit, Failure, Session, failure, invalid};
 use crate::cli::AuditCommand;
-use hushflow_app::actions::audit::{self, Verification};
+use hushflow_app::actions::audit::{self, AnchorCheck, AnchorKey, Verification};
 
 pub(super) fn audit(session: &Session<'_>, cmd: AuditCommand) -> Result<Exit, Failure> {
     let out = session.out;
@@ -32,14 +32,66 @@ pub(super) fn audit(session: &Session<'_>, cmd: AuditCommand) -> Result<Exit, Fa
             }
             Ok(Exit::Success)
         }
-        AuditCommand::Verify => match audit::verify(&session.app)? {
-            Verification::Intact { records, head } => {
-                out.line(format!("audit log intact: {records} records, head {head}"));
-                Ok(Exit::Success)
+        AuditCommand::Verify { anchor: false } => {
+            intact(session, audit::verify(&session.app)?)?;
+            Ok(Exit::Success)
+        }
+        AuditCommand::Verify { anchor: true } => {
+            let key = anchor_key(session, "check")?;
+            let (chain, check) = audit::verify_anchored(&session.app, key)?;
+            intact(session, chain)?;
+            match check {
+                AnchorCheck::Vouched { records, hash } => {
+                    out.line(format!(
+                        "audit head tag valid (key {}): it vouches for all {records} records, \
+                         head {hash}",
+                        key.id()
+                    ));
+                    Ok(Exit::Success)
+                }
+                problem => Err(failure(format!("audit log anchor: {problem}"))),
             }
-            Verification::Broken { seq, problem } => Err(failure(format!(
-                "audit log broken at record {seq}: {problem}"
-            ))),
-        },
+        }
+        AuditCommand::Anchor => {
+            let key = anchor_key(session, "tag")?;
+            let tagged = audit::tag_head(&session.app, &session.actor, key)?;
+            let before = match tagged.before {
+                AnchorCheck::Vouched { .. } => "it was already tagged".to_string(),
+                before => format!("before: {}", before.label()),
+            };
+            out.line(format!(
+                "audit head tagged with key {} at record {} ({before}); the audit.anchor record \
+                 that follows is tagged too",
+                key.id(),
+                tagged.records
+            ));
+            Ok(Exit::Success)
+        }
     }
+}
+
+/// Prints an intact chain; a broken one is the failure naming its first problem.
+fn intact(session: &Session<'_>, chain: Verification) -> Result<(), Failure> {
+    match chain {
+        Verification::Intact { records, head } => {
+            session
+                .out
+                .line(format!("audit log intact: {records} records, head {head}"));
+            Ok(())
+        }
+        Verification::Broken { seq, problem } => Err(failure(format!(
+            "audit log broken at record {seq}: {problem}"
+        ))),
+    }
+}
+
+/// The anchor key, or the invalid-input failure saying the head cannot be checked (or tagged)
+/// without it.
+fn anchor_key<'s>(session: &'s Session<'_>, what: &str) -> Result<&'s AnchorKey, Failure> {
+    session.anchor_key.as_ref().ok_or_else(|| {
+        invalid(format!(
+            "cannot {what} the audit head's tag without the anchor key: give the master key \
+             (HUSHFLOW_MASTER_KEY or --master-key) or --anchor-key REF"
+        ))
+    })
 }

@@ -46,6 +46,9 @@ pub struct ProcessExecutor {
     pub state_dir: PathBuf,
     /// `--master-key` as given, passed on to the task processes.
     pub master_key: Option<String>,
+    /// `--anchor-key` as given, passed on to the task processes (their audit records tag the
+    /// head with it).
+    pub anchor_key: Option<String>,
     /// The master key's reference (the flag or env:HUSHFLOW_MASTER_KEY), for the webhook's
     /// `keyring:` references.
     pub master_key_ref: Option<SecretRef>,
@@ -204,6 +207,9 @@ impl ProcessExecutor {
         cmd.arg("--state-dir").arg(&self.state_dir);
         if let Some(m) = &self.master_key {
             cmd.arg("--master-key").arg(m);
+        }
+        if let Some(a) = &self.anchor_key {
+            cmd.arg("--anchor-key").arg(a);
         }
         cmd.arg("task-exec")
             .stdin(Stdio::piped())

@@ -17,6 +17,7 @@ use hushflow_app::Actor;
 use hushflow_crypto::{Keyring, KeyringError, MasterKey};
 use hushflow_secrets::{KeyProvider, Redactor, SecretProviders, SecretRef, SecretResolver};
 use hushflow_state::StateDir;
+use hushflow_state::audit::AnchorKey;
 use std::collections::BTreeMap;
 use std::fmt::Display;
 use std::path::Path;
@@ -94,6 +95,11 @@ pub struct Session<'a> {
     master_key: Option<SecretRef>,
     /// `--master-key` as given, for the task processes a worker starts.
     master_key_arg: Option<String>,
+    /// The key that tags the audit head (from `--anchor-key`, else the master key), also set
+    /// as the process's anchor key so that every append of this command keeps the tag current.
+    anchor_key: Option<AnchorKey>,
+    /// `--anchor-key` as given, for the task processes a worker starts.
+    anchor_key_arg: Option<String>,
     /// The app layer's session over the same state directory, master key and redactor, and the
     /// metadata store `--metadata` names.
     app: hushflow_app::Session,
@@ -169,6 +175,7 @@ pub fn dispatch(cli: Cli, out: &Output) -> Result<Exit, Failure> {
     let Cli {
         state_dir,
         master_key,
+        anchor_key,
         metadata,
         command,
         ..
@@ -179,6 +186,9 @@ pub fn dispatch(cli: Cli, out: &Output) -> Result<Exit, Failure> {
             Some(reference) => Some(secret_providers(None).parse(reference).map_err(invalid)?),
             None => std::env::var_os(MASTER_KEY_ENV).map(|_| SecretRef::env(MASTER_KEY_ENV)),
         };
+        // Before anything is audited: every append of this process keeps the head tag current.
+        let anchor = resolve_anchor_key(anchor_key.as_deref(), master_key_ref.as_ref(), out)?;
+        hushflow_state::audit::set_process_anchor_key(anchor.clone());
         let state = open_state(&state_dir)?;
         let app = hushflow_app::Session::new(state.clone(), out.redactor.clone())
             .with_master_key(master_key_ref.clone())
@@ -188,6 +198,8 @@ pub fn dispatch(cli: Cli, out: &Output) -> Result<Exit, Failure> {
             state,
             master_key: master_key_ref,
             master_key_arg: master_key.clone(),
+            anchor_key: anchor,
+            anchor_key_arg: anchor_key.clone(),
             app,
             actor: Actor::os_user(),
         })
@@ -328,6 +340,33 @@ fn resolve_master_key(
     let resolver = resolver(redactor, None);
     let value = resolver.resolve(reference).map_err(invalid)?;
     Ok(Some(MasterKey::from_base64(&value).map_err(invalid)?))
+}
+
+/// The key that tags the audit head: from `--anchor-key` (a reference to base64 of at least
+/// 32 bytes, the master key's format) when given, else derived from the master key; `None`
+/// without either.
+fn resolve_anchor_key(
+    anchor: Option<&str>,
+    master: Option<&SecretRef>,
+    out: &Output,
+) -> Result<Option<AnchorKey>, Failure> {
+    let Some(reference) = anchor else {
+        let master = resolve_master_key(master, &out.redactor)?;
+        return Ok(master.as_ref().map(AnchorKey::from_master));
+    };
+    let reference = secret_providers(None)
+        .parse(reference)
+        .map_err(|e| invalid(format!("--anchor-key: {e}")))?;
+    let value = resolver(&out.redactor, None)
+        .resolve(&reference)
+        .map_err(|e| invalid(format!("--anchor-key: {e}")))?;
+    let key = MasterKey::from_base64(&value).map_err(|_| {
+        invalid(
+            "--anchor-key: the secret must be base64 (standard alphabet) of at least 32 random \
+             bytes; make one with `hushflow keys new-master-key`",
+        )
+    })?;
+    Ok(Some(AnchorKey::from_master(&key)))
 }
 
 /// Writes a new file readable by its owner only; an existing file is not replaced.

@@ -52,6 +52,7 @@ fn executor(session: &Session<'_>) -> Result<ProcessExecutor, Failure> {
         exe: std::env::current_exe().map_err(failure)?,
         state_dir: session.state.root().to_path_buf(),
         master_key: session.master_key_arg.clone(),
+        anchor_key: session.anchor_key_arg.clone(),
         master_key_ref: session.master_key.clone(),
         redactor: session.out.redactor.clone(),
     })
