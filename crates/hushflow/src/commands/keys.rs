@@ -271,6 +271,17 @@ pub(super) fn keys(session: &Session<'_>, cmd: KeysCommand) -> Result<Exit, Fail
                 "key {} is now version {} (id {}); earlier versions still detokenize",
                 info.name, info.version, info.id
             ));
+            // Rotating a tokenize key is routine (old tokens still detokenize), so it needs no
+            // flag; but a token column used as a join key splits at the rotation: say so.
+            if info.purpose == Some(hushflow_crypto::Purpose::Tokenize) {
+                out.note(format!(
+                    "warning: from now on {} makes new tokens for values tokenized before: a \
+                     token column used to join or deduplicate across runs no longer matches \
+                     earlier rows; join on detokenized values, or re-run the sync in full so \
+                     every row carries the new version's token",
+                    info.name
+                ));
+            }
         }
         KeysCommand::Export { name } => {
             let (info, material) = keyring.get(&name).map_err(invalid)?;

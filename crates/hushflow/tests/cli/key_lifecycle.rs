@@ -43,6 +43,11 @@ fn tokens_of_every_version_reverse_after_rotation() {
 
     let r = ws.ok(&["keys", "rotate", "names"], 0);
     assert!(r.stdout.contains("now version 2"), "{}", r.stdout);
+    assert!(
+        r.stderr.contains("new tokens") && r.stderr.contains("join"),
+        "rotating a tokenize key warns that joins on tokens split: {}",
+        r.stderr
+    );
     ws.ok(&["run", "p.toml"], 0);
     let v2 = tokens(&ws);
     assert_ne!(v1[0], v2[0], "the new version makes new tokens");
