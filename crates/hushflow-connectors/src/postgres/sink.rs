@@ -18,6 +18,16 @@ use std::io::Write;
 use std::path::Path;
 
 const CURSORS: &str = "hushflow_cursors";
+
+/// Where the committed positions live: beside the sink's table, in its schema when the table
+/// names one (`crm.contacts` → `crm.hushflow_cursors`), else unqualified (the first schema of
+/// the connection's `search_path`, where an unqualified table lands too).
+fn cursors_table(table: &str) -> String {
+    match table.rsplit_once('.') {
+        Some((schema, _)) => ident(&format!("{schema}.{CURSORS}")),
+        None => ident(CURSORS),
+    }
+}
 const STAGE: &str = "hushflow_stage";
 
 pub struct PostgresSink {
@@ -129,16 +139,17 @@ impl PostgresSink {
 
     fn save_position(
         tx: &mut postgres::Transaction<'_>,
+        cursors: &str,
         pipeline: &str,
         position: &Position,
     ) -> Result<(), postgres::Error> {
         tx.batch_execute(&format!(
-            "CREATE TABLE IF NOT EXISTS {CURSORS} (pipeline text PRIMARY KEY, cursor_value text \
+            "CREATE TABLE IF NOT EXISTS {cursors} (pipeline text PRIMARY KEY, cursor_value text \
              NOT NULL, key_value text NOT NULL, committed_at timestamptz NOT NULL DEFAULT now())"
         ))?;
         tx.execute(
             &format!(
-                "INSERT INTO {CURSORS} (pipeline, cursor_value, key_value) VALUES ($1, $2, $3) \
+                "INSERT INTO {cursors} (pipeline, cursor_value, key_value) VALUES ($1, $2, $3) \
                  ON CONFLICT (pipeline) DO UPDATE SET cursor_value = EXCLUDED.cursor_value, \
                  key_value = EXCLUDED.key_value, committed_at = now()"
             ),
@@ -294,6 +305,7 @@ impl Sink for PostgresSink {
             column(name)
         );
         let pending = self.pending_position.take();
+        let cursors = cursors_table(&self.config.table);
         let (swap_err, pos_err) = (
             self.err("swapping in the new table"),
             self.err("recording the position"),
@@ -305,7 +317,7 @@ impl Sink for PostgresSink {
         let mut tx = self.client.transaction().map_err(begin_err)?;
         tx.batch_execute(&swap).map_err(&swap_err)?;
         if let Some((pipeline, p)) = &pending {
-            Self::save_position(&mut tx, pipeline, p).map_err(&pos_err)?;
+            Self::save_position(&mut tx, &cursors, pipeline, p).map_err(&pos_err)?;
         }
         tx.commit().map_err(commit_err)
     }
@@ -337,9 +349,10 @@ impl Sink for PostgresSink {
     }
 
     fn committed_position(&mut self, pipeline: &str) -> Result<Option<Position>, Error> {
+        let cursors = cursors_table(&self.config.table);
         let exists: bool = self
             .client
-            .query_one(&format!("SELECT to_regclass('{CURSORS}') IS NOT NULL"), &[])
+            .query_one("SELECT to_regclass($1) IS NOT NULL", &[&cursors])
             .map_err(self.err("looking for the cursor table"))?
             .get(0);
         if !exists {
@@ -348,7 +361,7 @@ impl Sink for PostgresSink {
         let row = self
             .client
             .query_opt(
-                &format!("SELECT cursor_value, key_value FROM {CURSORS} WHERE pipeline = $1"),
+                &format!("SELECT cursor_value, key_value FROM {cursors} WHERE pipeline = $1"),
                 &[&pipeline],
             )
             .map_err(self.err("reading the committed position"))?;
@@ -441,6 +454,7 @@ impl PostgresSink {
         let withdraw = self.withdrawal_sql();
         let withdraw_err = self.err("removing withdrawn records' rows");
         let withdrawn = std::mem::take(&mut self.withdrawals);
+        let cursors = cursors_table(&self.config.table);
         let mut tx = self.client.transaction().map_err(begin_err)?;
         if let Some(sql) = withdraw.filter(|_| !withdrawn.is_empty()) {
             tx.execute(sql.as_str(), &[&withdrawn])
@@ -456,7 +470,9 @@ impl PostgresSink {
             tx.execute(merge.as_str(), &[]).map_err(&merge_err)?;
         }
         match position {
-            Some(p) if !replace => Self::save_position(&mut tx, pipeline, p).map_err(&pos_err)?,
+            Some(p) if !replace => {
+                Self::save_position(&mut tx, &cursors, pipeline, p).map_err(&pos_err)?
+            }
             Some(p) => self.pending_position = Some((pipeline.to_string(), p.clone())),
             None => {}
         }

@@ -121,6 +121,38 @@ fn upsert_is_idempotent_keeps_the_last_row_of_a_key_and_commits_positions_with_d
 }
 
 #[test]
+fn positions_live_in_the_schema_of_the_sink_table() {
+    let Some(db) = Database::new("pg_cursor_schema") else {
+        return;
+    };
+    db.client().batch_execute("CREATE SCHEMA crm").unwrap();
+    let mut sink = PostgresSink::new(
+        &sink_config("crm.leads", PostgresMode::Upsert),
+        &db.url(),
+        Path::new(""),
+        "id",
+        Default::default(),
+    )
+    .unwrap();
+    let b = batch(&["id", "email"], &[&[Some("1"), Some("a")]]);
+    sink.open(b.schema()).unwrap();
+    assert_eq!(sink.committed_position("p").unwrap(), None);
+    let at = Position {
+        cursor: "5".into(),
+        key: "1".into(),
+    };
+    sink.write_batch_at(&b, "p", Some(&at)).unwrap();
+    sink.finish().unwrap();
+    assert_eq!(sink.committed_position("p").unwrap(), Some(at));
+    let tables = rows(
+        &db,
+        "SELECT table_schema::text FROM information_schema.tables \
+         WHERE table_name = 'hushflow_cursors' ORDER BY 1",
+    );
+    assert_eq!(tables, [vec![Some("crm".to_string())]]);
+}
+
+#[test]
 fn append_refuses_a_present_key_without_naming_it_and_replace_swaps_whole_tables() {
     let Some(db) = Database::new("pg_modes") else {
         return;
