@@ -3,8 +3,10 @@
 
 use crate::{Actor, Error, Result};
 use hushflow_scheduler::store::{Store, StoreConfig};
-use hushflow_scheduler::{Clock, SystemClock};
-use hushflow_secrets::{Redactor, SecretRef};
+use hushflow_scheduler::{
+    Clock, DefinitionPublicKey, DefinitionSigner, DefinitionTrust, SystemClock,
+};
+use hushflow_secrets::{KeyProvider, Redactor, SecretRef};
 use hushflow_state::StateDir;
 use hushflow_state::audit::{AuditLog, NewRecord};
 use std::collections::BTreeMap;
@@ -18,6 +20,10 @@ pub struct Session {
     /// The metadata store's reference as given (a secret reference holding a postgres:// URL);
     /// `None` for SQLite in the state directory. Resolved when an action needs the store.
     metadata: Option<String>,
+    /// The reference of the key that signs definitions; `None`: the state directory's.
+    definition_key: Option<String>,
+    /// The public keys workers trust (`ed25519:…`, comma-separated); `None`: the signing key's.
+    definition_public_keys: Option<String>,
 }
 
 impl Session {
@@ -29,7 +35,84 @@ impl Session {
             master_key: None,
             redactor,
             metadata: None,
+            definition_key: None,
+            definition_public_keys: None,
         }
+    }
+
+    /// The key that signs the definitions this session registers (a secret reference:
+    /// `env:`, `file:`, `keyring:`), and the public keys the workers it runs trust. Without
+    /// them, the state directory's key pair (made on first use) does both.
+    pub fn with_definition_keys(
+        mut self,
+        signing: Option<String>,
+        trusted: Option<String>,
+    ) -> Session {
+        self.definition_key = signing;
+        self.definition_public_keys = trusted;
+        self
+    }
+
+    /// The file of the state directory's definition signing key.
+    pub fn definition_key_file(&self) -> std::path::PathBuf {
+        self.state.root().join(crate::definition_keys::KEY_FILE)
+    }
+
+    /// Whether a signing key was named (`--definition-key`), rather than the state directory's.
+    pub fn definition_key_reference(&self) -> Option<&str> {
+        self.definition_key.as_deref()
+    }
+
+    /// The key that signs definitions when they are registered: the one `--definition-key`
+    /// names, or the state directory's (made now if it has none).
+    pub fn definition_signer(&self) -> Result<DefinitionSigner> {
+        let Some(reference) = &self.definition_key else {
+            return crate::definition_keys::load_or_create(&self.definition_key_file());
+        };
+        let bad = |e: &dyn std::fmt::Display| {
+            Error::invalid(format!(
+                "--definition-key: {e}; give a secret reference (env:NAME, file:PATH or \
+                 keyring:NAME) holding a key made by `hushflow db definition-key create`"
+            ))
+        };
+        let parsed = crate::secrets::providers(None)
+            .parse(reference)
+            .map_err(|e| bad(&e))?;
+        let keyring = match parsed.scheme() {
+            "keyring" => Some(self.keyring()?),
+            _ => None,
+        };
+        let resolver = crate::secrets::resolver(
+            &self.redactor,
+            keyring.as_ref().map(|k| k as &dyn KeyProvider),
+        );
+        let value = resolver.resolve(&parsed).map_err(|e| bad(&e))?;
+        DefinitionSigner::from_secret(value.expose()).map_err(|e| bad(&e))
+    }
+
+    /// The definitions the workers of this session execute: those signed by one of the keys
+    /// `--definition-public-key` lists, or else by this session's signing key.
+    pub fn definition_trust(&self) -> Result<DefinitionTrust> {
+        let keys = match &self.definition_public_keys {
+            Some(list) => DefinitionPublicKey::parse_list(list)
+                .map_err(|e| Error::invalid(format!("--definition-public-key: {e}")))?,
+            None => vec![self.definition_signer()?.public_key()],
+        };
+        Ok(DefinitionTrust::SignedBy(keys))
+    }
+
+    /// The keyring, sealed under the master key if there is one.
+    fn keyring(&self) -> Result<hushflow_crypto::Keyring> {
+        let master = match &self.master_key {
+            Some(reference) => {
+                let value = crate::secrets::resolver(&self.redactor, None)
+                    .resolve(reference)
+                    .map_err(Error::invalid)?;
+                Some(hushflow_crypto::MasterKey::from_base64(&value).map_err(Error::invalid)?)
+            }
+            None => None,
+        };
+        hushflow_crypto::Keyring::open_with(self.state.root(), master).map_err(Error::failed)
     }
 
     /// The reference of the master key the keyring is sealed under.

@@ -5,12 +5,16 @@
 //! [`Executor`] that the CLI provides, so this crate knows nothing of syncs or secrets.
 
 pub mod clock;
+pub mod definitions;
 pub mod scheduler;
 pub mod state;
 pub mod store;
 pub mod worker;
 
 pub use clock::{Clock, FakeClock, SystemClock};
+pub use definitions::{
+    DefinitionPublicKey, DefinitionRef, DefinitionRefused, DefinitionSigner, DefinitionTrust,
+};
 pub use scheduler::{Scheduler, SchedulerOptions, TickReport, advance_after, advance_run};
 pub use state::{RunState, TaskState};
 pub use store::{Claim, Completed, FailedTask, NewRun, Store, StoreConfig, StoreError, TryOutcome};

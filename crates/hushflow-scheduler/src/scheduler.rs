@@ -3,6 +3,7 @@
 //! workers that stopped heartbeating, and move every running run forward by its trigger rules.
 
 use crate::clock::Clock;
+use crate::definitions::DefinitionSigner;
 use crate::state::{RunState, TaskState, decide, run_outcome};
 use crate::store::{FailedTask, NewRun, Store, StoreError};
 use hushflow_spec::dag::Dag;
@@ -16,6 +17,9 @@ pub struct SchedulerOptions {
     pub heartbeat_timeout: Duration,
     /// Scheduled runs created per pipeline per tick when catching up.
     pub catchup_per_tick: usize,
+    /// Signs the definitions this scheduler registers (workers given its public key run only
+    /// those); unsigned when `None`.
+    pub signer: Option<DefinitionSigner>,
 }
 
 impl Default for SchedulerOptions {
@@ -23,6 +27,7 @@ impl Default for SchedulerOptions {
         SchedulerOptions {
             heartbeat_timeout: Duration::from_secs(30),
             catchup_per_tick: 100,
+            signer: None,
         }
     }
 }
@@ -67,7 +72,9 @@ impl<'a> Scheduler<'a> {
         if self.registered.get(&dag.name) == Some(&dag.fingerprint) {
             return Ok(Vec::new());
         }
-        let warnings = self.store.register(dag, self.clock.now())?;
+        let warnings = self
+            .store
+            .register(dag, self.options.signer.as_ref(), self.clock.now())?;
         self.registered
             .insert(dag.name.clone(), dag.fingerprint.clone());
         Ok(warnings)

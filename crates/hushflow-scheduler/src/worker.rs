@@ -5,6 +5,7 @@
 //! left running in two places.
 
 use crate::clock::Clock;
+use crate::definitions::DefinitionTrust;
 use crate::scheduler::advance_after;
 use crate::state::TaskState;
 use crate::store::{
@@ -72,8 +73,14 @@ pub trait Executor: Send + Sync {
     /// `live` as it goes.
     fn execute(&self, claim: &Claim, live: &LiveTry) -> TryOutcome;
 
-    /// Told when a task has failed for good (no retry left): notifications go here.
+    /// Told when a task has failed for good (no retry left): notifications go here. Check
+    /// the task's definition before reading its text.
     fn failed(&self, _task: &FailedTask) {}
+
+    /// Told when a claimed try was not executed because its definition was refused (changed
+    /// in the store, unsigned, or signed by a key the worker does not trust): for the audit
+    /// log. The try then fails with `reason`.
+    fn refused(&self, _claim: &Claim, _reason: &str) {}
 }
 
 #[derive(Debug, Clone)]
@@ -93,6 +100,9 @@ pub struct WorkerOptions {
     pub until_idle: bool,
     /// Claim only tasks of these runs (`trigger --wait`); any run when `None`.
     pub only_runs: Option<Vec<i64>>,
+    /// Which definitions this worker executes: a try whose definition does not pass is not
+    /// started, and fails.
+    pub trust: DefinitionTrust,
 }
 
 impl WorkerOptions {
@@ -108,6 +118,7 @@ impl WorkerOptions {
             poll: Duration::from_millis(250),
             until_idle: false,
             only_runs: None,
+            trust: DefinitionTrust::default(),
         }
     }
 }
@@ -297,7 +308,23 @@ fn slot(w: &Shared<'_>) -> Result<(), StoreError> {
         let live = Arc::new(LiveTry::default());
         let key = (claim.task_id, claim.attempt);
         lock(w.running).insert(key, Arc::clone(&live));
-        let outcome = w.executor.execute(&claim, &live);
+        // The text is the store's word until it passes: its fingerprint, then its signature.
+        let verdict = options.trust.check(&claim.definition());
+        let outcome = match &verdict {
+            Ok(()) => w.executor.execute(&claim, &live),
+            Err(refused) => {
+                let reason = refused.to_string();
+                tracing::warn!("task {} of {}: {reason}", claim.task, claim.pipeline);
+                live.append(&format!("{reason}\n"));
+                w.executor.refused(&claim, &reason);
+                TryOutcome {
+                    success: false,
+                    error: Some(reason),
+                    log: live.snapshot(),
+                    ..Default::default()
+                }
+            }
+        };
         lock(w.running).remove(&key);
         let completed = retrying(&mut store, config, clock, budget, |s| {
             s.complete(&claim, &outcome, clock.now())
@@ -307,7 +334,8 @@ fn slot(w: &Shared<'_>) -> Result<(), StoreError> {
             Completed::Now(TaskState::Success) => {
                 w.succeeded.fetch_add(1, Ordering::Relaxed);
             }
-            Completed::Now(TaskState::Failed) => {
+            // A refused definition's text is not to be read, not even for its webhook.
+            Completed::Now(TaskState::Failed) if verdict.is_ok() => {
                 w.executor.failed(&claim.failed(outcome.error.clone()))
             }
             _ => {}

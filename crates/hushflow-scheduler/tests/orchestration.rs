@@ -24,6 +24,18 @@ struct Meta {
 }
 
 impl Meta {
+    /// Runs SQL on the store's database behind its back, as anyone with write access to it can.
+    fn tamper(&self, sql: &str) {
+        match (&self.config, &self._pg) {
+            (StoreConfig::Sqlite(path), _) => rusqlite::Connection::open(path)
+                .unwrap()
+                .execute_batch(sql)
+                .unwrap(),
+            (_, Some(db)) => db.client().batch_execute(sql).unwrap(),
+            _ => unreachable!(),
+        }
+    }
+
     /// `None` for PostgreSQL when no test server is configured (the test is skipped).
     fn new(backend: &str, tag: &str) -> Option<Meta> {
         let dir = tempfile::tempdir().unwrap();
@@ -44,7 +56,7 @@ impl Meta {
                     Err(StoreError::NotMigrated { .. })
                 ));
                 let (_, applied) = config.migrate(0).unwrap();
-                assert_eq!(applied.len(), 1);
+                assert_eq!(applied.len(), store::migrations::MIGRATIONS.len());
                 assert!(
                     config.migrate(0).unwrap().1.is_empty(),
                     "migrating twice applies nothing"
@@ -686,4 +698,160 @@ fn a_worker_stops_a_try_that_was_taken_from_it() {
         .map(|t| t.state)
         .collect();
     assert_eq!(tries, ["lost", "success"]);
+}
+
+/// Records what a worker executed and what it refused.
+#[derive(Default)]
+struct Watching {
+    executed: Mutex<Vec<String>>,
+    refused: Mutex<Vec<String>>,
+    failed: Mutex<Vec<String>>,
+}
+
+impl Executor for Watching {
+    fn execute(&self, claim: &Claim, _live: &LiveTry) -> TryOutcome {
+        self.executed.lock().unwrap().push(claim.text.clone());
+        TryOutcome {
+            success: true,
+            ..Default::default()
+        }
+    }
+
+    fn failed(&self, task: &FailedTask) {
+        self.failed.lock().unwrap().push(task.task.clone());
+    }
+
+    fn refused(&self, _claim: &Claim, reason: &str) {
+        self.refused.lock().unwrap().push(reason.to_string());
+    }
+}
+
+/// A worker executes a definition only if its text still hashes to the fingerprint the run was
+/// created from and it is signed by a key the worker trusts: changing the text in the store
+/// (with or without a matching fingerprint) or signing with another key gets the try refused.
+fn refused_definitions(backend: &str) {
+    let Some(meta) = Meta::new(backend, "signed") else {
+        return;
+    };
+    let clock = SystemClock;
+    let signer = DefinitionSigner::generate().unwrap();
+    let text = "[pipeline]\nname = \"p\"\n[[task]]\nname = \"a\"\ntype = \"empty\"\n";
+    let d = dag(text);
+    let mut s = Scheduler::new(
+        meta.store(),
+        &clock,
+        SchedulerOptions {
+            signer: Some(signer.clone()),
+            ..Default::default()
+        },
+    );
+    s.register(&d).unwrap();
+    let mut options = WorkerOptions::new(1);
+    options.until_idle = true;
+    options.poll = Duration::from_millis(10);
+    options.trust = DefinitionTrust::SignedBy(vec![signer.public_key()]);
+    // Runs one manual run through a worker; the task's error, and what the executor saw.
+    let run_once = |s: &mut Scheduler<'_>, id: &str, tamper: &dyn Fn(i64)| {
+        let run = meta
+            .store()
+            .create_run(&d, &manual_run(id), clock.now())
+            .unwrap()
+            .unwrap();
+        tamper(run);
+        s.tick(&[]).unwrap();
+        let exec = Watching::default();
+        run_worker(
+            &meta.config,
+            &clock,
+            &exec,
+            &options,
+            &AtomicBool::new(false),
+        )
+        .unwrap();
+        let task = meta.store().tasks_of(run).unwrap().remove(0);
+        (task, exec)
+    };
+
+    // Untouched: it runs.
+    let (task, exec) = run_once(&mut s, "manual__ok", &|_| {});
+    assert_eq!(task.state, TaskState::Success, "{:?}", task.error);
+    assert_eq!(*exec.executed.lock().unwrap(), [text]);
+
+    // The text changed in the store, its fingerprint kept (the reported attack).
+    let evil = text.replace("type = \"empty\"", "type = \"gc\"");
+    let (task, exec) = run_once(&mut s, "manual__altered", &|_| {
+        meta.tamper(&format!(
+            "UPDATE hf_definitions SET text = '{}'",
+            evil.replace('\'', "''")
+        ))
+    });
+    assert_eq!(task.state, TaskState::Failed);
+    let error = task.error.unwrap();
+    assert!(error.contains("does not match its fingerprint"), "{error}");
+    assert!(exec.executed.lock().unwrap().is_empty(), "nothing ran");
+    assert_eq!(*exec.refused.lock().unwrap(), [error]);
+    assert!(
+        exec.failed.lock().unwrap().is_empty(),
+        "a refused definition's webhook is not read"
+    );
+    let log = meta.store().tries(task.id).unwrap()[0].log.clone().unwrap();
+    assert!(log.contains("does not match its fingerprint"), "{log}");
+
+    // Registering the file again heals it.
+    meta.store()
+        .register(&d, Some(&signer), clock.now())
+        .unwrap();
+    let (task, _) = run_once(&mut s, "manual__healed", &|_| {});
+    assert_eq!(task.state, TaskState::Success, "{:?}", task.error);
+
+    // A new definition with a fingerprint that fits its text, the run pointed at it: unsigned.
+    let fp = definitions::fingerprint(&evil);
+    let insert = |signature: &str| {
+        format!(
+            "DELETE FROM hf_definitions WHERE fingerprint = '{fp}'; \
+             INSERT INTO hf_definitions (fingerprint, pipeline, file, text, created_at, signature) \
+             VALUES ('{fp}', 'p', '/nonexistent/dag.toml', '{}', 0, {signature})",
+            evil.replace('\'', "''")
+        )
+    };
+    let repoint = |run: i64| format!("UPDATE hf_runs SET fingerprint = '{fp}' WHERE id = {run}");
+    let (task, exec) = run_once(&mut s, "manual__unsigned", &|run| {
+        meta.tamper(&insert("NULL"));
+        meta.tamper(&repoint(run));
+    });
+    assert!(task.error.unwrap().contains("is not signed"));
+    assert!(exec.executed.lock().unwrap().is_empty());
+
+    // Signed, but by a key the worker was not given.
+    let stranger = DefinitionSigner::generate().unwrap();
+    let forged = stranger.sign(&fp, "p", std::path::Path::new("/nonexistent/dag.toml"));
+    let (task, exec) = run_once(&mut s, "manual__forged", &|run| {
+        meta.tamper(&insert(&format!("'{forged}'")));
+        meta.tamper(&repoint(run));
+    });
+    let error = task.error.unwrap();
+    assert!(
+        error.contains("not from a key this worker trusts"),
+        "{error}"
+    );
+    assert!(exec.executed.lock().unwrap().is_empty());
+
+    // The same definition signed by the trusted key runs: the check is the key, not the text.
+    let genuine = signer.sign(&fp, "p", std::path::Path::new("/nonexistent/dag.toml"));
+    let (task, exec) = run_once(&mut s, "manual__genuine", &|run| {
+        meta.tamper(&insert(&format!("'{genuine}'")));
+        meta.tamper(&repoint(run));
+    });
+    assert_eq!(task.state, TaskState::Success, "{:?}", task.error);
+    assert_eq!(*exec.executed.lock().unwrap(), [evil]);
+}
+
+#[test]
+fn sqlite_workers_refuse_definitions_changed_in_the_store() {
+    refused_definitions("sqlite");
+}
+
+#[test]
+fn postgres_workers_refuse_definitions_changed_in_the_store() {
+    refused_definitions("postgres");
 }

@@ -56,6 +56,31 @@ pub struct Cli {
     )]
     pub metadata: Option<String>,
 
+    /// The key that signs the pipeline definitions this command registers (scheduler, trigger,
+    /// backfill), as a secret reference (env:NAME, file:PATH, keyring:NAME); by default the
+    /// state directory's own (`definition.key`, made on first use). Workers run only
+    /// definitions signed by a key they trust.
+    #[arg(
+        long,
+        global = true,
+        env = "HUSHFLOW_DEFINITION_KEY",
+        value_name = "REF",
+        help_heading = "Global options"
+    )]
+    pub definition_key: Option<String>,
+
+    /// The public keys (`ed25519:…`, comma-separated) whose signed definitions the workers of
+    /// this command execute; by default the signing key's (see --definition-key). Give workers
+    /// on other machines the scheduler's (`hushflow db definition-key show`).
+    #[arg(
+        long,
+        global = true,
+        env = "HUSHFLOW_DEFINITION_PUBLIC_KEY",
+        value_name = "KEYS",
+        help_heading = "Global options"
+    )]
+    pub definition_public_key: Option<String>,
+
     /// More log output on stderr (-v info, -vv debug); secrets are masked either way.
     #[arg(short, long, global = true, action = clap::ArgAction::Count, help_heading = "Global options")]
     pub verbose: u8,
@@ -168,6 +193,10 @@ pub enum Command {
         /// Execute the run here and wait for it to end (exit 1 if it fails).
         #[arg(long)]
         wait: bool,
+        /// With --wait: give up after this long (such as `30m`), saying what the run waits for;
+        /// exit 1. The run stays queued for a scheduler or worker.
+        #[arg(long, value_name = "DURATION", requires = "wait")]
+        timeout: Option<String>,
     },
     /// Create runs for every scheduled interval from --from to --to (dates or times in the
     /// pipeline's time zone); intervals that already have a run are left alone.
@@ -183,6 +212,10 @@ pub enum Command {
         /// Execute the runs here and wait for them to end.
         #[arg(long)]
         wait: bool,
+        /// With --wait: give up after this long (such as `2h`), saying what the runs wait for;
+        /// exit 1. The runs stay queued for a scheduler or worker.
+        #[arg(long, value_name = "DURATION", requires = "wait")]
+        timeout: Option<String>,
     },
     /// Stop creating and starting runs of a pipeline (audited).
     Pause {
@@ -411,6 +444,40 @@ pub enum DbCommand {
         #[arg(long)]
         pipeline: Option<String>,
     },
+    /// Print the SQL that gives PostgreSQL roles least privilege on the metadata store (workers
+    /// cannot write definitions); run it as the schema's owner after each `db migrate`.
+    Grants {
+        /// The schema the tables are in.
+        #[arg(long, default_value = "hushflow")]
+        schema: String,
+        /// The role of schedulers and of trigger, backfill, pause and clear.
+        #[arg(long, default_value = "hushflow_scheduler")]
+        scheduler_role: String,
+        /// The role of workers.
+        #[arg(long, default_value = "hushflow_worker")]
+        worker_role: String,
+        /// The role of dashboards (run history without pipeline text or logs).
+        #[arg(long, default_value = "hushflow_reader")]
+        reader_role: String,
+    },
+    /// The key that signs pipeline definitions (workers verify them with its public key).
+    #[command(subcommand)]
+    DefinitionKey(DefinitionKeyCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DefinitionKeyCommand {
+    /// Make a signing key and print its public key, for workers' --definition-public-key: the
+    /// state directory's (kept if it has one), or a new file given with --out (audited).
+    Create {
+        /// Write a new key to this file (created 0600) for --definition-key file:FILE, instead
+        /// of the state directory's.
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// Print the public key of the signing key in use (--definition-key, or the state
+    /// directory's).
+    Show,
 }
 
 /// How often a scheduler or worker acts, and when it gives up on others.

@@ -18,7 +18,8 @@ pub fn absolute(path: &Path) -> PathBuf {
     std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf())
 }
 
-/// A pipeline named by a caller: a file (registered now), or a registered name.
+/// A pipeline named by a caller: a file (registered now, signed with the session's definition
+/// key), or a registered name (its stored definition, checked like a worker checks it).
 fn resolve_pipeline(session: &Session, store: &mut Store, pipeline: &str) -> Result<Dag> {
     let protected = session.protected();
     let path = Path::new(pipeline);
@@ -29,8 +30,9 @@ fn resolve_pipeline(session: &Session, store: &mut Store, pipeline: &str) -> Res
             &protected,
         )
         .map_err(Error::invalid)?;
+        let signer = session.definition_signer()?;
         store
-            .register(&d, SystemClock.now())
+            .register(&d, Some(&signer), SystemClock.now())
             .map_err(Error::failed)?;
         return Ok(d);
     }
@@ -40,7 +42,7 @@ fn resolve_pipeline(session: &Session, store: &mut Store, pipeline: &str) -> Res
              the file, or start a scheduler over its directory first"
         )));
     };
-    let (file, text) = store
+    let stored = store
         .definition(&row.fingerprint)
         .map_err(Error::failed)?
         .ok_or_else(|| {
@@ -48,7 +50,20 @@ fn resolve_pipeline(session: &Session, store: &mut Store, pipeline: &str) -> Res
                 "the definition of {pipeline} is missing from the metadata store"
             ))
         })?;
-    dag::parse(&file, text, &crate::secrets::providers(None), &protected).map_err(Error::invalid)
+    // A run made from it executes only if workers accept it: refuse it here too.
+    let mut definition = stored.as_ref();
+    definition.pipeline = &row.name;
+    session
+        .definition_trust()?
+        .check(&definition)
+        .map_err(|e| Error::failed(format!("{e}; trigger the pipeline's file instead")))?;
+    dag::parse(
+        &stored.file,
+        stored.text,
+        &crate::secrets::providers(None),
+        &protected,
+    )
+    .map_err(Error::invalid)
 }
 
 /// Whether a registered pipeline is paused (its new runs wait for `unpause`).
@@ -59,15 +74,46 @@ fn is_paused(store: &mut Store, name: &str) -> Result<bool> {
         .is_some_and(|p| p.paused))
 }
 
-/// Values are substituted into the pipeline's text: keep them to what cannot break out of a
-/// TOML string or a SQL literal.
-fn check_conf(key: &str, value: &str) -> Result<()> {
+/// Words that make a `--conf` key look like it holds a secret (matched anywhere in the key,
+/// in any case).
+const SECRET_WORDS: [&str; 10] = [
+    "password",
+    "passwd",
+    "secret",
+    "token",
+    "api_key",
+    "apikey",
+    "api-key",
+    "credential",
+    "private_key",
+    "private-key",
+];
+
+/// Checks one `--conf` pair. Values are substituted into the pipeline's text: keep them to what
+/// cannot break out of a TOML string or a SQL literal. They are data, stored in plaintext in the
+/// metadata store and shown in run history, so a key that names a secret is refused (secrets
+/// are secret references in the pipeline file). Errors name the key, never the value.
+pub fn check_conf(key: &str, value: &str) -> Result<()> {
     let safe = |s: &str| {
         !s.is_empty()
             && s.chars()
                 .all(|c| c.is_ascii_alphanumeric() || "-_.:+/@ ".contains(c))
     };
-    if !safe(key) || !safe(value) {
+    if !safe(key) {
+        return Err(Error::invalid(
+            "--conf: keys may use letters, digits, spaces and - _ . : + / @ only",
+        ));
+    }
+    let lower = key.to_ascii_lowercase();
+    if let Some(word) = SECRET_WORDS.iter().find(|w| lower.contains(*w)) {
+        return Err(Error::invalid(format!(
+            "--conf {key}: the key looks like a secret (`{word}`); run configuration is stored in \
+             plaintext in the metadata store and shown in run history, so it takes no secrets. \
+             Put a secret reference (env:NAME, file:PATH or keyring:NAME) in the pipeline file \
+             instead"
+        )));
+    }
+    if !safe(value) {
         return Err(Error::invalid(format!(
             "--conf {key}: keys and values may use letters, digits, spaces and - _ . : + / @ only"
         )));
@@ -79,11 +125,11 @@ fn check_conf(key: &str, value: &str) -> Result<()> {
 pub fn conf_from_pairs(pairs: &[String]) -> Result<BTreeMap<String, String>> {
     let mut conf = BTreeMap::new();
     for pair in pairs {
+        // The argument is not quoted: it may be a secret given by mistake.
         let Some((k, v)) = pair.split_once('=') else {
-            return Err(Error::invalid(format!(
-                "--conf wants KEY=VALUE; got a value without `=` for `{}`",
-                pair.chars().take(20).collect::<String>()
-            )));
+            return Err(Error::invalid(
+                "--conf wants KEY=VALUE; one of them has no `=`",
+            ));
         };
         check_conf(k, v)?;
         conf.insert(k.to_string(), v.to_string());
@@ -385,6 +431,95 @@ pub fn migrate(session: &Session) -> Result<Migrated> {
         schema_version: store.schema_version().map_err(Error::failed)?,
         store: format!("{config:?}"),
     })
+}
+
+/// A definition signing key: where it is and its public key (what workers are given).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DefinitionKey {
+    /// `ed25519:…`
+    pub public_key: String,
+    /// Where the signing key is: a file, or the reference `--definition-key` gave.
+    pub location: String,
+    /// Made now (else it existed).
+    pub created: bool,
+}
+
+/// Makes a key that signs pipeline definitions: in `out` (a new file, 0600), or else the state
+/// directory's (unless it has one: then that one is shown). Audited as `definition-key.create`
+/// when a key is made.
+pub fn create_definition_key(
+    session: &Session,
+    actor: &Actor,
+    out: Option<&Path>,
+) -> Result<DefinitionKey> {
+    let (signer, location, created) = match out {
+        Some(path) => (
+            crate::definition_keys::create(path)?,
+            path.display().to_string(),
+            true,
+        ),
+        None => {
+            if let Some(reference) = session.definition_key_reference() {
+                return Err(Error::invalid(format!(
+                    "--definition-key names a key already ({reference}); `hushflow db \
+                     definition-key show` prints its public key, and --out FILE makes a new one"
+                )));
+            }
+            let file = session.definition_key_file();
+            let existing = crate::definition_keys::read(&file)?;
+            let created = existing.is_none();
+            let signer = match existing {
+                Some(signer) => signer,
+                None => crate::definition_keys::load_or_create(&file)?,
+            };
+            (signer, file.display().to_string(), created)
+        }
+    };
+    let public_key = signer.public_key().to_string();
+    if created {
+        session.audit(
+            actor,
+            "definition-key.create",
+            format!("definition signing key in {location}, public key {public_key}"),
+            BTreeMap::new(),
+            "success",
+        )?;
+    }
+    Ok(DefinitionKey {
+        public_key,
+        location,
+        created,
+    })
+}
+
+/// The public key of the key this session signs definitions with (`--definition-key`, or the
+/// state directory's; none is made).
+pub fn definition_public_key(session: &Session) -> Result<DefinitionKey> {
+    let (signer, location) = match session.definition_key_reference() {
+        Some(reference) => (session.definition_signer()?, reference.to_string()),
+        None => {
+            let file = session.definition_key_file();
+            let signer = crate::definition_keys::read(&file)?.ok_or_else(|| {
+                Error::not_found(format!(
+                    "{} has no definition signing key yet; `hushflow db definition-key create` \
+                     makes one (a scheduler or `trigger FILE` also makes it when it first \
+                     registers a pipeline)",
+                    session.state().root().display()
+                ))
+            })?;
+            (signer, file.display().to_string())
+        }
+    };
+    Ok(DefinitionKey {
+        public_key: signer.public_key().to_string(),
+        location,
+        created: false,
+    })
+}
+
+/// The least-privilege grants for a PostgreSQL metadata store, as SQL for its owner to run.
+pub fn grants(roles: &hushflow_scheduler::store::grants::Roles) -> Result<String> {
+    hushflow_scheduler::store::grants::grants(roles).map_err(Error::invalid)
 }
 
 /// The run `run` names: its number, or its run id (with `pipeline` when two pipelines share it).
@@ -697,5 +832,77 @@ depends_on = ["first"]
             BTreeMap::from([("a".to_string(), "b".to_string())])
         );
         assert!(ws.audit().is_empty(), "{:?}", ws.audit());
+    }
+
+    /// Run configuration is stored in plaintext and shown in run history: a key that names a
+    /// secret is refused, and no error quotes the value.
+    #[test]
+    fn secret_looking_conf_keys_are_refused_without_their_value() {
+        let ws = workspace();
+        let canary = "sk-live-conf-canary";
+        for key in [
+            "api_token",
+            "PASSWORD",
+            "db_passwd",
+            "client-Secret",
+            "apiKey",
+            "crm_api_key",
+            "aws_credentials",
+            "private_key",
+            "Token",
+        ] {
+            let e = conf_from_pairs(&[format!("{key}={canary}")]).unwrap_err();
+            assert_eq!(e.kind, ErrorKind::Invalid, "{key}");
+            assert!(e.message.contains("secret reference"), "{key}: {e}");
+            assert!(e.message.contains(key), "the key is named: {e}");
+            assert!(!e.message.contains(canary), "{e}");
+            let conf = BTreeMap::from([(key.to_string(), canary.to_string())]);
+            let e = trigger(&ws.session, &Actor::os_user(), &ws.file(), &conf).unwrap_err();
+            assert_eq!(e.kind, ErrorKind::Invalid, "{key}");
+            assert!(!e.message.contains(canary), "{e}");
+        }
+        // A pair without `=` may be a secret pasted alone: not quoted either.
+        let e = conf_from_pairs(&[canary.to_string()]).unwrap_err();
+        assert!(!e.message.contains(canary), "{e}");
+        let e = conf_from_pairs(&[format!("label={canary}'")]).unwrap_err();
+        assert!(!e.message.contains(canary), "{e}");
+        // Ordinary keys still work.
+        assert_eq!(
+            conf_from_pairs(&["region=eu-west-1".to_string()]).unwrap()["region"],
+            "eu-west-1"
+        );
+        assert!(runs(&ws.session, None, 10).unwrap().is_empty(), "no run");
+        assert!(ws.audit().is_empty(), "{:?}", ws.audit());
+    }
+
+    /// Triggering a registered pipeline by name checks its stored definition as a worker would:
+    /// text changed in the store, or a signature from another key, is refused.
+    #[test]
+    fn a_trigger_by_name_refuses_a_definition_changed_in_the_store() {
+        let ws = workspace();
+        let actor = Actor::os_user();
+        trigger(&ws.session, &actor, &ws.file(), &BTreeMap::new()).unwrap();
+        trigger(&ws.session, &actor, "nightly", &BTreeMap::new()).unwrap();
+        let db = rusqlite::Connection::open(ws.session.state().root().join("metadata.db")).unwrap();
+        db.execute_batch("UPDATE hf_definitions SET text = text || '# changed'")
+            .unwrap();
+        let e = trigger(&ws.session, &actor, "nightly", &BTreeMap::new()).unwrap_err();
+        assert!(e.message.contains("does not match its fingerprint"), "{e}");
+        // Another signing key: its workers would refuse the stored definition.
+        let other = tempfile::tempdir().unwrap();
+        let key = other.path().join("other.key");
+        crate::definition_keys::create(&key).unwrap();
+        let session = Session::new(
+            hushflow_state::StateDir::open(ws.dir.path().join("state")).unwrap(),
+            hushflow_secrets::Redactor::new(),
+        )
+        .with_definition_keys(Some(format!("file:{}", key.display())), None);
+        trigger(&session, &actor, &ws.file(), &BTreeMap::new()).unwrap();
+        let e = trigger(&ws.session, &actor, "nightly", &BTreeMap::new()).unwrap_err();
+        assert!(
+            e.message.contains("not from a key this worker trusts"),
+            "{e}"
+        );
+        trigger(&session, &actor, "nightly", &BTreeMap::new()).unwrap();
     }
 }

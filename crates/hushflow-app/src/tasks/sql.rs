@@ -8,6 +8,8 @@ use hushflow_secrets::KeyProvider;
 use hushflow_spec::dag::SqlDatabase;
 use std::collections::BTreeMap;
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
 
 /// Which try of which task a `sql` task's audit record is about.
 #[derive(Debug, Clone, Copy)]
@@ -22,9 +24,25 @@ pub struct TaskTry<'a> {
     pub attempt: i64,
 }
 
+/// How long a `sql` task's statements may run, and when to stop them. A worker that stops a try
+/// (its timeout, or the task was handed to another worker) sets `stop` (the CLI's task process
+/// on SIGTERM): the statement running on PostgreSQL is then cancelled on the server, so its
+/// transaction rolls back and its locks go before the try is marked ended. The timeout is a
+/// backstop on the server for when the process is killed without a chance to cancel.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct SqlLimits<'a> {
+    /// The try's timeout: a PostgreSQL statement still running a second after it is stopped
+    /// by the server (`statement_timeout`).
+    pub timeout: Option<Duration>,
+    /// Set when the try is stopped (timed out or cancelled): the running statement is then
+    /// cancelled from a second connection.
+    pub stop: Option<&'a AtomicBool>,
+}
+
 /// Runs a `sql` task's statements (see [`run_sql`]) and records the try in the audit log as
 /// `sql`, with the rows changed on success and `failure` otherwise; a failed audit fails the
 /// task.
+#[allow(clippy::too_many_arguments)]
 pub fn execute<K: KeyProvider>(
     session: &Session,
     actor: &Actor,
@@ -33,8 +51,9 @@ pub fn execute<K: KeyProvider>(
     sql: &str,
     file: &Path,
     keys: impl FnOnce() -> Result<K>,
+    limits: SqlLimits<'_>,
 ) -> Result<u64> {
-    let result = run_sql(session, database, sql, file, keys);
+    let result = run_sql(session, database, sql, file, keys, limits);
     let detail = format!("task {} of run {}, try {}", at.task, at.run_id, at.attempt);
     let (counts, outcome) = match &result {
         Ok(rows) => (
@@ -50,13 +69,15 @@ pub fn execute<K: KeyProvider>(
 /// Runs a `sql` task's statements in one transaction; returns the rows they changed in all.
 /// A PostgreSQL URL is resolved from its reference and registered with the session's redactor,
 /// `keys` opening the keyring for `keyring:` references (called for PostgreSQL only); relative
-/// certificate paths are taken from `file`'s directory.
+/// certificate paths are taken from `file`'s directory. See [`SqlLimits`] for how a running
+/// statement is stopped.
 pub fn run_sql<K: KeyProvider>(
     session: &Session,
     database: &SqlDatabase,
     sql: &str,
     file: &Path,
     keys: impl FnOnce() -> Result<K>,
+    limits: SqlLimits<'_>,
 ) -> Result<u64> {
     match database {
         SqlDatabase::Sqlite(path) => {
@@ -87,23 +108,81 @@ pub fn run_sql<K: KeyProvider>(
             let base = file.parent().unwrap_or(Path::new("."));
             let target = connect::target(url, &Tls::default(), base).map_err(Error::invalid)?;
             let mut client = connect::connect(&target).map_err(Error::failed)?;
-            let mut tx = client
-                .transaction()
+            backstops(&mut client, limits.timeout);
+            let pid: i32 = client
+                .query_one("SELECT pg_backend_pid()", &[])
+                .and_then(|row| row.try_get(0))
                 .map_err(|e| Error::failed(pg_message(&e, sql)))?;
-            // The simple protocol reports each statement's row count (its CommandComplete).
-            let messages = tx
-                .simple_query(sql)
-                .map_err(|e| Error::failed(format!("sql: {}", pg_message(&e, sql))))?;
-            let changed = messages
-                .iter()
-                .map(|m| match m {
-                    postgres::SimpleQueryMessage::CommandComplete(n) => *n,
-                    _ => 0,
-                })
-                .sum();
-            tx.commit()
-                .map_err(|e| Error::failed(pg_message(&e, sql)))?;
-            Ok(changed)
+            let done = AtomicBool::new(false);
+            std::thread::scope(|scope| {
+                if let Some(stop) = limits.stop {
+                    scope.spawn(|| cancel_when(stop, &done, &target, pid));
+                }
+                let result = (|| {
+                    let mut tx = client
+                        .transaction()
+                        .map_err(|e| Error::failed(pg_message(&e, sql)))?;
+                    // The simple protocol reports each statement's row count (its
+                    // CommandComplete).
+                    let messages = tx
+                        .simple_query(sql)
+                        .map_err(|e| Error::failed(format!("sql: {}", pg_message(&e, sql))))?;
+                    let changed = messages
+                        .iter()
+                        .map(|m| match m {
+                            postgres::SimpleQueryMessage::CommandComplete(n) => *n,
+                            _ => 0,
+                        })
+                        .sum();
+                    tx.commit()
+                        .map_err(|e| Error::failed(pg_message(&e, sql)))?;
+                    Ok(changed)
+                })();
+                done.store(true, Ordering::SeqCst);
+                result
+            })
+        }
+    }
+}
+
+/// Limits the server enforces itself, for when this process dies without cancelling (killed
+/// after its grace, or with its worker): the server checks every second that the client is
+/// still there (PostgreSQL 14 and later; older servers do not know the setting), and ends a
+/// statement that outlives the try's timeout by a second.
+fn backstops(client: &mut postgres::Client, timeout: Option<Duration>) {
+    let _ = client.batch_execute("SET client_connection_check_interval = 1000");
+    if let Some(timeout) = timeout {
+        let ms = timeout
+            .as_millis()
+            .saturating_add(1000)
+            .min(i32::MAX as u128);
+        let _ = client.batch_execute(&format!("SET statement_timeout = {ms}"));
+    }
+}
+
+/// Once `stop` is set, cancels what backend `pid` runs, from a second connection, until the
+/// task's statements have returned (`done`): a cancel that reaches the backend between two
+/// statements would otherwise be lost.
+fn cancel_when(
+    stop: &AtomicBool,
+    done: &AtomicBool,
+    target: &hushflow_connectors::postgres::connect::Target,
+    pid: i32,
+) {
+    let mut canceller: Option<postgres::Client> = None;
+    while !done.load(Ordering::SeqCst) {
+        if stop.load(Ordering::SeqCst) {
+            if canceller.is_none() {
+                canceller = hushflow_connectors::postgres::connect::connect(target).ok();
+            }
+            if let Some(c) = canceller.as_mut()
+                && c.execute("SELECT pg_cancel_backend($1)", &[&pid]).is_err()
+            {
+                canceller = None;
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        } else {
+            std::thread::sleep(Duration::from_millis(20));
         }
     }
 }
@@ -197,11 +276,12 @@ mod tests {
         };
         let actor = Actor::airflow_task("dags.nightly");
         let sql = "CREATE TABLE t (a int); INSERT INTO t VALUES (1), (2);";
-        let rows = execute(&session, &actor, at, &database, sql, &db, no_keys).unwrap();
+        let limits = SqlLimits::default();
+        let rows = execute(&session, &actor, at, &database, sql, &db, no_keys, limits).unwrap();
         assert_eq!(rows, 2);
         // One transaction: the failing statement takes the one before it back with it.
         let bad = "INSERT INTO t VALUES (3); INSERT INTO nope VALUES (1);";
-        let e = execute(&session, &actor, at, &database, bad, &db, no_keys).unwrap_err();
+        let e = execute(&session, &actor, at, &database, bad, &db, no_keys, limits).unwrap_err();
         assert_eq!(e.kind, crate::ErrorKind::Failed);
         assert!(e.message.contains("no such table: nope"), "{e}");
         let conn = rusqlite::Connection::open(&db).unwrap();

@@ -119,11 +119,22 @@ CREATE TABLE hf_workers (
 );
 "#;
 
-pub const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    name: "runs, tasks, tries, workers, pools",
-    sql: V1,
-}];
+/// Definitions carry the signature of whoever registered them (base64 Ed25519 over the
+/// fingerprint, pipeline and file); workers given a public key refuse those without a valid one.
+const V2: &str = "ALTER TABLE hf_definitions ADD COLUMN signature TEXT;";
+
+pub const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "runs, tasks, tries, workers, pools",
+        sql: V1,
+    },
+    Migration {
+        version: 2,
+        name: "signed definitions",
+        sql: V2,
+    },
+];
 
 /// The newest version this build knows.
 pub fn latest() -> i64 {

@@ -5,8 +5,10 @@
 //! lands while the worker still owns the try, a run is created once per `(pipeline, run_id)`.
 
 mod db;
+pub mod grants;
 pub mod migrations;
 
+use crate::definitions::{DefinitionRef, DefinitionSigner};
 use crate::state::{RunState, TaskState};
 pub use db::Dialect;
 use db::{Db, Row};
@@ -192,6 +194,10 @@ pub struct Claim {
     pub conf: String,
     pub file: PathBuf,
     pub text: String,
+    /// The fingerprint the run was created from (the text must hash to it).
+    pub fingerprint: String,
+    /// The definition's signature as stored (base64), if it was registered signed.
+    pub signature: Option<String>,
     pub timeout_ms: Option<i64>,
     retries: i64,
     failures: i64,
@@ -218,6 +224,21 @@ pub struct FailedTask {
     pub logical_date: Millis,
     pub file: PathBuf,
     pub text: String,
+    pub fingerprint: String,
+    pub signature: Option<String>,
+}
+
+impl FailedTask {
+    /// Its definition, to be checked before its text is read (for the webhook).
+    pub fn definition(&self) -> DefinitionRef<'_> {
+        DefinitionRef {
+            pipeline: &self.pipeline,
+            file: &self.file,
+            text: &self.text,
+            fingerprint: &self.fingerprint,
+            signature: self.signature.as_deref(),
+        }
+    }
 }
 
 impl Claim {
@@ -232,8 +253,54 @@ impl Claim {
             logical_date: self.logical_date,
             file: self.file.clone(),
             text: self.text.clone(),
+            fingerprint: self.fingerprint.clone(),
+            signature: self.signature.clone(),
         }
     }
+
+    /// The definition the try would execute, to be checked before it runs.
+    pub fn definition(&self) -> DefinitionRef<'_> {
+        DefinitionRef {
+            pipeline: &self.pipeline,
+            file: &self.file,
+            text: &self.text,
+            fingerprint: &self.fingerprint,
+            signature: self.signature.as_deref(),
+        }
+    }
+}
+
+/// A definition as the store holds it.
+#[derive(Debug, Clone)]
+pub struct StoredDefinition {
+    pub pipeline: String,
+    pub file: PathBuf,
+    pub text: String,
+    pub fingerprint: String,
+    pub signature: Option<String>,
+}
+
+impl StoredDefinition {
+    pub fn as_ref(&self) -> DefinitionRef<'_> {
+        DefinitionRef {
+            pipeline: &self.pipeline,
+            file: &self.file,
+            text: &self.text,
+            fingerprint: &self.fingerprint,
+            signature: self.signature.as_deref(),
+        }
+    }
+}
+
+/// Why a queued run has not started: what holds its pipeline's `max_active_runs` slots, or
+/// comes before it.
+#[derive(Debug, Clone)]
+pub struct Waiting {
+    pub pipeline: String,
+    pub paused: bool,
+    pub max_active_runs: i64,
+    /// Runs of the pipeline running now, then queued runs that start before this one.
+    pub ahead: Vec<RunRow>,
 }
 
 /// How a try ended, as the worker reports it.
@@ -385,23 +452,35 @@ impl Store {
         migrations::current(&mut self.db)
     }
 
-    /// Records a pipeline's current definition and pools; keeps whether it is paused. Pools are
+    /// Records a pipeline's current definition, signed by `signer` (workers given its public
+    /// key run only definitions it signed), and its pools; keeps whether it is paused. Pools are
     /// shared by name across pipelines (one CRM, one limit): returns a warning for each pool
-    /// another pipeline declared with a different size, which this one now replaces.
-    pub fn register(&mut self, dag: &Dag, now: Millis) -> Result<Vec<String>, StoreError> {
+    /// another pipeline declared with a different size, which this one now replaces. A
+    /// definition registered before is written again (its file, text and signature), so
+    /// registering the file heals a definition changed in the store.
+    pub fn register(
+        &mut self,
+        dag: &Dag,
+        signer: Option<&DefinitionSigner>,
+        now: Millis,
+    ) -> Result<Vec<String>, StoreError> {
         let file = dag.file.to_string_lossy().into_owned();
         let schedule = dag.schedule.as_ref().map(|s| s.expression().to_string());
         let timezone = dag.schedule.as_ref().map(|s| s.timezone().to_string());
+        let signature = signer.map(|s| s.sign(&dag.fingerprint, &dag.name, &dag.file));
         self.db.transaction(|db| {
             db.exec(
-                "INSERT INTO hf_definitions (fingerprint, pipeline, file, text, created_at) \
-                 VALUES ($1, $2, $3, $4, $5) ON CONFLICT (fingerprint) DO NOTHING",
+                "INSERT INTO hf_definitions (fingerprint, pipeline, file, text, created_at, \
+                 signature) VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (fingerprint) DO UPDATE \
+                 SET pipeline = excluded.pipeline, file = excluded.file, text = excluded.text, \
+                 signature = excluded.signature",
                 &[
                     dag.fingerprint.as_str().into(),
                     dag.name.as_str().into(),
                     file.as_str().into(),
                     dag.text.as_str().into(),
                     now.into(),
+                    signature.clone().into(),
                 ],
             )?;
             db.exec(
@@ -462,18 +541,57 @@ impl Store {
         Ok(rows.iter().map(|r| (pipeline_row(r), r.text(7))).collect())
     }
 
-    /// The text of a registered definition.
+    /// A registered definition (check it with a `DefinitionTrust` before using its text).
     pub fn definition(
         &mut self,
         fingerprint: &str,
-    ) -> Result<Option<(PathBuf, String)>, StoreError> {
+    ) -> Result<Option<StoredDefinition>, StoreError> {
         let rows = self.db.query(
-            "SELECT file, text FROM hf_definitions WHERE fingerprint = $1",
+            "SELECT pipeline, file, text, signature FROM hf_definitions WHERE fingerprint = $1",
             &[fingerprint.into()],
         )?;
-        Ok(rows
-            .first()
-            .map(|r| (PathBuf::from(r.string(0)), r.string(1))))
+        Ok(rows.first().map(|r| StoredDefinition {
+            pipeline: r.string(0),
+            file: PathBuf::from(r.string(1)),
+            text: r.string(2),
+            fingerprint: fingerprint.to_string(),
+            signature: r.text(3),
+        }))
+    }
+
+    /// What a queued run waits for: its pipeline paused, or runs holding the pipeline's
+    /// `max_active_runs` slots (then the queued runs that start before it).
+    pub fn waiting(&mut self, run: &RunRow) -> Result<Waiting, StoreError> {
+        let pipeline = self.pipeline(&run.pipeline)?;
+        let rows = self.db.query(
+            &format!(
+                "SELECT {RUN_COLUMNS} FROM hf_runs WHERE pipeline = $1 AND id <> $2 AND \
+                 (state = 'running' OR (state = 'queued' AND (logical_date < $3 OR \
+                 (logical_date = $3 AND id < $2)))) \
+                 ORDER BY CASE WHEN state = 'running' THEN 0 ELSE 1 END, logical_date, id LIMIT 10"
+            ),
+            &[
+                run.pipeline.as_str().into(),
+                run.id.into(),
+                run.logical_date.into(),
+            ],
+        )?;
+        Ok(Waiting {
+            pipeline: run.pipeline.clone(),
+            paused: pipeline.as_ref().is_some_and(|p| p.paused),
+            max_active_runs: pipeline.map_or(1, |p| p.max_active_runs),
+            ahead: rows.iter().map(run_row).collect(),
+        })
+    }
+
+    /// Workers other than `except` that heartbeated since `since` and have not stopped.
+    pub fn live_workers(&mut self, since: Millis, except: &str) -> Result<i64, StoreError> {
+        let rows = self.db.query(
+            "SELECT COUNT(*) FROM hf_workers WHERE stopped_at IS NULL AND heartbeat_at >= $1 \
+             AND id <> $2",
+            &[since.into(), except.into()],
+        )?;
+        Ok(rows.first().map_or(0, |r| r.int0(0)))
     }
 
     /// Pauses or unpauses; `false` when no pipeline has that name.
@@ -817,9 +935,12 @@ impl Store {
              AND b.state = 'running') < (SELECT p.slots FROM hf_pools p WHERE p.name = t.pool)) \
              ORDER BY t.id LIMIT 16{lock}"
         );
+        // A transaction-scoped advisory lock per pool serializes the workers claiming from it
+        // (the count of its running tasks below then holds until the claim commits). Not a row
+        // lock: that would need UPDATE on hf_pools, which workers are not granted.
         let pool_lock = match self.db.dialect() {
-            Dialect::Postgres => "SELECT slots FROM hf_pools WHERE name = $1 FOR UPDATE",
-            Dialect::Sqlite => "SELECT slots FROM hf_pools WHERE name = $1",
+            Dialect::Postgres => Some("SELECT pg_advisory_xact_lock(26726, hashtext($1))"),
+            Dialect::Sqlite => None,
         };
         self.db.transaction(|db| {
             let candidates = db.query(&pick, &[now.into()])?;
@@ -830,8 +951,14 @@ impl Store {
             pools.dedup();
             let mut room = std::collections::HashMap::new();
             for pool in &pools {
+                if let Some(lock) = pool_lock {
+                    db.exec(lock, &[pool.as_str().into()])?;
+                }
                 let slots = db
-                    .query(pool_lock, &[pool.as_str().into()])?
+                    .query(
+                        "SELECT slots FROM hf_pools WHERE name = $1",
+                        &[pool.as_str().into()],
+                    )?
                     .first()
                     .map_or(1, |r| r.int0(0));
                 let busy = db
@@ -869,7 +996,7 @@ impl Store {
                     "SELECT t.pipeline, t.task, t.kind, r.run_id, r.run_type, r.logical_date, \
                      r.interval_start, r.interval_end, r.conf, d.file, d.text, t.timeout_ms, \
                      t.retries, t.failures, t.retry_delay_ms, t.retry_exponential, \
-                     t.max_retry_delay_ms, r.id \
+                     t.max_retry_delay_ms, r.id, r.fingerprint, d.signature \
                      FROM hf_tasks t JOIN hf_runs r ON r.id = t.run \
                      JOIN hf_definitions d ON d.fingerprint = r.fingerprint WHERE t.id = $1",
                     &[id.into()],
@@ -897,6 +1024,8 @@ impl Store {
                     conf: r.string(8),
                     file: PathBuf::from(r.string(9)),
                     text: r.string(10),
+                    fingerprint: r.string(18),
+                    signature: r.text(19),
                     timeout_ms: r.int(11),
                     retries: r.int0(12),
                     failures: r.int0(13),
@@ -1081,8 +1210,8 @@ impl Store {
     /// What a notification about a failed task needs.
     pub fn failed_task(&mut self, task: i64) -> Result<Option<FailedTask>, StoreError> {
         let rows = self.db.query(
-            "SELECT t.pipeline, t.task, t.tries, t.error, r.run_id, r.logical_date, d.file, d.text \
-             FROM hf_tasks t JOIN hf_runs r ON r.id = t.run \
+            "SELECT t.pipeline, t.task, t.tries, t.error, r.run_id, r.logical_date, d.file, d.text, \
+             r.fingerprint, d.signature FROM hf_tasks t JOIN hf_runs r ON r.id = t.run \
              JOIN hf_definitions d ON d.fingerprint = r.fingerprint WHERE t.id = $1",
             &[task.into()],
         )?;
@@ -1095,6 +1224,8 @@ impl Store {
             logical_date: r.int0(5),
             file: PathBuf::from(r.string(6)),
             text: r.string(7),
+            fingerprint: r.string(8),
+            signature: r.text(9),
         }))
     }
 

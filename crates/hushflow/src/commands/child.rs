@@ -23,6 +23,17 @@ pub(super) fn die_with_parent(cmd: &mut Command) {
     }
 }
 
+/// Asks the child's whole process group to stop (SIGTERM): a `sql` task cancels its statement
+/// on the server, anything else ends at once.
+pub(super) fn terminate_group(child: &mut Child) {
+    let group = i32::try_from(child.id())
+        .ok()
+        .and_then(rustix::process::Pid::from_raw);
+    if let Some(group) = group {
+        let _ = rustix::process::kill_process_group(group, rustix::process::Signal::TERM);
+    }
+}
+
 /// Kills the child's whole process group (the child leads it: see `process_group(0)`).
 pub(super) fn kill_group(child: &mut Child) {
     let group = i32::try_from(child.id())

@@ -2,10 +2,14 @@
 //! process (`hushflow task-exec`), as Airflow's task runner does: a timeout can stop it, its
 //! output becomes the try's log, and it dies with its worker (`PR_SET_PDEATHSIG`), so a killed
 //! worker leaves no task running behind the metadata store's back. `empty` tasks run in place.
+//!
+//! A try is stopped (its timeout, or the task was handed to another worker) with SIGTERM to its
+//! process group, then SIGKILL after a grace: a `sql` task on PostgreSQL uses the grace to
+//! cancel its statement on the server, so its locks go before the try is marked ended.
 
 use super::{Exit, Failure, Session, failure, invalid};
 use hushflow_app::tasks::sql as sql_task;
-use hushflow_scheduler::{Claim, Executor, FailedTask, LiveTry, TryOutcome};
+use hushflow_scheduler::{Claim, DefinitionTrust, Executor, FailedTask, LiveTry, TryOutcome};
 use hushflow_secrets::{Redactor, SecretRef};
 use hushflow_spec::dag::{self, TaskKind};
 use hushflow_spec::schedule::rfc3339;
@@ -14,10 +18,16 @@ use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
 use std::time::{Duration, Instant};
 
 /// The line a child prints last on stdout with its counts.
 const REPORT_PREFIX: &str = "@hushflow-report ";
+
+/// How long a stopped try has between SIGTERM and SIGKILL (a `sql` task cancels its statement
+/// on the server in it).
+const STOP_GRACE: Duration = Duration::from_secs(5);
 
 /// What a child needs to execute one try; sent on its stdin.
 #[derive(Debug, Serialize, Deserialize)]
@@ -32,6 +42,9 @@ pub struct TaskOrder {
     pub interval_end: i64,
     pub conf: BTreeMap<String, String>,
     pub attempt: i64,
+    /// The try's timeout in milliseconds (a `sql` task has the server enforce it too).
+    #[serde(default)]
+    pub timeout_ms: Option<i64>,
 }
 
 #[derive(Debug, Default, Serialize, Deserialize)]
@@ -53,6 +66,11 @@ pub struct ProcessExecutor {
     /// `keyring:` references.
     pub master_key_ref: Option<SecretRef>,
     pub redactor: Redactor,
+    /// The definitions the worker runs: a failed task's webhook is read only from one of them.
+    pub trust: DefinitionTrust,
+    /// Where refused definitions are audited, and as whom.
+    pub audit: hushflow_app::Session,
+    pub actor: hushflow_app::Actor,
 }
 
 fn order(claim: &Claim) -> TaskOrder {
@@ -67,10 +85,33 @@ fn order(claim: &Claim) -> TaskOrder {
         interval_end: claim.interval.end,
         conf: serde_json::from_str(&claim.conf).unwrap_or_default(),
         attempt: claim.attempt,
+        timeout_ms: claim.timeout_ms,
     }
 }
 
 impl Executor for ProcessExecutor {
+    fn refused(&self, claim: &Claim, reason: &str) {
+        let detail = format!(
+            "task {} of run {}, try {} on worker {}: {reason}",
+            claim.task, claim.run_id, claim.attempt, claim.worker
+        );
+        if let Err(e) = self.audit.audit_task(
+            &self.actor,
+            "definition.refused",
+            &claim.pipeline,
+            detail,
+            BTreeMap::new(),
+            "refused",
+        ) {
+            eprintln!(
+                "{}",
+                self.redactor.scrub(&format!(
+                    "warning: a refused definition was not audited: {e}"
+                ))
+            );
+        }
+    }
+
     fn execute(&self, claim: &Claim, live: &LiveTry) -> TryOutcome {
         let started = Instant::now();
         live.append(&format!(
@@ -140,6 +181,18 @@ impl Executor for ProcessExecutor {
     }
 
     fn failed(&self, task: &FailedTask) {
+        // The webhook reference is read from the definition's text: only from one this worker
+        // would run (a definition changed in the store must not pick the URL).
+        if let Err(refused) = self.trust.check(&task.definition()) {
+            eprintln!(
+                "{}",
+                self.redactor.scrub(&format!(
+                    "warning: the failure webhook of {} was not told about {}: {refused}",
+                    task.pipeline, task.task
+                ))
+            );
+            return;
+        }
         // The keyring is opened only for a webhook to resolve (its `keyring:` references).
         let keys = || {
             super::open_keyring(
@@ -268,8 +321,7 @@ impl ProcessExecutor {
                 cancelled = live.cancelled();
                 if timed_out || cancelled {
                     // The whole process group: a task's own children go too.
-                    super::child::kill_group(&mut child);
-                    break child.wait()?;
+                    break stop(&mut child)?;
                 }
                 std::thread::sleep(Duration::from_millis(10));
             };
@@ -282,6 +334,22 @@ impl ProcessExecutor {
             })
         })
     }
+}
+
+/// Stops a try's process group: SIGTERM, then SIGKILL once the leader has exited or the grace
+/// is over (whatever of the group is left goes then too).
+fn stop(child: &mut std::process::Child) -> std::io::Result<std::process::ExitStatus> {
+    super::child::terminate_group(child);
+    let deadline = Instant::now() + STOP_GRACE;
+    while Instant::now() < deadline {
+        if let Some(status) = child.try_wait()? {
+            super::child::kill_group(child);
+            return Ok(status);
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    super::child::kill_group(child);
+    child.wait()
 }
 
 /// Template values for a try: its run's interval and ids, and the run's `--conf`.
@@ -322,6 +390,10 @@ pub(super) fn task_exec(session: &Session<'_>) -> Result<Exit, Failure> {
         attempt = order.attempt,
     )
     .entered();
+    // The run's configuration came from the store: check it again before it reaches the text.
+    for (k, v) in &order.conf {
+        hushflow_app::actions::orchestration::check_conf(k, v)?;
+    }
     let text = dag::render(&order.text, &template_vars(&order)).map_err(invalid)?;
     let d = dag::parse(
         &order.file,
@@ -330,6 +402,12 @@ pub(super) fn task_exec(session: &Session<'_>) -> Result<Exit, Failure> {
         &session.protected(),
     )
     .map_err(invalid)?;
+    if d.name != order.pipeline {
+        return Err(invalid(format!(
+            "the definition is of pipeline {}, not of {}; refused",
+            d.name, order.pipeline
+        )));
+    }
     let Some(task) = d.tasks.into_iter().find(|t| t.name == order.task) else {
         return Err(invalid(format!(
             "the pipeline {} has no task `{}` any more",
@@ -371,6 +449,19 @@ pub(super) fn task_exec(session: &Session<'_>) -> Result<Exit, Failure> {
                 attempt: order.attempt,
             };
             let keys = || session.keyring().map_err(Failure::into_app);
+            // Stopped by its worker (SIGTERM), a PostgreSQL task cancels its statement on the
+            // server before it exits; other tasks keep SIGTERM's default and end at once.
+            let stop = Arc::new(AtomicBool::new(false));
+            if matches!(database, dag::SqlDatabase::Postgres(_)) {
+                signal_hook::flag::register(signal_hook::consts::SIGTERM, Arc::clone(&stop))
+                    .map_err(failure)?;
+            }
+            let limits = sql_task::SqlLimits {
+                timeout: order
+                    .timeout_ms
+                    .map(|ms| Duration::from_millis(ms.max(0) as u64)),
+                stop: Some(&stop),
+            };
             let result = sql_task::execute(
                 &session.app,
                 &session.actor,
@@ -379,6 +470,7 @@ pub(super) fn task_exec(session: &Session<'_>) -> Result<Exit, Failure> {
                 &sql,
                 &order.file,
                 keys,
+                limits,
             );
             let rows = result?;
             out.line(format!(

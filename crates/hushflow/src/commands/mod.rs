@@ -177,6 +177,8 @@ pub fn dispatch(cli: Cli, out: &Output) -> Result<Exit, Failure> {
         master_key,
         anchor_key,
         metadata,
+        definition_key,
+        definition_public_key,
         command,
         ..
     } = cli;
@@ -192,7 +194,8 @@ pub fn dispatch(cli: Cli, out: &Output) -> Result<Exit, Failure> {
         let state = open_state(&state_dir)?;
         let app = hushflow_app::Session::new(state.clone(), out.redactor.clone())
             .with_master_key(master_key_ref.clone())
-            .with_metadata(metadata.clone());
+            .with_metadata(metadata.clone())
+            .with_definition_keys(definition_key.clone(), definition_public_key.clone());
         Ok(Session {
             out,
             state,
@@ -257,13 +260,21 @@ pub fn dispatch(cli: Cli, out: &Output) -> Result<Exit, Failure> {
             pipeline,
             conf,
             wait,
-        } => orchestrate::trigger(&session()?, &pipeline, &conf, wait),
+            timeout,
+        } => {
+            let wait = wait.then_some(timeout.as_deref());
+            orchestrate::trigger(&session()?, &pipeline, &conf, wait)
+        }
         Command::Backfill {
             pipeline,
             from,
             to,
             wait,
-        } => orchestrate::backfill(&session()?, &pipeline, &from, &to, wait),
+            timeout,
+        } => {
+            let wait = wait.then_some(timeout.as_deref());
+            orchestrate::backfill(&session()?, &pipeline, &from, &to, wait)
+        }
         Command::Pause { pipeline } => orchestrate::pause(&session()?, &pipeline, true),
         Command::Unpause { pipeline } => orchestrate::pause(&session()?, &pipeline, false),
         Command::Pipelines { json } => orchestrate::pipelines(&session()?, json),
@@ -293,6 +304,23 @@ pub fn dispatch(cli: Cli, out: &Output) -> Result<Exit, Failure> {
             older_than,
             pipeline,
         }) => orchestrate::db_prune(&session()?, &older_than, pipeline.as_deref()),
+        Command::Db(crate::cli::DbCommand::Grants {
+            schema,
+            scheduler_role,
+            worker_role,
+            reader_role,
+        }) => orchestrate::db_grants(
+            out,
+            hushflow_scheduler::store::grants::Roles {
+                schema,
+                scheduler: scheduler_role,
+                worker: worker_role,
+                reader: reader_role,
+            },
+        ),
+        Command::Db(crate::cli::DbCommand::DefinitionKey(cmd)) => {
+            orchestrate::definition_key(&session()?, cmd)
+        }
         Command::TaskExec => executor::task_exec(&session()?),
     }
 }

@@ -55,11 +55,21 @@ fn executor(session: &Session<'_>) -> Result<ProcessExecutor, Failure> {
         anchor_key: session.anchor_key_arg.clone(),
         master_key_ref: session.master_key.clone(),
         redactor: session.out.redactor.clone(),
+        trust: session.app.definition_trust()?,
+        audit: hushflow_app::Session::new(session.state.clone(), session.out.redactor.clone()),
+        actor: session.actor.clone(),
     })
 }
 
-fn worker_options(concurrency: usize, timing: &Timing) -> Result<WorkerOptions, Failure> {
+/// Worker options; the worker runs only definitions the session trusts (signed with the
+/// definition key, or a key of --definition-public-key).
+fn worker_options(
+    session: &Session<'_>,
+    concurrency: usize,
+    timing: &Timing,
+) -> Result<WorkerOptions, Failure> {
     let mut o = WorkerOptions::new(concurrency);
+    o.trust = session.app.definition_trust()?;
     o.until_idle = timing.until_idle;
     o.heartbeat_every = duration("heartbeat-every", &timing.heartbeat_every)?;
     o.heartbeat_timeout = duration("heartbeat-timeout", &timing.heartbeat_timeout)?;
@@ -140,6 +150,8 @@ pub(super) fn scheduler(
     let tick = duration("tick", &timing.tick)?;
     let options = SchedulerOptions {
         heartbeat_timeout: duration("heartbeat-timeout", &timing.heartbeat_timeout)?,
+        // The definitions it registers are signed: workers run nothing else.
+        signer: Some(session.app.definition_signer()?),
         ..Default::default()
     };
     let stop = stop_flag()?;
@@ -153,7 +165,7 @@ pub(super) fn scheduler(
     }
     let mut dir = PipelineDir::new(pipelines.to_path_buf());
     let exec = executor(session)?;
-    let mut workers = worker_options(parallelism, timing)?;
+    let mut workers = worker_options(session, parallelism, timing)?;
     // The local worker stops when the scheduler does: deciding idleness itself, it could leave
     // between ticks while the next tick still creates runs.
     workers.until_idle = false;
@@ -221,7 +233,7 @@ pub(super) fn worker(
     let config = store_config(session)?;
     let stop = stop_flag()?;
     let exec = executor(session)?;
-    let options = worker_options(concurrency, timing)?;
+    let options = worker_options(session, concurrency, timing)?;
     tracing::info!(
         worker = %options.id,
         slots = options.concurrency,
@@ -237,22 +249,30 @@ pub(super) fn worker(
     Ok(Exit::Success)
 }
 
+/// `--wait`, with its `--timeout` if one was given.
+type Wait<'a> = Option<Option<&'a str>>;
+
+fn wait_timeout(wait: Wait<'_>) -> Result<Option<Duration>, Failure> {
+    wait.flatten().map(|t| duration("timeout", t)).transpose()
+}
+
 pub(super) fn trigger(
     session: &Session<'_>,
     pipeline: &str,
     conf: &[String],
-    wait: bool,
+    wait: Wait<'_>,
 ) -> Result<Exit, Failure> {
+    let timeout = wait_timeout(wait)?;
     let conf = orchestration::conf_from_pairs(conf)?;
     let t = orchestration::trigger(&session.app, &session.actor, pipeline, &conf)?;
     session.out.line(format!(
         "{}: created run {} ({})",
         t.pipeline, t.run, t.run_id
     ));
-    if !wait || said_paused(session, &t.pipeline, t.paused) {
+    if wait.is_none() || said_paused(session, &t.pipeline, t.paused) {
         return Ok(Exit::Success);
     }
-    wait_for(session, &store_config(session)?, &[t.run])
+    wait_for(session, &store_config(session)?, &[t.run], timeout)
 }
 
 pub(super) fn backfill(
@@ -260,8 +280,9 @@ pub(super) fn backfill(
     pipeline: &str,
     from: &str,
     to: &str,
-    wait: bool,
+    wait: Wait<'_>,
 ) -> Result<Exit, Failure> {
+    let timeout = wait_timeout(wait)?;
     let b = orchestration::backfill(&session.app, &session.actor, pipeline, from, to)?;
     for w in &b.warnings {
         session.out.note(format!("warning: {w}"));
@@ -275,10 +296,10 @@ pub(super) fn backfill(
         b.created.len(),
         b.existing
     ));
-    if !wait || b.created.is_empty() || said_paused(session, &b.pipeline, b.paused) {
+    if wait.is_none() || b.created.is_empty() || said_paused(session, &b.pipeline, b.paused) {
         return Ok(Exit::Success);
     }
-    wait_for(session, &store_config(session)?, &b.created)
+    wait_for(session, &store_config(session)?, &b.created, timeout)
 }
 
 /// Whether the pipeline is paused (its new runs wait for `unpause`); says so.
@@ -291,19 +312,80 @@ fn said_paused(session: &Session<'_>, name: &str, paused: bool) -> bool {
     paused
 }
 
-/// Schedules and executes here until the given runs end; fails when one failed.
-fn wait_for(session: &Session<'_>, config: &StoreConfig, runs: &[i64]) -> Result<Exit, Failure> {
+/// Why a queued run that `--wait` executes has not started, in words: its pipeline is paused,
+/// or other runs hold its `max_active_runs` slots, which this command does not execute. `None`
+/// when nothing holds it back (it is about to start).
+fn waiting_reason(
+    store: &mut Store,
+    run: &RunRow,
+    worker: &str,
+) -> Result<Option<String>, Failure> {
+    let w = store.waiting(run).map_err(failure)?;
+    if w.paused {
+        return Ok(Some(format!(
+            "run {} waits: {} is paused (`hushflow unpause {}` starts it)",
+            run.id, w.pipeline, w.pipeline
+        )));
+    }
+    let running = w
+        .ahead
+        .iter()
+        .filter(|r| r.state == RunState::Running)
+        .count() as i64;
+    if w.ahead.is_empty() || (running < w.max_active_runs && w.ahead.len() as i64 == running) {
+        return Ok(None);
+    }
+    let first = &w.ahead[0];
+    let others = match w.ahead.len() {
+        1 => String::new(),
+        n => format!(" (and {} more run(s) ahead of it)", n - 1),
+    };
+    // Workers elsewhere may execute the run ahead; say whether any is alive.
+    let since = SystemClock.now() - 30_000;
+    let live = store.live_workers(since, worker).map_err(failure)?;
+    let who = if live == 0 {
+        "no scheduler or worker is running (none heartbeated in the last 30 s), so it does not \
+         move: start `hushflow scheduler` (or a worker)"
+            .to_string()
+    } else {
+        format!("{live} other worker(s) are running and should execute it")
+    };
+    Ok(Some(format!(
+        "run {} waits behind run {} ({}, {}){others}: {} runs at most {} run(s) at a time \
+         (max_active_runs). This command executes only run {}; {who}. Ctrl-C stops waiting \
+         (the run stays queued), and --timeout gives up by itself",
+        run.id,
+        first.id,
+        first.run_id,
+        first.state.as_str(),
+        w.pipeline,
+        w.max_active_runs,
+        run.id
+    )))
+}
+
+/// Schedules and executes here until the given runs end; fails when one failed. While a run
+/// waits for others that this command does not execute, says which; gives up after `timeout`.
+fn wait_for(
+    session: &Session<'_>,
+    config: &StoreConfig,
+    runs: &[i64],
+    timeout: Option<Duration>,
+) -> Result<Exit, Failure> {
     let clock = SystemClock;
     let exec = executor(session)?;
     let stop = AtomicBool::new(false);
     let mut options = WorkerOptions::new(2);
+    options.trust = session.app.definition_trust()?;
     options.poll = Duration::from_millis(50);
     // Only these runs: a laptop waiting on its trigger must not pick up others' tasks.
     options.only_runs = Some(runs.to_vec());
     let mut scheduler = Scheduler::new(open(config)?, &clock, SchedulerOptions::default());
     let interrupted = stop_flag()?;
+    let started = std::time::Instant::now();
     let states = std::thread::scope(|scope| -> Result<Vec<RunRow>, Failure> {
         let worker = scope.spawn(|| run_worker(config, &clock, &exec, &options, &stop));
+        let mut said: Vec<String> = Vec::new();
         let result = (|| loop {
             scheduler.tick(&[]).map_err(failure)?;
             let mut rows = Vec::new();
@@ -317,6 +399,34 @@ fn wait_for(session: &Session<'_>, config: &StoreConfig, runs: &[i64]) -> Result
             }
             if rows.iter().all(|r| r.state.is_done()) || interrupted.load(Ordering::SeqCst) {
                 return Ok(rows);
+            }
+            let mut reasons = Vec::new();
+            for r in rows.iter().filter(|r| r.state == RunState::Queued) {
+                reasons.extend(waiting_reason(scheduler.store(), r, &options.id)?);
+            }
+            for reason in &reasons {
+                if !said.contains(reason) {
+                    session.out.note(format!("note: {reason}"));
+                }
+            }
+            said = reasons;
+            if let Some(limit) = timeout
+                && started.elapsed() >= limit
+            {
+                let open: Vec<String> = rows
+                    .iter()
+                    .filter(|r| !r.state.is_done())
+                    .map(|r| format!("run {} is {}", r.id, r.state.as_str()))
+                    .collect();
+                let why = match said.is_empty() {
+                    true => String::new(),
+                    false => format!(": {}", said.join("; ")),
+                };
+                return Err(failure(format!(
+                    "gave up waiting after {limit:?} (--timeout): {}{why}. The runs stay as \
+                     they are; a scheduler or worker executes them",
+                    open.join(", ")
+                )));
             }
             std::thread::sleep(Duration::from_millis(50));
         })();
@@ -547,6 +657,58 @@ pub(super) fn db_migrate(session: &Session<'_>) -> Result<Exit, Failure> {
         "metadata schema at version {} ({})",
         m.schema_version, m.store
     ));
+    Ok(Exit::Success)
+}
+
+/// `hushflow db grants`: least-privilege grants for a PostgreSQL metadata store, as SQL.
+pub(super) fn db_grants(
+    out: &crate::output::Output,
+    roles: hushflow_scheduler::store::grants::Roles,
+) -> Result<Exit, Failure> {
+    out.line(orchestration::grants(&roles)?.trim_end());
+    Ok(Exit::Success)
+}
+
+/// `hushflow db definition-key create|show`.
+pub(super) fn definition_key(
+    session: &Session<'_>,
+    cmd: crate::cli::DefinitionKeyCommand,
+) -> Result<Exit, Failure> {
+    use crate::cli::DefinitionKeyCommand;
+    let out = session.out;
+    match cmd {
+        DefinitionKeyCommand::Create { out: file } => {
+            let k = orchestration::create_definition_key(
+                &session.app,
+                &session.actor,
+                file.as_deref(),
+            )?;
+            out.note(match (k.created, file.is_some()) {
+                (true, true) => format!(
+                    "created a definition signing key in {} (keep it secret); give schedulers \
+                     and `trigger` --definition-key file:{}, and workers its public key:",
+                    k.location, k.location
+                ),
+                (true, false) => format!(
+                    "created the state directory's definition signing key ({}); give workers on \
+                     other machines its public key (--definition-public-key or \
+                     HUSHFLOW_DEFINITION_PUBLIC_KEY):",
+                    k.location
+                ),
+                (false, _) => format!(
+                    "the state directory has a definition signing key already ({}); its public \
+                     key, for workers' --definition-public-key:",
+                    k.location
+                ),
+            });
+            out.line(k.public_key);
+        }
+        DefinitionKeyCommand::Show => {
+            let k = orchestration::definition_public_key(&session.app)?;
+            out.note(format!("the definition signing key in {}:", k.location));
+            out.line(k.public_key);
+        }
+    }
     Ok(Exit::Success)
 }
 

@@ -798,3 +798,500 @@ sink = { type = "jsonl", path = "out.jsonl" }
         r.all()
     );
 }
+
+/// One sync task that hashes emails into a CSV file.
+const LEADS: &str = r#"
+[pipeline]
+name = "leads"
+key = "id"
+
+[[task]]
+name = "extract"
+source = { type = "csv", path = "data/contacts.csv" }
+policy = { fields = { id = "keep", email = { hash = "hmac-sha256", key = "keyring:pepper", normalize = "email" } } }
+sink = { type = "csv", path = "out/leads.csv" }
+"#;
+
+fn leads_workspace() -> Workspace {
+    let ws = Workspace::new();
+    canary_csv(&ws, "data/contacts.csv", 1, 50);
+    ws.write("leads.toml", LEADS);
+    ws.ok(&["keys", "create", "pepper", "--purpose", "hash"], 0);
+    ws
+}
+
+fn task_of(ws: &Workspace, run: &str, env: &[(&str, &str)]) -> serde_json::Value {
+    let r = ws.run_with(&["tasks", run, "--json"], env);
+    assert_eq!(r.code, 0, "{}", r.all());
+    json_lines(&r.stdout).remove(0)
+}
+
+/// The reported attack: the pipeline text in the metadata store is changed (the email kept, the
+/// sink moved) with its fingerprint untouched. `scheduler --until-idle` must not run it: the try
+/// fails, says why, and the refusal is audited; no email is written anywhere.
+#[test]
+fn a_definition_changed_in_the_store_is_refused() {
+    let ws = leads_workspace();
+    ws.ok(&["trigger", "leads.toml"], 0);
+    let db = rusqlite::Connection::open(ws.state().join("metadata.db")).unwrap();
+    let changed = db
+        .execute(
+            "UPDATE hf_definitions SET text = replace(replace(text, \
+             '{ hash = \"hmac-sha256\", key = \"keyring:pepper\", normalize = \"email\" }', \
+             '\"keep\"'), 'out/leads.csv', 'out/leak.csv')",
+            [],
+        )
+        .unwrap();
+    assert_eq!(changed, 1);
+    let r = ws.ok(
+        &[
+            "scheduler",
+            "--until-idle",
+            "--tick",
+            "100ms",
+            "--poll",
+            "20ms",
+        ],
+        0,
+    );
+    assert!(!ws.path("out/leak.csv").exists(), "the altered text ran");
+    assert!(!ws.path("out/leads.csv").exists());
+    let task = task_of(&ws, "1", &[]);
+    assert_eq!(task["state"], "failed", "{task}");
+    let error = task["error"].as_str().unwrap();
+    assert!(error.contains("does not match its fingerprint"), "{error}");
+    let logs = ws.ok(&["logs", "1", "extract"], 0).stdout;
+    assert!(logs.contains("does not match its fingerprint"), "{logs}");
+    let audit = json_lines(&ws.ok(&["audit", "list", "--json"], 0).stdout);
+    let refused: Vec<&serde_json::Value> = audit
+        .iter()
+        .filter(|a| a["action"] == "definition.refused")
+        .collect();
+    assert_eq!(refused.len(), 1, "{audit:?}");
+    assert_eq!(refused[0]["outcome"], "refused");
+    assert_eq!(refused[0]["pipeline"], "leads");
+    for (path, bytes) in ws.bytes_under(ws.dir.path()) {
+        if path.starts_with(ws.path("data")) {
+            continue;
+        }
+        assert!(
+            !contains(&bytes, "@leak.example"),
+            "{} holds an email",
+            path.display()
+        );
+    }
+    assert!(!r.all().contains("@leak.example"));
+
+    // Registering the file again (a trigger of the file) heals the stored text.
+    ws.ok(&["trigger", "leads.toml", "--wait"], 0);
+    assert!(ws.path("out/leads.csv").exists());
+}
+
+/// Definitions are signed by whoever registers them. A worker runs only those signed by a key
+/// it trusts: by default its state directory's own key pair (one machine, no configuration),
+/// else the public keys it is given.
+#[test]
+fn workers_run_only_definitions_signed_by_a_key_they_trust() {
+    let ws = leads_workspace();
+    let r = ws.ok(&["db", "definition-key", "show"], 2);
+    assert!(r.stderr.contains("definition-key create"), "{}", r.stderr);
+    let made = ws.ok(
+        &["db", "definition-key", "create", "--out", "scheduler.key"],
+        0,
+    );
+    let public = made.stdout.trim().to_string();
+    assert!(public.starts_with("ed25519:"), "{}", made.all());
+    let key_file = std::fs::read_to_string(ws.path("scheduler.key")).unwrap();
+    assert!(
+        !made.all().contains(key_file.trim()),
+        "the signing key is not printed"
+    );
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(ws.path("scheduler.key"))
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o600);
+    let signing = [("HUSHFLOW_DEFINITION_KEY", "file:scheduler.key")];
+    let show = ws.run_with(&["db", "definition-key", "show"], &signing);
+    assert_eq!(show.stdout.trim(), public, "{}", show.all());
+
+    // Signed with scheduler.key; a worker (here the scheduler's local slots) that trusts only
+    // its own state directory's key refuses it.
+    let r = ws.run_with(&["trigger", "leads.toml"], &signing);
+    assert_eq!(r.code, 0, "{}", r.all());
+    let idle = [
+        "scheduler",
+        "--until-idle",
+        "--tick",
+        "100ms",
+        "--poll",
+        "20ms",
+    ];
+    ws.ok(&idle, 0);
+    let task = task_of(&ws, "1", &[]);
+    assert_eq!(task["state"], "failed", "{task}");
+    let error = task["error"].as_str().unwrap();
+    assert!(
+        error.contains("not from a key this worker trusts"),
+        "{error}"
+    );
+    assert!(!ws.path("out/leads.csv").exists());
+
+    // Given the public key, a worker runs it.
+    let r = ws.run_with(&["trigger", "leads.toml"], &signing);
+    assert_eq!(r.code, 0, "{}", r.all());
+    let r = ws.run_with(
+        &idle,
+        &[("HUSHFLOW_DEFINITION_PUBLIC_KEY", public.as_str())],
+    );
+    assert_eq!(r.code, 0, "{}", r.all());
+    assert_eq!(task_of(&ws, "2", &[])["state"], "success");
+    assert!(ws.path("out/leads.csv").exists());
+
+    // The state directory's own pair signs and verifies without any configuration.
+    ws.ok(&["trigger", "leads.toml", "--wait"], 0);
+    let own = ws.ok(&["db", "definition-key", "create"], 0);
+    assert!(
+        own.stderr.contains("has a definition signing key already"),
+        "{}",
+        own.all()
+    );
+    assert_ne!(own.stdout.trim(), public);
+    // A malformed public key is an error, not a silent fallback.
+    let r = ws.run_with(
+        &["worker", "--until-idle"],
+        &[("HUSHFLOW_DEFINITION_PUBLIC_KEY", "ed25519:nope")],
+    );
+    assert_eq!(r.code, 2, "{}", r.all());
+}
+
+/// `--conf` values are stored in plaintext: a key that looks like a secret is refused before
+/// anything is stored, and the value is never echoed.
+#[test]
+fn a_secret_looking_conf_key_is_refused_and_never_stored() {
+    let ws = leads_workspace();
+    let canary = "sk-live-T0-conf-canary";
+    for pair in [
+        format!("api_token={canary}"),
+        format!("DB_Password={canary}"),
+        canary.to_string(),
+    ] {
+        let r = ws.run(&["trigger", "leads.toml", "--conf", &pair]);
+        assert_eq!(r.code, 2, "{}", r.all());
+        assert!(!r.all().contains(canary), "{}", r.all());
+    }
+    let r = ws.run(&[
+        "trigger",
+        "leads.toml",
+        "--conf",
+        &format!("api_token={canary}"),
+    ]);
+    assert!(r.stderr.contains("secret reference"), "{}", r.stderr);
+    assert!(r.stderr.contains("api_token"), "{}", r.stderr);
+    for (path, bytes) in ws.bytes_under(&ws.state()) {
+        assert!(!contains(&bytes, canary), "{}", path.display());
+    }
+}
+
+/// `trigger --wait` executes only its own run. When an older run of the pipeline holds its
+/// only `max_active_runs` slot and nothing executes that one, it says which run it waits behind
+/// instead of hanging silently, and `--timeout` gives up with that explanation.
+#[test]
+fn trigger_wait_says_which_run_it_waits_behind() {
+    let ws = Workspace::new();
+    ws.write(
+        "solo.toml",
+        "[pipeline]\nname = \"solo\"\n[[task]]\nname = \"a\"\ntype = \"empty\"\n",
+    );
+    ws.ok(&["trigger", "solo.toml"], 0);
+    let started = Instant::now();
+    let mut child = spawn(
+        &ws,
+        &["trigger", "solo.toml", "--wait", "--timeout", "3s"],
+        &[],
+    );
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while child.try_wait().unwrap().is_none() {
+        if Instant::now() > deadline {
+            sigkill(&child);
+            panic!("trigger --wait --timeout 3s hangs");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let code = child.wait().unwrap().code();
+    let (out, err) = finish(child);
+    assert_eq!(code, Some(1), "{out}{err}");
+    assert!(started.elapsed() < Duration::from_secs(30));
+    assert!(err.contains("run 2 waits behind run 1"), "{err}");
+    assert!(err.contains("max_active_runs"), "{err}");
+    assert!(err.contains("no scheduler or worker is running"), "{err}");
+    assert!(err.contains("gave up waiting after 3s"), "{err}");
+
+    // Without --timeout it says so while it waits, and ends once a scheduler runs the others.
+    let mut child = spawn(&ws, &["trigger", "solo.toml", "--wait"], &[]);
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let reader = std::thread::spawn(move || {
+        let mut all = String::new();
+        for line in BufReader::new(stderr).lines() {
+            let line = line.unwrap();
+            let _ = tx.send(line.clone());
+            all.push_str(&line);
+            all.push('\n');
+        }
+        all
+    });
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let line = rx
+            .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+            .unwrap_or_else(|_| {
+                sigkill(&child);
+                panic!("no word of what run 3 waits for")
+            });
+        if line.contains("run 3 waits behind run 1") {
+            break;
+        }
+    }
+    ws.ok(
+        &[
+            "scheduler",
+            "--until-idle",
+            "--tick",
+            "100ms",
+            "--poll",
+            "20ms",
+        ],
+        0,
+    );
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while child.try_wait().unwrap().is_none() {
+        if Instant::now() > deadline {
+            sigkill(&child);
+            panic!("trigger --wait did not end with its run");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(child.wait().unwrap().code(), Some(0));
+    let _ = reader.join();
+    let runs = json_lines(&ws.ok(&["runs", "--json"], 0).stdout);
+    assert!(runs.iter().all(|r| r["state"] == "success"), "{runs:?}");
+}
+
+/// A `sql` task that times out while it holds a lock: the statement is cancelled on the server
+/// before the try is marked timed out, so the lock is free at once (the server would otherwise
+/// sleep on for a minute, holding it).
+#[test]
+fn a_timed_out_sql_task_releases_its_locks_on_postgres() {
+    let Some(db) = Database::new("orch_cancel") else {
+        return;
+    };
+    db.client()
+        .batch_execute("CREATE TABLE guarded (x int)")
+        .unwrap();
+    let ws = Workspace::new();
+    ws.write(
+        "hold.toml",
+        r#"
+[pipeline]
+name = "hold"
+
+[[task]]
+name = "hold"
+type = "sql"
+database = "env:TEST_DB"
+sql = "LOCK TABLE guarded IN ACCESS EXCLUSIVE MODE; SELECT pg_sleep(60)"
+timeout = "2s"
+"#,
+    );
+    let url = db.url();
+    let env = [("TEST_DB", url.as_str())];
+    let started = Instant::now();
+    let r = ws.run_with(&["trigger", "hold.toml", "--wait"], &env);
+    assert_eq!(r.code, 1, "{}", r.all());
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "{:?}",
+        started.elapsed()
+    );
+    let task = task_of(&ws, "1", &[]);
+    assert_eq!(task["state"], "failed");
+    assert!(
+        task["error"].as_str().unwrap().contains("timed out"),
+        "{task}"
+    );
+    // The try is marked timed out: another connection takes the lock within two seconds.
+    let mut c = db.client();
+    c.batch_execute(
+        "SET lock_timeout = '2s'; BEGIN; LOCK TABLE guarded IN ACCESS EXCLUSIVE MODE; COMMIT",
+    )
+    .expect("the timed-out task still holds its lock");
+    let sleeping = db.count(
+        "SELECT COUNT(*) FROM pg_stat_activity WHERE datname = current_database() \
+         AND pid <> pg_backend_pid() AND state = 'active' AND query LIKE '%pg_sleep%'",
+    );
+    assert_eq!(sleeping, 0, "the statement was cancelled on the server");
+}
+
+/// Roles dropped after the test's database (declared before it, so dropped after it).
+struct Roles {
+    server: String,
+    names: Vec<String>,
+}
+
+impl Roles {
+    fn new(server: &str, names: &[String]) -> Roles {
+        use hushflow_test_support::pg::admin;
+        for name in names {
+            admin(server, &format!("DROP ROLE IF EXISTS {name}"));
+            admin(server, &format!("CREATE ROLE {name} LOGIN"));
+        }
+        Roles {
+            server: server.to_string(),
+            names: names.to_vec(),
+        }
+    }
+}
+
+impl Drop for Roles {
+    fn drop(&mut self) {
+        for name in &self.names {
+            hushflow_test_support::pg::admin(&self.server, &format!("DROP ROLE IF EXISTS {name}"));
+        }
+    }
+}
+
+/// `db grants` on PostgreSQL: schedulers and workers each run with their least-privilege role
+/// and a run completes; the worker role cannot write a definition, repoint a run or change a
+/// task's kind.
+#[test]
+fn a_worker_role_cannot_write_definitions_on_postgres() {
+    let pid = std::process::id();
+    let names = [
+        format!("hf_sched_{pid}"),
+        format!("hf_work_{pid}"),
+        format!("hf_read_{pid}"),
+    ];
+    let Some(server) = hushflow_test_support::pg::server("orch_grants") else {
+        return;
+    };
+    let _roles = Roles::new(&server, &names);
+    let Some(meta) = Database::new("orch_grants") else {
+        return;
+    };
+    let ws = Workspace::new();
+    std::fs::create_dir_all(ws.path("out")).unwrap();
+    ws.write(
+        "granted.toml",
+        "[pipeline]\nname = \"granted\"\n[pools]\nslow = 1\n\
+         [[task]]\nname = \"a\"\ntype = \"empty\"\npool = \"slow\"\n\
+         [[task]]\nname = \"b\"\ntype = \"sql\"\ndepends_on = [\"a\"]\ndatabase = \"out/b.db\"\n\
+         sql = \"CREATE TABLE IF NOT EXISTS t (x INTEGER); INSERT INTO t VALUES (1)\"\n",
+    );
+    let url = |role: &str| meta.url().replace("postgres@", &format!("{role}@"));
+    let owner = meta.url();
+    let (scheduler, worker) = (url(&names[0]), url(&names[1]));
+    let env = [
+        ("OWNER_DB", owner.as_str()),
+        ("SCHED_DB", scheduler.as_str()),
+        ("WORKER_DB", worker.as_str()),
+    ];
+    let r = ws.run_with(&["--metadata", "env:OWNER_DB", "db", "migrate"], &env);
+    assert_eq!(r.code, 0, "{}", r.all());
+    let grants = ws.ok(
+        &[
+            "db",
+            "grants",
+            "--schema",
+            "public",
+            "--scheduler-role",
+            &names[0],
+            "--worker-role",
+            &names[1],
+            "--reader-role",
+            &names[2],
+        ],
+        0,
+    );
+    meta.client().batch_execute(&grants.stdout).unwrap();
+
+    let public = ws.ok(&["db", "definition-key", "create"], 0).stdout;
+    let sched = ["--metadata", "env:SCHED_DB"];
+    let r = ws.run_with(&[&sched[..], &["trigger", "granted.toml"]].concat(), &env);
+    assert_eq!(r.code, 0, "{}", r.all());
+    let timing = ["--until-idle", "--tick", "100ms", "--poll", "20ms"];
+    let s = spawn(
+        &ws,
+        &[
+            &sched[..],
+            &["scheduler", "--parallelism", "0"],
+            &timing[..],
+        ]
+        .concat(),
+        &env,
+    );
+    let w = spawn(
+        &ws,
+        &[
+            &[
+                "--metadata",
+                "env:WORKER_DB",
+                "--definition-public-key",
+                public.trim(),
+            ][..],
+            &["worker"],
+            &timing[1..],
+        ]
+        .concat(),
+        &[("WORKER_DB", worker.as_str())],
+    );
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while meta.count("SELECT COUNT(*) FROM hf_runs WHERE state IN ('success', 'failed')") == 0 {
+        assert!(Instant::now() < deadline, "the run did not finish");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    sigterm(&w);
+    let (w_out, w_err) = finish(w);
+    let (s_out, s_err) = finish(s);
+    let runs = json_lines(
+        &ws.run_with(&[&sched[..], &["runs", "--json"]].concat(), &env)
+            .stdout,
+    );
+    assert_eq!(
+        runs[0]["state"], "success",
+        "{runs:?}\n{w_out}{w_err}\n{s_out}{s_err}"
+    );
+    assert_eq!(
+        meta.count("SELECT COUNT(*) FROM hf_tries WHERE state = 'success'"),
+        2
+    );
+
+    // What a leaked worker credential cannot do.
+    let mut client = postgres::Client::connect(&worker, postgres::NoTls).unwrap();
+    for sql in [
+        "UPDATE hf_definitions SET text = 'x'",
+        "INSERT INTO hf_definitions (fingerprint, pipeline, file, text, created_at) \
+         VALUES ('f', 'p', 'f', 't', 0)",
+        "UPDATE hf_runs SET fingerprint = 'x'",
+        "UPDATE hf_runs SET conf = '{}'",
+        "UPDATE hf_tasks SET kind = 'gc'",
+        "UPDATE hf_pools SET slots = 100",
+        "DELETE FROM hf_tries",
+    ] {
+        let e = client.batch_execute(sql).unwrap_err();
+        assert_eq!(
+            e.code(),
+            Some(&postgres::error::SqlState::INSUFFICIENT_PRIVILEGE),
+            "{sql}: {e}"
+        );
+    }
+    // A reader sees run history, not pipeline text.
+    let mut reader = postgres::Client::connect(&url(&names[2]), postgres::NoTls).unwrap();
+    assert!(reader.batch_execute("SELECT COUNT(*) FROM hf_runs").is_ok());
+    assert!(
+        reader
+            .batch_execute("SELECT text FROM hf_definitions")
+            .is_err()
+    );
+}
