@@ -113,6 +113,7 @@ impl PendingFile {
         check_target(target)?;
         create_parent(target)?;
         let dir = parent_of(target);
+        remove_abandoned(dir, name);
         let mut attempts = 0;
         loop {
             let n = COUNTER.fetch_add(1, Ordering::Relaxed);
@@ -157,6 +158,45 @@ impl PendingFile {
     }
 }
 
+/// Removes temporary files of `name` that a killed run left behind (`.NAME.PID-N.tmp`, whose
+/// process is gone): they hold a partial copy of the output. A file of a live process, or one
+/// whose name does not parse, is left alone.
+fn remove_abandoned(dir: &Path, name: &std::ffi::OsStr) {
+    let Some(name) = name.to_str() else {
+        return;
+    };
+    let prefix = format!(".{name}.");
+    let Ok(entries) = fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let file_name = entry.file_name();
+        let Some(rest) = file_name
+            .to_str()
+            .and_then(|f| f.strip_prefix(&prefix))
+            .and_then(|r| r.strip_suffix(".tmp"))
+        else {
+            continue;
+        };
+        let Some(pid) = rest
+            .split_once('-')
+            .and_then(|(pid, n)| n.parse::<u64>().ok().and(pid.parse::<i32>().ok()))
+        else {
+            continue;
+        };
+        let gone = match rustix::process::Pid::from_raw(pid) {
+            Some(pid) => matches!(
+                rustix::process::test_kill_process(pid),
+                Err(rustix::io::Errno::SRCH)
+            ),
+            None => false,
+        };
+        if gone {
+            let _ = fs::remove_file(entry.path());
+        }
+    }
+}
+
 impl Drop for PendingFile {
     fn drop(&mut self) {
         if !self.committed {
@@ -168,6 +208,29 @@ impl Drop for PendingFile {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_killed_runs_temporary_file_is_removed_by_the_next_write() {
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().join("o.csv");
+        // A process id above Linux's maximum (2^22) is never alive.
+        let abandoned = dir.path().join(".o.csv.99999999-0.tmp");
+        let mine = dir
+            .path()
+            .join(format!(".o.csv.{}-999.tmp", std::process::id()));
+        let other = dir.path().join(".p.csv.99999999-0.tmp");
+        for f in [&abandoned, &mine, &other] {
+            fs::write(f, "id,email\n1,a@example.com\n").unwrap();
+        }
+        let (pending, file) = PendingFile::create(&target).unwrap();
+        pending.commit(file).unwrap();
+        assert!(
+            !abandoned.exists(),
+            "a dead process's partial copy is removed"
+        );
+        assert!(mine.exists(), "a live process's file is left alone");
+        assert!(other.exists(), "another target's file is left alone");
+    }
     use std::os::unix::fs::FileTypeExt;
 
     fn mkfifo(path: &Path) {
