@@ -6,24 +6,21 @@
 //! A try is stopped (its timeout, or the task was handed to another worker) with SIGTERM to its
 //! process group, then SIGKILL after a grace: a `sql` task on PostgreSQL uses the grace to
 //! cancel its statement on the server, so its locks go before the try is marked ended.
+//!
+//! This file is the worker's side; `task_exec.rs` is the child's, and `TaskOrder` with
+//! `ChildReport` is what passes between them.
 
-use super::{Exit, Failure, Session, failure, invalid};
-use hushflow_app::tasks::sql as sql_task;
 use hushflow_scheduler::{Claim, DefinitionTrust, Executor, FailedTask, LiveTry, TryOutcome};
 use hushflow_secrets::{Redactor, SecretRef};
-use hushflow_spec::dag::{self, TaskKind};
-use hushflow_spec::schedule::rfc3339;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
-use std::sync::Arc;
-use std::sync::atomic::AtomicBool;
 use std::time::{Duration, Instant};
 
 /// The line a child prints last on stdout with its counts.
-const REPORT_PREFIX: &str = "@hushflow-report ";
+pub(super) const REPORT_PREFIX: &str = "@hushflow-report ";
 
 /// How long a stopped try has between SIGTERM and SIGKILL (a `sql` task cancels its statement
 /// on the server in it).
@@ -47,11 +44,12 @@ pub struct TaskOrder {
     pub timeout_ms: Option<i64>,
 }
 
+/// The counts a child reports on its last line of stdout (`REPORT_PREFIX` and JSON).
 #[derive(Debug, Default, Serialize, Deserialize)]
-struct ChildReport {
-    read: Option<i64>,
-    written: Option<i64>,
-    quarantined: Option<i64>,
+pub(super) struct ChildReport {
+    pub(super) read: Option<i64>,
+    pub(super) written: Option<i64>,
+    pub(super) quarantined: Option<i64>,
 }
 
 pub struct ProcessExecutor {
@@ -350,140 +348,4 @@ fn stop(child: &mut std::process::Child) -> std::io::Result<std::process::ExitSt
     }
     super::child::kill_group(child);
     child.wait()
-}
-
-/// Template values for a try: its run's interval and ids, and the run's `--conf`.
-pub fn template_vars(order: &TaskOrder) -> BTreeMap<String, String> {
-    let mut vars = BTreeMap::from([
-        (
-            "data_interval_start".to_string(),
-            rfc3339(order.interval_start),
-        ),
-        ("data_interval_end".to_string(), rfc3339(order.interval_end)),
-        ("logical_date".to_string(), rfc3339(order.logical_date)),
-        (
-            "ds".to_string(),
-            rfc3339(order.logical_date)[..10].to_string(),
-        ),
-        ("run_id".to_string(), order.run_id.clone()),
-    ]);
-    for (k, v) in &order.conf {
-        vars.insert(format!("conf.{k}"), v.clone());
-    }
-    vars
-}
-
-/// `hushflow task-exec`: executes one try from the order on stdin.
-pub(super) fn task_exec(session: &Session<'_>) -> Result<Exit, Failure> {
-    let mut input = String::new();
-    std::io::stdin()
-        .read_to_string(&mut input)
-        .map_err(failure)?;
-    let order: TaskOrder = serde_json::from_str(&input).map_err(|_| {
-        invalid("task-exec reads a task order from a worker on stdin; it is not for direct use")
-    })?;
-    let _span = tracing::info_span!(
-        "task",
-        pipeline = %order.pipeline,
-        run = %order.run_id,
-        task = %order.task,
-        attempt = order.attempt,
-    )
-    .entered();
-    // The run's configuration came from the store: check it again before it reaches the text.
-    for (k, v) in &order.conf {
-        hushflow_app::actions::orchestration::check_conf(k, v)?;
-    }
-    let text = dag::render(&order.text, &template_vars(&order)).map_err(invalid)?;
-    let d = dag::parse(
-        &order.file,
-        text,
-        &super::secret_providers(None),
-        &session.protected(),
-    )
-    .map_err(invalid)?;
-    if d.name != order.pipeline {
-        return Err(invalid(format!(
-            "the definition is of pipeline {}, not of {}; refused",
-            d.name, order.pipeline
-        )));
-    }
-    let Some(task) = d.tasks.into_iter().find(|t| t.name == order.task) else {
-        return Err(invalid(format!(
-            "the pipeline {} has no task `{}` any more",
-            order.pipeline, order.task
-        )));
-    };
-    let out = session.out;
-    let report = |r: ChildReport| {
-        out.line(format!(
-            "{REPORT_PREFIX}{}",
-            serde_json::to_string(&r).unwrap_or_default()
-        ));
-    };
-    match task.kind {
-        TaskKind::Sync(plan) => {
-            let counts = std::cell::Cell::new(None);
-            let prepared = super::run::prepare_plan(session, *plan)?;
-            let options = super::run::RunOptions {
-                counts: Some(&counts),
-                ..Default::default()
-            };
-            let result = super::run::execute(session, prepared, options);
-            if let Some(c) = counts.take() {
-                report(ChildReport {
-                    read: Some(c.read as i64),
-                    written: Some(c.written as i64),
-                    quarantined: Some(c.quarantined as i64),
-                });
-            }
-            result
-        }
-        TaskKind::Sql { database, sql } => {
-            // A sql task changes a database like a sync does, so it is audited like one. The
-            // keyring is opened only for a PostgreSQL URL (its `keyring:` references).
-            let at = sql_task::TaskTry {
-                pipeline: &order.pipeline,
-                task: &order.task,
-                run_id: &order.run_id,
-                attempt: order.attempt,
-            };
-            let keys = || session.keyring().map_err(Failure::into_app);
-            // Stopped by its worker (SIGTERM), a PostgreSQL task cancels its statement on the
-            // server before it exits; other tasks keep SIGTERM's default and end at once.
-            let stop = Arc::new(AtomicBool::new(false));
-            if matches!(database, dag::SqlDatabase::Postgres(_)) {
-                signal_hook::flag::register(signal_hook::consts::SIGTERM, Arc::clone(&stop))
-                    .map_err(failure)?;
-            }
-            let limits = sql_task::SqlLimits {
-                timeout: order
-                    .timeout_ms
-                    .map(|ms| Duration::from_millis(ms.max(0) as u64)),
-                stop: Some(&stop),
-            };
-            let result = sql_task::execute(
-                &session.app,
-                &session.actor,
-                at,
-                &database,
-                &sql,
-                &order.file,
-                keys,
-                limits,
-            );
-            let rows = result?;
-            out.line(format!(
-                "sql: {} statement(s) committed, {rows} row(s) changed",
-                sql.split(';').filter(|s| !s.trim().is_empty()).count()
-            ));
-            report(ChildReport {
-                written: Some(rows as i64),
-                ..Default::default()
-            });
-            Ok(Exit::Success)
-        }
-        TaskKind::Gc => super::gc::gc(session, false),
-        TaskKind::Empty => Ok(Exit::Success),
-    }
 }

@@ -10,6 +10,7 @@ mod orchestrate;
 mod quarantine;
 mod run;
 mod sample;
+mod task_exec;
 
 use crate::cli::{Cli, Command};
 use crate::output::Output;
@@ -321,7 +322,7 @@ pub fn dispatch(cli: Cli, out: &Output) -> Result<Exit, Failure> {
         Command::Db(crate::cli::DbCommand::DefinitionKey(cmd)) => {
             orchestrate::definition_key(&session()?, cmd)
         }
-        Command::TaskExec => executor::task_exec(&session()?),
+        Command::TaskExec => task_exec::task_exec(&session()?),
     }
 }
 
