@@ -2,6 +2,7 @@
 
 use clap::{Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
+use std::time::Duration;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -195,8 +196,8 @@ pub enum Command {
         wait: bool,
         /// With --wait: give up after this long (such as `30m`), saying what the run waits for;
         /// exit 1. The run stays queued for a scheduler or worker.
-        #[arg(long, value_name = "DURATION", requires = "wait")]
-        timeout: Option<String>,
+        #[arg(long, value_name = "DURATION", requires = "wait", value_parser = duration)]
+        timeout: Option<Duration>,
     },
     /// Create runs for every scheduled interval from --from to --to (dates or times in the
     /// pipeline's time zone); intervals that already have a run are left alone.
@@ -214,8 +215,8 @@ pub enum Command {
         wait: bool,
         /// With --wait: give up after this long (such as `2h`), saying what the runs wait for;
         /// exit 1. The runs stay queued for a scheduler or worker.
-        #[arg(long, value_name = "DURATION", requires = "wait")]
-        timeout: Option<String>,
+        #[arg(long, value_name = "DURATION", requires = "wait", value_parser = duration)]
+        timeout: Option<Duration>,
     },
     /// Stop creating and starting runs of a pipeline (audited).
     Pause {
@@ -438,8 +439,8 @@ pub enum DbCommand {
     /// --older-than (audited).
     Prune {
         /// Such as `90d` or `720h`.
-        #[arg(long)]
-        older_than: String,
+        #[arg(long, value_parser = duration)]
+        older_than: Duration,
         /// Only this pipeline's runs.
         #[arg(long)]
         pipeline: Option<String>,
@@ -487,17 +488,23 @@ pub struct Timing {
     #[arg(long)]
     pub until_idle: bool,
     /// Time between scheduler ticks.
-    #[arg(long, default_value = "1s")]
-    pub tick: String,
+    #[arg(long, default_value = "1s", value_parser = duration)]
+    pub tick: Duration,
     /// Time between a worker's heartbeats.
-    #[arg(long, default_value = "5s")]
-    pub heartbeat_every: String,
+    #[arg(long, default_value = "5s", value_parser = duration)]
+    pub heartbeat_every: Duration,
     /// A worker silent this long has stopped; its tasks are handed to other workers.
-    #[arg(long, default_value = "30s")]
-    pub heartbeat_timeout: String,
+    #[arg(long, default_value = "30s", value_parser = duration)]
+    pub heartbeat_timeout: Duration,
     /// Wait between claims when no task is ready.
-    #[arg(long, default_value = "250ms")]
-    pub poll: String,
+    #[arg(long, default_value = "250ms", value_parser = duration)]
+    pub poll: Duration,
+}
+
+/// Every duration on the command line takes the same forms as in pipeline files: `30s`, `5m`,
+/// `1h 30m`, `90d` (days of 24 hours) or ISO 8601 `PT30S`.
+fn duration(text: &str) -> Result<Duration, String> {
+    hushflow_spec::schedule::parse_duration(text)
 }
 
 #[cfg(test)]

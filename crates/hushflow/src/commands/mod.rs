@@ -263,7 +263,7 @@ pub fn dispatch(cli: Cli, out: &Output) -> Result<Exit, Failure> {
             wait,
             timeout,
         } => {
-            let wait = wait.then_some(timeout.as_deref());
+            let wait = wait.then_some(timeout);
             orchestrate::trigger(&session()?, &pipeline, &conf, wait)
         }
         Command::Backfill {
@@ -273,7 +273,7 @@ pub fn dispatch(cli: Cli, out: &Output) -> Result<Exit, Failure> {
             wait,
             timeout,
         } => {
-            let wait = wait.then_some(timeout.as_deref());
+            let wait = wait.then_some(timeout);
             orchestrate::backfill(&session()?, &pipeline, &from, &to, wait)
         }
         Command::Pause { pipeline } => orchestrate::pause(&session()?, &pipeline, true),
@@ -304,7 +304,7 @@ pub fn dispatch(cli: Cli, out: &Output) -> Result<Exit, Failure> {
         Command::Db(crate::cli::DbCommand::Prune {
             older_than,
             pipeline,
-        }) => orchestrate::db_prune(&session()?, &older_than, pipeline.as_deref()),
+        }) => orchestrate::db_prune(&session()?, older_than, pipeline.as_deref()),
         Command::Db(crate::cli::DbCommand::Grants {
             schema,
             scheduler_role,

@@ -13,7 +13,6 @@ use hushflow_scheduler::{
     Clock, RunState, Scheduler, SchedulerOptions, Store, SystemClock, WorkerOptions, run_worker,
 };
 use hushflow_spec::dag::{self, Dag};
-use hushflow_spec::schedule::parse_duration;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -32,10 +31,6 @@ fn to_json(view: &impl serde::Serialize) -> Result<String, Failure> {
 
 fn open(config: &StoreConfig) -> Result<Store, Failure> {
     config.open(SystemClock.now()).map_err(failure)
-}
-
-fn duration(flag: &str, value: &str) -> Result<Duration, Failure> {
-    parse_duration(value).map_err(|m| invalid(format!("--{flag} {m}")))
 }
 
 /// SIGINT and SIGTERM ask for a graceful stop: no new claims, running tries finish.
@@ -71,9 +66,9 @@ fn worker_options(
     let mut o = WorkerOptions::new(concurrency);
     o.trust = session.app.definition_trust()?;
     o.until_idle = timing.until_idle;
-    o.heartbeat_every = duration("heartbeat-every", &timing.heartbeat_every)?;
-    o.heartbeat_timeout = duration("heartbeat-timeout", &timing.heartbeat_timeout)?;
-    o.poll = duration("poll", &timing.poll)?;
+    o.heartbeat_every = timing.heartbeat_every;
+    o.heartbeat_timeout = timing.heartbeat_timeout;
+    o.poll = timing.poll;
     if o.heartbeat_every.is_zero() || o.heartbeat_every * 3 > o.heartbeat_timeout {
         return Err(invalid(
             "--heartbeat-every must be at most a third of --heartbeat-timeout, or live workers \
@@ -147,9 +142,9 @@ pub(super) fn scheduler(
     timing: &Timing,
 ) -> Result<Exit, Failure> {
     let config = store_config(session)?;
-    let tick = duration("tick", &timing.tick)?;
+    let tick = timing.tick;
     let options = SchedulerOptions {
-        heartbeat_timeout: duration("heartbeat-timeout", &timing.heartbeat_timeout)?,
+        heartbeat_timeout: timing.heartbeat_timeout,
         // The definitions it registers are signed: workers run nothing else.
         signer: Some(session.app.definition_signer()?),
         ..Default::default()
@@ -250,19 +245,15 @@ pub(super) fn worker(
 }
 
 /// `--wait`, with its `--timeout` if one was given.
-type Wait<'a> = Option<Option<&'a str>>;
-
-fn wait_timeout(wait: Wait<'_>) -> Result<Option<Duration>, Failure> {
-    wait.flatten().map(|t| duration("timeout", t)).transpose()
-}
+type Wait = Option<Option<Duration>>;
 
 pub(super) fn trigger(
     session: &Session<'_>,
     pipeline: &str,
     conf: &[String],
-    wait: Wait<'_>,
+    wait: Wait,
 ) -> Result<Exit, Failure> {
-    let timeout = wait_timeout(wait)?;
+    let timeout = wait.flatten();
     let conf = orchestration::conf_from_pairs(conf)?;
     let t = orchestration::trigger(&session.app, &session.actor, pipeline, &conf)?;
     session.out.line(format!(
@@ -280,9 +271,9 @@ pub(super) fn backfill(
     pipeline: &str,
     from: &str,
     to: &str,
-    wait: Wait<'_>,
+    wait: Wait,
 ) -> Result<Exit, Failure> {
-    let timeout = wait_timeout(wait)?;
+    let timeout = wait.flatten();
     let b = orchestration::backfill(&session.app, &session.actor, pipeline, from, to)?;
     for w in &b.warnings {
         session.out.note(format!("warning: {w}"));
@@ -714,10 +705,10 @@ pub(super) fn definition_key(
 
 pub(super) fn db_prune(
     session: &Session<'_>,
-    older_than: &str,
+    older_than: Duration,
     pipeline: Option<&str>,
 ) -> Result<Exit, Failure> {
-    let age = duration("older-than", older_than)?;
+    let age = older_than;
     let p = orchestration::prune(&session.app, &session.actor, age, pipeline)?;
     session.out.line(format!(
         "deleted {} run(s), {} task(s) and {} tr{} that ended before {}",
