@@ -20,6 +20,8 @@ use std::path::Path;
 const CURSORS: &str = "hushflow_cursors";
 const STAGE: &str = "hushflow_stage";
 
+/// Writes batches to a PostgreSQL table by COPY, with the source's position in the same
+/// transaction.
 pub struct PostgresSink {
     client: postgres::Client,
     config: PostgresSinkConfig,
