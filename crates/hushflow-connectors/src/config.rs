@@ -18,6 +18,7 @@ pub type Connections = BTreeMap<String, SecretValue>;
 pub struct ConfigProblem {
     /// The key in the connector's own table (`table`, not `sink.table`).
     pub key: &'static str,
+    /// What is wrong, in words that name no secret.
     pub message: String,
 }
 

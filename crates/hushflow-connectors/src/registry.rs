@@ -18,14 +18,20 @@ macro_rules! registry {
         #[derive(Debug, Clone, Deserialize)]
         #[serde(tag = "type")]
         pub enum SourceSpec {
-            $( $(#[$sattr])* #[serde(rename = $sname)] $svariant($stype), )*
+            $(
+                #[doc = concat!("A `[source]` table with `type = \"", $sname, "\"`.")]
+                $(#[$sattr])* #[serde(rename = $sname)] $svariant($stype),
+            )*
         }
 
         /// A `[sink]` table, by its `type`.
         #[derive(Debug, Clone, Deserialize)]
         #[serde(tag = "type")]
         pub enum SinkSpec {
-            $( $(#[$kattr])* #[serde(rename = $kname)] $kvariant($ktype), )*
+            $(
+                #[doc = concat!("A `[sink]` table with `type = \"", $kname, "\"`.")]
+                $(#[$kattr])* #[serde(rename = $kname)] $kvariant($ktype),
+            )*
         }
 
         impl std::ops::Deref for SourceSpec {

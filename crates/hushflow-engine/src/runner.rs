@@ -25,13 +25,16 @@ use std::time::{Duration, Instant};
 /// How a run ended. The CLI maps these to exit codes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Outcome {
+    /// Finished, with no record quarantined.
     Success,
     /// Finished, with records quarantined.
     Partial,
+    /// The run stopped before the end; [`RunReport::error`] says why.
     Failure,
 }
 
 impl Outcome {
+    /// The word the audit log and `--json` use: `success`, `partial`, `failure`.
     pub fn as_str(self) -> &'static str {
         match self {
             Outcome::Success => "success",
@@ -41,36 +44,50 @@ impl Outcome {
     }
 }
 
+/// What happened to a run's records, by kind.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Counts {
+    /// Records the source gave, the ones it rejected included.
     pub read: u64,
+    /// Records the sink accepted.
     pub written: u64,
     /// Left out on purpose: `filtered_no_consent + suppressed`.
     pub filtered: u64,
+    /// Left out because the consent field did not allow it.
     pub filtered_no_consent: u64,
+    /// Left out because the suppression list names them.
     pub suppressed: u64,
     /// Filtered records whose key the sink was told to delete or tombstone (`on_withdrawal`).
     pub withdrawn: u64,
+    /// Set aside in the quarantine.
     pub quarantined: u64,
 }
 
+/// What a run did: its counts, outcome and where its output went.
 #[derive(Debug)]
 pub struct RunReport {
+    /// The run's id (a UTC timestamp), which names its quarantine and audit record.
     pub run_id: String,
     /// A staged run that resumed from an earlier attempt's staged data (the source was not read).
     pub resumed: bool,
+    /// How the run ended.
     pub outcome: Outcome,
+    /// The records by what happened to them.
     pub counts: Counts,
+    /// Quarantined records by reason code.
     pub reasons: BTreeMap<String, u64>,
+    /// How long the run took.
     pub elapsed: Duration,
     /// The quarantine file, when records were quarantined.
     pub quarantine: Option<PathBuf>,
+    /// The sink's location (a file path or a connection's display form).
     pub sink: PathBuf,
     /// Why the run failed; never holds a record value.
     pub error: Option<String>,
 }
 
 impl RunReport {
+    /// Records read per second over the whole run, 0 when it took no time.
     pub fn records_per_second(&self) -> f64 {
         let secs = self.elapsed.as_secs_f64();
         if secs > 0.0 {
@@ -84,6 +101,7 @@ impl RunReport {
 /// What a run needs from outside the plan: where state lives, who runs it, and whom to tell
 /// about progress (records read so far).
 pub struct RunContext<'a> {
+    /// The state directory: audit log, quarantine, staged data.
     pub state: &'a StateDir,
     /// The state directory's identity: quarantined and staged records are encrypted to it, and
     /// a staged run reads its segments back with it.
@@ -96,40 +114,56 @@ pub struct RunContext<'a> {
     pub connections: &'a hushflow_spec::plan::Connections,
     /// An incremental source reads everything again instead of continuing after its position.
     pub full_refresh: bool,
+    /// Who runs it, for the audit record.
     pub actor: String,
+    /// Called with the number of records read so far.
     pub progress: &'a (dyn Fn(u64) + Sync),
 }
 
 /// A quarantine to feed through the pipeline again, and the run it came from.
 #[derive(Clone, Copy)]
 pub struct Replay<'a> {
+    /// The run whose quarantine is replayed.
     pub run_id: &'a str,
+    /// The quarantined records, decrypted and authenticated.
     pub records: &'a [hushflow_state::quarantine::QuarantinedRecord],
 }
 
+/// Why a run could not go on, or could not be recorded.
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
+    /// A source or sink failed.
     #[error(transparent)]
     Connector(#[from] hushflow_core::Error),
+    /// The policy could not be compiled or applied.
     #[error(transparent)]
     Policy(#[from] hushflow_policy::PolicyError),
+    /// The quarantine file could not be written.
     #[error("quarantine {path}: {source}")]
     Quarantine {
+        /// The quarantine file.
         path: PathBuf,
+        /// The operating system's error.
         source: std::io::Error,
     },
+    /// A record problem that stops the run (`on_error = "fail"`).
     #[error("{0}")]
     Record(RecordError),
+    /// The audit record could not be written.
     #[error("audit store: {0}")]
     Audit(#[from] hushflow_state::audit::AuditError),
+    /// The state directory could not be used.
     #[error("state directory: {0}")]
     State(std::io::Error),
+    /// A thread panicked; the run was stopped.
     #[error(
         "hushflow stopped on a bug (a panic in the {0}); the run was stopped and nothing was committed past the batch before it"
     )]
     Panicked(&'static str),
+    /// Staging or reading staged data failed.
     #[error("staging: {0}")]
     Staging(Box<crate::staging::StagingError>),
+    /// The per-subject key store failed.
     #[error(transparent)]
     Subjects(#[from] SubjectStoreError),
 }

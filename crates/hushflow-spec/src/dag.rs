@@ -17,42 +17,63 @@ use toml::Spanned;
 /// The task name a one-sync pipeline file runs as.
 pub const SYNC_TASK: &str = "sync";
 
+/// A pipeline file checked as a DAG: its tasks in dependency order, its schedule and its pools.
 #[derive(Debug)]
 pub struct Dag {
+    /// The pipeline's name.
     pub name: String,
+    /// The pipeline file.
     pub file: PathBuf,
     /// The file's text: workers run exactly the version a run was created from.
     pub text: String,
     /// SHA-256 of the text.
     pub fingerprint: String,
+    /// When runs are due; `None` for runs triggered by hand only.
     pub schedule: Option<Schedule>,
+    /// The first data interval starts at or after this instant; without it, when the scheduler
+    /// first sees the pipeline.
     pub start_date: Option<Millis>,
+    /// Whether a run is created for every missed interval, or only for the latest.
     pub catchup: bool,
+    /// Runs of the pipeline that may be active at once.
     pub max_active_runs: u32,
     /// A secret reference holding the URL to tell about failed tasks.
     pub on_failure_webhook: Option<String>,
+    /// Named concurrency limits: at most that many tasks naming the pool run at once.
     pub pools: BTreeMap<String, u32>,
     /// In dependency order: every task comes after the tasks it depends on.
     pub tasks: Vec<TaskDef>,
 }
 
+/// One task of a DAG, checked.
 #[derive(Debug)]
 pub struct TaskDef {
+    /// The task's name, unique in its DAG.
     pub name: String,
+    /// The tasks that must end before this one is decided.
     pub depends_on: Vec<String>,
+    /// When the task runs once its upstream tasks have ended.
     pub trigger_rule: TriggerRule,
+    /// How often and after how long a failed try is tried again.
     pub retry: RetryPolicy,
+    /// A try that runs longer is stopped and counts as failed.
     pub timeout: Option<Duration>,
+    /// The pool whose slots the task takes, if any.
     pub pool: Option<String>,
+    /// What the task does.
     pub kind: TaskKind,
 }
 
+/// What a task does.
 #[derive(Debug)]
 pub enum TaskKind {
+    /// One sync: the task's validated plan.
     Sync(Box<Plan>),
     /// Statements run in one transaction against `database`.
     Sql {
+        /// The database the statements run against.
         database: SqlDatabase,
+        /// The statements, as written.
         sql: String,
     },
     /// Removes expired staged files from the state directory.
@@ -62,6 +83,7 @@ pub enum TaskKind {
 }
 
 impl TaskKind {
+    /// The word used in pipeline files and the metadata store: `sync`, `sql`, `gc`, `empty`.
     pub fn as_str(&self) -> &'static str {
         match self {
             TaskKind::Sync(_) => "sync",
@@ -72,6 +94,7 @@ impl TaskKind {
     }
 }
 
+/// The database an `sql` task runs against.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SqlDatabase {
     /// A secret reference to a postgres:// URL.
@@ -80,11 +103,16 @@ pub enum SqlDatabase {
     Sqlite(PathBuf),
 }
 
+/// How a task retries: `retries` tries after the first, waiting [`RetryPolicy::delay_after`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RetryPolicy {
+    /// Tries after the first that fails.
     pub retries: u32,
+    /// The wait before the first retry.
     pub delay: Duration,
+    /// Whether the wait doubles on each further retry.
     pub exponential: bool,
+    /// The longest wait.
     pub max_delay: Duration,
 }
 
@@ -113,7 +141,10 @@ pub enum NextRun {
     Never,
     /// At least one interval has ended already: runs are created at the next tick. `intervals`
     /// counts them (with catch-up; one without), up to [`CATCHUP_COUNT_LIMIT`].
-    Now { intervals: usize },
+    Now {
+        /// How many runs are due: the intervals that ended with catch-up, one without.
+        intervals: usize,
+    },
     /// The first interval ends at this time.
     At(Millis),
 }
@@ -125,6 +156,7 @@ pub const CATCHUP_COUNT_LIMIT: usize = 10_000;
 pub const CATCHUP_WARN_AT: usize = 1_000;
 
 impl Dag {
+    /// The task named `name`, if the DAG has one.
     pub fn task(&self, name: &str) -> Option<&TaskDef> {
         self.tasks.iter().find(|t| t.name == name)
     }

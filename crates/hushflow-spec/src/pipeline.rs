@@ -20,13 +20,18 @@ pub const DEFAULT_BATCH_SIZE: usize = 8192;
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PipelineSpec {
+    /// The `[pipeline]` table.
     pub pipeline: PipelineSection,
+    /// A one-sync file's `[source]` table.
     #[serde(default)]
     pub source: Option<SourceSpec>,
+    /// A one-sync file's `[policy]` table.
     #[serde(default)]
     pub policy: Option<Policy>,
+    /// A one-sync file's `[sink]` table.
     #[serde(default)]
     pub sink: Option<SinkSpec>,
+    /// The `[[task]]`s of a DAG file; empty for one sync.
     #[serde(default)]
     pub task: Vec<TaskSpec>,
     /// Named concurrency limits (`crm = 2`): at most that many tasks naming the pool run at once,
@@ -40,21 +45,28 @@ pub struct PipelineSpec {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TaskSpec {
+    /// The task's name, unique in the file.
     pub name: Spanned<String>,
+    /// `type`: `sync` (the default), `sql`, `gc` or `empty`.
     #[serde(default, rename = "type")]
     pub kind: Option<Spanned<String>>,
+    /// The tasks that must end before this one is decided.
     #[serde(default)]
     pub depends_on: Vec<Spanned<String>>,
+    /// When the task runs once its upstream tasks have ended.
     #[serde(default)]
     pub trigger_rule: TriggerRule,
+    /// Tries after the first that fails; the pipeline's `retries` by default.
     #[serde(default)]
     pub retries: Option<Spanned<u32>>,
     /// Delay before the first retry (`"30s"`, `"5m"`); it doubles on each further retry up to
     /// `max_retry_delay` unless `retry_exponential_backoff = false`.
     #[serde(default)]
     pub retry_delay: Option<Spanned<String>>,
+    /// Whether the retry delay doubles on each further retry (default `true`).
     #[serde(default)]
     pub retry_exponential_backoff: Option<bool>,
+    /// The longest retry delay (`"1h"`).
     #[serde(default)]
     pub max_retry_delay: Option<Spanned<String>>,
     /// A try that runs longer than this is stopped and counts as failed.
@@ -66,16 +78,20 @@ pub struct TaskSpec {
     /// A sync task's record key; the pipeline's `key` by default.
     #[serde(default)]
     pub key: Option<Spanned<String>>,
+    /// A sync task's `[source]` table.
     #[serde(default)]
     pub source: Option<SourceSpec>,
+    /// A sync task's `[policy]` table.
     #[serde(default)]
     pub policy: Option<Policy>,
+    /// A sync task's `[sink]` table.
     #[serde(default)]
     pub sink: Option<SinkSpec>,
     /// `sql` tasks: the database (a secret reference holding a postgres:// URL, or a SQLite file
     /// path) and the statements to run in one transaction.
     #[serde(default)]
     pub database: Option<Spanned<String>>,
+    /// `sql` tasks: the statements to run.
     #[serde(default)]
     pub sql: Option<Spanned<String>>,
 }
@@ -94,6 +110,8 @@ pub enum TriggerRule {
 }
 
 impl TriggerRule {
+    /// The word used in pipeline files and the metadata store: `all_success`, `all_done`,
+    /// `one_failed`.
     pub fn as_str(self) -> &'static str {
         match self {
             TriggerRule::AllSuccess => "all_success",
@@ -103,9 +121,11 @@ impl TriggerRule {
     }
 }
 
+/// The `[pipeline]` table: the name, the record key, the schedule and the defaults for tasks.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PipelineSection {
+    /// The pipeline's name: it names its runs, its quarantine files and its staged data.
     pub name: Spanned<String>,
     /// The record key: upserts match on it and a record without one is quarantined.
     #[serde(default)]
@@ -124,31 +144,37 @@ pub struct PipelineSection {
     /// latest).
     #[serde(default)]
     pub catchup: Option<bool>,
+    /// Runs of the pipeline that may be active at once.
     #[serde(default)]
     pub max_active_runs: Option<Spanned<u32>>,
     /// A secret reference holding a webhook URL that is told when a task fails for good.
     #[serde(default)]
     pub on_failure_webhook: Option<Spanned<String>>,
     // Defaults for every task's retries and timeout (the same keys as in a `[[task]]`).
+    /// Tries after the first that fails.
     #[serde(default)]
     pub retries: Option<Spanned<u32>>,
     /// Delay before the first retry (`"30s"`, `"5m"`); it doubles on each further retry up to
     /// `max_retry_delay` unless `retry_exponential_backoff = false`.
     #[serde(default)]
     pub retry_delay: Option<Spanned<String>>,
+    /// Whether the retry delay doubles on each further retry (default `true`).
     #[serde(default)]
     pub retry_exponential_backoff: Option<bool>,
+    /// The longest retry delay (`"1h"`).
     #[serde(default)]
     pub max_retry_delay: Option<Spanned<String>>,
     /// A try that runs longer than this is stopped and counts as failed.
     #[serde(default)]
     pub timeout: Option<Spanned<String>>,
 
+    /// Rows per batch (default [`DEFAULT_BATCH_SIZE`]).
     #[serde(default)]
     pub batch_size: Option<Spanned<usize>>,
     /// Threads that apply the policy; the default is one per core (at most 8).
     #[serde(default)]
     pub workers: Option<Spanned<usize>>,
+    /// What a malformed record does to the run.
     #[serde(default)]
     pub on_error: OnError,
     /// What a table sink does with rows of records withdrawn since they were written (consent
@@ -179,11 +205,15 @@ pub enum OnError {
 /// A problem in a pipeline file, located.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SpecError {
+    /// The pipeline file.
     pub file: PathBuf,
+    /// The line, from 1.
     pub line: usize,
+    /// The column, from 1.
     pub column: usize,
     /// The dotted key concerned (`sink.password`), when there is one.
     pub key: Option<String>,
+    /// What is wrong, naming no secret value.
     pub message: String,
 }
 
@@ -201,7 +231,9 @@ impl std::error::Error for SpecError {}
 
 /// The text of a pipeline file, kept to turn byte offsets into lines and to find keys.
 pub struct SpecSource<'a> {
+    /// The pipeline file's path.
     pub file: &'a Path,
+    /// The pipeline file's text.
     pub text: &'a str,
     /// Set while checking one `[[task]]`: key paths are looked up inside it and named after it.
     pub scope: Option<&'a TaskScope>,
@@ -210,11 +242,14 @@ pub struct SpecSource<'a> {
 /// Which `[[task]]` a check concerns: its index in the file and its name.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TaskScope {
+    /// The task's index among the file's `[[task]]`s, from 0.
     pub index: usize,
+    /// The task's name.
     pub name: String,
 }
 
 impl<'a> SpecSource<'a> {
+    /// The text of `file`, checked outside any task.
     pub fn new(file: &'a Path, text: &'a str) -> Self {
         SpecSource {
             file,
@@ -223,6 +258,8 @@ impl<'a> SpecSource<'a> {
         }
     }
 
+    /// A [`SpecError`] at the byte range `span`, naming `key` (placed inside the task being checked,
+    /// if any).
     pub fn error_at(
         &self,
         span: Range<usize>,

@@ -51,12 +51,17 @@ pub fn default_workers() -> usize {
 /// A validated pipeline, paths resolved against the pipeline file's directory.
 #[derive(Debug)]
 pub struct Plan {
+    /// The pipeline file, as given.
     pub file: PathBuf,
+    /// The plan's name: the pipeline's, or `pipeline.task` for a task of a DAG file.
     pub name: String,
+    /// The record key field.
     pub key: String,
+    /// Rows per batch.
     pub batch_size: usize,
     /// Threads that apply the policy (the reader and the writer have one each besides).
     pub workers: usize,
+    /// What a malformed record does to the run.
     pub on_error: OnError,
     /// What the sink does with rows of records that were withdrawn (consent, suppression).
     pub on_withdrawal: Withdrawal,
@@ -64,8 +69,11 @@ pub struct Plan {
     pub staging: bool,
     /// Days staged files stay after the commit.
     pub retention_days: u32,
+    /// Where records come from.
     pub source: SourceSpec,
+    /// What is done to each record.
     pub policy: Policy,
+    /// Where records go.
     pub sink: SinkSpec,
     /// SHA-256 of the policy, recorded in the audit log.
     pub fingerprint: String,
@@ -73,6 +81,7 @@ pub struct Plan {
     pub source_fields: Option<Vec<String>>,
     /// The suppression list's path, resolved against the pipeline file.
     pub suppression_file: Option<PathBuf>,
+    /// Things that are allowed but probably not meant, for the user to read.
     pub warnings: Vec<String>,
     /// The directories no path of this plan may resolve into, for a sink relocated later.
     protected: Protected,

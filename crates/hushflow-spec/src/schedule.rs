@@ -13,10 +13,13 @@ pub type Millis = i64;
 /// One data interval: `[start, end)`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub struct Interval {
+    /// The interval's first instant.
     pub start: Millis,
+    /// The first instant after the interval, when its run is due.
     pub end: Millis,
 }
 
+/// A parsed schedule: a cron expression or preset and the time zone it is read in.
 #[derive(Debug, Clone)]
 pub struct Schedule {
     cron: Cron,
@@ -51,10 +54,12 @@ impl Schedule {
         })
     }
 
+    /// The expression as written (trimmed).
     pub fn expression(&self) -> &str {
         &self.expression
     }
 
+    /// The IANA name of the time zone the schedule is read in.
     pub fn timezone(&self) -> &str {
         self.tz.name()
     }

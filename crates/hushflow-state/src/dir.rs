@@ -6,6 +6,7 @@ use std::io;
 use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
+/// A state directory, opened (and made private) by [`StateDir::open`].
 #[derive(Debug, Clone)]
 pub struct StateDir {
     root: PathBuf,
@@ -21,6 +22,7 @@ impl StateDir {
         Ok(StateDir { root })
     }
 
+    /// The directory's path.
     pub fn root(&self) -> &Path {
         &self.root
     }

@@ -31,7 +31,9 @@ const META_DOMAIN: &str = "hushflow quarantine sidecar v2";
 /// Where a quarantine's records come from: recorded (authenticated) in its sidecar.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Origin {
+    /// The pipeline whose run set the records aside.
     pub pipeline: String,
+    /// The run that set the records aside.
     pub run_id: String,
     /// The policy fingerprint of the run that set the records aside.
     pub policy_fingerprint: String,
@@ -51,11 +53,16 @@ struct QuarantineLine<'a> {
 /// One quarantined record, read back.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct QuarantinedRecord {
+    /// The record's line (or record number) in its source.
     pub line: u64,
+    /// The reject reason's code, such as `wrong_field_count`.
     pub code: String,
+    /// The reject reason in words, naming no value.
     pub reason: String,
+    /// The record as it was read, when it is UTF-8.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub record: Option<String>,
+    /// The record's bytes in base64, when they are not UTF-8.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub record_base64: Option<String>,
 }
@@ -108,10 +115,12 @@ impl Quarantine {
         }
     }
 
+    /// The quarantine file's path (which exists only once a record was added).
     pub fn path(&self) -> &Path {
         &self.path
     }
 
+    /// How many records were added so far.
     pub fn count(&self) -> u64 {
         self.count
     }
@@ -121,6 +130,8 @@ impl Quarantine {
         &self.reasons
     }
 
+    /// Adds the record read at `line`, set aside for `reason`, as its raw bytes; the first record
+    /// creates the file.
     pub fn add(&mut self, line: u64, reason: &RejectReason, raw: &[u8]) -> io::Result<()> {
         let file = match &mut self.file {
             Some(f) => f,
@@ -206,11 +217,15 @@ impl Quarantine {
 /// What is recorded in plain beside a quarantine file: no record data.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Meta {
+    /// The sidecar's format (1 when the member is absent).
     #[serde(default)]
     pub format: u32,
+    /// The pipeline and run the records came from, and their policy.
     #[serde(flatten)]
     pub origin: Origin,
+    /// How many records the file holds.
     pub records: u64,
+    /// How many records by reason code.
     pub reasons: BTreeMap<String, u64>,
     /// The SHA-256 of the decrypted file, in hex.
     pub content_sha256: String,
@@ -299,14 +314,38 @@ pub fn read_authenticated(
 /// Why a quarantine file could not be read.
 #[derive(Debug, thiserror::Error)]
 pub enum ReadError {
+    /// The file could not be opened.
     #[error("{path}: {source}")]
-    Open { path: PathBuf, source: io::Error },
+    Open {
+        /// The quarantine file.
+        path: PathBuf,
+        /// The operating system's error.
+        source: io::Error,
+    },
+    /// The file could not be decrypted with the state identity.
     #[error("{path}: {source}")]
-    Decrypt { path: PathBuf, source: AtRestError },
+    Decrypt {
+        /// The quarantine file.
+        path: PathBuf,
+        /// Why decryption failed.
+        source: AtRestError,
+    },
+    /// A decrypted line is not a quarantine record.
     #[error("{path}: record {number} is not a quarantine record (the file is damaged)")]
-    Malformed { path: PathBuf, number: usize },
+    Malformed {
+        /// The quarantine file.
+        path: PathBuf,
+        /// The record's number in the file, from 1.
+        number: usize,
+    },
+    /// The file or its sidecar does not carry a valid tag, or they disagree.
     #[error("{path}: does not authenticate: {why}; the quarantine is not used")]
-    Unauthenticated { path: PathBuf, why: &'static str },
+    Unauthenticated {
+        /// The quarantine file.
+        path: PathBuf,
+        /// What does not hold, in fixed words.
+        why: &'static str,
+    },
 }
 
 /// Decrypts and reads a quarantine file, without checking its sidecar (for `list` and

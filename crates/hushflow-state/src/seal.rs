@@ -28,6 +28,7 @@ pub struct StateMac {
 }
 
 impl StateMac {
+    /// Derives the tagging key from the state identity's secret.
     pub fn new(identity: &StateIdentity) -> StateMac {
         let derive = HmacSha256::new(&identity.secret());
         let key = SecretValue::new(derive.mac(KEY_LABEL).to_vec());

@@ -22,21 +22,30 @@ const DB_FILE: &str = "subjects.db";
 /// stays bounded however many subjects a run meets.
 const CACHE_LIMIT: usize = 100_000;
 
+/// Why the subject key store could not be opened, read or written.
 #[derive(Debug, thiserror::Error)]
 pub enum SubjectStoreError {
+    /// A database operation failed.
     #[error("subject key store {path}: {action}: {source}")]
     Sql {
+        /// The store's file.
         path: PathBuf,
+        /// What was being done, in a few words.
         action: &'static str,
+        /// The database's error.
         source: rusqlite::Error,
     },
+    /// The store's file could not be made private or checked.
     #[error("subject key store {path}: {source}")]
     Io {
+        /// The store's file.
         path: PathBuf,
+        /// The operating system's error.
         source: std::io::Error,
     },
 }
 
+/// The per-subject key store of a state directory (see the module documentation).
 pub struct SubjectStore {
     path: PathBuf,
     conn: Mutex<Connection>,

@@ -12,6 +12,7 @@ pub struct JsonlSourceConfig {
 }
 
 impl JsonlSourceConfig {
+    /// A source reading the JSON lines file `path`.
     pub fn new(path: impl Into<PathBuf>) -> Self {
         JsonlSourceConfig { path: path.into() }
     }

@@ -14,8 +14,12 @@ use std::path::{Path, PathBuf};
 ///   `prefer`) to a host that is not loopback; off by default, and validate warns when it is on.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Tls {
+    /// `sslmode`; `None`: `verify-full`, or `prefer` for a loopback address or a Unix socket.
     pub sslmode: Option<String>,
+    /// `sslrootcert`: a PEM file of root certificates; `None` or `system`: the operating system's
+    /// store.
     pub sslrootcert: Option<PathBuf>,
+    /// `allow_insecure`: allow a mode that may send data unencrypted to a host that is not loopback.
     pub allow_insecure: bool,
 }
 
@@ -39,8 +43,10 @@ pub struct PostgresSourceConfig {
     /// See [`Tls`].
     #[serde(default)]
     pub sslmode: Option<String>,
+    /// The root certificates to trust (see [`Tls`]).
     #[serde(default)]
     pub sslrootcert: Option<PathBuf>,
+    /// Allow a mode that may send data unencrypted to a remote host (see [`Tls`]).
     #[serde(default)]
     pub allow_insecure: bool,
 }
@@ -53,6 +59,7 @@ pub struct PostgresSinkConfig {
     pub url: String,
     /// The table (optionally `schema.table`). Created if missing, keyed on the record key.
     pub table: String,
+    /// How rows meet the rows already in the table (default `upsert`).
     #[serde(default)]
     pub mode: PostgresMode,
     /// The fields to write, in this order; default every field the policy outputs.
@@ -61,8 +68,10 @@ pub struct PostgresSinkConfig {
     /// See [`Tls`].
     #[serde(default)]
     pub sslmode: Option<String>,
+    /// The root certificates to trust (see [`Tls`]).
     #[serde(default)]
     pub sslrootcert: Option<PathBuf>,
+    /// Allow a mode that may send data unencrypted to a remote host (see [`Tls`]).
     #[serde(default)]
     pub allow_insecure: bool,
 }
@@ -83,6 +92,7 @@ pub enum PostgresMode {
 }
 
 impl PostgresSourceConfig {
+    /// The table's TLS keys.
     pub fn tls(&self) -> Tls {
         Tls {
             sslmode: self.sslmode.clone(),
@@ -93,6 +103,7 @@ impl PostgresSourceConfig {
 }
 
 impl PostgresSinkConfig {
+    /// The table's TLS keys.
     pub fn tls(&self) -> Tls {
         Tls {
             sslmode: self.sslmode.clone(),

@@ -26,13 +26,22 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+/// libpq's `sslmode`: whether the connection is encrypted and how the server is checked (see the
+/// module documentation).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SslMode {
+    /// Never encrypt.
     Disable,
+    /// Try without encryption, then with it; the server is not checked.
     Allow,
+    /// Try with encryption, then without it; the server is not checked.
     Prefer,
+    /// Encrypt; the server is not checked, unless `sslrootcert` names a file (then as
+    /// `verify-ca`, as libpq does).
     Require,
+    /// Encrypt, and check that the server's certificate is signed by a trusted root.
     VerifyCa,
+    /// Encrypt, and check the certificate and that it names the host.
     VerifyFull,
 }
 
@@ -55,6 +64,7 @@ impl SslMode {
         })
     }
 
+    /// The mode as libpq writes it (`verify-full`).
     pub fn as_str(self) -> &'static str {
         match self {
             SslMode::Disable => "disable",
@@ -75,10 +85,12 @@ impl SslMode {
 /// A connection URL checked and split into what tokio-postgres takes and what hushflow decides.
 pub struct Target {
     config: postgres::Config,
+    /// The `sslmode` that applies: the pipeline's, the URL's, or the default.
     pub mode: SslMode,
     roots: Option<PathBuf>,
     /// The host, for messages (never the URL).
     pub host: String,
+    /// Whether the host is a loopback address or a Unix socket.
     pub loopback: bool,
 }
 

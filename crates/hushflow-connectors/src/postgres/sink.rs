@@ -30,6 +30,8 @@ fn cursors_table(table: &str) -> String {
 }
 const STAGE: &str = "hushflow_stage";
 
+/// Writes batches to a PostgreSQL table by COPY, with the source's position in the same
+/// transaction.
 pub struct PostgresSink {
     client: postgres::Client,
     config: PostgresSinkConfig,

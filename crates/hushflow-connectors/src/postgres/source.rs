@@ -11,6 +11,7 @@ use hushflow_core::{Batch, Cell, Error, Position, Schema, Source, SourceBatch, S
 use std::path::Path;
 use std::sync::Arc;
 
+/// Reads a PostgreSQL table or query in server-side cursor pages.
 pub struct PostgresSource {
     client: postgres::Client,
     schema: Arc<Schema>,

@@ -19,6 +19,7 @@ use std::sync::mpsc;
 
 type Reply = Result<Option<(SourceBatch, Option<Position>)>, Error>;
 
+/// Reads a SQLite table or query on a thread of its own, one batch at a time.
 pub struct SqliteSource {
     schema: Arc<Schema>,
     ask: Option<mpsc::SyncSender<usize>>,

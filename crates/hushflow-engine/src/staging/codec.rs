@@ -29,10 +29,13 @@ pub struct FormatError(&'static str);
 /// another position is refused.
 #[derive(Debug, Clone, Copy)]
 pub struct Place<'a> {
+    /// The staged run's id.
     pub run_id: &'a str,
+    /// The segment's number, from 1.
     pub segment: u64,
 }
 
+/// Encodes `batch` as the plaintext of the segment at `place`, appending to `out`.
 pub fn encode(place: Place<'_>, batch: &SourceBatch, out: &mut Vec<u8>) {
     let SourceBatch { batch, rejected } = batch;
     out.extend_from_slice(MAGIC);

@@ -59,16 +59,21 @@ const SINK_DOMAIN: &str = "hushflow staging sink connection v1";
 /// the canonical JSON of every other member) checks out.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Manifest {
+    /// The manifest's format (2 today; format 1 runs are not resumed).
     pub format: u32,
+    /// The pipeline staged.
     pub pipeline: String,
+    /// The staged run's id, which the resumed run keeps.
     pub run_id: String,
     /// The pipeline's policy fingerprint and source, which the staged data must match to be used.
     pub fingerprint: String,
+    /// The source staged: its kind and location.
     pub source: String,
     /// The sink loaded (kind, location, table and mode, and for a connection its reference and
     /// a keyed digest of the URL): the sink's committed position is trusted only for this sink.
     #[serde(default)]
     pub sink: String,
+    /// The source fields staged, in order.
     pub fields: Vec<String>,
     /// Whom the segments are encrypted to (an `age1…` public key).
     pub recipient: String,
@@ -81,7 +86,9 @@ pub struct Manifest {
     pub records: u64,
     /// The whole source is staged.
     pub extracted: bool,
+    /// When the run was staged.
     pub created_at: jiff::Timestamp,
+    /// When the load committed, once it has.
     pub committed_at: Option<jiff::Timestamp>,
     /// Days the staged files stay after the commit (0: removed at once).
     pub retention_days: u32,
@@ -90,43 +97,73 @@ pub struct Manifest {
 /// Why staging failed. Names files, never contents.
 #[derive(Debug, thiserror::Error)]
 pub enum StagingError {
+    /// A staged file or directory could not be read, written or removed.
     #[error("{path}: {action}: {source}")]
     Io {
+        /// The file or directory.
         path: PathBuf,
+        /// What was being done, in a few words.
         action: &'static str,
+        /// The operating system's error.
         source: io::Error,
     },
+    /// A segment could not be encrypted or decrypted.
     #[error("{path}: {source}")]
     Decrypt {
+        /// The segment file.
         path: PathBuf,
+        /// Why encryption or decryption failed.
         source: hushflow_crypto::AtRestError,
     },
+    /// A segment's plaintext did not decode.
     #[error(
         "{path}: {source}; the staged run cannot be used: run again with --fresh to read the \
          source anew"
     )]
     Format {
+        /// The segment file.
         path: PathBuf,
+        /// What did not decode.
         source: codec::FormatError,
     },
+    /// The manifest does not parse.
     #[error("{path}: the manifest is damaged ({detail}); remove the directory or run with --fresh")]
-    Manifest { path: PathBuf, detail: String },
+    Manifest {
+        /// The manifest file.
+        path: PathBuf,
+        /// What is wrong with it.
+        detail: String,
+    },
+    /// The manifest's tag does not verify, or the manifest does not describe its directory.
     #[error(
         "{path}: the staging manifest does not authenticate ({why}); the staged run is not used: \
          run again with --fresh to read the source anew"
     )]
-    ManifestForged { path: PathBuf, why: &'static str },
+    ManifestForged {
+        /// The manifest file.
+        path: PathBuf,
+        /// What does not hold, in fixed words.
+        why: &'static str,
+    },
+    /// A segment's tag does not verify.
     #[error(
         "{path}: the staged segment does not authenticate: its content is not what this run \
          staged (changed, made by someone else, renamed or swapped); the staged run cannot be \
          used: run again with --fresh to read the source anew"
     )]
-    SegmentForged { path: PathBuf },
+    SegmentForged {
+        /// The segment file.
+        path: PathBuf,
+    },
+    /// Another process holds the pipeline's staging lock.
     #[error(
         "{dir}: another hushflow process is running or resuming a staged run of this pipeline \
          (it holds {dir}/.lock); wait for it to finish"
     )]
-    Busy { dir: PathBuf },
+    Busy {
+        /// The pipeline's staging directory.
+        dir: PathBuf,
+    },
 }
 
 fn io_error<'a>(
@@ -160,6 +197,7 @@ pub struct StagedRun {
 
 /// What [`prepare`] found.
 pub struct Prepared {
+    /// The staged run to load from.
     pub run: StagedRun,
     /// The run resumes an earlier attempt whose extraction completed.
     pub resumed: bool,
@@ -469,10 +507,12 @@ impl StagedRun {
         Ok(())
     }
 
+    /// The manifest as read or written.
     pub fn manifest(&self) -> &Manifest {
         &self.manifest
     }
 
+    /// The staged run's directory.
     pub fn dir(&self) -> &Path {
         &self.dir
     }
@@ -696,6 +736,7 @@ impl StagedRun {
             .unwrap_or(0)
     }
 
+    /// Deletes the staged run's directory.
     pub fn remove(self) -> Result<(), StagingError> {
         fs::remove_dir_all(&self.dir).map_err(io_error(&self.dir, "remove the staged run"))
     }

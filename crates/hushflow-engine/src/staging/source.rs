@@ -9,6 +9,7 @@ use std::collections::VecDeque;
 use std::path::PathBuf;
 use std::sync::Arc;
 
+/// A staged run's segments as a [`Source`]: decrypted, authenticated and decoded in order.
 pub struct StagedSource {
     /// Each segment's number, file and tag, in order.
     segments: VecDeque<(u64, PathBuf, String)>,

@@ -110,6 +110,7 @@ pub struct NewRecord {
     pub actor: String,
     /// What was done: `run`, `validate`, `keys.create`, … Not empty.
     pub action: String,
+    /// The pipeline concerned, if any.
     pub pipeline: Option<String>,
     /// The policy's fingerprint, hex.
     pub policy_fingerprint: Option<String>,
@@ -124,17 +125,28 @@ pub struct NewRecord {
 /// One stored record. Serializes with `time` as an RFC 3339 string and `counts` as an object.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct AuditRecord {
+    /// The record's number: 1 for the first, one more for each after.
     pub seq: u64,
+    /// When the record was written.
     #[serde(serialize_with = "serialize_display")]
     pub time: jiff::Timestamp,
+    /// Who acted: the OS user, later an API user.
     pub actor: String,
+    /// What was done: `run`, `validate`, `keys.create`, …
     pub action: String,
+    /// The pipeline concerned, if any.
     pub pipeline: Option<String>,
+    /// The policy's fingerprint, hex.
     pub policy_fingerprint: Option<String>,
+    /// read / written / filtered / quarantined / …
     pub counts: BTreeMap<String, u64>,
+    /// `success`, `partial`, `failure`, `ok`.
     pub outcome: String,
+    /// Non-personal text: a key name, an error category.
     pub detail: Option<String>,
+    /// The previous record's hash (64 zeros for the first).
     pub prev_hash: String,
+    /// This record's hash, over its fields and `prev_hash` (see [`AuditRecord::compute_hash`]).
     pub hash: String,
 }
 
@@ -148,80 +160,119 @@ fn serialize_display<S: serde::Serializer>(
 /// Errors of the audit store. Each says what to do next where there is something to do.
 #[derive(Debug, thiserror::Error)]
 pub enum AuditError {
+    /// The database could not be opened or made private.
     #[error(
         "audit store {path} could not be opened: {source}; check that the state directory \
          exists and belongs to the user running hushflow"
     )]
     Open {
+        /// The audit database.
         path: PathBuf,
+        /// The operating system's error.
         #[source]
         source: io::Error,
     },
+    /// A database operation failed.
     #[error(
         "audit store {path}: {action} failed: {source}; if the file is damaged, move it aside \
          (keep it for inspection) to start a new log"
     )]
     Sql {
+        /// The audit database.
         path: PathBuf,
+        /// What was being done, in a few words.
         action: &'static str,
+        /// The database's error.
         #[source]
         source: rusqlite::Error,
     },
+    /// Another process held the database longer than the busy timeout.
     #[error(
         "audit store {path} is busy: another hushflow process held it for more than {seconds} s; \
          try again when it has finished"
     )]
-    Busy { path: PathBuf, seconds: u64 },
+    Busy {
+        /// The audit database.
+        path: PathBuf,
+        /// How long hushflow waited for it.
+        seconds: u64,
+    },
+    /// The head anchor could not be read or written.
     #[error(
         "audit head anchor {path}: {action} failed: {source}; check the state directory's \
          permissions and free space"
     )]
     Anchor {
+        /// The head anchor file.
         path: PathBuf,
+        /// What was being done, in a few words.
         action: &'static str,
+        /// The operating system's error.
         #[source]
         source: io::Error,
     },
+    /// The head anchor does not parse.
     #[error(
         "audit head anchor {path} is damaged ({problem}); hushflow writes it with every record, \
          so it was edited or corrupted: restore it from a backup, or move audit.db and \
          audit.head aside (keep them as evidence) to start a new log"
     )]
-    AnchorDamaged { path: PathBuf, problem: String },
+    AnchorDamaged {
+        /// The head anchor file.
+        path: PathBuf,
+        /// What is wrong with it.
+        problem: String,
+    },
+    /// A record was written but the head anchor was not moved to it.
     #[error(
         "audit record {seq} was written, but the head anchor {path} was not updated ({source}); \
          the next record written updates it"
     )]
     AnchorNotUpdated {
+        /// The record that was written.
         seq: u64,
+        /// The head anchor file.
         path: PathBuf,
+        /// Why the anchor was not updated.
         #[source]
         source: Box<AuditError>,
     },
+    /// A stored record cannot be read back.
     #[error(
         "audit store {path}: record {seq} cannot be read ({problem}); run `hushflow audit \
          verify` to see whether the log was tampered with"
     )]
     Corrupt {
+        /// The audit database.
         path: PathBuf,
+        /// The record that cannot be read.
         seq: i64,
+        /// What is wrong with it.
         problem: String,
     },
+    /// The caller's record breaks a rule (an empty `actor`, `action` or `outcome`).
     #[error("audit record not written: `{field}` {problem}; this is a bug in the caller")]
     InvalidRecord {
+        /// The [`NewRecord`] field at fault.
         field: &'static str,
+        /// What is wrong with it, such as "is empty".
         problem: &'static str,
     },
+    /// Tagging or checking the head needs the anchor key and the log has none.
     #[error(
         "the audit head's tag cannot be checked or made without the anchor key: give the master \
          key (HUSHFLOW_MASTER_KEY or --master-key) or the anchor key (--anchor-key)"
     )]
     NoAnchorKey,
+    /// [`AuditLog::tag_head`] refused to tag: the chain or the anchor does not hold.
     #[error(
         "the audit head was not tagged: {reason}; that is evidence to keep. To start a new log, \
          move audit.db and audit.head aside (keep them)"
     )]
-    TagRefused { reason: String },
+    TagRefused {
+        /// Why tagging was refused: the broken chain or the anchor check that failed.
+        reason: String,
+    },
 }
 
 /// The audit store of one state directory.

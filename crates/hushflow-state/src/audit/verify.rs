@@ -18,12 +18,23 @@ use std::time::Duration;
 pub enum Verification {
     /// Every record matches its hash and links to the one before, and the log reaches the head
     /// anchor. `head` is the last record's hash (64 zeros for an empty log).
-    Intact { records: u64, head: String },
+    Intact {
+        /// How many records the log holds.
+        records: u64,
+        /// The last record's hash.
+        head: String,
+    },
     /// The first problem found, at record `seq` (see [`Tamper`] for which record is named).
-    Broken { seq: u64, problem: Tamper },
+    Broken {
+        /// The record named (see [`Tamper`]).
+        seq: u64,
+        /// What was done to the log.
+        problem: Tamper,
+    },
 }
 
 impl Verification {
+    /// Whether the chain holds.
     pub fn is_intact(&self) -> bool {
         matches!(self, Verification::Intact { .. })
     }
@@ -54,9 +65,13 @@ impl fmt::Display for Verification {
 ///   anchor names, or the anchor itself was removed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Tamper {
+    /// A record no longer is what was written.
     Changed,
+    /// Records were removed before the named one.
     Removed,
+    /// A record was inserted that is not part of the chain.
     Inserted,
+    /// Records were removed at the end of the log.
     Truncated,
 }
 
@@ -162,26 +177,48 @@ impl AuditLog {
 pub enum AnchorCheck {
     /// The tag verifies and vouches for every record in the table: `records` records, the last
     /// with `hash` (64 zeros for an empty log).
-    Vouched { records: u64, hash: String },
+    Vouched {
+        /// How many records the table holds, all vouched for.
+        records: u64,
+        /// The last record's hash.
+        hash: String,
+    },
     /// The head carries no tagged checkpoint (or the head is missing): the log was never tagged
     /// with the key (started without it, or before anchoring), or the tag was removed.
     NoTag,
     /// The checkpoint's tag does not verify under this key: the head was forged, or, when
     /// `other_key`, possibly tagged under another key (another master key or anchor secret).
-    TagInvalid { other_key: bool },
+    TagInvalid {
+        /// Whether the checkpoint names another key id than this key's.
+        other_key: bool,
+    },
     /// The table holds `records` records but the tag vouches for `tagged`: records
     /// `records + 1 ..= tagged` were removed.
-    Truncated { tagged: u64, records: u64 },
+    Truncated {
+        /// How many records the tag vouches for.
+        tagged: u64,
+        /// How many records the table holds.
+        records: u64,
+    },
     /// Record `seq`, which the tag vouches for, is not the record tagged: the chain was rewritten
     /// (consistently, or `verify` would have named the record) up to or past it, or cut before
     /// it and written on (by later appends, which leave the tag alone).
-    Changed { seq: u64 },
+    Changed {
+        /// The first record vouched for that is not the one tagged.
+        seq: u64,
+    },
     /// Records `tagged + 1 ..= records` are not vouched for by the tag: written without the key
     /// (the next record written with it re-tags them, if the chain holds), or forged.
-    Unvouched { tagged: u64, records: u64 },
+    Unvouched {
+        /// How many records the tag vouches for.
+        tagged: u64,
+        /// How many records the table holds.
+        records: u64,
+    },
 }
 
 impl AnchorCheck {
+    /// Whether the tag vouches for every record: the one passing result.
     pub fn is_vouched(&self) -> bool {
         matches!(self, AnchorCheck::Vouched { .. })
     }
