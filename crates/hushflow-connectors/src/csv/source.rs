@@ -84,17 +84,25 @@ impl CsvSource {
             Some(wanted) => {
                 check_unique(path, wanted, "the list of fields to read")?;
                 let mut take = Vec::with_capacity(wanted.len());
+                // Each header name's first position and whether it repeats: one pass, not one
+                // per wanted field.
+                let mut at: std::collections::HashMap<&str, (usize, bool)> =
+                    std::collections::HashMap::with_capacity(header.len());
+                for (i, h) in header.iter().enumerate() {
+                    at.entry(h.as_str())
+                        .and_modify(|(_, twice)| *twice = true)
+                        .or_insert((i, false));
+                }
                 for name in wanted {
-                    let mut at = header.iter().enumerate().filter(|(_, h)| *h == name);
-                    match (at.next(), at.next()) {
-                        (Some((i, _)), None) => take.push(i),
-                        (Some(_), Some(_)) => {
+                    match at.get(name.as_str()) {
+                        Some(&(i, false)) => take.push(i),
+                        Some((_, true)) => {
                             return Err(Error::Config(format!(
                                 "{}: has more than one column named `{name}`; rename all but one",
                                 path.display()
                             )));
                         }
-                        (None, _) => {
+                        None => {
                             return Err(Error::Config(format!(
                                 "{}: has no column `{name}`; its columns are: {}",
                                 path.display(),
