@@ -227,6 +227,19 @@ impl CsvSource {
         let mut rejected = Vec::new();
         let mut bytes = Vec::new();
         for &(line, raw) in records {
+            // A row quarantined without its fields (of the wrong width) cannot be replayed: it
+            // is rejected again by its line, not read as the blank line it would decode to.
+            if raw.is_empty() {
+                rejected.push(Rejected {
+                    line,
+                    reason: RejectReason::WrongFieldCount {
+                        expected: self.decoder.width,
+                        found: 0,
+                    },
+                    raw: Vec::new(),
+                });
+                continue;
+            }
             bytes.clear();
             bytes.extend_from_slice(raw);
             bytes.push(b'\n');
@@ -484,13 +497,16 @@ impl ChunkDecoder {
             let line = lines.line_at(bytes, start as u64);
             let width = record.ends.len();
             if width != self.width {
+                // Which field is which is unknown in a row of the wrong width, so no field can be
+                // told from one the policy drops: the quarantine keeps the line and the reason
+                // only. The row could not be replayed anyway (its width stays wrong).
                 rejected.push(Rejected {
                     line,
                     reason: RejectReason::WrongFieldCount {
                         expected: self.width,
                         found: width,
                     },
-                    raw: self.raw_record(&record.to_byte_record())?,
+                    raw: Vec::new(),
                 });
                 continue;
             }
