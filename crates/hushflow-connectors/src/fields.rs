@@ -6,8 +6,9 @@ use std::path::Path;
 
 /// Fails if a name appears twice in `names`; `what` says where the list comes from.
 pub(crate) fn check_unique(path: &Path, names: &[String], what: &str) -> Result<(), Error> {
-    for (i, name) in names.iter().enumerate() {
-        if names[..i].contains(name) {
+    let mut seen = std::collections::HashSet::with_capacity(names.len());
+    for name in names {
+        if !seen.insert(name.as_str()) {
             return Err(Error::Config(format!(
                 "{}: {what} lists `{name}` twice",
                 path.display()
@@ -101,9 +102,13 @@ impl Output {
         };
         check_unique(path, &names, "`fields`")?;
         let mut positions = Vec::with_capacity(names.len());
+        let mut index = std::collections::HashMap::with_capacity(schema.len());
+        for (i, f) in schema.fields().iter().enumerate() {
+            index.entry(f.as_str()).or_insert(i);
+        }
         for name in &names {
-            match schema.index_of(name) {
-                Some(i) => positions.push(i),
+            match index.get(name.as_str()) {
+                Some(&i) => positions.push(i),
                 None => {
                     return Err(Error::Config(format!(
                         "{}: `fields` names `{name}`, which the records do not have; they have: {}",

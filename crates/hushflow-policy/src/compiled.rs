@@ -161,9 +161,15 @@ impl Policy {
         self.check_keys_by(&|key| {
             inputs.keys.contains_key(key) || hushflow_secrets::is_reference(key)
         })?;
+        // Each field's first position, found once: `Schema::index_of` per rule is quadratic.
+        let mut positions: HashMap<&str, usize> = HashMap::with_capacity(input.len());
+        for (i, f) in input.fields().iter().enumerate() {
+            positions.entry(f.as_str()).or_insert(i);
+        }
         let index = |field: &str| {
-            input
-                .index_of(field)
+            positions
+                .get(field)
+                .copied()
                 .ok_or_else(|| PolicyError::MissingSourceField(field.to_string()))
         };
         let mut ops = Vec::new();
@@ -988,5 +994,37 @@ mod tests {
         )
         .unwrap_err();
         assert!(matches!(e, PolicyError::KeyNotResolved { .. }));
+    }
+
+    /// Checking and compiling look each rule's field up once (a set, a map), not by scanning
+    /// every rule or column before it: 40,000 rules take well under a second even in a debug
+    /// build, where the quadratic scans took seconds.
+    #[test]
+    fn forty_thousand_rules_check_and_compile_in_linear_time() {
+        let names: Vec<String> = (0..40_000).map(|i| format!("f{i:05}")).collect();
+        let text: String = names
+            .iter()
+            .map(|n| format!("fields.{n} = \"keep\"\n"))
+            .collect();
+        let p: Policy = toml::from_str(&text).unwrap();
+        let schema = Schema::new(names.clone());
+        let keys = keys();
+        let inputs = CompileInputs {
+            subjects: None,
+            keys: &keys,
+            suppression_list: &[],
+            withdrawal_key: None,
+            today: Day {
+                year: 2026,
+                month: 11,
+                day: 22,
+            },
+        };
+        let start = std::time::Instant::now();
+        p.check().unwrap();
+        assert_eq!(p.source_fields().len(), names.len());
+        p.compile(&schema, &inputs).unwrap();
+        let took = start.elapsed();
+        assert!(took < std::time::Duration::from_secs(1), "{took:?}");
     }
 }

@@ -557,8 +557,9 @@ impl Policy {
         &self,
         is_reference: &dyn Fn(&str) -> bool,
     ) -> Result<(), PolicyError> {
-        for (i, (name, rule)) in self.fields.iter().enumerate() {
-            if self.fields[..i].iter().any(|(n, _)| n == name) {
+        let mut seen = std::collections::HashSet::with_capacity(self.fields.len());
+        for (name, rule) in &self.fields {
+            if !seen.insert(name.as_str()) {
                 return Err(PolicyError::Duplicate(name.clone()));
             }
             if let Some(key) = rule.key_reference()
@@ -617,6 +618,7 @@ impl Policy {
     /// and suppression fields. A source reads nothing else.
     pub fn source_fields(&self) -> Vec<String> {
         let mut fields: Vec<String> = Vec::new();
+        let mut seen = std::collections::HashSet::new();
         let reads = self
             .fields
             .iter()
@@ -625,7 +627,7 @@ impl Policy {
             .chain(self.consent.iter().map(|c| c.field.as_str()))
             .chain(self.suppression.iter().map(|s| s.field.as_str()));
         for field in reads {
-            if !fields.iter().any(|f| f == field) {
+            if seen.insert(field) {
                 fields.push(field.to_string());
             }
         }

@@ -539,6 +539,16 @@ fn is_secret_key(key: &str) -> bool {
         || pair("access", "key")
 }
 
+/// `policy.fields.NAME = "keep"` (or `drop`, `null`): an action on a field, not a value, whatever
+/// the field's name.
+fn is_policy_action(path: &[String], value: &str) -> bool {
+    let n = path.len();
+    n >= 3
+        && path[n - 3] == "policy"
+        && path[n - 2] == "fields"
+        && matches!(value, "keep" | "drop" | "null")
+}
+
 /// A URL with a password in its user-info part: `scheme://user:password@host`.
 fn is_credential_url(value: &str) -> bool {
     let Some((_, rest)) = value.split_once("://") else {
@@ -577,7 +587,7 @@ fn scan_value<'a>(
             // A policy rule's `key` is key material for hashing, so it is a secret too.
             let is_policy_key = key == "key" && path.iter().any(|p| p == "policy");
             let literal = !secrets.is_reference(s);
-            if literal && (is_secret_key(key) || is_policy_key) {
+            if literal && ((is_secret_key(key) && !is_policy_action(path, s)) || is_policy_key) {
                 return Err(source.error_at(
                     value.span(),
                     Some(path.join(".")),
@@ -735,6 +745,25 @@ sink = { type = "sqlite", path = "o.db", table = "t", mode = "upsertt" }
         assert!(!e.to_string().contains("canary"));
         assert!(!is_credential_url("https://example.com/a@b"));
         assert!(!is_credential_url("postgres://user@host/db"));
+    }
+
+    #[test]
+    fn policy_actions_on_secret_looking_fields_are_not_secrets() {
+        for action in ["keep", "drop", "null"] {
+            let text = GOOD.replace(
+                "fields.id = \"keep\"",
+                &format!("fields.id = \"keep\"\nfields.api_token = \"{action}\""),
+            );
+            assert!(parse_str(&text).is_ok(), "{action}");
+        }
+        let text = GOOD.replace(
+            "fields.id = \"keep\"",
+            "fields.id = \"keep\"\nfields.api_token = \"tok-canary\"",
+        );
+        let e = parse_str(&text).unwrap_err();
+        assert!(e.message.contains("holds a literal secret"), "{e}");
+        let text = GOOD.replace("type = \"csv\"", "type = \"csv\"\npassword = \"keep\"");
+        assert!(parse_str(&text).is_err());
     }
 
     #[test]

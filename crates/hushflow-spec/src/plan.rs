@@ -243,6 +243,7 @@ pub(crate) fn check(
     }
 
     let output = policy.output_fields();
+    let output: std::collections::HashSet<&String> = output.iter().collect();
     if let Some(fields) = sink.fields() {
         for field in fields {
             if !output.contains(field) {
@@ -346,6 +347,7 @@ pub(crate) fn check(
     }
     // A run would stop at once: an error now, so that `validate` can gate a deployment.
     if let Some(fields) = &source_fields {
+        let fields: std::collections::HashSet<&String> = fields.iter().collect();
         for name in policy.source_fields() {
             if !fields.contains(&name) {
                 return Err(src.error_at(
@@ -621,6 +623,7 @@ impl fmt::Display for Plan {
         match &self.source_fields {
             Some(fields) => {
                 let read = self.policy.source_fields();
+                let read: std::collections::HashSet<&String> = read.iter().collect();
                 let dropped: Vec<&String> = fields.iter().filter(|n| !read.contains(n)).collect();
                 for name in dropped.iter().filter(|n| shown(n)) {
                     writeln!(f, "  {name:<width$}  dropped (not in the policy)")?;

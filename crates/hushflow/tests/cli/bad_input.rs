@@ -102,13 +102,9 @@ fn malformed_rows_are_quarantined_counted_and_reported() {
         ]
     );
     assert!(q[1]["reason"].as_str().unwrap().contains("`country`"));
-    // The raw record is kept so it can be replayed: nothing is lost.
-    assert!(
-        q[0]["record"]
-            .as_str()
-            .unwrap()
-            .contains("short-row-canary")
-    );
+    // A row of the wrong width keeps none of its fields (which one is which is unknown, so a
+    // field the policy drops cannot be told apart): its line and reason only.
+    assert!(!q[0].to_string().contains("short-row-canary"), "{}", q[0]);
     assert!(q[1]["record_base64"].is_string() || q[1]["record"].is_string());
 
     let out = std::fs::read_to_string(ws.path("out/leads.csv")).unwrap();

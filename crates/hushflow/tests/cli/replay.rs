@@ -107,7 +107,8 @@ fn a_fixed_pipeline_takes_the_records_and_what_still_fails_stays_quarantined() {
     .unwrap();
     assert_eq!(q["line"], 4);
     assert_eq!(q["code"], "wrong_field_count");
-    assert_eq!(q["record"], "3,c@example.com");
+    // Of a row of the wrong width nothing is kept: it cannot be replayed, and says so again.
+    assert!(!q.to_string().contains("c@example.com"), "{q}");
 
     let audit = ws.ok(&["audit", "list", "--json"], 0);
     let last: serde_json::Value = audit
