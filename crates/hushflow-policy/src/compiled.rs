@@ -1025,6 +1025,8 @@ mod tests {
         assert_eq!(p.source_fields().len(), names.len());
         p.compile(&schema, &inputs).unwrap();
         let took = start.elapsed();
-        assert!(took < std::time::Duration::from_secs(1), "{took:?}");
+        // Linear takes about 0.1 s in a debug build and quadratic tens of seconds: the bound
+        // tells them apart with room for a loaded CI machine (speed itself lives in bench/).
+        assert!(took < std::time::Duration::from_secs(10), "{took:?}");
     }
 }

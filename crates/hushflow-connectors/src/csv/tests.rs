@@ -538,5 +538,7 @@ fn forty_thousand_wanted_columns_open_in_linear_time() {
     crate::fields::check_unique(&path, &header, "the header").unwrap();
     let took = start.elapsed();
     assert_eq!(src.schema().len(), header.len());
-    assert!(took < std::time::Duration::from_secs(1), "{took:?}");
+    // Linear takes about 0.15 s in a debug build and quadratic about a minute: the bound tells
+    // them apart with room for a loaded CI machine (speed itself lives in bench/).
+    assert!(took < std::time::Duration::from_secs(10), "{took:?}");
 }
