@@ -166,6 +166,15 @@ pub enum RunError {
     /// The per-subject key store failed.
     #[error(transparent)]
     Subjects(#[from] SubjectStoreError),
+    /// The run failed, and its audit record could not be written either (a full disk does
+    /// both): the run's own error comes first, since it is the cause.
+    #[error("{error}; its audit record could not be written either: {audit}")]
+    Unaudited {
+        /// The run's error.
+        error: String,
+        /// Why the audit record could not be written.
+        audit: Box<hushflow_state::audit::AuditError>,
+    },
 }
 
 impl From<crate::staging::StagingError> for RunError {
@@ -274,6 +283,11 @@ pub fn run(plan: &Plan, keys: &KeyMaterial, ctx: &RunContext<'_>) -> Result<RunR
         source,
     });
     let result = result.and(finished);
+    // A quarantine that could not be written whole (a full disk) cannot be opened: remove it
+    // rather than leave a truncated file that looks like this run's.
+    if matches!(result, Err(RunError::Quarantine { .. })) {
+        quarantine.discard();
+    }
     counts.quarantined = quarantine.count();
 
     let outcome = match (&result, counts.quarantined) {
@@ -302,33 +316,43 @@ pub fn run(plan: &Plan, keys: &KeyMaterial, ctx: &RunContext<'_>) -> Result<RunR
             .iter()
             .map(|(k, v)| (format!("quarantined.{k}"), *v)),
     );
-    let mut audit = AuditLog::open(ctx.state.root())?;
-    audit.append(NewRecord {
-        actor: ctx.actor.clone(),
-        action: "run".into(),
-        pipeline: Some(plan.name.clone()),
-        policy_fingerprint: Some(plan.fingerprint.clone()),
-        counts: audit_counts,
-        outcome: outcome.as_str().into(),
-        // Errors name files, lines and fields, never values; the audit log keeps the kind of
-        // failure so that a reader can tell runs apart.
-        detail: Some({
-            let how = match (ctx.replay, resumed) {
-                // The pipeline the operator named: its fingerprint is this record's.
-                (Some(r), _) => format!(
-                    " (replay of the quarantine of run {} through {})",
-                    r.run_id,
-                    std::path::absolute(&plan.file)
-                        .unwrap_or_else(|_| plan.file.clone())
-                        .display()
-                ),
-                (None, true) => " (resumed from staged data)".to_string(),
-                (None, false) => String::new(),
-            };
-            let failed = if error.is_some() { " failed" } else { "" };
-            format!("run {run_id}{how}{failed}")
-        }),
-    })?;
+    let appended = AuditLog::open(ctx.state.root()).and_then(|mut audit| {
+        audit.append(NewRecord {
+            actor: ctx.actor.clone(),
+            action: "run".into(),
+            pipeline: Some(plan.name.clone()),
+            policy_fingerprint: Some(plan.fingerprint.clone()),
+            counts: audit_counts,
+            outcome: outcome.as_str().into(),
+            // Errors name files, lines and fields, never values; the audit log keeps the kind of
+            // failure so that a reader can tell runs apart.
+            detail: Some({
+                let how = match (ctx.replay, resumed) {
+                    // The pipeline the operator named: its fingerprint is this record's.
+                    (Some(r), _) => format!(
+                        " (replay of the quarantine of run {} through {})",
+                        r.run_id,
+                        std::path::absolute(&plan.file)
+                            .unwrap_or_else(|_| plan.file.clone())
+                            .display()
+                    ),
+                    (None, true) => " (resumed from staged data)".to_string(),
+                    (None, false) => String::new(),
+                };
+                let failed = if error.is_some() { " failed" } else { "" };
+                format!("run {run_id}{how}{failed}")
+            }),
+        })
+    });
+    if let Err(audit) = appended {
+        return Err(match error {
+            Some(error) => RunError::Unaudited {
+                error,
+                audit: Box::new(audit),
+            },
+            None => RunError::Audit(audit),
+        });
+    }
 
     tracing::info!(
         run_id = %run_id,

@@ -175,6 +175,15 @@ impl Quarantine {
         Ok(())
     }
 
+    /// Removes what was written of the quarantine (after a write failed: a truncated file
+    /// cannot be opened), and its sidecar if there is one.
+    pub fn discard(&mut self) {
+        self.file = None;
+        for path in [self.path.clone(), meta_path(&self.path)] {
+            let _ = std::fs::remove_file(path);
+        }
+    }
+
     /// Writes age's last chunk and syncs the file (without it, the file does not decrypt), then
     /// the tagged sidecar `<file>.meta.json`: origin, counts and content digest, no record data.
     pub fn finish(&mut self) -> io::Result<()> {

@@ -310,3 +310,39 @@ fn a_csv_without_a_header_row_is_refused_without_showing_its_first_record() {
         r.all()
     );
 }
+
+/// A quarantine the disk cannot hold (a full disk, or here a file-size limit: writes fail with
+/// EFBIG) fails the run naming the quarantine, and leaves no truncated file behind.
+#[test]
+fn a_quarantine_that_cannot_be_written_fails_the_run_naming_it_and_leaves_no_partial_file() {
+    let ws = Workspace::new();
+    ws.write(
+        "p.toml",
+        "[pipeline]\nname = \"full\"\nkey = \"id\"\n[source]\ntype = \"csv\"\npath = \"in.csv\"\n\
+         [policy]\nfields.id = \"keep\"\nfields.email = \"keep\"\n\
+         [sink]\ntype = \"csv\"\npath = \"out.csv\"\n",
+    );
+    // Every row lacks its key, so every row is quarantined: far more than the limit below.
+    let mut csv = String::from("id,email\n");
+    for i in 0..20_000 {
+        csv.push_str(&format!(",user{i}@example.com\n"));
+    }
+    ws.write("in.csv", csv);
+    ws.ok(&["validate", "p.toml"], 0);
+    let out = std::process::Command::new("sh")
+        .arg("-c")
+        // Ignore SIGXFSZ so that a write past the limit fails with EFBIG instead of a kill.
+        .arg("trap '' XFSZ; ulimit -f 512; exec \"$0\" run p.toml")
+        .arg(env!("CARGO_BIN_EXE_hushflow"))
+        .current_dir(ws.path("."))
+        .env("HUSHFLOW_STATE_DIR", ws.state())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("quarantine"), "{stderr}");
+    let left: Vec<_> = std::fs::read_dir(ws.state().join("quarantine"))
+        .map(|d| d.flatten().map(|e| e.file_name()).collect())
+        .unwrap_or_default();
+    assert!(left.is_empty(), "a truncated quarantine stayed: {left:?}");
+}
