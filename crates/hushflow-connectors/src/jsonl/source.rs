@@ -244,18 +244,15 @@ impl Source for JsonlSource {
             if self.buf.iter().all(u8::is_ascii_whitespace) {
                 continue;
             }
+            let row = Row {
+                index: &self.index,
+                fields: self.schema.fields(),
+                key: self.key,
+            };
+            let utf8 = std::str::from_utf8(&self.buf).is_ok();
             let parsed = match std::str::from_utf8(&self.buf) {
-                Ok(line) => parse_row(
-                    line,
-                    Row {
-                        index: &self.index,
-                        fields: self.schema.fields(),
-                        key: self.key,
-                    },
-                    &mut self.slots,
-                    &mut self.text,
-                ),
-                Err(_) => Err(RejectReason::InvalidUtf8 { field: None }),
+                Ok(line) => parse_row(line, row, &mut self.slots, &mut self.text),
+                Err(_) => parse_non_utf8(&self.buf, row, &mut self.slots, &mut self.text),
             };
             match parsed {
                 Ok(()) => {
@@ -270,7 +267,9 @@ impl Source for JsonlSource {
                 Err(reason) => rejected.push(Rejected {
                     line: self.line,
                     reason,
-                    raw: self.buf.clone(),
+                    // A line that is not UTF-8 may hold its bad bytes in a dropped field: none
+                    // of it is kept (dropped fields never leave the source).
+                    raw: if utf8 { self.buf.clone() } else { Vec::new() },
                 }),
             }
         }
@@ -357,18 +356,15 @@ impl Lines {
                 });
                 continue;
             };
+            let row = Row {
+                index,
+                fields: schema.fields(),
+                key,
+            };
+            let utf8 = std::str::from_utf8(bytes).is_ok();
             let parsed = match std::str::from_utf8(bytes) {
-                Ok(row) => parse_row(
-                    row,
-                    Row {
-                        index,
-                        fields: schema.fields(),
-                        key,
-                    },
-                    &mut slots,
-                    &mut text,
-                ),
-                Err(_) => Err(RejectReason::InvalidUtf8 { field: None }),
+                Ok(line) => parse_row(line, row, &mut slots, &mut text),
+                Err(_) => parse_non_utf8(bytes, row, &mut slots, &mut text),
             };
             match parsed {
                 Ok(()) => {
@@ -383,12 +379,38 @@ impl Lines {
                 Err(reason) => rejected.push(Rejected {
                     line,
                     reason,
-                    raw: bytes.to_vec(),
+                    // As in `next_batch`: nothing of a line that is not UTF-8 is kept.
+                    raw: if utf8 { bytes.to_vec() } else { Vec::new() },
                 }),
             }
         }
         SourceBatch { batch, rejected }
     }
+}
+
+/// A line that is not UTF-8. The bad bytes may sit in a field the pipeline drops, which is
+/// never read: the line is parsed with them replaced (U+FFFD), and only a wanted value holding a
+/// replacement character rejects the record, naming its field.
+fn parse_non_utf8(
+    bytes: &[u8],
+    row: Row<'_>,
+    slots: &mut [Slot],
+    text: &mut String,
+) -> Result<(), RejectReason> {
+    let fields = row.fields;
+    let lossy = String::from_utf8_lossy(bytes);
+    parse_row(&lossy, row, slots, text).map_err(|_| RejectReason::InvalidUtf8 { field: None })?;
+    for (slot, name) in slots.iter().zip(fields) {
+        if text
+            .get(slot.start..slot.end)
+            .is_some_and(|t| t.contains('\u{FFFD}'))
+        {
+            return Err(RejectReason::InvalidUtf8 {
+                field: Some(name.clone()),
+            });
+        }
+    }
+    Ok(())
 }
 
 /// The first byte that is not JSON whitespace.

@@ -202,9 +202,34 @@ fn invalid_utf8_is_rejected() {
     assert_eq!(out.rejected[0].line, 1);
     assert_eq!(
         out.rejected[0].reason,
-        RejectReason::InvalidUtf8 { field: None }
+        RejectReason::InvalidUtf8 {
+            field: Some("id".into())
+        }
     );
-    assert_eq!(out.rejected[0].raw, b"{\"id\": \"\xff\"}");
+    // Nothing of a line that is not UTF-8 is kept: its bytes may hold dropped fields.
+    assert!(out.rejected[0].raw.is_empty());
+}
+
+#[test]
+fn bad_utf8_in_a_dropped_field_neither_rejects_the_record_nor_is_kept() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = write_file(
+        dir.path(),
+        "in.jsonl",
+        b"{\"id\": \"1\", \"notes\": \"CANARY-\xff-7f3a\"}\n{\"id\": \"2\", \"notes\": \"x\"}\n",
+    );
+    let out = drain(&mut source(&path, Some(&["id"])), 10);
+    assert_eq!(out.rows, vec![vec![t("1")], vec![t("2")]]);
+    assert!(out.rejected.is_empty(), "{:?}", out.rejected);
+    // A broken line that is also not UTF-8 keeps nothing either.
+    let path = write_file(
+        dir.path(),
+        "b.jsonl",
+        b"{\"id\": \"3\", \"notes\": \"\xff CANARY\"\n",
+    );
+    let out = drain(&mut source(&path, Some(&["id"])), 10);
+    assert_eq!(out.rejected.len(), 1);
+    assert!(out.rejected[0].raw.is_empty());
 }
 
 #[test]
