@@ -59,6 +59,12 @@ pub enum RejectReason {
         /// The sink's fixed wording of the cause.
         detail: Cow<'static, str>,
     },
+    /// A quarantined record whose content was not kept (it was too long, or its bytes held
+    /// fields the pipeline drops), met again by a replay: there is nothing to replay.
+    NotKept {
+        /// The code of the reason it was quarantined for (`too_long`, `invalid_utf8`, …).
+        original: String,
+    },
 }
 
 impl fmt::Display for RejectReason {
@@ -87,6 +93,11 @@ impl fmt::Display for RejectReason {
                 field: None,
                 detail,
             } => write!(f, "the destination refused the record: {detail}"),
+            RejectReason::NotKept { original } => write!(
+                f,
+                "quarantined as {original} without its content, so it cannot be replayed; fix \
+                 the record in the source and run the pipeline again"
+            ),
             RejectReason::UnclosedQuote { lines } => write!(
                 f,
                 "a quoted field opened in this record is never closed; the rest of the file \
@@ -108,6 +119,7 @@ impl RejectReason {
             RejectReason::TooLong { .. } => "too_long",
             RejectReason::UnclosedQuote { .. } => "unclosed_quote",
             RejectReason::Refused { .. } => "refused",
+            RejectReason::NotKept { .. } => "not_kept",
         }
     }
 }

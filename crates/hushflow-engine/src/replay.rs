@@ -45,6 +45,17 @@ impl ReplaySource {
         let mut rejected = Vec::new();
         for record in records {
             let raw = record.raw();
+            // Too long, or holding dropped fields: set aside without its content.
+            if raw.is_empty() {
+                rejected.push(Rejected {
+                    line: record.line,
+                    reason: RejectReason::NotKept {
+                        original: record.code.clone(),
+                    },
+                    raw,
+                });
+                continue;
+            }
             match &decoder {
                 Some(decoder) if !is_row(record) => {
                     let one = decoder.decode(&[(record.line, &raw)])?;

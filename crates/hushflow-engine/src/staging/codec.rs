@@ -234,6 +234,10 @@ fn put_reason(out: &mut Vec<u8>, reason: &RejectReason) {
             put_opt(out, field.as_deref());
             put_bytes(out, detail.as_bytes());
         }
+        RejectReason::NotKept { original } => {
+            out.push(8);
+            put_bytes(out, original.as_bytes());
+        }
     }
 }
 
@@ -324,6 +328,9 @@ impl<'a> Reader<'a> {
                     _ => Some(self.string()?),
                 },
                 detail: Cow::Owned(self.string()?),
+            },
+            8 => RejectReason::NotKept {
+                original: self.string()?,
             },
             _ => return Err(FormatError("unknown reject reason")),
         })
