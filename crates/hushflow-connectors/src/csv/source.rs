@@ -528,7 +528,7 @@ impl ChunkDecoder {
                     reason: RejectReason::InvalidUtf8 {
                         field: self.schema.fields().get(k).cloned(),
                     },
-                    raw: self.raw_record(&record.to_byte_record())?,
+                    raw: self.raw_record(&self.without_dropped(&record))?,
                 });
                 continue;
             }
@@ -538,6 +538,26 @@ impl ChunkDecoder {
             batch.push_line(line);
         }
         Ok(SourceBatch { batch, rejected })
+    }
+
+    /// The record with every field the pipeline does not read emptied, for the quarantine:
+    /// dropped fields never leave the source, and the row keeps its width, so a replay decodes
+    /// it with the file's header.
+    fn without_dropped(&self, record: &RecordView<'_>) -> ByteRecord {
+        let mut read = vec![false; record.ends.len()];
+        for &i in &self.take {
+            if let Some(r) = read.get_mut(i) {
+                *r = true;
+            }
+        }
+        let mut kept = ByteRecord::new();
+        for (i, read) in read.iter().enumerate() {
+            match read {
+                true => kept.push_field(record.text.get(record.range(i)).unwrap_or_default()),
+                false => kept.push_field(b""),
+            }
+        }
+        kept
     }
 
     /// A record written back as one CSV line (without its line break), for the quarantine.
@@ -768,15 +788,6 @@ impl RecordView<'_> {
     fn range(&self, i: usize) -> std::ops::Range<usize> {
         let start = if i == 0 { 0 } else { self.ends[i - 1] };
         start..self.ends[i]
-    }
-
-    /// The record as the csv crate holds one, to write it back for the quarantine.
-    fn to_byte_record(&self) -> ByteRecord {
-        let mut record = ByteRecord::with_capacity(self.text.len(), self.ends.len());
-        for i in 0..self.ends.len() {
-            record.push_field(&self.text[self.range(i)]);
-        }
-        record
     }
 }
 

@@ -154,7 +154,12 @@ fn invalid_utf8_in_a_wanted_field_is_rejected_naming_the_field() {
             field: Some("name".into())
         }
     );
-    assert_eq!(bad.raw, b"2,CANARY\xc3\x28name,Paris");
+    // The dropped field (`city`) is emptied; the row keeps its width for a replay.
+    assert_eq!(bad.raw, b"2,CANARY\xc3\x28name,");
+    let again = source(&path, Some(&["id", "name"]))
+        .decode_records(&[(bad.line, &bad.raw)])
+        .unwrap();
+    assert_eq!(again.rejected[0].reason, bad.reason);
     let reason = bad.reason.to_string();
     assert!(reason.contains("`name`"), "{reason}");
     assert!(!reason.contains("CANARY"), "{reason}");
