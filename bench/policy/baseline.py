@@ -60,6 +60,15 @@ def year(v: str) -> str:
         return None  # hushflow quarantines the record
 
 
+def addr_spec(v: str) -> str:
+    """The address of a display-name form (`"Jane Doe" <jane@example.com>`), as hushflow's email
+    normalization reads it: what the last `<...>` holds when the trimmed value ends with `>`."""
+    v = v.strip()
+    if v.endswith(">") and "<" in v[:-1]:
+        return v[:-1].rpartition("<")[2].strip()
+    return v
+
+
 def mask_last4(v: str) -> str:
     return "*" * len(v) if len(v) <= 4 else "*" * (len(v) - 4) + v[-4:]
 
@@ -73,7 +82,7 @@ def main() -> None:
     df = df[df["marketing_opt_in"].str.strip().str.lower().isin(YES)]
     df = df.drop(columns=["street", "postal_code", "job_title"])
     df["email"] = df["email"].map(
-        lambda v: hmac.new(pepper, v.strip().lower().encode(), hashlib.sha256).hexdigest() if v.strip() else ""
+        lambda v: hmac.new(pepper, addr_spec(v).lower().encode(), hashlib.sha256).hexdigest() if v.strip() else ""
     )
     df["phone"] = df["phone"].map(lambda v: mask_last4(v) if v else "")
     df["birth_date"] = df["birth_date"].map(year)
