@@ -249,10 +249,13 @@ impl Source for JsonlSource {
                 fields: self.schema.fields(),
                 key: self.key,
             };
-            let utf8 = std::str::from_utf8(&self.buf).is_ok();
-            let parsed = match std::str::from_utf8(&self.buf) {
-                Ok(line) => parse_row(line, row, &mut self.slots, &mut self.text),
-                Err(_) => parse_non_utf8(&self.buf, row, &mut self.slots, &mut self.text),
+            // One UTF-8 check per line: it also says whether the raw line may be kept.
+            let (utf8, parsed) = match std::str::from_utf8(&self.buf) {
+                Ok(line) => (true, parse_row(line, row, &mut self.slots, &mut self.text)),
+                Err(_) => (
+                    false,
+                    parse_non_utf8(&self.buf, row, &mut self.slots, &mut self.text),
+                ),
             };
             match parsed {
                 Ok(()) => {
@@ -361,10 +364,9 @@ impl Lines {
                 fields: schema.fields(),
                 key,
             };
-            let utf8 = std::str::from_utf8(bytes).is_ok();
-            let parsed = match std::str::from_utf8(bytes) {
-                Ok(line) => parse_row(line, row, &mut slots, &mut text),
-                Err(_) => parse_non_utf8(bytes, row, &mut slots, &mut text),
+            let (utf8, parsed) = match std::str::from_utf8(bytes) {
+                Ok(line) => (true, parse_row(line, row, &mut slots, &mut text)),
+                Err(_) => (false, parse_non_utf8(bytes, row, &mut slots, &mut text)),
             };
             match parsed {
                 Ok(()) => {
