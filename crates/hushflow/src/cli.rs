@@ -1,6 +1,6 @@
 //! Arguments: one `Args` struct per command, and the selectors several commands share
-//! ([`RunSelector`], [`PipelineArg`], [`WaitOptions`], [`JsonLines`], [`Timing`]) flattened into
-//! them. Every command takes the [`GlobalOptions`] (`--state-dir` or `HUSHFLOW_STATE_DIR`, the
+//! ([`RunSelector`], [`PipelineArg`], [`PipelineFile`], [`QuarantineRun`], [`WaitOptions`],
+//! [`JsonLines`], [`Timing`]) flattened into them. Every command takes the [`GlobalOptions`] (`--state-dir` or `HUSHFLOW_STATE_DIR`, the
 //! keys and the metadata store), shown apart under "Global options" in `--help`. Values are
 //! parsed here: durations by the spec crate's one duration parser, `--conf KEY=VALUE` by
 //! [`ConfPair`].
@@ -137,7 +137,7 @@ pub enum Command {
     Validate(ValidateArgs),
     /// Validate a pipeline, then open its source and connect to its sink (reading no record,
     /// writing nothing): what would stop a run, found before it starts.
-    Check(CheckArgs),
+    Check(PipelineFile),
     /// Print a shell completion script (e.g. `hushflow completions bash >
     /// /etc/bash_completion.d/hushflow`).
     Completions(CompletionsArgs),
@@ -229,22 +229,22 @@ pub struct GcArgs {
     pub unfinished: bool,
 }
 
+/// A pipeline file to check.
+#[derive(Debug, Args)]
+pub struct PipelineFile {
+    /// The pipeline file (one sync, or a DAG of [[task]]s).
+    pub pipeline: PathBuf,
+}
+
 /// `hushflow validate`.
 #[derive(Debug, Args)]
 pub struct ValidateArgs {
-    /// The pipeline file (one sync, or a DAG of [[task]]s).
-    pub pipeline: PathBuf,
+    #[command(flatten)]
+    pub file: PipelineFile,
     /// Check the file alone: resolve no secret and open no connection (for CI, where the
     /// production secrets are not).
     #[arg(long)]
     pub offline: bool,
-}
-
-/// `hushflow check`.
-#[derive(Debug, Args)]
-pub struct CheckArgs {
-    /// The pipeline file (one sync, or a DAG of [[task]]s).
-    pub pipeline: PathBuf,
 }
 
 /// `hushflow completions`.
@@ -521,11 +521,18 @@ pub struct QuarantineListArgs {
     pub json: bool,
 }
 
+/// The quarantine of one run, named on the command line.
+#[derive(Debug, Args)]
+pub struct QuarantineRun {
+    /// A run id, or part of a quarantine file's name.
+    pub run: String,
+}
+
 /// `hushflow quarantine export`.
 #[derive(Debug, Args)]
 pub struct QuarantineExportArgs {
-    /// A run id, or part of a quarantine file's name.
-    pub run: String,
+    #[command(flatten)]
+    pub run: QuarantineRun,
     /// The file to write (created 0600; an existing file is never replaced).
     #[arg(long)]
     pub out: PathBuf,
@@ -534,8 +541,8 @@ pub struct QuarantineExportArgs {
 /// `hushflow quarantine replay`.
 #[derive(Debug, Args)]
 pub struct QuarantineReplayArgs {
-    /// A run id, or part of a quarantine file's name.
-    pub run: String,
+    #[command(flatten)]
+    pub run: QuarantineRun,
     /// The pipeline file (fixed) to run the records through. Required: a replay runs only
     /// a pipeline the operator names, never one recorded in the state directory.
     #[arg(long)]

@@ -232,7 +232,7 @@ pub fn dispatch(cli: Cli, out: &Output) -> Result<Exit, Failure> {
             }
         }
         Command::Validate(args) => {
-            run::validate(&session()?, &args.pipeline, Depth::of(args.offline))
+            run::validate(&session()?, &args.file.pipeline, Depth::of(args.offline))
         }
         Command::Check(args) => run::validate(&session()?, &args.pipeline, Depth::Connect),
         Command::Run(args) => {

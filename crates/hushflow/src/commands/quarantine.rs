@@ -6,6 +6,7 @@
 use super::{Exit, Failure, Session, failure, invalid};
 use crate::cli::{
     QuarantineCommand, QuarantineExportArgs, QuarantineListArgs, QuarantineReplayArgs,
+    QuarantineRun,
 };
 use hushflow_app::actions::quarantine as actions;
 use hushflow_crypto::StateIdentity;
@@ -17,10 +18,15 @@ pub(super) fn quarantine(session: &Session<'_>, cmd: QuarantineCommand) -> Resul
         QuarantineCommand::List(QuarantineListArgs { run, json }) => {
             list(session, run.as_deref(), json)
         }
-        QuarantineCommand::Export(QuarantineExportArgs { run, out }) => export(session, &run, out),
-        QuarantineCommand::Replay(QuarantineReplayArgs { run, pipeline, out }) => {
-            replay(session, &run, pipeline, out)
-        }
+        QuarantineCommand::Export(QuarantineExportArgs {
+            run: QuarantineRun { run },
+            out,
+        }) => export(session, &run, out),
+        QuarantineCommand::Replay(QuarantineReplayArgs {
+            run: QuarantineRun { run },
+            pipeline,
+            out,
+        }) => replay(session, &run, pipeline, out),
     }
 }
 
