@@ -18,8 +18,6 @@
 //! This crate must not depend on `clap` or `axum` (or any other front end's crate): parsing
 //! arguments, printing and routing belong to the front ends, which depend on this crate.
 
-#![warn(missing_docs)]
-
 pub mod actions;
 mod actor;
 pub mod definition_keys;

@@ -8,7 +8,7 @@ use hushflow_scheduler::{
 };
 use hushflow_secrets::{KeyProvider, Redactor, SecretRef};
 use hushflow_state::StateDir;
-use hushflow_state::audit::{AuditLog, NewRecord};
+use hushflow_state::audit::NewRecord;
 use std::collections::BTreeMap;
 
 /// What every action runs in: the state directory, the master key's reference, the redactor and
@@ -217,7 +217,7 @@ impl Session {
         counts: BTreeMap<String, u64>,
         outcome: &str,
     ) -> Result<()> {
-        let mut audit = AuditLog::open(self.state.root()).map_err(Error::failed)?;
+        let mut audit = self.state.audit_log().map_err(Error::failed)?;
         audit
             .append(NewRecord {
                 actor: actor.audit_name(),
@@ -264,7 +264,7 @@ mod tests {
             "ok",
         )
         .unwrap();
-        let records = AuditLog::open(s.state().root()).unwrap().list().unwrap();
+        let records = s.state().audit_log().unwrap().list().unwrap();
         assert_eq!(records.len(), 2);
         assert_eq!(records[0].actor, "api-user:ada");
         assert_eq!(records[0].pipeline.as_deref(), Some("nightly"));

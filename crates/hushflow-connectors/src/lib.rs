@@ -21,7 +21,6 @@
 //! only in [`Sink::finish`](hushflow_core::Sink::finish), so a failed run never leaves a
 //! half-written file where the user expects results.
 
-#![warn(missing_docs)]
 // The helpers shared by connectors are partly unused when a build leaves some families out.
 #![cfg_attr(
     not(all(

@@ -4,8 +4,6 @@
 //!
 //! This crate does no I/O and knows nothing of privacy; it is the vocabulary the others speak.
 
-#![warn(missing_docs)]
-
 mod batch;
 mod connector;
 mod error;

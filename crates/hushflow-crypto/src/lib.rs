@@ -6,8 +6,6 @@
 //! Key material only leaves this crate as a [`hushflow_secrets::SecretValue`]; `Debug` and
 //! errors show names and ids, never material.
 
-#![warn(missing_docs)]
-
 mod at_rest;
 mod error;
 mod keyring;

@@ -1,3 +1,6 @@
+//! The keyring through its public API: files and their modes, rotation, sealing under a master
+//! key, concurrent changes.
+
 // A test may unwrap: a panic is a failed test, with its message.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 

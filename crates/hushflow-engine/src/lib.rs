@@ -4,8 +4,6 @@
 //!
 //! Must not depend on the scheduler or on anything that parses command lines.
 
-#![warn(missing_docs)]
-
 pub mod replay;
 pub mod runner;
 pub mod staging;

@@ -12,7 +12,7 @@ use hushflow_crypto::SubjectRoot;
 use hushflow_policy::{CompileInputs, CompiledPolicy, Day, KeyMaterial, Subjects};
 use hushflow_spec::pipeline::OnError;
 use hushflow_spec::plan::Plan;
-use hushflow_state::audit::{AuditLog, NewRecord};
+use hushflow_state::audit::NewRecord;
 use hushflow_state::dir::StateDir;
 use hushflow_state::quarantine::{Origin, Quarantine};
 use hushflow_state::seal::StateMac;
@@ -316,7 +316,7 @@ pub fn run(plan: &Plan, keys: &KeyMaterial, ctx: &RunContext<'_>) -> Result<RunR
             .iter()
             .map(|(k, v)| (format!("quarantined.{k}"), *v)),
     );
-    let appended = AuditLog::open(ctx.state.root()).and_then(|mut audit| {
+    let appended = ctx.state.audit_log().and_then(|mut audit| {
         audit.append(NewRecord {
             actor: ctx.actor.clone(),
             action: "run".into(),

@@ -7,8 +7,6 @@
 //! [`CompiledPolicy::apply`] runs over each batch. This crate never does I/O and never sees where
 //! a secret came from, only its resolved value.
 
-#![warn(missing_docs)]
-
 mod compiled;
 mod filter;
 pub mod generalize;

@@ -14,8 +14,6 @@
 //! The same `(rows, seed, format)` always gives the same bytes, and a smaller `rows` gives a
 //! prefix of a larger one. Row `i` describes the same contact in CSV and in JSON lines.
 
-#![warn(missing_docs)]
-
 mod contact;
 mod dice;
 mod names;

@@ -4,7 +4,9 @@
 use hushflow_spec::schedule::Millis;
 use std::sync::atomic::{AtomicI64, Ordering};
 
+/// Where the scheduler and workers read the time.
 pub trait Clock: Send + Sync {
+    /// Now, in milliseconds since the Unix epoch.
     fn now(&self) -> Millis;
 }
 
@@ -24,12 +26,15 @@ impl Clock for SystemClock {
 pub struct FakeClock(AtomicI64);
 
 impl FakeClock {
+    /// A clock standing at `now`.
     pub fn at(now: Millis) -> FakeClock {
         FakeClock(AtomicI64::new(now))
     }
+    /// Moves the clock to `now` (backwards too).
     pub fn set(&self, now: Millis) {
         self.0.store(now, Ordering::SeqCst);
     }
+    /// Moves the clock forward by `by`.
     pub fn advance(&self, by: std::time::Duration) {
         self.0.fetch_add(by.as_millis() as i64, Ordering::SeqCst);
     }

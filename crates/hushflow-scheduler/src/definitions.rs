@@ -49,18 +49,23 @@ fn message(fingerprint: &str, pipeline: &str, file: &Path) -> Vec<u8> {
     m
 }
 
+/// Why a definition key could not be read or made.
 #[derive(Debug, thiserror::Error)]
 pub enum DefinitionKeyError {
+    /// The signing key is neither 32 bytes nor their base64.
     #[error(
         "a definition signing key is 32 bytes, or their base64 (as `hushflow db definition-key \
          create` writes it); this one is neither"
     )]
     BadSigningKey,
+    /// A public key is not `ed25519:` and its base64 (the text given is quoted: public keys
+    /// are not secret).
     #[error(
         "`{0}` is not a definition public key; give `ed25519:` and 44 base64 characters, as \
          `hushflow db definition-key create` prints it"
     )]
     BadPublicKey(String),
+    /// The system gave no randomness for a new key.
     #[error("no randomness for a new key: {0}")]
     Random(String),
 }
@@ -120,6 +125,7 @@ impl DefinitionSigner {
         Zeroizing::new(STANDARD.encode(self.key.to_bytes()))
     }
 
+    /// The public key that verifies this key's signatures (for workers' trust).
     pub fn public_key(&self) -> DefinitionPublicKey {
         DefinitionPublicKey(self.key.verifying_key())
     }
@@ -187,7 +193,9 @@ impl DefinitionPublicKey {
 pub struct DefinitionRef<'a> {
     /// The pipeline the task belongs to (the signature must be for this pipeline).
     pub pipeline: &'a str,
+    /// The pipeline file the definition was read from (for messages).
     pub file: &'a Path,
+    /// The pipeline file's text, as registered: what the fingerprint and signature cover.
     pub text: &'a str,
     /// The fingerprint the run was created from.
     pub fingerprint: &'a str,
@@ -210,25 +218,33 @@ pub enum DefinitionTrust {
 /// text.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum DefinitionRefused {
+    /// The text in the store does not match its fingerprint.
     #[error(
         "refused to run the definition of {pipeline}: its text does not match its fingerprint \
          (the metadata store holds text whose SHA-256 is {actual}, registered as {expected}), so \
          it was changed in the store after it was registered"
     )]
     Altered {
+        /// The pipeline whose definition was refused.
         pipeline: String,
+        /// The fingerprint it was registered with.
         expected: String,
+        /// The SHA-256 of the text the store holds now.
         actual: String,
     },
+    /// The definition carries no signature, and the worker asks for one.
     #[error(
         "refused to run the definition of {pipeline} ({fingerprint}): it is not signed, and \
          this worker runs only definitions signed with its definition key; register the file \
          again with a scheduler or `hushflow trigger FILE` that has the signing key"
     )]
     Unsigned {
+        /// The pipeline whose definition was refused.
         pipeline: String,
+        /// The definition's fingerprint.
         fingerprint: String,
     },
+    /// The signature is not from a key the worker trusts (or the definition changed).
     #[error(
         "refused to run the definition of {pipeline} ({fingerprint}): its signature is not \
          from a key this worker trusts ({trusted}), so it was not registered by a scheduler \
@@ -236,8 +252,11 @@ pub enum DefinitionRefused {
          give workers its public key (--definition-public-key)"
     )]
     BadSignature {
+        /// The pipeline whose definition was refused.
         pipeline: String,
+        /// The definition's fingerprint.
         fingerprint: String,
+        /// The public keys the worker trusts, comma-separated.
         trusted: String,
     },
 }

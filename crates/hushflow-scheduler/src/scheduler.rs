@@ -11,6 +11,8 @@ use hushflow_spec::schedule::{Millis, rfc3339};
 use std::collections::HashMap;
 use std::time::Duration;
 
+/// How a scheduler decides: when a worker counts as stopped, how fast it catches up, and the
+/// key it signs definitions with.
 #[derive(Debug, Clone)]
 pub struct SchedulerOptions {
     /// A worker whose last heartbeat is older than this has stopped; its tasks go to others.
@@ -32,12 +34,18 @@ impl Default for SchedulerOptions {
     }
 }
 
+/// What one tick did.
 #[derive(Debug, Default, Clone)]
 pub struct TickReport {
+    /// Scheduled runs created because their interval was due.
     pub runs_created: usize,
+    /// Queued runs started within their pipeline's `max_active_runs`.
     pub runs_started: usize,
+    /// Waiting tasks their trigger rule decided (queued, skipped or upstream_failed).
     pub tasks_decided: usize,
+    /// Runs that ended (every task done).
     pub runs_finished: usize,
+    /// Tasks of stopped workers queued again.
     pub tasks_requeued: usize,
     /// Tasks failed for good because their workers kept dying: to be notified like any other.
     pub tasks_failed_lost: Vec<FailedTask>,
@@ -45,6 +53,8 @@ pub struct TickReport {
     pub warnings: Vec<String>,
 }
 
+/// The scheduler: each [`Scheduler::tick`] registers pipelines, creates due runs and moves
+/// runs and tasks on.
 pub struct Scheduler<'a> {
     store: Store,
     clock: &'a dyn Clock,
@@ -54,6 +64,7 @@ pub struct Scheduler<'a> {
 }
 
 impl<'a> Scheduler<'a> {
+    /// A scheduler over `store`, reading the time from `clock`.
     pub fn new(store: Store, clock: &'a dyn Clock, options: SchedulerOptions) -> Self {
         Scheduler {
             store,
@@ -63,6 +74,7 @@ impl<'a> Scheduler<'a> {
         }
     }
 
+    /// Its store, for queries between ticks.
     pub fn store(&mut self) -> &mut Store {
         &mut self.store
     }
@@ -80,6 +92,8 @@ impl<'a> Scheduler<'a> {
         Ok(warnings)
     }
 
+    /// One round: registers `dags`, creates their due runs, starts queued runs, hands back
+    /// the tasks of stopped workers and decides the waiting tasks of running runs.
     pub fn tick(&mut self, dags: &[&Dag]) -> Result<TickReport, StoreError> {
         let now = self.clock.now();
         let mut report = TickReport::default();

@@ -1,20 +1,29 @@
 //! Task and run states as Airflow users know them, and the trigger rules that decide a waiting
 //! task from its upstream tasks' states. Pure: the scheduler applies the decisions.
 
+/// Where a task of a run stands (stored by its [`TaskState::as_str`] name).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum TaskState {
     /// Waiting for its upstream tasks.
     None,
+    /// Ready: a worker may claim it.
     Queued,
+    /// A worker is executing a try.
     Running,
+    /// Its last try succeeded.
     Success,
+    /// Its last try failed and no retry is left.
     Failed,
+    /// A try failed; it is queued again once its retry delay has passed.
     UpForRetry,
+    /// An upstream task failed, so its trigger rule will never let it run.
     UpstreamFailed,
+    /// Its trigger rule decided it has nothing to do (`one_failed` with no failure).
     Skipped,
 }
 
 impl TaskState {
+    /// The state's name as stored and printed (`up_for_retry`).
     pub fn as_str(self) -> &'static str {
         match self {
             TaskState::None => "none",
@@ -28,6 +37,7 @@ impl TaskState {
         }
     }
 
+    /// The state of a stored name; an unknown name is [`TaskState::None`].
     pub fn parse(s: &str) -> TaskState {
         match s {
             "queued" => TaskState::Queued,
@@ -54,15 +64,21 @@ impl TaskState {
     }
 }
 
+/// Where a run stands (stored by its [`RunState::as_str`] name).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RunState {
+    /// Created, waiting for a slot under its pipeline's `max_active_runs`.
     Queued,
+    /// Started: its tasks are being decided and executed.
     Running,
+    /// Every task ended and none failed.
     Success,
+    /// Every task ended and one failed or was `upstream_failed`.
     Failed,
 }
 
 impl RunState {
+    /// The state's name as stored and printed.
     pub fn as_str(self) -> &'static str {
         match self {
             RunState::Queued => "queued",
@@ -72,6 +88,7 @@ impl RunState {
         }
     }
 
+    /// The state of a stored name; an unknown name is [`RunState::Queued`].
     pub fn parse(s: &str) -> RunState {
         match s {
             "running" => RunState::Running,
@@ -81,6 +98,7 @@ impl RunState {
         }
     }
 
+    /// Whether the run has ended (succeeded or failed).
     pub fn is_done(self) -> bool {
         matches!(self, RunState::Success | RunState::Failed)
     }

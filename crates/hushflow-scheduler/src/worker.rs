@@ -34,6 +34,7 @@ impl LiveTry {
         self.cancel.load(Ordering::SeqCst)
     }
 
+    /// Asks the executor to stop the try (see [`LiveTry::cancelled`]).
     pub fn cancel(&self) {
         self.cancel.store(true, Ordering::SeqCst);
     }
@@ -83,13 +84,17 @@ pub trait Executor: Send + Sync {
     fn refused(&self, _claim: &Claim, _reason: &str) {}
 }
 
+/// How a worker runs: who it is, how many tries at once, how often it heartbeats and polls,
+/// and which runs and definitions it takes.
 #[derive(Debug, Clone)]
 pub struct WorkerOptions {
     /// Unique among the workers sharing the store: `host:pid:…`.
     pub id: String,
+    /// The machine's host name, shown with the worker in the store.
     pub host: String,
     /// Tasks this worker runs at once.
     pub concurrency: usize,
+    /// Time between heartbeats (which also copy running tries' output to the store).
     pub heartbeat_every: Duration,
     /// What the schedulers use to declare a worker dead: past half of it without a heartbeat,
     /// this worker stops its tries itself.
@@ -106,6 +111,10 @@ pub struct WorkerOptions {
 }
 
 impl WorkerOptions {
+    /// Options for a new worker on this machine with `concurrency` slots (at least one): a
+    /// fresh id, a heartbeat every 5 s against a 30 s timeout, a claim every 250 ms when idle,
+    /// any run, and definitions checked against their fingerprint alone until `trust` asks for
+    /// signatures.
     pub fn new(concurrency: usize) -> WorkerOptions {
         let host = hostname();
         let id = format!("{host}:{}:{:08x}", std::process::id(), nonce());
@@ -138,9 +147,12 @@ fn hostname() -> String {
         .unwrap_or_else(|| "localhost".into())
 }
 
+/// What a worker did before it stopped.
 #[derive(Debug, Default)]
 pub struct WorkerReport {
+    /// Tries it executed (or refused to, for their definition).
     pub tries: u64,
+    /// Of those, the tries that succeeded.
     pub succeeded: u64,
 }
 

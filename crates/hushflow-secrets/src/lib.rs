@@ -31,8 +31,6 @@
 //! spec, the engine and the CLI all depend on it. It does no network I/O; a provider that needs
 //! a network client brings it in its own crate.
 
-#![warn(missing_docs)]
-
 mod error;
 mod providers;
 mod redact;

@@ -2,6 +2,7 @@
 //! file without `[[task]]`s (one sync) is a DAG of one task named `sync`. Everything is checked
 //! here, before any scheduler or worker acts on it: unknown names, cycles, pools, durations.
 
+use crate::duration::Seconds;
 use crate::paths::Protected;
 pub use crate::pipeline::TriggerRule;
 use crate::pipeline::{self, PipelineSection, PipelineSpec, SpecError, SpecSource, TaskScope};
@@ -588,31 +589,19 @@ fn task(
     })
 }
 
-fn duration(
-    src: &SpecSource<'_>,
-    value: Option<&Spanned<String>>,
-    key: &str,
-) -> Result<Option<Duration>, SpecError> {
-    value
-        .map(|v| {
-            schedule::parse_duration(v.get_ref())
-                .map_err(|m| src.error_at(v.span(), Some(key.into()), m))
-        })
-        .transpose()
-}
-
+/// A timeout, already parsed as a duration: zero is refused at its key.
 fn timeout(
     src: &SpecSource<'_>,
-    value: Option<&Spanned<String>>,
+    value: Option<&Spanned<Seconds>>,
     key: &str,
 ) -> Result<Option<Duration>, SpecError> {
-    match duration(src, value, key)? {
-        Some(d) if d.is_zero() => Err(src.error_at(
-            value.map_or(0..0, |v| v.span()),
+    match value {
+        Some(v) if v.get_ref().0.is_zero() => Err(src.error_at(
+            v.span(),
             Some(key.into()),
             "must be longer than zero (leave it out for no timeout)",
         )),
-        d => Ok(d),
+        v => Ok(v.map(|v| v.get_ref().0)),
     }
 }
 
@@ -623,33 +612,25 @@ fn retry_policy(
     task: Option<&pipeline::TaskSpec>,
 ) -> Result<RetryPolicy, SpecError> {
     let prefix = if task.is_some() { "" } else { "pipeline." };
-    fn pick<'a>(
-        own: Option<&'a Spanned<String>>,
-        default: Option<&'a Spanned<String>>,
-    ) -> Option<&'a Spanned<String>> {
-        own.or(default)
+    fn pick(
+        own: Option<&Spanned<Seconds>>,
+        default: Option<&Spanned<Seconds>>,
+    ) -> Option<Duration> {
+        own.or(default).map(|d| d.get_ref().0)
     }
     let retries = task
         .and_then(|t| t.retries.as_ref())
         .or(section.retries.as_ref())
         .map_or(0, |r| *r.get_ref());
-    let delay = duration(
-        src,
-        pick(
-            task.and_then(|t| t.retry_delay.as_ref()),
-            section.retry_delay.as_ref(),
-        ),
-        &format!("{prefix}retry_delay"),
-    )?
+    let delay = pick(
+        task.and_then(|t| t.retry_delay.as_ref()),
+        section.retry_delay.as_ref(),
+    )
     .unwrap_or(DEFAULT_RETRY_DELAY);
-    let max_delay = duration(
-        src,
-        pick(
-            task.and_then(|t| t.max_retry_delay.as_ref()),
-            section.max_retry_delay.as_ref(),
-        ),
-        &format!("{prefix}max_retry_delay"),
-    )?
+    let max_delay = pick(
+        task.and_then(|t| t.max_retry_delay.as_ref()),
+        section.max_retry_delay.as_ref(),
+    )
     .unwrap_or(DEFAULT_MAX_RETRY_DELAY.max(delay));
     let exponential = task
         .and_then(|t| t.retry_exponential_backoff)
@@ -902,6 +883,61 @@ mod tests {
             d.task("cleanup").unwrap().trigger_rule,
             TriggerRule::AllDone
         );
+    }
+
+    /// Every duration key takes the same forms: a bare number of its default unit (seconds
+    /// for retries and timeouts, days for `retention`), or a number with a unit.
+    #[test]
+    fn duration_keys_take_bare_numbers_and_units() {
+        let d = dag(&with_tasks(&format!(
+            "retry_delay = 45\ntimeout = \"15m\"\n[[task]]\nname = \"a\"\nretries = 2\n\
+             max_retry_delay = \"2h\"\ntimeout = 90\n{SYNC}"
+        )))
+        .unwrap();
+        let a = d.task("a").unwrap();
+        assert_eq!(a.retry.delay, Duration::from_secs(45));
+        assert_eq!(a.retry.max_delay, Duration::from_secs(7200));
+        assert_eq!(a.timeout, Some(Duration::from_secs(90)));
+
+        let staged = |retention: &str| {
+            let text = format!(
+                "[pipeline]\nname = \"p\"\nkey = \"id\"\nstaging = true\nretention = {retention}\n\
+                 [source]\ntype = \"csv\"\npath = \"in.csv\"\n[policy]\nfields.id = \"keep\"\n\
+                 [sink]\ntype = \"jsonl\"\npath = \"out.jsonl\"\n"
+            );
+            dag(&text).map(|d| match &d.tasks[0].kind {
+                TaskKind::Sync(plan) => plan.retention,
+                other => panic!("{other:?}"),
+            })
+        };
+        assert_eq!(staged("7").unwrap(), Duration::from_secs(7 * 86_400));
+        assert_eq!(staged("\"7d\"").unwrap(), Duration::from_secs(7 * 86_400));
+        assert_eq!(staged("\"12h\"").unwrap(), Duration::from_secs(12 * 3600));
+        assert_eq!(staged("\"30m\"").unwrap(), Duration::from_secs(1800));
+        assert_eq!(staged("\"45s\"").unwrap(), Duration::from_secs(45));
+        let e = staged("\"a week\"").unwrap_err();
+        // At the value's line and column (serde errors inside a `[table]` carry no key).
+        assert_eq!((e.line, e.column), (5, 13), "{e}");
+        assert!(
+            e.message
+                .contains("is not a duration: write a number of days"),
+            "{e}"
+        );
+        let e = staged("3651").unwrap_err();
+        assert!(e.message.contains("at most 3650 days"), "{e}");
+
+        let e = dag(&with_tasks(&format!(
+            "[[task]]\nname = \"a\"\nretry_delay = \"soon\"\n{SYNC}"
+        )))
+        .unwrap_err();
+        // HEAD has four lines, then `[[task]]` and `name`.
+        assert_eq!(e.line, 7, "{e}");
+        assert!(e.message.contains("a number of seconds"), "{e}");
+        let e = dag(&with_tasks(&format!(
+            "[[task]]\nname = \"a\"\ntimeout = 0\n{SYNC}"
+        )))
+        .unwrap_err();
+        assert!(e.message.contains("longer than zero"), "{e}");
     }
 
     #[test]

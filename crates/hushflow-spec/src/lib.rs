@@ -6,9 +6,8 @@
 //! [`Protected`] directories (the state directory, which the caller names) before that. Must not depend on the engine, the state directory or the
 //! scheduler: the scheduler depends on this crate for the `Dag` alone.
 
-#![warn(missing_docs)]
-
 pub mod dag;
+pub mod duration;
 pub mod paths;
 pub mod pipeline;
 pub mod plan;

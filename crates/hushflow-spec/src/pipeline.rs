@@ -2,6 +2,7 @@
 //! `file:line:column: key: what is wrong, what to do`. Messages never repeat a value from the
 //! file: a value in the wrong place may be a password.
 
+use crate::duration::{Days, Seconds};
 pub use hushflow_connectors::{SinkSpec, SourceSpec};
 use hushflow_policy::Policy;
 use hushflow_secrets::SecretProviders;
@@ -59,19 +60,20 @@ pub struct TaskSpec {
     /// Tries after the first that fails; the pipeline's `retries` by default.
     #[serde(default)]
     pub retries: Option<Spanned<u32>>,
-    /// Delay before the first retry (`"30s"`, `"5m"`); it doubles on each further retry up to
-    /// `max_retry_delay` unless `retry_exponential_backoff = false`.
+    /// Delay before the first retry (`30` seconds, `"5m"`); it doubles on each further retry
+    /// up to `max_retry_delay` unless `retry_exponential_backoff = false`.
     #[serde(default)]
-    pub retry_delay: Option<Spanned<String>>,
+    pub retry_delay: Option<Spanned<Seconds>>,
     /// Whether the retry delay doubles on each further retry (default `true`).
     #[serde(default)]
     pub retry_exponential_backoff: Option<bool>,
-    /// The longest retry delay (`"1h"`).
+    /// The longest retry delay (`"1h"`; a bare number counts seconds).
     #[serde(default)]
-    pub max_retry_delay: Option<Spanned<String>>,
-    /// A try that runs longer than this is stopped and counts as failed.
+    pub max_retry_delay: Option<Spanned<Seconds>>,
+    /// A try that runs longer than this is stopped and counts as failed (`"15m"`; a bare
+    /// number counts seconds).
     #[serde(default)]
-    pub timeout: Option<Spanned<String>>,
+    pub timeout: Option<Spanned<Seconds>>,
     /// The task's pool (see `[pools]`).
     #[serde(default)]
     pub pool: Option<Spanned<String>>,
@@ -154,19 +156,20 @@ pub struct PipelineSection {
     /// Tries after the first that fails.
     #[serde(default)]
     pub retries: Option<Spanned<u32>>,
-    /// Delay before the first retry (`"30s"`, `"5m"`); it doubles on each further retry up to
-    /// `max_retry_delay` unless `retry_exponential_backoff = false`.
+    /// Delay before the first retry (`30` seconds, `"5m"`); it doubles on each further retry
+    /// up to `max_retry_delay` unless `retry_exponential_backoff = false`.
     #[serde(default)]
-    pub retry_delay: Option<Spanned<String>>,
+    pub retry_delay: Option<Spanned<Seconds>>,
     /// Whether the retry delay doubles on each further retry (default `true`).
     #[serde(default)]
     pub retry_exponential_backoff: Option<bool>,
-    /// The longest retry delay (`"1h"`).
+    /// The longest retry delay (`"1h"`; a bare number counts seconds).
     #[serde(default)]
-    pub max_retry_delay: Option<Spanned<String>>,
-    /// A try that runs longer than this is stopped and counts as failed.
+    pub max_retry_delay: Option<Spanned<Seconds>>,
+    /// A try that runs longer than this is stopped and counts as failed (`"15m"`; a bare
+    /// number counts seconds).
     #[serde(default)]
-    pub timeout: Option<Spanned<String>>,
+    pub timeout: Option<Spanned<Seconds>>,
 
     /// Rows per batch (default [`DEFAULT_BATCH_SIZE`]).
     #[serde(default)]
@@ -186,9 +189,10 @@ pub struct PipelineSection {
     /// or crashed run resumes without reading the source again.
     #[serde(default)]
     pub staging: Option<bool>,
-    /// Days staged files are kept after the run committed (default 0: removed at once).
+    /// How long staged files are kept after the run committed (`7` days, `"12h"`; default 0:
+    /// removed at once).
     #[serde(default)]
-    pub retention: Option<Spanned<u32>>,
+    pub retention: Option<Spanned<Days>>,
 }
 
 /// What a malformed record does to a run.

@@ -67,8 +67,8 @@ pub struct Plan {
     pub on_withdrawal: Withdrawal,
     /// Stage the source (encrypted) before loading; see `staging`.
     pub staging: bool,
-    /// Days staged files stay after the commit.
-    pub retention_days: u32,
+    /// How long staged files stay after the commit (zero: removed at once).
+    pub retention: std::time::Duration,
     /// Where records come from.
     pub source: SourceSpec,
     /// What is done to each record.
@@ -407,7 +407,7 @@ pub(crate) fn check(
         on_withdrawal,
         // File sources re-read cheaply, so they stage only when asked to.
         staging: pipeline.staging.unwrap_or(false),
-        retention_days: retention_days(&src, pipeline)?,
+        retention: retention(&src, pipeline)?,
         source,
         fingerprint: policy.fingerprint(),
         policy,
@@ -571,23 +571,25 @@ impl Plan {
     }
 }
 
-fn retention_days(
+fn retention(
     src: &SpecSource<'_>,
     pipeline: &pipeline::PipelineSection,
-) -> Result<u32, SpecError> {
+) -> Result<std::time::Duration, SpecError> {
+    /// Ten years: a longer retention is a typo (hours meant as days, say).
+    const LONGEST: std::time::Duration = std::time::Duration::from_secs(3650 * 86_400);
     match &pipeline.retention {
-        None => Ok(0),
+        None => Ok(std::time::Duration::ZERO),
         Some(r) if pipeline.staging != Some(true) => Err(src.error_at(
             r.span(),
             Some("pipeline.retention".into()),
             "keeps staged files, but this pipeline does not stage: add `staging = true` or remove it",
         )),
-        Some(r) if *r.get_ref() > 3650 => Err(src.error_at(
+        Some(r) if r.get_ref().0 > LONGEST => Err(src.error_at(
             r.span(),
             Some("pipeline.retention".into()),
-            "is a number of days, at most 3650",
+            "is at most 3650 days",
         )),
-        Some(r) => Ok(*r.get_ref()),
+        Some(r) => Ok(r.get_ref().0),
     }
 }
 

@@ -171,22 +171,6 @@ pub fn parse_instant(text: &str, timezone: Option<&str>) -> Result<Millis, Strin
         .ok_or_else(|| "falls in a daylight-saving gap of the time zone".to_string())
 }
 
-/// Parses a duration such as `30s`, `5m`, `1h 30m`, `90d` (days of 24 hours) or ISO 8601
-/// `PT30S`.
-pub fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
-    let bad =
-        || "is not a duration; write such as \"30s\", \"5m\", \"1h 30m\" or \"90d\"".to_string();
-    let d: jiff::SignedDuration = match text.trim().parse() {
-        Ok(d) => d,
-        Err(_) => {
-            let span: jiff::Span = text.trim().parse().map_err(|_| bad())?;
-            span.to_duration(jiff::SpanRelativeTo::days_are_24_hours())
-                .map_err(|_| bad())?
-        }
-    };
-    std::time::Duration::try_from(d).map_err(|_| "must not be negative".to_string())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -258,9 +242,5 @@ mod tests {
         );
         // Seconds are not cron's: six fields are refused rather than misread.
         assert!(Schedule::parse("0 0 2 * * *", None).is_err());
-        assert_eq!(parse_duration("30s").unwrap().as_secs(), 30);
-        assert_eq!(parse_duration("1h 30m").unwrap().as_secs(), 5400);
-        assert_eq!(parse_duration("90d").unwrap().as_secs(), 90 * 86_400);
-        assert!(parse_duration("soon").is_err());
     }
 }

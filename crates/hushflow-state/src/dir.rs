@@ -1,15 +1,20 @@
 //! The state directory (`.hushflow/` by default): keyring, audit store, quarantine and run
 //! state. It holds key material and quarantined personal data, so it is private to its owner.
 
+use crate::audit::{AnchorKey, AuditError, AuditLog};
 use std::fs;
 use std::io;
 use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
-/// A state directory, opened (and made private) by [`StateDir::open`].
+/// A state directory, opened (and made private) by [`StateDir::open`], with the key that tags
+/// its audit head when the opener has one ([`StateDir::with_anchor_key`]).
 #[derive(Debug, Clone)]
 pub struct StateDir {
     root: PathBuf,
+    /// Given by the front end that knows the master key (or a separate anchor secret), so that
+    /// every append through [`StateDir::audit_log`] keeps the head's tag current.
+    anchor_key: Option<AnchorKey>,
 }
 
 impl StateDir {
@@ -19,7 +24,27 @@ impl StateDir {
     pub fn open(root: impl Into<PathBuf>) -> io::Result<StateDir> {
         let root = root.into();
         create_private_dir(&root)?;
-        Ok(StateDir { root })
+        Ok(StateDir {
+            root,
+            anchor_key: None,
+        })
+    }
+
+    /// The same directory, whose audit log is opened with `key` (or without one, `None`): the
+    /// key that tags the head anchor (see the `audit` module).
+    pub fn with_anchor_key(mut self, key: Option<AnchorKey>) -> StateDir {
+        self.anchor_key = key;
+        self
+    }
+
+    /// The key that tags the audit head, if the opener gave one.
+    pub fn anchor_key(&self) -> Option<&AnchorKey> {
+        self.anchor_key.as_ref()
+    }
+
+    /// Opens the audit log (`audit.db`) with this directory's anchor key.
+    pub fn audit_log(&self) -> Result<AuditLog, AuditError> {
+        AuditLog::open(&self.root, self.anchor_key.clone())
     }
 
     /// The directory's path.

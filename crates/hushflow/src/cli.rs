@@ -1,6 +1,14 @@
-//! Arguments. Every command takes `--state-dir` (or `HUSHFLOW_STATE_DIR`).
+//! Arguments: one `Args` struct per command, and the selectors several commands share
+//! ([`RunSelector`], [`PipelineArg`], [`PipelineFile`], [`QuarantineRun`], [`WaitOptions`],
+//! [`JsonLines`], [`Timing`]) flattened into them. Every command takes the [`GlobalOptions`] (`--state-dir` or `HUSHFLOW_STATE_DIR`, the
+//! keys and the metadata store), shown apart under "Global options" in `--help`. Values are
+//! parsed here: durations by the spec crate's one duration parser, `--conf KEY=VALUE` by
+//! [`ConfPair`].
 
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::builder::TypedValueParser;
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use hushflow_spec::duration::{self, Unit};
+use std::ffi::OsStr;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -11,6 +19,31 @@ use std::time::Duration;
     about = "Privacy-first contact and lead sync"
 )]
 pub struct Cli {
+    #[command(flatten)]
+    pub global: GlobalOptions,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// What every command takes: where the state lives, its keys, the metadata store and how much
+/// to log.
+#[derive(Debug, Args)]
+pub struct GlobalOptions {
+    #[command(flatten)]
+    pub state: StateOptions,
+
+    #[command(flatten)]
+    pub metadata: MetadataOptions,
+
+    /// More log output on stderr (-v info, -vv debug); secrets are masked either way.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count, help_heading = "Global options")]
+    pub verbose: u8,
+}
+
+/// The state directory and the keys that open and vouch for it.
+#[derive(Debug, Args)]
+pub struct StateOptions {
     /// Where the keyring, audit store and quarantine live (created 0700).
     #[arg(
         long,
@@ -44,7 +77,11 @@ pub struct Cli {
         help_heading = "Global options"
     )]
     pub anchor_key: Option<String>,
+}
 
+/// The metadata store and the keys that sign and check pipeline definitions in it.
+#[derive(Debug, Args)]
+pub struct MetadataOptions {
     /// The metadata store (runs, task states, logs): by default SQLite in the state directory;
     /// a secret reference (env:NAME, file:PATH) holding a postgres:// URL shares one store
     /// between schedulers and workers on several machines.
@@ -81,77 +118,29 @@ pub struct Cli {
         help_heading = "Global options"
     )]
     pub definition_public_key: Option<String>,
-
-    /// More log output on stderr (-v info, -vv debug); secrets are masked either way.
-    #[arg(short, long, global = true, action = clap::ArgAction::Count, help_heading = "Global options")]
-    pub verbose: u8,
-
-    #[command(subcommand)]
-    pub command: Command,
 }
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run a pipeline: read the source, apply the policy, write the sink.
-    Run {
-        /// The pipeline file (one sync; a DAG of [[task]]s runs with `trigger --wait`).
-        pipeline: PathBuf,
-        /// Threads that apply the policy (overrides the pipeline's `workers`; default one per core).
-        #[arg(long, value_parser = clap::value_parser!(u16).range(1..=64))]
-        workers: Option<u16>,
-        /// A staged pipeline: discard what an earlier, unfinished attempt staged and read the
-        /// source again instead of resuming.
-        #[arg(long)]
-        fresh: bool,
-        /// An incremental source (`cursor`): read everything again instead of continuing after
-        /// the last committed position.
-        #[arg(long)]
-        full_refresh: bool,
-        /// Print the summary as one JSON object (counts, outcome, run id) instead of lines.
-        #[arg(long)]
-        json: bool,
-    },
+    Run(RunArgs),
     /// Erase a subject by crypto-shredding: delete its own keys (tokenize rules with
     /// `per_subject = true`), so that none of its tokens, wherever copied, can be reversed
     /// (audited by the subject's handle, never its id).
-    Erase {
-        /// The pipeline file whose per-subject tokenize rules name the keys to erase.
-        #[arg(long)]
-        pipeline: PathBuf,
-        /// The subject's record key (the value of the pipeline's `key` field).
-        #[arg(long)]
-        subject: String,
-    },
+    Erase(EraseArgs),
     /// Remove staged files past their retention (and, with --unfinished, staged runs that never
     /// committed: they can no longer resume).
-    Gc {
-        /// Also remove staged runs that never committed (they can then no longer resume).
-        #[arg(long)]
-        unfinished: bool,
-    },
+    Gc(GcArgs),
     /// Check a pipeline without touching data and print what leaves the source, and how; exit
     /// 2 on anything that would fail the run. Resolves the secrets it names (keys, connection
     /// URLs) unless --offline.
-    Validate {
-        /// The pipeline file (one sync, or a DAG of [[task]]s).
-        pipeline: PathBuf,
-        /// Check the file alone: resolve no secret and open no connection (for CI, where the
-        /// production secrets are not).
-        #[arg(long)]
-        offline: bool,
-    },
+    Validate(ValidateArgs),
     /// Validate a pipeline, then open its source and connect to its sink (reading no record,
     /// writing nothing): what would stop a run, found before it starts.
-    Check {
-        /// The pipeline file (one sync, or a DAG of [[task]]s).
-        pipeline: PathBuf,
-    },
+    Check(PipelineFile),
     /// Print a shell completion script (e.g. `hushflow completions bash >
     /// /etc/bash_completion.d/hushflow`).
-    Completions {
-        /// The shell to complete in.
-        shell: clap_complete::Shell,
-    },
+    Completions(CompletionsArgs),
     /// Write synthetic data for trying pipelines out.
     #[command(subcommand)]
     Sample(SampleCommand),
@@ -166,122 +155,30 @@ pub enum Command {
     Quarantine(QuarantineCommand),
     /// Create runs when they are due and hand out their tasks; by default also executes them
     /// with a local pool of --parallelism slots.
-    Scheduler {
-        /// Pipeline files (`*.toml`) to schedule; re-read when they change.
-        #[arg(long, default_value = "pipelines")]
-        pipelines: PathBuf,
-        /// Tasks executed at once by this process (0: only schedule, leave tasks to workers).
-        #[arg(long, default_value_t = 2)]
-        parallelism: usize,
-        #[command(flatten)]
-        timing: Timing,
-    },
+    Scheduler(SchedulerArgs),
     /// Execute tasks handed out by schedulers (for more machines: share --metadata).
-    Worker {
-        /// Tasks executed at once.
-        #[arg(long, default_value_t = 2)]
-        concurrency: usize,
-        #[command(flatten)]
-        timing: Timing,
-    },
+    Worker(WorkerArgs),
     /// Create a manual run of a pipeline (a file, or the name of a registered one).
-    Trigger {
-        /// A pipeline file (registered now), or the name of a registered pipeline.
-        pipeline: String,
-        /// Values for `{{ conf.KEY }}` in the pipeline's text.
-        #[arg(long, value_name = "KEY=VALUE")]
-        conf: Vec<String>,
-        /// Execute the run here and wait for it to end (exit 1 if it fails).
-        #[arg(long)]
-        wait: bool,
-        /// With --wait: give up after this long (such as `30m`), saying what the run waits for;
-        /// exit 1. The run stays queued for a scheduler or worker.
-        #[arg(long, value_name = "DURATION", requires = "wait", value_parser = duration)]
-        timeout: Option<Duration>,
-    },
+    Trigger(TriggerArgs),
     /// Create runs for every scheduled interval from --from to --to (dates or times in the
     /// pipeline's time zone); intervals that already have a run are left alone.
-    Backfill {
-        /// A pipeline file (registered now), or the name of a registered pipeline.
-        pipeline: String,
-        /// The first interval's start: a date (`2026-01-01`) or an RFC 3339 time.
-        #[arg(long)]
-        from: String,
-        /// The last interval's end: a date or an RFC 3339 time.
-        #[arg(long)]
-        to: String,
-        /// Execute the runs here and wait for them to end.
-        #[arg(long)]
-        wait: bool,
-        /// With --wait: give up after this long (such as `2h`), saying what the runs wait for;
-        /// exit 1. The runs stay queued for a scheduler or worker.
-        #[arg(long, value_name = "DURATION", requires = "wait", value_parser = duration)]
-        timeout: Option<Duration>,
-    },
+    Backfill(BackfillArgs),
     /// Stop creating and starting runs of a pipeline (audited).
-    Pause {
-        /// The name of a registered pipeline (or its file).
-        pipeline: String,
-    },
+    Pause(PipelineArg),
     /// Resume a paused pipeline (audited).
-    Unpause {
-        /// The name of a registered pipeline (or its file).
-        pipeline: String,
-    },
+    Unpause(PipelineArg),
     /// Registered pipelines: paused or not, schedule, next run, the newest run's state.
-    Pipelines {
-        /// One JSON object per line.
-        #[arg(long)]
-        json: bool,
-    },
+    Pipelines(JsonLines),
     /// Run history, the newest first: states, intervals, durations, task counts.
-    Runs {
-        /// Only this pipeline's runs (a registered name).
-        pipeline: Option<String>,
-        /// At most this many runs, the newest first.
-        #[arg(long, default_value_t = 25, value_parser = clap::value_parser!(i64).range(1..=100_000))]
-        limit: i64,
-        /// One JSON object per line.
-        #[arg(long)]
-        json: bool,
-    },
+    Runs(RunsArgs),
     /// The tasks of a run (its number from `hushflow runs`, or its run id): states, tries,
     /// durations, record counts.
-    Tasks {
-        /// The run: its number from `hushflow runs`, or its run id.
-        run: String,
-        /// The pipeline the run id belongs to, when two pipelines share one.
-        #[arg(long)]
-        pipeline: Option<String>,
-        /// One JSON object per line.
-        #[arg(long)]
-        json: bool,
-    },
+    Tasks(TasksArgs),
     /// Run a finished run's tasks again: the failed ones by default, or those named with
     /// --task; each with every task downstream of it (audited).
-    Clear {
-        /// The run: its number from `hushflow runs`, or its run id.
-        run: String,
-        /// A task to run again (repeatable); by default every failed one.
-        #[arg(long = "task", value_name = "TASK")]
-        tasks: Vec<String>,
-        /// The pipeline the run id belongs to, when two pipelines share one.
-        #[arg(long)]
-        pipeline: Option<String>,
-    },
+    Clear(ClearArgs),
     /// A task's log, every try (redacted like all output).
-    Logs {
-        /// The run: its number from `hushflow runs`, or its run id.
-        run: String,
-        /// The task's name.
-        task: String,
-        /// The pipeline the run id belongs to, when two pipelines share one.
-        #[arg(long)]
-        pipeline: Option<String>,
-        /// Only this try.
-        #[arg(long = "try")]
-        attempt: Option<i64>,
-    },
+    Logs(LogsArgs),
     /// The metadata database.
     #[command(subcommand)]
     Db(DbCommand),
@@ -289,32 +186,243 @@ pub enum Command {
     #[command(hide = true)]
     TaskExec,
     /// Reverse tokens made by `tokenize`, for a holder of the key (every use is audited).
-    Detokenize {
-        /// The key the tokens were made with: keyring:NAME, env:NAME or file:PATH.
-        #[arg(long)]
-        key: String,
-        /// Tokens; one per line on stdin when none are given.
-        tokens: Vec<String>,
-    },
+    Detokenize(DetokenizeArgs),
+}
+
+/// `hushflow run`.
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// The pipeline file (one sync; a DAG of [[task]]s runs with `trigger --wait`).
+    pub pipeline: PathBuf,
+    /// Threads that apply the policy (overrides the pipeline's `workers`; default one per core).
+    #[arg(long, value_parser = clap::value_parser!(u16).range(1..=64))]
+    pub workers: Option<u16>,
+    /// A staged pipeline: discard what an earlier, unfinished attempt staged and read the
+    /// source again instead of resuming.
+    #[arg(long)]
+    pub fresh: bool,
+    /// An incremental source (`cursor`): read everything again instead of continuing after
+    /// the last committed position.
+    #[arg(long)]
+    pub full_refresh: bool,
+    /// Print the summary as one JSON object (counts, outcome, run id) instead of lines.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `hushflow erase`.
+#[derive(Debug, Args)]
+pub struct EraseArgs {
+    /// The pipeline file whose per-subject tokenize rules name the keys to erase.
+    #[arg(long)]
+    pub pipeline: PathBuf,
+    /// The subject's record key (the value of the pipeline's `key` field).
+    #[arg(long)]
+    pub subject: String,
+}
+
+/// `hushflow gc`.
+#[derive(Debug, Args)]
+pub struct GcArgs {
+    /// Also remove staged runs that never committed (they can then no longer resume).
+    #[arg(long)]
+    pub unfinished: bool,
+}
+
+/// A pipeline file to check.
+#[derive(Debug, Args)]
+pub struct PipelineFile {
+    /// The pipeline file (one sync, or a DAG of [[task]]s).
+    pub pipeline: PathBuf,
+}
+
+/// `hushflow validate`.
+#[derive(Debug, Args)]
+pub struct ValidateArgs {
+    #[command(flatten)]
+    pub file: PipelineFile,
+    /// Check the file alone: resolve no secret and open no connection (for CI, where the
+    /// production secrets are not).
+    #[arg(long)]
+    pub offline: bool,
+}
+
+/// `hushflow completions`.
+#[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    /// The shell to complete in.
+    pub shell: clap_complete::Shell,
+}
+
+/// `hushflow scheduler`.
+#[derive(Debug, Args)]
+pub struct SchedulerArgs {
+    /// Pipeline files (`*.toml`) to schedule; re-read when they change.
+    #[arg(long, default_value = "pipelines")]
+    pub pipelines: PathBuf,
+    /// Tasks executed at once by this process (0: only schedule, leave tasks to workers).
+    #[arg(long, default_value_t = 2)]
+    pub parallelism: usize,
+    #[command(flatten)]
+    pub timing: Timing,
+}
+
+/// `hushflow worker`.
+#[derive(Debug, Args)]
+pub struct WorkerArgs {
+    /// Tasks executed at once.
+    #[arg(long, default_value_t = 2)]
+    pub concurrency: usize,
+    #[command(flatten)]
+    pub timing: Timing,
+}
+
+/// A pipeline named on the command line: a file (registered on the spot where a command
+/// registers), or the name of a registered pipeline.
+#[derive(Debug, Args)]
+pub struct PipelineArg {
+    /// A pipeline file, or the name of a registered pipeline.
+    pub pipeline: String,
+}
+
+/// `--wait` and its `--timeout`, for the commands that create runs.
+#[derive(Debug, Args)]
+pub struct WaitOptions {
+    /// Execute the new run(s) here and wait for them to end (exit 1 if one fails).
+    #[arg(long)]
+    pub wait: bool,
+    /// With --wait: give up after this long (such as `30m`; a bare number counts seconds),
+    /// saying what the runs wait for; exit 1. The runs stay queued for a scheduler or worker.
+    #[arg(long, value_name = "DURATION", requires = "wait", value_parser = seconds)]
+    pub timeout: Option<Duration>,
+}
+
+impl WaitOptions {
+    /// `None` without `--wait`; else the `--timeout`, if one was given.
+    pub fn wait(&self) -> Option<Option<Duration>> {
+        self.wait.then_some(self.timeout)
+    }
+}
+
+/// `hushflow trigger`.
+#[derive(Debug, Args)]
+pub struct TriggerArgs {
+    #[command(flatten)]
+    pub pipeline: PipelineArg,
+    /// Values for `{{ conf.KEY }}` in the pipeline's text (repeatable).
+    #[arg(long, value_name = "KEY=VALUE", value_parser = ConfPair)]
+    pub conf: Vec<(String, String)>,
+    #[command(flatten)]
+    pub wait: WaitOptions,
+}
+
+/// `hushflow backfill`.
+#[derive(Debug, Args)]
+pub struct BackfillArgs {
+    #[command(flatten)]
+    pub pipeline: PipelineArg,
+    /// The first interval's start: a date (`2026-01-01`) or an RFC 3339 time.
+    #[arg(long)]
+    pub from: String,
+    /// The last interval's end: a date or an RFC 3339 time.
+    #[arg(long)]
+    pub to: String,
+    #[command(flatten)]
+    pub wait: WaitOptions,
+}
+
+/// `--json`, for the listings that print one object per line.
+#[derive(Debug, Args)]
+pub struct JsonLines {
+    /// One JSON object per line.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// A run named on the command line, by its number or its run id.
+#[derive(Debug, Args)]
+pub struct RunSelector {
+    /// The run: its number from `hushflow runs`, or its run id.
+    pub run: String,
+    /// The pipeline the run id belongs to, when two pipelines share one.
+    #[arg(long)]
+    pub pipeline: Option<String>,
+}
+
+/// `hushflow runs`.
+#[derive(Debug, Args)]
+pub struct RunsArgs {
+    /// Only this pipeline's runs (a registered name).
+    pub pipeline: Option<String>,
+    /// At most this many runs, the newest first.
+    #[arg(long, default_value_t = 25, value_parser = clap::value_parser!(i64).range(1..=100_000))]
+    pub limit: i64,
+    #[command(flatten)]
+    pub format: JsonLines,
+}
+
+/// `hushflow tasks`.
+#[derive(Debug, Args)]
+pub struct TasksArgs {
+    #[command(flatten)]
+    pub run: RunSelector,
+    #[command(flatten)]
+    pub format: JsonLines,
+}
+
+/// `hushflow clear`.
+#[derive(Debug, Args)]
+pub struct ClearArgs {
+    #[command(flatten)]
+    pub run: RunSelector,
+    /// A task to run again (repeatable); by default every failed one.
+    #[arg(long = "task", value_name = "TASK")]
+    pub tasks: Vec<String>,
+}
+
+/// `hushflow logs`.
+#[derive(Debug, Args)]
+pub struct LogsArgs {
+    #[command(flatten)]
+    pub run: RunSelector,
+    /// The task's name.
+    pub task: String,
+    /// Only this try.
+    #[arg(long = "try")]
+    pub attempt: Option<i64>,
+}
+
+/// `hushflow detokenize`.
+#[derive(Debug, Args)]
+pub struct DetokenizeArgs {
+    /// The key the tokens were made with: keyring:NAME, env:NAME or file:PATH.
+    #[arg(long)]
+    pub key: String,
+    /// Tokens; one per line on stdin when none are given.
+    pub tokens: Vec<String>,
 }
 
 #[derive(Debug, Subcommand)]
 pub enum SampleCommand {
     /// Realistic, dirty, deterministic synthetic contacts.
-    Contacts {
-        /// How many contacts.
-        #[arg(long, default_value_t = 1000)]
-        rows: u64,
-        /// The same seed gives the same contacts.
-        #[arg(long, default_value_t = 42)]
-        seed: u64,
-        /// The file format.
-        #[arg(long, value_enum, default_value_t = SampleFormat::Csv)]
-        format: SampleFormat,
-        /// The file to write.
-        #[arg(long)]
-        out: PathBuf,
-    },
+    Contacts(ContactsArgs),
+}
+
+/// `hushflow sample contacts`.
+#[derive(Debug, Args)]
+pub struct ContactsArgs {
+    /// How many contacts.
+    #[arg(long, default_value_t = 1000)]
+    pub rows: u64,
+    /// The same seed gives the same contacts.
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+    /// The file format.
+    #[arg(long, value_enum, default_value_t = SampleFormat::Csv)]
+    pub format: SampleFormat,
+    /// The file to write.
+    #[arg(long)]
+    pub out: PathBuf,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -326,46 +434,62 @@ pub enum SampleFormat {
 #[derive(Debug, Subcommand)]
 pub enum KeysCommand {
     /// Create a random 256-bit key.
-    Create {
-        /// The key's name, as pipelines reference it (`keyring:NAME`).
-        name: String,
-        /// What the key is for; a hashing key (or one of unknown purpose) rotates only with
-        /// --i-understand-hashes-change.
-        #[arg(long, value_enum)]
-        purpose: Option<KeyPurpose>,
-        /// Succeed without change when the key exists already.
-        #[arg(long)]
-        if_missing: bool,
-    },
+    Create(CreateKeyArgs),
     /// List keys: names, versions, ids, purposes, creation dates.
     List,
     /// Print a key's current material (base64) so another system can compute the same hashes
     /// (audited).
-    Export {
-        /// The key's name.
-        name: String,
-    },
+    Export(KeyName),
     /// Add a new version of a key and make it current; old versions still detokenize (audited).
-    Rotate {
-        /// The key's name.
-        name: String,
-        /// Rotate a hashing key although every hash made with it will change.
-        #[arg(long)]
-        i_understand_hashes_change: bool,
-    },
+    Rotate(RotateKeyArgs),
     /// Print the age identity (AGE-SECRET-KEY-1…) that opens this state directory's quarantined
     /// and staged files with the `age` CLI (audited).
-    ExportIdentity {
-        /// Write it to this file (created 0600) instead of stdout.
-        #[arg(long)]
-        out: Option<PathBuf>,
-    },
+    ExportIdentity(OutFile),
     /// Print a new random master key (base64) for HUSHFLOW_MASTER_KEY.
     NewMasterKey,
     /// Seal a keyring made without a master key under the master key, once (audited). Under a
     /// master key a plain keyring is otherwise refused, since it may have been swapped in; a
     /// state directory whose keyring was sealed before never takes a plain one again.
     Seal,
+}
+
+/// A keyring key named on the command line.
+#[derive(Debug, Args)]
+pub struct KeyName {
+    /// The key's name.
+    pub name: String,
+}
+
+/// `hushflow keys create`.
+#[derive(Debug, Args)]
+pub struct CreateKeyArgs {
+    /// The key's name, as pipelines reference it (`keyring:NAME`).
+    pub name: String,
+    /// What the key is for; a hashing key (or one of unknown purpose) rotates only with
+    /// --i-understand-hashes-change.
+    #[arg(long, value_enum)]
+    pub purpose: Option<KeyPurpose>,
+    /// Succeed without change when the key exists already.
+    #[arg(long)]
+    pub if_missing: bool,
+}
+
+/// `hushflow keys rotate`.
+#[derive(Debug, Args)]
+pub struct RotateKeyArgs {
+    #[command(flatten)]
+    pub key: KeyName,
+    /// Rotate a hashing key although every hash made with it will change.
+    #[arg(long)]
+    pub i_understand_hashes_change: bool,
+}
+
+/// `--out FILE` for the commands that print a secret unless told where to write it.
+#[derive(Debug, Args)]
+pub struct OutFile {
+    /// Write it to this file (created 0600) instead of stdout.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -378,57 +502,84 @@ pub enum KeyPurpose {
 pub enum QuarantineCommand {
     /// Quarantine files with their record counts by reason; RUN (a run id, or part of a file
     /// name) narrows the list.
-    List {
-        /// A run id, or part of a quarantine file's name.
-        run: Option<String>,
-        /// One JSON object per file instead of a table.
-        #[arg(long)]
-        json: bool,
-    },
+    List(QuarantineListArgs),
     /// Decrypt a run's quarantined records to a file (JSON lines, created 0600) (audited).
-    Export {
-        /// A run id, or part of a quarantine file's name.
-        run: String,
-        /// The file to write (created 0600; an existing file is never replaced).
-        #[arg(long)]
-        out: PathBuf,
-    },
+    Export(QuarantineExportArgs),
     /// Feed a run's quarantined records through the pipeline again, once its file is fixed.
     /// Table sinks get the records; a file sink's output goes beside it
     /// (`NAME.replay-RUN.EXT`) unless --out says where, since a file sink replaces its file.
-    Replay {
-        /// A run id, or part of a quarantine file's name.
-        run: String,
-        /// The pipeline file (fixed) to run the records through. Required: a replay runs only
-        /// a pipeline the operator names, never one recorded in the state directory.
-        #[arg(long)]
-        pipeline: PathBuf,
-        /// Where a file sink writes the replayed records.
-        #[arg(long)]
-        out: Option<PathBuf>,
-    },
+    Replay(QuarantineReplayArgs),
+}
+
+/// `hushflow quarantine list`.
+#[derive(Debug, Args)]
+pub struct QuarantineListArgs {
+    /// A run id, or part of a quarantine file's name.
+    pub run: Option<String>,
+    /// One JSON object per file instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// The quarantine of one run, named on the command line.
+#[derive(Debug, Args)]
+pub struct QuarantineRun {
+    /// A run id, or part of a quarantine file's name.
+    pub run: String,
+}
+
+/// `hushflow quarantine export`.
+#[derive(Debug, Args)]
+pub struct QuarantineExportArgs {
+    #[command(flatten)]
+    pub run: QuarantineRun,
+    /// The file to write (created 0600; an existing file is never replaced).
+    #[arg(long)]
+    pub out: PathBuf,
+}
+
+/// `hushflow quarantine replay`.
+#[derive(Debug, Args)]
+pub struct QuarantineReplayArgs {
+    #[command(flatten)]
+    pub run: QuarantineRun,
+    /// The pipeline file (fixed) to run the records through. Required: a replay runs only
+    /// a pipeline the operator names, never one recorded in the state directory.
+    #[arg(long)]
+    pub pipeline: PathBuf,
+    /// Where a file sink writes the replayed records.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]
 pub enum AuditCommand {
     /// Print the audit records.
-    List {
-        /// One JSON object per line instead of a table.
-        #[arg(long)]
-        json: bool,
-    },
+    List(AuditListArgs),
     /// Recompute the hash chain; exit 1 naming the first record changed, removed or inserted.
-    Verify {
-        /// Also check the head's tag with the anchor key (the master key, or --anchor-key):
-        /// exit 1 if it is missing or invalid, or vouches for another number of records
-        /// (records removed, or written without the key).
-        #[arg(long)]
-        anchor: bool,
-    },
+    Verify(AuditVerifyArgs),
     /// Tag the head with the anchor key after checking the chain: once for a new log, one from
     /// before anchoring, or one tagged under another key. It vouches for what the log holds
     /// now, so check it first (audited).
     Anchor,
+}
+
+/// `hushflow audit list`.
+#[derive(Debug, Args)]
+pub struct AuditListArgs {
+    /// One JSON object per line instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `hushflow audit verify`.
+#[derive(Debug, Args)]
+pub struct AuditVerifyArgs {
+    /// Also check the head's tag with the anchor key (the master key, or --anchor-key):
+    /// exit 1 if it is missing or invalid, or vouches for another number of records
+    /// (records removed, or written without the key).
+    #[arg(long)]
+    pub anchor: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -437,80 +588,187 @@ pub enum DbCommand {
     Migrate,
     /// Delete finished runs (with their tasks, tries and logs) that ended longer ago than
     /// --older-than (audited).
-    Prune {
-        /// Such as `90d` or `720h`.
-        #[arg(long, value_parser = duration)]
-        older_than: Duration,
-        /// Only this pipeline's runs.
-        #[arg(long)]
-        pipeline: Option<String>,
-    },
+    Prune(PruneArgs),
     /// Print the SQL that gives PostgreSQL roles least privilege on the metadata store (workers
     /// cannot write definitions); run it as the schema's owner after each `db migrate`.
-    Grants {
-        /// The schema the tables are in.
-        #[arg(long, default_value = "hushflow")]
-        schema: String,
-        /// The role of schedulers and of trigger, backfill, pause and clear.
-        #[arg(long, default_value = "hushflow_scheduler")]
-        scheduler_role: String,
-        /// The role of workers.
-        #[arg(long, default_value = "hushflow_worker")]
-        worker_role: String,
-        /// The role of dashboards (run history without pipeline text or logs).
-        #[arg(long, default_value = "hushflow_reader")]
-        reader_role: String,
-    },
+    Grants(GrantsArgs),
     /// The key that signs pipeline definitions (workers verify them with its public key).
     #[command(subcommand)]
     DefinitionKey(DefinitionKeyCommand),
+}
+
+/// `hushflow db prune`.
+#[derive(Debug, Args)]
+pub struct PruneArgs {
+    /// Such as `90d` or `720h`; a bare number counts days.
+    #[arg(long, value_parser = days)]
+    pub older_than: Duration,
+    /// Only this pipeline's runs.
+    #[arg(long)]
+    pub pipeline: Option<String>,
+}
+
+/// `hushflow db grants`.
+#[derive(Debug, Args)]
+pub struct GrantsArgs {
+    /// The schema the tables are in.
+    #[arg(long, default_value = "hushflow")]
+    pub schema: String,
+    /// The role of schedulers and of trigger, backfill, pause and clear.
+    #[arg(long, default_value = "hushflow_scheduler")]
+    pub scheduler_role: String,
+    /// The role of workers.
+    #[arg(long, default_value = "hushflow_worker")]
+    pub worker_role: String,
+    /// The role of dashboards (run history without pipeline text or logs).
+    #[arg(long, default_value = "hushflow_reader")]
+    pub reader_role: String,
 }
 
 #[derive(Debug, Subcommand)]
 pub enum DefinitionKeyCommand {
     /// Make a signing key and print its public key, for workers' --definition-public-key: the
     /// state directory's (kept if it has one), or a new file given with --out (audited).
-    Create {
-        /// Write a new key to this file (created 0600) for --definition-key file:FILE, instead
-        /// of the state directory's.
-        #[arg(long)]
-        out: Option<PathBuf>,
-    },
+    Create(DefinitionKeyCreateArgs),
     /// Print the public key of the signing key in use (--definition-key, or the state
     /// directory's).
     Show,
 }
 
+/// `hushflow db definition-key create`.
+#[derive(Debug, Args)]
+pub struct DefinitionKeyCreateArgs {
+    /// Write a new key to this file (created 0600) for --definition-key file:FILE, instead
+    /// of the state directory's.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+}
+
 /// How often a scheduler or worker acts, and when it gives up on others.
-#[derive(Debug, Clone, clap::Args)]
+#[derive(Debug, Clone, Args)]
 pub struct Timing {
     /// Stop once no run is queued or running (for scripts and tests).
     #[arg(long)]
     pub until_idle: bool,
-    /// Time between scheduler ticks.
-    #[arg(long, default_value = "1s", value_parser = duration)]
+    /// Time between scheduler ticks (a bare number counts seconds).
+    #[arg(long, default_value = "1s", value_parser = seconds)]
     pub tick: Duration,
     /// Time between a worker's heartbeats.
-    #[arg(long, default_value = "5s", value_parser = duration)]
+    #[arg(long, default_value = "5s", value_parser = seconds)]
     pub heartbeat_every: Duration,
     /// A worker silent this long has stopped; its tasks are handed to other workers.
-    #[arg(long, default_value = "30s", value_parser = duration)]
+    #[arg(long, default_value = "30s", value_parser = seconds)]
     pub heartbeat_timeout: Duration,
     /// Wait between claims when no task is ready.
-    #[arg(long, default_value = "250ms", value_parser = duration)]
+    #[arg(long, default_value = "250ms", value_parser = seconds)]
     pub poll: Duration,
 }
 
-/// Every duration on the command line takes the same forms as in pipeline files: `30s`, `5m`,
-/// `1h 30m`, `90d` (days of 24 hours) or ISO 8601 `PT30S`.
-fn duration(text: &str) -> Result<Duration, String> {
-    hushflow_spec::schedule::parse_duration(text)
+/// A duration whose bare number counts seconds. Every duration on the command line takes the
+/// same forms as in pipeline files (`hushflow_spec::duration`): `45s`, `30m`, `12h`, `7d`.
+fn seconds(text: &str) -> Result<Duration, String> {
+    duration::parse(text, Unit::Seconds).map_err(|e| e.to_string())
+}
+
+/// A duration whose bare number counts days (`--older-than 90`).
+fn days(text: &str) -> Result<Duration, String> {
+    duration::parse(text, Unit::Days).map_err(|e| e.to_string())
+}
+
+/// Parses `--conf KEY=VALUE` and checks it as the app layer's `trigger` does. Its errors never
+/// quote the argument (clap's own value errors do): it may be a secret given by mistake.
+#[derive(Debug, Clone, Copy)]
+pub struct ConfPair;
+
+impl TypedValueParser for ConfPair {
+    type Value = (String, String);
+
+    fn parse_ref(
+        &self,
+        cmd: &clap::Command,
+        _arg: Option<&clap::Arg>,
+        value: &OsStr,
+    ) -> Result<(String, String), clap::Error> {
+        let refuse = |message: &str| {
+            clap::Error::raw(
+                clap::error::ErrorKind::ValueValidation,
+                format!("{message}\n"),
+            )
+            .with_cmd(cmd)
+        };
+        let text = value
+            .to_str()
+            .ok_or_else(|| refuse("--conf: KEY=VALUE must be UTF-8"))?;
+        let (key, value) = text
+            .split_once('=')
+            .ok_or_else(|| refuse("--conf wants KEY=VALUE; one of them has no `=`"))?;
+        hushflow_app::actions::orchestration::check_conf(key, value)
+            .map_err(|e| refuse(&e.message))?;
+        Ok((key.to_string(), value.to_string()))
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::Cli;
     use clap::CommandFactory;
+
+    fn parse(args: &[&str]) -> Result<Cli, clap::Error> {
+        use clap::Parser;
+        Cli::try_parse_from(std::iter::once("hushflow").chain(args.iter().copied()))
+    }
+
+    /// `--conf` is parsed into pairs and checked as the app layer checks it; a refusal never
+    /// quotes the argument (it may be a secret given by mistake).
+    #[test]
+    fn conf_pairs_are_parsed_and_refusals_do_not_quote_them() {
+        let cli = parse(&["trigger", "p", "--conf", "label=first", "--conf", "a=b.c"]).unwrap();
+        let super::Command::Trigger(t) = cli.command else {
+            panic!("not a trigger")
+        };
+        assert_eq!(
+            t.conf,
+            [
+                ("label".to_string(), "first".to_string()),
+                ("a".to_string(), "b.c".to_string())
+            ]
+        );
+        let canary = "sk-live-cli-canary";
+        for pair in [canary.to_string(), format!("api_token={canary}")] {
+            let e = parse(&["trigger", "p", "--conf", &pair]).unwrap_err();
+            assert_eq!(e.exit_code(), 2);
+            assert!(!e.to_string().contains(canary), "{e}");
+        }
+    }
+
+    /// Durations take a bare number of the option's unit or a number with a unit.
+    #[test]
+    fn duration_options_take_bare_numbers_and_units() {
+        use std::time::Duration;
+        let prune = |older: &str| {
+            parse(&["db", "prune", "--older-than", older]).map(|cli| match cli.command {
+                super::Command::Db(super::DbCommand::Prune(p)) => p.older_than,
+                other => panic!("{other:?}"),
+            })
+        };
+        assert_eq!(prune("90").unwrap(), Duration::from_secs(90 * 86_400));
+        assert_eq!(prune("90d").unwrap(), Duration::from_secs(90 * 86_400));
+        assert_eq!(prune("12h").unwrap(), Duration::from_secs(12 * 3600));
+        assert_eq!(prune("0s").unwrap(), Duration::ZERO);
+        let e = prune("soon").unwrap_err();
+        assert!(e.to_string().contains("a number of days"), "{e}");
+        let cli = parse(&["trigger", "p", "--wait", "--timeout", "30"]).unwrap();
+        let super::Command::Trigger(t) = cli.command else {
+            panic!("not a trigger")
+        };
+        assert_eq!(t.wait.wait(), Some(Some(Duration::from_secs(30))));
+        let cli = parse(&["worker", "--tick", "45s", "--poll", "250ms"]).unwrap();
+        let super::Command::Worker(w) = cli.command else {
+            panic!("not a worker")
+        };
+        assert_eq!(w.timing.tick, Duration::from_secs(45));
+        assert_eq!(w.timing.poll, Duration::from_millis(250));
+    }
 
     /// Every command, positional argument and option says what it is for in `--help`.
     #[test]

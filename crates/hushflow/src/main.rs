@@ -10,7 +10,7 @@ use std::process::ExitCode;
 
 fn main() -> ExitCode {
     let cli = cli::Cli::parse();
-    let out = output::Output::install(cli.verbose);
+    let out = output::Output::install(cli.global.verbose);
     match commands::dispatch(cli, &out) {
         Ok(code) => code.into(),
         Err(e) => {

@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 
 /// Every record, in the order written.
 pub fn list(session: &Session) -> Result<Vec<AuditRecordView>> {
-    let audit = AuditLog::open(session.state().root()).map_err(Error::failed)?;
+    let audit = session.state().audit_log().map_err(Error::failed)?;
     Ok(audit
         .list()
         .map_err(Error::failed)?
@@ -21,15 +21,14 @@ pub fn list(session: &Session) -> Result<Vec<AuditRecordView>> {
 /// Walks the chain and checks the head anchor: intact, or the first record that was changed,
 /// inserted or follows removed records.
 pub fn verify(session: &Session) -> Result<Verification> {
-    let audit = AuditLog::open(session.state().root()).map_err(Error::failed)?;
+    let audit = session.state().audit_log().map_err(Error::failed)?;
     audit.verify().map_err(Error::failed)
 }
 
 /// [`verify`], and the check of the head's tag with the anchor key: the log passes when the
 /// chain is intact and the tag vouches for every record ([`AnchorCheck::Vouched`]).
 pub fn verify_anchored(session: &Session, key: &AnchorKey) -> Result<(Verification, AnchorCheck)> {
-    let audit =
-        AuditLog::open_keyed(session.state().root(), Some(key.clone())).map_err(Error::failed)?;
+    let audit = AuditLog::open(session.state().root(), Some(key.clone())).map_err(Error::failed)?;
     audit.verify_anchor().map_err(Error::failed)
 }
 
@@ -39,7 +38,7 @@ pub fn verify_anchored(session: &Session, key: &AnchorKey) -> Result<(Verificati
 /// holds now, so the caller has checked the log first.
 pub fn tag_head(session: &Session, actor: &Actor, key: &AnchorKey) -> Result<HeadTagged> {
     let mut audit =
-        AuditLog::open_keyed(session.state().root(), Some(key.clone())).map_err(Error::failed)?;
+        AuditLog::open(session.state().root(), Some(key.clone())).map_err(Error::failed)?;
     let tagged = audit.tag_head();
     let (outcome, detail) = match &tagged {
         Ok(t) => (

@@ -5,5 +5,6 @@
 //! say besides the result (a warning) is part of the result.
 
 pub mod audit;
+pub mod execution;
 pub mod orchestration;
 pub mod quarantine;

@@ -645,7 +645,6 @@ mod tests {
         Claim, Executor, LiveTry, Scheduler, SchedulerOptions, TryOutcome, WorkerOptions,
         run_worker,
     };
-    use hushflow_state::audit::AuditLog;
     use std::sync::atomic::AtomicBool;
 
     const DAG: &str = r#"[pipeline]
@@ -710,7 +709,9 @@ depends_on = ["first"]
         }
 
         fn audit(&self) -> Vec<(String, String, Option<String>)> {
-            AuditLog::open(self.session.state().root())
+            self.session
+                .state()
+                .audit_log()
                 .unwrap()
                 .list()
                 .unwrap()

@@ -183,7 +183,6 @@ mod tests {
     use super::*;
     use crate::ErrorKind;
     use hushflow_core::RejectReason;
-    use hushflow_state::audit::AuditLog;
     use hushflow_state::quarantine::Quarantine;
 
     fn session(dir: &tempfile::TempDir) -> Session {
@@ -266,7 +265,7 @@ mod tests {
         let again = export(&s, &ada, "20260101", &out, || Ok(identity.clone()));
         assert_eq!(again.unwrap_err().kind, ErrorKind::Failed);
         assert_eq!(std::fs::read_to_string(&out).unwrap(), text);
-        let audit = AuditLog::open(s.state().root()).unwrap().list().unwrap();
+        let audit = s.state().audit_log().unwrap().list().unwrap();
         let seen: Vec<(&str, &str, &str, u64)> = audit
             .iter()
             .map(|r| {

@@ -228,7 +228,6 @@ fn scrub_quoted(message: &str, sql: &str) -> String {
 mod tests {
     use super::*;
     use hushflow_secrets::{SecretError, SecretValue};
-    use hushflow_state::audit::AuditLog;
 
     /// A SQLite task opens no keyring.
     struct NoKeys;
@@ -290,10 +289,7 @@ mod tests {
             .unwrap();
         assert_eq!(n, 2);
 
-        let records = AuditLog::open(session.state().root())
-            .unwrap()
-            .list()
-            .unwrap();
+        let records = session.state().audit_log().unwrap().list().unwrap();
         let seen: Vec<(&str, &str, &str)> = records
             .iter()
             .map(|r| (r.actor.as_str(), r.action.as_str(), r.outcome.as_str()))

@@ -14,7 +14,7 @@
 //! atomically) counts only renamed segments, so a crash never leaves a half segment counted. The
 //! extraction is complete when the manifest says `extracted`; an incomplete one is extracted
 //! again from the start. Once the sink has committed, the staged files are removed, or kept
-//! `retention` days for `hushflow gc` to remove.
+//! for `retention` (days by default) for `hushflow gc` to remove.
 //!
 //! age encrypts to the state directory's *public* recipient, so age alone does not prove that
 //! hushflow wrote a segment. The manifest keeps a tag ([`hushflow_state::seal`]) of each
@@ -90,8 +90,25 @@ pub struct Manifest {
     pub created_at: jiff::Timestamp,
     /// When the load committed, once it has.
     pub committed_at: Option<jiff::Timestamp>,
-    /// Days the staged files stay after the commit (0: removed at once).
+    /// Seconds the staged files stay after the commit (0: removed at once).
+    #[serde(default)]
+    pub retention_secs: u64,
+    /// The same in days, as manifests written before `retention_secs` hold it (new ones leave
+    /// it out); the longer of the two counts.
+    #[serde(default, skip_serializing_if = "is_zero")]
     pub retention_days: u32,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
+}
+
+impl Manifest {
+    /// How long the staged files stay after the commit.
+    fn retention(&self) -> std::time::Duration {
+        let days = u64::from(self.retention_days) * 86_400;
+        std::time::Duration::from_secs(self.retention_secs.max(days))
+    }
 }
 
 /// Why staging failed. Names files, never contents.
@@ -365,7 +382,8 @@ pub fn prepare(
             extracted: false,
             created_at: jiff::Timestamp::now(),
             committed_at: None,
-            retention_days: plan.retention_days,
+            retention_secs: plan.retention.as_secs(),
+            retention_days: 0,
         },
         read_tag: None,
         read_canonical: Vec::new(),
@@ -463,6 +481,7 @@ impl StagedRun {
                     extracted: false,
                     created_at: jiff::Timestamp::UNIX_EPOCH,
                     committed_at: None,
+                    retention_secs: 0,
                     retention_days: 0,
                 },
                 None,
@@ -694,9 +713,9 @@ impl StagedRun {
             })
     }
 
-    /// The sink committed: the staged files go now, or after `retention_days`.
+    /// The sink committed: the staged files go now, or after the retention.
     pub fn commit(mut self) -> Result<(), StagingError> {
-        if self.manifest.retention_days == 0 {
+        if self.manifest.retention().is_zero() {
             return self.remove();
         }
         self.manifest.committed_at = Some(jiff::Timestamp::now());
@@ -716,8 +735,8 @@ impl StagedRun {
         }
         match self.manifest.committed_at {
             Some(at) => {
-                let days = i64::from(self.manifest.retention_days);
-                now.duration_since(at).as_secs() >= days * 86_400
+                let kept = i64::try_from(self.manifest.retention().as_secs()).unwrap_or(i64::MAX);
+                now.duration_since(at).as_secs() >= kept
             }
             None => unfinished,
         }
@@ -803,4 +822,49 @@ fn read_segment(
         });
     }
     Ok(plain)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn manifest(retention_secs: u64, retention_days: u32) -> Manifest {
+        Manifest {
+            format: FORMAT,
+            pipeline: "p".into(),
+            run_id: "r".into(),
+            fingerprint: String::new(),
+            source: String::new(),
+            sink: String::new(),
+            fields: Vec::new(),
+            recipient: String::new(),
+            segments: 0,
+            segment_tags: Vec::new(),
+            records: 0,
+            extracted: true,
+            created_at: jiff::Timestamp::UNIX_EPOCH,
+            committed_at: None,
+            retention_secs,
+            retention_days,
+        }
+    }
+
+    /// A retention shorter than a day (`retention = "12h"`) is kept in seconds; a manifest
+    /// written before that, with whole days, keeps its meaning.
+    #[test]
+    fn retention_is_kept_in_seconds_and_old_manifests_in_days_still_count() {
+        let new = manifest(12 * 3600, 0);
+        assert_eq!(new.retention(), std::time::Duration::from_secs(12 * 3600));
+        let json = serde_json::to_value(&new).unwrap();
+        assert_eq!(json["retention_secs"], 12 * 3600);
+        assert!(json.get("retention_days").is_none(), "{json}");
+
+        let mut old = serde_json::to_value(manifest(0, 0)).unwrap();
+        let members = old.as_object_mut().unwrap();
+        members.remove("retention_secs");
+        members.insert("retention_days".into(), 3.into());
+        let old: Manifest = serde_json::from_value(old).unwrap();
+        assert_eq!(old.retention(), std::time::Duration::from_secs(3 * 86_400));
+        assert_eq!(serde_json::to_value(&old).unwrap()["retention_days"], 3);
+    }
 }

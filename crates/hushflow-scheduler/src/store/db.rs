@@ -68,9 +68,12 @@ impl Row {
     }
 }
 
+/// Which database a store is: the few queries that differ between them ask.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Dialect {
+    /// SQLite (embedded, one machine).
     Sqlite,
+    /// PostgreSQL (shared by machines).
     Postgres,
 }
 

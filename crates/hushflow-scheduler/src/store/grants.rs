@@ -14,9 +14,13 @@
 /// The roles to grant to, and the schema the tables are in.
 #[derive(Debug, Clone)]
 pub struct Roles {
+    /// The schema the metadata tables are in.
     pub schema: String,
+    /// The role of schedulers and of the commands that create or change runs.
     pub scheduler: String,
+    /// The role of workers: claims, completions and heartbeats, no definitions.
     pub worker: String,
+    /// The role of dashboards: run history without pipeline text or logs.
     pub reader: String,
 }
 

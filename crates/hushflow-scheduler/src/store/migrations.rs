@@ -5,8 +5,11 @@
 use super::StoreError;
 use super::db::{Db, Dialect};
 
+/// One schema change: its number (applied in order, recorded in the store) and what it adds.
 pub struct Migration {
+    /// The schema version this migration brings the store to.
     pub version: i64,
+    /// What it adds, for `db migrate`'s report.
     pub name: &'static str,
     /// Written for SQLite; PostgreSQL's text is derived by [`for_postgres`].
     sql: &'static str,
@@ -123,6 +126,7 @@ CREATE TABLE hf_workers (
 /// fingerprint, pipeline and file); workers given a public key refuse those without a valid one.
 const V2: &str = "ALTER TABLE hf_definitions ADD COLUMN signature TEXT;";
 
+/// Every migration, oldest first.
 pub const MIGRATIONS: &[Migration] = &[
     Migration {
         version: 1,

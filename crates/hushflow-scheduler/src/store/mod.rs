@@ -24,28 +24,45 @@ use hushflow_spec::dag::{Dag, TaskKind};
 use hushflow_spec::schedule::{Interval, Millis};
 use std::path::{Path, PathBuf};
 
+/// What went wrong in the metadata store.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
+    /// A statement failed (the database's message).
     #[error("metadata database: {0}")]
     Database(String),
+    /// The schema is newer than this build knows.
     #[error(
         "the metadata database is at schema version {found}, this hushflow knows up to {known}; \
          upgrade hushflow"
     )]
-    TooNew { found: i64, known: i64 },
+    TooNew {
+        /// The store's schema version.
+        found: i64,
+        /// The newest version this build knows.
+        known: i64,
+    },
+    /// The schema lacks migrations this build needs (`hushflow db migrate`).
     #[error(
         "the metadata database is at schema version {found}, this hushflow needs {needed}; run \
          `hushflow db migrate --metadata …` (as a role that may create tables)"
     )]
-    NotMigrated { found: i64, needed: i64 },
+    NotMigrated {
+        /// The store's schema version.
+        found: i64,
+        /// The version this build needs.
+        needed: i64,
+    },
+    /// The store could not be opened or connected to.
     #[error("metadata database: {0}")]
     Open(String),
+    /// `clear` asked of a run that has not ended.
     #[error("the run has not finished; clear its tasks once it has (or wait for its retries)")]
     NotFinished,
 }
 
 /// Where the metadata lives.
 pub enum StoreConfig {
+    /// An SQLite file (the state directory's `metadata.db`).
     Sqlite(PathBuf),
     /// A resolved postgres:// URL (kept out of `Debug`).
     Postgres(hushflow_secrets::SecretValue),
@@ -93,6 +110,7 @@ impl StoreConfig {
     }
 }
 
+/// The metadata store: one connection to SQLite or PostgreSQL, and every query by topic.
 pub struct Store {
     db: Db,
 }
@@ -115,97 +133,164 @@ fn pipeline_row(r: &Row) -> PipelineRow {
 /// A registered pipeline.
 #[derive(Debug, Clone)]
 pub struct PipelineRow {
+    /// The pipeline's name.
     pub name: String,
+    /// The fingerprint of its current definition.
     pub fingerprint: String,
+    /// Its cron expression or preset; `None` for a manual-only pipeline.
     pub schedule: Option<String>,
+    /// The schedule's IANA time zone; `None` for UTC.
     pub timezone: Option<String>,
+    /// Paused: no run is created or started.
     pub paused: bool,
+    /// Runs that may run at once.
     pub max_active_runs: i64,
+    /// When a scheduler first registered it (the default start date).
     pub first_seen_at: Millis,
 }
 
+/// A run as stored.
 #[derive(Debug, Clone)]
 pub struct RunRow {
+    /// The run's number, unique in the store.
     pub id: i64,
+    /// The pipeline it belongs to.
     pub pipeline: String,
+    /// Its id within the pipeline (`scheduled__…`, `manual__…`, `backfill__…`).
     pub run_id: String,
+    /// `scheduled`, `manual` or `backfill`.
     pub run_type: String,
+    /// The definition it was created from.
     pub fingerprint: String,
+    /// The logical date (its interval's start, for scheduled runs).
     pub logical_date: Millis,
+    /// Its data interval.
     pub interval: Interval,
+    /// Where it stands.
     pub state: RunState,
+    /// Its run configuration, as JSON.
     pub conf: String,
+    /// When it was created.
     pub created_at: Millis,
+    /// When it started, once it has.
     pub started_at: Option<Millis>,
+    /// When it ended, once it has.
     pub ended_at: Option<Millis>,
 }
 
+/// A task of a run as stored.
 #[derive(Debug, Clone)]
 pub struct TaskRow {
+    /// The task instance's number, unique in the store.
     pub id: i64,
+    /// The run's number.
     pub run: i64,
+    /// The task's name.
     pub task: String,
+    /// Its kind (`sync`, `sql`, `gc`, `empty`).
     pub kind: String,
+    /// The tasks it depends on.
     pub upstream: Vec<String>,
+    /// Its trigger rule's name.
     pub trigger_rule: String,
+    /// Its pool, if any.
     pub pool: Option<String>,
+    /// Retries allowed after the first failing try.
     pub retries: i64,
+    /// Where it stands.
     pub state: TaskState,
+    /// Tries started so far.
     pub tries: i64,
+    /// Tries that failed (lost tries do not count).
     pub failures: i64,
+    /// The worker of its current or last try.
     pub worker: Option<String>,
+    /// When an `up_for_retry` task is queued again.
     pub next_try_at: Option<Millis>,
+    /// When its first try started.
     pub started_at: Option<Millis>,
+    /// When it ended, once it has.
     pub ended_at: Option<Millis>,
+    /// Records its last try read, when it reported them.
     pub records_read: Option<i64>,
+    /// Records its last try wrote.
     pub records_written: Option<i64>,
+    /// Records its last try quarantined.
     pub records_quarantined: Option<i64>,
+    /// Why its last try failed; never a record value.
     pub error: Option<String>,
 }
 
+/// One try of a task as stored.
 #[derive(Debug, Clone)]
 pub struct TryRow {
+    /// The try's number, from 1.
     pub attempt: i64,
+    /// The worker that ran it.
     pub worker: String,
+    /// How it ended (`success`, `failed`, `lost`), or `running`.
     pub state: String,
+    /// When it started.
     pub started_at: Millis,
+    /// When it ended, once it has.
     pub ended_at: Option<Millis>,
+    /// Why it failed; never a record value.
     pub error: Option<String>,
+    /// Its redacted output (the tail, when long).
     pub log: Option<String>,
 }
 
 /// A new run to create.
 #[derive(Debug, Clone)]
 pub struct NewRun {
+    /// Its id within the pipeline.
     pub run_id: String,
+    /// `scheduled`, `manual` or `backfill`.
     pub run_type: String,
+    /// The logical date.
     pub logical_date: Millis,
+    /// The data interval.
     pub interval: Interval,
+    /// The run configuration, as JSON.
     pub conf: String,
 }
 
 /// A task a worker has claimed: what to execute and the try it owns.
 #[derive(Debug, Clone)]
 pub struct Claim {
+    /// The task instance's number.
     pub task_id: i64,
     /// The run's number (`hf_runs.id`).
     pub run: i64,
+    /// The try's number, from 1.
     pub attempt: i64,
+    /// The worker that claimed it.
     pub worker: String,
+    /// The pipeline's name.
     pub pipeline: String,
+    /// The task's name.
     pub task: String,
+    /// The task's kind.
     pub kind: String,
+    /// The run's id within the pipeline.
     pub run_id: String,
+    /// The run's type.
     pub run_type: String,
+    /// The run's logical date.
     pub logical_date: Millis,
+    /// The run's data interval.
     pub interval: Interval,
+    /// The run configuration, as JSON.
     pub conf: String,
+    /// The pipeline file the definition was read from.
     pub file: PathBuf,
+    /// The definition's text, as registered.
     pub text: String,
     /// The fingerprint the run was created from (the text must hash to it).
     pub fingerprint: String,
     /// The definition's signature as stored (base64), if it was registered signed.
     pub signature: Option<String>,
+    /// The try's timeout in milliseconds, if the task has one.
     pub timeout_ms: Option<i64>,
     retries: i64,
     failures: i64,
@@ -217,22 +302,34 @@ pub struct Claim {
 /// Tasks of stopped workers: queued again, or failed after too many lost tries.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Lost {
+    /// Tasks queued again.
     pub requeued: Vec<i64>,
+    /// Tasks failed for good.
     pub failed: Vec<i64>,
 }
 
 /// A task that failed for good, for notifications.
 #[derive(Debug, Clone)]
 pub struct FailedTask {
+    /// The pipeline's name.
     pub pipeline: String,
+    /// The task's name.
     pub task: String,
+    /// The number of its last try.
     pub attempt: i64,
+    /// Why it failed; never a record value.
     pub error: Option<String>,
+    /// The run's id within the pipeline.
     pub run_id: String,
+    /// The run's logical date.
     pub logical_date: Millis,
+    /// The pipeline file the definition was read from.
     pub file: PathBuf,
+    /// The definition's text, as registered.
     pub text: String,
+    /// The fingerprint the run was created from.
     pub fingerprint: String,
+    /// The definition's signature as stored (base64), if signed.
     pub signature: Option<String>,
 }
 
@@ -281,14 +378,20 @@ impl Claim {
 /// A definition as the store holds it.
 #[derive(Debug, Clone)]
 pub struct StoredDefinition {
+    /// The pipeline's name.
     pub pipeline: String,
+    /// The pipeline file it was read from.
     pub file: PathBuf,
+    /// Its text, as registered.
     pub text: String,
+    /// The SHA-256 of its text it was registered with.
     pub fingerprint: String,
+    /// Its signature (base64), if it was registered signed.
     pub signature: Option<String>,
 }
 
 impl StoredDefinition {
+    /// The definition, to be checked before its text is used.
     pub fn as_ref(&self) -> DefinitionRef<'_> {
         DefinitionRef {
             pipeline: &self.pipeline,
@@ -304,8 +407,11 @@ impl StoredDefinition {
 /// comes before it.
 #[derive(Debug, Clone)]
 pub struct Waiting {
+    /// The run's pipeline.
     pub pipeline: String,
+    /// The pipeline is paused.
     pub paused: bool,
+    /// Runs of the pipeline that may run at once.
     pub max_active_runs: i64,
     /// Runs of the pipeline running now, then queued runs that start before this one.
     pub ahead: Vec<RunRow>,
@@ -314,13 +420,17 @@ pub struct Waiting {
 /// How a try ended, as the worker reports it.
 #[derive(Debug, Clone, Default)]
 pub struct TryOutcome {
+    /// The try succeeded.
     pub success: bool,
     /// Why it failed; never a record value.
     pub error: Option<String>,
     /// The try's redacted output.
     pub log: String,
+    /// Records read, when the task counts them.
     pub records_read: Option<i64>,
+    /// Records written.
     pub records_written: Option<i64>,
+    /// Records quarantined.
     pub records_quarantined: Option<i64>,
 }
 
@@ -452,10 +562,12 @@ impl Store {
         })
     }
 
+    /// Which database the store is.
     pub fn dialect(&self) -> Dialect {
         self.db.dialect()
     }
 
+    /// The schema version the store is at.
     pub fn schema_version(&mut self) -> Result<i64, StoreError> {
         migrations::current(&mut self.db)
     }

@@ -134,6 +134,7 @@ impl Store {
         Ok(started)
     }
 
+    /// The numbers of the runs running now, oldest first.
     pub fn running_runs(&mut self) -> Result<Vec<i64>, StoreError> {
         let rows = self.db.query(
             "SELECT id FROM hf_runs WHERE state = 'running' ORDER BY id",
@@ -142,6 +143,7 @@ impl Store {
         Ok(rows.iter().map(|r| r.int0(0)).collect())
     }
 
+    /// A run's task instances, in the DAG's dependency order.
     pub fn tasks_of(&mut self, run: i64) -> Result<Vec<TaskRow>, StoreError> {
         let rows = self.db.query(
             &format!("SELECT {TASK_COLUMNS} FROM hf_tasks WHERE run = $1 ORDER BY position"),

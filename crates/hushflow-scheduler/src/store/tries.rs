@@ -206,6 +206,7 @@ impl Store {
         })
     }
 
+    /// Every try of a task instance, the first first.
     pub fn tries(&mut self, task: i64) -> Result<Vec<TryRow>, StoreError> {
         let rows = self.db.query(
             "SELECT attempt, worker, state, started_at, ended_at, error, log FROM hf_tries \

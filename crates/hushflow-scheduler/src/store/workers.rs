@@ -14,6 +14,7 @@ impl Store {
         Ok(rows.first().map_or(0, |r| r.int0(0)))
     }
 
+    /// Records a worker as started (or started again), heartbeating now.
     pub fn register_worker(&mut self, id: &str, host: &str, now: Millis) -> Result<(), StoreError> {
         self.db.exec(
             "INSERT INTO hf_workers (id, host, pid, started_at, heartbeat_at) VALUES ($1, $2, $3, $4, $4) \
@@ -23,6 +24,7 @@ impl Store {
         Ok(())
     }
 
+    /// Records that the worker is alive now.
     pub fn heartbeat(&mut self, id: &str, now: Millis) -> Result<(), StoreError> {
         self.db.exec(
             "UPDATE hf_workers SET heartbeat_at = $2 WHERE id = $1",
@@ -49,6 +51,7 @@ impl Store {
         Ok(rows.iter().map(|r| (r.int0(0), r.int0(1))).collect())
     }
 
+    /// Records that the worker stopped cleanly (it is no longer counted as live).
     pub fn stop_worker(&mut self, id: &str, now: Millis) -> Result<(), StoreError> {
         self.db.exec(
             "UPDATE hf_workers SET stopped_at = $2 WHERE id = $1",

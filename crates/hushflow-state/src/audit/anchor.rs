@@ -65,7 +65,6 @@ use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::Path;
-use std::sync::RwLock;
 
 pub(super) const HEAD_TMP_FILE: &str = "audit.head.tmp";
 
@@ -133,24 +132,6 @@ impl fmt::Debug for AnchorKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("AnchorKey").field("id", &self.id).finish()
     }
-}
-
-/// The anchor key of this process, taken by [`AuditLog::open`]: a front end that knows the
-/// master key sets it once, before anything is audited, so that every append of the process
-/// (a run's, a key command's, an action's) tags the head without each caller passing the key.
-static PROCESS_KEY: RwLock<Option<AnchorKey>> = RwLock::new(None);
-
-/// Sets (or, with `None`, clears) the anchor key [`AuditLog::open`] uses in this process.
-pub fn set_process_anchor_key(key: Option<AnchorKey>) {
-    *PROCESS_KEY.write().unwrap_or_else(|e| e.into_inner()) = key;
-}
-
-/// The anchor key set with [`set_process_anchor_key`], if any.
-pub fn process_anchor_key() -> Option<AnchorKey> {
-    PROCESS_KEY
-        .read()
-        .unwrap_or_else(|e| e.into_inner())
-        .clone()
 }
 
 /// What [`AuditLog::tag_head`] did: the head it tagged and what the anchor was before.
@@ -476,7 +457,7 @@ mod tests {
         assert_eq!(broken(&log), (7, Tamper::Truncated));
         log.append(sample(7)).unwrap();
         drop(log);
-        let log = AuditLog::open(dir.path()).unwrap();
+        let log = AuditLog::open(dir.path(), None).unwrap();
         assert!(!dir.path().join(HEAD_FILE).exists());
         assert_eq!(broken(&log), (8, Tamper::Truncated));
     }
@@ -523,7 +504,7 @@ mod tests {
     fn a_new_log_is_untagged_until_tag_head_and_then_stays_vouched_for() {
         let key = anchor_key(1);
         let dir = tempfile::tempdir().unwrap();
-        let mut log = AuditLog::open_keyed(dir.path(), Some(key.clone())).unwrap();
+        let mut log = AuditLog::open(dir.path(), Some(key.clone())).unwrap();
         assert_eq!(anchored(&dir, &key), (intact(0, &log), AnchorCheck::NoTag));
         log.append(sample(0)).unwrap();
         assert_eq!(anchored(&dir, &key).1, AnchorCheck::NoTag);
@@ -531,7 +512,7 @@ mod tests {
         drop(log);
         fs::remove_file(dir.path().join(DB_FILE)).unwrap();
         fs::remove_file(dir.path().join(HEAD_FILE)).unwrap();
-        let mut log = AuditLog::open_keyed(dir.path(), Some(key.clone())).unwrap();
+        let mut log = AuditLog::open(dir.path(), Some(key.clone())).unwrap();
         assert_eq!(anchored(&dir, &key).1, AnchorCheck::NoTag);
 
         log.tag_head().unwrap();
@@ -679,7 +660,7 @@ mod tests {
     fn records_written_without_the_key_are_tagged_by_the_next_append_with_it() {
         let key = anchor_key(1);
         let (dir, _keyed) = keyed_log_with(3, &key);
-        let mut keyless = AuditLog::open_keyed(dir.path(), None).unwrap();
+        let mut keyless = AuditLog::open(dir.path(), None).unwrap();
         keyless.append(sample(4)).unwrap();
         keyless.append(sample(5)).unwrap();
         let h = head(&dir);
@@ -695,7 +676,7 @@ mod tests {
             }
         );
 
-        let mut keyed = AuditLog::open_keyed(dir.path(), Some(key.clone())).unwrap();
+        let mut keyed = AuditLog::open(dir.path(), Some(key.clone())).unwrap();
         keyed.append(sample(6)).unwrap();
         assert_eq!(
             anchored(&dir, &key),
@@ -740,7 +721,7 @@ mod tests {
             anchored(&dir, &b).1,
             AnchorCheck::TagInvalid { other_key: true }
         );
-        let mut other = AuditLog::open_keyed(dir.path(), Some(b.clone())).unwrap();
+        let mut other = AuditLog::open(dir.path(), Some(b.clone())).unwrap();
         other.append(sample(4)).unwrap();
         assert_eq!(head(&dir)["checkpoint"]["key"], a.id());
         assert_eq!(
@@ -756,7 +737,7 @@ mod tests {
     fn tag_head_tags_a_log_started_without_the_key() {
         let key = anchor_key(1);
         let (dir, _log) = log_with(3);
-        let mut log = AuditLog::open_keyed(dir.path(), Some(key.clone())).unwrap();
+        let mut log = AuditLog::open(dir.path(), Some(key.clone())).unwrap();
         log.append(sample(4)).unwrap();
         assert_eq!(anchored(&dir, &key).1, AnchorCheck::NoTag);
         let tagged = log.tag_head().unwrap();
@@ -792,7 +773,7 @@ mod tests {
         assert!(err.to_string().contains("truncated"), "{err}");
         assert_eq!(head(&dir), h, "the evidence is left as it was");
 
-        let mut keyless = AuditLog::open_keyed(dir.path(), None).unwrap();
+        let mut keyless = AuditLog::open(dir.path(), None).unwrap();
         assert!(matches!(keyless.tag_head(), Err(AuditError::NoAnchorKey)));
         assert!(matches!(
             keyless.verify_anchor(),
@@ -829,13 +810,13 @@ mod tests {
     fn concurrent_keyed_appenders_keep_the_head_tagged() {
         let key = anchor_key(1);
         let dir = std::sync::Arc::new(tempfile::tempdir().unwrap());
-        let mut log = AuditLog::open_keyed(dir.path(), Some(key.clone())).unwrap();
+        let mut log = AuditLog::open(dir.path(), Some(key.clone())).unwrap();
         log.tag_head().unwrap();
         let threads: Vec<_> = (0..4)
             .map(|t| {
                 let (dir, key) = (std::sync::Arc::clone(&dir), key.clone());
                 std::thread::spawn(move || {
-                    let mut log = AuditLog::open_keyed(dir.path(), Some(key)).unwrap();
+                    let mut log = AuditLog::open(dir.path(), Some(key)).unwrap();
                     for i in 0..10 {
                         log.append(sample(t * 100 + i)).unwrap();
                     }

@@ -60,9 +60,7 @@ mod chain;
 mod rows;
 mod verify;
 
-pub use anchor::{
-    ANCHOR_KEY_INFO, AnchorKey, HeadTagged, process_anchor_key, set_process_anchor_key,
-};
+pub use anchor::{ANCHOR_KEY_INFO, AnchorKey, HeadTagged};
 pub use verify::{AnchorCheck, Tamper, Verification};
 
 use anchor::{Anchor, AnchorState, read_anchor, write_anchor};
@@ -294,12 +292,6 @@ impl fmt::Debug for AuditLog {
 }
 
 impl AuditLog {
-    /// Opens `<state_dir>/audit.db` with the process's anchor key, if one was set
-    /// ([`set_process_anchor_key`]); see [`AuditLog::open_keyed`].
-    pub fn open(state_dir: &Path) -> Result<AuditLog, AuditError> {
-        AuditLog::open_keyed(state_dir, process_anchor_key())
-    }
-
     /// Opens `<state_dir>/audit.db`, creating it (mode 0600) and its table if missing; an
     /// existing file with any other mode is set to 0600. A new, empty log also gets its head
     /// anchor (seq 0), untagged even with `key` (see [`AuditLog::tag_head`]). The state
@@ -307,7 +299,7 @@ impl AuditLog {
     /// anything: a tampered log stays as it is for [`AuditLog::verify`]. With `key`, appends
     /// keep a tagged head tagged (see the `anchor` module's rules), and
     /// [`AuditLog::verify_anchor`] and [`AuditLog::tag_head`] can be used.
-    pub fn open_keyed(state_dir: &Path, key: Option<AnchorKey>) -> Result<AuditLog, AuditError> {
+    pub fn open(state_dir: &Path, key: Option<AnchorKey>) -> Result<AuditLog, AuditError> {
         let path = state_dir.join(DB_FILE);
         let head_path = state_dir.join(HEAD_FILE);
         create_private_file(&path).map_err(|source| AuditError::Open {
@@ -545,7 +537,7 @@ mod testing {
     /// A state directory holding a log of `n` records.
     pub(super) fn log_with(n: u64) -> (tempfile::TempDir, AuditLog) {
         let dir = tempfile::tempdir().unwrap();
-        let mut log = AuditLog::open(dir.path()).unwrap();
+        let mut log = AuditLog::open(dir.path(), None).unwrap();
         for i in 1..=n {
             log.append(sample(i)).unwrap();
         }
@@ -628,7 +620,7 @@ mod testing {
     /// `hushflow audit anchor` does) and appended with `key`.
     pub(super) fn keyed_log_with(n: u64, key: &AnchorKey) -> (tempfile::TempDir, AuditLog) {
         let dir = tempfile::tempdir().unwrap();
-        let mut log = AuditLog::open_keyed(dir.path(), Some(key.clone())).unwrap();
+        let mut log = AuditLog::open(dir.path(), Some(key.clone())).unwrap();
         log.tag_head().unwrap();
         for i in 1..=n {
             log.append(sample(i)).unwrap();
@@ -651,7 +643,7 @@ mod testing {
         dir: &tempfile::TempDir,
         key: &AnchorKey,
     ) -> (Verification, AnchorCheck) {
-        AuditLog::open_keyed(dir.path(), Some(key.clone()))
+        AuditLog::open(dir.path(), Some(key.clone()))
             .unwrap()
             .verify_anchor()
             .unwrap()
@@ -668,7 +660,7 @@ mod tests {
     #[test]
     fn appended_records_list_back_in_order_with_their_counts() {
         let dir = tempfile::tempdir().unwrap();
-        let mut log = AuditLog::open(dir.path()).unwrap();
+        let mut log = AuditLog::open(dir.path(), None).unwrap();
         let before = jiff::Timestamp::now();
         let returned: Vec<AuditRecord> = (1..=4).map(|i| log.append(sample(i)).unwrap()).collect();
         let listed = log.list().unwrap();
@@ -705,7 +697,7 @@ mod tests {
         assert_eq!(mode(&dir.path().join(HEAD_FILE)), 0o600);
         drop(log);
         fs::set_permissions(dir.path().join(DB_FILE), fs::Permissions::from_mode(0o644)).unwrap();
-        AuditLog::open(dir.path()).unwrap();
+        AuditLog::open(dir.path(), None).unwrap();
         assert_eq!(
             mode(&dir.path().join(DB_FILE)),
             0o600,
@@ -719,7 +711,7 @@ mod tests {
         let (dir, log) = log_with(3);
         let head = hash_of(&log, 3);
         drop(log);
-        let mut log = AuditLog::open(dir.path()).unwrap();
+        let mut log = AuditLog::open(dir.path(), None).unwrap();
         let next = log.append(sample(4)).unwrap();
         assert_eq!(next.seq, 4);
         assert_eq!(next.prev_hash, head);
@@ -733,7 +725,7 @@ mod tests {
             .map(|t| {
                 let dir = Arc::clone(&dir);
                 std::thread::spawn(move || {
-                    let mut log = AuditLog::open(dir.path()).unwrap();
+                    let mut log = AuditLog::open(dir.path(), None).unwrap();
                     for i in 0..15 {
                         log.append(sample(t * 100 + i)).unwrap();
                     }
@@ -743,7 +735,7 @@ mod tests {
         for t in threads {
             t.join().unwrap();
         }
-        let log = AuditLog::open(dir.path()).unwrap();
+        let log = AuditLog::open(dir.path(), None).unwrap();
         let records = log.list().unwrap();
         assert_eq!(
             records.iter().map(|r| r.seq).collect::<Vec<_>>(),
@@ -790,7 +782,7 @@ mod tests {
         assert!(Tamper::Truncated.to_string().contains("head anchor"));
         assert!(Tamper::Inserted.to_string().contains("inserted"));
         assert!(Tamper::Changed.to_string().contains("altered"));
-        let err = AuditLog::open(Path::new("/nonexistent/state")).unwrap_err();
+        let err = AuditLog::open(Path::new("/nonexistent/state"), None).unwrap_err();
         assert!(
             err.to_string()
                 .starts_with("audit store /nonexistent/state/audit.db could not be opened"),

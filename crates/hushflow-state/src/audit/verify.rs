@@ -467,7 +467,7 @@ mod tests {
     #[test]
     fn an_untouched_log_is_intact() {
         let dir = tempfile::tempdir().unwrap();
-        let mut log = AuditLog::open(dir.path()).unwrap();
+        let mut log = AuditLog::open(dir.path(), None).unwrap();
         assert_eq!(
             log.verify().unwrap(),
             Verification::Intact {
@@ -653,17 +653,17 @@ mod tests {
     #[test]
     fn verify_while_another_connection_appends_sees_no_tampering() {
         let dir = Arc::new(tempfile::tempdir().unwrap());
-        AuditLog::open(dir.path()).unwrap();
+        AuditLog::open(dir.path(), None).unwrap();
         let writer = {
             let dir = Arc::clone(&dir);
             std::thread::spawn(move || {
-                let mut log = AuditLog::open(dir.path()).unwrap();
+                let mut log = AuditLog::open(dir.path(), None).unwrap();
                 for i in 0..40 {
                     log.append(sample(i)).unwrap();
                 }
             })
         };
-        let log = AuditLog::open(dir.path()).unwrap();
+        let log = AuditLog::open(dir.path(), None).unwrap();
         while !writer.is_finished() {
             let v = log.verify().unwrap();
             assert!(v.is_intact(), "{v}");

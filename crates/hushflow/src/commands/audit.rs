@@ -1,13 +1,13 @@
 //! `hushflow audit`: read and check the tamper-evident audit log, and tag its head.
 
 use super::{Exit, Failure, Session, failure, invalid};
-use crate::cli::AuditCommand;
+use crate::cli::{AuditCommand, AuditListArgs, AuditVerifyArgs};
 use hushflow_app::actions::audit::{self, AnchorCheck, AnchorKey, Verification};
 
 pub(super) fn audit(session: &Session<'_>, cmd: AuditCommand) -> Result<Exit, Failure> {
     let out = session.out;
     match cmd {
-        AuditCommand::List { json } => {
+        AuditCommand::List(AuditListArgs { json }) => {
             for r in audit::list(&session.app)? {
                 if json {
                     out.line(serde_json::to_string(&r).map_err(failure)?);
@@ -32,11 +32,11 @@ pub(super) fn audit(session: &Session<'_>, cmd: AuditCommand) -> Result<Exit, Fa
             }
             Ok(Exit::Success)
         }
-        AuditCommand::Verify { anchor: false } => {
+        AuditCommand::Verify(AuditVerifyArgs { anchor: false }) => {
             intact(session, audit::verify(&session.app)?)?;
             Ok(Exit::Success)
         }
-        AuditCommand::Verify { anchor: true } => {
+        AuditCommand::Verify(AuditVerifyArgs { anchor: true }) => {
             let key = anchor_key(session, "check")?;
             let (chain, check) = audit::verify_anchored(&session.app, key)?;
             intact(session, chain)?;

@@ -71,6 +71,24 @@ pub struct ProcessExecutor {
     pub actor: hushflow_app::Actor,
 }
 
+impl ProcessExecutor {
+    /// The executor of a command's session: this binary, its state directory and the keys as
+    /// given, trusting what the session trusts.
+    pub(super) fn for_session(session: &super::Session<'_>) -> Result<Self, super::Failure> {
+        Ok(ProcessExecutor {
+            exe: std::env::current_exe().map_err(super::failure)?,
+            state_dir: session.state.root().to_path_buf(),
+            master_key: session.master_key_arg.clone(),
+            anchor_key: session.anchor_key_arg.clone(),
+            master_key_ref: session.master_key.clone(),
+            redactor: session.out.redactor.clone(),
+            trust: session.app.definition_trust()?,
+            audit: hushflow_app::Session::new(session.state.clone(), session.out.redactor.clone()),
+            actor: session.actor.clone(),
+        })
+    }
+}
+
 fn order(claim: &Claim) -> TaskOrder {
     TaskOrder {
         file: claim.file.clone(),

@@ -7,13 +7,12 @@
 //! absent). A change that fails after its record was written gets a second record saying so.
 
 use super::{Exit, Failure, Session, create_private, failure, invalid, resolver, secret_providers};
-use crate::cli::{KeyPurpose, KeysCommand};
+use crate::cli::{CreateKeyArgs, KeyName, KeyPurpose, KeysCommand, OutFile, RotateKeyArgs};
 use hushflow_crypto::{
     Keyring, KeyringError, MasterKey, Purpose, Sealing, SubjectHandle, SubjectRoot, Tokenizer,
     parse_subject_key_id, token_key_id,
 };
 use hushflow_secrets::SecretValue;
-use hushflow_state::audit::AuditLog;
 use hushflow_state::subjects::SubjectStore;
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -228,11 +227,11 @@ pub(super) fn keys(session: &Session<'_>, cmd: KeysCommand) -> Result<Exit, Fail
     let mut keyring = session.keyring()?;
     match cmd {
         KeysCommand::NewMasterKey | KeysCommand::Seal => {}
-        KeysCommand::Create {
+        KeysCommand::Create(CreateKeyArgs {
             name,
             purpose,
             if_missing,
-        } => {
+        }) => {
             if if_missing && keyring.contains(&name) {
                 out.line(format!("key {name} exists; left as it is"));
                 return Ok(Exit::Success);
@@ -249,10 +248,10 @@ pub(super) fn keys(session: &Session<'_>, cmd: KeysCommand) -> Result<Exit, Fail
             let info = committed(session, "keys.create", result, recorded)?;
             out.line(format!("created key {} (id {})", info.name, info.id));
         }
-        KeysCommand::Rotate {
-            name,
+        KeysCommand::Rotate(RotateKeyArgs {
+            key: KeyName { name },
             i_understand_hashes_change,
-        } => {
+        }) => {
             let note = if i_understand_hashes_change {
                 ", hashes change"
             } else {
@@ -283,7 +282,7 @@ pub(super) fn keys(session: &Session<'_>, cmd: KeysCommand) -> Result<Exit, Fail
                 ));
             }
         }
-        KeysCommand::Export { name } => {
+        KeysCommand::Export(KeyName { name }) => {
             let (info, material) = keyring.get(&name).map_err(invalid)?;
             audited(
                 "keys.export",
@@ -300,7 +299,7 @@ pub(super) fn keys(session: &Session<'_>, cmd: KeysCommand) -> Result<Exit, Fail
                 base64::engine::general_purpose::STANDARD.encode(material.expose())
             );
         }
-        KeysCommand::ExportIdentity { out: file } => {
+        KeysCommand::ExportIdentity(OutFile { out: file }) => {
             let identity = keyring.state_identity().map_err(failure)?;
             let recipient = identity.recipient();
             let secret = identity.secret();
@@ -458,7 +457,7 @@ fn seal(session: &Session<'_>) -> Result<Exit, Failure> {
 
 /// The audit record of this state directory's last successful seal, if any.
 fn earlier_seal(session: &Session<'_>) -> Result<Option<u64>, Failure> {
-    let audit = AuditLog::open(session.state.root()).map_err(failure)?;
+    let audit = session.state.audit_log().map_err(failure)?;
     let records = audit.list().map_err(failure)?;
     Ok(records
         .iter()

@@ -3,16 +3,20 @@
 
 mod audit;
 mod child;
+mod control;
+mod db;
 mod executor;
 mod gc;
+mod history;
 mod keys;
-mod orchestrate;
 mod quarantine;
 mod run;
 mod sample;
+mod scheduler;
 mod task_exec;
+mod trigger;
 
-use crate::cli::{Cli, Command};
+use crate::cli::{Cli, Command, GlobalOptions, MetadataOptions, StateOptions};
 use crate::output::Output;
 use hushflow_app::Actor;
 use hushflow_crypto::{Keyring, KeyringError, MasterKey};
@@ -96,8 +100,8 @@ pub struct Session<'a> {
     master_key: Option<SecretRef>,
     /// `--master-key` as given, for the task processes a worker starts.
     master_key_arg: Option<String>,
-    /// The key that tags the audit head (from `--anchor-key`, else the master key), also set
-    /// as the process's anchor key so that every append of this command keeps the tag current.
+    /// The key that tags the audit head (from `--anchor-key`, else the master key); `state`
+    /// carries it too, so that every append of this command keeps the tag current.
     anchor_key: Option<AnchorKey>,
     /// `--anchor-key` as given, for the task processes a worker starts.
     anchor_key_arg: Option<String>,
@@ -173,26 +177,32 @@ impl Session<'_> {
 use run::Depth;
 
 pub fn dispatch(cli: Cli, out: &Output) -> Result<Exit, Failure> {
-    let Cli {
-        state_dir,
-        master_key,
-        anchor_key,
-        metadata,
-        definition_key,
-        definition_public_key,
-        command,
+    let Cli { global, command } = cli;
+    let GlobalOptions {
+        state:
+            StateOptions {
+                state_dir,
+                master_key,
+                anchor_key,
+            },
+        metadata:
+            MetadataOptions {
+                metadata,
+                definition_key,
+                definition_public_key,
+            },
         ..
-    } = cli;
+    } = global;
     // Opened only by the commands that use the state directory.
     let session = || -> Result<Session<'_>, Failure> {
         let master_key_ref = match &master_key {
             Some(reference) => Some(secret_providers(None).parse(reference).map_err(invalid)?),
             None => std::env::var_os(MASTER_KEY_ENV).map(|_| SecretRef::env(MASTER_KEY_ENV)),
         };
-        // Before anything is audited: every append of this process keeps the head tag current.
+        // The state directory carries the anchor key, so that every audit append through it
+        // (this command's, its runs', the app layer's actions) keeps the head tag current.
         let anchor = resolve_anchor_key(anchor_key.as_deref(), master_key_ref.as_ref(), out)?;
-        hushflow_state::audit::set_process_anchor_key(anchor.clone());
-        let state = open_state(&state_dir)?;
+        let state = open_state(&state_dir)?.with_anchor_key(anchor.clone());
         let app = hushflow_app::Session::new(state.clone(), out.redactor.clone())
             .with_master_key(master_key_ref.clone())
             .with_metadata(metadata.clone())
@@ -210,118 +220,50 @@ pub fn dispatch(cli: Cli, out: &Output) -> Result<Exit, Failure> {
     };
     match command {
         Command::Sample(cmd) => sample::sample(out, cmd),
-        Command::Completions { shell } => {
+        Command::Completions(args) => {
             use clap::CommandFactory;
             use std::io::Write as _;
             let mut script = Vec::new();
-            clap_complete::generate(shell, &mut Cli::command(), "hushflow", &mut script);
+            clap_complete::generate(args.shell, &mut Cli::command(), "hushflow", &mut script);
             // A closed pipe (`| head`) is not worth a panic.
             match std::io::stdout().write_all(&script) {
                 Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(failure(e)),
                 _ => Ok(Exit::Success),
             }
         }
-        Command::Validate { pipeline, offline } => {
-            run::validate(&session()?, &pipeline, Depth::of(offline))
+        Command::Validate(args) => {
+            run::validate(&session()?, &args.file.pipeline, Depth::of(args.offline))
         }
-        Command::Check { pipeline } => run::validate(&session()?, &pipeline, Depth::Connect),
-        Command::Run {
-            pipeline,
-            workers,
-            fresh,
-            full_refresh,
-            json,
-        } => {
+        Command::Check(args) => run::validate(&session()?, &args.pipeline, Depth::Connect),
+        Command::Run(args) => {
             let options = run::RunOptions {
-                workers: workers.map(usize::from),
-                fresh,
-                full_refresh,
+                workers: args.workers.map(usize::from),
+                fresh: args.fresh,
+                full_refresh: args.full_refresh,
                 replay: None,
                 counts: None,
-                json,
+                json: args.json,
             };
-            run::run(&session()?, &pipeline, options)
+            run::run(&session()?, &args.pipeline, options)
         }
-        Command::Gc { unfinished } => gc::gc(&session()?, unfinished),
-        Command::Erase { pipeline, subject } => keys::erase(&session()?, &pipeline, &subject),
+        Command::Gc(args) => gc::gc(&session()?, args.unfinished),
+        Command::Erase(args) => keys::erase(&session()?, &args.pipeline, &args.subject),
         Command::Keys(cmd) => keys::keys(&session()?, cmd),
         Command::Audit(cmd) => audit::audit(&session()?, cmd),
         Command::Quarantine(cmd) => quarantine::quarantine(&session()?, cmd),
-        Command::Detokenize { key, tokens } => keys::detokenize(&session()?, &key, tokens),
-        Command::Scheduler {
-            pipelines,
-            parallelism,
-            timing,
-        } => orchestrate::scheduler(&session()?, &pipelines, parallelism, &timing),
-        Command::Worker {
-            concurrency,
-            timing,
-        } => orchestrate::worker(&session()?, concurrency, &timing),
-        Command::Trigger {
-            pipeline,
-            conf,
-            wait,
-            timeout,
-        } => {
-            let wait = wait.then_some(timeout);
-            orchestrate::trigger(&session()?, &pipeline, &conf, wait)
-        }
-        Command::Backfill {
-            pipeline,
-            from,
-            to,
-            wait,
-            timeout,
-        } => {
-            let wait = wait.then_some(timeout);
-            orchestrate::backfill(&session()?, &pipeline, &from, &to, wait)
-        }
-        Command::Pause { pipeline } => orchestrate::pause(&session()?, &pipeline, true),
-        Command::Unpause { pipeline } => orchestrate::pause(&session()?, &pipeline, false),
-        Command::Pipelines { json } => orchestrate::pipelines(&session()?, json),
-        Command::Runs {
-            pipeline,
-            limit,
-            json,
-        } => orchestrate::runs(&session()?, pipeline.as_deref(), limit, json),
-        Command::Tasks {
-            run,
-            pipeline,
-            json,
-        } => orchestrate::tasks(&session()?, &run, pipeline.as_deref(), json),
-        Command::Logs {
-            run,
-            task,
-            pipeline,
-            attempt,
-        } => orchestrate::logs(&session()?, &run, &task, pipeline.as_deref(), attempt),
-        Command::Clear {
-            run,
-            tasks,
-            pipeline,
-        } => orchestrate::clear(&session()?, &run, &tasks, pipeline.as_deref()),
-        Command::Db(crate::cli::DbCommand::Migrate) => orchestrate::db_migrate(&session()?),
-        Command::Db(crate::cli::DbCommand::Prune {
-            older_than,
-            pipeline,
-        }) => orchestrate::db_prune(&session()?, older_than, pipeline.as_deref()),
-        Command::Db(crate::cli::DbCommand::Grants {
-            schema,
-            scheduler_role,
-            worker_role,
-            reader_role,
-        }) => orchestrate::db_grants(
-            out,
-            hushflow_scheduler::store::grants::Roles {
-                schema,
-                scheduler: scheduler_role,
-                worker: worker_role,
-                reader: reader_role,
-            },
-        ),
-        Command::Db(crate::cli::DbCommand::DefinitionKey(cmd)) => {
-            orchestrate::definition_key(&session()?, cmd)
-        }
+        Command::Detokenize(args) => keys::detokenize(&session()?, &args.key, args.tokens),
+        Command::Scheduler(args) => scheduler::scheduler(&session()?, &args),
+        Command::Worker(args) => scheduler::worker(&session()?, &args),
+        Command::Trigger(args) => trigger::trigger(&session()?, &args),
+        Command::Backfill(args) => trigger::backfill(&session()?, &args),
+        Command::Pause(args) => control::pause(&session()?, &args, true),
+        Command::Unpause(args) => control::pause(&session()?, &args, false),
+        Command::Clear(args) => control::clear(&session()?, &args),
+        Command::Pipelines(args) => history::pipelines(&session()?, &args),
+        Command::Runs(args) => history::runs(&session()?, &args),
+        Command::Tasks(args) => history::tasks(&session()?, &args),
+        Command::Logs(args) => history::logs(&session()?, &args),
+        Command::Db(cmd) => db::db(out, session, &cmd),
         Command::TaskExec => task_exec::task_exec(&session()?),
     }
 }

@@ -4,7 +4,10 @@
 //! app layer's actions (`hushflow_app::actions::quarantine`); a replay is a sync run, here.
 
 use super::{Exit, Failure, Session, failure, invalid};
-use crate::cli::QuarantineCommand;
+use crate::cli::{
+    QuarantineCommand, QuarantineExportArgs, QuarantineListArgs, QuarantineReplayArgs,
+    QuarantineRun,
+};
 use hushflow_app::actions::quarantine as actions;
 use hushflow_crypto::StateIdentity;
 use hushflow_state::quarantine;
@@ -12,9 +15,18 @@ use std::path::PathBuf;
 
 pub(super) fn quarantine(session: &Session<'_>, cmd: QuarantineCommand) -> Result<Exit, Failure> {
     match cmd {
-        QuarantineCommand::List { run, json } => list(session, run.as_deref(), json),
-        QuarantineCommand::Export { run, out } => export(session, &run, out),
-        QuarantineCommand::Replay { run, pipeline, out } => replay(session, &run, pipeline, out),
+        QuarantineCommand::List(QuarantineListArgs { run, json }) => {
+            list(session, run.as_deref(), json)
+        }
+        QuarantineCommand::Export(QuarantineExportArgs {
+            run: QuarantineRun { run },
+            out,
+        }) => export(session, &run, out),
+        QuarantineCommand::Replay(QuarantineReplayArgs {
+            run: QuarantineRun { run },
+            pipeline,
+            out,
+        }) => replay(session, &run, pipeline, out),
     }
 }
 

@@ -1,18 +1,18 @@
 //! `hushflow sample`: synthetic contacts for trying pipelines out.
 
 use super::{Exit, Failure, failure};
-use crate::cli::{SampleCommand, SampleFormat};
+use crate::cli::{ContactsArgs, SampleCommand, SampleFormat};
 use crate::output::Output;
 use std::io::{BufWriter, Write};
 use std::time::Instant;
 
 pub(super) fn sample(out: &Output, cmd: SampleCommand) -> Result<Exit, Failure> {
-    let SampleCommand::Contacts {
+    let SampleCommand::Contacts(ContactsArgs {
         rows,
         seed,
         format,
         out: path,
-    } = cmd;
+    }) = cmd;
     let path = path.as_path();
     let started = Instant::now();
     if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
