@@ -337,8 +337,8 @@ fn open_state(dir: &Path) -> Result<StateDir, Failure> {
 
 /// The secret stores this build knows, by scheme: the built-in `env:`, `file:` and `keyring:`
 /// (with `keys` behind it; `None` before the keyring is open, which is enough to parse and
-/// validate references). A new store is a provider behind a Cargo feature, registered here and
-/// nowhere else, so that validation, resolution and every command agree on the schemes.
+/// validate references), and `vault:` and `aws-sm:` with the `vault` and `aws` features (on by
+/// default). Every command gets them from the app layer, so all agree on the schemes.
 fn secret_providers(keys: Option<&dyn KeyProvider>) -> SecretProviders<'_> {
     hushflow_app::secrets::providers(keys)
 }
