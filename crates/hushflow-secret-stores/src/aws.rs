@@ -322,6 +322,15 @@ impl SecretsManagerProvider {
         SecretsManagerProvider::default()
     }
 
+    /// A provider configured from `env`, with the cache's time to live from the process
+    /// environment.
+    pub fn with_settings(env: Env) -> SecretsManagerProvider {
+        SecretsManagerProvider {
+            env,
+            cache: Arc::default(),
+        }
+    }
+
     /// A provider configured from `env`, whose cache keeps secrets for `ttl`.
     pub fn with_env(env: Env, ttl: Duration) -> SecretsManagerProvider {
         SecretsManagerProvider {

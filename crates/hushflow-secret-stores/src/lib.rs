@@ -27,6 +27,7 @@
 #[cfg(feature = "aws")]
 pub mod aws;
 pub mod cache;
+pub mod custody;
 mod env;
 mod error;
 // Without a store feature nothing uses the client; it still builds and its tests still run.
@@ -44,6 +45,7 @@ use hushflow_secrets::{Redactor, SecretProviders};
 /// layer keeps it for the run) and [`register`](Stores::register) it in every registry.
 #[derive(Clone, Debug, Default)]
 pub struct Stores {
+    env: Env,
     #[cfg(feature = "vault")]
     vault: vault::VaultProvider,
     #[cfg(feature = "aws")]
@@ -51,9 +53,25 @@ pub struct Stores {
 }
 
 impl Stores {
-    /// Providers configured from the environment when they are first used.
+    /// Providers configured from the process environment when they are first used.
     pub fn from_env() -> Stores {
         Stores::default()
+    }
+
+    /// Providers configured from `env` when they are first used.
+    pub fn with_env(env: Env) -> Stores {
+        Stores {
+            #[cfg(feature = "vault")]
+            vault: vault::VaultProvider::with_env(env.clone()),
+            #[cfg(feature = "aws")]
+            aws_sm: aws::SecretsManagerProvider::with_settings(env.clone()),
+            env,
+        }
+    }
+
+    /// Where the stores read their settings.
+    pub fn env(&self) -> &Env {
+        &self.env
     }
 
     /// Adds every store this build has to `providers`.
