@@ -207,8 +207,11 @@ fn check_same(
     }
     Err(StoreError::new(
         Reason::PermissionDenied,
+        // The configured custodian is not named: it is the value of the master-key secret,
+        // which the redactor masks anyway.
         format!(
-            "the data key in {} is wrapped by {named}, not {custodian}",
+            "the data key in {} is wrapped by {named}, and the master key names another \
+             custodian",
             path.display()
         ),
     ))

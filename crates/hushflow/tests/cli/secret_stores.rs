@@ -157,3 +157,87 @@ fn a_key_from_aws_secrets_manager_resolves_and_is_never_printed() {
     );
     assert!(!r.all().contains(AWS_SECRET_KEY));
 }
+
+#[test]
+fn a_keyring_under_a_transit_wrapped_master_key_opens_and_survives_rotation() {
+    let Some(bao) = Service::bao("cli_transit") else {
+        return;
+    };
+    let root = [("X-Vault-Token", BAO_ROOT_TOKEN)];
+    for (path, body) in [
+        (
+            "/v1/sys/mounts/transit",
+            r#"{"type":"transit"}"#.to_string(),
+        ),
+        ("/v1/transit/keys/hushflow", "{}".to_string()),
+        ("/v1/transit/keys/other", "{}".to_string()),
+        (
+            "/v1/auth/token/create",
+            format!(r#"{{"id":"{VAULT_TOKEN}","policies":["root"]}}"#),
+        ),
+    ] {
+        let (status, answer) = bao.request("POST", path, &root, &body);
+        assert!((200..300).contains(&status), "{path}: {answer}");
+    }
+    let ws = workspace("keyring:pepper");
+    let addr = bao.url();
+    let env = [
+        ("HUSHFLOW_MASTER_KEY", "vault-transit:hushflow"),
+        ("VAULT_ADDR", addr.as_str()),
+        ("VAULT_TOKEN", VAULT_TOKEN),
+    ];
+    let run = |args: &[&str], env: &[(&str, &str)], code: i32| {
+        let r = ws.run_with(args, env);
+        assert_eq!(r.code, code, "{args:?}: {}", r.all());
+        assert!(!r.all().contains(VAULT_TOKEN), "{}", r.all());
+        r
+    };
+    run(&["keys", "create", "pepper"], &env, 0);
+    let wrapped = std::fs::read_to_string(ws.state().join("master-key.wrapped")).unwrap();
+    assert!(wrapped.contains("vault-transit:hushflow") && wrapped.contains("vault:v1:"));
+    let r = run(&["-vv", "run", "p.toml"], &env, 0);
+    assert!(!r.all().contains("not sealed"), "{}", r.all());
+    let before = std::fs::read_to_string(ws.path("out/leads.csv")).unwrap();
+
+    // Another wrapping key does not open it, and says why.
+    let other = [env[0], env[1], env[2]].map(|(k, v)| {
+        if k == "HUSHFLOW_MASTER_KEY" {
+            (k, "vault-transit:other")
+        } else {
+            (k, v)
+        }
+    });
+    let r = run(&["keys", "list"], &other, 1);
+    assert!(
+        r.stderr
+            .contains("is wrapped by vault-transit:hushflow, and the master key names another"),
+        "{}",
+        r.stderr
+    );
+
+    // Rotate the wrapping key, rewrap, retire the old version: the keyring and its hashes are
+    // the same.
+    let (status, answer) = bao.request("POST", "/v1/transit/keys/hushflow/rotate", &root, "{}");
+    assert!((200..300).contains(&status), "{answer}");
+    run(&["keys", "rewrap-master-key"], &env, 0);
+    let rewrapped = std::fs::read_to_string(ws.state().join("master-key.wrapped")).unwrap();
+    assert!(rewrapped.contains("vault:v2:"), "{rewrapped}");
+    let (status, answer) = bao.request(
+        "POST",
+        "/v1/transit/keys/hushflow/config",
+        &root,
+        r#"{"min_decryption_version":2}"#,
+    );
+    assert!((200..300).contains(&status), "{answer}");
+    run(&["run", "p.toml"], &env, 0);
+    assert_eq!(
+        std::fs::read_to_string(ws.path("out/leads.csv")).unwrap(),
+        before
+    );
+    let audit = run(&["audit", "list"], &env, 0);
+    assert!(
+        audit.stdout.contains("keys.rewrap-master-key"),
+        "{}",
+        audit.stdout
+    );
+}
