@@ -317,6 +317,33 @@ fn approle_logs_in_and_logs_in_again_when_the_token_expires() {
             .contains(&secret_id)
     );
 
+    // A login token revoked mid-run (not expired by the clock): the 403 makes the provider log
+    // in again once, and the resolution succeeds.
+    admin.ok(
+        "POST",
+        "auth/approle/role/long",
+        Some(json!({"token_policies": ["crm-read"], "token_ttl": "1h"})),
+    );
+    let long_role = admin.ok("GET", "auth/approle/role/long/role-id", None)["data"]["role_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let long_secret =
+        admin.ok("POST", "auth/approle/role/long/secret-id", None)["data"]["secret_id"]
+            .as_str()
+            .unwrap()
+            .to_string();
+    let auth = VaultAuth::AppRole {
+        mount: "approle".into(),
+        role_id: secret_file(dir.path(), "long_role_id", &long_role),
+        secret_id: secret_file(dir.path(), "long_secret_id", &long_secret),
+    };
+    let p = VaultProvider::with_config(config(&bao, auth));
+    assert_eq!(resolve(&p, "secret/crm#token").unwrap(), CANARY);
+    admin.ok("POST", "sys/leases/revoke-prefix/auth/approle/login", None);
+    p.clear_cache();
+    assert_eq!(resolve(&p, "secret/crm#token").unwrap(), CANARY);
+
     // A wrong secret_id is refused as a credential, not quoted.
     let auth = VaultAuth::AppRole {
         mount: "approle".into(),
