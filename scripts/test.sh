@@ -14,12 +14,16 @@ cargo fmt --all -- --check
 step "cargo clippy"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 
-step "python venv for cross-checks"
-if ! .venv/bin/python -c 'import cryptography' 2>/dev/null; then
-  python3 -m venv .venv
+step "python venv for cross-checks, and the secret-store servers (OpenBao, moto)"
+if ! .venv/bin/python -c 'import cryptography, moto' 2>/dev/null \
+    || [ ! -x .venv/bin/bao ] || [ ! -x .venv/bin/moto_server ]; then
+  [ -x .venv/bin/python ] || python3 -m venv .venv
   .venv/bin/pip install --quiet --disable-pip-version-check -r tests/python/requirements.txt
 fi
 export HUSHFLOW_TEST_PYTHON="$root/.venv/bin/python"
+# The secret-store tests start `bao` and `moto_server` from that venv, and must not be skipped
+# here (without this a plain `cargo test` skips them and says why).
+export HUSHFLOW_TEST_REQUIRE_SERVICES=1
 
 step "the age CLI (staged files are checked against it)"
 if ! command -v age >/dev/null 2>&1 || ! command -v age-keygen >/dev/null 2>&1; then

@@ -108,7 +108,11 @@ impl Session {
                 let value = crate::secrets::resolver(&self.redactor, None)
                     .resolve(reference)
                     .map_err(Error::invalid)?;
-                Some(hushflow_crypto::MasterKey::from_base64(&value).map_err(Error::invalid)?)
+                Some(crate::secrets::master_key(
+                    &value,
+                    self.state.root(),
+                    &self.redactor,
+                )?)
             }
             None => None,
         };

@@ -451,6 +451,10 @@ pub enum KeysCommand {
     /// master key a plain keyring is otherwise refused, since it may have been swapped in; a
     /// state directory whose keyring was sealed before never takes a plain one again.
     Seal,
+    /// With a master key held by a custodian (HUSHFLOW_MASTER_KEY=vault-transit:KEYNAME or
+    /// aws-kms:KEY_ID): re-encrypt the wrapped data key under the wrapping key's newest version,
+    /// after that key was rotated; the keyring itself is not touched (audited).
+    RewrapMasterKey,
 }
 
 /// A keyring key named on the command line.

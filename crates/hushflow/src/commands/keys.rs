@@ -224,9 +224,12 @@ pub(super) fn keys(session: &Session<'_>, cmd: KeysCommand) -> Result<Exit, Fail
     if let KeysCommand::Seal = cmd {
         return seal(session);
     }
+    if let KeysCommand::RewrapMasterKey = cmd {
+        return rewrap_master_key(session);
+    }
     let mut keyring = session.keyring()?;
     match cmd {
-        KeysCommand::NewMasterKey | KeysCommand::Seal => {}
+        KeysCommand::NewMasterKey | KeysCommand::Seal | KeysCommand::RewrapMasterKey => {}
         KeysCommand::Create(CreateKeyArgs {
             name,
             purpose,
@@ -452,6 +455,35 @@ fn seal(session: &Session<'_>) -> Result<Exit, Failure> {
             ));
         }
     }
+    Ok(Exit::Success)
+}
+
+/// `hushflow keys rewrap-master-key`: the wrapped data key re-encrypted under the custodian's
+/// newest key version, then checked by opening the keyring with it; audited.
+fn rewrap_master_key(session: &Session<'_>) -> Result<Exit, Failure> {
+    let Some(reference) = session.master_key.as_ref() else {
+        return Err(invalid(
+            "`keys rewrap-master-key` needs a master key held by a custodian: set \
+             HUSHFLOW_MASTER_KEY to vault-transit:KEYNAME or aws-kms:KEY_ID",
+        ));
+    };
+    let value = super::resolver(&session.out.redactor, None)
+        .resolve(reference)
+        .map_err(invalid)?;
+    // The custodian is not printed or audited: it is the value of the master-key secret.
+    hushflow_app::secrets::rewrap_master_key(&value, session.state.root())?;
+    // The rewrapped key must still open the keyring.
+    session.keyring()?;
+    session.audit(
+        "keys.rewrap-master-key",
+        "rewrapped the data key under the newest version of its wrapping key".into(),
+        BTreeMap::new(),
+        "ok",
+    )?;
+    session.out.line(
+        "rewrapped the data key under the newest version of its wrapping key; the keyring is \
+         unchanged",
+    );
     Ok(Exit::Success)
 }
 

@@ -151,7 +151,11 @@ impl Session<'_> {
 
     /// The master key, if one was given (`--master-key` or HUSHFLOW_MASTER_KEY).
     fn master_key(&self) -> Result<Option<MasterKey>, Failure> {
-        resolve_master_key(self.master_key.as_ref(), &self.out.redactor)
+        resolve_master_key(
+            self.master_key.as_ref(),
+            self.state.root(),
+            &self.out.redactor,
+        )
     }
 
     /// The directories no pipeline path may lead into: the state directory. Passed to every
@@ -199,10 +203,17 @@ pub fn dispatch(cli: Cli, out: &Output) -> Result<Exit, Failure> {
             Some(reference) => Some(secret_providers(None).parse(reference).map_err(invalid)?),
             None => std::env::var_os(MASTER_KEY_ENV).map(|_| SecretRef::env(MASTER_KEY_ENV)),
         };
-        // The state directory carries the anchor key, so that every audit append through it
-        // (this command's, its runs', the app layer's actions) keeps the head tag current.
-        let anchor = resolve_anchor_key(anchor_key.as_deref(), master_key_ref.as_ref(), out)?;
-        let state = open_state(&state_dir)?.with_anchor_key(anchor.clone());
+        // First, since a master key held by a custodian is unwrapped from a file in it. The state
+        // directory then carries the anchor key, so that every audit append through it (this
+        // command's, its runs', the app layer's actions) keeps the head tag current.
+        let state = open_state(&state_dir)?;
+        let anchor = resolve_anchor_key(
+            anchor_key.as_deref(),
+            master_key_ref.as_ref(),
+            state.root(),
+            out,
+        )?;
+        let state = state.with_anchor_key(anchor.clone());
         let app = hushflow_app::Session::new(state.clone(), out.redactor.clone())
             .with_master_key(master_key_ref.clone())
             .with_metadata(metadata.clone())
@@ -279,8 +290,8 @@ fn open_state(dir: &Path) -> Result<StateDir, Failure> {
 
 /// The secret stores this build knows, by scheme: the built-in `env:`, `file:` and `keyring:`
 /// (with `keys` behind it; `None` before the keyring is open, which is enough to parse and
-/// validate references). A new store is a provider behind a Cargo feature, registered here and
-/// nowhere else, so that validation, resolution and every command agree on the schemes.
+/// validate references), and `vault:` and `aws-sm:` with the `vault` and `aws` features (on by
+/// default). Every command gets them from the app layer, so all agree on the schemes.
 fn secret_providers(keys: Option<&dyn KeyProvider>) -> SecretProviders<'_> {
     hushflow_app::secrets::providers(keys)
 }
@@ -296,13 +307,15 @@ fn open_keyring(
     master: Option<&SecretRef>,
     redactor: &Redactor,
 ) -> Result<Keyring, Failure> {
-    let master = resolve_master_key(master, redactor)?;
+    let master = resolve_master_key(master, state, redactor)?;
     Keyring::open_with(state, master).map_err(failure)
 }
 
-/// The master key `master` refers to, if any.
+/// The master key `master` refers to, if any: base64 key material, or a custodian
+/// (`vault-transit:KEYNAME`, `aws-kms:KEY_ID`) that unwraps the data key kept in `state`.
 fn resolve_master_key(
     master: Option<&SecretRef>,
+    state: &Path,
     redactor: &hushflow_secrets::Redactor,
 ) -> Result<Option<MasterKey>, Failure> {
     let Some(reference) = master else {
@@ -310,7 +323,9 @@ fn resolve_master_key(
     };
     let resolver = resolver(redactor, None);
     let value = resolver.resolve(reference).map_err(invalid)?;
-    Ok(Some(MasterKey::from_base64(&value).map_err(invalid)?))
+    Ok(Some(hushflow_app::secrets::master_key(
+        &value, state, redactor,
+    )?))
 }
 
 /// The key that tags the audit head: from `--anchor-key` (a reference to base64 of at least
@@ -319,10 +334,11 @@ fn resolve_master_key(
 fn resolve_anchor_key(
     anchor: Option<&str>,
     master: Option<&SecretRef>,
+    state: &Path,
     out: &Output,
 ) -> Result<Option<AnchorKey>, Failure> {
     let Some(reference) = anchor else {
-        let master = resolve_master_key(master, &out.redactor)?;
+        let master = resolve_master_key(master, state, &out.redactor)?;
         return Ok(master.as_ref().map(AnchorKey::from_master));
     };
     let reference = secret_providers(None)

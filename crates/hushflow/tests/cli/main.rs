@@ -18,6 +18,9 @@ mod orchestration;
 mod policy_actions;
 mod postgres;
 mod replay;
+// Needs the networked stores, which a build without the default features leaves out.
+#[cfg(all(feature = "vault", feature = "aws"))]
+mod secret_stores;
 mod special_files;
 mod sqlite_sync;
 mod staging;

@@ -1,0 +1,716 @@
+//! `vault:MOUNT/PATH#FIELD`: a field of a secret in HashiCorp Vault or OpenBao's key/value
+//! engine, version 2 or 1.
+//!
+//! The path is the one the Vault CLI takes: `vault:secret/crm#token` and
+//! `vault:secret/data/crm#token` both name field `token` of secret `crm` on the KV v2 mount
+//! `secret/`. The mount's version comes from `sys/internal/ui/mounts/PATH` (as `vault kv get`
+//! does it), or from `HUSHFLOW_VAULT_KV_VERSION` (`1` or `2`) where the token may not read that.
+//!
+//! Configuration, read from the environment on first use:
+//! - `VAULT_ADDR` (required), `VAULT_NAMESPACE`, `VAULT_CACERT` (a PEM file replacing the
+//!   built-in roots), `VAULT_CLIENT_TIMEOUT` (seconds, default 10).
+//! - Authentication, the first that is set: AppRole with `HUSHFLOW_VAULT_ROLE_ID` and
+//!   `HUSHFLOW_VAULT_SECRET_ID` (both secret references, as `env:NAME` or `file:PATH`; mount
+//!   `HUSHFLOW_VAULT_APPROLE_MOUNT`, default `approle`); a token from the reference in
+//!   `HUSHFLOW_VAULT_TOKEN` (`file:/run/secrets/vault-token`); `VAULT_TOKEN`; the CLI's
+//!   `~/.vault-token`.
+//!
+//! A token from an AppRole login is used until its lease ends, then the provider logs in again;
+//! a request refused with 403 also logs in again once, since a token can be revoked or expire
+//! early. A refused request is then told apart: when the token itself no longer looks itself
+//! up, the error says the token is expired or revoked; otherwise that the token's policies deny
+//! the path.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use hushflow_secrets::{
+    Redactor, SecretError, SecretProvider, SecretProviders, SecretRef, SecretResolver, SecretValue,
+};
+use serde_json::Value;
+use zeroize::Zeroizing;
+
+use crate::cache::{Cache, Fields};
+use crate::env::Env;
+use crate::http::{Client, DEFAULT_TIMEOUT, Response};
+use crate::{Reason, StoreError, wipe_json};
+
+/// How the provider logs in.
+#[derive(Debug)]
+pub enum VaultAuth {
+    /// A token, as given.
+    Token(SecretValue),
+    /// A token read from a reference (`file:/run/secrets/vault-token`) at each login, so a
+    /// token that an agent rewrites is picked up.
+    TokenRef(SecretRef),
+    /// AppRole: `role_id` and `secret_id` are references, resolved at each login.
+    AppRole {
+        /// The auth mount, without slashes (`approle`).
+        mount: String,
+        /// The role id's reference.
+        role_id: SecretRef,
+        /// The secret id's reference.
+        secret_id: SecretRef,
+    },
+}
+
+/// Where the Vault is and how to log in.
+#[derive(Debug)]
+pub struct VaultConfig {
+    /// `https://vault.example:8200` (plain `http://` only to loopback).
+    pub addr: String,
+    /// The Enterprise / OpenBao namespace, sent as `X-Vault-Namespace`.
+    pub namespace: Option<String>,
+    /// A PEM file of CA certificates that replaces the built-in roots.
+    pub ca_file: Option<PathBuf>,
+    /// The timeout of each request.
+    pub timeout: Duration,
+    /// How to log in.
+    pub auth: VaultAuth,
+    /// The KV version of every mount, instead of asking Vault per mount.
+    pub kv_version: Option<u8>,
+}
+
+impl VaultConfig {
+    /// The configuration from the process environment (see the module documentation).
+    pub fn from_env() -> Result<VaultConfig, StoreError> {
+        VaultConfig::from_settings(&Env::process())
+    }
+
+    /// The configuration from `env` (see the module documentation).
+    pub fn from_settings(env: &Env) -> Result<VaultConfig, StoreError> {
+        let var = |name: &str| env.get(name);
+        let addr = var("VAULT_ADDR").ok_or_else(|| {
+            StoreError::new(
+                Reason::NotConfigured,
+                "VAULT_ADDR is not set; set it to the Vault's address (https://vault.example:8200)",
+            )
+        })?;
+        let timeout = match var("VAULT_CLIENT_TIMEOUT") {
+            None => DEFAULT_TIMEOUT,
+            Some(v) => Duration::from_secs(
+                v.trim_end_matches('s')
+                    .parse::<u64>()
+                    .ok()
+                    .filter(|s| *s > 0)
+                    .ok_or_else(|| {
+                        StoreError::new(
+                            Reason::NotConfigured,
+                            "VAULT_CLIENT_TIMEOUT is not a whole number of seconds",
+                        )
+                    })?,
+            ),
+        };
+        let kv_version = match var("HUSHFLOW_VAULT_KV_VERSION").as_deref() {
+            None => None,
+            Some("1") => Some(1),
+            Some("2") => Some(2),
+            Some(_) => {
+                return Err(StoreError::new(
+                    Reason::NotConfigured,
+                    "HUSHFLOW_VAULT_KV_VERSION must be 1 or 2",
+                ));
+            }
+        };
+        let reference = |name: &str| -> Result<Option<SecretRef>, StoreError> {
+            var(name)
+                .map(|v| {
+                    SecretProviders::builtin()
+                        .parse(&v)
+                        .map_err(|e| StoreError::new(Reason::NotConfigured, format!("{name}: {e}")))
+                })
+                .transpose()
+        };
+        let auth = match (
+            reference("HUSHFLOW_VAULT_ROLE_ID")?,
+            reference("HUSHFLOW_VAULT_SECRET_ID")?,
+        ) {
+            (Some(role_id), Some(secret_id)) => VaultAuth::AppRole {
+                mount: var("HUSHFLOW_VAULT_APPROLE_MOUNT")
+                    .unwrap_or_else(|| "approle".to_string())
+                    .trim_matches('/')
+                    .to_string(),
+                role_id,
+                secret_id,
+            },
+            (Some(_), None) | (None, Some(_)) => {
+                return Err(StoreError::new(
+                    Reason::NotConfigured,
+                    "AppRole needs both HUSHFLOW_VAULT_ROLE_ID and HUSHFLOW_VAULT_SECRET_ID",
+                ));
+            }
+            (None, None) => {
+                if let Some(r) = reference("HUSHFLOW_VAULT_TOKEN")? {
+                    VaultAuth::TokenRef(r)
+                } else if let Some(token) = var("VAULT_TOKEN") {
+                    VaultAuth::Token(SecretValue::new(token.into_bytes()))
+                } else if let Some(home) = env.home() {
+                    let path = home.join(".vault-token");
+                    if !path.exists() {
+                        return Err(no_auth());
+                    }
+                    VaultAuth::TokenRef(SecretRef::file(path))
+                } else {
+                    return Err(no_auth());
+                }
+            }
+        };
+        Ok(VaultConfig {
+            addr,
+            namespace: var("VAULT_NAMESPACE"),
+            ca_file: var("VAULT_CACERT").map(PathBuf::from),
+            timeout,
+            auth,
+            kv_version,
+        })
+    }
+}
+
+fn no_auth() -> StoreError {
+    StoreError::new(
+        Reason::NotConfigured,
+        "no Vault credentials: set VAULT_TOKEN, HUSHFLOW_VAULT_TOKEN (a reference such as \
+         file:/run/secrets/vault-token) or HUSHFLOW_VAULT_ROLE_ID and HUSHFLOW_VAULT_SECRET_ID",
+    )
+}
+
+/// The `vault:` provider. Clones share one login, one cache and one table of mounts.
+#[derive(Clone, Default)]
+pub struct VaultProvider {
+    inner: Arc<Inner>,
+}
+
+#[derive(Default)]
+struct Inner {
+    /// Where the configuration is read from on first use.
+    env: Env,
+    /// The configuration, once read (or as given).
+    preset: Mutex<Option<Arc<VaultConfig>>>,
+    session: Mutex<Option<Session>>,
+    cache: Cache,
+    /// Mount path (`secret/`) to KV version, as Vault reported them.
+    mounts: Mutex<HashMap<String, u8>>,
+    redactor: Mutex<Option<Redactor>>,
+}
+
+/// A logged-in client.
+struct Session {
+    config: Arc<VaultConfig>,
+    client: Client,
+    token: Arc<SecretValue>,
+    /// When the token's lease ends (for tokens from a login); `None` for a given token.
+    expires: Option<Instant>,
+}
+
+impl std::fmt::Debug for VaultProvider {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("VaultProvider")
+            .field("cache", &self.inner.cache)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A login's lease is treated as over this long (at most half the lease) before Vault says, so
+/// that a request sent just before expiry does not arrive just after.
+const LEASE_MARGIN: Duration = Duration::from_secs(5);
+
+impl VaultProvider {
+    /// A provider configured from the environment on first use.
+    pub fn from_env() -> VaultProvider {
+        VaultProvider::default()
+    }
+
+    /// A provider configured from `env` on first use.
+    pub fn with_env(env: Env) -> VaultProvider {
+        VaultProvider {
+            inner: Arc::new(Inner {
+                env,
+                ..Inner::default()
+            }),
+        }
+    }
+
+    /// A provider with `config` (tests, and callers that configure it themselves).
+    pub fn with_config(config: VaultConfig) -> VaultProvider {
+        let provider = VaultProvider::default();
+        if let Ok(mut preset) = provider.inner.preset.lock() {
+            *preset = Some(Arc::new(config));
+        }
+        provider
+    }
+
+    /// Registers tokens this provider obtains, and the credentials it resolves to log in, with
+    /// `redactor`.
+    pub fn set_redactor(&self, redactor: &Redactor) {
+        if let Ok(mut r) = self.inner.redactor.lock() {
+            *r = Some(redactor.clone());
+        }
+    }
+
+    /// Forgets cached secrets (they are wiped), so the next resolution asks Vault again.
+    pub fn clear_cache(&self) {
+        self.inner.cache.clear();
+    }
+
+    fn config(&self) -> Result<Arc<VaultConfig>, StoreError> {
+        let mut preset = self
+            .inner
+            .preset
+            .lock()
+            .map_err(|_| StoreError::new(Reason::BadResponse, "internal lock poisoned"))?;
+        if let Some(c) = &*preset {
+            return Ok(c.clone());
+        }
+        let config = Arc::new(VaultConfig::from_settings(&self.inner.env)?);
+        *preset = Some(config.clone());
+        Ok(config)
+    }
+
+    fn redactor(&self) -> Redactor {
+        self.inner
+            .redactor
+            .lock()
+            .ok()
+            .and_then(|r| r.clone())
+            .unwrap_or_default()
+    }
+
+    /// The current session's client and token, logging in when there is none or its lease ended.
+    fn session(&self) -> Result<(Arc<VaultConfig>, Client, Arc<SecretValue>), StoreError> {
+        let mut session = self
+            .inner
+            .session
+            .lock()
+            .map_err(|_| StoreError::new(Reason::BadResponse, "internal lock poisoned"))?;
+        let live = session
+            .as_ref()
+            .is_some_and(|s| s.expires.is_none_or(|at| Instant::now() < at));
+        if !live {
+            *session = Some(self.login()?);
+        }
+        let s = session
+            .as_ref()
+            .ok_or_else(|| StoreError::new(Reason::BadResponse, "no session"))?;
+        Ok((s.config.clone(), s.client.clone(), s.token.clone()))
+    }
+
+    fn drop_session(&self) {
+        if let Ok(mut s) = self.inner.session.lock() {
+            *s = None;
+        }
+    }
+
+    fn login(&self) -> Result<Session, StoreError> {
+        let config = self.config()?;
+        let client = Client::new(
+            "VAULT_ADDR",
+            &config.addr,
+            config.ca_file.as_deref(),
+            config.timeout,
+        )?;
+        let redactor = self.redactor();
+        let resolve = |r: &SecretRef, what: &str| {
+            SecretResolver::with_providers(redactor.clone(), SecretProviders::new(None))
+                .resolve(r)
+                .map_err(|e| StoreError::new(Reason::NotConfigured, format!("{what}: {e}")))
+        };
+        let (token, expires) = match &config.auth {
+            VaultAuth::Token(t) => (SecretValue::new(t.expose().to_vec()), None),
+            VaultAuth::TokenRef(r) => {
+                let t = resolve(r, "the Vault token")?;
+                let trimmed = String::from_utf8_lossy(t.expose())
+                    .trim()
+                    .as_bytes()
+                    .to_vec();
+                (SecretValue::new(trimmed), None)
+            }
+            VaultAuth::AppRole {
+                mount,
+                role_id,
+                secret_id,
+            } => {
+                let role_id = resolve(role_id, "HUSHFLOW_VAULT_ROLE_ID")?;
+                let secret_id = resolve(secret_id, "HUSHFLOW_VAULT_SECRET_ID")?;
+                let body = Zeroizing::new(
+                    serde_json::json!({
+                        "role_id": String::from_utf8_lossy(role_id.expose()).trim(),
+                        "secret_id": String::from_utf8_lossy(secret_id.expose()).trim(),
+                    })
+                    .to_string(),
+                );
+                let path = format!("/v1/auth/{mount}/login");
+                let response = client.send(
+                    "POST",
+                    &path,
+                    &namespace_header(&config),
+                    Some(body.as_bytes()),
+                )?;
+                match response.status {
+                    200 => {}
+                    400 | 403 => {
+                        return Err(StoreError::new(
+                            Reason::ExpiredToken,
+                            format!(
+                                "AppRole login at auth/{mount} was refused: the role_id or \
+                                 secret_id is wrong, expired or used up"
+                            ),
+                        ));
+                    }
+                    _ => return Err(status_error(&response, &format!("auth/{mount}/login"))),
+                }
+                let mut json = parse(&response)?;
+                let auth = json.get("auth");
+                let token = auth
+                    .and_then(|a| a.get("client_token"))
+                    .and_then(Value::as_str)
+                    .map(|t| SecretValue::new(t.as_bytes().to_vec()));
+                let lease = auth
+                    .and_then(|a| a.get("lease_duration"))
+                    .and_then(Value::as_u64)
+                    .filter(|l| *l > 0);
+                wipe_json(&mut json);
+                let token = token.ok_or_else(|| {
+                    StoreError::new(
+                        Reason::BadResponse,
+                        "AppRole login answered without a token",
+                    )
+                })?;
+                let lease = lease.map(Duration::from_secs);
+                (
+                    token,
+                    lease.map(|l| Instant::now() + l - LEASE_MARGIN.min(l / 2)),
+                )
+            }
+        };
+        if token.is_empty() {
+            return Err(StoreError::new(
+                Reason::NotConfigured,
+                "the Vault token is empty",
+            ));
+        }
+        redactor.register(&token);
+        tracing::debug!(addr = %config.addr, "logged in to Vault");
+        Ok(Session {
+            config,
+            client,
+            token: Arc::new(token),
+            expires,
+        })
+    }
+
+    /// Sends an authenticated request; on 403 from a login-based session, logs in once more and
+    /// retries (the token may have been revoked or have expired early).
+    pub(crate) fn request(
+        &self,
+        method: &str,
+        api_path: &str,
+        body: Option<&[u8]>,
+    ) -> Result<Response, StoreError> {
+        let mut retried = false;
+        loop {
+            let (config, client, token) = self.session()?;
+            let response = send_with_token(&config, &client, &token, method, api_path, body)?;
+            let can_login_again = !matches!(config.auth, VaultAuth::Token(_));
+            if response.status == 403 && can_login_again && !retried {
+                retried = true;
+                self.drop_session();
+                continue;
+            }
+            if response.status == 403 {
+                // Tell a dead token from a policy that denies the path.
+                let lookup = send_with_token(
+                    &config,
+                    &client,
+                    &token,
+                    "GET",
+                    "auth/token/lookup-self",
+                    None,
+                )?;
+                if lookup.status == 403 {
+                    self.drop_session();
+                    return Err(StoreError::new(
+                        Reason::ExpiredToken,
+                        "the Vault token is expired, revoked or invalid; log in again or \
+                         set a new token",
+                    ));
+                }
+            }
+            return Ok(response);
+        }
+    }
+
+    /// The KV version of the mount `path` is on, or `None` when Vault will not say.
+    fn kv_version(&self, path: &str) -> Result<Option<(String, u8)>, StoreError> {
+        if let Ok(mounts) = self.inner.mounts.lock()
+            && let Some((mount, version)) =
+                mounts.iter().find(|(m, _)| path.starts_with(m.as_str()))
+        {
+            return Ok(Some((mount.clone(), *version)));
+        }
+        let response = self.request("GET", &format!("sys/internal/ui/mounts/{path}"), None)?;
+        if response.status != 200 {
+            return Ok(None);
+        }
+        let json: Value = serde_json::from_slice(&response.body).unwrap_or(Value::Null);
+        let data = &json["data"];
+        let Some(mount) = data["path"].as_str().filter(|m| !m.is_empty()) else {
+            return Ok(None);
+        };
+        let version = match (data["type"].as_str(), data["options"]["version"].as_str()) {
+            (Some("kv" | "generic"), Some("2")) => 2,
+            _ => 1,
+        };
+        if let Ok(mut mounts) = self.inner.mounts.lock() {
+            mounts.insert(mount.to_string(), version);
+        }
+        Ok(Some((mount.to_string(), version)))
+    }
+
+    /// The API path to read for `path` and whether the answer is KV v2 (`None`: unknown).
+    fn api_path(&self, path: &str) -> Result<(String, Option<u8>), StoreError> {
+        let config = self.config()?;
+        let (mount, version) = match config.kv_version {
+            Some(v) => {
+                let mount = path.split_inclusive('/').next().unwrap_or(path).to_string();
+                (mount, v)
+            }
+            None => match self.kv_version(path)? {
+                Some(found) => found,
+                None => return Ok((path.to_string(), None)),
+            },
+        };
+        if version == 2 {
+            let rest = path.strip_prefix(&mount).unwrap_or(path);
+            if !rest.starts_with("data/") {
+                return Ok((format!("{mount}data/{rest}"), Some(2)));
+            }
+        }
+        Ok((path.to_string(), Some(version)))
+    }
+
+    /// Reads the secret at `path` (as written in the reference) and returns its fields.
+    fn read(&self, path: &str) -> Result<Fields, StoreError> {
+        let (api_path, version) = self.api_path(path)?;
+        let response = self.request("GET", &api_path, None)?;
+        if response.status != 200 {
+            return Err(status_error(&response, &api_path));
+        }
+        let mut json = parse(&response)?;
+        let data = &json["data"];
+        let is_v2 = match version {
+            Some(v) => v == 2,
+            None => data["data"].is_object() && data["metadata"].is_object(),
+        };
+        let fields = if is_v2 { &data["data"] } else { data };
+        let Some(object) = fields.as_object() else {
+            wipe_json(&mut json);
+            return Err(StoreError::new(
+                Reason::NotFound,
+                format!("{api_path} holds no key/value secret (deleted, or not a KV mount)"),
+            ));
+        };
+        let out: Fields = object
+            .iter()
+            .map(|(name, value)| {
+                let bytes = match value {
+                    Value::String(s) => s.as_bytes().to_vec(),
+                    other => other.to_string().into_bytes(),
+                };
+                (name.clone(), SecretValue::new(bytes))
+            })
+            .collect();
+        wipe_json(&mut json);
+        Ok(out)
+    }
+
+    /// Field `field` of the secret at `path`, from the cache or from Vault.
+    fn field(&self, path: &str, field: &str) -> Result<SecretValue, StoreError> {
+        if let Some(cached) = self.inner.cache.field(path, field) {
+            return cached.ok_or_else(|| no_field(path, field));
+        }
+        let fields = self.read(path)?;
+        let value = fields
+            .iter()
+            .find(|(name, _)| name == field)
+            .map(|(_, v)| SecretValue::new(v.expose().to_vec()));
+        self.inner.cache.insert(path, fields);
+        value.ok_or_else(|| no_field(path, field))
+    }
+
+    /// Sends an authenticated POST to `api_path` (under `/v1/`) with a JSON body and returns
+    /// the answer's `data`, for engines other than KV (Transit).
+    pub fn post_json(&self, api_path: &str, body: &Value) -> Result<Value, StoreError> {
+        let text = Zeroizing::new(body.to_string());
+        let response = self.request("POST", api_path, Some(text.as_bytes()))?;
+        if response.status != 200 {
+            return Err(status_error(&response, api_path));
+        }
+        let mut json = parse(&response)?;
+        Ok(json["data"].take())
+    }
+}
+
+fn no_field(path: &str, field: &str) -> StoreError {
+    StoreError::new(
+        Reason::NotFound,
+        format!("the secret at {path} has no field {field}"),
+    )
+}
+
+fn namespace_header(config: &VaultConfig) -> Vec<(&str, &str)> {
+    let mut headers = vec![("X-Vault-Request", "true")];
+    if let Some(ns) = &config.namespace {
+        headers.push(("X-Vault-Namespace", ns.as_str()));
+    }
+    headers
+}
+
+fn send_with_token(
+    config: &VaultConfig,
+    client: &Client,
+    token: &SecretValue,
+    method: &str,
+    api_path: &str,
+    body: Option<&[u8]>,
+) -> Result<Response, StoreError> {
+    let token = std::str::from_utf8(token.expose())
+        .map_err(|_| StoreError::new(Reason::NotConfigured, "the Vault token is not text"))?;
+    let mut headers = namespace_header(config);
+    headers.push(("X-Vault-Token", token));
+    if body.is_some() {
+        headers.push(("Content-Type", "application/json"));
+    }
+    client.send(method, &format!("/v1/{api_path}"), &headers, body)
+}
+
+/// The error for an answer that is not a success, from its status and (for 503) whether
+/// Vault says it is sealed. Vault's own error text is not quoted.
+fn status_error(response: &Response, api_path: &str) -> StoreError {
+    match response.status {
+        403 => StoreError::new(
+            Reason::PermissionDenied,
+            format!("the token's policies do not allow this request on {api_path}"),
+        ),
+        404 => StoreError::new(Reason::NotFound, format!("nothing at {api_path}")),
+        503 => {
+            let sealed = String::from_utf8_lossy(&response.body)
+                .to_ascii_lowercase()
+                .contains("sealed");
+            if sealed {
+                StoreError::new(Reason::Sealed, "Vault is sealed; unseal it and try again")
+            } else {
+                StoreError::new(
+                    Reason::Unreachable,
+                    "Vault is unavailable (HTTP 503, standby?)",
+                )
+            }
+        }
+        400 => StoreError::new(
+            Reason::BadResponse,
+            format!("Vault refused the request on {api_path} as malformed (HTTP 400)"),
+        ),
+        s => StoreError::new(
+            Reason::BadResponse,
+            format!("Vault answered HTTP {s} on {api_path}"),
+        ),
+    }
+}
+
+fn parse(response: &Response) -> Result<Value, StoreError> {
+    serde_json::from_slice(&response.body)
+        .map_err(|_| StoreError::new(Reason::BadResponse, "Vault's answer is not JSON"))
+}
+
+/// Splits `PATH#FIELD`; the error does not repeat the name (it may be a pasted secret).
+fn split(name: &str) -> Result<(&str, &str), StoreError> {
+    let bad = || {
+        StoreError::new(
+            Reason::BadReference,
+            "write vault:MOUNT/PATH#FIELD, as in vault:secret/data/crm#token (a relative path \
+             without `..`, `?` or spaces, and a field name)",
+        )
+    };
+    let (path, field) = name.rsplit_once('#').ok_or_else(bad)?;
+    let path_ok = !path.is_empty()
+        && !path.starts_with('/')
+        && path.contains('/')
+        && !path.split('/').any(|s| s == ".." || s == ".")
+        && !path
+            .chars()
+            .any(|c| c.is_whitespace() || c.is_control() || "?#%\\".contains(c));
+    let field_ok = !field.is_empty() && !field.chars().any(|c| c.is_control());
+    if path_ok && field_ok {
+        Ok((path, field))
+    } else {
+        Err(bad())
+    }
+}
+
+impl SecretProvider for VaultProvider {
+    fn scheme(&self) -> &'static str {
+        "vault"
+    }
+
+    fn usage(&self) -> &'static str {
+        "vault:MOUNT/PATH#FIELD"
+    }
+
+    fn example(&self) -> &'static str {
+        "vault:secret/data/crm#token"
+    }
+
+    fn check(&self, name: &str) -> Result<(), SecretError> {
+        split(name).map(|_| ()).map_err(|e| SecretError::Provider {
+            scheme: "vault",
+            name: String::new(),
+            source: Box::new(e),
+        })
+    }
+
+    fn resolve(&self, name: &str) -> Result<SecretValue, SecretError> {
+        let provider_error = |e: StoreError| SecretError::Provider {
+            scheme: "vault",
+            name: name.to_string(),
+            source: Box::new(e),
+        };
+        let (path, field) = split(name).map_err(|e| SecretError::Provider {
+            scheme: "vault",
+            name: String::new(),
+            source: Box::new(e),
+        })?;
+        self.field(path, field).map_err(provider_error)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_checked_without_being_repeated() {
+        assert_eq!(
+            split("secret/data/crm#token").unwrap(),
+            ("secret/data/crm", "token")
+        );
+        for bad in [
+            "kv/pasted",
+            "kv/pasted#",
+            "#pasted",
+            "pasted#token",
+            "/kv/pasted#token",
+            "kv/../pasted#x",
+            "kv/pa sted#x",
+            "kv/pasted?x=1#y",
+            "kv/pasted#b#c",
+        ] {
+            let e = VaultProvider::default().check(bad).unwrap_err().to_string();
+            assert!(
+                e.starts_with("vault:: malformed reference: write vault:MOUNT/PATH#FIELD"),
+                "{bad}: {e}"
+            );
+            assert!(!e.contains(bad), "{e}");
+        }
+    }
+}
