@@ -67,14 +67,7 @@ fn is_policy_action(path: &[String], value: &str) -> bool {
 
 /// A URL with a password in its user-info part: `scheme://user:password@host`.
 fn is_credential_url(value: &str) -> bool {
-    let Some((_, rest)) = value.split_once("://") else {
-        return false;
-    };
-    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
-    match authority.rsplit_once('@') {
-        Some((userinfo, _)) => userinfo.contains(':'),
-        None => false,
-    }
+    hushflow_secrets::url_password(value).is_some()
 }
 
 fn scan_table<'a>(
