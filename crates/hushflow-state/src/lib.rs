@@ -7,6 +7,7 @@
 
 #![warn(missing_docs)]
 
+pub mod atomic_file;
 pub mod audit;
 pub mod dir;
 pub mod quarantine;

@@ -35,6 +35,7 @@ use crate::runner::RunError;
 use hushflow_core::{Position, Schema, Source};
 use hushflow_crypto::{StateIdentity, StateRecipient};
 use hushflow_spec::plan::{Connections, Plan};
+use hushflow_state::atomic_file;
 use hushflow_state::dir::StateDir;
 use hushflow_state::seal::{self, StateMac};
 use serde::{Deserialize, Serialize};
@@ -524,7 +525,6 @@ impl StagedRun {
     /// Writes the manifest, tagged, atomically: a temporary file renamed over the old one.
     fn save(&self) -> Result<(), StagingError> {
         let path = self.dir.join(MANIFEST);
-        let tmp = self.dir.join(".manifest.json.tmp");
         let encode_error = |e: serde_json::Error| StagingError::Io {
             path: path.clone(),
             action: "encode the manifest",
@@ -537,8 +537,7 @@ impl StagedRun {
             members.insert("tag".into(), tag.into());
         }
         let bytes = serde_json::to_vec_pretty(&value).map_err(encode_error)?;
-        write_private(&tmp, &bytes)?;
-        fs::rename(&tmp, &path).map_err(io_error(&path, "replace the manifest"))
+        atomic_file::write(&path, &bytes).map_err(io_error(&path, "replace the manifest"))
     }
 
     /// Stages the whole source: `workers` threads decode and encrypt batches in parallel; this
@@ -752,7 +751,8 @@ fn damaged(e: io::Error) -> hushflow_crypto::AtRestError {
 }
 
 /// Writes `bytes` to a file readable by its owner only, replacing a leftover temporary. Not
-/// synced here: the extraction syncs every segment once, before it marks itself complete.
+/// synced here (so not [`atomic_file`], which syncs each file): the extraction syncs every
+/// segment once, before it marks itself complete.
 fn write_private(path: &Path, bytes: &[u8]) -> Result<(), StagingError> {
     let mut f = OpenOptions::new()
         .write(true)
