@@ -5,10 +5,12 @@
 //! temporary file.
 //!
 //! This is the one copy of that sequence for the state directory (cursors, the audit head
-//! anchor, quarantine sidecars), the engine's staged runs and the app's key files. It lives in
-//! this crate because those all depend on it; `hushflow-crypto` sits below it (this crate uses
-//! the keyring), and `hushflow-core`, the one crate below both, does no I/O, so the keyring keeps
-//! its own staged write (the same steps, split around the audit intent it records in between).
+//! anchor, quarantine sidecars) and the app's key and export files. It lives in this crate, the
+//! lowest that all of those depend on. `hushflow-crypto` sits below it (this crate uses the
+//! keyring), and the one crate below both, `hushflow-secrets`, holds secrets and nothing else
+//! (`hushflow-core` does no I/O, and the keyring does not use it); so the keyring keeps its own
+//! staged write (the same steps, split around the audit intent it records in between). The engine's staged
+//! segments and their manifest are written without a sync each, on purpose (see `staging`).
 
 use std::fs::{self, File};
 use std::io::{self, Write};

@@ -35,7 +35,6 @@ use crate::runner::RunError;
 use hushflow_core::{Position, Schema, Source};
 use hushflow_crypto::{StateIdentity, StateRecipient};
 use hushflow_spec::plan::{Connections, Plan};
-use hushflow_state::atomic_file;
 use hushflow_state::dir::StateDir;
 use hushflow_state::seal::{self, StateMac};
 use serde::{Deserialize, Serialize};
@@ -525,6 +524,7 @@ impl StagedRun {
     /// Writes the manifest, tagged, atomically: a temporary file renamed over the old one.
     fn save(&self) -> Result<(), StagingError> {
         let path = self.dir.join(MANIFEST);
+        let tmp = self.dir.join(".manifest.json.tmp");
         let encode_error = |e: serde_json::Error| StagingError::Io {
             path: path.clone(),
             action: "encode the manifest",
@@ -537,7 +537,8 @@ impl StagedRun {
             members.insert("tag".into(), tag.into());
         }
         let bytes = serde_json::to_vec_pretty(&value).map_err(encode_error)?;
-        atomic_file::write(&path, &bytes).map_err(io_error(&path, "replace the manifest"))
+        write_private(&tmp, &bytes)?;
+        fs::rename(&tmp, &path).map_err(io_error(&path, "replace the manifest"))
     }
 
     /// Stages the whole source: `workers` threads decode and encrypt batches in parallel; this
@@ -751,8 +752,10 @@ fn damaged(e: io::Error) -> hushflow_crypto::AtRestError {
 }
 
 /// Writes `bytes` to a file readable by its owner only, replacing a leftover temporary. Not
-/// synced here (so not [`atomic_file`], which syncs each file): the extraction syncs every
-/// segment once, before it marks itself complete.
+/// synced here: the extraction syncs every segment once, before it marks itself complete. (So
+/// neither segments nor the manifest, saved after each segment, go through
+/// `hushflow_state::atomic_file`, which syncs every file it writes and its directory: two fsyncs
+/// per segment would cost more than the staging itself.)
 fn write_private(path: &Path, bytes: &[u8]) -> Result<(), StagingError> {
     let mut f = OpenOptions::new()
         .write(true)
