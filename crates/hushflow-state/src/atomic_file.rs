@@ -5,12 +5,13 @@
 //! temporary file.
 //!
 //! This is the one copy of that sequence for the state directory (cursors, the audit head
-//! anchor, quarantine sidecars) and the app's key and export files. It lives in this crate, the
+//! anchor, quarantine sidecars) and the app's definition key. It lives in this crate, the
 //! lowest that all of those depend on. `hushflow-crypto` sits below it (this crate uses the
 //! keyring), and the one crate below both, `hushflow-secrets`, holds secrets and nothing else
-//! (`hushflow-core` does no I/O, and the keyring does not use it); so the keyring keeps its own
-//! staged write (the same steps, split around the audit intent it records in between). The engine's staged
-//! segments and their manifest are written without a sync each, on purpose (see `staging`).
+//! (`hushflow-core` does no I/O, and the keyring does not use it); so the keyring keeps its
+//! own staged write (the same steps, split around the audit intent it records in between).
+//! The engine's staged segments and their manifest are written without a sync each, on
+//! purpose (see `staging`).
 
 use std::fs::{self, File};
 use std::io::{self, Write};
@@ -29,15 +30,11 @@ impl AtomicFile {
     /// Creates the temporary file `.NAME.<random>.tmp` in `target`'s directory, readable and
     /// writable by its owner only.
     pub fn create(target: &Path) -> io::Result<AtomicFile> {
-        let dir = parent(target);
-        let mut prefix = std::ffi::OsString::from(".");
-        prefix.push(target.file_name().unwrap_or_default());
-        prefix.push(".");
         let temp = tempfile::Builder::new()
-            .prefix(&prefix)
-            .suffix(".tmp")
-            .rand_bytes(16)
-            .tempfile_in(dir)?;
+            .prefix(&temp_prefix(target))
+            .suffix(TEMP_SUFFIX)
+            .rand_bytes(RANDOM_CHARS)
+            .tempfile_in(parent(target))?;
         // Created 0600 by `tempfile`; a umask such as 0277 would take the owner's write bit, so
         // the mode is set outright.
         temp.as_file()
@@ -98,6 +95,49 @@ pub fn write(target: &Path, bytes: &[u8]) -> io::Result<()> {
     let mut file = AtomicFile::create(target)?;
     file.write_all(bytes)?;
     file.commit()
+}
+
+/// Removes the temporary files of `target` that writers killed before their commit left
+/// behind; returns how many. Only for a caller that holds whatever lock serializes the writers
+/// of `target` (the audit log's write lock, for its head): a live writer's file would go too.
+pub fn remove_leftovers(target: &Path) -> io::Result<usize> {
+    let prefix = temp_prefix(target);
+    let Some(prefix) = prefix.to_str() else {
+        return Ok(0);
+    };
+    let mut removed = 0;
+    for entry in fs::read_dir(parent(target))? {
+        let entry = entry?;
+        let name = entry.file_name();
+        let is_leftover = name.to_str().is_some_and(|n| {
+            n.strip_prefix(prefix)
+                .and_then(|rest| rest.strip_suffix(TEMP_SUFFIX))
+                .is_some_and(|random| {
+                    random.len() == RANDOM_CHARS
+                        && random.bytes().all(|b| b.is_ascii_alphanumeric())
+                })
+        });
+        if is_leftover {
+            match fs::remove_file(entry.path()) {
+                Ok(()) => removed += 1,
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(e) => return Err(e),
+            }
+        }
+    }
+    Ok(removed)
+}
+
+const TEMP_SUFFIX: &str = ".tmp";
+/// Random characters in a temporary file's name (`tempfile` picks them from `[A-Za-z0-9]`).
+const RANDOM_CHARS: usize = 16;
+
+/// `.NAME.`: what a temporary file of `target` is named before its random part.
+fn temp_prefix(target: &Path) -> std::ffi::OsString {
+    let mut prefix = std::ffi::OsString::from(".");
+    prefix.push(target.file_name().unwrap_or_default());
+    prefix.push(".");
+    prefix
 }
 
 /// The directory a target is in: `.` for a bare file name.
@@ -182,6 +222,42 @@ mod tests {
         assert_eq!(e.kind(), io::ErrorKind::AlreadyExists);
         assert_eq!(fs::read(&target).unwrap(), b"first");
         assert_eq!(names(dir.path()), ["signing.key"]);
+    }
+
+    #[test]
+    fn leftovers_of_killed_writers_are_removed_and_nothing_else() {
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().join("audit.head");
+        fs::write(&target, "head").unwrap();
+        // What a writer killed before its commit leaves (`forget` keeps the file on disk).
+        for _ in 0..2 {
+            let mut file = AtomicFile::create(&target).unwrap();
+            file.write_all(b"half").unwrap();
+            std::mem::forget(file);
+        }
+        for other in [
+            ".audit.head.tmp",
+            ".audit.head.short.tmp",
+            ".audit.head.db.0123456789abcdef.tmp",
+            ".other.0123456789abcdef.tmp",
+            "audit.head.0123456789abcdef.tmp",
+        ] {
+            fs::write(dir.path().join(other), "not ours").unwrap();
+        }
+        assert_eq!(names(dir.path()).len(), 8);
+        assert_eq!(remove_leftovers(&target).unwrap(), 2);
+        assert_eq!(
+            names(dir.path()),
+            [
+                ".audit.head.db.0123456789abcdef.tmp",
+                ".audit.head.short.tmp",
+                ".audit.head.tmp",
+                ".other.0123456789abcdef.tmp",
+                "audit.head",
+                "audit.head.0123456789abcdef.tmp",
+            ]
+        );
+        assert_eq!(remove_leftovers(&target).unwrap(), 0);
     }
 
     #[test]

@@ -138,13 +138,17 @@ pub fn export(
     let path = one_file(session, run)?;
     let records = read(&path, &identity()?)?;
     let run = run_id(&path).unwrap_or_default();
-    let written = crate::files::write_new_private(out, |file| {
-        let mut w = std::io::BufWriter::new(file);
+    let write = |f: &mut std::fs::File| -> std::io::Result<()> {
+        let mut w = std::io::BufWriter::new(f);
         for r in &records {
             serde_json::to_writer(&mut w, r)?;
             w.write_all(b"\n")?;
         }
-        w.flush()
+        w.flush()?;
+        w.get_ref().sync_all()
+    };
+    let written = crate::files::create_private(out).and_then(|mut file| {
+        write(&mut file).map_err(|e| Error::failed(format!("{}: {e}", out.display())))
     });
     let audited = session.audit(
         actor,

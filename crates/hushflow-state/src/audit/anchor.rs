@@ -56,7 +56,7 @@
 
 use super::rows::{RawRow, read_raw_rows};
 use super::{AuditError, AuditLog, GENESIS_HASH, sql_error};
-use crate::atomic_file::AtomicFile;
+use crate::atomic_file::{self, AtomicFile};
 use hushflow_crypto::{HmacSha256, MasterKey};
 use hushflow_secrets::SecretValue;
 use rusqlite::{Connection, TransactionBehavior};
@@ -388,8 +388,9 @@ pub(super) fn read_anchor(path: &Path) -> Result<AnchorState, AuditError> {
 }
 
 /// Writes the anchor atomically: a 0600 temporary file, synced, renamed over the old one, then
-/// the directory synced so the rename survives a crash. Callers hold the database's write lock,
-/// so a fixed temporary name cannot collide.
+/// the directory synced so the rename survives a crash ([`AtomicFile`]). Callers hold the
+/// database's write lock, so no other writer is live: the temporary files of writers killed
+/// before their rename are removed first.
 pub(super) fn write_anchor(path: &Path, anchor: &Anchor) -> Result<(), AuditError> {
     let failed = |action| {
         move |source| AuditError::Anchor {
@@ -400,6 +401,7 @@ pub(super) fn write_anchor(path: &Path, anchor: &Anchor) -> Result<(), AuditErro
     };
     let json = serde_json::to_string(anchor)
         .map_err(|e| failed("encoding the head")(io::Error::other(e)))?;
+    atomic_file::remove_leftovers(path).map_err(failed("removing stale temporary files"))?;
     let mut file = AtomicFile::create(path).map_err(failed("creating"))?;
     file.write_all(json.as_bytes())
         .and_then(|()| file.write_all(b"\n"))

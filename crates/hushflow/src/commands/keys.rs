@@ -6,9 +6,7 @@
 //! its audit record (at worst a record of a change that never landed, which `keys list` shows
 //! absent). A change that fails after its record was written gets a second record saying so.
 
-use super::{
-    Exit, Failure, Session, failure, invalid, resolver, secret_providers, write_new_private,
-};
+use super::{Exit, Failure, Session, create_private, failure, invalid, resolver, secret_providers};
 use crate::cli::{KeyPurpose, KeysCommand};
 use hushflow_crypto::{
     Keyring, KeyringError, MasterKey, Purpose, Sealing, SubjectHandle, SubjectRoot, Tokenizer,
@@ -316,11 +314,14 @@ pub(super) fn keys(session: &Session<'_>, cmd: KeysCommand) -> Result<Exit, Fail
             ));
             match file {
                 Some(path) => {
-                    write_new_private(&path, |f| {
+                    let mut f = create_private(&path)?;
+                    let write = |f: &mut std::fs::File| -> std::io::Result<()> {
                         writeln!(f, "# public key: {recipient}")?;
                         f.write_all(secret.expose())?;
-                        f.write_all(b"\n")
-                    })?;
+                        f.write_all(b"\n")?;
+                        f.sync_all()
+                    };
+                    write(&mut f).map_err(|e| failure(format!("{}: {e}", path.display())))?;
                     out.line(format!(
                         "wrote the identity of {recipient} to {} (mode 0600)",
                         path.display()

@@ -398,10 +398,7 @@ fn resolve_anchor_key(
     Ok(Some(AnchorKey::from_master(&key)))
 }
 
-/// Writes a new file readable by its owner only, all at once; an existing file is not replaced.
-fn write_new_private(
-    path: &Path,
-    write: impl FnOnce(&mut hushflow_state::atomic_file::AtomicFile) -> std::io::Result<()>,
-) -> Result<(), Failure> {
-    Ok(hushflow_app::files::write_new_private(path, write)?)
+/// Writes a new file readable by its owner only; an existing file is not replaced.
+fn create_private(path: &Path) -> Result<std::fs::File, Failure> {
+    Ok(hushflow_app::files::create_private(path)?)
 }
