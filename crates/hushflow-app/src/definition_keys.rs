@@ -50,7 +50,10 @@ pub fn load_or_create(path: &Path) -> Result<DefinitionSigner> {
 /// Writes a new signing key to `path` (created 0600; an existing file is never replaced).
 pub fn create(path: &Path) -> Result<DefinitionSigner> {
     let signer = DefinitionSigner::generate().map_err(Error::failed)?;
-    crate::files::write_new_private(path, |file| write_key(file, &signer))?;
+    let mut file = crate::files::create_private(path)?;
+    write_key(&mut file, &signer)
+        .and_then(|()| file.sync_all())
+        .map_err(|e| Error::failed(format!("{}: {e}", path.display())))?;
     Ok(signer)
 }
 
