@@ -7,8 +7,9 @@
 
 use crate::{Error, Result};
 use hushflow_scheduler::DefinitionSigner;
+use hushflow_state::atomic_file::AtomicFile;
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 /// The default signing key's file in the state directory.
 pub const KEY_FILE: &str = "definition.key";
@@ -28,48 +29,38 @@ pub fn read(path: &Path) -> Result<Option<DefinitionSigner>> {
 }
 
 /// The state directory's signing key, made now if it has none. Two processes making it at once
-/// agree on one: the key is written to a private temporary file and linked into place, and the
-/// one that loses the race reads the winner's.
+/// agree on one: the key is written to a private temporary file and moved into place only if
+/// no file is there yet, and the one that loses the race reads the winner's.
 pub fn load_or_create(path: &Path) -> Result<DefinitionSigner> {
     if let Some(signer) = read(path)? {
         return Ok(signer);
     }
     let signer = DefinitionSigner::generate().map_err(Error::failed)?;
-    let tmp = temporary(path);
-    let written = write_new(&tmp, &signer);
-    let linked = written.and_then(|()| {
-        std::fs::hard_link(&tmp, path).or_else(|e| match e.kind() {
-            std::io::ErrorKind::AlreadyExists => Ok(()),
-            _ => Err(Error::failed(format!("{}: {e}", path.display()))),
-        })
-    });
-    let _ = std::fs::remove_file(&tmp);
-    linked?;
+    let failed = |e: std::io::Error| Error::failed(format!("{}: {e}", path.display()));
+    let mut file = AtomicFile::create(path).map_err(failed)?;
+    write_key(&mut file, &signer).map_err(failed)?;
+    match file.commit_new() {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+        Err(e) => return Err(failed(e)),
+    }
     read(path)?.ok_or_else(|| Error::failed(format!("{}: vanished", path.display())))
 }
 
 /// Writes a new signing key to `path` (created 0600; an existing file is never replaced).
 pub fn create(path: &Path) -> Result<DefinitionSigner> {
     let signer = DefinitionSigner::generate().map_err(Error::failed)?;
-    write_new(path, &signer)?;
+    let mut file = crate::files::create_private(path)?;
+    write_key(&mut file, &signer)
+        .and_then(|()| file.sync_all())
+        .map_err(|e| Error::failed(format!("{}: {e}", path.display())))?;
     Ok(signer)
 }
 
-fn temporary(path: &Path) -> PathBuf {
-    static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-    let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let mut name = path.file_name().unwrap_or_default().to_os_string();
-    name.push(format!(".tmp-{}-{n}", std::process::id()));
-    path.with_file_name(name)
-}
-
-fn write_new(path: &Path, signer: &DefinitionSigner) -> Result<()> {
-    let mut file = crate::files::create_private(path)?;
+fn write_key(out: &mut impl Write, signer: &DefinitionSigner) -> std::io::Result<()> {
     let secret = signer.secret_base64();
-    file.write_all(secret.as_bytes())
-        .and_then(|()| file.write_all(b"\n"))
-        .and_then(|()| file.sync_all())
-        .map_err(|e| Error::failed(format!("{}: {e}", path.display())))
+    out.write_all(secret.as_bytes())?;
+    out.write_all(b"\n")
 }
 
 #[cfg(test)]

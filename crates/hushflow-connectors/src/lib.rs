@@ -8,7 +8,8 @@
 //!
 //! Every connector is a folder with the same files: `config.rs` (the `[source]` or `[sink]`
 //! table of a pipeline file, implementing [`SourceConfig`]/[`SinkConfig`]), `source.rs` and/or
-//! `sink.rs`, and `tests.rs`. `registry.rs` is the one list of them; the rest of hushflow
+//! `sink.rs`, and `tests.rs` (a source with much to it splits further: CSV's has `cutter.rs` and
+//! `decode.rs`). `registry.rs` is the one list of them; the rest of hushflow
 //! reaches a connector through those two traits only. Each family is a Cargo feature.
 //!
 //! Must not depend on the policy, the spec or the engine: connectors know nothing of privacy.

@@ -22,8 +22,6 @@
 //!
 //! This crate does no I/O until a reference is resolved, and needs no async runtime.
 
-#![warn(missing_docs)]
-
 #[cfg(feature = "aws")]
 pub mod aws;
 pub mod cache;

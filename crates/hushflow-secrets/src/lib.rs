@@ -36,6 +36,7 @@ mod providers;
 mod redact;
 mod reference;
 mod resolve;
+mod url_password;
 mod value;
 mod writer;
 
@@ -46,5 +47,6 @@ pub use providers::{
 pub use redact::{MASK, MIN_SECRET_LEN, Redactor};
 pub use reference::{SecretRef, is_reference};
 pub use resolve::SecretResolver;
+pub use url_password::url_password;
 pub use value::SecretValue;
 pub use writer::{RedactingMakeWriter, RedactingWriter};

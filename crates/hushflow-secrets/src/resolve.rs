@@ -68,48 +68,15 @@ impl<'a> SecretResolver<'a> {
 /// The password of a `scheme://user:password@host…` value: raw, and percent-decoded when that
 /// differs. Nothing for any other value.
 fn url_password(value: &SecretValue) -> Vec<SecretValue> {
-    let Ok(text) = value.expose_str() else {
-        return Vec::new();
-    };
-    let Some((_, rest)) = text.trim().split_once("://") else {
-        return Vec::new();
-    };
-    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
-    let Some((userinfo, _)) = authority.rsplit_once('@') else {
-        return Vec::new();
-    };
-    let Some((_, password)) = userinfo.split_once(':') else {
+    let Some(password) = value.expose_str().ok().and_then(crate::url_password) else {
         return Vec::new();
     };
     let mut parts = vec![SecretValue::new(password.as_bytes().to_vec())];
-    let decoded = percent_decode(password.as_bytes());
+    let decoded: Vec<u8> = percent_encoding::percent_decode_str(password).collect();
     if decoded != password.as_bytes() {
         parts.push(SecretValue::new(decoded));
     }
     parts
-}
-
-fn percent_decode(bytes: &[u8]) -> Vec<u8> {
-    let hex = |b: u8| (b as char).to_digit(16).map(|d| d as u8);
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        match (
-            bytes[i],
-            bytes.get(i + 1).copied().and_then(hex),
-            bytes.get(i + 2).copied().and_then(hex),
-        ) {
-            (b'%', Some(h), Some(l)) => {
-                out.push(h * 16 + l);
-                i += 3;
-            }
-            (b, _, _) => {
-                out.push(b);
-                i += 1;
-            }
-        }
-    }
-    out
 }
 
 impl fmt::Debug for SecretResolver<'_> {

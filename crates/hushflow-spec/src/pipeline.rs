@@ -1,6 +1,7 @@
 //! Pipeline files: TOML parsed into a [`PipelineSpec`], with every problem reported as
 //! `file:line:column: key: what is wrong, what to do`. Messages never repeat a value from the
-//! file: a value in the wrong place may be a password.
+//! file: a value in the wrong place may be a password. Literal secrets are refused first, by
+//! [`crate::secret_scan`].
 
 use crate::duration::{Days, Seconds};
 pub use hushflow_connectors::{SinkSpec, SourceSpec};
@@ -385,8 +386,7 @@ pub fn parse(
 ) -> Result<PipelineSpec, SpecError> {
     let source = SpecSource::new(file, text);
     let doc = DeTable::parse(text).map_err(|e| toml_error(&source, &e))?;
-    let mut path = Vec::new();
-    scan_table(&source, secrets, doc.get_ref(), &mut path)?;
+    crate::secret_scan::scan(&source, secrets, doc.get_ref())?;
     PipelineSpec::deserialize(toml::de::Deserializer::from(doc))
         .map_err(|e| toml_error(&source, &e))
 }
@@ -507,123 +507,12 @@ fn scrub_toml_message(message: &str) -> String {
     message.to_string()
 }
 
-/// Key names whose values are credentials: these must be secret references. Matched by word
-/// (`db_password`, `auth-token`, `apiKey`), so `tokenize` or `keyring` are not credentials.
-fn is_secret_key(key: &str) -> bool {
-    let mut words: Vec<String> = Vec::new();
-    let mut word = String::new();
-    for c in key.chars() {
-        if c == '_' || c == '-' || c == '.' || (c.is_uppercase() && !word.is_empty()) {
-            if !word.is_empty() {
-                words.push(std::mem::take(&mut word));
-            }
-            if c == '_' || c == '-' || c == '.' {
-                continue;
-            }
-        }
-        word.extend(c.to_lowercase());
-    }
-    words.push(word);
-    const WORDS: [&str; 10] = [
-        "password",
-        "passwd",
-        "pwd",
-        "passphrase",
-        "secret",
-        "token",
-        "tokens",
-        "apikey",
-        "credential",
-        "credentials",
-    ];
-    let pair = |a: &str, b: &str| words.windows(2).any(|w| w[0] == a && w[1] == b);
-    words.iter().any(|w| WORDS.contains(&w.as_str()))
-        || pair("api", "key")
-        || pair("private", "key")
-        || pair("access", "key")
-}
-
-/// `policy.fields.NAME = "keep"` (or `drop`, `null`): an action on a field, not a value, whatever
-/// the field's name.
-fn is_policy_action(path: &[String], value: &str) -> bool {
-    let n = path.len();
-    n >= 3
-        && path[n - 3] == "policy"
-        && path[n - 2] == "fields"
-        && matches!(value, "keep" | "drop" | "null")
-}
-
-/// A URL with a password in its user-info part: `scheme://user:password@host`.
-fn is_credential_url(value: &str) -> bool {
-    let Some((_, rest)) = value.split_once("://") else {
-        return false;
-    };
-    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
-    match authority.rsplit_once('@') {
-        Some((userinfo, _)) => userinfo.contains(':'),
-        None => false,
-    }
-}
-
-fn scan_table<'a>(
-    source: &SpecSource<'_>,
-    secrets: &SecretProviders<'_>,
-    table: &'a DeTable<'a>,
-    path: &mut Vec<String>,
-) -> Result<(), SpecError> {
-    for (key, value) in table.iter() {
-        path.push(key.get_ref().to_string());
-        scan_value(source, secrets, key.get_ref(), value, path)?;
-        path.pop();
-    }
-    Ok(())
-}
-
-fn scan_value<'a>(
-    source: &SpecSource<'_>,
-    secrets: &SecretProviders<'_>,
-    key: &str,
-    value: &'a Spanned<DeValue<'a>>,
-    path: &mut Vec<String>,
-) -> Result<(), SpecError> {
-    match value.get_ref() {
-        DeValue::String(s) => {
-            // A policy rule's `key` is key material for hashing, so it is a secret too.
-            let is_policy_key = key == "key" && path.iter().any(|p| p == "policy");
-            let literal = !secrets.is_reference(s);
-            if literal && ((is_secret_key(key) && !is_policy_action(path, s)) || is_policy_key) {
-                return Err(source.error_at(
-                    value.span(),
-                    Some(path.join(".")),
-                    "holds a literal secret; store it outside the pipeline and write a reference: \
-                     env:NAME, file:PATH or keyring:NAME",
-                ));
-            }
-            if literal && is_credential_url(s) {
-                return Err(source.error_at(
-                    value.span(),
-                    Some(path.join(".")),
-                    "is a URL with a password in it; put the whole URL in a secret and write \
-                     env:NAME, file:PATH or keyring:NAME instead",
-                ));
-            }
-        }
-        DeValue::Table(t) => scan_table(source, secrets, t, path)?,
-        DeValue::Array(items) => {
-            for item in items.iter() {
-                scan_value(source, secrets, key, item, path)?;
-            }
-        }
-        _ => {}
-    }
-    Ok(())
-}
-
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    const GOOD: &str = r#"
+    /// A good one-sync pipeline, for tests to vary.
+    pub(crate) const GOOD: &str = r#"
 [pipeline]
 name = "crm-export"
 key = "id"
@@ -642,21 +531,8 @@ path = "out.db"
 table = "leads"
 "#;
 
-    fn parse_str(text: &str) -> Result<PipelineSpec, SpecError> {
+    pub(crate) fn parse_str(text: &str) -> Result<PipelineSpec, SpecError> {
         parse(Path::new("p.toml"), text, &SecretProviders::default())
-    }
-
-    #[test]
-    fn a_reference_must_be_of_a_registered_scheme() {
-        let text = GOOD.replace("keyring:pepper", "vault:kv/pepper");
-        let e = parse_str(&text).unwrap_err();
-        assert!(e.message.contains("holds a literal secret"), "{e}");
-        assert_eq!(e.key.as_deref(), Some("policy.fields.email.key"));
-        let spec = parse(Path::new("p.toml"), &text, &crate::with_vault()).unwrap();
-        assert!(spec.policy.is_some());
-        // A malformed name of a registered scheme is refused there too.
-        let e = parse_str(&GOOD.replace("keyring:pepper", "keyring:Pepper")).unwrap_err();
-        assert!(e.message.contains("holds a literal secret"), "{e}");
     }
 
     #[test]
@@ -711,90 +587,6 @@ sink = { type = "sqlite", path = "o.db", table = "t", mode = "upsertt" }
         let e = parse_str(dag).unwrap_err();
         assert_eq!(e.key.as_deref(), Some("task.load.sink.mode"), "{e}");
         assert_eq!(e.line, 10, "{e}");
-    }
-
-    #[test]
-    fn literal_password_is_refused_without_echo() {
-        let text = GOOD.replace(
-            "table = \"leads\"",
-            "table = \"leads\"\npassword = \"hunter2-canary\"",
-        );
-        let e = parse_str(&text).unwrap_err();
-        assert_eq!(e.key.as_deref(), Some("sink.password"));
-        assert_eq!((e.line, e.column), (18, 12));
-        assert!(!e.to_string().contains("canary"), "{e}");
-        // A reference is fine as far as the scan goes (the connector then refuses the key).
-        let text = GOOD.replace(
-            "table = \"leads\"",
-            "table = \"leads\"\napi_token = \"env:TOKEN\"",
-        );
-        let e = parse_str(&text).unwrap_err();
-        assert!(e.message.contains("api_token"), "{e}");
-    }
-
-    #[test]
-    fn literal_policy_key_and_credential_url_are_refused() {
-        let text = GOOD.replace("keyring:pepper", "pepper-canary");
-        let e = parse_str(&text).unwrap_err();
-        assert_eq!(e.key.as_deref(), Some("policy.fields.email.key"));
-        assert_eq!(e.line, 12);
-        assert!(!e.to_string().contains("canary"));
-
-        let text = GOOD.replace(
-            "path = \"out.db\"",
-            "path = \"postgres://u:pw-canary@db/x\"",
-        );
-        let e = parse_str(&text).unwrap_err();
-        assert_eq!(e.key.as_deref(), Some("sink.path"));
-        assert!(!e.to_string().contains("canary"));
-        assert!(!is_credential_url("https://example.com/a@b"));
-        assert!(!is_credential_url("postgres://user@host/db"));
-    }
-
-    #[test]
-    fn policy_actions_on_secret_looking_fields_are_not_secrets() {
-        for action in ["keep", "drop", "null"] {
-            let text = GOOD.replace(
-                "fields.id = \"keep\"",
-                &format!("fields.id = \"keep\"\nfields.api_token = \"{action}\""),
-            );
-            assert!(parse_str(&text).is_ok(), "{action}");
-        }
-        let text = GOOD.replace(
-            "fields.id = \"keep\"",
-            "fields.id = \"keep\"\nfields.api_token = \"tok-canary\"",
-        );
-        let e = parse_str(&text).unwrap_err();
-        assert!(e.message.contains("holds a literal secret"), "{e}");
-        let text = GOOD.replace("type = \"csv\"", "type = \"csv\"\npassword = \"keep\"");
-        assert!(parse_str(&text).is_err());
-    }
-
-    #[test]
-    fn secret_key_names_are_matched_by_word() {
-        for key in [
-            "password",
-            "db_password",
-            "auth-token",
-            "apiKey",
-            "api_key",
-            "client_secret",
-            "aws_access_key_id",
-            "privateKey",
-        ] {
-            assert!(is_secret_key(key), "{key}");
-        }
-        for key in [
-            "tokenize",
-            "key",
-            "keyring",
-            "table",
-            "path",
-            "passthrough",
-            "secretary_name",
-        ] {
-            assert!(!is_secret_key(key), "{key}");
-        }
     }
 
     #[test]

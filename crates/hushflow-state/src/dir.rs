@@ -125,22 +125,11 @@ pub fn save_position(
     pipeline: &str,
     position: &hushflow_core::Position,
 ) -> io::Result<()> {
-    use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
     let dir = state.root().join("cursors");
     create_private_dir(&dir)?;
     let path = dir.join(format!("{pipeline}.json"));
-    let tmp = dir.join(format!(".{pipeline}.json.tmp"));
-    let mut f = fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(&tmp)?;
     let text = serde_json::json!({ "cursor": position.cursor, "key": position.key }).to_string();
-    f.write_all(text.as_bytes())?;
-    f.sync_all()?;
-    fs::rename(&tmp, &path)
+    crate::atomic_file::write(&path, text.as_bytes())
 }
 
 /// The user a record in the audit log is attributed to: the OS user running hushflow.

@@ -5,6 +5,7 @@
 //! Must not depend on the spec, the engine or the scheduler: every process that writes audit
 //! records (a run, a key command, the scheduler's workers) uses this crate alone.
 
+pub mod atomic_file;
 pub mod audit;
 pub mod dir;
 pub mod quarantine;

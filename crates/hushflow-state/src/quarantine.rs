@@ -10,6 +10,7 @@
 //! quarantine only through [`read_authenticated`], so a file someone made with `age -r` (the
 //! recipient is public) or a sidecar someone edited is refused.
 
+use crate::atomic_file::AtomicFile;
 use crate::seal::{self, StateMac};
 use hushflow_core::RejectReason;
 use hushflow_crypto::{AtRestError, EncryptedWriter, StateIdentity, StateRecipient};
@@ -209,15 +210,11 @@ impl Quarantine {
             if let Some(members) = value.as_object_mut() {
                 members.insert("tag".into(), tag.into());
             }
-            let mut f = OpenOptions::new()
-                .create(true)
-                .truncate(true)
-                .write(true)
-                .mode(0o600)
-                .open(meta_path(&self.path))?;
+            // Replaced at once, so that a sidecar is never read half written.
+            let mut f = AtomicFile::create(&meta_path(&self.path))?;
             serde_json::to_writer_pretty(&mut f, &value)?;
             f.write_all(b"\n")?;
-            f.sync_all()?;
+            f.commit()?;
         }
         Ok(())
     }

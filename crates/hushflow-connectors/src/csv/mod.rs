@@ -5,6 +5,8 @@
 //! Every value is text: an empty field is read as null, and null is written as an empty field.
 
 mod config;
+mod cutter;
+mod decode;
 mod sink;
 mod source;
 #[cfg(test)]

@@ -352,6 +352,14 @@ fn insecure_modes_to_remote_hosts_are_refused_and_remote_defaults_to_verify_full
         let t = connect::target(&url, &allowed, Path::new("")).unwrap();
         assert!(!connect::warnings(&t, &allowed).is_empty());
     }
+    // The URL's TLS values are percent-decoded, as libpq's are.
+    let encoded = connect::target(
+        "postgres://u:pw@db.example.com/crm?sslmode=verify%2Dca&application_name=x",
+        &tls,
+        Path::new(""),
+    )
+    .unwrap();
+    assert_eq!(encoded.mode, SslMode::VerifyCa);
     let e = connect::target("mysql://x", &tls, Path::new(""))
         .err()
         .unwrap()

@@ -771,7 +771,10 @@ fn damaged(e: io::Error) -> hushflow_crypto::AtRestError {
 }
 
 /// Writes `bytes` to a file readable by its owner only, replacing a leftover temporary. Not
-/// synced here: the extraction syncs every segment once, before it marks itself complete.
+/// synced here: the extraction syncs every segment once, before it marks itself complete. (So
+/// neither segments nor the manifest, saved after each segment, go through
+/// `hushflow_state::atomic_file`, which syncs every file it writes and its directory: two fsyncs
+/// per segment would cost more than the staging itself.)
 fn write_private(path: &Path, bytes: &[u8]) -> Result<(), StagingError> {
     let mut f = OpenOptions::new()
         .write(true)

@@ -56,17 +56,15 @@
 
 use super::rows::{RawRow, read_raw_rows};
 use super::{AuditError, AuditLog, GENESIS_HASH, sql_error};
+use crate::atomic_file::{self, AtomicFile};
 use hushflow_crypto::{HmacSha256, MasterKey};
 use hushflow_secrets::SecretValue;
 use rusqlite::{Connection, TransactionBehavior};
 use serde::{Deserialize, Serialize};
 use std::fmt;
-use std::fs::{self, File, OpenOptions};
+use std::fs;
 use std::io::{self, Write};
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::Path;
-
-pub(super) const HEAD_TMP_FILE: &str = "audit.head.tmp";
 
 /// The HKDF `info` that derives the anchor key from the master key (or from a separate anchor
 /// secret).
@@ -371,8 +369,9 @@ pub(super) fn read_anchor(path: &Path) -> Result<AnchorState, AuditError> {
 }
 
 /// Writes the anchor atomically: a 0600 temporary file, synced, renamed over the old one, then
-/// the directory synced so the rename survives a crash. Callers hold the database's write lock,
-/// so a fixed temporary name cannot collide.
+/// the directory synced so the rename survives a crash ([`AtomicFile`]). Callers hold the
+/// database's write lock, so no other writer is live: the temporary files of writers killed
+/// before their rename are removed first.
 pub(super) fn write_anchor(path: &Path, anchor: &Anchor) -> Result<(), AuditError> {
     let failed = |action| {
         move |source| AuditError::Anchor {
@@ -381,32 +380,15 @@ pub(super) fn write_anchor(path: &Path, anchor: &Anchor) -> Result<(), AuditErro
             source,
         }
     };
-    let dir = path.parent().unwrap_or(Path::new("."));
-    let tmp = dir.join(HEAD_TMP_FILE);
-    match fs::remove_file(&tmp) {
-        Ok(()) => {}
-        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-        Err(e) => return Err(failed("removing a stale temporary file")(e)),
-    }
     let json = serde_json::to_string(anchor)
         .map_err(|e| failed("encoding the head")(io::Error::other(e)))?;
-    let mut file = OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(&tmp)
-        .map_err(failed("creating"))?;
-    file.set_permissions(fs::Permissions::from_mode(0o600))
-        .map_err(failed("setting the mode of"))?;
+    atomic_file::remove_leftovers(path).map_err(failed("removing stale temporary files"))?;
+    let mut file = AtomicFile::create(path).map_err(failed("creating"))?;
     file.write_all(json.as_bytes())
         .and_then(|()| file.write_all(b"\n"))
-        .and_then(|()| file.sync_all())
+        .and_then(|()| file.sync())
         .map_err(failed("writing"))?;
-    drop(file);
-    fs::rename(&tmp, path).map_err(failed("replacing"))?;
-    File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(failed("syncing the directory of"))?;
+    file.commit().map_err(failed("replacing"))?;
     Ok(())
 }
 

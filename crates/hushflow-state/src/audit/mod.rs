@@ -652,7 +652,6 @@ mod testing {
 
 #[cfg(test)]
 mod tests {
-    use super::anchor::HEAD_TMP_FILE;
     use super::testing::*;
     use super::*;
     use std::sync::Arc;
@@ -703,7 +702,13 @@ mod tests {
             0o600,
             "a loose file is tightened"
         );
-        assert!(!dir.path().join(HEAD_TMP_FILE).exists());
+        // The head's temporary file was renamed into place, not left behind.
+        let temporary = fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| n.ends_with(".tmp"))
+            .collect::<Vec<_>>();
+        assert!(temporary.is_empty(), "{temporary:?}");
     }
 
     #[test]
