@@ -198,6 +198,9 @@ pub enum Command {
         /// exit 1. The run stays queued for a scheduler or worker.
         #[arg(long, value_name = "DURATION", requires = "wait", value_parser = duration)]
         timeout: Option<Duration>,
+        /// Print the run created as one JSON object (docs/json.md).
+        #[arg(long)]
+        json: bool,
     },
     /// Create runs for every scheduled interval from --from to --to (dates or times in the
     /// pipeline's time zone); intervals that already have a run are left alone.

@@ -262,9 +262,10 @@ pub fn dispatch(cli: Cli, out: &Output) -> Result<Exit, Failure> {
             conf,
             wait,
             timeout,
+            json,
         } => {
             let wait = wait.then_some(timeout);
-            orchestrate::trigger(&session()?, &pipeline, &conf, wait)
+            orchestrate::trigger(&session()?, &pipeline, &conf, wait, json)
         }
         Command::Backfill {
             pipeline,

@@ -252,14 +252,25 @@ pub(super) fn trigger(
     pipeline: &str,
     conf: &[String],
     wait: Wait,
+    json: bool,
 ) -> Result<Exit, Failure> {
     let timeout = wait.flatten();
     let conf = orchestration::conf_from_pairs(conf)?;
     let t = orchestration::trigger(&session.app, &session.actor, pipeline, &conf)?;
-    session.out.line(format!(
-        "{}: created run {} ({})",
-        t.pipeline, t.run, t.run_id
-    ));
+    if let Some(w) = t.warning() {
+        session.out.note(format!("warning: {w}"));
+    }
+    if json {
+        let view = hushflow_app::views::TriggeredView::new(&t);
+        session
+            .out
+            .line(serde_json::to_string(&view).map_err(failure)?);
+    } else {
+        session.out.line(format!(
+            "{}: created run {} ({})",
+            t.pipeline, t.run, t.run_id
+        ));
+    }
     if wait.is_none() || said_paused(session, &t.pipeline, t.paused) {
         return Ok(Exit::Success);
     }
