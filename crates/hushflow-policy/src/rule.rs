@@ -9,6 +9,7 @@ use crate::generalize::Generalization;
 use crate::mask::MaskRule;
 use crate::normalize::{Normalize, Platform};
 use crate::pii::PiiKind;
+use crate::value_type::ValueType;
 use hushflow_secrets::SecretProviders;
 use serde::de::{self, MapAccess, Visitor};
 use serde::{Deserialize, Deserializer, Serialize};
@@ -23,6 +24,10 @@ pub struct FieldRule {
     pub from: Option<String>,
     /// What is done to the value.
     pub action: Action,
+    /// The type a kept value leaves as (`type = "timestamp"`), checked and written in its
+    /// canonical form; `None`: as the source read it.
+    #[serde(rename = "type", skip_serializing_if = "Option::is_none")]
+    pub value_type: Option<ValueType>,
 }
 
 /// What a field rule does to its value; every field not named in the policy is dropped.
@@ -158,7 +163,11 @@ pub struct RedactRule {
 impl FieldRule {
     /// A rule doing `action` to the field of the same name.
     pub fn action(action: Action) -> Self {
-        FieldRule { from: None, action }
+        FieldRule {
+            from: None,
+            action,
+            value_type: None,
+        }
     }
 
     /// Whether a value of this field leaves the source at all.
@@ -185,9 +194,25 @@ impl FieldRule {
         }
     }
 
+    /// The type this rule's values leave as, if they have one: the declared `type` of a kept
+    /// value, a year (an integer), or the consent field kept (a boolean, `true`/`false`);
+    /// `consent` is the policy's consent field.
+    pub fn output_type(&self, name: &str, consent: Option<&str>) -> Option<ValueType> {
+        match &self.action {
+            Action::Keep => self.value_type.or_else(|| {
+                (consent == Some(self.source_field(name))).then_some(ValueType::Boolean)
+            }),
+            Action::Generalize(Generalization::Year) => Some(ValueType::Integer),
+            _ => None,
+        }
+    }
+
     /// One line a person can read, for `hushflow validate`'s plan.
     pub fn describe(&self) -> String {
         let mut s = match &self.action {
+            Action::Keep if self.value_type.is_some() => {
+                format!("kept as {}", self.value_type.map_or("", ValueType::as_str))
+            }
             Action::Keep => "kept as is".to_string(),
             Action::Drop => "dropped".to_string(),
             Action::Null => "emptied (null)".to_string(),
@@ -255,6 +280,8 @@ struct RawRule {
     encoding: Option<Encoding>,
     platform: Option<Platform>,
     per_subject: Option<bool>,
+    #[serde(rename = "type")]
+    value_type: Option<ValueType>,
 }
 
 impl RawRule {
@@ -282,6 +309,7 @@ impl RawRule {
             "match_hash" => &["normalize", "region", "gmail", "platform"],
             "tokenize" => &["key", "per_subject"],
             "redact" => &["region"],
+            "keep" => &["type"],
             _ => &[],
         };
         for (option, present) in [
@@ -292,6 +320,7 @@ impl RawRule {
             ("encoding", self.encoding.is_some()),
             ("platform", self.platform.is_some()),
             ("per_subject", self.per_subject.is_some()),
+            ("type", self.value_type.is_some()),
         ] {
             if present && !allowed.contains(&option) {
                 return Err(E::custom(format!("`{option}` does not apply to {action}")));
@@ -342,17 +371,19 @@ impl RawRule {
                 kinds,
                 region: self.region,
             })
-        } else if self.from.is_some() {
-            // `{ from = "email" }` alone: a kept copy under another name.
+        } else if self.from.is_some() || self.value_type.is_some() {
+            // `{ from = "email" }` or `{ type = "date" }` alone: the value kept, under another
+            // name or as a typed value.
             Action::Keep
         } else {
             return Err(E::custom(
-                "a field rule table needs an action: hash, match_hash, mask, tokenize, generalize or redact",
+                "a field rule table needs an action: hash, match_hash, mask, tokenize, generalize or redact (or `type` to keep the value typed)",
             ));
         };
         Ok(FieldRule {
             from: self.from,
             action,
+            value_type: self.value_type,
         })
     }
 }
@@ -528,6 +559,16 @@ impl Policy {
     /// The rule for output field `field`, if the policy names it.
     pub fn rule(&self, field: &str) -> Option<&FieldRule> {
         self.fields.iter().find(|(n, _)| n == field).map(|(_, r)| r)
+    }
+
+    /// The type of each output field that has one ([`FieldRule::output_type`]), in output
+    /// order: what a database sink makes its column.
+    pub fn output_types(&self) -> Vec<(String, ValueType)> {
+        let consent = self.consent.as_ref().map(|c| c.field.as_str());
+        self.fields
+            .iter()
+            .filter_map(|(name, rule)| rule.output_type(name, consent).map(|t| (name.clone(), t)))
+            .collect()
     }
 
     /// The consent filter, if the policy has one.
