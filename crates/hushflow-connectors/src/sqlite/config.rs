@@ -154,6 +154,8 @@ impl crate::SinkConfig for SqliteSinkConfig {
         &self,
         ctx: &crate::SinkContext<'_>,
     ) -> Result<Box<dyn hushflow_core::Sink>, hushflow_core::Error> {
-        Ok(Box::new(super::SqliteSink::new(self, ctx.key)?))
+        Ok(Box::new(
+            super::SqliteSink::new(self, ctx.key)?.with_types(ctx.column_types.clone()),
+        ))
     }
 }
