@@ -15,7 +15,7 @@ step "cargo clippy"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 
 step "python venv for cross-checks"
-if ! .venv/bin/python -c 'import cryptography' 2>/dev/null; then
+if ! .venv/bin/python -c 'import cryptography, phonenumbers, jsonschema' 2>/dev/null; then
   python3 -m venv .venv
   .venv/bin/pip install --quiet --disable-pip-version-check -r tests/python/requirements.txt
 fi

@@ -34,9 +34,10 @@ impl Dialect {
             return Ok(());
         };
         let found_lower = found.trim().to_ascii_lowercase();
-        if accepted.iter().any(|a| {
-            found_lower == *a || (a.ends_with('(') && found_lower.starts_with(a))
-        }) {
+        if accepted
+            .iter()
+            .any(|a| found_lower == *a || (a.ends_with('(') && found_lower.starts_with(a)))
+        {
             return Ok(());
         }
         let shown = if found.trim().is_empty() {
@@ -100,7 +101,9 @@ mod tests {
         assert!(POSTGRES.check("t", "n", "integer", "integer").is_ok());
         assert!(SQLITE.check("t", "n", "text", "VARCHAR(40)").is_ok());
         assert!(SQLITE.check("t", "n", "date", "").is_ok());
-        let e = POSTGRES.check("leads", "seen", "timestamp", "text").unwrap_err();
+        let e = POSTGRES
+            .check("leads", "seen", "timestamp", "text")
+            .unwrap_err();
         assert!(e.contains("table `leads`"), "{e}");
         assert!(e.contains("column `seen` has type text"), "{e}");
         assert!(e.contains("expected timestamp with time zone"), "{e}");

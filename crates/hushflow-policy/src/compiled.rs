@@ -759,9 +759,21 @@ mod tests {
         let rows = [
             ["1", "YES", "3", "2026-01-02T04:00:00+01:00", "1984-07-09"],
             ["2", "On", "+4", "2026-01-02T03:00:00Z", ""],
-            ["3", "maybe-canary", "5", "2026-01-02T03:00:00Z", "1984-07-09"],
+            [
+                "3",
+                "maybe-canary",
+                "5",
+                "2026-01-02T03:00:00Z",
+                "1984-07-09",
+            ],
             ["4", "no", "6", "2026-01-02T03:00:00Z", "1984-07-09"],
-            ["5", "1", "many-canary", "2026-01-02T03:00:00Z", "1984-07-09"],
+            [
+                "5",
+                "1",
+                "many-canary",
+                "2026-01-02T03:00:00Z",
+                "1984-07-09",
+            ],
             ["6", "y", "7", "2026-01-02T03:00:00Z", "09/07/1984"],
         ];
         for (i, row) in rows.iter().enumerate() {
@@ -811,8 +823,14 @@ mod tests {
         assert_eq!(
             rejected,
             [
-                (2, format!("field `opt_in`: {}", ValueType::Boolean.refusal())),
-                (4, format!("field `visits`: {}", ValueType::Integer.refusal())),
+                (
+                    2,
+                    format!("field `opt_in`: {}", ValueType::Boolean.refusal())
+                ),
+                (
+                    4,
+                    format!("field `visits`: {}", ValueType::Integer.refusal())
+                ),
                 (5, format!("field `born`: {}", ValueType::Date.refusal())),
             ]
         );
@@ -838,7 +856,10 @@ mod tests {
             r#"fields.email = { hash = "hmac-sha256", key = "env:K", type = "integer" }"#,
         )
         .unwrap_err();
-        assert!(e.to_string().contains("`type` does not apply to hash"), "{e}");
+        assert!(
+            e.to_string().contains("`type` does not apply to hash"),
+            "{e}"
+        );
         let e = toml::from_str::<Policy>(r#"fields.n = { type = "decimal" }"#).unwrap_err();
         assert!(e.to_string().contains("unknown variant"), "{e}");
         let p: Policy = toml::from_str(r#"fields.n = { from = "m", type = "date" }"#).unwrap();

@@ -55,7 +55,7 @@ pub enum Action {
 }
 
 /// The keyed hash a `hash` rule computes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub enum HashAlgorithm {
     /// HMAC-SHA256, keyed with a secret from the key reference.
     #[serde(rename = "hmac-sha256")]
@@ -63,7 +63,7 @@ pub enum HashAlgorithm {
 }
 
 /// The unkeyed hash a `match_hash` rule computes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub enum MatchAlgorithm {
     /// SHA-256, the hash the ad platforms match on.
     #[serde(rename = "sha256")]
@@ -71,7 +71,7 @@ pub enum MatchAlgorithm {
 }
 
 /// The cipher a `tokenize` rule encrypts with.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub enum TokenAlgorithm {
     /// AES-SIV (RFC 5297): deterministic, so equal values give equal tokens.
     #[serde(rename = "aes-siv")]
@@ -79,7 +79,9 @@ pub enum TokenAlgorithm {
 }
 
 /// How a digest is written out.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Encoding {
     /// Lowercase hexadecimal, 64 characters: what most systems join on.
@@ -263,23 +265,45 @@ impl Normalization {
 }
 
 /// Every option any action takes, read in one pass; [`RawRule::into_rule`] checks the mix.
-#[derive(Deserialize, Default)]
+/// Its doc comments are the descriptions editors show from the pipeline file's JSON Schema.
+#[derive(Deserialize, Default, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
+#[schemars(
+    title = "field rule table",
+    description = "One action (hash, match_hash, mask, tokenize, generalize, redact) with its options; `from` alone (a kept copy of another field) or `type` alone (the value kept, typed) keep the value."
+)]
 struct RawRule {
+    /// The source field read, when it is not the output field's own name.
     from: Option<String>,
+    /// Keyed HMAC-SHA256 pseudonym; needs `key`.
     hash: Option<HashAlgorithm>,
+    /// Unkeyed SHA-256 for ad platforms' audience matching.
     match_hash: Option<MatchAlgorithm>,
+    /// Show some characters, hide the rest.
+    #[schemars(with = "Option<crate::mask::MaskForm>")]
     mask: Option<MaskRule>,
+    /// Reversible AES-SIV token; needs `key`.
     tokenize: Option<TokenAlgorithm>,
+    /// A coarser value: a year, an age band, a prefix, a bucket, bands.
+    #[schemars(with = "Option<crate::generalize::GeneralizeForm>")]
     generalize: Option<Generalization>,
+    /// The kinds of personal data to replace by a label in free text.
     redact: Option<Vec<PiiKind>>,
+    /// A secret reference to the key (`keyring:NAME`, `env:NAME`, `file:PATH`), never a key.
     key: Option<String>,
+    /// What is done to the value before it is hashed.
     normalize: Option<Normalize>,
+    /// Default region (ISO 3166 alpha-2) for phone numbers without a country code.
     region: Option<String>,
+    /// Gmail rules for emails (dots and +suffix removed).
     gmail: Option<bool>,
+    /// How a digest is written: `hex` (default) or `base64url`.
     encoding: Option<Encoding>,
+    /// Whose audience-matching rules `match_hash` follows.
     platform: Option<Platform>,
+    /// `tokenize` with a key of its own per subject (erasable).
     per_subject: Option<bool>,
+    /// The type a kept value leaves as: text, integer, boolean, date or timestamp.
     #[serde(rename = "type")]
     value_type: Option<ValueType>,
 }
@@ -388,6 +412,23 @@ impl RawRule {
     }
 }
 
+impl schemars::JsonSchema for FieldRule {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "FieldRule".into()
+    }
+
+    fn json_schema(generator: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        let table = generator.subschema_for::<RawRule>();
+        schemars::json_schema!({
+            "description": "What happens to the field: \"keep\", \"drop\", \"null\", or a table naming one action and its options.",
+            "anyOf": [
+                { "type": "string", "enum": ["keep", "drop", "null"] },
+                table
+            ]
+        })
+    }
+}
+
 impl<'de> Deserialize<'de> for FieldRule {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         struct RuleVisitor;
@@ -417,7 +458,7 @@ impl<'de> Deserialize<'de> for FieldRule {
 }
 
 /// `[policy.consent]`: only records whose consent field is an explicit yes leave.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Consent {
     /// The field that holds each record's consent.
@@ -425,7 +466,7 @@ pub struct Consent {
 }
 
 /// `[policy.suppression]`: records whose field matches a line of the list never leave.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Suppression {
     /// One email, or its HMAC-SHA256 hex under `key`, per line; relative to the pipeline file.
@@ -446,15 +487,32 @@ pub struct Policy {
     suppression: Option<Suppression>,
 }
 
-#[derive(Deserialize)]
+/// The `[policy]` table as written.
+#[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
+#[schemars(title = "Policy")]
 struct PolicyTable {
+    /// A rule per field that may leave the source, in output order; every other field is
+    /// dropped.
     #[serde(default)]
+    #[schemars(with = "std::collections::BTreeMap<String, FieldRule>")]
     fields: OrderedRules,
+    /// Only records whose consent field is an explicit yes leave.
     #[serde(default)]
     consent: Option<Consent>,
+    /// Records whose field is on the list never leave.
     #[serde(default)]
     suppression: Option<Suppression>,
+}
+
+impl schemars::JsonSchema for Policy {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "Policy".into()
+    }
+
+    fn json_schema(generator: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        PolicyTable::json_schema(generator)
+    }
 }
 
 #[derive(Default)]

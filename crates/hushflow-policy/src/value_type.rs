@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use std::fmt;
 
 /// The type a field's values leave as, and the column type a database sink gives it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum ValueType {
     /// Text as it is (a number or a boolean written as its text).
@@ -82,7 +82,9 @@ impl ValueType {
             }
             ValueType::Boolean => {
                 let b = parse_bool(value).ok_or(self.refusal())?;
-                out.push_with(CellKind::Bool, |s| s.push_str(if b { "true" } else { "false" }));
+                out.push_with(CellKind::Bool, |s| {
+                    s.push_str(if b { "true" } else { "false" })
+                });
             }
             ValueType::Date => {
                 let day = (value.len() == 10)
@@ -158,13 +160,20 @@ mod tests {
             ("n", "false"),
             ("off", "false"),
         ] {
-            assert_eq!(one(Boolean, K::Text, text), Ok((K::Bool, want.into())), "{text}");
+            assert_eq!(
+                one(Boolean, K::Text, text),
+                Ok((K::Bool, want.into())),
+                "{text}"
+            );
         }
         assert_eq!(one(Boolean, K::Bool, "true"), Ok((K::Bool, "true".into())));
         for bad in ["maybe", "2", "si", "tru"] {
             assert_eq!(one(Boolean, K::Text, bad), Err(Boolean.refusal()), "{bad}");
         }
-        assert_eq!(one(Date, K::Text, "2024-02-29"), Ok((K::Text, "2024-02-29".into())));
+        assert_eq!(
+            one(Date, K::Text, "2024-02-29"),
+            Ok((K::Text, "2024-02-29".into()))
+        );
         assert!(one(Date, K::Text, "2023-02-29").is_err());
         assert!(one(Date, K::Text, "2024-02-29T00:00:00Z").is_err());
         assert!(one(Date, K::Text, "29/02/2024").is_err());
@@ -176,7 +185,10 @@ mod tests {
             one(Timestamp, K::Text, "2026-01-02T03:04:05.250Z"),
             Ok((K::Text, "2026-01-02T03:04:05.25Z".into()))
         );
-        assert!(one(Timestamp, K::Text, "2026-01-02T03:04:05").is_err(), "no offset");
+        assert!(
+            one(Timestamp, K::Text, "2026-01-02T03:04:05").is_err(),
+            "no offset"
+        );
         assert!(one(Timestamp, K::Text, "yesterday").is_err());
         // Empty is null for typed values, and stays text for text.
         assert_eq!(one(Integer, K::Text, "  "), Ok((K::Null, String::new())));

@@ -436,8 +436,10 @@ fn cleared_task_times_fit_in_its_run(backend: &str) {
         return;
     };
     let clock = FakeClock::at(at("2026-11-30T00:00"));
-    let d = dag("[pipeline]\nname = \"c\"\n[[task]]\nname = \"a\"\ntype = \"empty\"\n\
-         [[task]]\nname = \"b\"\ntype = \"empty\"\ndepends_on = [\"a\"]\n");
+    let d = dag(
+        "[pipeline]\nname = \"c\"\n[[task]]\nname = \"a\"\ntype = \"empty\"\n\
+         [[task]]\nname = \"b\"\ntype = \"empty\"\ndepends_on = [\"a\"]\n",
+    );
     let mut s = Scheduler::new(meta.store(), &clock, SchedulerOptions::default());
     s.register(&d).unwrap();
     let mut store = meta.store();
@@ -455,7 +457,10 @@ fn cleared_task_times_fit_in_its_run(backend: &str) {
         }
     };
     step(&mut store, &mut s);
-    assert_eq!(store.find_run("manual__1", None).unwrap()[0].state, RunState::Failed);
+    assert_eq!(
+        store.find_run("manual__1", None).unwrap()[0].state,
+        RunState::Failed
+    );
     clock.advance(Duration::from_secs(3600));
     assert_eq!(store.clear_tasks(id, &["b".to_string()]).unwrap(), ["b"]);
     step(&mut store, &mut s);

@@ -13,6 +13,7 @@ pub mod paths;
 pub mod pipeline;
 pub mod plan;
 pub mod schedule;
+pub mod schema;
 
 pub use paths::Protected;
 pub use pipeline::{OnError, SpecError};

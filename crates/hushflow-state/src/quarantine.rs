@@ -524,7 +524,10 @@ mod tests {
             .lines()
             .map(|l| serde_json::from_str(&l.unwrap()).unwrap())
             .collect();
-        assert_eq!(lines[0]["record"], serde_json::json!({"id": "7", "visits": 3}));
+        assert_eq!(
+            lines[0]["record"],
+            serde_json::json!({"id": "7", "visits": 3})
+        );
         assert_eq!(lines[1]["record"], serde_json::json!("{\"id\":\"8\"}"));
         let records = read(q.path(), &identity).unwrap();
         assert_eq!(records[0].raw(), row);

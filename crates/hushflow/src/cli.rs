@@ -152,6 +152,12 @@ pub enum Command {
         /// The shell to complete in.
         shell: clap_complete::Shell,
     },
+    /// Print a JSON Schema for editors: `hushflow schema pipeline > pipeline.schema.json`
+    /// (docs/pipeline.md says how to point an editor at it).
+    Schema {
+        /// What the schema describes.
+        what: SchemaKind,
+    },
     /// Write synthetic data for trying pipelines out.
     #[command(subcommand)]
     Sample(SampleCommand),
@@ -537,4 +543,11 @@ mod tests {
         walk(&Cli::command(), "hushflow", &mut missing);
         assert!(missing.is_empty(), "no help text: {missing:#?}");
     }
+}
+
+/// The files `hushflow schema` describes.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum SchemaKind {
+    /// A pipeline file (`[pipeline]`, `[source]`, `[policy]`, `[sink]`, `[[task]]`).
+    Pipeline,
 }

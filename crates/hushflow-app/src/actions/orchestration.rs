@@ -814,7 +814,10 @@ depends_on = ["first"]
         assert_eq!(again.definition, DefinitionUsed::Stored);
         assert_eq!(again.warning(), None);
 
-        let broken = DAG.replace("type = \"empty\"\n\n[[task]]", "type = \"empty\"\ncolour = \"blue-canary\"\n\n[[task]]");
+        let broken = DAG.replace(
+            "type = \"empty\"\n\n[[task]]",
+            "type = \"empty\"\ncolour = \"blue-canary\"\n\n[[task]]",
+        );
         assert_ne!(broken, DAG);
         std::fs::write(ws.dir.path().join("nightly.toml"), broken).unwrap();
         let stale = trigger(&ws.session, &ada, "nightly", &none).unwrap();

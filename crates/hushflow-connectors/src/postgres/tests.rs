@@ -737,11 +737,17 @@ fn typed_fields_get_typed_columns_and_a_mismatch_is_refused_at_open() {
         types,
     )
     .unwrap();
-    let narrow = batch(&["id", "opt_in", "visits"], &[&[Some("1"), Some("true"), Some("3")]]);
+    let narrow = batch(
+        &["id", "opt_in", "visits"],
+        &[&[Some("1"), Some("true"), Some("3")]],
+    );
     let Err(hushflow_core::Error::Destination { message, .. }) = sink.open(narrow.schema()) else {
         panic!("a column of another type must be refused");
     };
     assert!(message.contains("table `by_hand`"), "{message}");
-    assert!(message.contains("column `opt_in` has type text"), "{message}");
+    assert!(
+        message.contains("column `opt_in` has type text"),
+        "{message}"
+    );
     assert!(message.contains("expected boolean"), "{message}");
 }

@@ -555,7 +555,13 @@ fn typed_fields_get_typed_columns_and_a_mismatch_is_refused_at_open() {
         panic!("a column of another type must be refused");
     };
     assert!(message.contains("table `leads`"), "{message}");
-    assert!(message.contains("column `opt_in` has type TEXT"), "{message}");
+    assert!(
+        message.contains("column `opt_in` has type TEXT"),
+        "{message}"
+    );
     assert!(message.contains("expected boolean"), "{message}");
-    assert_eq!(query(&other, "SELECT count(*) FROM leads"), strings(&[&["0"]]));
+    assert_eq!(
+        query(&other, "SELECT count(*) FROM leads"),
+        strings(&[&["0"]])
+    );
 }

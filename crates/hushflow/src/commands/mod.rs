@@ -221,6 +221,16 @@ pub fn dispatch(cli: Cli, out: &Output) -> Result<Exit, Failure> {
                 _ => Ok(Exit::Success),
             }
         }
+        Command::Schema {
+            what: crate::cli::SchemaKind::Pipeline,
+        } => {
+            use std::io::Write as _;
+            let schema = hushflow_spec::schema::pipeline_json_schema();
+            match std::io::stdout().write_all(schema.as_bytes()) {
+                Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(failure(e)),
+                _ => Ok(Exit::Success),
+            }
+        }
         Command::Validate { pipeline, offline } => {
             run::validate(&session()?, &pipeline, Depth::of(offline))
         }

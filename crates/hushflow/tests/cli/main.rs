@@ -18,6 +18,7 @@ mod orchestration;
 mod policy_actions;
 mod postgres;
 mod replay;
+mod schema;
 mod special_files;
 mod sqlite_sync;
 mod staging;
