@@ -80,6 +80,42 @@ impl RunView {
     }
 }
 
+/// A run created by `hushflow trigger --json`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TriggeredView {
+    /// The view version it was written under: [`VIEW_VERSION`].
+    pub version: u32,
+    /// The run's number in the metadata store, as in [`RunView`].
+    pub run: i64,
+    /// The pipeline's name.
+    pub pipeline: String,
+    /// The run's id, as in [`RunView`].
+    pub run_id: String,
+    /// The pipeline is paused, so the run waits for `unpause`.
+    pub paused: bool,
+    /// What the run was made from: `file` (read and registered now), `stored` (the registered
+    /// definition; its file loads) or `stored_file_invalid` (the registered definition, while
+    /// its file fails validation now).
+    pub definition: String,
+    /// Why the run may not do what the file says now (its first validation error), or `null`.
+    pub warning: Option<String>,
+}
+
+impl TriggeredView {
+    /// The view of a run [`trigger`](crate::actions::orchestration::trigger) created.
+    pub fn new(t: &crate::actions::orchestration::Triggered) -> TriggeredView {
+        TriggeredView {
+            version: VIEW_VERSION,
+            run: t.run,
+            pipeline: t.pipeline.clone(),
+            run_id: t.run_id.clone(),
+            paused: t.paused,
+            definition: t.definition.as_str().to_string(),
+            warning: t.warning(),
+        }
+    }
+}
+
 /// A task instance of a run (`hushflow tasks RUN --json`, one per line).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TaskView {
@@ -334,7 +370,10 @@ pub struct RunSummaryView {
     pub version: u32,
     /// The pipeline's name.
     pub pipeline: String,
-    /// The sync run's id (a timestamp), as in the audit log and the quarantine file's name.
+    /// The sync's id (a timestamp), as in the audit log and the quarantine file's name. Not a
+    /// run of the metadata store ([`RunView`]): those are runs, these are syncs.
+    pub sync_id: String,
+    /// The same as `sync_id`, under its old name; kept until view version 2.
     pub run_id: String,
     /// `success`, `partial` (records quarantined) or `failure`.
     pub outcome: String,
@@ -362,6 +401,7 @@ impl RunSummaryView {
         RunSummaryView {
             version: VIEW_VERSION,
             pipeline: pipeline.to_string(),
+            sync_id: report.run_id.clone(),
             run_id: report.run_id.clone(),
             outcome: report.outcome.as_str().to_string(),
             resumed: report.resumed,
@@ -382,7 +422,10 @@ impl RunSummaryView {
 pub struct QuarantineFileView {
     /// The view version it was written under: [`VIEW_VERSION`].
     pub version: u32,
-    /// The sync run's id.
+    /// The id of the sync that set the records aside (a timestamp), as in the quarantine file's
+    /// name; not a run of the metadata store ([`RunView`]).
+    pub sync_id: String,
+    /// The same as `sync_id`, under its old name; kept until view version 2.
     pub run: String,
     /// The pipeline's name.
     pub pipeline: String,

@@ -43,6 +43,8 @@ compile_error!(
     "hushflow-connectors needs at least one connector feature (csv, jsonl, sqlite, postgres)"
 );
 
+#[cfg(any(feature = "postgres", feature = "sqlite"))]
+mod column_types;
 mod config;
 #[cfg(feature = "csv")]
 pub mod csv;

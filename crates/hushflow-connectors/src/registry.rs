@@ -15,7 +15,7 @@ macro_rules! registry {
         sinks { $( $(#[$kattr:meta])* $kname:literal => $kvariant:ident($ktype:ty), )* }
     ) => {
         /// A `[source]` table, by its `type`.
-        #[derive(Debug, Clone, Deserialize)]
+        #[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
         #[serde(tag = "type")]
         pub enum SourceSpec {
             $(
@@ -25,7 +25,7 @@ macro_rules! registry {
         }
 
         /// A `[sink]` table, by its `type`.
-        #[derive(Debug, Clone, Deserialize)]
+        #[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
         #[serde(tag = "type")]
         pub enum SinkSpec {
             $(

@@ -105,7 +105,7 @@ pub trait Encode: Send + Sync {
 
 /// What a keyed sink does with the rows of records that were withdrawn since they were written:
 /// filtered by consent (no longer an explicit yes) or by the suppression list.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Withdrawal {
     /// Delete the row with the record's key.

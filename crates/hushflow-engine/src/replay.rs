@@ -17,10 +17,7 @@ use std::sync::Arc;
 /// Whether a quarantined record holds the row as read (a JSON object of its fields) rather than
 /// the source's raw bytes.
 fn is_row(record: &QuarantinedRecord) -> bool {
-    matches!(
-        record.code.as_str(),
-        "missing_key" | "invalid_field" | "refused"
-    )
+    hushflow_state::quarantine::holds_row(&record.code)
 }
 
 /// The replayed records as one source, yielding them in batches in their original order.
@@ -120,4 +117,74 @@ fn json_row(raw: &[u8], wanted: &[String]) -> Result<Vec<OwnedCell>, RejectReaso
             Some(v) => OwnedCell(CellKind::Json, v.to_string()),
         })
         .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use hushflow_spec::paths::Protected;
+
+    fn plan(dir: &std::path::Path) -> Plan {
+        std::fs::write(dir.join("c.jsonl"), "").unwrap();
+        let file = dir.join("p.toml");
+        std::fs::write(
+            &file,
+            r#"
+[pipeline]
+name = "leads"
+key = "id"
+
+[source]
+type = "jsonl"
+path = "c.jsonl"
+
+[policy]
+fields.id = "keep"
+fields.visits = "keep"
+
+[sink]
+type = "jsonl"
+path = "out.jsonl"
+"#,
+        )
+        .unwrap();
+        hushflow_spec::plan::load(
+            &file,
+            &hushflow_secrets::SecretProviders::default(),
+            &Protected::nothing(),
+        )
+        .unwrap()
+    }
+
+    fn record(line: u64, record: serde_json::Value) -> QuarantinedRecord {
+        QuarantinedRecord {
+            line,
+            code: "invalid_field".into(),
+            reason: "x".into(),
+            record: Some(record),
+            record_base64: None,
+        }
+    }
+
+    /// A row written as a JSON object (now) and as a string of JSON (older quarantines) replay
+    /// alike.
+    #[test]
+    fn rows_replay_from_objects_and_from_strings_of_json() {
+        let dir = tempfile::tempdir().unwrap();
+        let plan = plan(dir.path());
+        let row = serde_json::json!({"id": "7", "visits": 3, "dropped": "x"});
+        let records = [
+            record(2, row.clone()),
+            record(5, serde_json::Value::String(row.to_string())),
+        ];
+        let mut source = ReplaySource::new(&plan, &records).unwrap();
+        let got = source.next_batch(100).unwrap().unwrap();
+        assert!(got.rejected.is_empty());
+        assert_eq!(got.batch.lines(), [2, 5]);
+        for row in 0..2 {
+            assert_eq!(got.batch.column(0).get(row).text, "7");
+            let visits = got.batch.column(1).get(row);
+            assert_eq!((visits.kind, visits.text), (CellKind::Number, "3"));
+        }
+    }
 }

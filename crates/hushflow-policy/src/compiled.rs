@@ -8,6 +8,7 @@ use crate::mask::MaskRule;
 use crate::normalize::Normalizer;
 use crate::pii::{Finding, PiiDetector};
 use crate::rule::{Action, Encoding, Policy, PolicyError};
+use crate::value_type::ValueType;
 use base64::Engine as _;
 use hushflow_core::{Batch, Cell, CellKind, Column, RejectReason, Schema};
 use hushflow_crypto::{HmacSha256, Tokenizer};
@@ -64,6 +65,8 @@ pub struct CompileInputs<'a> {
 
 enum Transform {
     Copy,
+    /// A kept value checked and written in its type's canonical form.
+    Typed(ValueType),
     Null,
     Hmac {
         mac: Box<HmacSha256>,
@@ -174,6 +177,7 @@ impl Policy {
         };
         let mut ops = Vec::new();
         let mut output = Vec::new();
+        let consent_field = self.consent().map(|c| c.field.as_str());
         for (name, rule) in self.rules() {
             let invalid = |message: String| PolicyError::Invalid {
                 field: name.clone(),
@@ -181,7 +185,10 @@ impl Policy {
             };
             let transform = match &rule.action {
                 Action::Drop => continue,
-                Action::Keep => Transform::Copy,
+                Action::Keep => match rule.output_type(name, consent_field) {
+                    Some(t) => Transform::Typed(t),
+                    None => Transform::Copy,
+                },
                 Action::Null => Transform::Null,
                 Action::Hash(h) => Transform::Hmac {
                     mac: Box::new(HmacSha256::new(&key(inputs.keys, name, &h.key)?.material)),
@@ -229,7 +236,7 @@ impl Policy {
         }
         let consent = self
             .consent()
-            .map(|c| index(&c.field).map(ConsentFilter::new))
+            .map(|c| index(&c.field).map(|i| ConsentFilter::new(i, &c.field)))
             .transpose()?;
         let suppression = match self.suppression() {
             Some(s) => {
@@ -328,10 +335,12 @@ impl CompiledPolicy {
     pub fn apply(&self, input: &Batch) -> PolicyOutput {
         let rows = input.len();
         let mut keep = vec![true; rows];
+        // Rows whose consent is no yes/no value: refused, not filtered (nor withdrawn).
+        let mut refused = Vec::new();
         let no_consent = self
             .consent
             .as_ref()
-            .map_or(0, |c| c.filter(input, &mut keep));
+            .map_or(0, |c| c.filter(input, &mut keep, &mut refused));
         let suppressed = self
             .suppression
             .as_ref()
@@ -349,7 +358,7 @@ impl CompiledPolicy {
 
         let lines = kept.iter().map(|&row| input.lines()[row]).collect();
         let mut batch = Batch::from_columns(self.output.clone(), columns, lines);
-        let mut rejected = Vec::new();
+        let mut rejected = refused;
         if failed.iter().any(Option::is_some) {
             let mut leaves = vec![true; kept.len()];
             for (out_row, reason) in failed.into_iter().enumerate() {
@@ -360,8 +369,22 @@ impl CompiledPolicy {
             }
             batch.retain_rows(&leaves);
         }
+        // In source order, as the engine quarantines them.
+        rejected.sort_by_key(|(row, _)| *row);
         let withdrawn = match self.withdrawal_op {
-            Some(op) if kept.len() < rows => self.withdrawn_keys(&self.ops[op], input, &keep),
+            Some(op) if kept.len() < rows => {
+                // A row refused for its consent value was not withdrawn: only the rows the
+                // filters removed are.
+                let mut not_withdrawn = keep.clone();
+                for (row, _) in &rejected {
+                    not_withdrawn[*row] = true;
+                }
+                if not_withdrawn.iter().all(|k| *k) {
+                    Column::default()
+                } else {
+                    self.withdrawn_keys(&self.ops[op], input, &not_withdrawn)
+                }
+            }
             _ => Column::default(),
         };
         PolicyOutput {
@@ -416,6 +439,22 @@ impl CompiledPolicy {
                 &**keys,
             );
         }
+        if let Transform::Typed(t) = op.transform {
+            let mut out = Column::with_capacity(kept.len(), source.text_len());
+            for (out_row, &row) in kept.iter().enumerate() {
+                let cell = source.get(row);
+                if let Err(detail) = t.convert(cell.kind, cell.text, &mut out) {
+                    out.push_null();
+                    if failed[out_row].is_none() {
+                        failed[out_row] = Some(RejectReason::InvalidField {
+                            field: op.field.clone(),
+                            detail: detail.into(),
+                        });
+                    }
+                }
+            }
+            return out;
+        }
         let mut out = match op.transform {
             Transform::Copy if kept.len() == source.len() => return source.clone(),
             Transform::Copy => return source.gather(kept),
@@ -457,7 +496,10 @@ impl CompiledPolicy {
     ) -> Result<(), &'static str> {
         let text = &mut scratch.text;
         match t {
-            Transform::Copy | Transform::Null | Transform::TokenizePerSubject { .. } => {
+            Transform::Copy
+            | Transform::Typed(_)
+            | Transform::Null
+            | Transform::TokenizePerSubject { .. } => {
                 unreachable!("handled per column")
             }
             Transform::Hmac {
@@ -706,6 +748,122 @@ mod tests {
         );
         assert_eq!(out.batch.lines(), &[2]);
         assert_eq!(out.batch.column(2).get(0).text, "1984");
+    }
+
+    /// The consent field leaves as `true`/`false`, whatever its spelling; a value that is no
+    /// yes/no answer is refused (not filtered, not withdrawn), naming the field, not the value.
+    /// Typed fields leave in their canonical form, or refuse the record.
+    #[test]
+    fn consent_is_normalized_and_typed_values_are_checked() {
+        let mut b = Batch::new(schema(&["id", "opt_in", "visits", "signed_up", "born"]));
+        let rows = [
+            ["1", "YES", "3", "2026-01-02T04:00:00+01:00", "1984-07-09"],
+            ["2", "On", "+4", "2026-01-02T03:00:00Z", ""],
+            [
+                "3",
+                "maybe-canary",
+                "5",
+                "2026-01-02T03:00:00Z",
+                "1984-07-09",
+            ],
+            ["4", "no", "6", "2026-01-02T03:00:00Z", "1984-07-09"],
+            [
+                "5",
+                "1",
+                "many-canary",
+                "2026-01-02T03:00:00Z",
+                "1984-07-09",
+            ],
+            ["6", "y", "7", "2026-01-02T03:00:00Z", "09/07/1984"],
+        ];
+        for (i, row) in rows.iter().enumerate() {
+            b.push_row(i as u64 + 2, row.iter().map(|v| Cell::text(v)));
+        }
+        let p: Policy = toml::from_str(
+            r#"
+            fields.id = { type = "integer" }
+            fields.opt_in = "keep"
+            fields.visits = { type = "integer" }
+            fields.signed_up = { type = "timestamp" }
+            fields.born = { type = "date" }
+            [consent]
+            field = "opt_in"
+            "#,
+        )
+        .unwrap();
+        let types: Vec<(String, ValueType)> = p.output_types();
+        assert_eq!(types.len(), 5);
+        assert_eq!(types[1], ("opt_in".to_string(), ValueType::Boolean));
+        let keys = keys();
+        let c = p
+            .compile(
+                b.schema(),
+                &CompileInputs {
+                    subjects: None,
+                    keys: &keys,
+                    suppression_list: &[],
+                    withdrawal_key: Some("id"),
+                    today: Day {
+                        year: 2026,
+                        month: 11,
+                        day: 22,
+                    },
+                },
+            )
+            .unwrap();
+        let out = c.apply(&b);
+        assert_eq!(out.no_consent, 1);
+        let withdrawn: Vec<&str> = out.withdrawn.iter().map(|c| c.text).collect();
+        assert_eq!(withdrawn, ["4"], "a refused consent is not a withdrawal");
+        let rejected: Vec<(usize, String)> = out
+            .rejected
+            .iter()
+            .map(|(row, r)| (*row, r.to_string()))
+            .collect();
+        assert_eq!(
+            rejected,
+            [
+                (
+                    2,
+                    format!("field `opt_in`: {}", ValueType::Boolean.refusal())
+                ),
+                (
+                    4,
+                    format!("field `visits`: {}", ValueType::Integer.refusal())
+                ),
+                (5, format!("field `born`: {}", ValueType::Date.refusal())),
+            ]
+        );
+        assert!(!format!("{rejected:?}").contains("canary"));
+        let out = out.batch;
+        assert_eq!(out.lines(), &[2, 3]);
+        let cell = |col: usize, row: usize| {
+            let c = out.column(col).get(row);
+            (c.kind, c.text.to_string())
+        };
+        assert_eq!(cell(0, 0), (CellKind::Number, "1".into()));
+        assert_eq!(cell(1, 0), (CellKind::Bool, "true".into()));
+        assert_eq!(cell(1, 1), (CellKind::Bool, "true".into()));
+        assert_eq!(cell(2, 1), (CellKind::Number, "4".into()));
+        assert_eq!(cell(3, 0), (CellKind::Text, "2026-01-02T03:00:00Z".into()));
+        assert_eq!(cell(4, 0), (CellKind::Text, "1984-07-09".into()));
+        assert!(out.column(4).get(1).is_null(), "empty is null");
+    }
+
+    #[test]
+    fn type_applies_to_kept_values_only() {
+        let e = toml::from_str::<Policy>(
+            r#"fields.email = { hash = "hmac-sha256", key = "env:K", type = "integer" }"#,
+        )
+        .unwrap_err();
+        assert!(
+            e.to_string().contains("`type` does not apply to hash"),
+            "{e}"
+        );
+        let e = toml::from_str::<Policy>(r#"fields.n = { type = "decimal" }"#).unwrap_err();
+        assert!(e.to_string().contains("unknown variant"), "{e}");
+        let p: Policy = toml::from_str(r#"fields.n = { from = "m", type = "date" }"#).unwrap();
+        assert_eq!(p.rules()[0].1.describe(), "kept as date (from `m`)");
     }
 
     #[test]

@@ -2,38 +2,60 @@
 //! and left out on purpose, so it never reaches the quarantine.
 
 use crate::normalize::{Normalize, Normalizer};
-use hushflow_core::{Batch, CellKind};
+use crate::value_type::{ValueType, parse_bool};
+use hushflow_core::{Batch, CellKind, RejectReason};
 use hushflow_crypto::HmacSha256;
 use std::collections::HashSet;
 
-/// Keeps records whose consent field is an explicit yes: true, yes, 1 or y, in any case.
-/// Empty means no.
+/// Keeps records whose consent field is an explicit yes ([`parse_bool`]: true, yes, 1, y or
+/// on, in any case). Empty means no. Any other value is no answer at all: the record is
+/// refused (quarantined, naming the field), never guessed at.
 pub(crate) struct ConsentFilter {
     column: usize,
+    field: String,
 }
 
 impl ConsentFilter {
-    pub(crate) fn new(column: usize) -> Self {
-        ConsentFilter { column }
+    pub(crate) fn new(column: usize, field: &str) -> Self {
+        ConsentFilter {
+            column,
+            field: field.to_string(),
+        }
     }
 
-    /// Clears `keep` for rows without consent; returns how many it cleared.
-    pub(crate) fn filter(&self, batch: &Batch, keep: &mut [bool]) -> usize {
+    /// Clears `keep` for rows without consent, and for rows whose consent is not a yes/no
+    /// value (those are pushed to `refused`, by row); returns how many had no consent.
+    pub(crate) fn filter(
+        &self,
+        batch: &Batch,
+        keep: &mut [bool],
+        refused: &mut Vec<(usize, RejectReason)>,
+    ) -> usize {
         let mut removed = 0;
         for (row, cell) in batch.column(self.column).iter().enumerate() {
             let yes = match cell.kind {
-                CellKind::Null => false,
-                CellKind::Bool => cell.text == "true",
-                _ => {
-                    let v = cell.text.trim();
-                    ["true", "yes", "1", "y"]
-                        .iter()
-                        .any(|y| v.eq_ignore_ascii_case(y))
-                }
+                CellKind::Null => Some(false),
+                CellKind::Bool => Some(cell.text == "true"),
+                _ if cell.text.trim().is_empty() => Some(false),
+                _ => parse_bool(cell.text),
             };
-            if !yes && keep[row] {
-                keep[row] = false;
-                removed += 1;
+            match yes {
+                Some(true) => {}
+                Some(false) if keep[row] => {
+                    keep[row] = false;
+                    removed += 1;
+                }
+                Some(false) => {}
+                None => {
+                    keep[row] = false;
+                    refused.push((
+                        row,
+                        RejectReason::InvalidField {
+                            field: self.field.clone(),
+                            detail: ValueType::Boolean.refusal().into(),
+                        },
+                    ));
+                }
             }
         }
         removed

@@ -56,7 +56,9 @@ impl Day {
 }
 
 /// What `bands` are cut on: the value itself, or the age of a date of birth.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum BandOf {
     /// The value is a number.
@@ -114,16 +116,47 @@ impl fmt::Display for Generalization {
     }
 }
 
-#[derive(Deserialize)]
+/// `generalize = { … }`: one of `prefix`, `age_band`, `bucket`, `bands`, with its options.
+#[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
-struct GeneralizeTable {
+pub(crate) struct GeneralizeTable {
+    /// The first N characters (postal codes).
     prefix: Option<usize>,
+    /// Ages (from a date of birth) in bands of this many years.
     age_band: Option<u32>,
+    /// Numbers in buckets of this width.
     bucket: Option<u64>,
+    /// Where each band after the first begins, increasing.
     bands: Option<Vec<i64>>,
+    /// The bands' names, one more than `bands`.
     labels: Option<Vec<String>>,
+    /// `number` (the default) or `age` (of a date of birth).
     of: Option<BandOf>,
+    /// The date ages are counted on (YYYY-MM-DD); the run's date by default.
     as_of: Option<String>,
+}
+
+/// The written forms of `generalize`, for the pipeline file's JSON Schema.
+#[derive(schemars::JsonSchema)]
+#[serde(untagged)]
+#[allow(dead_code)] // Only its schema is used: `Generalization` has its own deserializer.
+pub(crate) enum GeneralizeForm {
+    /// `"year"` or `"year-month"`.
+    Name(GeneralizeName),
+    /// A table naming one way to generalize.
+    Table(GeneralizeTable),
+}
+
+/// The named generalizations.
+#[derive(schemars::JsonSchema)]
+#[allow(dead_code)] // Only its schema is used.
+pub(crate) enum GeneralizeName {
+    /// A date's year.
+    #[serde(rename = "year")]
+    Year,
+    /// A date's year and month.
+    #[serde(rename = "year-month")]
+    YearMonth,
 }
 
 const USAGE: &str = "`generalize` takes \"year\", \"year-month\", or a table with one of prefix, age_band, bucket, bands";

@@ -14,6 +14,7 @@ mod mask;
 mod normalize;
 pub mod pii;
 mod rule;
+mod value_type;
 
 pub use compiled::{
     CompileInputs, CompiledPolicy, KeyMaterial, MIN_KEY_BYTES, PolicyOutput, ResolvedKey,
@@ -26,3 +27,4 @@ pub use rule::{
     Action, Consent, Encoding, FieldRule, HashAlgorithm, HashRule, MatchHashRule, Normalization,
     Policy, PolicyError, RedactRule, Suppression, TokenizeRule,
 };
+pub use value_type::{ValueType, parse_bool};

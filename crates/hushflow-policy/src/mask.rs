@@ -4,19 +4,45 @@
 use serde::de::{self, Deserializer};
 use serde::{Deserialize, Serialize};
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// `mask = { … }`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
-struct MaskTable {
+pub(crate) struct MaskTable {
+    /// How many characters to show at the start.
     #[serde(default)]
     keep_first: usize,
+    /// How many characters to show at the end.
     #[serde(default)]
     keep_last: usize,
+    /// The character hidden ones are replaced with (default `*`).
     #[serde(default = "default_char")]
     char: char,
+    /// Mask the local part of an email and keep the domain.
     #[serde(default)]
     email: bool,
+    /// Hide the masked run's length: always this many mask characters.
     #[serde(default)]
     fixed: Option<usize>,
+}
+
+/// The written forms of `mask`, for the pipeline file's JSON Schema.
+#[derive(schemars::JsonSchema)]
+#[serde(untagged)]
+#[allow(dead_code)] // Only its schema is used: `MaskRule` has its own deserializer.
+pub(crate) enum MaskForm {
+    /// `"email"`: the local part masked, the domain kept.
+    Name(MaskName),
+    /// A table of options.
+    Table(MaskTable),
+}
+
+/// The named masks.
+#[derive(schemars::JsonSchema)]
+#[allow(dead_code)] // Only its schema is used.
+pub(crate) enum MaskName {
+    /// `j***@example.com`.
+    #[serde(rename = "email")]
+    Email,
 }
 
 fn default_char() -> char {

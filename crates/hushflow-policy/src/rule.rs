@@ -9,6 +9,7 @@ use crate::generalize::Generalization;
 use crate::mask::MaskRule;
 use crate::normalize::{Normalize, Platform};
 use crate::pii::PiiKind;
+use crate::value_type::ValueType;
 use hushflow_secrets::SecretProviders;
 use serde::de::{self, MapAccess, Visitor};
 use serde::{Deserialize, Deserializer, Serialize};
@@ -23,6 +24,10 @@ pub struct FieldRule {
     pub from: Option<String>,
     /// What is done to the value.
     pub action: Action,
+    /// The type a kept value leaves as (`type = "timestamp"`), checked and written in its
+    /// canonical form; `None`: as the source read it.
+    #[serde(rename = "type", skip_serializing_if = "Option::is_none")]
+    pub value_type: Option<ValueType>,
 }
 
 /// What a field rule does to its value; every field not named in the policy is dropped.
@@ -50,7 +55,7 @@ pub enum Action {
 }
 
 /// The keyed hash a `hash` rule computes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub enum HashAlgorithm {
     /// HMAC-SHA256, keyed with a secret from the key reference.
     #[serde(rename = "hmac-sha256")]
@@ -58,7 +63,7 @@ pub enum HashAlgorithm {
 }
 
 /// The unkeyed hash a `match_hash` rule computes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub enum MatchAlgorithm {
     /// SHA-256, the hash the ad platforms match on.
     #[serde(rename = "sha256")]
@@ -66,7 +71,7 @@ pub enum MatchAlgorithm {
 }
 
 /// The cipher a `tokenize` rule encrypts with.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub enum TokenAlgorithm {
     /// AES-SIV (RFC 5297): deterministic, so equal values give equal tokens.
     #[serde(rename = "aes-siv")]
@@ -74,7 +79,9 @@ pub enum TokenAlgorithm {
 }
 
 /// How a digest is written out.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Encoding {
     /// Lowercase hexadecimal, 64 characters: what most systems join on.
@@ -158,7 +165,11 @@ pub struct RedactRule {
 impl FieldRule {
     /// A rule doing `action` to the field of the same name.
     pub fn action(action: Action) -> Self {
-        FieldRule { from: None, action }
+        FieldRule {
+            from: None,
+            action,
+            value_type: None,
+        }
     }
 
     /// Whether a value of this field leaves the source at all.
@@ -185,9 +196,25 @@ impl FieldRule {
         }
     }
 
+    /// The type this rule's values leave as, if they have one: the declared `type` of a kept
+    /// value, a year (an integer), or the consent field kept (a boolean, `true`/`false`);
+    /// `consent` is the policy's consent field.
+    pub fn output_type(&self, name: &str, consent: Option<&str>) -> Option<ValueType> {
+        match &self.action {
+            Action::Keep => self.value_type.or_else(|| {
+                (consent == Some(self.source_field(name))).then_some(ValueType::Boolean)
+            }),
+            Action::Generalize(Generalization::Year) => Some(ValueType::Integer),
+            _ => None,
+        }
+    }
+
     /// One line a person can read, for `hushflow validate`'s plan.
     pub fn describe(&self) -> String {
         let mut s = match &self.action {
+            Action::Keep if self.value_type.is_some() => {
+                format!("kept as {}", self.value_type.map_or("", ValueType::as_str))
+            }
             Action::Keep => "kept as is".to_string(),
             Action::Drop => "dropped".to_string(),
             Action::Null => "emptied (null)".to_string(),
@@ -238,23 +265,47 @@ impl Normalization {
 }
 
 /// Every option any action takes, read in one pass; [`RawRule::into_rule`] checks the mix.
-#[derive(Deserialize, Default)]
+/// Its doc comments are the descriptions editors show from the pipeline file's JSON Schema.
+#[derive(Deserialize, Default, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
+#[schemars(
+    title = "field rule table",
+    description = "One action (hash, match_hash, mask, tokenize, generalize, redact) with its options; `from` alone (a kept copy of another field) or `type` alone (the value kept, typed) keep the value."
+)]
 struct RawRule {
+    /// The source field read, when it is not the output field's own name.
     from: Option<String>,
+    /// Keyed HMAC-SHA256 pseudonym; needs `key`.
     hash: Option<HashAlgorithm>,
+    /// Unkeyed SHA-256 for ad platforms' audience matching.
     match_hash: Option<MatchAlgorithm>,
+    /// Show some characters, hide the rest.
+    #[schemars(with = "Option<crate::mask::MaskForm>")]
     mask: Option<MaskRule>,
+    /// Reversible AES-SIV token; needs `key`.
     tokenize: Option<TokenAlgorithm>,
+    /// A coarser value: a year, an age band, a prefix, a bucket, bands.
+    #[schemars(with = "Option<crate::generalize::GeneralizeForm>")]
     generalize: Option<Generalization>,
+    /// The kinds of personal data to replace by a label in free text.
     redact: Option<Vec<PiiKind>>,
+    /// A secret reference to the key (`keyring:NAME`, `env:NAME`, `file:PATH`), never a key.
     key: Option<String>,
+    /// What is done to the value before it is hashed.
     normalize: Option<Normalize>,
+    /// Default region (ISO 3166 alpha-2) for phone numbers without a country code.
     region: Option<String>,
+    /// Gmail rules for emails (dots and +suffix removed).
     gmail: Option<bool>,
+    /// How a digest is written: `hex` (default) or `base64url`.
     encoding: Option<Encoding>,
+    /// Whose audience-matching rules `match_hash` follows.
     platform: Option<Platform>,
+    /// `tokenize` with a key of its own per subject (erasable).
     per_subject: Option<bool>,
+    /// The type a kept value leaves as: text, integer, boolean, date or timestamp.
+    #[serde(rename = "type")]
+    value_type: Option<ValueType>,
 }
 
 impl RawRule {
@@ -282,6 +333,7 @@ impl RawRule {
             "match_hash" => &["normalize", "region", "gmail", "platform"],
             "tokenize" => &["key", "per_subject"],
             "redact" => &["region"],
+            "keep" => &["type"],
             _ => &[],
         };
         for (option, present) in [
@@ -292,6 +344,7 @@ impl RawRule {
             ("encoding", self.encoding.is_some()),
             ("platform", self.platform.is_some()),
             ("per_subject", self.per_subject.is_some()),
+            ("type", self.value_type.is_some()),
         ] {
             if present && !allowed.contains(&option) {
                 return Err(E::custom(format!("`{option}` does not apply to {action}")));
@@ -342,17 +395,36 @@ impl RawRule {
                 kinds,
                 region: self.region,
             })
-        } else if self.from.is_some() {
-            // `{ from = "email" }` alone: a kept copy under another name.
+        } else if self.from.is_some() || self.value_type.is_some() {
+            // `{ from = "email" }` or `{ type = "date" }` alone: the value kept, under another
+            // name or as a typed value.
             Action::Keep
         } else {
             return Err(E::custom(
-                "a field rule table needs an action: hash, match_hash, mask, tokenize, generalize or redact",
+                "a field rule table needs an action: hash, match_hash, mask, tokenize, generalize or redact (or `type` to keep the value typed)",
             ));
         };
         Ok(FieldRule {
             from: self.from,
             action,
+            value_type: self.value_type,
+        })
+    }
+}
+
+impl schemars::JsonSchema for FieldRule {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "FieldRule".into()
+    }
+
+    fn json_schema(generator: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        let table = generator.subschema_for::<RawRule>();
+        schemars::json_schema!({
+            "description": "What happens to the field: \"keep\", \"drop\", \"null\", or a table naming one action and its options.",
+            "anyOf": [
+                { "type": "string", "enum": ["keep", "drop", "null"] },
+                table
+            ]
         })
     }
 }
@@ -386,7 +458,7 @@ impl<'de> Deserialize<'de> for FieldRule {
 }
 
 /// `[policy.consent]`: only records whose consent field is an explicit yes leave.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Consent {
     /// The field that holds each record's consent.
@@ -394,7 +466,7 @@ pub struct Consent {
 }
 
 /// `[policy.suppression]`: records whose field matches a line of the list never leave.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Suppression {
     /// One email, or its HMAC-SHA256 hex under `key`, per line; relative to the pipeline file.
@@ -415,15 +487,32 @@ pub struct Policy {
     suppression: Option<Suppression>,
 }
 
-#[derive(Deserialize)]
+/// The `[policy]` table as written.
+#[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
+#[schemars(title = "Policy")]
 struct PolicyTable {
+    /// A rule per field that may leave the source, in output order; every other field is
+    /// dropped.
     #[serde(default)]
+    #[schemars(with = "std::collections::BTreeMap<String, FieldRule>")]
     fields: OrderedRules,
+    /// Only records whose consent field is an explicit yes leave.
     #[serde(default)]
     consent: Option<Consent>,
+    /// Records whose field is on the list never leave.
     #[serde(default)]
     suppression: Option<Suppression>,
+}
+
+impl schemars::JsonSchema for Policy {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "Policy".into()
+    }
+
+    fn json_schema(generator: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        PolicyTable::json_schema(generator)
+    }
 }
 
 #[derive(Default)]
@@ -528,6 +617,16 @@ impl Policy {
     /// The rule for output field `field`, if the policy names it.
     pub fn rule(&self, field: &str) -> Option<&FieldRule> {
         self.fields.iter().find(|(n, _)| n == field).map(|(_, r)| r)
+    }
+
+    /// The type of each output field that has one ([`FieldRule::output_type`]), in output
+    /// order: what a database sink makes its column.
+    pub fn output_types(&self) -> Vec<(String, ValueType)> {
+        let consent = self.consent.as_ref().map(|c| c.field.as_str());
+        self.fields
+            .iter()
+            .filter_map(|(name, rule)| rule.output_type(name, consent).map(|t| (name.clone(), t)))
+            .collect()
     }
 
     /// The consent filter, if the policy has one.

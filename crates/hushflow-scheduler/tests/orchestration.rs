@@ -428,6 +428,71 @@ fn retries_and_trigger_rules(backend: &str) {
     assert!(store.find_run("manual__1", None).unwrap().is_empty());
 }
 
+/// A cleared task runs anew: its start and end are those of its new try, within its run's
+/// new start and end, so the two durations agree (the task's was once counted from its first
+/// try, before the clear, while the run's restarted).
+fn cleared_task_times_fit_in_its_run(backend: &str) {
+    let Some(meta) = Meta::new(backend, "cleared") else {
+        return;
+    };
+    let clock = FakeClock::at(at("2026-11-30T00:00"));
+    let d = dag(
+        "[pipeline]\nname = \"c\"\n[[task]]\nname = \"a\"\ntype = \"empty\"\n\
+         [[task]]\nname = \"b\"\ntype = \"empty\"\ndepends_on = [\"a\"]\n",
+    );
+    let mut s = Scheduler::new(meta.store(), &clock, SchedulerOptions::default());
+    s.register(&d).unwrap();
+    let mut store = meta.store();
+    let id = store
+        .create_run(&d, &manual_run("manual__1"), clock.now())
+        .unwrap()
+        .unwrap();
+    let exec = Scripted::failing(&[("b", 1)]);
+    let step = |store: &mut Store, s: &mut Scheduler<'_>| {
+        for _ in 0..4 {
+            s.tick(&[]).unwrap();
+            clock.advance(Duration::from_secs(1));
+            work(store, &clock, &exec);
+            clock.advance(Duration::from_secs(1));
+        }
+    };
+    step(&mut store, &mut s);
+    assert_eq!(
+        store.find_run("manual__1", None).unwrap()[0].state,
+        RunState::Failed
+    );
+    clock.advance(Duration::from_secs(3600));
+    assert_eq!(store.clear_tasks(id, &["b".to_string()]).unwrap(), ["b"]);
+    step(&mut store, &mut s);
+    let run = store.find_run("manual__1", None).unwrap().remove(0);
+    assert_eq!(run.state, RunState::Success);
+    let (run_start, run_end) = (run.started_at.unwrap(), run.ended_at.unwrap());
+    let b = store
+        .tasks_of(id)
+        .unwrap()
+        .into_iter()
+        .find(|t| t.task == "b")
+        .unwrap();
+    let (start, end) = (b.started_at.unwrap(), b.ended_at.unwrap());
+    assert!(
+        run_start <= start && end <= run_end,
+        "task b ran {start}..{end}, outside its run's {run_start}..{run_end}"
+    );
+    assert!(end - start <= run_end - run_start);
+    // Its tries are all kept, numbered on.
+    assert_eq!(store.tries(b.id).unwrap().len(), 2);
+}
+
+#[test]
+fn sqlite_cleared_task_times_fit_in_its_run() {
+    cleared_task_times_fit_in_its_run("sqlite");
+}
+
+#[test]
+fn postgres_cleared_task_times_fit_in_its_run() {
+    cleared_task_times_fit_in_its_run("postgres");
+}
+
 #[test]
 fn sqlite_retries_and_trigger_rules() {
     retries_and_trigger_rules("sqlite");

@@ -112,6 +112,40 @@ impl<'de> Deserialize<'de> for Days {
     }
 }
 
+/// The schema of a duration setting: a bare number of `unit`, or a string such as `"12h"`.
+fn duration_schema(name: &'static str, unit: &str) -> schemars::Schema {
+    schemars::json_schema!({
+        "title": name,
+        "description": format!(
+            "A duration: a bare number of {unit}, or a string such as \"45s\", \"30m\", \"12h\", \"7d\", \"1h 30m\" or \"PT30S\"."
+        ),
+        "anyOf": [
+            { "type": "integer", "minimum": 0 },
+            { "type": "string", "minLength": 1 }
+        ]
+    })
+}
+
+impl schemars::JsonSchema for Seconds {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "DurationSeconds".into()
+    }
+
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        duration_schema("DurationSeconds", "seconds")
+    }
+}
+
+impl schemars::JsonSchema for Days {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "DurationDays".into()
+    }
+
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        duration_schema("DurationDays", "days")
+    }
+}
+
 /// Reads an integer or a string through [`parse`].
 struct DurationVisitor(Unit);
 

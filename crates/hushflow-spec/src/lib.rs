@@ -12,6 +12,7 @@ pub mod paths;
 pub mod pipeline;
 pub mod plan;
 pub mod schedule;
+pub mod schema;
 mod secret_scan;
 
 pub use paths::Protected;

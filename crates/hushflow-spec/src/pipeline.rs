@@ -19,7 +19,7 @@ use toml::de::{DeTable, DeValue};
 pub const DEFAULT_BATCH_SIZE: usize = 8192;
 
 /// A pipeline file: one sync (`[source]`, `[policy]`, `[sink]`), or a DAG of `[[task]]`s.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PipelineSpec {
     /// The `[pipeline]` table.
@@ -39,47 +39,57 @@ pub struct PipelineSpec {
     /// Named concurrency limits (`crm = 2`): at most that many tasks naming the pool run at once,
     /// across every worker that shares the metadata store.
     #[serde(default)]
+    #[schemars(with = "std::collections::BTreeMap<String, u32>")]
     pub pools: std::collections::BTreeMap<String, Spanned<u32>>,
 }
 
 /// One `[[task]]`: a sync (source, policy, sink) or a built-in task (`type = "sql"`, `"gc"`,
 /// `"empty"`), with its place in the DAG and how it retries.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TaskSpec {
     /// The task's name, unique in the file.
+    #[schemars(with = "String")]
     pub name: Spanned<String>,
     /// `type`: `sync` (the default), `sql`, `gc` or `empty`.
     #[serde(default, rename = "type")]
+    #[schemars(with = "Option<String>")]
     pub kind: Option<Spanned<String>>,
     /// The tasks that must end before this one is decided.
     #[serde(default)]
+    #[schemars(with = "Vec<String>")]
     pub depends_on: Vec<Spanned<String>>,
     /// When the task runs once its upstream tasks have ended.
     #[serde(default)]
     pub trigger_rule: TriggerRule,
     /// Tries after the first that fails; the pipeline's `retries` by default.
     #[serde(default)]
+    #[schemars(with = "Option<u32>")]
     pub retries: Option<Spanned<u32>>,
     /// Delay before the first retry (`30` seconds, `"5m"`); it doubles on each further retry
     /// up to `max_retry_delay` unless `retry_exponential_backoff = false`.
     #[serde(default)]
+    #[schemars(with = "Option<Seconds>")]
     pub retry_delay: Option<Spanned<Seconds>>,
     /// Whether the retry delay doubles on each further retry (default `true`).
     #[serde(default)]
     pub retry_exponential_backoff: Option<bool>,
     /// The longest retry delay (`"1h"`; a bare number counts seconds).
     #[serde(default)]
+    #[schemars(with = "Option<Seconds>")]
     pub max_retry_delay: Option<Spanned<Seconds>>,
     /// A try that runs longer than this is stopped and counts as failed (`"15m"`; a bare
     /// number counts seconds).
     #[serde(default)]
+    #[schemars(with = "Option<Seconds>")]
     pub timeout: Option<Spanned<Seconds>>,
     /// The task's pool (see `[pools]`).
     #[serde(default)]
+    #[schemars(with = "Option<String>")]
     pub pool: Option<Spanned<String>>,
     /// A sync task's record key; the pipeline's `key` by default.
     #[serde(default)]
+    #[schemars(with = "Option<String>")]
     pub key: Option<Spanned<String>>,
     /// A sync task's `[source]` table.
     #[serde(default)]
@@ -93,14 +103,16 @@ pub struct TaskSpec {
     /// `sql` tasks: the database (a secret reference holding a postgres:// URL, or a SQLite file
     /// path) and the statements to run in one transaction.
     #[serde(default)]
+    #[schemars(with = "Option<String>")]
     pub database: Option<Spanned<String>>,
     /// `sql` tasks: the statements to run.
     #[serde(default)]
+    #[schemars(with = "Option<String>")]
     pub sql: Option<Spanned<String>>,
 }
 
 /// When a task whose upstream tasks have all ended may run (Airflow's trigger rules).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum TriggerRule {
     /// Every upstream task succeeded (the default).
@@ -125,23 +137,28 @@ impl TriggerRule {
 }
 
 /// The `[pipeline]` table: the name, the record key, the schedule and the defaults for tasks.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PipelineSection {
     /// The pipeline's name: it names its runs, its quarantine files and its staged data.
+    #[schemars(with = "String")]
     pub name: Spanned<String>,
     /// The record key: upserts match on it and a record without one is quarantined.
     #[serde(default)]
+    #[schemars(with = "Option<String>")]
     pub key: Option<Spanned<String>>,
     /// Cron (`"0 2 * * *"`) or a preset (`@hourly`, `@daily`, `@weekly`, `@monthly`, `@yearly`).
     #[serde(default)]
+    #[schemars(with = "Option<String>")]
     pub schedule: Option<Spanned<String>>,
     /// The IANA time zone the schedule is read in (default UTC).
     #[serde(default)]
+    #[schemars(with = "Option<String>")]
     pub timezone: Option<Spanned<String>>,
     /// The first data interval starts at or after this date or time (RFC 3339 or `YYYY-MM-DD`,
     /// in `timezone`); default: when the scheduler first sees the pipeline.
     #[serde(default)]
+    #[schemars(with = "Option<String>")]
     pub start_date: Option<Spanned<String>>,
     /// Create a run for every interval missed since the last one (default `false`: only the
     /// latest).
@@ -149,34 +166,42 @@ pub struct PipelineSection {
     pub catchup: Option<bool>,
     /// Runs of the pipeline that may be active at once.
     #[serde(default)]
+    #[schemars(with = "Option<u32>")]
     pub max_active_runs: Option<Spanned<u32>>,
     /// A secret reference holding a webhook URL that is told when a task fails for good.
     #[serde(default)]
+    #[schemars(with = "Option<String>")]
     pub on_failure_webhook: Option<Spanned<String>>,
     // Defaults for every task's retries and timeout (the same keys as in a `[[task]]`).
     /// Tries after the first that fails.
     #[serde(default)]
+    #[schemars(with = "Option<u32>")]
     pub retries: Option<Spanned<u32>>,
     /// Delay before the first retry (`30` seconds, `"5m"`); it doubles on each further retry
     /// up to `max_retry_delay` unless `retry_exponential_backoff = false`.
     #[serde(default)]
+    #[schemars(with = "Option<Seconds>")]
     pub retry_delay: Option<Spanned<Seconds>>,
     /// Whether the retry delay doubles on each further retry (default `true`).
     #[serde(default)]
     pub retry_exponential_backoff: Option<bool>,
     /// The longest retry delay (`"1h"`; a bare number counts seconds).
     #[serde(default)]
+    #[schemars(with = "Option<Seconds>")]
     pub max_retry_delay: Option<Spanned<Seconds>>,
     /// A try that runs longer than this is stopped and counts as failed (`"15m"`; a bare
     /// number counts seconds).
     #[serde(default)]
+    #[schemars(with = "Option<Seconds>")]
     pub timeout: Option<Spanned<Seconds>>,
 
     /// Rows per batch (default [`DEFAULT_BATCH_SIZE`]).
     #[serde(default)]
+    #[schemars(with = "Option<usize>")]
     pub batch_size: Option<Spanned<usize>>,
     /// Threads that apply the policy; the default is one per core (at most 8).
     #[serde(default)]
+    #[schemars(with = "Option<usize>")]
     pub workers: Option<Spanned<usize>>,
     /// What a malformed record does to the run.
     #[serde(default)]
@@ -185,6 +210,7 @@ pub struct PipelineSection {
     /// no longer a yes, or now on the suppression list): `delete` (the default), `tombstone`
     /// (null every column but the key) or `keep`.
     #[serde(default)]
+    #[schemars(with = "Option<hushflow_core::Withdrawal>")]
     pub on_withdrawal: Option<Spanned<hushflow_core::Withdrawal>>,
     /// Extract the whole source into encrypted staging files before loading, so that a failed
     /// or crashed run resumes without reading the source again.
@@ -193,11 +219,12 @@ pub struct PipelineSection {
     /// How long staged files are kept after the run committed (`7` days, `"12h"`; default 0:
     /// removed at once).
     #[serde(default)]
+    #[schemars(with = "Option<Days>")]
     pub retention: Option<Spanned<Days>>,
 }
 
 /// What a malformed record does to a run.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum OnError {
     /// Set the record aside in the run's quarantine file and carry on.

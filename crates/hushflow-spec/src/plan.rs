@@ -488,18 +488,14 @@ impl Plan {
         self.source.incremental()
     }
 
-    /// SQL types for the columns a database sink creates: a generalized year is an integer;
-    /// every other output (hashes, tokens, masks, kept text) is text.
+    /// The value types of typed output fields, for the columns a database sink creates and
+    /// checks: a field's declared `type`, a generalized year (`integer`), the consent field
+    /// kept (`boolean`); every other output (hashes, tokens, masks, kept text) is untyped.
     pub fn column_types(&self) -> std::collections::HashMap<String, String> {
         self.policy
-            .rules()
-            .iter()
-            .filter_map(|(name, rule)| match &rule.action {
-                Action::Generalize(hushflow_policy::Generalization::Year) => {
-                    Some((name.clone(), "integer".to_string()))
-                }
-                _ => None,
-            })
+            .output_types()
+            .into_iter()
+            .map(|(name, t)| (name, t.as_str().to_string()))
             .collect()
     }
 

@@ -3,6 +3,9 @@
 //! directory's identity (`<pipeline>-<run>.jsonl.age`, 0600 in the private state directory);
 //! it is created only when a first record needs it. Decrypted, it is JSON lines:
 //! `{"line", "code", "reason", "record"}` (or `"record_base64"` for bytes that are not UTF-8).
+//! `record` is a JSON object for a row a later stage refused ([`holds_row`]: the fields the
+//! source read), and a string for the source's own bytes (a CSV line, a broken JSON line).
+//! Files written before rows were objects hold the row as a string of JSON; both read back.
 //!
 //! Beside it, the sidecar `<file>.meta.json` (0600, no record data) says which pipeline and run
 //! the records came from, under which policy, how many there are by reason, and the SHA-256 of
@@ -40,13 +43,19 @@ pub struct Origin {
     pub policy_fingerprint: String,
 }
 
+/// Whether records quarantined for the reason `code` hold the row as the source read it (a
+/// JSON object of its fields, which a replay reads by name) rather than the source's bytes.
+pub fn holds_row(code: &str) -> bool {
+    matches!(code, "missing_key" | "invalid_field" | "refused")
+}
+
 #[derive(Serialize)]
-struct QuarantineLine<'a> {
+struct QuarantineLine {
     line: u64,
     code: &'static str,
     reason: String,
     #[serde(skip_serializing_if = "Option::is_none")]
-    record: Option<&'a str>,
+    record: Option<serde_json::Value>,
     #[serde(skip_serializing_if = "Option::is_none")]
     record_base64: Option<String>,
 }
@@ -60,19 +69,22 @@ pub struct QuarantinedRecord {
     pub code: String,
     /// The reject reason in words, naming no value.
     pub reason: String,
-    /// The record as it was read, when it is UTF-8.
+    /// The record when it is UTF-8: a JSON object of the fields the source read for a row a
+    /// later stage refused ([`holds_row`]), else a string of the source's bytes (a row written
+    /// by an older hushflow is a string holding its JSON).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub record: Option<String>,
+    pub record: Option<serde_json::Value>,
     /// The record's bytes in base64, when they are not UTF-8.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub record_base64: Option<String>,
 }
 
 impl QuarantinedRecord {
-    /// The record's bytes as they were read.
+    /// The record's bytes as they were read (a row: its JSON object's text).
     pub fn raw(&self) -> Vec<u8> {
         match (&self.record, &self.record_base64) {
-            (Some(text), _) => text.as_bytes().to_vec(),
+            (Some(serde_json::Value::String(text)), _) => text.as_bytes().to_vec(),
+            (Some(row), _) => serde_json::to_vec(row).unwrap_or_default(),
             (None, Some(b64)) => {
                 use base64::Engine as _;
                 base64::engine::general_purpose::STANDARD
@@ -150,7 +162,16 @@ impl Quarantine {
             }
         };
         let (record, record_base64) = match std::str::from_utf8(raw) {
-            Ok(text) => (Some(text), None),
+            // A row is written as the object it is, so that an export reads as JSON, not as
+            // JSON quoted inside a string.
+            Ok(text) if holds_row(reason.code()) => {
+                let record = match serde_json::from_str::<serde_json::Value>(text) {
+                    Ok(row @ serde_json::Value::Object(_)) => row,
+                    _ => serde_json::Value::String(text.to_string()),
+                };
+                (Some(record), None)
+            }
+            Ok(text) => (Some(serde_json::Value::String(text.to_string())), None),
             Err(_) => {
                 use base64::Engine as _;
                 (
@@ -458,7 +479,7 @@ mod tests {
         let records = read(&path, &identity).unwrap();
         assert_eq!(records.len(), 2);
         assert_eq!(records[0].line, 7);
-        assert_eq!(records[0].record.as_deref(), Some("a,b"));
+        assert_eq!(records[0].record, Some("a,b".into()));
         assert_eq!(records[0].code, "wrong_field_count");
         assert_eq!(records[1].record_base64.as_deref(), Some("//4="));
         assert_eq!(records[1].raw(), b"\xff\xfe");
@@ -471,6 +492,43 @@ mod tests {
             read(&path, &other),
             Err(ReadError::Decrypt { .. })
         ));
+    }
+
+    /// A row a later stage refused is written as a JSON object, not as JSON quoted in a
+    /// string; the source's own bytes stay a string; both give back the bytes to replay.
+    #[test]
+    fn rows_are_objects_and_raw_records_strings() {
+        let tmp = tempfile::tempdir().unwrap();
+        let identity = StateIdentity::generate();
+        let mut q = quarantine(tmp.path(), &identity);
+        let row = br#"{"id":"7","visits":3}"#;
+        let field = RejectReason::InvalidField {
+            field: "visits".into(),
+            detail: "not an integer".into(),
+        };
+        q.add(2, &field, row).unwrap();
+        let csv = RejectReason::WrongFieldCount {
+            expected: 2,
+            found: 1,
+        };
+        q.add(3, &csv, b"{\"id\":\"8\"}").unwrap();
+        q.finish().unwrap();
+        let plain = identity
+            .decrypt_all(BufReader::new(File::open(q.path()).unwrap()))
+            .unwrap();
+        let lines: Vec<serde_json::Value> = plain
+            .expose()
+            .lines()
+            .map(|l| serde_json::from_str(&l.unwrap()).unwrap())
+            .collect();
+        assert_eq!(
+            lines[0]["record"],
+            serde_json::json!({"id": "7", "visits": 3})
+        );
+        assert_eq!(lines[1]["record"], serde_json::json!("{\"id\":\"8\"}"));
+        let records = read(q.path(), &identity).unwrap();
+        assert_eq!(records[0].raw(), row);
+        assert_eq!(records[1].raw(), b"{\"id\":\"8\"}");
     }
 
     /// A file made with the public recipient, an edited or foreign sidecar, a sidecar moved to

@@ -141,6 +141,9 @@ pub enum Command {
     /// Print a shell completion script (e.g. `hushflow completions bash >
     /// /etc/bash_completion.d/hushflow`).
     Completions(CompletionsArgs),
+    /// Print a JSON Schema for editors: `hushflow schema pipeline > pipeline.schema.json`
+    /// (docs/pipeline.md says how to point an editor at it).
+    Schema(SchemaArgs),
     /// Write synthetic data for trying pipelines out.
     #[command(subcommand)]
     Sample(SampleCommand),
@@ -254,6 +257,13 @@ pub struct CompletionsArgs {
     pub shell: clap_complete::Shell,
 }
 
+/// `hushflow schema`.
+#[derive(Debug, Args)]
+pub struct SchemaArgs {
+    /// What the schema describes.
+    pub what: SchemaKind,
+}
+
 /// `hushflow scheduler`.
 #[derive(Debug, Args)]
 pub struct SchedulerArgs {
@@ -314,6 +324,9 @@ pub struct TriggerArgs {
     pub conf: Vec<(String, String)>,
     #[command(flatten)]
     pub wait: WaitOptions,
+    /// Print the run created as one JSON object (docs/json.md).
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// `hushflow backfill`.
@@ -796,4 +809,11 @@ mod tests {
         walk(&Cli::command(), "hushflow", &mut missing);
         assert!(missing.is_empty(), "no help text: {missing:#?}");
     }
+}
+
+/// The files `hushflow schema` describes.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum SchemaKind {
+    /// A pipeline file (`[pipeline]`, `[source]`, `[policy]`, `[sink]`, `[[task]]`).
+    Pipeline,
 }

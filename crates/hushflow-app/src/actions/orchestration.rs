@@ -18,9 +18,64 @@ pub fn absolute(path: &Path) -> PathBuf {
     std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf())
 }
 
+/// Which definition a run was made from, and why that may not be what the file says now.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DefinitionUsed {
+    /// The pipeline file, read and registered now.
+    File,
+    /// The definition stored when the pipeline was last registered; its file loads now.
+    Stored,
+    /// The stored definition, while the file itself fails validation (or is gone): the run
+    /// does what the file said when it last validated, not what it says now.
+    StoredFileInvalid {
+        /// The pipeline file the definition was registered from.
+        file: PathBuf,
+        /// Its first validation error (file, line, key and what is wrong; never a value).
+        error: String,
+    },
+}
+
+impl DefinitionUsed {
+    /// `file`, `stored` or `stored_file_invalid`, for JSON output.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            DefinitionUsed::File => "file",
+            DefinitionUsed::Stored => "stored",
+            DefinitionUsed::StoredFileInvalid { .. } => "stored_file_invalid",
+        }
+    }
+
+    /// What a person should be told, when the run is not made from the file as it is now.
+    pub fn warning(&self, pipeline: &str) -> Option<String> {
+        match self {
+            DefinitionUsed::StoredFileInvalid { file, error } => Some(format!(
+                "{pipeline}: its file fails validation now ({error}); the run uses the last \
+                 stored definition, from when the file last validated. Fix the file (`hushflow \
+                 validate {}` shows every error) and trigger again to run what it says",
+                file.display()
+            )),
+            _ => None,
+        }
+    }
+}
+
+/// Whether a registered pipeline's file still loads: its first error when it does not.
+fn file_problem(session: &Session, file: &Path) -> Option<String> {
+    if !file.is_file() {
+        return Some(format!("{}: the file is gone", file.display()));
+    }
+    dag::load(file, &crate::secrets::providers(None), &session.protected())
+        .err()
+        .map(|e| e.to_string())
+}
+
 /// A pipeline named by a caller: a file (registered now, signed with the session's definition
 /// key), or a registered name (its stored definition, checked like a worker checks it).
-fn resolve_pipeline(session: &Session, store: &mut Store, pipeline: &str) -> Result<Dag> {
+fn resolve_pipeline(
+    session: &Session,
+    store: &mut Store,
+    pipeline: &str,
+) -> Result<(Dag, DefinitionUsed)> {
     let protected = session.protected();
     let path = Path::new(pipeline);
     if path.is_file() {
@@ -34,7 +89,7 @@ fn resolve_pipeline(session: &Session, store: &mut Store, pipeline: &str) -> Res
         store
             .register(&d, Some(&signer), SystemClock.now())
             .map_err(Error::failed)?;
-        return Ok(d);
+        return Ok((d, DefinitionUsed::File));
     }
     let Some(row) = store.pipeline(pipeline).map_err(Error::failed)? else {
         return Err(Error::not_found(format!(
@@ -57,13 +112,21 @@ fn resolve_pipeline(session: &Session, store: &mut Store, pipeline: &str) -> Res
         .definition_trust()?
         .check(&definition)
         .map_err(|e| Error::failed(format!("{e}; trigger the pipeline's file instead")))?;
-    dag::parse(
+    let d = dag::parse(
         &stored.file,
         stored.text,
         &crate::secrets::providers(None),
         &protected,
     )
-    .map_err(Error::invalid)
+    .map_err(Error::invalid)?;
+    let used = match file_problem(session, &stored.file) {
+        None => DefinitionUsed::Stored,
+        Some(error) => DefinitionUsed::StoredFileInvalid {
+            file: stored.file.clone(),
+            error,
+        },
+    };
+    Ok((d, used))
 }
 
 /// Whether a registered pipeline is paused (its new runs wait for `unpause`).
@@ -148,6 +211,16 @@ pub struct Triggered {
     pub run_id: String,
     /// The pipeline is paused, so the run waits for `unpause`.
     pub paused: bool,
+    /// The definition the run was made from.
+    pub definition: DefinitionUsed,
+}
+
+impl Triggered {
+    /// What to warn the person who triggered about (the run uses a definition its file no
+    /// longer matches), naming the file and its first error, never a value.
+    pub fn warning(&self) -> Option<String> {
+        self.definition.warning(&self.pipeline)
+    }
 }
 
 /// Creates a manual run of `pipeline` (a file, registered on the spot, or a registered name)
@@ -163,7 +236,7 @@ pub fn trigger(
         check_conf(k, v)?;
     }
     let mut store = session.open_store()?;
-    let d = resolve_pipeline(session, &mut store, pipeline)?;
+    let (d, definition) = resolve_pipeline(session, &mut store, pipeline)?;
     let now = SystemClock.now();
     let interval = d
         .schedule
@@ -184,17 +257,24 @@ pub fn trigger(
         .create_run(&d, &run, now)
         .map_err(Error::failed)?
         .ok_or_else(|| Error::failed("a run with this id exists already; try again"))?;
+    let stale = match definition {
+        DefinitionUsed::StoredFileInvalid { .. } => {
+            "; the stored definition, its file failing validation"
+        }
+        _ => "",
+    };
     session.audit_pipeline(
         actor,
         "trigger",
         &d.name,
-        format!("run {} ({})", id, run.run_id),
+        format!("run {} ({}){stale}", id, run.run_id),
     )?;
     Ok(Triggered {
         paused: is_paused(&mut store, &d.name)?,
         pipeline: d.name,
         run: id,
         run_id: run.run_id,
+        definition,
     })
 }
 
@@ -230,7 +310,7 @@ pub fn backfill(
     to: &str,
 ) -> Result<Backfilled> {
     let mut store = session.open_store()?;
-    let d = resolve_pipeline(session, &mut store, pipeline)?;
+    let (d, _) = resolve_pipeline(session, &mut store, pipeline)?;
     let Some(schedule) = &d.schedule else {
         return Err(Error::invalid(format!(
             "{} has no schedule, so it has no intervals to backfill; use `hushflow trigger`",
@@ -308,7 +388,7 @@ pub fn set_paused(
 ) -> Result<String> {
     let mut store = session.open_store()?;
     let name = match Path::new(pipeline).is_file() {
-        true => resolve_pipeline(session, &mut store, pipeline)?.name,
+        true => resolve_pipeline(session, &mut store, pipeline)?.0.name,
         false => pipeline.to_string(),
     };
     if !store.set_paused(&name, paused).map_err(Error::failed)? {
@@ -719,6 +799,43 @@ depends_on = ["first"]
                 .map(|r| (r.actor, r.action, r.detail))
                 .collect()
         }
+    }
+
+    /// Triggering a registered pipeline by name whose file now fails validation runs the
+    /// stored definition, and says so: the file and its first error, never the value in it.
+    #[test]
+    fn a_trigger_by_name_warns_when_the_file_fails_validation_now() {
+        let ws = workspace();
+        let ada = Actor::api_user("ada");
+        let none = BTreeMap::new();
+        let first = trigger(&ws.session, &ada, &ws.file(), &none).unwrap();
+        assert_eq!(first.definition, DefinitionUsed::File);
+        assert_eq!(first.warning(), None);
+        let again = trigger(&ws.session, &ada, "nightly", &none).unwrap();
+        assert_eq!(again.definition, DefinitionUsed::Stored);
+        assert_eq!(again.warning(), None);
+
+        let broken = DAG.replace(
+            "type = \"empty\"\n\n[[task]]",
+            "type = \"empty\"\ncolour = \"blue-canary\"\n\n[[task]]",
+        );
+        assert_ne!(broken, DAG);
+        std::fs::write(ws.dir.path().join("nightly.toml"), broken).unwrap();
+        let stale = trigger(&ws.session, &ada, "nightly", &none).unwrap();
+        assert_eq!(stale.definition.as_str(), "stored_file_invalid");
+        let warning = stale.warning().unwrap();
+        assert!(warning.contains("nightly.toml:8:"), "{warning}");
+        assert!(warning.contains("colour"), "{warning}");
+        assert!(warning.contains("last stored definition"), "{warning}");
+        assert!(!warning.contains("canary"), "{warning}");
+        assert_eq!(runs(&ws.session, Some("nightly"), 10).unwrap().len(), 3);
+        let audit = ws.audit();
+        let detail = audit.last().unwrap().2.as_deref().unwrap();
+        assert!(detail.contains("its file failing validation"), "{detail}");
+
+        std::fs::remove_file(ws.dir.path().join("nightly.toml")).unwrap();
+        let gone = trigger(&ws.session, &ada, "nightly", &none).unwrap();
+        assert!(gone.warning().unwrap().contains("the file is gone"));
     }
 
     #[test]

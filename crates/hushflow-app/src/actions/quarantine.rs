@@ -104,6 +104,7 @@ pub fn list(
         views.push(QuarantineFileView {
             version: VIEW_VERSION,
             run: run_id(&path).unwrap_or_default(),
+            sync_id: run_id(&path).unwrap_or_default(),
             pipeline: pipeline_name(&path).unwrap_or_default(),
             records: records.len() as u64,
             reasons,
@@ -208,7 +209,9 @@ mod tests {
         q.add(2, &short, b"1,a@example.com").unwrap();
         q.add(5, &short, b"4,d@example.com").unwrap();
         let missing = RejectReason::MissingKey { field: "id".into() };
-        q.add(7, &missing, b",g@example.com,DE").unwrap();
+        // A row the key check refused: the engine writes it as a JSON object of its fields.
+        q.add(7, &missing, br#"{"email":"g@example.com","id":null}"#)
+            .unwrap();
         q.finish().unwrap();
     }
 
@@ -260,6 +263,16 @@ mod tests {
         let text = std::fs::read_to_string(&out).unwrap();
         assert_eq!(text.lines().count(), 3);
         assert!(text.contains("a@example.com"));
+        // A refused row is exported as the object it is, not as JSON quoted in a string.
+        let rows: Vec<serde_json::Value> = text
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        assert_eq!(rows[0]["record"], "1,a@example.com");
+        assert_eq!(
+            rows[2]["record"],
+            serde_json::json!({"email": "g@example.com", "id": null})
+        );
 
         // A second export to the same file fails, and is audited as failed.
         let again = export(&s, &ada, "20260101", &out, || Ok(identity.clone()));

@@ -5,7 +5,7 @@ use serde::Deserialize;
 use std::path::{Path, PathBuf};
 
 /// Reads a CSV file whose first row names the fields.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CsvSourceConfig {
     /// The file to read. In a pipeline file, a relative path is relative to that file.
@@ -32,7 +32,7 @@ impl CsvSourceConfig {
 }
 
 /// Writes a CSV file with a header row of the output fields.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CsvSinkConfig {
     /// The file to write, replaced when the run succeeds and left untouched when it fails. In a

@@ -4,7 +4,7 @@ use serde::Deserialize;
 use std::path::{Path, PathBuf};
 
 /// Reads a JSON lines file: one JSON object per line; blank lines are skipped.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct JsonlSourceConfig {
     /// The file to read. In a pipeline file, a relative path is relative to that file.
@@ -19,7 +19,7 @@ impl JsonlSourceConfig {
 }
 
 /// Writes a JSON lines file: one object per row, keys in output order.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct JsonlSinkConfig {
     /// The file to write, replaced when the run succeeds and left untouched when it fails. In a

@@ -24,7 +24,7 @@ pub struct Tls {
 }
 
 /// Reads rows of a table, or of a query, from PostgreSQL.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PostgresSourceConfig {
     /// A secret reference (`env:NAME`, `file:PATH`, `keyring:NAME`) holding the connection URL,
@@ -52,7 +52,7 @@ pub struct PostgresSourceConfig {
 }
 
 /// Writes rows to a table of a PostgreSQL database.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PostgresSinkConfig {
     /// A secret reference holding the connection URL (see the source's `url`).
@@ -77,7 +77,7 @@ pub struct PostgresSinkConfig {
 }
 
 /// How rows meet the rows already in the table.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum PostgresMode {
     /// COPY into a temporary table, then `INSERT … ON CONFLICT (key) DO UPDATE`: new keys are

@@ -4,8 +4,10 @@
 //! written to `hushflow_cursors` in the batch's transaction, so data and cursor commit together.
 //!
 //! The table is created if missing (the record key is its primary key; column types come from
-//! the engine: `integer` for a generalized year, `text` otherwise). A field the table lacks is
-//! added (`ALTER TABLE … ADD COLUMN`); columns the run does not write are left alone.
+//! the policy's value types: `bigint`, `boolean`, `date`, `timestamptz` for typed fields and a
+//! generalized year, `text` otherwise). An existing column of a typed field must have its type.
+//! A field the table lacks is added (`ALTER TABLE … ADD COLUMN`); columns the run does not write
+//! are left alone.
 
 use super::config::{PostgresMode, PostgresSinkConfig};
 use super::connect;
@@ -95,8 +97,9 @@ fn describe_in(e: &postgres::Error, mode: PostgresMode, key: &str) -> String {
 }
 
 impl PostgresSink {
-    /// Connects. `types` maps output fields to SQL types for columns hushflow creates (missing
-    /// ones are `text`).
+    /// Connects. `types` maps output fields to their value types (`integer`, `timestamp`, …):
+    /// the columns hushflow creates get the matching SQL type (missing ones are `text`), and
+    /// existing columns must have it.
     pub fn new(
         config: &PostgresSinkConfig,
         url: &str,
@@ -128,7 +131,9 @@ impl PostgresSink {
     }
 
     fn sql_type(&self, field: &str) -> &str {
-        self.types.get(field).map_or("text", String::as_str)
+        self.types
+            .get(field)
+            .map_or("text", |t| crate::column_types::POSTGRES.column_type(t))
     }
 
     /// The table's schema and bare name (`public`-or-search-path when unqualified).
@@ -200,17 +205,30 @@ impl Sink for PostgresSink {
         // Schema drift: a field the table lacks becomes a new column.
         let (schema_name, name) = self.split_table();
         let (schema_name, name) = (schema_name.map(str::to_owned), name.to_owned());
-        let existing: Vec<String> = self
+        let existing: Vec<(String, String)> = self
             .client
             .query(
-                "SELECT column_name::text FROM information_schema.columns \
+                "SELECT column_name::text, data_type::text FROM information_schema.columns \
                  WHERE table_schema = coalesce($1, current_schema()) AND table_name = $2",
                 &[&schema_name, &name],
             )
             .map_err(self.err("reading its columns"))?
             .iter()
-            .map(|r| r.get(0))
+            .map(|r| (r.get(0), r.get(1)))
             .collect();
+        // A typed field must land in a column of its type: a table made by hand (or before the
+        // field had a type) is refused at the start, not row by row.
+        for (c, found) in &existing {
+            if let Some(value_type) = self.types.get(c).filter(|_| self.columns.contains(c)) {
+                crate::column_types::POSTGRES
+                    .check(&self.config.table, c, value_type, found)
+                    .map_err(|message| Error::Destination {
+                        path: self.config.table.clone().into(),
+                        message,
+                    })?;
+            }
+        }
+        let existing: Vec<String> = existing.into_iter().map(|(c, _)| c).collect();
         for c in self.columns.clone() {
             if !existing.contains(&c) {
                 let add = format!(

@@ -6,6 +6,7 @@
 use super::connect::{self, SslMode};
 use super::*;
 use hushflow_core::{Batch, Cell, Position, Schema, Sink, Source};
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Arc;
@@ -91,7 +92,7 @@ fn upsert_is_idempotent_keeps_the_last_row_of_a_key_and_commits_positions_with_d
         &db,
         "SELECT data_type::text FROM information_schema.columns WHERE table_name = 'leads' AND column_name = 'year'",
     );
-    assert_eq!(typ, [vec![Some("integer".to_string())]]);
+    assert_eq!(typ, [vec![Some("bigint".to_string())]]);
     assert_eq!(sink.committed_position("p").unwrap(), Some(at));
     assert_eq!(sink.committed_position("other").unwrap(), None);
 
@@ -666,4 +667,95 @@ fn a_unique_violation_names_the_mode_it_happened_in() {
             assert!(!e.contains("append"), "{e}");
         }
     }
+}
+
+/// Typed fields get typed columns in a new table and land typed; an existing column of
+/// another type is refused at open, naming the table, the column, the expected and the found
+/// types, before any row moves.
+#[test]
+fn typed_fields_get_typed_columns_and_a_mismatch_is_refused_at_open() {
+    let Some(db) = Database::new("pg_typed") else {
+        return;
+    };
+    let types: HashMap<String, String> = [
+        ("opt_in", "boolean"),
+        ("visits", "integer"),
+        ("signed_up", "timestamp"),
+        ("born", "date"),
+    ]
+    .iter()
+    .map(|(f, t)| (f.to_string(), t.to_string()))
+    .collect();
+    let b = batch(
+        &["id", "opt_in", "visits", "signed_up", "born"],
+        &[
+            &[
+                Some("1"),
+                Some("true"),
+                Some("3"),
+                Some("2026-01-02T03:04:05Z"),
+                Some("1984-07-09"),
+            ],
+            &[Some("2"), Some("false"), None, None, None],
+        ],
+    );
+    let mut sink = PostgresSink::new(
+        &sink_config("leads", PostgresMode::Upsert),
+        &db.url(),
+        Path::new(""),
+        "id",
+        types.clone(),
+    )
+    .unwrap();
+    sink.open(b.schema()).unwrap();
+    sink.write_batch(&b).unwrap();
+    sink.finish().unwrap();
+    assert_eq!(
+        rows(
+            &db,
+            "SELECT column_name::text, data_type::text FROM information_schema.columns \
+             WHERE table_name = 'leads' ORDER BY ordinal_position"
+        ),
+        [
+            ["id", "text"],
+            ["opt_in", "boolean"],
+            ["visits", "bigint"],
+            ["signed_up", "timestamp with time zone"],
+            ["born", "date"],
+        ]
+        .map(|r| r.map(|v| Some(v.to_string())).to_vec())
+    );
+    assert_eq!(
+        rows(
+            &db,
+            "SELECT (opt_in AND visits = 3 AND born = DATE '1984-07-09' \
+             AND signed_up = TIMESTAMPTZ '2026-01-02 04:04:05+01')::text FROM leads WHERE id = '1'"
+        ),
+        [vec![Some("true".to_string())]]
+    );
+
+    db.client()
+        .batch_execute("CREATE TABLE by_hand (id text PRIMARY KEY, opt_in text, visits integer)")
+        .unwrap();
+    let mut sink = PostgresSink::new(
+        &sink_config("by_hand", PostgresMode::Upsert),
+        &db.url(),
+        Path::new(""),
+        "id",
+        types,
+    )
+    .unwrap();
+    let narrow = batch(
+        &["id", "opt_in", "visits"],
+        &[&[Some("1"), Some("true"), Some("3")]],
+    );
+    let Err(hushflow_core::Error::Destination { message, .. }) = sink.open(narrow.schema()) else {
+        panic!("a column of another type must be refused");
+    };
+    assert!(message.contains("table `by_hand`"), "{message}");
+    assert!(
+        message.contains("column `opt_in` has type text"),
+        "{message}"
+    );
+    assert!(message.contains("expected boolean"), "{message}");
 }

@@ -4,7 +4,7 @@ use serde::Deserialize;
 use std::path::{Path, PathBuf};
 
 /// Writes rows to a table of a SQLite database.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SqliteSinkConfig {
     /// The database file, created (private to its owner) if it does not exist. In a pipeline
@@ -38,7 +38,7 @@ impl SqliteSinkConfig {
 }
 
 /// How rows meet the rows already in the table.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum SqliteMode {
     /// Insert new keys and update the columns of keys already present.
@@ -52,7 +52,7 @@ pub enum SqliteMode {
 }
 
 /// Reads rows of a table, or of a query, from a SQLite database.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SqliteSourceConfig {
     /// The database file (opened read-only). In a pipeline file, relative to that file.
@@ -154,6 +154,8 @@ impl crate::SinkConfig for SqliteSinkConfig {
         &self,
         ctx: &crate::SinkContext<'_>,
     ) -> Result<Box<dyn hushflow_core::Sink>, hushflow_core::Error> {
-        Ok(Box::new(super::SqliteSink::new(self, ctx.key)?))
+        Ok(Box::new(
+            super::SqliteSink::new(self, ctx.key)?.with_types(ctx.column_types.clone()),
+        ))
     }
 }

@@ -6,6 +6,7 @@ use crate::file::create_private_if_absent;
 use hushflow_core::{Batch, Cell, CellKind, Column, Error, Position, Schema, Sink, Withdrawal};
 use rusqlite::types::{ToSqlOutput, Value, ValueRef};
 use rusqlite::{Connection, OpenFlags, ToSql};
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -14,8 +15,10 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// A table of a SQLite database. [`Sink::open`] creates the database (mode 0600) and the table
 /// if needed: the key column is `TEXT PRIMARY KEY NOT NULL` and the other columns have no
-/// declared type, so each value keeps the type it is bound with. An existing table must have a
-/// column for every output field.
+/// declared type, so each value keeps the type it is bound with; a typed field (the policy's
+/// `type`, a generalized year, the consent field) gets its declared type (`INTEGER`, `BOOLEAN`,
+/// `DATE`, `TIMESTAMP`, `TEXT`). An existing table must have a column for every output field,
+/// and a typed field's column must be declared with its type (or with none).
 ///
 /// Each batch is written in one transaction: a batch that fails leaves the table as it was.
 /// Values are bound by kind: null as NULL, text and nested JSON as TEXT, a number as INTEGER if
@@ -27,6 +30,8 @@ pub struct SqliteSink {
     mode: SqliteMode,
     fields: Option<Vec<String>>,
     key: String,
+    /// Value types of typed output fields (`integer`, `timestamp`, …), by field.
+    types: HashMap<String, String>,
     open: Option<OpenSqlite>,
 }
 
@@ -78,8 +83,23 @@ impl SqliteSink {
             mode: config.mode,
             fields: config.fields.clone(),
             key: key.to_string(),
+            types: HashMap::new(),
             open: None,
         })
+    }
+
+    /// The value types of typed output fields (`integer`, `boolean`, `date`, `timestamp`,
+    /// `text`), by field: new columns are declared with them, existing ones checked.
+    pub fn with_types(mut self, types: HashMap<String, String>) -> Self {
+        self.types = types;
+        self
+    }
+
+    /// The declared type of a new column for `field` (empty: none).
+    fn declared_type(&self, field: &str) -> &str {
+        self.types
+            .get(field)
+            .map_or("", |t| crate::column_types::SQLITE.column_type(t))
     }
 
     fn db_error(&self, what: &str, e: rusqlite::Error) -> Error {
@@ -104,24 +124,44 @@ impl SqliteSink {
             conn.execute_batch(&format!("DROP TABLE IF EXISTS {}", quote(&table)))
                 .map_err(|e| self.db_error("dropping an unfinished replacement failed", e))?;
         }
-        let existing = {
+        let columns = {
             let mut stmt = conn
-                .prepare("SELECT name FROM pragma_table_info(?1)")
+                .prepare("SELECT name, type FROM pragma_table_info(?1)")
                 .map_err(|e| self.db_error("reading its columns failed", e))?;
             let names = stmt
-                .query_map([&table], |row| row.get::<_, String>(0))
+                .query_map([&table], |row| {
+                    Ok((row.get::<_, String>(0)?, row.get::<_, String>(1)?))
+                })
                 .and_then(|rows| rows.collect::<Result<Vec<_>, _>>());
             names.map_err(|e| self.db_error("reading its columns failed", e))?
         };
+        // A typed field must land in a column of its type: refused at the start, not row by row.
+        for (column, found) in &columns {
+            let field = output.names.iter().find(|n| n.eq_ignore_ascii_case(column));
+            if let Some(value_type) = field.and_then(|f| self.types.get(f)) {
+                crate::column_types::SQLITE
+                    .check(&self.table, column, value_type, found)
+                    .map_err(|message| Error::Destination {
+                        path: self.path.clone(),
+                        message,
+                    })?;
+            }
+        }
+        let existing: Vec<String> = columns.into_iter().map(|(name, _)| name).collect();
         if existing.is_empty() {
             let columns: Vec<String> = output
                 .names
                 .iter()
                 .map(|name| {
+                    let declared = match self.declared_type(name) {
+                        "" if *name == self.key => "TEXT",
+                        t => t,
+                    };
+                    let column = format!("{} {declared}", quote(name));
                     if *name == self.key {
-                        format!("{} TEXT PRIMARY KEY NOT NULL", quote(name))
+                        format!("{column} PRIMARY KEY NOT NULL")
                     } else {
-                        quote(name)
+                        column.trim_end().to_string()
                     }
                 })
                 .collect();

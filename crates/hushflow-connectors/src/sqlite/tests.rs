@@ -475,3 +475,93 @@ fn the_source_lists_only_column_names_that_look_like_names() {
         "{e}"
     );
 }
+
+/// Typed fields get declared column types in a new table and land as those types; an
+/// existing column declared with another type is refused at open, naming the table, the
+/// column, the expected and the found types.
+#[test]
+fn typed_fields_get_typed_columns_and_a_mismatch_is_refused_at_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("typed.sqlite");
+    let config = SqliteSinkConfig::new(&path, "leads");
+    let fields = ["id", "opt_in", "visits", "signed_up", "born", "note"];
+    let types: std::collections::HashMap<String, String> = [
+        ("id", "integer"),
+        ("opt_in", "boolean"),
+        ("visits", "integer"),
+        ("signed_up", "timestamp"),
+        ("born", "date"),
+    ]
+    .iter()
+    .map(|(f, t)| (f.to_string(), t.to_string()))
+    .collect();
+    let rows: Vec<Row> = vec![vec![
+        k(CellKind::Number, "7"),
+        k(CellKind::Bool, "true"),
+        k(CellKind::Number, "3"),
+        t("2026-01-02T03:04:05Z"),
+        t("1984-07-09"),
+        t("free text"),
+    ]];
+    let b = batch(&fields, &rows);
+    let mut sink = SqliteSink::new(&config, "id")
+        .unwrap()
+        .with_types(types.clone());
+    sink.open(b.schema()).unwrap();
+    sink.write_batch(&b).unwrap();
+    sink.finish().unwrap();
+    assert_eq!(
+        query(
+            &path,
+            "SELECT name, type FROM pragma_table_info('leads') ORDER BY cid"
+        ),
+        strings(&[
+            &["id", "INTEGER"],
+            &["opt_in", "BOOLEAN"],
+            &["visits", "INTEGER"],
+            &["signed_up", "TIMESTAMP"],
+            &["born", "DATE"],
+            &["note", ""],
+        ])
+    );
+    assert_eq!(
+        query(
+            &path,
+            "SELECT typeof(id), opt_in, typeof(visits), signed_up, born, date(born) FROM leads"
+        ),
+        strings(&[&[
+            "integer",
+            "1",
+            "integer",
+            "2026-01-02T03:04:05Z",
+            "1984-07-09",
+            "1984-07-09"
+        ]])
+    );
+
+    // A table made by hand with the consent column as text: refused before any row moves.
+    let other = dir.path().join("by-hand.sqlite");
+    Connection::open(&other)
+        .unwrap()
+        .execute_batch(
+            "CREATE TABLE leads (id INTEGER PRIMARY KEY, opt_in TEXT, visits, signed_up TEXT, \
+             born DATE, note TEXT)",
+        )
+        .unwrap();
+    let mut sink = SqliteSink::new(&SqliteSinkConfig::new(&other, "leads"), "id")
+        .unwrap()
+        .with_types(types);
+    let Err(Error::Destination { message, .. }) = sink.open(b.schema()) else {
+        panic!("a column of another type must be refused");
+    };
+    assert!(message.contains("table `leads`"), "{message}");
+    assert!(
+        message.contains("column `opt_in` has type TEXT"),
+        "{message}"
+    );
+    assert!(message.contains("expected boolean"), "{message}");
+    assert_eq!(
+        query(&other, "SELECT count(*) FROM leads"),
+        strings(&[&["0"]])
+    );
+}

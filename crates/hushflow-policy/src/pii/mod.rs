@@ -26,7 +26,7 @@ use serde::{Deserialize, Serialize};
 
 /// A kind of personal data the detector finds. Serialized as in a pipeline file:
 /// `"email"`, `"phone"`, `"credit_card"`, `"iban"`, `"us_ssn"`, `"ip_address"`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum PiiKind {
     /// An e-mail address.

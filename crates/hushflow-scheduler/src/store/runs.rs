@@ -237,10 +237,13 @@ impl Store {
             if reopened == 0 {
                 return Err(StoreError::NotFinished);
             }
+            // A cleared task runs anew, within the run's new start and end: its own start
+            // is its next try's (kept, it would count the time the run stood finished).
             for name in &cleared {
                 db.exec(
                     "UPDATE hf_tasks SET state = 'none', failures = 0, lost = 0, \
-                     next_try_at = NULL, ended_at = NULL, error = NULL, worker = NULL \
+                     next_try_at = NULL, started_at = NULL, ended_at = NULL, error = NULL, \
+                     worker = NULL \
                      WHERE run = $1 AND task = $2 \
                      AND state IN ('success', 'failed', 'upstream_failed', 'skipped')",
                     &[run.into(), name.as_str().into()],

@@ -242,6 +242,16 @@ pub fn dispatch(cli: Cli, out: &Output) -> Result<Exit, Failure> {
                 _ => Ok(Exit::Success),
             }
         }
+        Command::Schema(crate::cli::SchemaArgs {
+            what: crate::cli::SchemaKind::Pipeline,
+        }) => {
+            use std::io::Write as _;
+            let schema = hushflow_spec::schema::pipeline_json_schema();
+            match std::io::stdout().write_all(schema.as_bytes()) {
+                Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(failure(e)),
+                _ => Ok(Exit::Success),
+            }
+        }
         Command::Validate(args) => {
             run::validate(&session()?, &args.file.pipeline, Depth::of(args.offline))
         }

@@ -72,7 +72,7 @@ fn export(session: &Session<'_>, run: &str, out_path: PathBuf) -> Result<Exit, F
         e.path.display()
     ));
     out.line(format!(
-        "exported {} quarantined records of run {} to {} (mode 0600)",
+        "exported {} quarantined records of sync {} to {} (mode 0600)",
         e.records,
         e.run,
         e.path.display()
@@ -94,7 +94,7 @@ fn replay(
     let from = actions::pipeline_name(&path).unwrap_or_default();
     if plan.name != from {
         return Err(invalid(format!(
-            "run {run} was a run of pipeline `{from}`, and {} is pipeline `{}`; pass the \
+            "sync {run} was a sync of pipeline `{from}`, and {} is pipeline `{}`; pass the \
              pipeline file it came through",
             pipeline.display(),
             plan.name
@@ -115,7 +115,7 @@ fn replay(
     let mac = hushflow_state::seal::StateMac::new(&identity);
     let (_, records) = quarantine::read_authenticated(&path, &identity, &mac).map_err(failure)?;
     session.out.line(format!(
-        "replaying {} quarantined records of run {run} through {}",
+        "replaying {} quarantined records of sync {run} through {}",
         records.len(),
         pipeline.display()
     ));

@@ -280,14 +280,14 @@ pub(super) fn execute(
         let summary = RunSummaryView::new(&plan.name, &report);
         out.line(serde_json::to_string(&summary).map_err(failure)?);
         return match (&report.error, report.outcome) {
-            (Some(e), _) => Err(failure(format!("run {} failed: {e}", report.run_id))),
+            (Some(e), _) => Err(failure(format!("sync {} failed: {e}", report.run_id))),
             (None, Outcome::Partial) => Ok(Exit::Partial),
             (None, _) => Ok(Exit::Success),
         };
     }
     if report.resumed {
         out.line(format!(
-            "resumed run {} from its staged data; the source was not read again",
+            "resumed sync {} from its staged data; the source was not read again",
             report.run_id
         ));
     }
@@ -327,7 +327,7 @@ pub(super) fn execute(
         ));
     }
     match (&report.error, report.outcome) {
-        (Some(e), _) => Err(failure(format!("run {} failed: {e}", report.run_id))),
+        (Some(e), _) => Err(failure(format!("sync {} failed: {e}", report.run_id))),
         (None, Outcome::Partial) => {
             out.line(format!("results: {}", report.sink.display()));
             Ok(Exit::Partial)

@@ -14,10 +14,20 @@ use std::time::Duration;
 pub(super) fn trigger(session: &Session<'_>, args: &TriggerArgs) -> Result<Exit, Failure> {
     let conf = args.conf.iter().cloned().collect();
     let t = orchestration::trigger(&session.app, &session.actor, &args.pipeline.pipeline, &conf)?;
-    session.out.line(format!(
-        "{}: created run {} ({})",
-        t.pipeline, t.run, t.run_id
-    ));
+    if let Some(w) = t.warning() {
+        session.out.note(format!("warning: {w}"));
+    }
+    if args.json {
+        let view = hushflow_app::views::TriggeredView::new(&t);
+        session
+            .out
+            .line(serde_json::to_string(&view).map_err(failure)?);
+    } else {
+        session.out.line(format!(
+            "{}: created run {} ({})",
+            t.pipeline, t.run, t.run_id
+        ));
+    }
     match args.wait.wait() {
         Some(timeout) if !said_paused(session, &t.pipeline, t.paused) => {
             wait_for(session, &[t.run], timeout)

@@ -425,6 +425,14 @@ fn run_json_summary_and_shell_completions() {
     assert_eq!(summary["outcome"], "success");
     assert_eq!(summary["counts"]["read"], 2);
     assert_eq!(summary["counts"]["written"], 2);
+    // A sync's id is a `sync_id`: a "run" is a run of the metadata store. `run_id` stays as
+    // its old name within view version 1.
+    let sync_id = summary["sync_id"].as_str().unwrap();
+    assert_eq!(summary["run_id"], sync_id);
+    assert!(
+        sync_id.ends_with('Z') && !sync_id.starts_with("manual__"),
+        "{sync_id}"
+    );
     assert!(!r.all().contains("json-canary"), "{}", r.all());
 
     let c = ws.ok(&["completions", "bash"], 0);

@@ -18,6 +18,7 @@ mod orchestration;
 mod policy_actions;
 mod postgres;
 mod replay;
+mod schema;
 // Needs the networked stores, which a build without the default features leaves out.
 #[cfg(all(feature = "vault", feature = "aws"))]
 mod secret_stores;

@@ -212,6 +212,39 @@ fn a_dag_runs_on_the_embedded_store_and_keeps_no_personal_data() {
     assert!(r.stderr.contains("hushflow trigger"), "{}", r.stderr);
 }
 
+/// `trigger NAME` of a pipeline whose file fails validation now runs the stored definition
+/// and says so, on stderr and in `--json`, naming the file and its first error, no value.
+#[test]
+fn a_trigger_of_a_pipeline_whose_file_fails_validation_warns() {
+    let ws = Workspace::new();
+    let good = "[pipeline]\nname = \"e\"\n[[task]]\nname = \"a\"\ntype = \"empty\"\n";
+    ws.write("e.toml", good);
+    let r = ws.ok(&["trigger", "e.toml", "--json"], 0);
+    let t: serde_json::Value = serde_json::from_str(r.stdout.trim()).unwrap();
+    assert_eq!(
+        (t["definition"].as_str(), t["run"].as_i64()),
+        (Some("file"), Some(1))
+    );
+    assert!(t["warning"].is_null());
+    assert!(!r.stderr.contains("warning"), "{}", r.stderr);
+
+    ws.write("e.toml", format!("{good}colour = \"blue-canary\"\n"));
+    let r = ws.ok(&["trigger", "e"], 0);
+    assert!(
+        r.stderr
+            .contains("warning: e: its file fails validation now"),
+        "{}",
+        r.stderr
+    );
+    assert!(r.stderr.contains("e.toml:6:"), "{}", r.stderr);
+    assert!(r.stdout.contains("created run 2"), "{}", r.stdout);
+    let r = ws.ok(&["trigger", "e", "--json"], 0);
+    let t: serde_json::Value = serde_json::from_str(r.stdout.trim()).unwrap();
+    assert_eq!(t["definition"], "stored_file_invalid");
+    assert!(t["warning"].as_str().unwrap().contains("colour"), "{t}");
+    assert!(!r.all().contains("canary"), "{}", r.all());
+}
+
 #[test]
 fn bad_dags_are_refused_with_the_line() {
     let ws = Workspace::new();

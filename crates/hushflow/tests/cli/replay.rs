@@ -61,7 +61,12 @@ fn a_fixed_pipeline_takes_the_records_and_what_still_fails_stays_quarantined() {
     assert_eq!(entry["records"], 2);
     assert_eq!(entry["reasons"]["invalid_field"], 1);
     assert_eq!(entry["reasons"]["wrong_field_count"], 1);
-    let run = entry["run"].as_str().unwrap().to_string();
+    let run = entry["sync_id"].as_str().unwrap().to_string();
+    assert_eq!(
+        entry["run"],
+        run.as_str(),
+        "the old name, within view version 1"
+    );
 
     // The phone is masked now instead of normalized: record 2 goes through; record 3 is still
     // short a field and is set aside again, under its line (4).

@@ -198,7 +198,7 @@ fn segments_open_with_the_age_cli_and_age_cli_files_are_read() {
         std::fs::remove_file(&plain_path).unwrap();
     }
     let r = ws.ok(&["run", "p.toml"], 3);
-    assert!(r.stdout.contains("resumed run"), "{}", r.stdout);
+    assert!(r.stdout.contains("resumed sync"), "{}", r.stdout);
     assert!(
         r.stdout
             .contains("read 2501, written 2500, filtered 0, quarantined 1"),
@@ -332,7 +332,7 @@ fn a_run_killed_with_sigkill_resumes_and_loads_every_record_exactly_once() {
         );
         let r = ws.ok(&["run", "p.toml"], 3);
         assert_eq!(
-            r.stdout.contains("resumed run"),
+            r.stdout.contains("resumed sync"),
             kill_when == "loading",
             "{kill_when}: {}",
             r.stdout
@@ -412,7 +412,7 @@ fn a_resumed_load_goes_by_what_the_sink_holds() {
             }
         };
         let r = ws.ok(&["run", "p.toml"], 3);
-        assert!(r.stdout.contains("resumed run"), "{case}: {}", r.stdout);
+        assert!(r.stdout.contains("resumed sync"), "{case}: {}", r.stdout);
         assert!(
             r.stdout.contains("read 30001, written 30000"),
             "{case}: {}",
@@ -450,7 +450,7 @@ mode = "upsert"
     ws.write("p.toml", staged_pipeline(0, sink));
     let r = ws.run_with(&["run", "p.toml"], &[("HF_STAGED_DB", &pg.url())]);
     assert_eq!(r.code, 3, "{}", r.all());
-    assert!(r.stdout.contains("resumed run"), "{}", r.stdout);
+    assert!(r.stdout.contains("resumed sync"), "{}", r.stdout);
     assert_eq!(pg.count("SELECT count(*) FROM leads"), 30_000);
     assert_eq!(
         pg.count("SELECT count(DISTINCT id) FROM leads WHERE email LIKE 'user%@example.org'"),
@@ -583,7 +583,7 @@ fn a_staged_run_in_use_by_another_process_is_left_alone() {
     assert!(dir.join("manifest.json").exists());
     drop(lock);
     let r = ws.ok(&["run", "p.toml"], 3);
-    assert!(r.stdout.contains("resumed run"), "{}", r.stdout);
+    assert!(r.stdout.contains("resumed sync"), "{}", r.stdout);
     assert_eq!(table_rows(&ws), expected_rows(2500));
 }
 
