@@ -2,11 +2,27 @@
 //! [`SourceSpec`] and [`SinkSpec`] by their `type`; everything else reaches a connector through
 //! its [`SourceConfig`] or [`SinkConfig`] and never names one.
 //!
-//! Adding a connector: a folder beside `csv/` with its config, source and/or sink, and one line
-//! below (behind its Cargo feature when it brings dependencies).
+//! Adding a connector: a folder beside `csv/` with its config, source and/or sink, its `mod`
+//! line and its lines in `registry!` below (behind its Cargo feature when it brings
+//! dependencies). Nothing else names a connector.
 
 use crate::{SinkConfig, SourceConfig};
 use serde::Deserialize;
+
+// The connectors, each a folder under `src/` (`#[path]` keeps them there rather than under
+// `src/registry/`); the crate root re-exports them as `hushflow_connectors::csv` and so on.
+#[cfg(feature = "csv")]
+#[path = "csv/mod.rs"]
+pub mod csv;
+#[cfg(feature = "jsonl")]
+#[path = "jsonl/mod.rs"]
+pub mod jsonl;
+#[cfg(feature = "postgres")]
+#[path = "postgres/mod.rs"]
+pub mod postgres;
+#[cfg(feature = "sqlite")]
+#[path = "sqlite/mod.rs"]
+pub mod sqlite;
 
 /// Declares the `type` words and their config types, and the enums serde reads them into.
 macro_rules! registry {
@@ -69,15 +85,15 @@ macro_rules! registry {
 
 registry! {
     sources {
-        #[cfg(feature = "csv")] "csv" => Csv(crate::csv::CsvSourceConfig),
-        #[cfg(feature = "jsonl")] "jsonl" => Jsonl(crate::jsonl::JsonlSourceConfig),
-        #[cfg(feature = "sqlite")] "sqlite" => Sqlite(crate::sqlite::SqliteSourceConfig),
-        #[cfg(feature = "postgres")] "postgres" => Postgres(crate::postgres::PostgresSourceConfig),
+        #[cfg(feature = "csv")] "csv" => Csv(csv::CsvSourceConfig),
+        #[cfg(feature = "jsonl")] "jsonl" => Jsonl(jsonl::JsonlSourceConfig),
+        #[cfg(feature = "sqlite")] "sqlite" => Sqlite(sqlite::SqliteSourceConfig),
+        #[cfg(feature = "postgres")] "postgres" => Postgres(postgres::PostgresSourceConfig),
     }
     sinks {
-        #[cfg(feature = "csv")] "csv" => Csv(crate::csv::CsvSinkConfig),
-        #[cfg(feature = "jsonl")] "jsonl" => Jsonl(crate::jsonl::JsonlSinkConfig),
-        #[cfg(feature = "sqlite")] "sqlite" => Sqlite(crate::sqlite::SqliteSinkConfig),
-        #[cfg(feature = "postgres")] "postgres" => Postgres(crate::postgres::PostgresSinkConfig),
+        #[cfg(feature = "csv")] "csv" => Csv(csv::CsvSinkConfig),
+        #[cfg(feature = "jsonl")] "jsonl" => Jsonl(jsonl::JsonlSinkConfig),
+        #[cfg(feature = "sqlite")] "sqlite" => Sqlite(sqlite::SqliteSinkConfig),
+        #[cfg(feature = "postgres")] "postgres" => Postgres(postgres::PostgresSinkConfig),
     }
 }
