@@ -64,28 +64,27 @@ impl<'de> Deserialize<'de> for MaskRule {
         }
         const EXPECTED: &str =
             "`mask` takes \"email\", \"phone\" or a table such as { keep_last = 4 }";
-        let table = match Form::deserialize(deserializer)
-            .map_err(|_| de::Error::custom(EXPECTED))?
-        {
-            Form::Name(n) if n == "email" => MaskTable {
-                keep_first: 1,
-                keep_last: Some(0),
-                char: '*',
-                email: true,
-                fixed: None,
-                phone: false,
-            },
-            Form::Name(n) if n == "phone" => MaskTable {
-                keep_first: 0,
-                keep_last: None,
-                char: '*',
-                email: false,
-                fixed: None,
-                phone: true,
-            },
-            Form::Name(_) => return Err(de::Error::custom(EXPECTED)),
-            Form::Table(t) => t,
-        };
+        let table =
+            match Form::deserialize(deserializer).map_err(|_| de::Error::custom(EXPECTED))? {
+                Form::Name(n) if n == "email" => MaskTable {
+                    keep_first: 1,
+                    keep_last: Some(0),
+                    char: '*',
+                    email: true,
+                    fixed: None,
+                    phone: false,
+                },
+                Form::Name(n) if n == "phone" => MaskTable {
+                    keep_first: 0,
+                    keep_last: None,
+                    char: '*',
+                    email: false,
+                    fixed: None,
+                    phone: true,
+                },
+                Form::Name(_) => return Err(de::Error::custom(EXPECTED)),
+                Form::Table(t) => t,
+            };
         let default_last = if table.phone { PHONE_KEEP_LAST } else { 0 };
         Ok(MaskRule {
             keep_first: table.keep_first,
@@ -293,7 +292,10 @@ mod tests {
         assert!(country.describe().contains("last 4 digits kept"));
         // The characters mask counts them: the note after the number uses them up.
         assert_eq!(
-            apply(&rule("mask = { keep_last = 4 }"), "+91 98389 84695 (office)"),
+            apply(
+                &rule("mask = { keep_last = 4 }"),
+                "+91 98389 84695 (office)"
+            ),
             "********************ice)"
         );
     }
@@ -301,11 +303,7 @@ mod tests {
     #[test]
     fn phone_mask_refuses_options_that_do_not_fit() {
         assert!(rule("mask = \"phone\"").check().is_ok());
-        assert!(
-            rule("mask = { phone = true, fixed = 4 }")
-                .check()
-                .is_err()
-        );
+        assert!(rule("mask = { phone = true, fixed = 4 }").check().is_err());
         assert!(
             rule("mask = { phone = true, email = true }")
                 .check()

@@ -49,6 +49,32 @@ const CASES: &[(Option<&str>, &str, &str)] = &[
         "not an address: user@localhost or @handle",
         "not an address: user@localhost or @handle",
     ),
+    // The top-level domain must exist: file names and local hosts are no addresses.
+    (
+        None,
+        "see name@2x.png, logo@2x.jpg and icon@3x.webp",
+        "see name@2x.png, logo@2x.jpg and icon@3x.webp",
+    ),
+    (
+        None,
+        "from user@host.local via admin@printer.lan",
+        "from user@host.local via admin@printer.lan",
+    ),
+    (
+        None,
+        "uk j.smith@nhs.net.co.uk, museum curator@louvre.museum",
+        "uk [EMAIL], museum [EMAIL]",
+    ),
+    (
+        None,
+        "new gTLDs: hi@studio.photography, info@firma.berlin, me@dev.app",
+        "new gTLDs: [EMAIL], [EMAIL], [EMAIL]",
+    ),
+    (
+        None,
+        "IDN: info@example.xn--p1ai and kontakt@beratung.XN--VERMGENSBERATUNG-PWB.",
+        "IDN: [EMAIL] and [EMAIL].",
+    ),
     // Phones: international, North American, national with a region.
     (
         Some("US"),
@@ -784,4 +810,41 @@ fn phone_regions_match_the_phonenumber_crate() {
         stored == generated,
         "src/pii/phone_regions.rs is stale: rewrite it with HUSHFLOW_WRITE_PHONE_REGIONS=1 cargo test -p hushflow-policy phone_regions"
     );
+}
+
+/// `tlds.rs` is IANA's list in `data/tlds-alpha-by-domain.txt` as `tld::generate` writes it.
+/// `HUSHFLOW_WRITE_TLDS=1` rewrites the file (after `data/refresh-tlds.sh` fetched a new list).
+#[test]
+fn tlds_match_the_iana_list() {
+    let root = env!("CARGO_MANIFEST_DIR");
+    let iana = std::fs::read_to_string(format!("{root}/data/tlds-alpha-by-domain.txt")).unwrap();
+    let generated = super::tld::generate(&iana);
+    let path = format!("{root}/src/pii/tlds.rs");
+    if std::env::var_os("HUSHFLOW_WRITE_TLDS").is_some() {
+        std::fs::write(&path, &generated).unwrap();
+    }
+    let stored = std::fs::read_to_string(&path).unwrap();
+    assert!(
+        stored == generated,
+        "src/pii/tlds.rs is stale: rewrite it with HUSHFLOW_WRITE_TLDS=1 cargo test -p hushflow-policy tlds"
+    );
+    // The root zone has well over a thousand TLDs; these must be among them, and these not.
+    assert!(generated.lines().count() > 1000);
+    for tld in [
+        "com", "uk", "museum", "berlin", "app", "xn--p1ai", "XN--P1AI", "Com",
+    ] {
+        assert!(super::tld::exists(tld), "{tld}");
+    }
+    for not in [
+        "png",
+        "jpg",
+        "local",
+        "lan",
+        "localhost",
+        "",
+        "c",
+        "x".repeat(64).as_str(),
+    ] {
+        assert!(!super::tld::exists(not), "{not}");
+    }
 }
