@@ -18,13 +18,14 @@
 //! copied from the `phonenumber` crate's database, see `phone_meta.rs`, and the TLDs are static
 //! data generated from IANA's list), and nothing allocates for a text without a candidate.
 
+mod countries;
 mod detector;
 mod phone;
 mod phone_meta;
 mod tld;
 mod validate;
 
-pub use detector::PiiDetector;
+pub use detector::{PhoneRegion, PiiDetector};
 
 use serde::{Deserialize, Serialize};
 

@@ -333,6 +333,92 @@ fn national_phones_need_a_region_except_north_american_ones() {
     );
 }
 
+/// Five regions at once: a national number valid in any of them is a phone number, and the
+/// hard negatives of each region stay as they are.
+#[test]
+fn a_list_of_regions_finds_each_national_format() {
+    let d = PiiDetector::with_regions(&PiiKind::ALL, &["US", "GB", "DE", "FR", "ES"]).unwrap();
+    for (text, want) in [
+        ("call (415) 555-0132 today", "call [PHONE] today"),
+        ("ring 020 7946 0958 today", "ring [PHONE] today"),
+        (
+            "Handy 0151 12345678, Büro 030/1234567",
+            "Handy [PHONE], Büro [PHONE]",
+        ),
+        ("Appeler le 06.12.34.56.78 svp", "Appeler le [PHONE] svp"),
+        (
+            "Llamar al 912 345 678 o al 612 34 56 78",
+            "Llamar al [PHONE] o al [PHONE]",
+        ),
+        ("mobile +49 151 12345678", "mobile [PHONE]"),
+    ] {
+        assert_eq!(redact_with(&d, text), want, "{text}");
+    }
+    for negative in [
+        "order ORD-2024-000123 shipped",
+        "Termin 2024-03-15 um 10:30, Rechnung 15.03.2024",
+        "invoice 2024/0042 and INV-20240315-0042",
+        "tracking 1Z999AA10123456784",
+        "price $1,299.00 for 12 seats, EUR 1.299,00",
+        "SKU AB-1234-5678-90, ticket #4155550132",
+        "plain ids 4155550132 and 2024001234",
+        "Bestellnr. 20240315 und 12345678",
+        "Kundennummer 4711-0815, Lieferschein LS-0815-4711",
+        "facture n° 2024-00815 du 15/03/2024, total 1 299,00 €",
+        "pedido 2024-0042, versión 10.0.19045.2006",
+        "version 1.2.3.4567 and v2.10.3.1 released",
+        "zip 94107-1234 ok",
+    ] {
+        assert_eq!(redact_with(&d, negative), negative);
+    }
+    // Each region once, whatever the case; a bad one anywhere in the list is refused.
+    assert!(PiiDetector::with_regions(&PiiKind::ALL, &["de", "DE", "fr"]).is_ok());
+    assert_eq!(
+        PiiDetector::with_regions(&PiiKind::ALL, &["DE", "XX"]).unwrap_err(),
+        PiiError::Region
+    );
+}
+
+/// `region_from`: a record's own country, by code or name, decides; unknown ones fall back to
+/// the configured regions.
+#[test]
+fn a_records_own_region_replaces_the_configured_ones() {
+    let d = PiiDetector::with_regions(&PiiKind::ALL, &["US"]).unwrap();
+    let mut scratch = String::new();
+    let redact = |text: &str, country: &str| {
+        let mut scratch = String::new();
+        let region = d.phone_region(country, &mut scratch);
+        let mut out = String::new();
+        d.redact_in(text, region, &mut Vec::new(), &mut out);
+        out
+    };
+    let german = "Büro 030 1234567";
+    assert_eq!(redact(german, "DE"), "Büro [PHONE]");
+    assert_eq!(redact(german, " deutschland "), "Büro [PHONE]");
+    assert_eq!(redact(german, "Germany"), "Büro [PHONE]");
+    assert_eq!(redact(german, "DEU"), "Büro [PHONE]");
+    assert_eq!(redact(german, "Allemagne"), "Büro [PHONE]");
+    assert_eq!(redact(german, "US"), german);
+    // Unknown or blank: the configured region (US) decides.
+    assert_eq!(redact(german, "Atlantis"), german);
+    assert_eq!(redact(german, ""), german);
+    assert_eq!(redact("call (415) 555-0132", "nowhere"), "call [PHONE]");
+    for (name, id) in [
+        ("España", "ES"),
+        ("espana", "ES"),
+        ("Royaume-Uni", "GB"),
+        ("uk", "GB"),
+        ("Österreich", "AT"),
+        ("ÉTATS-UNIS", "US"),
+        ("fr", "FR"),
+    ] {
+        let want = d.phone_region(id, &mut scratch);
+        assert!(want.is_some(), "{id}");
+        assert_eq!(d.phone_region(name, &mut scratch), want, "{name}");
+    }
+    assert_eq!(d.phone_region("001", &mut scratch), None);
+}
+
 #[test]
 fn kinds_serialize_as_in_pipeline_files() {
     for kind in PiiKind::ALL {
@@ -706,7 +792,7 @@ fn examples(meta: &phonenumber::Metadata) -> Vec<String> {
 
 #[test]
 fn every_region_compiles_and_its_examples_are_valid() {
-    let phones = phone::Phones::new(None).unwrap();
+    let phones = phone::Phones::new(&[]).unwrap();
     let mut checked = 0;
     for (index, region) in phones.all_regions() {
         assert!(phones.compiles(index), "region {}", region.id);
@@ -750,7 +836,7 @@ fn phone_validity_agrees_with_libphonenumber() {
         let text = v["text"].as_str().unwrap();
         let phones = by_region
             .entry(region.clone())
-            .or_insert_with(|| phone::Phones::new(Some(&region)).unwrap());
+            .or_insert_with(|| phone::Phones::new(&[region.as_str()]).unwrap());
         let digits: String = text.chars().filter(char::is_ascii_digit).collect();
         let ours = if text.starts_with('+') {
             phones.international(&digits)

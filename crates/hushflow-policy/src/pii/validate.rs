@@ -158,13 +158,14 @@ pub(super) fn ipv6(candidate: &str) -> bool {
 /// A phone number, checked with libphonenumber's rules and metadata (see `phone.rs`):
 /// - international (`+49 …`, `(+49) …`, `+44 (0)20 …`, `0049 …`): a valid number of the
 ///   country it names;
-/// - national in the configured region, not shaped like a date: a valid number that starts
-///   with the region's trunk prefix (`030 …` in Germany), or one that libphonenumber's national
-///   format writes without it (`138 1234 5678` in China, `98765 43210` in India, any number in
-///   Italy or Spain), so order numbers and amounts, which rarely pass both, stay;
+/// - national in one of `regions` (the record's own, or the configured list), not shaped like
+///   a date: a valid number that starts with the region's trunk prefix (`030 …` in Germany),
+///   or one that libphonenumber's national format writes without it (`138 1234 5678` in China,
+///   `98765 43210` in India, any number in Italy or Spain), so order numbers and amounts,
+///   which rarely pass both, stay;
 /// - North American in the usual shapes (`(415) 555-0132`, `415-555-0132`, `1 415 555 0132`)
-///   whatever the region: a bare run of ten digits is as likely an id as a phone number.
-pub(super) fn phone(candidate: &str, phones: &Phones) -> bool {
+///   whatever the regions: a bare run of ten digits is as likely an id as a phone number.
+pub(super) fn phone(candidate: &str, phones: &Phones, regions: &[usize]) -> bool {
     let mut buf = [0u8; 24];
     let mut count = 0;
     for b in candidate.bytes().filter(u8::is_ascii_digit) {
@@ -190,27 +191,31 @@ pub(super) fn phone(candidate: &str, phones: &Phones) -> bool {
     if !(7..=15).contains(&count) {
         return false;
     }
-    if date_shaped(candidate) {
+    if date_shaped(candidate) || zip_plus_four(candidate) {
         return false;
     }
-    if let Some((code, trunk)) = phones.default_region() {
+    let nanp = nanp_shape(candidate);
+    for &region in regions {
+        let (code, trunk) = phones.region_info(region);
         if code == 1 {
-            return nanp_shape(candidate) && phones.national(digits, None).is_some();
+            if nanp && phones.national(digits, Some(region)).is_some() {
+                return true;
+            }
+            continue;
         }
         // Written with the trunk prefix, or a number that is written without it (a mobile
         // number in China, most numbers in Italy or Spain, which have no trunk prefix).
         let leading = trunk.is_none_or(|p| digits.starts_with(p));
-        if let Some(n) = phones.national_number(digits, None, !leading)
+        if let Some(n) = phones.national_number(digits, Some(region), !leading)
             && n.code == code
             && (leading || !n.needs_trunk)
         {
             return true;
         }
     }
-    nanp_shape(candidate)
-        && phones
-            .national(digits, phones.north_america())
-            .is_some_and(|(code, _)| code == 1)
+    nanp && phones
+        .national(digits, phones.north_america())
+        .is_some_and(|(code, _)| code == 1)
 }
 
 /// A date in digits: `15.03.2024`, `03/15/2024`, `2024-03-15`, `7/4/26`. German numbers are so
@@ -245,6 +250,16 @@ pub(super) fn date_shaped(candidate: &str) -> bool {
         [1..=2, 1..=2, 2 | 4] => day_month(parts[0], parts[1]),
         _ => false,
     }
+}
+
+/// A US ZIP+4 code, `94107-1234`: nine digits that are also a valid number in Spain (or any
+/// plan without a trunk prefix), but nobody groups a phone number 5-4 with a dash.
+fn zip_plus_four(candidate: &str) -> bool {
+    let b = candidate.as_bytes();
+    b.len() == 10
+        && b[5] == b'-'
+        && b[..5].iter().all(u8::is_ascii_digit)
+        && b[6..].iter().all(u8::is_ascii_digit)
 }
 
 /// `[1 ](415) 555-0132`, `415-555-0132`, `415.555.0132`, `415 555 0132`: ten digits in groups
