@@ -344,7 +344,8 @@ fn redact_by_region(
             continue;
         }
         let country = countries.get(row);
-        let region = if country.is_null() {
+        // Most notes hold no candidate at all: look the country up only for those that may.
+        let region = if country.is_null() || !detector.may_find(cell.text) {
             None
         } else {
             detector.phone_region(country.text, &mut scratch.country)

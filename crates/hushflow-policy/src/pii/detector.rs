@@ -157,6 +157,12 @@ impl PiiDetector {
             .map(|index| PhoneRegion(index as u16))
     }
 
+    /// Whether `text` may hold a finding at all (a cheap scan for digits, `@` and `::`); when
+    /// it is false, [`PiiDetector::find`] finds nothing.
+    pub fn may_find(&self, text: &str) -> bool {
+        may_hold_pii(text.as_bytes())
+    }
+
     /// Replaces `out` with the validated findings in `text`: sorted, not overlapping.
     pub fn find(&self, text: &str, out: &mut Vec<Finding>) {
         self.find_in(text, None, out);

@@ -300,6 +300,21 @@ impl Compiled {
     }
 }
 
+/// Writes a calling code (1 to 999) in decimal into `out`; returns how many digits it has.
+pub(super) fn write_code(code: u16, out: &mut [u8; 3]) -> usize {
+    let len = match code {
+        0..=9 => 1,
+        10..=99 => 2,
+        _ => 3,
+    };
+    let mut rest = code.min(999);
+    for slot in out[..len].iter_mut().rev() {
+        *slot = b'0' + (rest % 10) as u8;
+        rest /= 10;
+    }
+    len
+}
+
 /// Appends a Java `Matcher.replaceFirst` replacement: `$n` is group n (as many digits as name a
 /// group), `\x` is `x`.
 fn java_replacement(
@@ -475,8 +490,11 @@ impl Phones {
         let mut number = digits;
         let mut without_code = String::new();
         // The country code written without a `+` (`1 415 555 0132`).
-        let code = c.code.to_string();
-        if let Some(rest) = digits.strip_prefix(code.as_str()) {
+        // (Formatted on the stack: this runs for every national candidate in every region.)
+        let mut code_digits = [0u8; 3];
+        let code_len = write_code(c.code, &mut code_digits);
+        let code = std::str::from_utf8(&code_digits[..code_len]).unwrap_or_default();
+        if let Some(rest) = digits.strip_prefix(code) {
             let mut stripped = String::new();
             let potential = if c.strip_national_prefix(rest, &mut stripped) {
                 stripped.as_str()

@@ -368,6 +368,8 @@ fn a_list_of_regions_finds_each_national_format() {
         "pedido 2024-0042, versión 10.0.19045.2006",
         "version 1.2.3.4567 and v2.10.3.1 released",
         "zip 94107-1234 ok",
+        "expediente 91029/2025 cerrado",
+        "Screenshot attached (02/15/2025), user reports a crash",
     ] {
         assert_eq!(redact_with(&d, negative), negative);
     }
@@ -878,6 +880,15 @@ fn examples(meta: &phonenumber::Metadata) -> Vec<String> {
     .flatten()
     .filter_map(|desc| desc.example().map(str::to_owned))
     .collect()
+}
+
+#[test]
+fn calling_codes_are_written_in_decimal() {
+    for code in [1u16, 7, 33, 44, 49, 352, 998] {
+        let mut out = [0u8; 3];
+        let len = phone::write_code(code, &mut out);
+        assert_eq!(std::str::from_utf8(&out[..len]).unwrap(), code.to_string());
+    }
 }
 
 #[test]

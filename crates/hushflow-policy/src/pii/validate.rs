@@ -191,7 +191,7 @@ pub(super) fn phone(candidate: &str, phones: &Phones, regions: &[usize]) -> bool
     if !(7..=15).contains(&count) {
         return false;
     }
-    if date_shaped(candidate) || zip_plus_four(candidate) {
+    if date_shaped(candidate) || zip_plus_four(candidate) || reference_with_year(candidate) {
         return false;
     }
     let nanp = nanp_shape(candidate);
@@ -221,6 +221,8 @@ pub(super) fn phone(candidate: &str, phones: &Phones, regions: &[usize]) -> bool
 /// A date in digits: `15.03.2024`, `03/15/2024`, `2024-03-15`, `7/4/26`. German numbers are so
 /// varied that `07.03.2021` is also a valid phone number, but nobody writes one like that.
 pub(super) fn date_shaped(candidate: &str) -> bool {
+    // `(02/15/2025)`: the phone pattern takes an opening bracket with it.
+    let candidate = candidate.trim_start_matches('(').trim_end_matches(')');
     let mut parts = [0u32; 3];
     let mut lens = [0usize; 3];
     let mut n = 0;
@@ -250,6 +252,21 @@ pub(super) fn date_shaped(candidate: &str) -> bool {
         [1..=2, 1..=2, 2 | 4] => day_month(parts[0], parts[1]),
         _ => false,
     }
+}
+
+/// A file or case reference with its year, `91029/2025`: digits, one slash, a year. A phone
+/// number written with a slash puts the area code before it, which starts with the trunk
+/// prefix (`030/1234567`), so a first group starting with 0 is left to the phone rules.
+fn reference_with_year(candidate: &str) -> bool {
+    let Some((number, year)) = candidate.split_once('/') else {
+        return false;
+    };
+    !number.is_empty()
+        && !number.starts_with('0')
+        && number.bytes().all(|b| b.is_ascii_digit())
+        && year.len() == 4
+        && year.bytes().all(|b| b.is_ascii_digit())
+        && (1950..=2049).contains(&year.parse::<u16>().unwrap_or(0))
 }
 
 /// A US ZIP+4 code, `94107-1234`: nine digits that are also a valid number in Spain (or any
