@@ -60,6 +60,12 @@ const CASES: &[(Option<&str>, &str, &str)] = &[
         "from user@host.local via admin@printer.lan",
         "from user@host.local via admin@printer.lan",
     ),
+    // The TLDs reserved for documentation and tests (sample data uses them) count.
+    (
+        None,
+        "demo jane@acme.example and qa@ci.TEST, not root@box.invalid",
+        "demo [EMAIL] and [EMAIL], not root@box.invalid",
+    ),
     (
         None,
         "uk j.smith@nhs.net.co.uk, museum curator@louvre.museum",

@@ -24,8 +24,49 @@ pub(super) fn exists(label: &str) -> bool {
         *to = from.to_ascii_lowercase();
     }
     let lower = &lower[..bytes.len()];
-    TLDS.binary_search_by(|tld| tld.as_bytes().cmp(lower))
-        .is_ok()
+    // The usual ones without a search: every email candidate ends in a TLD to check.
+    match lower {
+        b"com" | b"org" | b"net" => true,
+        [a, b] => two_letter().contains(*a, *b),
+        _ => TLDS
+            .binary_search_by(|tld| tld.as_bytes().cmp(lower))
+            .is_ok(),
+    }
+}
+
+/// `example` and `test`, the TLDs RFC 2606 reserves for documentation and tests: not in the
+/// root zone, but demo data, sample contacts and test fixtures write addresses with them, and a
+/// redaction that leaves `jane@acme.example` in place would look like a leak to whoever checks.
+/// (`localhost`, `invalid` and `local` stay no email domains.)
+pub(super) fn reserved_for_examples(label: &str) -> bool {
+    label.eq_ignore_ascii_case("example") || label.eq_ignore_ascii_case("test")
+}
+
+/// The two-letter TLDs (countries) as a 26 × 26 bit table, built from `TLDS` once.
+struct TwoLetter([u32; 26]);
+
+impl TwoLetter {
+    fn contains(&self, a: u8, b: u8) -> bool {
+        a.is_ascii_lowercase()
+            && b.is_ascii_lowercase()
+            && self.0[usize::from(a - b'a')] & (1 << (b - b'a')) != 0
+    }
+}
+
+fn two_letter() -> &'static TwoLetter {
+    static TABLE: std::sync::OnceLock<TwoLetter> = std::sync::OnceLock::new();
+    TABLE.get_or_init(|| {
+        let mut rows = [0u32; 26];
+        for tld in TLDS {
+            if let [a, b] = tld.as_bytes()
+                && a.is_ascii_lowercase()
+                && b.is_ascii_lowercase()
+            {
+                rows[usize::from(a - b'a')] |= 1 << (b - b'a');
+            }
+        }
+        TwoLetter(rows)
+    })
 }
 
 /// Writes `tlds.rs` from IANA's `tlds-alpha-by-domain.txt`: `#` lines are comments (the first

@@ -6,14 +6,15 @@ use std::net::{Ipv4Addr, Ipv6Addr};
 
 /// A practical address: the pattern already requires `local@label.tld`; the local part must hold
 /// a letter or digit, the lengths must fit RFC 5321, and the top-level domain must exist
-/// (`logo@2x.png` and `user@host.local` are no addresses).
+/// (`logo@2x.png` and `user@host.local` are no addresses) or be one reserved for examples
+/// (`jane@acme.example`).
 pub(super) fn email(candidate: &str) -> bool {
     let Some((local, domain)) = candidate.split_once('@') else {
         return false;
     };
     let tld = domain.rsplit('.').next().unwrap_or(domain);
     (1..=64).contains(&local.len())
-        && super::tld::exists(tld)
+        && (super::tld::exists(tld) || super::tld::reserved_for_examples(tld))
         && candidate.len() <= 254
         && local.chars().any(char::is_alphanumeric)
         && domain
