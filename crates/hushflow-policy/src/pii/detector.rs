@@ -56,7 +56,7 @@ fn patterns() -> [(Shape, String); 8] {
         (
             Shape::Email,
             format!(
-                r"[A-Za-z0-9._%+\-{LATIN}]+@[A-Za-z0-9\-{LATIN}]+(?:\.[A-Za-z0-9\-{LATIN}]+)*\.(?:[Xx][Nn]--[A-Za-z0-9\-]{{1,59}}|[A-Za-z]{{2,24}})"
+                r"[A-Za-z0-9._%+\-{LATIN}]+@[A-Za-z0-9\-{LATIN}]+(?:\.[A-Za-z0-9\-{LATIN}]+)*\.(?:[Xx][Nn]--[A-Za-z0-9\-]+|[A-Za-z]{{2,24}})"
             ),
         ),
         (

@@ -735,23 +735,20 @@ fn pii_corpus() {
     let langs: std::collections::BTreeSet<&str> = docs.iter().map(|d| d.lang.as_str()).collect();
     if langs.len() > 1 {
         for lang in langs {
-            let (docs, preds): (Vec<&Doc>, Vec<&Vec<(usize, usize, String)>>) = docs
-                .iter()
-                .zip(&preds)
-                .filter(|(d, _)| d.lang == lang)
-                .unzip();
-            let docs: Vec<Doc> = docs
-                .into_iter()
-                .map(|d| Doc {
+            let mut lang_docs = Vec::new();
+            let mut lang_preds = Vec::new();
+            for (d, p) in docs.iter().zip(&preds).filter(|(d, _)| d.lang == lang) {
+                lang_docs.push(Doc {
                     id: d.id,
                     text: String::new(),
                     region: None,
                     country: None,
                     lang: d.lang.clone(),
                     gold: d.gold.clone(),
-                })
-                .collect();
-            let preds: Vec<Vec<(usize, usize, String)>> = preds.into_iter().cloned().collect();
+                });
+                lang_preds.push(p.clone());
+            }
+            let (docs, preds) = (lang_docs, lang_preds);
             let mut counts = BTreeMap::new();
             score(&docs, &preds, &mut counts);
             println!("-- language {lang}: {} texts", docs.len());
