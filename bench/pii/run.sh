@@ -3,6 +3,7 @@
 #
 #   bench/pii/run.sh            # corpus of 800 texts
 #   TEXTS=3000 bench/pii/run.sh
+#   NOTES=20000 bench/pii/run.sh   # size of the multilingual notes corpus (make_notes.py)
 #
 # Everything it writes goes to target/: the corpus, both systems' predictions, the phone cases
 # and a Python venv (target/pii-venv) with presidio-analyzer and phonenumbers from PyPI.
@@ -48,6 +49,22 @@ HUSHFLOW_PHONE_CASES="$root/target/pii-phone-cases.jsonl" \
 HUSHFLOW_PII_NOTES="$notes" \
   cargo test -p hushflow-policy --release --lib -- --ignored --nocapture --test-threads 1 \
     pii_corpus phone_validity_agrees_with_libphonenumber pii_speed
+
+echo "== multilingual CRM notes (make_notes.py, written apart from the detector)"
+"$py" bench/pii/make_notes.py target/pii-notes.jsonl --notes "${NOTES:-5000}"
+for mode in own list region_from; do
+  regions=""; from=""
+  case $mode in
+    list) regions="US,GB,DE,FR,ES" ;;
+    region_from) regions="US,GB,DE,FR,ES"; from=1 ;;
+  esac
+  echo "-- regions: $mode"
+  HUSHFLOW_PII_CORPUS="$root/target/pii-notes.jsonl" \
+  HUSHFLOW_PII_PREDICTIONS="$root/target/pii-notes-hushflow-$mode.jsonl" \
+  HUSHFLOW_PII_REGIONS="$regions" ${from:+HUSHFLOW_PII_REGION_FROM=1} \
+    taskset -c 0 cargo test -p hushflow-policy --release --lib -- --ignored --nocapture \
+      --exact pii::tests::pii_corpus
+done
 
 echo "== side by side"
 "$py" bench/pii/presidio_eval.py target/pii-corpus.jsonl target/pii-hushflow.jsonl \

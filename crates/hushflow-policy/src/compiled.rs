@@ -86,6 +86,12 @@ enum Transform {
     },
     Generalize(Generalization),
     Redact(Box<PiiDetector>),
+    /// Redaction with each record's phone region read from another source column.
+    RedactByRegion {
+        detector: Box<PiiDetector>,
+        /// The source column holding each record's country.
+        country: usize,
+    },
 }
 
 struct Op {
@@ -217,10 +223,20 @@ impl Policy {
                     ))
                 }
                 Action::Generalize(g) => Transform::Generalize(g.clone()),
-                Action::Redact(r) => Transform::Redact(Box::new(
-                    PiiDetector::new(&r.kinds, r.region.as_deref())
-                        .map_err(|e| invalid(e.to_string()))?,
-                )),
+                Action::Redact(r) => {
+                    let regions = r.region.as_ref().map(|r| r.list()).unwrap_or_default();
+                    let detector = Box::new(
+                        PiiDetector::with_regions(&r.kinds, &regions)
+                            .map_err(|e| invalid(e.to_string()))?,
+                    );
+                    match &r.region_from {
+                        Some(field) => Transform::RedactByRegion {
+                            detector,
+                            country: index(field)?,
+                        },
+                        None => Transform::Redact(detector),
+                    }
+                }
             };
             // A nulled field is not read, so it needs no source column.
             let input = match transform {
@@ -315,11 +331,48 @@ fn per_subject(
     out
 }
 
+/// Redaction with each row's phone region taken from its country column; a row whose country is
+/// blank or unknown gets the rule's configured regions.
+fn redact_by_region(
+    source: &Column,
+    countries: &Column,
+    kept: &[usize],
+    detector: &PiiDetector,
+    scratch: &mut Scratch,
+) -> Column {
+    let mut out = Column::with_capacity(
+        kept.len(),
+        source.text_len() / source.len().max(1) * kept.len(),
+    );
+    for &row in kept {
+        let cell = source.get(row);
+        if cell.is_null() {
+            out.push_null();
+            continue;
+        }
+        let country = countries.get(row);
+        // Most notes hold no candidate at all: look the country up only for those that may.
+        let region = if country.is_null() || !detector.may_find(cell.text) {
+            None
+        } else {
+            detector.phone_region(country.text, &mut scratch.country)
+        };
+        detector.redact_in(cell.text, region, &mut scratch.findings, &mut scratch.text);
+        out.push(Cell {
+            kind: cell.kind,
+            text: &scratch.text,
+        });
+    }
+    out
+}
+
 /// Reused buffers for one thread's work.
 #[derive(Default)]
 struct Scratch {
     text: String,
     findings: Vec<Finding>,
+    /// A country name, lowercased.
+    country: String,
 }
 
 impl CompiledPolicy {
@@ -455,6 +508,9 @@ impl CompiledPolicy {
             }
             return out;
         }
+        if let Transform::RedactByRegion { detector, country } = &op.transform {
+            return redact_by_region(source, input.column(*country), kept, detector, scratch);
+        }
         let mut out = match op.transform {
             Transform::Copy if kept.len() == source.len() => return source.clone(),
             Transform::Copy => return source.gather(kept),
@@ -499,7 +555,8 @@ impl CompiledPolicy {
             Transform::Copy
             | Transform::Typed(_)
             | Transform::Null
-            | Transform::TokenizePerSubject { .. } => {
+            | Transform::TokenizePerSubject { .. }
+            | Transform::RedactByRegion { .. } => {
                 unreachable!("handled per column")
             }
             Transform::Hmac {
@@ -677,6 +734,42 @@ mod tests {
         assert_eq!(out.column(2).get(1).text, "2");
         assert_eq!(out.lines(), &[2, 3, 4]);
         assert!(!format!("{out:?}").contains("secret note"));
+    }
+
+    #[test]
+    fn redact_reads_each_records_region_from_its_country_field() {
+        let mut b = Batch::new(schema(&["notes", "country"]));
+        b.push_row(
+            1,
+            [Cell::text("Büro 030 1234567"), Cell::text("Deutschland")],
+        );
+        b.push_row(2, [Cell::text("Büro 030 1234567"), Cell::text("US")]);
+        b.push_row(3, [Cell::text("tél. 01 44 60 56 93"), Cell::text("fr")]);
+        // Unknown country: the configured regions (ES) decide.
+        b.push_row(
+            4,
+            [Cell::text("móvil 612 34 56 78"), Cell::text("Atlantis")],
+        );
+        b.push_row(5, [Cell::text("móvil 612 34 56 78"), Cell::NULL]);
+        let c = compile(
+            r#"fields.notes = { redact = ["phone"], region = ["ES"], region_from = "country" }"#,
+            b.schema(),
+            &[],
+        )
+        .unwrap();
+        let out = c.apply(&b).batch;
+        assert_eq!(out.schema().fields(), &["notes"]);
+        let notes: Vec<&str> = (0..5).map(|r| out.column(0).get(r).text).collect();
+        assert_eq!(
+            notes,
+            [
+                "Büro [PHONE]",
+                "Büro 030 1234567",
+                "tél. [PHONE]",
+                "móvil [PHONE]",
+                "móvil [PHONE]"
+            ]
+        );
     }
 
     #[test]

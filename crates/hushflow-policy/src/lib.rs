@@ -24,7 +24,8 @@ pub use generalize::{Day, Generalization};
 pub use mask::MaskRule;
 pub use normalize::{Normalize, Normalizer, Platform};
 pub use rule::{
-    Action, Consent, Encoding, FieldRule, HashAlgorithm, HashRule, MatchHashRule, Normalization,
-    Policy, PolicyError, RedactRule, Suppression, TokenizeRule,
+    Action, Consent, Encoding, FieldRule, HashAlgorithm, HashRule, MAX_REDACT_REGIONS,
+    MatchHashRule, Normalization, Policy, PolicyError, RedactRule, Regions, Suppression,
+    TokenizeRule,
 };
 pub use value_type::{ValueType, parse_bool};

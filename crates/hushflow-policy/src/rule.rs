@@ -157,9 +157,38 @@ pub struct TokenizeRule {
 pub struct RedactRule {
     /// The kinds of personal data to find; the rest of the text stays as it is.
     pub kinds: Vec<PiiKind>,
-    /// Default region for phone numbers in national format.
+    /// Region(s) for phone numbers in national format: a number valid in any of them counts.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub region: Option<String>,
+    pub region: Option<Regions>,
+    /// A source field holding each record's own country (an ISO code or a name), whose phone
+    /// numbering plan is used instead of `region` when the field names a known country.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub region_from: Option<String>,
+}
+
+/// The most regions a `redact` rule may list: every one is tried for each national-format
+/// candidate that fails the ones before it.
+pub const MAX_REDACT_REGIONS: usize = 16;
+
+/// `region = "US"` or `region = ["US", "GB", "DE"]`. (Untagged, so a single region serializes
+/// as the string it always was and existing policies keep their fingerprints.)
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(untagged)]
+pub enum Regions {
+    /// One region.
+    One(String),
+    /// Several regions, in the order they are tried.
+    Many(Vec<String>),
+}
+
+impl Regions {
+    /// The regions, in the order written.
+    pub fn list(&self) -> Vec<&str> {
+        match self {
+            Regions::One(r) => vec![r.as_str()],
+            Regions::Many(rs) => rs.iter().map(String::as_str).collect(),
+        }
+    }
 }
 
 impl FieldRule {
@@ -238,7 +267,14 @@ impl FieldRule {
             Action::Generalize(g) => format!("generalized to {g}"),
             Action::Redact(r) => {
                 let kinds: Vec<&str> = r.kinds.iter().map(|k| k.label()).collect();
-                format!("PII redacted: {}", kinds.join(" "))
+                let mut s = format!("PII redacted: {}", kinds.join(" "));
+                if let Some(regions) = &r.region {
+                    s.push_str(&format!(" (phone regions {})", regions.list().join(" ")));
+                }
+                if let Some(field) = &r.region_from {
+                    s.push_str(&format!(" (each record's region from `{field}`)"));
+                }
+                s
             }
         };
         if let Some(from) = &self.from {
@@ -293,8 +329,12 @@ struct RawRule {
     key: Option<String>,
     /// What is done to the value before it is hashed.
     normalize: Option<Normalize>,
-    /// Default region (ISO 3166 alpha-2) for phone numbers without a country code.
-    region: Option<String>,
+    /// Default region (ISO 3166 alpha-2) for phone numbers without a country code, or a list:
+    /// a number valid in any listed region is a phone.
+    region: Option<Regions>,
+    /// `redact`: the field holding each record's own country (ISO code or name), tried before
+    /// `region`.
+    region_from: Option<String>,
     /// Gmail rules for emails (dots and +suffix removed).
     gmail: Option<bool>,
     /// How a digest is written: `hex` (default) or `base64url`.
@@ -332,7 +372,7 @@ impl RawRule {
             "hash" => &["key", "normalize", "region", "gmail", "encoding"],
             "match_hash" => &["normalize", "region", "gmail", "platform"],
             "tokenize" => &["key", "per_subject"],
-            "redact" => &["region"],
+            "redact" => &["region", "region_from"],
             "keep" => &["type"],
             _ => &[],
         };
@@ -340,6 +380,7 @@ impl RawRule {
             ("key", self.key.is_some()),
             ("normalize", self.normalize.is_some()),
             ("region", self.region.is_some()),
+            ("region_from", self.region_from.is_some()),
             ("gmail", self.gmail.is_some()),
             ("encoding", self.encoding.is_some()),
             ("platform", self.platform.is_some()),
@@ -350,9 +391,18 @@ impl RawRule {
                 return Err(E::custom(format!("`{option}` does not apply to {action}")));
             }
         }
+        let single_region = match (&self.region, action) {
+            (Some(Regions::Many(_)), "hash" | "match_hash") => {
+                return Err(E::custom(format!(
+                    "`region` of {action} is one region, such as \"US\""
+                )));
+            }
+            (Some(Regions::One(r)), _) => Some(r.clone()),
+            _ => None,
+        };
         let normalize = Normalization {
             kind: self.normalize.unwrap_or_default(),
-            region: self.region.clone(),
+            region: single_region,
             gmail: self.gmail.unwrap_or(false),
         };
         let need_key = |key: Option<String>| {
@@ -394,6 +444,7 @@ impl RawRule {
             Action::Redact(RedactRule {
                 kinds,
                 region: self.region,
+                region_from: self.region_from,
             })
         } else if self.from.is_some() || self.value_type.is_some() {
             // `{ from = "email" }` or `{ type = "date" }` alone: the value kept, under another
@@ -692,8 +743,22 @@ impl Policy {
                             twice.name()
                         )));
                     }
-                    if let Some(region) = &r.region {
-                        crate::normalize::parse_region(region).map_err(invalid)?;
+                    if let Some(regions) = &r.region {
+                        let list = regions.list();
+                        if list.is_empty() || list.len() > MAX_REDACT_REGIONS {
+                            return Err(invalid(format!(
+                                "`region` lists 1 to {MAX_REDACT_REGIONS} regions"
+                            )));
+                        }
+                        for region in list {
+                            crate::normalize::parse_region(region).map_err(invalid)?;
+                        }
+                    }
+                    if r.region_from
+                        .as_deref()
+                        .is_some_and(|f| f.trim().is_empty())
+                    {
+                        return Err(invalid("`region_from` names a source field".into()));
                     }
                 }
                 _ => {}
@@ -723,6 +788,10 @@ impl Policy {
             .iter()
             .filter(|(_, r)| r.reads_source())
             .map(|(n, r)| r.source_field(n))
+            .chain(self.fields.iter().filter_map(|(_, r)| match &r.action {
+                Action::Redact(RedactRule { region_from, .. }) => region_from.as_deref(),
+                _ => None,
+            }))
             .chain(self.consent.iter().map(|c| c.field.as_str()))
             .chain(self.suppression.iter().map(|s| s.field.as_str()));
         for field in reads {
@@ -949,6 +1018,64 @@ mod tests {
                 .check()
                 .unwrap_or_else(|e| panic!("{fine}: {e}"));
         }
+    }
+
+    #[test]
+    fn redact_takes_a_list_of_regions_and_a_country_field() {
+        let p = parse(
+            r#"
+            fields.id = "keep"
+            fields.notes = { redact = ["email", "phone"], region = ["US", "GB", "DE", "FR", "ES"], region_from = "country" }
+            "#,
+        )
+        .unwrap();
+        p.check().unwrap();
+        assert_eq!(p.source_fields(), ["id", "notes", "country"]);
+        assert_eq!(p.output_fields(), ["id", "notes"]);
+        match &p.rule("notes").unwrap().action {
+            Action::Redact(r) => {
+                assert_eq!(
+                    r.region.as_ref().unwrap().list(),
+                    ["US", "GB", "DE", "FR", "ES"]
+                );
+                assert_eq!(r.region_from.as_deref(), Some("country"));
+            }
+            other => panic!("expected redact, got {other:?}"),
+        }
+        let described = p.rule("notes").unwrap().describe();
+        assert!(described.contains("US GB DE FR ES") && described.contains("`country`"));
+        // One region is written as before, so fingerprints of existing policies do not change.
+        let one = parse(r#"fields.notes = { redact = ["phone"], region = "US" }"#).unwrap();
+        assert!(
+            serde_json::to_string(&one)
+                .unwrap()
+                .contains(r#""region":"US""#)
+        );
+        for (rule, message) in [
+            (
+                r#"{ redact = ["phone"], region = ["US", "XX"] }"#,
+                "ISO 3166",
+            ),
+            (r#"{ redact = ["phone"], region = [] }"#, "1 to 16"),
+            (
+                r#"{ redact = ["phone"], region_from = " " }"#,
+                "source field",
+            ),
+        ] {
+            let e = parse(&format!("fields.n = {rule}"))
+                .unwrap()
+                .check()
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains(message), "{rule}: {e}");
+        }
+        let e = parse(
+            r#"fields.p = { hash = "hmac-sha256", key = "env:K", normalize = "phone", region = ["US", "DE"] }"#,
+        )
+        .unwrap_err();
+        assert!(e.message().contains("one region"), "{e}");
+        let e = parse(r#"fields.p = { mask = "phone", region_from = "country" }"#).unwrap_err();
+        assert!(e.message().contains("`region_from` does not apply"), "{e}");
     }
 
     #[test]

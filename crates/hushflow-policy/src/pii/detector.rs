@@ -56,7 +56,7 @@ fn patterns() -> [(Shape, String); 8] {
         (
             Shape::Email,
             format!(
-                r"[A-Za-z0-9._%+\-{LATIN}]+@[A-Za-z0-9\-{LATIN}]+(?:\.[A-Za-z0-9\-{LATIN}]+)*\.[A-Za-z]{{2,24}}"
+                r"[A-Za-z0-9._%+\-{LATIN}]+@[A-Za-z0-9\-{LATIN}]+(?:\.[A-Za-z0-9\-{LATIN}]+)*\.(?:[Xx][Nn]--[A-Za-z0-9\-]+|[A-Za-z]{{2,24}})"
             ),
         ),
         (
@@ -75,6 +75,10 @@ fn patterns() -> [(Shape, String); 8] {
         (Shape::SsnSpaced, r"[0-9]{3} [0-9]{2} [0-9]{4}".into()),
     ]
 }
+
+/// A phone region a record names (its country field), from [`PiiDetector::phone_region`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PhoneRegion(u16);
 
 /// Finds and redacts PII of the kinds it was built for. Build it once per run; it is `Send` and
 /// `Sync`, and [`PiiDetector::find`] takes `&self`, so one detector serves every worker.
@@ -103,7 +107,16 @@ impl PiiDetector {
     /// (`+49 …`, `0049 …`) and well-formed North American ones (`(415) 555-0132`,
     /// `415-555-0132`) are found.
     pub fn new(kinds: &[PiiKind], phone_region: Option<&str>) -> Result<PiiDetector, PiiError> {
-        let phones = Phones::new(phone_region)?;
+        PiiDetector::with_regions(kinds, phone_region.as_slice())
+    }
+
+    /// A detector for `kinds` whose national phone numbers may be of any of `phone_regions`
+    /// (ISO 3166 alpha-2 codes): a number valid in one of them is a phone number.
+    pub fn with_regions(
+        kinds: &[PiiKind],
+        phone_regions: &[&str],
+    ) -> Result<PiiDetector, PiiError> {
+        let phones = Phones::new(phone_regions)?;
         let mut shapes = Vec::new();
         let mut sources = Vec::new();
         for (shape, source) in patterns() {
@@ -134,9 +147,39 @@ impl PiiDetector {
         &self.kinds
     }
 
+    /// The phone region a record's country field names (an ISO 3166 alpha-2 or alpha-3 code,
+    /// or the country's name in English, German, French or Spanish), for
+    /// [`PiiDetector::find_in`]; `None` for a blank or unknown country. `scratch` is reused
+    /// across calls.
+    pub fn phone_region(&self, country: &str, scratch: &mut String) -> Option<PhoneRegion> {
+        self.phones
+            .region_named(country, scratch)
+            .map(|index| PhoneRegion(index as u16))
+    }
+
+    /// Whether `text` may hold a finding at all (a cheap scan for digits, `@` and `::`); when
+    /// it is false, [`PiiDetector::find`] finds nothing.
+    pub fn may_find(&self, text: &str) -> bool {
+        may_hold_pii(text.as_bytes())
+    }
+
     /// Replaces `out` with the validated findings in `text`: sorted, not overlapping.
     pub fn find(&self, text: &str, out: &mut Vec<Finding>) {
+        self.find_in(text, None, out);
+    }
+
+    /// As [`PiiDetector::find`], with national phone numbers read as numbers of `region` (a
+    /// record's own country) instead of the configured regions, when it is given.
+    pub fn find_in(&self, text: &str, region: Option<PhoneRegion>, out: &mut Vec<Finding>) {
         out.clear();
+        let own;
+        let regions = match region {
+            Some(PhoneRegion(index)) => {
+                own = [usize::from(index)];
+                &own[..]
+            }
+            None => self.phones.defaults(),
+        };
         if !may_hold_pii(text.as_bytes()) {
             return;
         }
@@ -148,7 +191,14 @@ impl PiiDetector {
             let Some(m) = self.regex.find(Input::new(text).range(at..)) else {
                 break;
             };
-            match self.confirm(text, m.start(), m.end(), m.pattern().as_usize(), floor) {
+            match self.confirm(
+                text,
+                m.start(),
+                m.end(),
+                m.pattern().as_usize(),
+                floor,
+                regions,
+            ) {
                 Ok(found) => {
                     out.push(found);
                     at = found.end;
@@ -163,8 +213,19 @@ impl PiiDetector {
     /// returns how many findings there were. `findings` is scratch space, reused across calls;
     /// it holds the findings afterwards.
     pub fn redact_into(&self, text: &str, findings: &mut Vec<Finding>, out: &mut String) -> usize {
+        self.redact_in(text, None, findings, out)
+    }
+
+    /// As [`PiiDetector::redact_into`], with the phone region of [`PiiDetector::find_in`].
+    pub fn redact_in(
+        &self,
+        text: &str,
+        region: Option<PhoneRegion>,
+        findings: &mut Vec<Finding>,
+        out: &mut String,
+    ) -> usize {
         out.clear();
-        self.find(text, findings);
+        self.find_in(text, region, findings);
         let mut last = 0;
         for f in findings.iter() {
             out.push_str(&text[last..f.start]);
@@ -184,6 +245,7 @@ impl PiiDetector {
         end: usize,
         first: usize,
         floor: usize,
+        regions: &[usize],
     ) -> Result<Finding, usize> {
         for index in first..self.shapes.len() {
             let shape = self.shapes[index];
@@ -196,7 +258,7 @@ impl PiiDetector {
                     None => continue,
                 }
             };
-            if let Some(found) = self.accept(text, start, end, shape, floor) {
+            if let Some(found) = self.accept(text, start, end, shape, floor, regions) {
                 return Ok(found);
             }
             // Shaped like an IBAN but failing its checksum: some other account or reference
@@ -217,6 +279,7 @@ impl PiiDetector {
         end: usize,
         shape: Shape,
         floor: usize,
+        regions: &[usize],
     ) -> Option<Finding> {
         let bytes = text.as_bytes();
         if shape == Shape::Email {
@@ -230,7 +293,7 @@ impl PiiDetector {
         loop {
             if start < end
                 && on_boundary(text, start, end, kind, floor)
-                && self.valid(shape, &text[start..end])
+                && self.valid(shape, &text[start..end], regions)
             {
                 return Some(Finding { kind, start, end });
             }
@@ -253,7 +316,7 @@ impl PiiDetector {
         }
     }
 
-    fn valid(&self, shape: Shape, candidate: &str) -> bool {
+    fn valid(&self, shape: Shape, candidate: &str, regions: &[usize]) -> bool {
         match shape {
             Shape::Email => validate::email(candidate),
             Shape::Iban => validate::iban(candidate),
@@ -261,7 +324,7 @@ impl PiiDetector {
             Shape::Card => validate::card(candidate),
             Shape::Ipv6 => validate::ipv6(candidate),
             Shape::Ipv4 => validate::ipv4(candidate),
-            Shape::Phone => validate::phone(candidate, &self.phones),
+            Shape::Phone => validate::phone(candidate, &self.phones, regions),
         }
     }
 }

@@ -15,6 +15,7 @@ use super::phone_meta::{Desc, REGIONS, Region};
 use regex_automata::meta::Regex;
 use regex_automata::util::syntax;
 use regex_automata::{Anchored, Input, MatchKind, PatternID, PatternSet};
+use std::collections::HashMap;
 use std::sync::OnceLock;
 
 /// The longest national significant number libphonenumber accepts.
@@ -44,14 +45,24 @@ pub(super) struct Phones {
     compiled: Vec<OnceLock<Option<Compiled>>>,
     /// For each calling code 0..1000: the range of `regions` that share it, main region first.
     by_code: Vec<(u16, u16)>,
-    /// The configured default region, for numbers without a country code.
-    default: Option<usize>,
+    /// The configured regions, for numbers without a country code (indexes into `regions`).
+    defaults: Vec<usize>,
+    /// Country names and ISO codes (lowercase) to the index of their region, for
+    /// `region_from`: a record's own country.
+    names: HashMap<Box<str>, usize>,
 }
 
 impl std::fmt::Debug for Phones {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Phones")
-            .field("region", &self.default.map(|i| self.regions[i].id))
+            .field(
+                "regions",
+                &self
+                    .defaults
+                    .iter()
+                    .map(|&i| self.regions[i].id)
+                    .collect::<Vec<_>>(),
+            )
             .finish_non_exhaustive()
     }
 }
@@ -289,6 +300,21 @@ impl Compiled {
     }
 }
 
+/// Writes a calling code (1 to 999) in decimal into `out`; returns how many digits it has.
+pub(super) fn write_code(code: u16, out: &mut [u8; 3]) -> usize {
+    let len = match code {
+        0..=9 => 1,
+        10..=99 => 2,
+        _ => 3,
+    };
+    let mut rest = code.min(999);
+    for slot in out[..len].iter_mut().rev() {
+        *slot = b'0' + (rest % 10) as u8;
+        rest /= 10;
+    }
+    len
+}
+
 /// Appends a Java `Matcher.replaceFirst` replacement: `$n` is group n (as many digits as name a
 /// group), `\x` is `x`.
 fn java_replacement(
@@ -324,7 +350,7 @@ fn java_replacement(
 }
 
 impl Phones {
-    pub(super) fn new(region: Option<&str>) -> Result<Phones, PiiError> {
+    pub(super) fn new(configured: &[&str]) -> Result<Phones, PiiError> {
         // REGIONS is sorted by calling code, main region first.
         let regions = REGIONS;
         let mut by_code = vec![(0u16, 0u16); 1000];
@@ -336,23 +362,39 @@ impl Phones {
                 slot.1 = index as u16 + 1;
             }
         }
-        let default = match region {
-            None => None,
-            Some(r) => {
-                let id = r.trim().to_ascii_uppercase();
-                let found = regions
-                    .iter()
-                    .position(|m| m.id == id && id != "001")
-                    .ok_or(PiiError::Region)?;
-                Some(found)
-            }
+        let position = |id: &str| {
+            let id = id.trim().to_ascii_uppercase();
+            regions.iter().position(|m| m.id == id && id != "001")
         };
+        let mut defaults = Vec::with_capacity(configured.len());
+        for r in configured {
+            let found = position(r).ok_or(PiiError::Region)?;
+            if !defaults.contains(&found) {
+                defaults.push(found);
+            }
+        }
+        let mut names = HashMap::new();
+        for (index, region) in regions.iter().enumerate() {
+            if region.id != "001" {
+                names
+                    .entry(region.id.to_ascii_lowercase().into())
+                    .or_insert(index);
+            }
+        }
+        for &(id, alpha3, country_names) in super::countries::COUNTRIES {
+            if let Some(index) = position(id) {
+                for &name in std::iter::once(&alpha3).chain(country_names) {
+                    names.insert(name.into(), index);
+                }
+            }
+        }
         let compiled = regions.iter().map(|_| OnceLock::new()).collect();
         Ok(Phones {
             regions,
             compiled,
             by_code,
-            default,
+            defaults,
+            names,
         })
     }
 
@@ -367,10 +409,33 @@ impl Phones {
         start as usize..end as usize
     }
 
-    /// The configured region: its calling code and trunk prefix.
-    pub(super) fn default_region(&self) -> Option<(u16, Option<&str>)> {
-        let meta = &self.regions[self.default?];
-        Some((meta.country_code, meta.national_prefix))
+    /// The configured regions, in the order they were given.
+    pub(super) fn defaults(&self) -> &[usize] {
+        &self.defaults
+    }
+
+    /// A region's calling code and trunk prefix.
+    pub(super) fn region_info(&self, index: usize) -> (u16, Option<&'static str>) {
+        let meta = &self.regions[index];
+        (meta.country_code, meta.national_prefix)
+    }
+
+    /// The region a country field names: an ISO 3166 alpha-2 or alpha-3 code, or the country's
+    /// name in English, German, French or Spanish (any case, surrounding spaces ignored). `lower`
+    /// is scratch space.
+    pub(super) fn region_named(&self, country: &str, lower: &mut String) -> Option<usize> {
+        let country = country.trim();
+        if country.is_empty() || country.len() > 64 {
+            return None;
+        }
+        lower.clear();
+        if country.is_ascii() {
+            lower.push_str(country);
+            lower.make_ascii_lowercase();
+        } else {
+            lower.extend(country.chars().flat_map(char::to_lowercase));
+        }
+        self.names.get(lower.as_str()).copied()
     }
 
     /// A number written with its country code; `digits` follow the `+` or the `00`.
@@ -394,7 +459,7 @@ impl Phones {
         Some((code as u16, self.valid(code, nsn)?))
     }
 
-    /// A number written without a country code, in the configured region (or `region`).
+    /// A number written without a country code, in `region` (or the first configured one).
     pub(super) fn national(&self, digits: &str, region: Option<usize>) -> Option<(u16, Line)> {
         self.national_number(digits, region, false)
             .map(|n| (n.code, n.line))
@@ -408,7 +473,7 @@ impl Phones {
         region: Option<usize>,
         trunk: bool,
     ) -> Option<National> {
-        let index = region.or(self.default)?;
+        let index = region.or_else(|| self.defaults.first().copied())?;
         let c = self.compiled(index)?;
         if let Some(idd) = &c.idd
             && let Some(m) = idd.find(Input::new(digits).anchored(Anchored::Yes))
@@ -425,8 +490,11 @@ impl Phones {
         let mut number = digits;
         let mut without_code = String::new();
         // The country code written without a `+` (`1 415 555 0132`).
-        let code = c.code.to_string();
-        if let Some(rest) = digits.strip_prefix(code.as_str()) {
+        // (Formatted on the stack: this runs for every national candidate in every region.)
+        let mut code_digits = [0u8; 3];
+        let code_len = write_code(c.code, &mut code_digits);
+        let code = std::str::from_utf8(&code_digits[..code_len]).unwrap_or_default();
+        if let Some(rest) = digits.strip_prefix(code) {
             let mut stripped = String::new();
             let potential = if c.strip_national_prefix(rest, &mut stripped) {
                 stripped.as_str()

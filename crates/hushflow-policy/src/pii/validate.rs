@@ -5,12 +5,16 @@ use super::phone::Phones;
 use std::net::{Ipv4Addr, Ipv6Addr};
 
 /// A practical address: the pattern already requires `local@label.tld`; the local part must hold
-/// a letter or digit and the lengths must fit RFC 5321.
+/// a letter or digit, the lengths must fit RFC 5321, and the top-level domain must exist
+/// (`logo@2x.png` and `user@host.local` are no addresses) or be one reserved for examples
+/// (`jane@acme.example`).
 pub(super) fn email(candidate: &str) -> bool {
     let Some((local, domain)) = candidate.split_once('@') else {
         return false;
     };
+    let tld = domain.rsplit('.').next().unwrap_or(domain);
     (1..=64).contains(&local.len())
+        && (super::tld::exists(tld) || super::tld::reserved_for_examples(tld))
         && candidate.len() <= 254
         && local.chars().any(char::is_alphanumeric)
         && domain
@@ -155,13 +159,14 @@ pub(super) fn ipv6(candidate: &str) -> bool {
 /// A phone number, checked with libphonenumber's rules and metadata (see `phone.rs`):
 /// - international (`+49 …`, `(+49) …`, `+44 (0)20 …`, `0049 …`): a valid number of the
 ///   country it names;
-/// - national in the configured region, not shaped like a date: a valid number that starts
-///   with the region's trunk prefix (`030 …` in Germany), or one that libphonenumber's national
-///   format writes without it (`138 1234 5678` in China, `98765 43210` in India, any number in
-///   Italy or Spain), so order numbers and amounts, which rarely pass both, stay;
+/// - national in one of `regions` (the record's own, or the configured list), not shaped like
+///   a date: a valid number that starts with the region's trunk prefix (`030 …` in Germany),
+///   or one that libphonenumber's national format writes without it (`138 1234 5678` in China,
+///   `98765 43210` in India, any number in Italy or Spain), so order numbers and amounts,
+///   which rarely pass both, stay;
 /// - North American in the usual shapes (`(415) 555-0132`, `415-555-0132`, `1 415 555 0132`)
-///   whatever the region: a bare run of ten digits is as likely an id as a phone number.
-pub(super) fn phone(candidate: &str, phones: &Phones) -> bool {
+///   whatever the regions: a bare run of ten digits is as likely an id as a phone number.
+pub(super) fn phone(candidate: &str, phones: &Phones, regions: &[usize]) -> bool {
     let mut buf = [0u8; 24];
     let mut count = 0;
     for b in candidate.bytes().filter(u8::is_ascii_digit) {
@@ -187,32 +192,38 @@ pub(super) fn phone(candidate: &str, phones: &Phones) -> bool {
     if !(7..=15).contains(&count) {
         return false;
     }
-    if date_shaped(candidate) {
+    if date_shaped(candidate) || zip_plus_four(candidate) || reference_with_year(candidate) {
         return false;
     }
-    if let Some((code, trunk)) = phones.default_region() {
+    let nanp = nanp_shape(candidate);
+    for &region in regions {
+        let (code, trunk) = phones.region_info(region);
         if code == 1 {
-            return nanp_shape(candidate) && phones.national(digits, None).is_some();
+            if nanp && phones.national(digits, Some(region)).is_some() {
+                return true;
+            }
+            continue;
         }
         // Written with the trunk prefix, or a number that is written without it (a mobile
         // number in China, most numbers in Italy or Spain, which have no trunk prefix).
         let leading = trunk.is_none_or(|p| digits.starts_with(p));
-        if let Some(n) = phones.national_number(digits, None, !leading)
+        if let Some(n) = phones.national_number(digits, Some(region), !leading)
             && n.code == code
             && (leading || !n.needs_trunk)
         {
             return true;
         }
     }
-    nanp_shape(candidate)
-        && phones
-            .national(digits, phones.north_america())
-            .is_some_and(|(code, _)| code == 1)
+    nanp && phones
+        .national(digits, phones.north_america())
+        .is_some_and(|(code, _)| code == 1)
 }
 
 /// A date in digits: `15.03.2024`, `03/15/2024`, `2024-03-15`, `7/4/26`. German numbers are so
 /// varied that `07.03.2021` is also a valid phone number, but nobody writes one like that.
 pub(super) fn date_shaped(candidate: &str) -> bool {
+    // `(02/15/2025)`: the phone pattern takes an opening bracket with it.
+    let candidate = candidate.trim_start_matches('(').trim_end_matches(')');
     let mut parts = [0u32; 3];
     let mut lens = [0usize; 3];
     let mut n = 0;
@@ -242,6 +253,31 @@ pub(super) fn date_shaped(candidate: &str) -> bool {
         [1..=2, 1..=2, 2 | 4] => day_month(parts[0], parts[1]),
         _ => false,
     }
+}
+
+/// A file or case reference with its year, `91029/2025`: digits, one slash, a year. A phone
+/// number written with a slash puts the area code before it, which starts with the trunk
+/// prefix (`030/1234567`), so a first group starting with 0 is left to the phone rules.
+fn reference_with_year(candidate: &str) -> bool {
+    let Some((number, year)) = candidate.split_once('/') else {
+        return false;
+    };
+    !number.is_empty()
+        && !number.starts_with('0')
+        && number.bytes().all(|b| b.is_ascii_digit())
+        && year.len() == 4
+        && year.bytes().all(|b| b.is_ascii_digit())
+        && (1950..=2049).contains(&year.parse::<u16>().unwrap_or(0))
+}
+
+/// A US ZIP+4 code, `94107-1234`: nine digits that are also a valid number in Spain (or any
+/// plan without a trunk prefix), but nobody groups a phone number 5-4 with a dash.
+fn zip_plus_four(candidate: &str) -> bool {
+    let b = candidate.as_bytes();
+    b.len() == 10
+        && b[5] == b'-'
+        && b[..5].iter().all(u8::is_ascii_digit)
+        && b[6..].iter().all(u8::is_ascii_digit)
 }
 
 /// `[1 ](415) 555-0132`, `415-555-0132`, `415.555.0132`, `415 555 0132`: ten digits in groups
