@@ -2,7 +2,9 @@
 # The policy benchmark: hushflow and the pandas baseline side by side on the same contacts, the
 # *core* and *full* policies, CSV to CSV. Prints input records/s on one core (pinned with taskset,
 # `--workers 1`, against pandas, which is single-threaded) and on every core (the scaling), peak memory, the
-# JSONL-input rate against CSV, and whether the outputs agree row by row.
+# JSONL-input rate against CSV, and whether the outputs agree row by row. Two pandas baselines:
+# notes redacted with phonenumbers' matcher (the outputs are compared), and "plain re", the same
+# policy redacting notes with two regular expressions (baseline.py --plain).
 # usage: bench/policy/run.sh [ROWS]   (default 200000; the reference run is 2000000)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -40,10 +42,12 @@ for variant in core full; do
   best_of 0 "bench/policy/$variant.toml" --workers 1; one=$best; one_mem=$peak
   best_of "$all_cpus" "bench/policy/$variant.toml"; all=$best; all_mem=$peak
   read -r n py pymem <<<"$(.venv/bin/python bench/policy/baseline.py "$variant" examples/data/bench-policy.csv target/bench-baseline-$variant.csv "$HF_BENCH_PEPPER" "$HF_BENCH_TOKEN_KEY")"
-  awk -v v="$variant" -v n="$n" -v one="$one" -v all="$all" -v b="$py" -v m1="$one_mem" -v m="$all_mem" -v pm="$pymem" -v c="$cores" 'BEGIN {
+  read -r _ plain _ <<<"$(.venv/bin/python bench/policy/baseline.py "$variant" examples/data/bench-policy.csv target/bench-baseline-plain-$variant.csv "$HF_BENCH_PEPPER" "$HF_BENCH_TOKEN_KEY" --plain)"
+  awk -v v="$variant" -v n="$n" -v one="$one" -v all="$all" -v b="$py" -v p="$plain" -v m1="$one_mem" -v m="$all_mem" -v pm="$pymem" -v c="$cores" 'BEGIN {
     printf "%-5s pandas            %9.0f records/s (%.2fs, %s MiB)\n", v, n / b, b, pm
-    printf "%-5s hushflow 1 core   %9.0f records/s (%.2fs, %.0f MiB)   %.1fx pandas\n", v, n / one, one, m1 / 1024, b / one
-    printf "%-5s hushflow %d cores  %9.0f records/s (%.2fs, %.0f MiB)   %.1fx pandas, %.2fx one core\n", v, c, n / all, all, m / 1024, b / all, one / all }'
+    printf "%-5s pandas, plain re  %9.0f records/s (%.2fs)\n", v, n / p, p
+    printf "%-5s hushflow 1 core   %9.0f records/s (%.2fs, %.0f MiB)   %.1fx pandas, %.1fx plain\n", v, n / one, one, m1 / 1024, b / one, p / one
+    printf "%-5s hushflow %d cores  %9.0f records/s (%.2fs, %.0f MiB)   %.1fx pandas, %.1fx plain, %.2fx one core\n", v, c, n / all, all, m / 1024, b / all, p / all, one / all }'
   .venv/bin/python bench/policy/compare.py "examples/out/bench-$variant.csv" "target/bench-baseline-$variant.csv"
 done
 
