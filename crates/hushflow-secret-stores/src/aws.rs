@@ -340,7 +340,7 @@ impl SecretsManagerProvider {
     }
 
     /// The whole secret `id` (its string, or its binary value decoded).
-    fn whole(&self, id: &str) -> Result<SecretValue, StoreError> {
+    pub(crate) fn whole(&self, id: &str) -> Result<SecretValue, StoreError> {
         if let Some(Some(v)) = self.cache.field(id, "") {
             return Ok(v);
         }

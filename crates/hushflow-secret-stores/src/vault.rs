@@ -526,7 +526,7 @@ impl VaultProvider {
     }
 
     /// Field `field` of the secret at `path`, from the cache or from Vault.
-    fn field(&self, path: &str, field: &str) -> Result<SecretValue, StoreError> {
+    pub(crate) fn field(&self, path: &str, field: &str) -> Result<SecretValue, StoreError> {
         if let Some(cached) = self.inner.cache.field(path, field) {
             return cached.ok_or_else(|| no_field(path, field));
         }
