@@ -87,6 +87,7 @@ fn validate_plan(session: &Session<'_>, plan: Plan, depth: Depth) -> Result<(), 
         Depth::Offline => plan,
         Depth::Secrets => prepare_plan(session, plan)?.plan,
         Depth::Connect => {
+            check_secrets(session, &plan)?;
             let prepared = prepare_plan(session, plan)?;
             hushflow_engine::check(&prepared.plan, &prepared.connections)
                 .map_err(|e| failure(format!("{}: {e}", prepared.plan.file.display())))?;
@@ -103,6 +104,30 @@ fn validate_plan(session: &Session<'_>, plan: Plan, depth: Depth) -> Result<(), 
             plan.source.kind(),
             plan.sink.kind()
         ));
+    }
+    Ok(())
+}
+
+/// `hushflow check`: one line per secret reference of the plan, `ok` or the reason it does not
+/// resolve (never the value); fails (exit 1) when any does not, after reporting them all.
+fn check_secrets(session: &Session<'_>, plan: &Plan) -> Result<(), Failure> {
+    let out = session.out;
+    let keyring = session.keyring()?;
+    let resolver = super::resolver(&out.redactor, Some(&keyring));
+    let checks = hushflow_app::secrets::check_references(plan, &resolver);
+    let failed = checks.iter().filter(|c| !c.ok()).count();
+    for c in &checks {
+        match &c.error {
+            None => out.line(format!("secret    {}  ok  {}", c.at, c.reference)),
+            Some(e) => out.line(format!("secret    {}  {}  {e}", c.at, c.status)),
+        }
+    }
+    if failed > 0 {
+        return Err(failure(format!(
+            "{}: {failed} of {} secret references do not resolve",
+            plan.file.display(),
+            checks.len()
+        )));
     }
     Ok(())
 }
