@@ -310,6 +310,8 @@ fn approle_logs_in_and_logs_in_again_when_the_token_expires() {
         p.clear_cache();
         std::thread::sleep(Duration::from_millis(2500));
     }
+    // Each token died at its maximum TTL (renewal cannot extend it), so each use logged in.
+    assert!(p.logins() >= 3, "logins: {}", p.logins());
     // The secret_id was registered with the redactor when it was resolved for the login.
     assert!(
         !redactor
