@@ -318,7 +318,7 @@ fn vault_post(stores: &Stores, op: &str, key: &str, body: Value) -> Result<Value
 
 #[cfg(feature = "aws")]
 fn kms(stores: &Stores) -> crate::aws::AwsClient {
-    crate::aws::AwsClient::kms(stores.env().clone())
+    crate::aws::AwsClient::kms(stores.env().clone()).with_web_identity(stores.aws_sm().web_identity())
 }
 
 #[cfg(not(feature = "aws"))]

@@ -104,6 +104,12 @@ impl Stores {
         let _ = redactor;
     }
 
+    /// The `aws-sm:` provider.
+    #[cfg(feature = "aws")]
+    pub fn aws_sm(&self) -> &aws::SecretsManagerProvider {
+        &self.aws_sm
+    }
+
     /// The `vault:` provider.
     #[cfg(feature = "vault")]
     pub fn vault(&self) -> &vault::VaultProvider {
