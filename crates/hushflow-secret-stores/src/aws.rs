@@ -228,6 +228,9 @@ fn aws_error(service: &str, status: u16, json: &Value) -> StoreError {
             Reason::PermissionDenied,
             "the ciphertext does not belong to this key or was altered",
         ),
+        "ThrottlingException" | "Throttling" | "RequestLimitExceeded" => {
+            (Reason::Unreachable, "the service is throttling requests")
+        }
         _ if status == 403 => (Reason::PermissionDenied, "the credentials may not do this"),
         _ if status >= 500 => (Reason::Unreachable, "the service failed"),
         _ => (Reason::BadResponse, "the request was refused"),
@@ -373,7 +376,8 @@ impl WebIdentity {
                 })?,
         };
         let asked = Instant::now();
-        let keys = assume_role_with_web_identity(env, &endpoint, what, token_file, role_arn, session)?;
+        let keys =
+            assume_role_with_web_identity(env, &endpoint, what, token_file, role_arn, session)?;
         self.fetches.fetch_add(1, Ordering::Relaxed);
         let refresh_at = asked + session - REFRESH_MARGIN.min(session / 4);
         *cached = Some((key, refresh_at, keys.clone()));
@@ -395,7 +399,9 @@ fn assume_role_with_web_identity(
     let cannot = |e: std::io::Error| {
         StoreError::new(
             Reason::NotConfigured,
-            format!("cannot read the web identity token {token_file} (AWS_WEB_IDENTITY_TOKEN_FILE): {e}"),
+            format!(
+                "cannot read the web identity token {token_file} (AWS_WEB_IDENTITY_TOKEN_FILE): {e}"
+            ),
         )
     };
     let mut token = Zeroizing::new(Vec::new());
@@ -582,10 +588,10 @@ impl SecretsManagerProvider {
         let mut json = AwsClient::secrets_manager(self.env.clone())
             .with_web_identity(self.web_identity.clone())
             .call(
-            "GetSecretValue",
-            region,
-            &serde_json::json!({ "SecretId": id }),
-        )?;
+                "GetSecretValue",
+                region,
+                &serde_json::json!({ "SecretId": id }),
+            )?;
         let value = if let Some(s) = json["SecretString"].as_str() {
             Some(SecretValue::new(s.as_bytes().to_vec()))
         } else if let Some(b) = json["SecretBinary"].as_str() {

@@ -297,7 +297,10 @@ mod tests {
             #[cfg(feature = "aws")]
             crate::aws::SecretsManagerProvider::default(),
         );
-        assert_eq!(p.resolve("crm-db").unwrap().expose(), b"postgres://u:p@h/db");
+        assert_eq!(
+            p.resolve("crm-db").unwrap().expose(),
+            b"postgres://u:p@h/db"
+        );
         let e = p.resolve("other").unwrap_err().to_string();
         assert!(
             e.starts_with("conn:other: not found: looked in the environment (HUSHFLOW_CONN_OTHER)"),

@@ -276,7 +276,6 @@ impl Session {
     }
 }
 
-
 impl std::fmt::Debug for VaultProvider {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("VaultProvider")
@@ -829,6 +828,11 @@ fn status_error(response: &Response, api_path: &str) -> StoreError {
         400 => StoreError::new(
             Reason::BadResponse,
             format!("Vault refused the request on {api_path} as malformed (HTTP 400)"),
+        ),
+        // Rate limited, or a server error: worth trying again later, like an outage.
+        s @ (429 | 500..) => StoreError::new(
+            Reason::Unreachable,
+            format!("Vault failed on {api_path} (HTTP {s}); try again later"),
         ),
         s => StoreError::new(
             Reason::BadResponse,

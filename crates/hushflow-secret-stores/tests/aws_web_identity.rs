@@ -164,16 +164,25 @@ fn web_identity_credentials_sign_requests_and_are_refreshed_before_they_expire()
         )
         .unwrap();
     assert_eq!(p.web_identity().fetches(), 1);
-    assert_eq!(p.resolve("prod/crm#token").unwrap().expose(), CANARY.as_bytes());
+    assert_eq!(
+        p.resolve("prod/crm#token").unwrap().expose(),
+        CANARY.as_bytes()
+    );
     assert_eq!(p.web_identity().fetches(), 1, "the credentials are reused");
 
     // Past the refresh point (a quarter of the session before it ends), the next request
     // fetches new credentials first; they sign a checked request too.
     std::thread::sleep(Duration::from_millis(3200));
     unchecked(&moto, 1);
-    assert_eq!(p.resolve("prod/crm#token").unwrap().expose(), CANARY.as_bytes());
+    assert_eq!(
+        p.resolve("prod/crm#token").unwrap().expose(),
+        CANARY.as_bytes()
+    );
     assert_eq!(p.web_identity().fetches(), 2);
-    assert_eq!(p.resolve("prod/crm#token").unwrap().expose(), CANARY.as_bytes());
+    assert_eq!(
+        p.resolve("prod/crm#token").unwrap().expose(),
+        CANARY.as_bytes()
+    );
     assert_eq!(p.web_identity().fetches(), 2);
 
     // A missing token file says which variable to fix, without the token.

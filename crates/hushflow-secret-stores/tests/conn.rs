@@ -39,7 +39,10 @@ fn reason(e: &SecretError) -> Reason {
     let SecretError::Provider { source, .. } = e else {
         panic!("not a provider error: {e}");
     };
-    source.downcast_ref::<StoreError>().expect("a StoreError").reason
+    source
+        .downcast_ref::<StoreError>()
+        .expect("a StoreError")
+        .reason
 }
 
 #[test]
@@ -67,7 +70,10 @@ fn connections_are_looked_up_in_order() {
     ];
     let sm = AwsClient::secrets_manager(Env::from_pairs(aws_env.clone()));
     for (name, value) in [
-        ("crm", json!({"conn_uri": "postgres://aws-crm/db"}).to_string()),
+        (
+            "crm",
+            json!({"conn_uri": "postgres://aws-crm/db"}).to_string(),
+        ),
         (
             "warehouse",
             json!({"conn_uri": "postgres://aws-warehouse/db"}).to_string(),
@@ -94,7 +100,10 @@ fn connections_are_looked_up_in_order() {
     ]);
     let stores = Stores::with_env(Env::from_pairs(settings.clone()));
 
-    assert_eq!(resolve(&stores, "conn:crm").unwrap(), "postgres://env-crm/db");
+    assert_eq!(
+        resolve(&stores, "conn:crm").unwrap(),
+        "postgres://env-crm/db"
+    );
     assert!(
         resolve(&stores, "conn:warehouse")
             .unwrap()
@@ -152,5 +161,8 @@ fn connections_are_looked_up_in_order() {
         "{e}"
     );
     // The environment is still asked first.
-    assert_eq!(resolve(&stores, "conn:crm").unwrap(), "postgres://env-crm/db");
+    assert_eq!(
+        resolve(&stores, "conn:crm").unwrap(),
+        "postgres://env-crm/db"
+    );
 }

@@ -38,11 +38,7 @@ fn call(bao: &Service, path: &str, body: Value) -> Value {
 
 /// A secret and a policy that may read it.
 fn seed(bao: &Service) {
-    call(
-        bao,
-        "secret/data/crm",
-        json!({"data": {"token": CANARY}}),
-    );
+    call(bao, "secret/data/crm", json!({"data": {"token": CANARY}}));
     call(
         bao,
         "sys/policies/acl/crm-read",
@@ -60,9 +56,8 @@ impl Signer {
     fn new() -> Signer {
         let rng = SystemRandom::new();
         let pkcs8 = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &rng).unwrap();
-        let key =
-            EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, pkcs8.as_ref(), &rng)
-                .unwrap();
+        let key = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, pkcs8.as_ref(), &rng)
+            .unwrap();
         Signer { key, rng }
     }
 
@@ -252,7 +247,8 @@ fn kubernetes_login_renews_its_token_past_the_ttl() {
         .unwrap_err();
     assert_eq!(store_error(&e, &[]).reason, Reason::NotConfigured, "{e}");
     assert!(
-        e.to_string().contains("HUSHFLOW_VAULT_KUBERNETES_TOKEN_FILE"),
+        e.to_string()
+            .contains("HUSHFLOW_VAULT_KUBERNETES_TOKEN_FILE"),
         "{e}"
     );
 }
@@ -294,7 +290,10 @@ fn a_given_renewable_token_is_renewed_past_its_ttl() {
         &bao,
         VaultAuth::Token(SecretValue::new(short.clone().into_bytes())),
     ));
-    assert_eq!(p.resolve("secret/crm#token").unwrap().expose(), CANARY.as_bytes());
+    assert_eq!(
+        p.resolve("secret/crm#token").unwrap().expose(),
+        CANARY.as_bytes()
+    );
     std::thread::sleep(Duration::from_millis(2500));
     p.clear_cache();
     let e = p.resolve("secret/crm#token").unwrap_err();

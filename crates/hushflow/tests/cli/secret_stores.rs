@@ -302,7 +302,10 @@ fn check_reports_each_reference_without_its_value() {
     };
 
     // Every reference resolves: each is reported ok, and the check goes on to the connections.
-    ws.write("p.toml", with_keys("conn:pepper", "vault:secret/crm#pepper"));
+    ws.write(
+        "p.toml",
+        with_keys("conn:pepper", "vault:secret/crm#pepper"),
+    );
     let r = ws.run_with(&["-vv", "check", "p.toml"], &env);
     assert_eq!(r.code, 0, "{}", r.all());
     no_canary(&r.all());
@@ -316,7 +319,10 @@ fn check_reports_each_reference_without_its_value() {
     }
 
     // A denied path and a missing connection: each named with its reason, all reported.
-    ws.write("p.toml", with_keys("vault:secret/data/hr#pepper", "conn:nowhere"));
+    ws.write(
+        "p.toml",
+        with_keys("vault:secret/data/hr#pepper", "conn:nowhere"),
+    );
     let r = ws.run_with(&["-vv", "check", "p.toml"], &env);
     assert_eq!(r.code, 1, "{}", r.all());
     no_canary(&r.all());
@@ -337,7 +343,10 @@ fn check_reports_each_reference_without_its_value() {
     // A sealed Vault: its references say "sealed"; the environment's still resolve.
     let (status, answer) = bao.request("POST", "/v1/sys/seal", &root, "");
     assert_eq!(status, 204, "{answer}");
-    ws.write("p.toml", with_keys("conn:pepper", "vault:secret/crm#pepper"));
+    ws.write(
+        "p.toml",
+        with_keys("conn:pepper", "vault:secret/crm#pepper"),
+    );
     let r = ws.run_with(&["-vv", "check", "p.toml"], &env);
     assert_eq!(r.code, 1, "{}", r.all());
     no_canary(&r.all());
