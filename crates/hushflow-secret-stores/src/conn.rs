@@ -93,7 +93,7 @@ impl ConnProvider {
         }
     }
 
-    fn from_env(&self, name: &str) -> Found {
+    fn in_env(&self, name: &str) -> Found {
         let var = env_name(name);
         match self.env.get(&var) {
             Some(v) => Found::Value(SecretValue::new(v.into_bytes())),
@@ -102,7 +102,7 @@ impl ConnProvider {
     }
 
     #[cfg(feature = "vault")]
-    fn from_vault(&self, name: &str) -> Result<Found, StoreError> {
+    fn in_vault(&self, name: &str) -> Result<Found, StoreError> {
         if self.env.get("VAULT_ADDR").is_none() {
             return Ok(Found::Skipped("Vault (VAULT_ADDR is not set)".into()));
         }
@@ -123,7 +123,7 @@ impl ConnProvider {
     }
 
     #[cfg(feature = "aws")]
-    fn from_aws(&self, name: &str) -> Result<Found, StoreError> {
+    fn in_aws(&self, name: &str) -> Result<Found, StoreError> {
         let var = |n: &str| self.env.get(n);
         if var("AWS_REGION").is_none() && var("AWS_DEFAULT_REGION").is_none() {
             return Ok(Found::Skipped(
@@ -147,19 +147,19 @@ impl ConnProvider {
     fn lookup(&self, name: &str) -> Result<SecretValue, StoreError> {
         let mut looked = Vec::new();
         let mut skipped = Vec::new();
-        if let Some(v) = note(self.from_env(name), &mut looked, &mut skipped) {
+        if let Some(v) = note(self.in_env(name), &mut looked, &mut skipped) {
             return Ok(v);
         }
         // Each store is asked only when the ones before do not have the connection.
         #[cfg(feature = "vault")]
-        let vault = self.from_vault(name)?;
+        let vault = self.in_vault(name)?;
         #[cfg(not(feature = "vault"))]
         let vault = Found::Skipped("Vault (not in this build)".into());
         if let Some(v) = note(vault, &mut looked, &mut skipped) {
             return Ok(v);
         }
         #[cfg(feature = "aws")]
-        let aws = self.from_aws(name)?;
+        let aws = self.in_aws(name)?;
         #[cfg(not(feature = "aws"))]
         let aws = Found::Skipped("AWS Secrets Manager (not in this build)".into());
         if let Some(v) = note(aws, &mut looked, &mut skipped) {
