@@ -1,7 +1,8 @@
 //! The secret stores this build knows, registered in one place so that validation, resolution
 //! and every action agree on the schemes: the built-in `env:`, `file:` and `keyring:`, and the
 //! networked stores of `hushflow-secret-stores` that this build's features enable (`vault:`
-//! with `vault`, `aws-sm:` with `aws`).
+//! with `vault`, `aws-sm:` with `aws`), and `conn:`, which looks a named connection up in the
+//! environment and then in those stores.
 //!
 //! The networked stores are one value for the whole process, so that every registry built here
 //! shares one Vault login and one cache of resolved secrets for the run. They read their
