@@ -110,14 +110,16 @@ impl ReferenceCheck {
     }
 }
 
-/// Resolves every secret reference of `plan` through `resolver` (so each value is registered
-/// with its redactor, and dropped, wiped, right away) and says for each whether it resolved.
+/// Resolves every reference of `references` (where it is, and its text: as
+/// [`hushflow_spec::Plan::secret_references`] lists them) through `resolver`, so each value is
+/// registered with its redactor and dropped, wiped, right away, and says for each whether it
+/// resolved. A `file:` reference is relative to `base`, the pipeline file's directory.
 pub fn check_references(
-    plan: &hushflow_spec::Plan,
+    references: Vec<(String, String)>,
+    base: &Path,
     resolver: &SecretResolver<'_>,
 ) -> Vec<ReferenceCheck> {
-    let base = plan.file.parent().unwrap_or(Path::new(""));
-    plan.secret_references()
+    references
         .into_iter()
         .map(|(at, text)| {
             let parsed = match resolver.parse(&text) {

@@ -357,3 +357,59 @@ fn check_reports_each_reference_without_its_value() {
         assert!(r.stdout.contains(line), "{line}:\n{}", r.stdout);
     }
 }
+
+/// `hushflow check` on a DAG file reports the references of every task (sync keys and
+/// connections, a sql task's database) and the failure webhook, before any task is checked
+/// further, and fails naming each that does not resolve.
+#[test]
+fn check_reports_every_task_of_a_dag() {
+    let ws = Workspace::new();
+    ws.write("data/contacts.csv", "id,email\n1,a@example.com\n");
+    ws.write(
+        "dag.toml",
+        r#"
+[pipeline]
+name = "nightly"
+key = "id"
+on_failure_webhook = "conn:hook"
+
+[[task]]
+name = "extract"
+source = { type = "csv", path = "data/contacts.csv" }
+policy = { fields = { id = "keep", email = { hash = "hmac-sha256", key = "env:HF_CHECK_PEPPER" } } }
+sink = { type = "jsonl", path = "out/leads.jsonl" }
+
+[[task]]
+name = "count"
+type = "sql"
+depends_on = ["extract"]
+database = "conn:warehouse"
+sql = "SELECT 1"
+"#,
+    );
+    let env = [
+        ("HF_CHECK_PEPPER", SECRET),
+        (
+            "HUSHFLOW_CONN_HOOK",
+            "https://hooks.example/T0/canary-hook-5e1",
+        ),
+        ("HUSHFLOW_LOG", "trace"),
+    ];
+    let r = ws.run_with(&["-vv", "check", "dag.toml"], &env);
+    assert_eq!(r.code, 1, "{}", r.all());
+    for line in [
+        "secret    pipeline.on_failure_webhook  ok  conn:hook",
+        "secret    tasks.extract.policy.fields.email.key  ok  env:HF_CHECK_PEPPER",
+        "secret    tasks.count.database  not found  conn:warehouse: not found: looked in the environment (HUSHFLOW_CONN_WAREHOUSE)",
+    ] {
+        assert!(r.stdout.contains(line), "{line}:\n{}", r.stdout);
+    }
+    assert!(
+        r.stderr.contains("1 of 3 secret references do not resolve"),
+        "{}",
+        r.stderr
+    );
+    for c in [SECRET, SECRET_BYTES, "canary-hook-5e1"] {
+        assert!(!r.all().contains(c), "{c} in output:\n{}", r.all());
+    }
+}
