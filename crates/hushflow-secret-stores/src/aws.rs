@@ -26,7 +26,7 @@ use aws_credential_types::Credentials;
 use aws_sigv4::http_request::{SignableBody, SignableRequest, SigningSettings, sign};
 use aws_sigv4::sign::v4;
 use base64::Engine as _;
-use hushflow_secrets::{SecretError, SecretProvider, SecretValue};
+use hushflow_secrets::{Redactor, SecretError, SecretProvider, SecretValue};
 use serde_json::Value;
 use zeroize::Zeroizing;
 
@@ -314,6 +314,8 @@ pub struct WebIdentity {
     /// The credentials, when to fetch new ones, and for which role, token file and endpoint.
     cached: Mutex<Option<(String, Instant, Keys)>>,
     fetches: AtomicU64,
+    /// Masks the web identity token and the temporary credentials, once fetched.
+    redactor: Mutex<Option<Redactor>>,
 }
 
 impl std::fmt::Debug for WebIdentity {
@@ -335,6 +337,14 @@ const REFRESH_MARGIN: Duration = Duration::from_secs(300);
 const MAX_TOKEN_LEN: u64 = 64 * 1024;
 
 impl WebIdentity {
+    /// Registers the web identity token and the temporary credentials, when fetched, with
+    /// `redactor`.
+    pub fn set_redactor(&self, redactor: &Redactor) {
+        if let Ok(mut r) = self.redactor.lock() {
+            *r = Some(redactor.clone());
+        }
+    }
+
     /// How many times credentials were fetched from STS (for tests and metrics).
     pub fn fetches(&self) -> u64 {
         self.fetches.load(Ordering::Relaxed)
@@ -376,8 +386,15 @@ impl WebIdentity {
                 })?,
         };
         let asked = Instant::now();
-        let keys =
-            assume_role_with_web_identity(env, &endpoint, what, token_file, role_arn, session)?;
+        let redactor = self
+            .redactor
+            .lock()
+            .ok()
+            .and_then(|r| r.clone())
+            .unwrap_or_default();
+        let keys = assume_role_with_web_identity(
+            env, &endpoint, what, token_file, role_arn, session, &redactor,
+        )?;
         self.fetches.fetch_add(1, Ordering::Relaxed);
         let refresh_at = asked + session - REFRESH_MARGIN.min(session / 4);
         *cached = Some((key, refresh_at, keys.clone()));
@@ -394,6 +411,7 @@ fn assume_role_with_web_identity(
     token_file: &str,
     role_arn: &str,
     session: Duration,
+    redactor: &Redactor,
 ) -> Result<Keys, StoreError> {
     use std::io::Read as _;
     let cannot = |e: std::io::Error| {
@@ -417,6 +435,7 @@ fn assume_role_with_web_identity(
             format!("the web identity token {token_file} is empty"),
         ));
     }
+    redactor.register(&SecretValue::new(token.as_bytes().to_vec()));
     let session_name = env.get("AWS_ROLE_SESSION_NAME").unwrap_or_else(|| {
         let secs = SystemTime::now()
             .duration_since(SystemTime::UNIX_EPOCH)
@@ -451,11 +470,16 @@ fn assume_role_with_web_identity(
         field("SecretAccessKey"),
         field("SessionToken"),
     ) {
-        (Some(id), Some(secret), Some(session_token)) => Ok(Keys {
-            access_key_id: id,
-            secret_access_key: Zeroizing::new(secret),
-            session_token: Some(Zeroizing::new(session_token)),
-        }),
+        (Some(id), Some(secret), Some(session_token)) => {
+            for credential in [&secret, &session_token] {
+                redactor.register(&SecretValue::new(credential.as_bytes().to_vec()));
+            }
+            Ok(Keys {
+                access_key_id: id,
+                secret_access_key: Zeroizing::new(secret),
+                session_token: Some(Zeroizing::new(session_token)),
+            })
+        }
         _ => Err(StoreError::new(
             Reason::BadResponse,
             "sts: AssumeRoleWithWebIdentity answered without credentials",

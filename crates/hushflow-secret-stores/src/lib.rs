@@ -96,11 +96,14 @@ impl Stores {
         providers.register(self.aws_sm.clone());
     }
 
-    /// Registers credentials that the stores obtain themselves (a Vault token from an AppRole
-    /// login) with `redactor`, so that they are masked like resolved secrets.
+    /// Registers credentials that the stores obtain themselves (a Vault token from a login, a
+    /// service-account or web identity token, temporary AWS credentials) with `redactor`, so
+    /// that they are masked like resolved secrets.
     pub fn set_redactor(&self, redactor: &Redactor) {
         #[cfg(feature = "vault")]
         self.vault.set_redactor(redactor);
+        #[cfg(feature = "aws")]
+        self.aws_sm.web_identity().set_redactor(redactor);
         let _ = redactor;
     }
 

@@ -17,7 +17,7 @@ use aws_sigv4::http_request::{SignableBody, SignableRequest, SigningSettings, si
 use aws_sigv4::sign::v4;
 use hushflow_secret_stores::aws::{AwsClient, SecretsManagerProvider};
 use hushflow_secret_stores::{Env, Reason, StoreError};
-use hushflow_secrets::{SecretError, SecretProvider};
+use hushflow_secrets::{Redactor, SecretError, SecretProvider};
 use hushflow_test_support::service::Service;
 use serde_json::json;
 
@@ -151,6 +151,8 @@ fn web_identity_credentials_sign_requests_and_are_refreshed_before_they_expire()
         ("HUSHFLOW_AWS_ROLE_SESSION_SECONDS", "4".to_string()),
     ]);
     let p = SecretsManagerProvider::with_env(env.clone(), Duration::ZERO);
+    let redactor = Redactor::new();
+    p.web_identity().set_redactor(&redactor);
 
     // The STS call goes through unchecked; the CreateSecret after it is checked, signed with
     // the temporary key and carrying its session token.
@@ -169,6 +171,8 @@ fn web_identity_credentials_sign_requests_and_are_refreshed_before_they_expire()
         CANARY.as_bytes()
     );
     assert_eq!(p.web_identity().fetches(), 1, "the credentials are reused");
+    // The web identity token was registered with the redactor when it was read.
+    assert_eq!(redactor.scrub(&format!("x {WEB_TOKEN} y")), "x *** y");
 
     // Past the refresh point (a quarter of the session before it ends), the next request
     // fetches new credentials first; they sign a checked request too.
