@@ -1,7 +1,8 @@
 //! The secret stores this build knows, registered in one place so that validation, resolution
 //! and every action agree on the schemes: the built-in `env:`, `file:` and `keyring:`, and the
 //! networked stores of `hushflow-secret-stores` that this build's features enable (`vault:`
-//! with `vault`, `aws-sm:` with `aws`).
+//! with `vault`, `aws-sm:` with `aws`), and `conn:`, which looks a named connection up in the
+//! environment and then in those stores.
 //!
 //! The networked stores are one value for the whole process, so that every registry built here
 //! shares one Vault login and one cache of resolved secrets for the run. They read their
@@ -14,7 +15,9 @@ use base64::Engine as _;
 use hushflow_crypto::MasterKey;
 use hushflow_secret_stores::Stores;
 use hushflow_secret_stores::custody::{self, Custodian};
-use hushflow_secrets::{KeyProvider, Redactor, SecretProviders, SecretResolver, SecretValue};
+use hushflow_secrets::{
+    KeyProvider, Redactor, SecretError, SecretProviders, SecretResolver, SecretValue,
+};
 
 use crate::{Error, Result};
 
@@ -80,4 +83,102 @@ pub fn rewrap_master_key(value: &SecretValue, state_dir: &Path) -> Result<()> {
         &state_dir.join(WRAPPED_MASTER_KEY_FILE),
     )
     .map_err(|e| Error::failed(format!("rewrapping the master key: {e}")))
+}
+
+/// Whether one secret reference of a pipeline resolves, as `hushflow check` reports it. Holds
+/// where the reference is, the reference (configuration, not secret) and the reason it failed;
+/// never the value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReferenceCheck {
+    /// The key that holds the reference: `policy.fields.email.key`, `source.url`.
+    pub at: String,
+    /// The reference as written (`vault:secret/crm#token`), or a placeholder when it does not
+    /// parse (the text may then be a pasted secret).
+    pub reference: String,
+    /// `ok`, or the reason it failed: `not found`, `permission denied`, `sealed`,
+    /// `expired token`, `unreachable`, `not configured`, `insecure`, `invalid`, `empty`,
+    /// `unexpected response`.
+    pub status: &'static str,
+    /// The error, naming the reference and the reason (`None` when it resolved).
+    pub error: Option<String>,
+}
+
+impl ReferenceCheck {
+    /// Whether the reference resolved.
+    pub fn ok(&self) -> bool {
+        self.error.is_none()
+    }
+}
+
+/// Resolves every reference of `references` (where it is, and its text: as
+/// [`hushflow_spec::Plan::secret_references`] lists them) through `resolver`, so each value is
+/// registered with its redactor and dropped, wiped, right away, and says for each whether it
+/// resolved. A `file:` reference is relative to `base`, the pipeline file's directory.
+pub fn check_references(
+    references: Vec<(String, String)>,
+    base: &Path,
+    resolver: &SecretResolver<'_>,
+) -> Vec<ReferenceCheck> {
+    references
+        .into_iter()
+        .map(|(at, text)| {
+            let parsed = match resolver.parse(&text) {
+                Ok(r) => r.relative_to(base),
+                Err(e) => {
+                    return ReferenceCheck {
+                        at,
+                        reference: "(not shown: it does not parse)".into(),
+                        status: "invalid",
+                        error: Some(e.to_string()),
+                    };
+                }
+            };
+            match resolver.resolve(&parsed) {
+                Ok(_) => ReferenceCheck {
+                    at,
+                    reference: text,
+                    status: "ok",
+                    error: None,
+                },
+                Err(e) => ReferenceCheck {
+                    at,
+                    reference: text,
+                    status: reason(&e),
+                    error: Some(e.to_string()),
+                },
+            }
+        })
+        .collect()
+}
+
+/// The reason a resolution failed, in one of the words [`ReferenceCheck::status`] lists.
+pub fn reason(e: &SecretError) -> &'static str {
+    use hushflow_secret_stores::{Reason, StoreError};
+    match e {
+        SecretError::Provider { source, .. } => match source.downcast_ref::<StoreError>() {
+            Some(s) => match s.reason {
+                Reason::NotFound => "not found",
+                Reason::PermissionDenied => "permission denied",
+                Reason::Sealed => "sealed",
+                Reason::ExpiredToken => "expired token",
+                Reason::Unreachable => "unreachable",
+                Reason::NotConfigured => "not configured",
+                Reason::Insecure => "insecure",
+                Reason::BadReference => "invalid",
+                _ => "unexpected response",
+            },
+            None => "unexpected response",
+        },
+        SecretError::EnvMissing { .. } => "not found",
+        SecretError::FileRead { source, .. } => match source.kind() {
+            std::io::ErrorKind::NotFound => "not found",
+            std::io::ErrorKind::PermissionDenied => "permission denied",
+            _ => "unreachable",
+        },
+        SecretError::FilePermissions { .. } => "insecure",
+        SecretError::Empty { .. } => "empty",
+        SecretError::NoKeyring { .. } => "not configured",
+        SecretError::KeyProvider { .. } => "not found",
+        _ => "invalid",
+    }
 }

@@ -8,21 +8,25 @@
 //! Configuration, read from the environment at each request (so rotated credentials are picked
 //! up):
 //! - Region: `AWS_REGION`, then `AWS_DEFAULT_REGION`; an ARN's own region wins.
-//! - Credentials: `AWS_ACCESS_KEY_ID` and `AWS_SECRET_ACCESS_KEY` (and `AWS_SESSION_TOKEN`);
-//!   otherwise the profile `AWS_PROFILE` (default `default`) of the shared credentials file
+//! - Credentials, the first that is set: `AWS_ACCESS_KEY_ID` and `AWS_SECRET_ACCESS_KEY` (and
+//!   `AWS_SESSION_TOKEN`); web identity (IRSA on EKS): `AWS_WEB_IDENTITY_TOKEN_FILE` and
+//!   `AWS_ROLE_ARN` (`AWS_ROLE_SESSION_NAME` optional), exchanged with STS
+//!   `AssumeRoleWithWebIdentity` for temporary credentials ([`WebIdentity`]); the profile
+//!   `AWS_PROFILE` (default `default`) of the shared credentials file
 //!   `AWS_SHARED_CREDENTIALS_FILE` (default `~/.aws/credentials`).
 //! - Endpoint: `AWS_ENDPOINT_URL_SECRETS_MANAGER`, then `AWS_ENDPOINT_URL`, otherwise the
 //!   region's public endpoint; `AWS_CA_BUNDLE` replaces the built-in roots.
 
 use std::path::PathBuf;
-use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime};
 
 use aws_credential_types::Credentials;
 use aws_sigv4::http_request::{SignableBody, SignableRequest, SigningSettings, sign};
 use aws_sigv4::sign::v4;
 use base64::Engine as _;
-use hushflow_secrets::{SecretError, SecretProvider, SecretValue};
+use hushflow_secrets::{Redactor, SecretError, SecretProvider, SecretValue};
 use serde_json::Value;
 use zeroize::Zeroizing;
 
@@ -42,9 +46,12 @@ pub struct AwsClient {
     endpoint_env: &'static str,
     /// Where settings are read.
     env: Env,
+    /// Temporary credentials from web identity, shared by the clients of one provider.
+    web_identity: Arc<WebIdentity>,
 }
 
-/// Static credentials: from the environment or a profile of the shared credentials file.
+/// Credentials: from the environment, a profile of the shared credentials file, or STS.
+#[derive(Clone)]
 struct Keys {
     access_key_id: String,
     secret_access_key: Zeroizing<String>,
@@ -59,6 +66,7 @@ impl AwsClient {
             target: "secretsmanager",
             endpoint_env: "AWS_ENDPOINT_URL_SECRETS_MANAGER",
             env,
+            web_identity: Arc::default(),
         }
     }
 
@@ -69,7 +77,15 @@ impl AwsClient {
             target: "TrentService",
             endpoint_env: "AWS_ENDPOINT_URL_KMS",
             env,
+            web_identity: Arc::default(),
         }
+    }
+
+    /// This client, sharing `web_identity`'s temporary credentials (so that the clients of one
+    /// process ask STS once per session, not once per request).
+    pub fn with_web_identity(mut self, web_identity: Arc<WebIdentity>) -> AwsClient {
+        self.web_identity = web_identity;
+        self
     }
 
     /// Calls `action` with the JSON `body` in `region` (or the configured one) and returns the
@@ -94,7 +110,7 @@ impl AwsClient {
         };
         let ca = var("AWS_CA_BUNDLE").map(PathBuf::from);
         let client = Client::new(what, &endpoint, ca.as_deref(), DEFAULT_TIMEOUT)?;
-        let keys = credentials(&self.env)?;
+        let keys = credentials(&self.env, &self.web_identity)?;
         let body = Zeroizing::new(body.to_string().into_bytes());
         let target = format!("{}.{action}", self.target);
         let content_type = "application/x-amz-json-1.1";
@@ -185,6 +201,14 @@ fn aws_error(service: &str, status: u16, json: &Value) -> StoreError {
         | "KMSAccessDeniedException" => {
             (Reason::PermissionDenied, "the credentials may not do this")
         }
+        "InvalidIdentityToken" => (
+            Reason::ExpiredToken,
+            "the web identity token was refused (expired, or not trusted by the role)",
+        ),
+        "IDPRejectedClaim" => (
+            Reason::PermissionDenied,
+            "the role does not trust this web identity",
+        ),
         "ExpiredTokenException" | "ExpiredToken" => {
             (Reason::ExpiredToken, "the session token has expired")
         }
@@ -204,6 +228,9 @@ fn aws_error(service: &str, status: u16, json: &Value) -> StoreError {
             Reason::PermissionDenied,
             "the ciphertext does not belong to this key or was altered",
         ),
+        "ThrottlingException" | "Throttling" | "RequestLimitExceeded" => {
+            (Reason::Unreachable, "the service is throttling requests")
+        }
         _ if status == 403 => (Reason::PermissionDenied, "the credentials may not do this"),
         _ if status >= 500 => (Reason::Unreachable, "the service failed"),
         _ => (Reason::BadResponse, "the request was refused"),
@@ -228,7 +255,7 @@ fn configured_region(env: &Env) -> Result<String, StoreError> {
         })
 }
 
-fn credentials(env: &Env) -> Result<Keys, StoreError> {
+fn credentials(env: &Env, web_identity: &WebIdentity) -> Result<Keys, StoreError> {
     let var = |name: &str| env.get(name);
     if let (Some(id), Some(secret)) = (var("AWS_ACCESS_KEY_ID"), var("AWS_SECRET_ACCESS_KEY")) {
         return Ok(Keys {
@@ -236,6 +263,11 @@ fn credentials(env: &Env) -> Result<Keys, StoreError> {
             secret_access_key: Zeroizing::new(secret),
             session_token: var("AWS_SESSION_TOKEN").map(Zeroizing::new),
         });
+    }
+    if let (Some(token_file), Some(role_arn)) =
+        (var("AWS_WEB_IDENTITY_TOKEN_FILE"), var("AWS_ROLE_ARN"))
+    {
+        return web_identity.keys(env, &token_file, &role_arn);
     }
     let path = match var("AWS_SHARED_CREDENTIALS_FILE") {
         Some(p) => PathBuf::from(p),
@@ -266,11 +298,232 @@ fn credentials(env: &Env) -> Result<Keys, StoreError> {
     })
 }
 
+/// Temporary credentials from a web identity token (IRSA: the token file EKS mounts in a pod
+/// and the role it may assume), fetched from STS `AssumeRoleWithWebIdentity` and kept until
+/// shortly before they expire, then fetched again with the token file read anew (it is
+/// rotated too).
+///
+/// The request is an unsigned form POST (the token is the credential); the answer is XML, of
+/// which the three credential elements are read. The STS endpoint is `AWS_ENDPOINT_URL_STS`,
+/// then `AWS_ENDPOINT_URL`, otherwise the region's (`https://sts.REGION.amazonaws.com`, or the
+/// global `https://sts.amazonaws.com` without a region). Sessions last
+/// `HUSHFLOW_AWS_ROLE_SESSION_SECONDS` (default 3600) and are renewed when a quarter of that,
+/// at most five minutes, is left.
+#[derive(Default)]
+pub struct WebIdentity {
+    /// The credentials, when to fetch new ones, and for which role, token file and endpoint.
+    cached: Mutex<Option<(String, Instant, Keys)>>,
+    fetches: AtomicU64,
+    /// Masks the web identity token and the temporary credentials, once fetched.
+    redactor: Mutex<Option<Redactor>>,
+}
+
+impl std::fmt::Debug for WebIdentity {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WebIdentity")
+            .field("fetches", &self.fetches())
+            .finish_non_exhaustive()
+    }
+}
+
+/// The session length asked of STS when `HUSHFLOW_AWS_ROLE_SESSION_SECONDS` is not set.
+const DEFAULT_SESSION: Duration = Duration::from_secs(3600);
+
+/// Temporary credentials are fetched again this long (at most a quarter of the session)
+/// before they expire.
+const REFRESH_MARGIN: Duration = Duration::from_secs(300);
+
+/// The largest web identity token file read (they are a few kilobytes).
+const MAX_TOKEN_LEN: u64 = 64 * 1024;
+
+impl WebIdentity {
+    /// Registers the web identity token and the temporary credentials, when fetched, with
+    /// `redactor`.
+    pub fn set_redactor(&self, redactor: &Redactor) {
+        if let Ok(mut r) = self.redactor.lock() {
+            *r = Some(redactor.clone());
+        }
+    }
+
+    /// How many times credentials were fetched from STS (for tests and metrics).
+    pub fn fetches(&self) -> u64 {
+        self.fetches.load(Ordering::Relaxed)
+    }
+
+    fn keys(&self, env: &Env, token_file: &str, role_arn: &str) -> Result<Keys, StoreError> {
+        let var = |name: &str| env.get(name);
+        let (endpoint, what) = match var("AWS_ENDPOINT_URL_STS").or_else(|| var("AWS_ENDPOINT_URL"))
+        {
+            Some(url) => (url, "the STS endpoint URL"),
+            None => match configured_region(env) {
+                Ok(region) => (format!("https://sts.{region}.amazonaws.com"), "STS"),
+                Err(_) => ("https://sts.amazonaws.com".to_string(), "STS"),
+            },
+        };
+        let key = format!("{role_arn}\n{token_file}\n{endpoint}");
+        let mut cached = self
+            .cached
+            .lock()
+            .map_err(|_| StoreError::new(Reason::BadResponse, "internal lock poisoned"))?;
+        if let Some((k, refresh_at, keys)) = cached.as_ref()
+            && *k == key
+            && Instant::now() < *refresh_at
+        {
+            return Ok(keys.clone());
+        }
+        let session = match var("HUSHFLOW_AWS_ROLE_SESSION_SECONDS") {
+            None => DEFAULT_SESSION,
+            Some(v) => v
+                .parse::<u64>()
+                .ok()
+                .filter(|s| *s > 0)
+                .map(Duration::from_secs)
+                .ok_or_else(|| {
+                    StoreError::new(
+                        Reason::NotConfigured,
+                        "HUSHFLOW_AWS_ROLE_SESSION_SECONDS is not a whole number of seconds",
+                    )
+                })?,
+        };
+        let asked = Instant::now();
+        let redactor = self
+            .redactor
+            .lock()
+            .ok()
+            .and_then(|r| r.clone())
+            .unwrap_or_default();
+        let keys = assume_role_with_web_identity(
+            env, &endpoint, what, token_file, role_arn, session, &redactor,
+        )?;
+        self.fetches.fetch_add(1, Ordering::Relaxed);
+        let refresh_at = asked + session - REFRESH_MARGIN.min(session / 4);
+        *cached = Some((key, refresh_at, keys.clone()));
+        tracing::debug!(role = %role_arn, "assumed the role with the web identity token");
+        Ok(keys)
+    }
+}
+
+/// STS `AssumeRoleWithWebIdentity`: the token in `token_file` for credentials of `role_arn`.
+fn assume_role_with_web_identity(
+    env: &Env,
+    endpoint: &str,
+    what: &str,
+    token_file: &str,
+    role_arn: &str,
+    session: Duration,
+    redactor: &Redactor,
+) -> Result<Keys, StoreError> {
+    use std::io::Read as _;
+    let cannot = |e: std::io::Error| {
+        StoreError::new(
+            Reason::NotConfigured,
+            format!(
+                "cannot read the web identity token {token_file} (AWS_WEB_IDENTITY_TOKEN_FILE): {e}"
+            ),
+        )
+    };
+    let mut token = Zeroizing::new(Vec::new());
+    std::fs::File::open(token_file)
+        .map_err(cannot)?
+        .take(MAX_TOKEN_LEN)
+        .read_to_end(&mut token)
+        .map_err(cannot)?;
+    let token = Zeroizing::new(String::from_utf8_lossy(&token).trim().to_string());
+    if token.is_empty() {
+        return Err(StoreError::new(
+            Reason::NotConfigured,
+            format!("the web identity token {token_file} is empty"),
+        ));
+    }
+    redactor.register(&SecretValue::new(token.as_bytes().to_vec()));
+    let session_name = env.get("AWS_ROLE_SESSION_NAME").unwrap_or_else(|| {
+        let secs = SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        format!("hushflow-{secs}")
+    });
+    let body = Zeroizing::new(format!(
+        "Action=AssumeRoleWithWebIdentity&Version=2011-06-15&RoleArn={}&RoleSessionName={}\
+         &DurationSeconds={}&WebIdentityToken={}",
+        form_encode(role_arn),
+        form_encode(&session_name),
+        session.as_secs(),
+        form_encode(&token),
+    ));
+    let ca = env.get("AWS_CA_BUNDLE").map(PathBuf::from);
+    let client = Client::new(what, endpoint, ca.as_deref(), DEFAULT_TIMEOUT)?;
+    let response = client.send(
+        "POST",
+        "/",
+        &[("content-type", "application/x-www-form-urlencoded")],
+        Some(body.as_bytes()),
+    )?;
+    if response.status != 200 {
+        let code = xml_error_code(&response.body);
+        let json = serde_json::json!({ "__type": code });
+        return Err(aws_error("sts", response.status, &json));
+    }
+    let text = std::str::from_utf8(&response.body).unwrap_or("");
+    let field = |tag: &str| xml_text(text, tag).map(xml_unescape);
+    match (
+        field("AccessKeyId"),
+        field("SecretAccessKey"),
+        field("SessionToken"),
+    ) {
+        (Some(id), Some(secret), Some(session_token)) => {
+            for credential in [&secret, &session_token] {
+                redactor.register(&SecretValue::new(credential.as_bytes().to_vec()));
+            }
+            Ok(Keys {
+                access_key_id: id,
+                secret_access_key: Zeroizing::new(secret),
+                session_token: Some(Zeroizing::new(session_token)),
+            })
+        }
+        _ => Err(StoreError::new(
+            Reason::BadResponse,
+            "sts: AssumeRoleWithWebIdentity answered without credentials",
+        )),
+    }
+}
+
+/// The text of the first `<tag>…</tag>` in `xml` (the STS answer has no attributes on these).
+fn xml_text<'a>(xml: &'a str, tag: &str) -> Option<&'a str> {
+    let open = format!("<{tag}>");
+    let start = xml.find(&open)? + open.len();
+    let end = xml[start..].find(&format!("</{tag}>"))? + start;
+    Some(&xml[start..end])
+}
+
+/// The five predefined XML entities, decoded.
+fn xml_unescape(s: &str) -> String {
+    s.replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&quot;", "\"")
+        .replace("&apos;", "'")
+        .replace("&amp;", "&")
+}
+
+/// `application/x-www-form-urlencoded` value encoding (RFC 3986 unreserved kept).
+fn form_encode(v: &str) -> String {
+    let mut out = String::with_capacity(v.len());
+    for b in v.bytes() {
+        match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                out.push(b as char)
+            }
+            _ => out.push_str(&format!("%{b:02X}")),
+        }
+    }
+    out
+}
+
 fn no_credentials() -> StoreError {
     StoreError::new(
         Reason::NotConfigured,
-        "no AWS credentials: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or a profile in \
-         the shared credentials file (AWS_SHARED_CREDENTIALS_FILE, AWS_PROFILE)",
+        "no AWS credentials: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, \
+         AWS_WEB_IDENTITY_TOKEN_FILE and AWS_ROLE_ARN, or a profile in the shared credentials \
+         file (AWS_SHARED_CREDENTIALS_FILE, AWS_PROFILE)",
     )
 }
 
@@ -314,6 +567,7 @@ fn profile_keys(text: &str, profile: &str) -> Option<Keys> {
 pub struct SecretsManagerProvider {
     env: Env,
     cache: Arc<Cache>,
+    web_identity: Arc<WebIdentity>,
 }
 
 impl SecretsManagerProvider {
@@ -328,6 +582,7 @@ impl SecretsManagerProvider {
         SecretsManagerProvider {
             env,
             cache: Arc::default(),
+            web_identity: Arc::default(),
         }
     }
 
@@ -336,11 +591,17 @@ impl SecretsManagerProvider {
         SecretsManagerProvider {
             env,
             cache: Arc::new(Cache::new(ttl)),
+            web_identity: Arc::default(),
         }
     }
 
+    /// The temporary credentials this provider's clients share (KMS uses them too).
+    pub fn web_identity(&self) -> Arc<WebIdentity> {
+        self.web_identity.clone()
+    }
+
     /// The whole secret `id` (its string, or its binary value decoded).
-    fn whole(&self, id: &str) -> Result<SecretValue, StoreError> {
+    pub(crate) fn whole(&self, id: &str) -> Result<SecretValue, StoreError> {
         if let Some(Some(v)) = self.cache.field(id, "") {
             return Ok(v);
         }
@@ -348,11 +609,13 @@ impl SecretsManagerProvider {
             .strip_prefix("arn:")
             .and_then(|arn| arn.split(':').nth(2))
             .filter(|r| !r.is_empty());
-        let mut json = AwsClient::secrets_manager(self.env.clone()).call(
-            "GetSecretValue",
-            region,
-            &serde_json::json!({ "SecretId": id }),
-        )?;
+        let mut json = AwsClient::secrets_manager(self.env.clone())
+            .with_web_identity(self.web_identity.clone())
+            .call(
+                "GetSecretValue",
+                region,
+                &serde_json::json!({ "SecretId": id }),
+            )?;
         let value = if let Some(s) = json["SecretString"].as_str() {
             Some(SecretValue::new(s.as_bytes().to_vec()))
         } else if let Some(b) = json["SecretBinary"].as_str() {

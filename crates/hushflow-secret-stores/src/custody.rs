@@ -82,6 +82,10 @@ impl Custodian {
 
     /// `data_key` encrypted under the wrapping key, as text to store.
     pub fn wrap(&self, stores: &Stores, data_key: &[u8]) -> Result<String, StoreError> {
+        self.wrap_in(stores, data_key).map_err(|e| self.named(e))
+    }
+
+    fn wrap_in(&self, stores: &Stores, data_key: &[u8]) -> Result<String, StoreError> {
         let plaintext = Zeroizing::new(base64::engine::general_purpose::STANDARD.encode(data_key));
         match self {
             Custodian::VaultTransit { key } => {
@@ -103,6 +107,10 @@ impl Custodian {
     /// The data key inside `wrapped`. A wrapped key from another wrapping key is refused by the
     /// store (reported as permission denied or a bad ciphertext).
     pub fn unwrap(&self, stores: &Stores, wrapped: &str) -> Result<SecretValue, StoreError> {
+        self.unwrap_in(stores, wrapped).map_err(|e| self.named(e))
+    }
+
+    fn unwrap_in(&self, stores: &Stores, wrapped: &str) -> Result<SecretValue, StoreError> {
         let mut answer = match self {
             Custodian::VaultTransit { key } => {
                 vault_post(stores, "decrypt", key, json!({ "ciphertext": wrapped }))?
@@ -132,6 +140,19 @@ impl Custodian {
     /// `wrapped` re-encrypted under the wrapping key's newest version, without the data key
     /// leaving the store.
     pub fn rewrap(&self, stores: &Stores, wrapped: &str) -> Result<String, StoreError> {
+        self.rewrap_in(stores, wrapped).map_err(|e| self.named(e))
+    }
+
+    /// `e` with this custodian named in front of its sentence (once).
+    fn named(&self, e: StoreError) -> StoreError {
+        let name = self.to_string();
+        if e.detail().contains(&name) {
+            return e;
+        }
+        StoreError::new(e.reason, format!("{name}: {}", e.detail()))
+    }
+
+    fn rewrap_in(&self, stores: &Stores, wrapped: &str) -> Result<String, StoreError> {
         match self {
             Custodian::VaultTransit { key } => {
                 let mut data = vault_post(stores, "rewrap", key, json!({ "ciphertext": wrapped }))?;
@@ -319,6 +340,7 @@ fn vault_post(stores: &Stores, op: &str, key: &str, body: Value) -> Result<Value
 #[cfg(feature = "aws")]
 fn kms(stores: &Stores) -> crate::aws::AwsClient {
     crate::aws::AwsClient::kms(stores.env().clone())
+        .with_web_identity(stores.aws_sm().web_identity())
 }
 
 #[cfg(not(feature = "aws"))]

@@ -1,6 +1,8 @@
 //! Secret providers for networked secret stores, and only that: `vault:` (HashiCorp Vault and
-//! OpenBao: KV v2 and v1, token and AppRole auth) behind the `vault` feature, and `aws-sm:` (AWS
-//! Secrets Manager, requests signed with SigV4) behind the `aws` feature.
+//! OpenBao: KV v2 and v1, token, AppRole and Kubernetes auth) behind the `vault` feature,
+//! `aws-sm:` (AWS Secrets Manager, requests signed with SigV4) behind the `aws` feature, and
+//! `conn:` ([`conn`]), which looks a named connection up in the environment and then in those
+//! stores, in order.
 //!
 //! Each store is a [`hushflow_secrets::SecretProvider`]: whoever builds the process's
 //! [`hushflow_secrets::SecretProviders`] registers it (the CLI, through the app layer, in one
@@ -25,6 +27,7 @@
 #[cfg(feature = "aws")]
 pub mod aws;
 pub mod cache;
+pub mod conn;
 pub mod custody;
 mod env;
 mod error;
@@ -72,21 +75,42 @@ impl Stores {
         &self.env
     }
 
-    /// Adds every store this build has to `providers`.
+    /// The `conn:` provider over this build's stores (see [`conn`]).
+    pub fn conn(&self) -> conn::ConnProvider {
+        conn::ConnProvider::new(
+            self.env.clone(),
+            #[cfg(feature = "vault")]
+            self.vault.clone(),
+            #[cfg(feature = "aws")]
+            self.aws_sm.clone(),
+        )
+    }
+
+    /// Adds every store this build has to `providers`, and `conn:`, which looks connections up
+    /// in them.
     pub fn register(&self, providers: &mut SecretProviders<'_>) {
+        providers.register(self.conn());
         #[cfg(feature = "vault")]
         providers.register(self.vault.clone());
         #[cfg(feature = "aws")]
         providers.register(self.aws_sm.clone());
-        let _ = providers;
     }
 
-    /// Registers credentials that the stores obtain themselves (a Vault token from an AppRole
-    /// login) with `redactor`, so that they are masked like resolved secrets.
+    /// Registers credentials that the stores obtain themselves (a Vault token from a login, a
+    /// service-account or web identity token, temporary AWS credentials) with `redactor`, so
+    /// that they are masked like resolved secrets.
     pub fn set_redactor(&self, redactor: &Redactor) {
         #[cfg(feature = "vault")]
         self.vault.set_redactor(redactor);
+        #[cfg(feature = "aws")]
+        self.aws_sm.web_identity().set_redactor(redactor);
         let _ = redactor;
+    }
+
+    /// The `aws-sm:` provider.
+    #[cfg(feature = "aws")]
+    pub fn aws_sm(&self) -> &aws::SecretsManagerProvider {
+        &self.aws_sm
     }
 
     /// The `vault:` provider.

@@ -11,18 +11,25 @@
 //!   built-in roots), `VAULT_CLIENT_TIMEOUT` (seconds, default 10).
 //! - Authentication, the first that is set: AppRole with `HUSHFLOW_VAULT_ROLE_ID` and
 //!   `HUSHFLOW_VAULT_SECRET_ID` (both secret references, as `env:NAME` or `file:PATH`; mount
-//!   `HUSHFLOW_VAULT_APPROLE_MOUNT`, default `approle`); a token from the reference in
-//!   `HUSHFLOW_VAULT_TOKEN` (`file:/run/secrets/vault-token`); `VAULT_TOKEN`; the CLI's
-//!   `~/.vault-token`.
+//!   `HUSHFLOW_VAULT_APPROLE_MOUNT`, default `approle`); Kubernetes service-account login with
+//!   `HUSHFLOW_VAULT_KUBERNETES_ROLE` (mount `HUSHFLOW_VAULT_KUBERNETES_MOUNT`, default
+//!   `kubernetes`; the token from `HUSHFLOW_VAULT_KUBERNETES_TOKEN_FILE`, default the pod's
+//!   `/var/run/secrets/kubernetes.io/serviceaccount/token`, read at each login); a token from
+//!   the reference in `HUSHFLOW_VAULT_TOKEN` (`file:/run/secrets/vault-token`); `VAULT_TOKEN`;
+//!   the CLI's `~/.vault-token`.
 //!
-//! A token from an AppRole login is used until its lease ends, then the provider logs in again;
-//! a request refused with 403 also logs in again once, since a token can be revoked or expire
+//! A renewable token (from a login, or given, whose lease `auth/token/lookup-self` reports) is
+//! renewed with `auth/token/renew-self` halfway through its lease. When a renewal fails or no
+//! longer extends the lease (the token's maximum time to live is near), a provider that can log
+//! in (AppRole, Kubernetes, a token file) logs in again; a given token is used until it ends. A
+//! request refused with 403 also logs in again once, since a token can be revoked or expire
 //! early. A refused request is then told apart: when the token itself no longer looks itself
 //! up, the error says the token is expired or revoked; otherwise that the token's policies deny
 //! the path.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -45,6 +52,16 @@ pub enum VaultAuth {
     /// A token read from a reference (`file:/run/secrets/vault-token`) at each login, so a
     /// token that an agent rewrites is picked up.
     TokenRef(SecretRef),
+    /// Kubernetes service-account login (`auth/MOUNT/login` with the role and the pod's
+    /// service-account token, read from `token_file` at each login: the kubelet rotates it).
+    Kubernetes {
+        /// The auth mount, without slashes (`kubernetes`).
+        mount: String,
+        /// The Vault role the service account is bound to.
+        role: String,
+        /// The service-account token (a JWT) file.
+        token_file: PathBuf,
+    },
     /// AppRole: `role_id` and `secret_id` are references, resolved at each login.
     AppRole {
         /// The auth mount, without slashes (`approle`).
@@ -142,7 +159,17 @@ impl VaultConfig {
                 ));
             }
             (None, None) => {
-                if let Some(r) = reference("HUSHFLOW_VAULT_TOKEN")? {
+                if let Some(role) = var("HUSHFLOW_VAULT_KUBERNETES_ROLE") {
+                    VaultAuth::Kubernetes {
+                        mount: var("HUSHFLOW_VAULT_KUBERNETES_MOUNT")
+                            .unwrap_or_else(|| "kubernetes".to_string())
+                            .trim_matches('/')
+                            .to_string(),
+                        role,
+                        token_file: var("HUSHFLOW_VAULT_KUBERNETES_TOKEN_FILE")
+                            .map_or_else(|| PathBuf::from(KUBERNETES_TOKEN_FILE), PathBuf::from),
+                    }
+                } else if let Some(r) = reference("HUSHFLOW_VAULT_TOKEN")? {
                     VaultAuth::TokenRef(r)
                 } else if let Some(token) = var("VAULT_TOKEN") {
                     VaultAuth::Token(SecretValue::new(token.into_bytes()))
@@ -168,11 +195,18 @@ impl VaultConfig {
     }
 }
 
+/// Where Kubernetes mounts a pod's service-account token.
+pub const KUBERNETES_TOKEN_FILE: &str = "/var/run/secrets/kubernetes.io/serviceaccount/token";
+
+/// The largest service-account token file read (they are a few kilobytes).
+const MAX_JWT_LEN: u64 = 64 * 1024;
+
 fn no_auth() -> StoreError {
     StoreError::new(
         Reason::NotConfigured,
         "no Vault credentials: set VAULT_TOKEN, HUSHFLOW_VAULT_TOKEN (a reference such as \
-         file:/run/secrets/vault-token) or HUSHFLOW_VAULT_ROLE_ID and HUSHFLOW_VAULT_SECRET_ID",
+         file:/run/secrets/vault-token), HUSHFLOW_VAULT_ROLE_ID and HUSHFLOW_VAULT_SECRET_ID, \
+         or HUSHFLOW_VAULT_KUBERNETES_ROLE",
     )
 }
 
@@ -193,6 +227,9 @@ struct Inner {
     /// Mount path (`secret/`) to KV version, as Vault reported them.
     mounts: Mutex<HashMap<String, u8>>,
     redactor: Mutex<Option<Redactor>>,
+    /// How many times the provider logged in, and renewed its token (for tests and metrics).
+    logins: AtomicU64,
+    renewals: AtomicU64,
 }
 
 /// A logged-in client.
@@ -200,8 +237,43 @@ struct Session {
     config: Arc<VaultConfig>,
     client: Client,
     token: Arc<SecretValue>,
-    /// When the token's lease ends (for tokens from a login); `None` for a given token.
+    /// When the token's lease ends (less a margin); `None` when it does not expire, or Vault
+    /// would not say.
     expires: Option<Instant>,
+    /// When to renew the token (`auth/token/renew-self`): halfway through its lease, for a
+    /// renewable token; `None` otherwise, or once a renewal no longer extends it.
+    renew_at: Option<Instant>,
+    /// The lease the token was given, to tell a renewal that extends it from one cut short by
+    /// the token's maximum time to live.
+    lease: Duration,
+}
+
+/// A token's lease, as Vault reports it for a login, a lookup or a renewal.
+#[derive(Clone, Copy, Debug)]
+struct Lease {
+    /// Zero when the token does not expire.
+    duration: Duration,
+    renewable: bool,
+}
+
+impl Session {
+    /// Sets the times of a lease that starts now.
+    fn start_lease(&mut self, lease: Option<Lease>) {
+        let now = Instant::now();
+        match lease.filter(|l| !l.duration.is_zero()) {
+            None => {
+                self.expires = None;
+                self.renew_at = None;
+            }
+            Some(l) => {
+                self.lease = l.duration;
+                // The margin is at most a quarter of the lease, so that the renewal, due at
+                // half of it, comes first even for a lease of a few seconds.
+                self.expires = Some(now + l.duration - LEASE_MARGIN.min(l.duration / 4));
+                self.renew_at = l.renewable.then(|| now + l.duration / 2);
+            }
+        }
+    }
 }
 
 impl std::fmt::Debug for VaultProvider {
@@ -212,8 +284,8 @@ impl std::fmt::Debug for VaultProvider {
     }
 }
 
-/// A login's lease is treated as over this long (at most half the lease) before Vault says, so
-/// that a request sent just before expiry does not arrive just after.
+/// A token's lease is treated as over this long (at most a quarter of the lease) before Vault
+/// says, so that a request sent just before expiry does not arrive just after.
 const LEASE_MARGIN: Duration = Duration::from_secs(5);
 
 impl VaultProvider {
@@ -277,18 +349,58 @@ impl VaultProvider {
             .unwrap_or_default()
     }
 
-    /// The current session's client and token, logging in when there is none or its lease ended.
+    /// How many times this provider logged in (a given token's first use counts as one).
+    pub fn logins(&self) -> u64 {
+        self.inner.logins.load(Ordering::Relaxed)
+    }
+
+    /// How many times this provider renewed its token.
+    pub fn renewals(&self) -> u64 {
+        self.inner.renewals.load(Ordering::Relaxed)
+    }
+
+    /// The current session's client and token: logging in when there is none or its lease
+    /// ended, renewing the token halfway through its lease, and logging in again when the
+    /// renewal fails or no longer extends the lease (the token's maximum time to live is near).
     fn session(&self) -> Result<(Arc<VaultConfig>, Client, Arc<SecretValue>), StoreError> {
         let mut session = self
             .inner
             .session
             .lock()
             .map_err(|_| StoreError::new(Reason::BadResponse, "internal lock poisoned"))?;
-        let live = session
-            .as_ref()
-            .is_some_and(|s| s.expires.is_none_or(|at| Instant::now() < at));
-        if !live {
+        let now = Instant::now();
+        let (expired, renew) = match session.as_ref() {
+            None => (true, false),
+            Some(s) => (
+                s.expires.is_some_and(|at| now >= at),
+                s.renew_at.is_some_and(|at| now >= at),
+            ),
+        };
+        if expired {
             *session = Some(self.login()?);
+        } else if renew && let Some(s) = session.as_mut() {
+            match renew_self(s) {
+                Some(lease) if lease.duration > s.lease / 2 => {
+                    s.start_lease(Some(lease));
+                    self.inner.renewals.fetch_add(1, Ordering::Relaxed);
+                    tracing::debug!(addr = %s.config.addr, "renewed the Vault token");
+                }
+                outcome => {
+                    if can_login_again(&s.config.auth) {
+                        tracing::debug!(
+                            addr = %s.config.addr,
+                            "the Vault token cannot be renewed any further; logging in again"
+                        );
+                        *session = Some(self.login()?);
+                    } else {
+                        // A given token: use it for what is left of its lease, renewing no more.
+                        if let Some(lease) = outcome {
+                            s.start_lease(Some(lease));
+                        }
+                        s.renew_at = None;
+                    }
+                }
+            }
         }
         let s = session
             .as_ref()
@@ -316,7 +428,8 @@ impl VaultProvider {
                 .resolve(r)
                 .map_err(|e| StoreError::new(Reason::NotConfigured, format!("{what}: {e}")))
         };
-        let (token, expires) = match &config.auth {
+        // A login answers with its lease; a given token's lease is looked up below.
+        let (token, lease) = match &config.auth {
             VaultAuth::Token(t) => (SecretValue::new(t.expose().to_vec()), None),
             VaultAuth::TokenRef(r) => {
                 let t = resolve(r, "the Vault token")?;
@@ -340,48 +453,34 @@ impl VaultProvider {
                     })
                     .to_string(),
                 );
-                let path = format!("/v1/auth/{mount}/login");
-                let response = client.send(
-                    "POST",
-                    &path,
-                    &namespace_header(&config),
-                    Some(body.as_bytes()),
-                )?;
-                match response.status {
-                    200 => {}
-                    400 | 403 => {
-                        return Err(StoreError::new(
-                            Reason::ExpiredToken,
-                            format!(
-                                "AppRole login at auth/{mount} was refused: the role_id or \
-                                 secret_id is wrong, expired or used up"
-                            ),
-                        ));
-                    }
-                    _ => return Err(status_error(&response, &format!("auth/{mount}/login"))),
-                }
-                let mut json = parse(&response)?;
-                let auth = json.get("auth");
-                let token = auth
-                    .and_then(|a| a.get("client_token"))
-                    .and_then(Value::as_str)
-                    .map(|t| SecretValue::new(t.as_bytes().to_vec()));
-                let lease = auth
-                    .and_then(|a| a.get("lease_duration"))
-                    .and_then(Value::as_u64)
-                    .filter(|l| *l > 0);
-                wipe_json(&mut json);
-                let token = token.ok_or_else(|| {
-                    StoreError::new(
-                        Reason::BadResponse,
-                        "AppRole login answered without a token",
-                    )
-                })?;
-                let lease = lease.map(Duration::from_secs);
-                (
-                    token,
-                    lease.map(|l| Instant::now() + l - LEASE_MARGIN.min(l / 2)),
-                )
+                let refused = format!(
+                    "AppRole login at auth/{mount} was refused: the role_id or secret_id is \
+                     wrong, expired or used up"
+                );
+                let (token, lease) = login_at(&config, &client, mount, &body, &refused)?;
+                (token, Some(lease))
+            }
+            VaultAuth::Kubernetes {
+                mount,
+                role,
+                token_file,
+            } => {
+                let jwt = read_jwt(token_file)?;
+                redactor.register(&jwt);
+                let body = Zeroizing::new(
+                    serde_json::json!({
+                        "role": role,
+                        "jwt": String::from_utf8_lossy(jwt.expose()).trim(),
+                    })
+                    .to_string(),
+                );
+                let refused = format!(
+                    "Kubernetes login at auth/{mount} as role {role} was refused: the \
+                     service-account token in {} is expired, or not bound to that role",
+                    token_file.display()
+                );
+                let (token, lease) = login_at(&config, &client, mount, &body, &refused)?;
+                (token, Some(lease))
             }
         };
         if token.is_empty() {
@@ -391,13 +490,25 @@ impl VaultProvider {
             ));
         }
         redactor.register(&token);
-        tracing::debug!(addr = %config.addr, "logged in to Vault");
-        Ok(Session {
+        let lease = match lease {
+            Some(lease) => Some(lease),
+            // A given token: ask Vault how long it lives, so that a renewable one is renewed.
+            // A token that cannot look itself up (or a sealed Vault) is used as it is; the
+            // requests then say what is wrong.
+            None => lookup_self(&config, &client, &token),
+        };
+        let mut session = Session {
             config,
             client,
             token: Arc::new(token),
-            expires,
-        })
+            expires: None,
+            renew_at: None,
+            lease: Duration::ZERO,
+        };
+        session.start_lease(lease);
+        self.inner.logins.fetch_add(1, Ordering::Relaxed);
+        tracing::debug!(addr = %session.config.addr, "logged in to Vault");
+        Ok(session)
     }
 
     /// Sends an authenticated request; on 403 from a login-based session, logs in once more and
@@ -412,8 +523,7 @@ impl VaultProvider {
         loop {
             let (config, client, token) = self.session()?;
             let response = send_with_token(&config, &client, &token, method, api_path, body)?;
-            let can_login_again = !matches!(config.auth, VaultAuth::Token(_));
-            if response.status == 403 && can_login_again && !retried {
+            if response.status == 403 && can_login_again(&config.auth) && !retried {
                 retried = true;
                 self.drop_session();
                 continue;
@@ -526,7 +636,7 @@ impl VaultProvider {
     }
 
     /// Field `field` of the secret at `path`, from the cache or from Vault.
-    fn field(&self, path: &str, field: &str) -> Result<SecretValue, StoreError> {
+    pub(crate) fn field(&self, path: &str, field: &str) -> Result<SecretValue, StoreError> {
         if let Some(cached) = self.inner.cache.field(path, field) {
             return cached.ok_or_else(|| no_field(path, field));
         }
@@ -550,6 +660,114 @@ impl VaultProvider {
         let mut json = parse(&response)?;
         Ok(json["data"].take())
     }
+}
+
+/// Whether the provider can get a new token by itself (not for a token given as a value).
+fn can_login_again(auth: &VaultAuth) -> bool {
+    !matches!(auth, VaultAuth::Token(_))
+}
+
+/// Logs in at `auth/MOUNT/login` with the JSON `body`; `refused` is the error's sentence when
+/// Vault refuses the credentials.
+fn login_at(
+    config: &VaultConfig,
+    client: &Client,
+    mount: &str,
+    body: &str,
+    refused: &str,
+) -> Result<(SecretValue, Lease), StoreError> {
+    let path = format!("/v1/auth/{mount}/login");
+    let mut headers = namespace_header(config);
+    headers.push(("Content-Type", "application/json"));
+    let response = client.send("POST", &path, &headers, Some(body.as_bytes()))?;
+    match response.status {
+        200 => {}
+        400 | 403 => return Err(StoreError::new(Reason::ExpiredToken, refused)),
+        _ => return Err(status_error(&response, &format!("auth/{mount}/login"))),
+    }
+    let mut json = parse(&response)?;
+    let token = json["auth"]["client_token"]
+        .as_str()
+        .map(|t| SecretValue::new(t.as_bytes().to_vec()));
+    let lease = lease_of(&json["auth"], "lease_duration");
+    wipe_json(&mut json);
+    let token = token.ok_or_else(|| {
+        StoreError::new(
+            Reason::BadResponse,
+            format!("the login at auth/{mount} answered without a token"),
+        )
+    })?;
+    Ok((token, lease))
+}
+
+/// The lease in `auth` (or a lookup's `data`): seconds under `key`, and `renewable`.
+fn lease_of(auth: &Value, key: &str) -> Lease {
+    Lease {
+        duration: Duration::from_secs(auth[key].as_u64().unwrap_or(0)),
+        renewable: auth["renewable"].as_bool().unwrap_or(false),
+    }
+}
+
+/// A given token's lease (`auth/token/lookup-self`), or `None` when Vault does not say.
+fn lookup_self(config: &VaultConfig, client: &Client, token: &SecretValue) -> Option<Lease> {
+    let response =
+        send_with_token(config, client, token, "GET", "auth/token/lookup-self", None).ok()?;
+    if response.status != 200 {
+        return None;
+    }
+    let mut json = parse(&response).ok()?;
+    let lease = lease_of(&json["data"], "ttl");
+    wipe_json(&mut json);
+    Some(lease)
+}
+
+/// Renews the session's token (`auth/token/renew-self`); `None` when Vault refuses.
+fn renew_self(s: &Session) -> Option<Lease> {
+    let response = send_with_token(
+        &s.config,
+        &s.client,
+        &s.token,
+        "POST",
+        "auth/token/renew-self",
+        Some(b"{}"),
+    )
+    .ok()?;
+    if response.status != 200 {
+        return None;
+    }
+    let mut json = parse(&response).ok()?;
+    let lease = lease_of(&json["auth"], "lease_duration");
+    wipe_json(&mut json);
+    Some(lease)
+}
+
+/// The service-account token in `path`, trimmed. Not a `file:` reference: Kubernetes mounts it
+/// readable by the pod's group (mode 0644 by default), which `file:` refuses for secrets.
+fn read_jwt(path: &std::path::Path) -> Result<SecretValue, StoreError> {
+    use std::io::Read as _;
+    let shown = path.display();
+    let cannot = |e: std::io::Error| {
+        StoreError::new(
+            Reason::NotConfigured,
+            format!(
+                "cannot read the Kubernetes service-account token {shown}: {e}; set                  HUSHFLOW_VAULT_KUBERNETES_TOKEN_FILE"
+            ),
+        )
+    };
+    let file = std::fs::File::open(path).map_err(cannot)?;
+    let mut bytes = Zeroizing::new(Vec::new());
+    file.take(MAX_JWT_LEN)
+        .read_to_end(&mut bytes)
+        .map_err(cannot)?;
+    let text = String::from_utf8_lossy(&bytes);
+    let jwt = text.trim();
+    if jwt.is_empty() {
+        return Err(StoreError::new(
+            Reason::NotConfigured,
+            format!("the Kubernetes service-account token {shown} is empty"),
+        ));
+    }
+    Ok(SecretValue::new(jwt.as_bytes().to_vec()))
 }
 
 fn no_field(path: &str, field: &str) -> StoreError {
@@ -610,6 +828,11 @@ fn status_error(response: &Response, api_path: &str) -> StoreError {
         400 => StoreError::new(
             Reason::BadResponse,
             format!("Vault refused the request on {api_path} as malformed (HTTP 400)"),
+        ),
+        // Rate limited, or a server error: worth trying again later, like an outage.
+        s @ (429 | 500..) => StoreError::new(
+            Reason::Unreachable,
+            format!("Vault failed on {api_path} (HTTP {s}); try again later"),
         ),
         s => StoreError::new(
             Reason::BadResponse,

@@ -85,6 +85,25 @@ fn a_transit_wrapped_key_opens_refuses_another_key_and_survives_rotation() {
         transit("hushflow").unwrap(&stores, &wrapped).is_err(),
         "v1 is retired"
     );
+
+    // A sealed Vault: the error names the custodian and says "sealed".
+    let (status, answer) = bao.request("POST", "/v1/sys/seal", &root, "");
+    assert!((200..300).contains(&status), "{answer}");
+    let e = custody::open_or_create(
+        &transit("hushflow"),
+        &Stores::with_env(Env::from_pairs([
+            ("VAULT_ADDR", bao.url()),
+            ("VAULT_TOKEN", BAO_ROOT_TOKEN.to_string()),
+        ])),
+        &file,
+    )
+    .unwrap_err();
+    assert_eq!(e.reason, Reason::Sealed, "{e}");
+    assert!(
+        e.to_string()
+            .starts_with("sealed: vault-transit:hushflow: "),
+        "{e}"
+    );
 }
 
 #[test]

@@ -310,6 +310,8 @@ fn approle_logs_in_and_logs_in_again_when_the_token_expires() {
         p.clear_cache();
         std::thread::sleep(Duration::from_millis(2500));
     }
+    // Each token died at its maximum TTL (renewal cannot extend it), so each use logged in.
+    assert!(p.logins() >= 3, "logins: {}", p.logins());
     // The secret_id was registered with the redactor when it was resolved for the login.
     assert!(
         !redactor
@@ -427,4 +429,93 @@ fn config_at(addr: &str) -> VaultConfig {
         auth: VaultAuth::Token(SecretValue::new(BAO_ROOT_TOKEN.as_bytes().to_vec())),
         kv_version: None,
     }
+}
+
+#[test]
+fn a_namespace_is_sent_with_logins_and_reads() {
+    let Some(bao) = Service::bao("vault_namespace") else {
+        return;
+    };
+    let admin = Admin::new(&bao);
+    admin.ok("POST", "sys/namespaces/team", Some(json!({})));
+    // Setup inside the namespace: a KV v2 mount, a secret, an AppRole that may read it.
+    let in_team = |method: &str, path: &str, body: Option<Value>| {
+        let url = format!("{}/v1/{path}", bao.url());
+        let agent: ureq::Agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .build()
+            .into();
+        let mut response = match method {
+            "GET" => agent
+                .get(&url)
+                .header("X-Vault-Token", BAO_ROOT_TOKEN)
+                .header("X-Vault-Namespace", "team")
+                .call(),
+            _ => agent
+                .post(&url)
+                .header("X-Vault-Token", BAO_ROOT_TOKEN)
+                .header("X-Vault-Namespace", "team")
+                .send(body.unwrap_or(json!({})).to_string()),
+        }
+        .unwrap();
+        let status = response.status().as_u16();
+        let text = response.body_mut().read_to_string().unwrap();
+        assert!((200..300).contains(&status), "{path}: {status} {text}");
+        serde_json::from_str::<Value>(&text).unwrap_or(Value::Null)
+    };
+    in_team(
+        "POST",
+        "sys/mounts/secret",
+        Some(json!({"type": "kv", "options": {"version": "2"}})),
+    );
+    in_team(
+        "POST",
+        "secret/data/crm",
+        Some(json!({"data": {"token": CANARY}})),
+    );
+    in_team(
+        "POST",
+        "sys/policies/acl/crm-read",
+        Some(json!({"policy": "path \"secret/data/crm\" { capabilities = [\"read\"] }"})),
+    );
+    in_team("POST", "sys/auth/approle", Some(json!({"type": "approle"})));
+    in_team(
+        "POST",
+        "auth/approle/role/sync",
+        Some(json!({"token_policies": ["crm-read"], "token_ttl": "1h"})),
+    );
+    let role_id = in_team("GET", "auth/approle/role/sync/role-id", None)["data"]["role_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let secret_id = in_team("POST", "auth/approle/role/sync/secret-id", None)["data"]["secret_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+
+    let dir = tempfile::tempdir().unwrap();
+    let approle = || VaultAuth::AppRole {
+        mount: "approle".into(),
+        role_id: secret_file(dir.path(), "role_id", &role_id),
+        secret_id: secret_file(dir.path(), "secret_id", &secret_id),
+    };
+    let mut in_namespace = config(&bao, approle());
+    in_namespace.namespace = Some("team".into());
+    let p = VaultProvider::with_config(in_namespace);
+    assert_eq!(resolve(&p, "secret/crm#token").unwrap(), CANARY);
+
+    // Without the namespace the AppRole does not exist: the login is refused.
+    let e = resolve(
+        &VaultProvider::with_config(config(&bao, approle())),
+        "secret/crm#token",
+    )
+    .unwrap_err();
+    assert_eq!(
+        store_error(&e, &[CANARY, &secret_id]).reason,
+        Reason::ExpiredToken,
+        "{e}"
+    );
+    // And the root token outside the namespace finds no such secret.
+    let e = resolve(&root(&bao), "secret/crm#token").unwrap_err();
+    assert_eq!(store_error(&e, &[CANARY]).reason, Reason::NotFound, "{e}");
 }

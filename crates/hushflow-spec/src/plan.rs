@@ -477,6 +477,40 @@ impl Plan {
         Ok(keys)
     }
 
+    /// Every secret reference a run of this plan resolves, once each, in the order it resolves
+    /// them, with the key that holds it (`policy.fields.email.key`, `source.url`): what
+    /// `hushflow check` reports on. A `file:` reference is relative to the pipeline file
+    /// (see [`SecretRef::relative_to`]).
+    pub fn secret_references(&self) -> Vec<(String, String)> {
+        let keys = self
+            .policy
+            .rules()
+            .iter()
+            .filter_map(|(field, rule)| {
+                rule.key_reference()
+                    .map(|k| (format!("policy.fields.{field}.key"), k.to_string()))
+            })
+            .chain(
+                self.policy
+                    .suppression()
+                    .and_then(|s| s.key.as_deref())
+                    .map(|k| ("policy.suppression.key".to_string(), k.to_string())),
+            );
+        let connections = [
+            ("source.url", self.source.connection()),
+            ("sink.url", self.sink.connection()),
+        ]
+        .into_iter()
+        .filter_map(|(at, c)| c.map(|c| (at.to_string(), c.reference().to_string())));
+        let mut out: Vec<(String, String)> = Vec::new();
+        for (at, reference) in keys.chain(connections) {
+            if !out.iter().any(|(_, r)| *r == reference) {
+                out.push((at, reference));
+            }
+        }
+        out
+    }
+
     /// Whether the file uses `{{ … }}` templates, which only a scheduled or triggered run
     /// fills in.
     pub fn has_templates(&self) -> bool {

@@ -107,6 +107,36 @@ fn validate_plan(session: &Session<'_>, plan: Plan, depth: Depth) -> Result<(), 
     Ok(())
 }
 
+/// `hushflow check`: one line per secret reference of the pipeline file (`references`, where
+/// each is and its text), `ok` or the reason it does not resolve (never the value); fails
+/// (exit 1) when any does not, after reporting them all.
+fn check_secrets(
+    session: &Session<'_>,
+    pipeline: &Path,
+    references: Vec<(String, String)>,
+) -> Result<(), Failure> {
+    let out = session.out;
+    let keyring = session.keyring()?;
+    let resolver = super::resolver(&out.redactor, Some(&keyring));
+    let base = pipeline.parent().unwrap_or(Path::new(""));
+    let checks = hushflow_app::secrets::check_references(references, base, &resolver);
+    let failed = checks.iter().filter(|c| !c.ok()).count();
+    for c in &checks {
+        match &c.error {
+            None => out.line(format!("secret    {}  ok  {}", c.at, c.reference)),
+            Some(e) => out.line(format!("secret    {}  {}  {e}", c.at, c.status)),
+        }
+    }
+    if failed > 0 {
+        return Err(failure(format!(
+            "{}: {failed} of {} secret references do not resolve",
+            pipeline.display(),
+            checks.len()
+        )));
+    }
+    Ok(())
+}
+
 pub(super) fn validate(
     session: &Session<'_>,
     pipeline: &Path,
@@ -131,6 +161,9 @@ pub(super) fn validate(
         },
         _ => return validate_dag(session, pipeline, dag, depth),
     };
+    if depth == Depth::Connect {
+        check_secrets(session, pipeline, plan.secret_references())?;
+    }
     validate_plan(session, plan, depth)?;
     out.line(format!("{}: valid", pipeline.display()));
     Ok(Exit::Success)
@@ -182,6 +215,28 @@ fn validate_dag(
     }
     for (pool, slots) in &dag.pools {
         out.line(format!("pool      {pool}: {slots} slot(s)"));
+    }
+    if depth == Depth::Connect {
+        // Every task's references first, so that one report lists all that fail.
+        let mut references = Vec::new();
+        if let Some(hook) = &dag.on_failure_webhook {
+            references.push(("pipeline.on_failure_webhook".to_string(), hook.clone()));
+        }
+        for task in &dag.tasks {
+            match &task.kind {
+                TaskKind::Sync(plan) => references.extend(
+                    plan.secret_references()
+                        .into_iter()
+                        .map(|(at, r)| (format!("tasks.{}.{at}", task.name), r)),
+                ),
+                TaskKind::Sql {
+                    database: hushflow_spec::dag::SqlDatabase::Postgres(r),
+                    ..
+                } => references.push((format!("tasks.{}.database", task.name), r.clone())),
+                _ => {}
+            }
+        }
+        check_secrets(session, pipeline, references)?;
     }
     for task in dag.tasks {
         let deps = if task.depends_on.is_empty() {

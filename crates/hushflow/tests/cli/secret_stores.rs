@@ -241,3 +241,175 @@ fn a_keyring_under_a_transit_wrapped_master_key_opens_and_survives_rotation() {
         audit.stdout
     );
 }
+
+/// `hushflow check` reports every secret reference of the pipeline: `ok`, or the reason it
+/// does not resolve (permission denied, not found, sealed), exits 1 when any fails, and prints
+/// no value, token or key at `-vv` with trace logging, whether the references resolve or not.
+#[test]
+fn check_reports_each_reference_without_its_value() {
+    let Some(bao) = Service::bao("cli_check") else {
+        return;
+    };
+    let root = [("X-Vault-Token", BAO_ROOT_TOKEN)];
+    for (path, body) in [
+        (
+            "/v1/secret/data/crm",
+            format!(r#"{{"data":{{"pepper":"{SECRET}"}}}}"#),
+        ),
+        (
+            "/v1/secret/data/hr",
+            format!(r#"{{"data":{{"pepper":"{SECRET}"}}}}"#),
+        ),
+        (
+            "/v1/sys/policies/acl/crm-only",
+            // It may read the connections path too, so `conn:` gets a "not found" there.
+            r#"{"policy":"path \"secret/data/crm\" { capabilities = [\"read\"] }\npath \"secret/data/connections/*\" { capabilities = [\"read\"] }"}"#.to_string(),
+        ),
+        (
+            "/v1/auth/token/create",
+            format!(r#"{{"id":"{VAULT_TOKEN}","policies":["crm-only"]}}"#),
+        ),
+    ] {
+        let (status, answer) = bao.request("POST", path, &root, &body);
+        assert!((200..300).contains(&status), "{path}: {answer}");
+    }
+    let addr = bao.url();
+    let env = [
+        ("VAULT_ADDR", addr.as_str()),
+        ("VAULT_TOKEN", VAULT_TOKEN),
+        ("HUSHFLOW_CONN_PEPPER", SECRET),
+        ("HUSHFLOW_LOG", "trace"),
+    ];
+    let canaries = [SECRET, SECRET_BYTES, VAULT_TOKEN];
+    let no_canary = |out: &str| {
+        for c in canaries {
+            assert!(!out.contains(c), "{c} in output:\n{out}");
+        }
+    };
+    let ws = workspace("vault:secret/data/crm#pepper");
+    std::fs::create_dir_all(ws.path("out")).unwrap();
+    let with_keys = |country: &str, notes: &str| {
+        pipeline(CSV_SINK)
+            .replace("keyring:pepper", "vault:secret/data/crm#pepper")
+            .replace(
+                "fields.country = \"keep\"",
+                &format!("fields.country = {{ hash = \"hmac-sha256\", key = \"{country}\" }}"),
+            )
+            .replace(
+                "fields.notes = \"drop\"",
+                &format!("fields.notes = {{ hash = \"hmac-sha256\", key = \"{notes}\" }}"),
+            )
+    };
+
+    // Every reference resolves: each is reported ok, and the check goes on to the connections.
+    ws.write(
+        "p.toml",
+        with_keys("conn:pepper", "vault:secret/crm#pepper"),
+    );
+    let r = ws.run_with(&["-vv", "check", "p.toml"], &env);
+    assert_eq!(r.code, 0, "{}", r.all());
+    no_canary(&r.all());
+    for line in [
+        "secret    policy.fields.email.key  ok  vault:secret/data/crm#pepper",
+        "secret    policy.fields.country.key  ok  conn:pepper",
+        "secret    policy.fields.notes.key  ok  vault:secret/crm#pepper",
+        "checked",
+    ] {
+        assert!(r.stdout.contains(line), "{line}:\n{}", r.stdout);
+    }
+
+    // A denied path and a missing connection: each named with its reason, all reported.
+    ws.write(
+        "p.toml",
+        with_keys("vault:secret/data/hr#pepper", "conn:nowhere"),
+    );
+    let r = ws.run_with(&["-vv", "check", "p.toml"], &env);
+    assert_eq!(r.code, 1, "{}", r.all());
+    no_canary(&r.all());
+    for line in [
+        "secret    policy.fields.email.key  ok  vault:secret/data/crm#pepper",
+        "secret    policy.fields.country.key  permission denied  vault:secret/data/hr#pepper: permission denied",
+        "secret    policy.fields.notes.key  not found  conn:nowhere: not found: looked in the environment (HUSHFLOW_CONN_NOWHERE)",
+    ] {
+        assert!(r.stdout.contains(line), "{line}:\n{}", r.stdout);
+    }
+    assert!(
+        r.stderr.contains("2 of 3 secret references do not resolve"),
+        "{}",
+        r.stderr
+    );
+    assert!(!r.stdout.contains("checked"), "{}", r.stdout);
+
+    // A sealed Vault: its references say "sealed"; the environment's still resolve.
+    let (status, answer) = bao.request("POST", "/v1/sys/seal", &root, "");
+    assert_eq!(status, 204, "{answer}");
+    ws.write(
+        "p.toml",
+        with_keys("conn:pepper", "vault:secret/crm#pepper"),
+    );
+    let r = ws.run_with(&["-vv", "check", "p.toml"], &env);
+    assert_eq!(r.code, 1, "{}", r.all());
+    no_canary(&r.all());
+    for line in [
+        "secret    policy.fields.email.key  sealed  vault:secret/data/crm#pepper: sealed",
+        "secret    policy.fields.country.key  ok  conn:pepper",
+    ] {
+        assert!(r.stdout.contains(line), "{line}:\n{}", r.stdout);
+    }
+}
+
+/// `hushflow check` on a DAG file reports the references of every task (sync keys and
+/// connections, a sql task's database) and the failure webhook, before any task is checked
+/// further, and fails naming each that does not resolve.
+#[test]
+fn check_reports_every_task_of_a_dag() {
+    let ws = Workspace::new();
+    ws.write("data/contacts.csv", "id,email\n1,a@example.com\n");
+    ws.write(
+        "dag.toml",
+        r#"
+[pipeline]
+name = "nightly"
+key = "id"
+on_failure_webhook = "conn:hook"
+
+[[task]]
+name = "extract"
+source = { type = "csv", path = "data/contacts.csv" }
+policy = { fields = { id = "keep", email = { hash = "hmac-sha256", key = "env:HF_CHECK_PEPPER" } } }
+sink = { type = "jsonl", path = "out/leads.jsonl" }
+
+[[task]]
+name = "count"
+type = "sql"
+depends_on = ["extract"]
+database = "conn:warehouse"
+sql = "SELECT 1"
+"#,
+    );
+    let env = [
+        ("HF_CHECK_PEPPER", SECRET),
+        (
+            "HUSHFLOW_CONN_HOOK",
+            "https://hooks.example/T0/canary-hook-5e1",
+        ),
+        ("HUSHFLOW_LOG", "trace"),
+    ];
+    let r = ws.run_with(&["-vv", "check", "dag.toml"], &env);
+    assert_eq!(r.code, 1, "{}", r.all());
+    for line in [
+        "secret    pipeline.on_failure_webhook  ok  conn:hook",
+        "secret    tasks.extract.policy.fields.email.key  ok  env:HF_CHECK_PEPPER",
+        "secret    tasks.count.database  not found  conn:warehouse: not found: looked in the environment (HUSHFLOW_CONN_WAREHOUSE)",
+    ] {
+        assert!(r.stdout.contains(line), "{line}:\n{}", r.stdout);
+    }
+    assert!(
+        r.stderr.contains("1 of 3 secret references do not resolve"),
+        "{}",
+        r.stderr
+    );
+    for c in [SECRET, SECRET_BYTES, "canary-hook-5e1"] {
+        assert!(!r.all().contains(c), "{c} in output:\n{}", r.all());
+    }
+}
