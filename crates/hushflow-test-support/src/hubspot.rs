@@ -23,7 +23,7 @@
 #![allow(clippy::expect_used, clippy::unwrap_used)]
 
 use serde_json::{Map, Value, json};
-use std::collections::{BTreeMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -54,6 +54,8 @@ pub struct Contact {
 pub struct State {
     /// Contacts by id.
     pub contacts: BTreeMap<u64, Contact>,
+    /// Contact ids by lower-cased email (HubSpot's unique key for contacts).
+    by_email: HashMap<String, u64>,
     next_id: u64,
     /// Properties that exist (upserting another is refused).
     pub known_properties: HashSet<String>,
@@ -103,6 +105,9 @@ impl State {
         for k in props.keys() {
             self.known_properties.insert(k.clone());
         }
+        if let Some(email) = props.get("email") {
+            self.by_email.insert(email.to_lowercase(), id);
+        }
         self.contacts.insert(
             id,
             Contact {
@@ -135,6 +140,10 @@ impl State {
 
     /// The contact whose `property` equals `value` (emails compared without regard to case).
     pub fn find(&self, property: &str, value: &str) -> Option<(u64, &Contact)> {
+        if property == "email" {
+            let id = *self.by_email.get(&value.to_lowercase())?;
+            return self.contacts.get(&id).map(|c| (id, c));
+        }
         self.contacts
             .iter()
             .find(|(_, c)| {
@@ -176,6 +185,7 @@ impl FakeHubSpot {
         }
         let state = Arc::new(Mutex::new(State {
             contacts: BTreeMap::new(),
+            by_email: HashMap::new(),
             next_id: 101,
             known_properties: known,
             static_tokens: [token.to_string()].into_iter().collect(),
@@ -262,6 +272,7 @@ fn answer(status: u16, body: Value) -> Answer {
 
 fn serve(stream: TcpStream, state: &Mutex<State>) {
     let _ = stream.set_read_timeout(Some(Duration::from_secs(60)));
+    let _ = stream.set_nodelay(true);
     let mut writer = stream.try_clone().unwrap();
     let mut reader = BufReader::new(stream);
     while let Some(request) = read_request(&mut reader) {
@@ -293,7 +304,11 @@ fn serve(stream: TcpStream, state: &Mutex<State>) {
             head.push_str(&format!("{k}: {v}\r\n"));
         }
         head.push_str("\r\n");
-        if writer.write_all(head.as_bytes()).is_err() || writer.write_all(&body).is_err() {
+        // One write (and no Nagle): head and body in two segments would wait out the client's
+        // delayed ACK, 40 ms an answer.
+        let mut bytes = head.into_bytes();
+        bytes.extend_from_slice(&body);
+        if writer.write_all(&bytes).is_err() {
             return;
         }
         if close {
@@ -834,6 +849,9 @@ fn upsert(s: &mut State, body: &Value) -> Answer {
                 (id, true)
             }
         };
+        if id_property == "email" {
+            s.by_email.insert(id_value.to_lowercase(), id);
+        }
         let contact = s.contacts.get_mut(&id).unwrap();
         contact
             .properties
