@@ -233,7 +233,18 @@ impl HubSpotSource {
                 next,
             } => {
                 if from >= until {
-                    self.window_done(until, next);
+                    // Nothing can have changed in an empty window (a run again within
+                    // `settle_secs`): the position stays where it is.
+                    self.phase = match next {
+                        Some(next) if next > from => Phase::Search {
+                            from,
+                            until: next,
+                            floor: 0,
+                            after: None,
+                            next: None,
+                        },
+                        _ => Phase::Done,
+                    };
                     return Ok(Some(Vec::new()));
                 }
                 let body = self.search_body(from, until, floor, after.as_deref());

@@ -220,7 +220,17 @@ fn incremental_reads_list_first_then_only_the_window_since_the_position() {
     assert_eq!(filters[1]["operator"], "LT");
     assert_eq!(search["sorts"][0]["propertyName"], "hs_object_id");
     assert_eq!(search["properties"], json!(["email"]));
+    let searches = state.searches.len();
     drop(state);
+
+    // Run again within `settle_secs`: the window is empty, nothing is asked, and the position
+    // does not move back.
+    let settled = h.source_config(json!({"incremental": true, "settle_secs": 3600}));
+    let mut third = open_source(&settled, &connections, &fields, Some(&next)).unwrap();
+    let (got, kept) = read_ids(third.as_mut(), 50);
+    assert!(got.is_empty());
+    assert_eq!(kept, Some(next));
+    assert_eq!(h.fake.state().searches.len(), searches);
     h.check_log();
 }
 
@@ -395,7 +405,7 @@ fn the_daily_limit_stops_the_run_at_once_with_a_resumable_position() {
 }
 
 #[test]
-fn oauth_tokens_are_refreshed_ahead_and_after_a_401_and_are_masked() {
+fn oauth_tokens_are_fetched_refreshed_after_a_401_and_masked() {
     let h = Harness::start("hubspot_oauth");
     seed(&h.fake, 30, 1_700_000_000_000);
     let client_secret = "canary-client-secret-5d1e";
@@ -459,6 +469,54 @@ fn oauth_tokens_are_refreshed_ahead_and_after_a_401_and_are_masked() {
     assert!(e.contains("refused the refresh token"), "{e}");
     assert!(e.contains("BAD_REFRESH_TOKEN"), "{e}");
     assert!(!e.contains(refresh) && !e.contains(client_secret), "{e}");
+    h.check_log();
+}
+
+#[test]
+fn an_access_token_is_refreshed_before_it_expires_without_waiting_for_a_401() {
+    let h = Harness::start("hubspot_oauth_ahead");
+    let stamp = now_ms() - 10_000;
+    seed(&h.fake, 450, stamp);
+    {
+        let mut s = h.fake.state();
+        s.oauth = Some((
+            "app".into(),
+            "canary-secret-ahead".into(),
+            "canary-refresh-ahead".into(),
+        ));
+        // Two seconds: used for one (half its life, as it is under the five-minute margin).
+        s.expires_in = 2;
+    }
+    let config = h.source_config(json!({
+        "token": null,
+        "refresh_token": "env:R",
+        "client_id": "app",
+        "client_secret": "env:S",
+        "incremental": true,
+    }));
+    let mut connections = Connections::new();
+    connections.insert(
+        "env:R".into(),
+        SecretValue::new(b"canary-refresh-ahead".to_vec()),
+    );
+    connections.insert(
+        "env:S".into(),
+        SecretValue::new(b"canary-secret-ahead".to_vec()),
+    );
+    let from = Position {
+        cursor: (stamp - 1).to_string(),
+        key: String::new(),
+    };
+    let mut source = open_source(&config, &connections, &names(&["id"]), Some(&from)).unwrap();
+    // Search pages of 200: one page a batch, the second after the token's useful life.
+    assert_eq!(source.next_batch(200).unwrap().unwrap().batch.len(), 200);
+    assert_eq!(h.fake.state().counts.get("token"), Some(&1));
+    std::thread::sleep(Duration::from_millis(1100));
+    assert_eq!(source.next_batch(200).unwrap().unwrap().batch.len(), 200);
+    let s = h.fake.state();
+    assert_eq!(s.counts.get("token"), Some(&2), "refreshed ahead of expiry");
+    assert_eq!(s.counts.get("401"), None, "no request was refused");
+    drop(s);
     h.check_log();
 }
 

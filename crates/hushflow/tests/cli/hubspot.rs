@@ -138,7 +138,11 @@ id_property = "email"
         assert_eq!(s.contacts.len(), 450);
         assert!(s.find("email", "new149@example.org").is_some());
         // The dropped field never left.
-        assert!(s.contacts.values().all(|c| !c.properties.contains_key("notes")));
+        assert!(
+            s.contacts
+                .values()
+                .all(|c| !c.properties.contains_key("notes"))
+        );
     }
     no_canary(&ws, &outputs);
     if let Some(p) = &prism {
