@@ -151,3 +151,76 @@ id_property = "email"
         assert!(!log.contains("VIOLATIONS"), "{log}");
     }
 }
+
+#[test]
+fn an_oauth_app_signs_in_with_secrets_by_reference_and_none_of_them_is_printed() {
+    let (fake, prism, base) = servers("cli_hubspot_oauth");
+    let (secret, refresh) = ("canary-client-secret-e2e-51f0", "canary-refresh-e2e-77aa");
+    {
+        let mut s = fake.state();
+        s.oauth = Some(("hushflow-e2e".into(), secret.into(), refresh.into()));
+        for i in 0..120 {
+            let email = format!("o{i}@example.com");
+            s.insert(&[("email", &email)], 1_700_000_000_000);
+        }
+    }
+    let ws = Workspace::new();
+    let text = format!(
+        r#"
+[pipeline]
+name = "hubspot-oauth"
+key = "email"
+
+[source]
+type = "hubspot"
+refresh_token = "env:HS_REFRESH"
+client_id = "hushflow-e2e"
+client_secret = "env:HS_SECRET"
+base_url = "{base}"
+
+[policy]
+fields.email = "keep"
+
+[sink]
+type = "jsonl"
+path = "out/o.jsonl"
+"#
+    );
+    ws.write("p.toml", &text);
+    let env = [
+        ("HS_REFRESH", refresh),
+        ("HS_SECRET", secret),
+        ("HUSHFLOW_LOG", "trace"),
+    ];
+    let r = ws.run_with(&["-vv", "run", "p.toml"], &env);
+    assert_eq!(r.code, 0, "{}", r.all());
+    let out = std::fs::read_to_string(ws.path("out/o.jsonl")).unwrap();
+    assert_eq!(out.lines().count(), 120);
+    let issued = fake.state().issued_tokens();
+    assert_eq!(issued.len(), 1);
+    let mut outputs = vec![r.all()];
+
+    // A secret written into the file instead of a reference is refused, at its key.
+    ws.write(
+        "bad.toml",
+        text.replace("env:HS_SECRET", "literal-client-secret"),
+    );
+    let r = ws.run_with(&["validate", "bad.toml"], &env);
+    assert_eq!(r.code, 2, "{}", r.all());
+    assert!(r.all().contains("source.client_secret"), "{}", r.all());
+    outputs.push(r.all());
+
+    for out in &outputs {
+        for s in [secret, refresh, issued[0].as_str()] {
+            assert!(!out.contains(s), "a secret in output:\n{out}");
+        }
+    }
+    for (path, bytes) in ws.bytes_under(ws.path("").as_path()) {
+        for s in [secret, refresh, issued[0].as_str()] {
+            assert!(!contains(&bytes, s), "a secret in {}", path.display());
+        }
+    }
+    if let Some(p) = &prism {
+        assert!(!p.log().contains("VIOLATIONS"), "{}", p.log());
+    }
+}
