@@ -69,8 +69,10 @@ pub struct State {
     pub expires_in: u64,
     /// Faults for the next API requests, in order.
     pub faults: VecDeque<Fault>,
-    /// API requests allowed per ten seconds.
+    /// API requests allowed per window.
     pub window_max: u32,
+    /// The window's length (HubSpot's is ten seconds).
+    pub window_length: Duration,
     window: (Instant, u32),
     /// API requests allowed in all (the daily budget); `None`: unlimited.
     pub daily_max: Option<u64>,
@@ -194,6 +196,7 @@ impl FakeHubSpot {
             expires_in: 1800,
             faults: VecDeque::new(),
             window_max: 100_000,
+            window_length: Duration::from_secs(10),
             window: (Instant::now(), 0),
             daily_max: None,
             api_requests: 0,
@@ -382,7 +385,7 @@ fn handle(s: &mut State, r: &Request) -> Answer {
     let mut a = api(s, r);
     // The rate-limit headers HubSpot sends with every answer of a private app.
     let now = Instant::now();
-    if now.duration_since(s.window.0) >= Duration::from_secs(10) {
+    if now.duration_since(s.window.0) >= s.window_length {
         s.window = (now, 0);
     }
     let remaining = s.window_max.saturating_sub(s.window.1);
@@ -397,7 +400,7 @@ fn handle(s: &mut State, r: &Request) -> Answer {
         ),
         (
             "X-HubSpot-RateLimit-Interval-Milliseconds".into(),
-            "10000".into(),
+            s.window_length.as_millis().to_string(),
         ),
         (
             "X-HubSpot-RateLimit-Daily".into(),
@@ -490,7 +493,7 @@ fn api(s: &mut State, r: &Request) -> Answer {
         };
     }
     let now = Instant::now();
-    if now.duration_since(s.window.0) >= Duration::from_secs(10) {
+    if now.duration_since(s.window.0) >= s.window_length {
         s.window = (now, 0);
     }
     s.window.1 += 1;

@@ -339,6 +339,30 @@ fn rate_limits_and_server_errors_are_retried_after_retry_after_or_a_backoff() {
 }
 
 #[test]
+fn the_rate_limit_headers_hold_requests_back_until_the_window_rolls_over() {
+    let h = Harness::start("hubspot_window");
+    seed(&h.fake, 500, 1_700_000_000_000);
+    {
+        let mut s = h.fake.state();
+        s.window_max = 2;
+        s.window_length = Duration::from_millis(700);
+    }
+    // The client-side limiter is wide open: only HubSpot's headers slow it down.
+    let config = h.source_config(json!({}));
+    let started = Instant::now();
+    let mut source = open_source(&config, &h.connections(), &names(&["id"]), None).unwrap();
+    assert_eq!(drain(source.as_mut(), 1000).rows.len(), 500);
+    // Five pages, two a window: the source waited out two windows instead of meeting a 429.
+    assert!(
+        started.elapsed() >= Duration::from_millis(1400),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(h.fake.state().counts.get("429"), None);
+    h.check_log();
+}
+
+#[test]
 fn the_daily_limit_stops_the_run_at_once_with_a_resumable_position() {
     let h = Harness::start("hubspot_daily");
     let stamp = now_ms() - 10_000;
