@@ -353,11 +353,10 @@ fn the_rate_limit_headers_hold_requests_back_until_the_window_rolls_over() {
     let mut source = open_source(&config, &h.connections(), &names(&["id"]), None).unwrap();
     assert_eq!(drain(source.as_mut(), 1000).rows.len(), 500);
     // Five pages, two a window: the source waited out two windows instead of meeting a 429.
-    assert!(
-        started.elapsed() >= Duration::from_millis(1400),
-        "{:?}",
-        started.elapsed()
-    );
+    // The header's interval, not a ten-second guess.
+    let took = started.elapsed();
+    assert!(took >= Duration::from_millis(1400), "{took:?}");
+    assert!(took < Duration::from_secs(8), "{took:?}");
     assert_eq!(h.fake.state().counts.get("429"), None);
     h.check_log();
 }
