@@ -327,15 +327,25 @@ pub(crate) fn check(
         )
     })?;
     for (table, connection) in [("source", source.connection()), ("sink", sink.connection())] {
-        if let Some(connection) = connection
-            && !secrets.is_reference(connection.reference())
-        {
-            return Err(src.error_at(
-                src.span_of(&[table, "url"]),
-                Some(format!("{table}.url")),
-                "must be a secret reference (env:NAME, file:PATH or keyring:NAME) that holds \
-                 the postgres:// URL, never the URL itself",
-            ));
+        let Some(connection) = connection else {
+            continue;
+        };
+        let main = (connection.key(), connection.reference(), connection.holds());
+        let more = connection
+            .more_references()
+            .into_iter()
+            .map(|(key, reference)| (key, reference, "a secret"));
+        for (key, reference, holds) in std::iter::once(main).chain(more) {
+            if !secrets.is_reference(reference) {
+                return Err(src.error_at(
+                    src.span_of(&[table, key]),
+                    Some(format!("{table}.{key}")),
+                    format!(
+                        "must be a secret reference (env:NAME, file:PATH or keyring:NAME) that \
+                         holds {holds}, never the value itself"
+                    ),
+                ));
+            }
         }
     }
     if source.incremental() && pipeline.staging == Some(true) {
@@ -546,7 +556,7 @@ impl Plan {
             scope: self.scope.as_ref(),
         };
         let base = self.file.parent().unwrap_or(Path::new(""));
-        let mut connections = Connections::new();
+        let mut connections = Connections::with_redactor(resolver.redactor().clone());
         let mut warnings = Vec::new();
         let ends = [
             ("source", self.source.connection()),
@@ -557,10 +567,11 @@ impl Plan {
                 continue;
             };
             let reference = connection.reference();
+            let key = connection.key();
             let fail = |message: String| {
                 src.error_at(
-                    src.span_of(&[table, "url"]),
-                    Some(format!("{table}.url")),
+                    src.span_of(&[table, key]),
+                    Some(format!("{table}.{key}")),
                     message,
                 )
             };
@@ -577,6 +588,23 @@ impl Plan {
             // The resolver masked the URL and, on its own, its password.
             warnings.extend(connection.check_url(&text, base).map_err(fail)?);
             connections.insert(reference.to_string(), value);
+            // The rest of the connection's secrets (an OAuth client secret, a refresh token):
+            // resolved, and so registered with the redactor, here like the main one.
+            for (key, reference) in connection.more_references() {
+                let fail = |message: String| {
+                    src.error_at(
+                        src.span_of(&[table, key]),
+                        Some(format!("{table}.{key}")),
+                        message,
+                    )
+                };
+                let parsed = match resolver.parse(reference) {
+                    Ok(r) => r.relative_to(base),
+                    Err(e) => return Err(fail(e.to_string())),
+                };
+                let value = resolver.resolve(&parsed).map_err(|e| fail(e.to_string()))?;
+                connections.insert(reference.to_string(), value);
+            }
         }
         Ok((connections, warnings))
     }

@@ -13,6 +13,8 @@ mod canary;
 mod crosscheck;
 mod end_to_end;
 mod erase;
+#[cfg(feature = "hubspot")]
+mod hubspot;
 mod key_lifecycle;
 mod orchestration;
 mod policy_actions;
