@@ -236,6 +236,14 @@ pub trait SinkConfig: Debug + Send + Sync {
         false
     }
 
+    /// Whether a sink that [keeps rows](SinkConfig::keeps_rows) can delete or null those of
+    /// records withdrawn since (consent lost, newly suppressed): `on_withdrawal`'s `delete` and
+    /// `tombstone`. A sink that keeps rows and cannot must say so here; `validate` then refuses a
+    /// pipeline that would silently leave withdrawn people in it.
+    fn withdraws_rows(&self) -> bool {
+        self.keeps_rows()
+    }
+
     /// Whether each batch is committed as it is written (a database transaction), so that a
     /// staged run can resume after the batches committed.
     fn commits_per_batch(&self) -> bool {

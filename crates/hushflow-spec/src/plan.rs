@@ -394,7 +394,27 @@ pub(crate) fn check(
                 ),
             ));
         }
+        Some(w)
+            if sink.keeps_rows() && !sink.withdraws_rows() && *w.get_ref() != Withdrawal::Keep =>
+        {
+            return Err(src.error_at(
+                w.span(),
+                Some("pipeline.on_withdrawal".into()),
+                cannot_withdraw(sink.kind()),
+            ));
+        }
         Some(w) => *w.get_ref(),
+        // The default promises deletion: a sink that cannot delete must be told to keep.
+        None if sink.keeps_rows()
+            && !sink.withdraws_rows()
+            && (policy.consent().is_some() || policy.suppression().is_some()) =>
+        {
+            return Err(src.error_at(
+                src.span_of(&["sink", "type"]),
+                Some("pipeline.on_withdrawal".into()),
+                cannot_withdraw(sink.kind()),
+            ));
+        }
         None => Withdrawal::Delete,
     };
     if let Some(file) = &suppression_file
@@ -799,4 +819,15 @@ fn decode_key(value: &SecretValue) -> Option<SecretValue> {
     );
     let bytes = engine.decode(text).ok()?;
     (bytes.len() >= MIN_KEY_BYTES).then(|| SecretValue::new(bytes))
+}
+
+/// Why a pipeline with a consent or suppression filter cannot sync into a sink that keeps rows
+/// but cannot delete or null them.
+fn cannot_withdraw(kind: &str) -> String {
+    format!(
+        "a {kind} sink cannot yet delete or null the records of people who withdraw consent or \
+         are suppressed after an earlier sync, so they would stay in it; set \
+         `on_withdrawal = \"keep\"` in [pipeline] to accept that (and remove them there by \
+         other means), or sync into a table sink (sqlite or postgres), which can"
+    )
 }

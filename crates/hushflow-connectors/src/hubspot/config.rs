@@ -449,6 +449,12 @@ impl crate::SinkConfig for HubSpotSinkConfig {
         true
     }
 
+    /// Not yet: HubSpot archives contacts by their own id only (`batch/archive`), which needs a
+    /// lookup by `id_property` first.
+    fn withdraws_rows(&self) -> bool {
+        false
+    }
+
     fn describe(&self, key: &str) -> Option<String> {
         Some(format!(
             "(upsert on `{}`)",

@@ -224,3 +224,60 @@ path = "out/o.jsonl"
         assert!(!p.log().contains("VIOLATIONS"), "{}", p.log());
     }
 }
+
+/// The HubSpot sink cannot delete or null contacts yet: a pipeline with a consent filter into it
+/// is refused unless it says `on_withdrawal = "keep"`, so nobody believes withdrawn people are
+/// removed from HubSpot when they are not.
+#[test]
+fn a_consent_filter_into_hubspot_is_refused_until_withdrawals_are_kept_knowingly() {
+    let ws = Workspace::new();
+    ws.write("data/new.csv", "email,opt_in\na@example.org,yes\n");
+    let pipeline = |extra: &str| {
+        format!(
+            r#"
+[pipeline]
+name = "hubspot-consent"
+key = "email"
+{extra}
+
+[source]
+type = "csv"
+path = "data/new.csv"
+
+[policy]
+fields.email = "keep"
+fields.opt_in = "keep"
+consent.field = "opt_in"
+
+[sink]
+type = "hubspot"
+token = "env:HUBSPOT_TOKEN"
+base_url = "http://127.0.0.1:9"
+id_property = "email"
+"#
+        )
+    };
+    let env = [("HUBSPOT_TOKEN", CANARY)];
+    for extra in [
+        "",
+        r#"on_withdrawal = "delete""#,
+        r#"on_withdrawal = "tombstone""#,
+    ] {
+        ws.write("p.toml", pipeline(extra));
+        let r = ws.run_with(&["validate", "p.toml"], &env);
+        assert_ne!(r.code, 0, "{extra}: {}", r.all());
+        assert!(
+            r.all().contains("on_withdrawal") && r.all().contains("cannot yet delete"),
+            "{extra}: {}",
+            r.all()
+        );
+    }
+    ws.write("p.toml", pipeline(r#"on_withdrawal = "keep""#));
+    let r = ws.run_with(&["validate", "p.toml"], &env);
+    assert_eq!(r.code, 0, "{}", r.all());
+    assert!(
+        r.all().contains("keep the rows already written"),
+        "{}",
+        r.all()
+    );
+}
