@@ -238,10 +238,11 @@ pub trait SinkConfig: Debug + Send + Sync {
 
     /// Whether a sink that [keeps rows](SinkConfig::keeps_rows) can delete or null those of
     /// records withdrawn since (consent lost, newly suppressed): `on_withdrawal`'s `delete` and
-    /// `tombstone`. A sink that keeps rows and cannot must say so here; `validate` then refuses a
-    /// pipeline that would silently leave withdrawn people in it.
+    /// `tombstone`, done by its [`Sink`](hushflow_core::Sink)'s `withdraw`. No by default, so a
+    /// new sink that keeps rows is refused by `validate` with a consent or suppression filter
+    /// (unless `on_withdrawal = "keep"`) until it implements withdrawals and says so here.
     fn withdraws_rows(&self) -> bool {
-        self.keeps_rows()
+        false
     }
 
     /// Whether each batch is committed as it is written (a database transaction), so that a
