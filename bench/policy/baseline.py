@@ -95,6 +95,8 @@ def main() -> None:
     df = pd.read_csv(src, dtype=str, keep_default_na=False)
     n = len(df)
     df = df[df["marketing_opt_in"].str.strip().str.lower().isin(YES)]
+    # hushflow writes a consent field it keeps as a boolean: every kept record said yes.
+    df["marketing_opt_in"] = "true"
     df = df.drop(columns=["street", "postal_code", "job_title"])
     df["email"] = df["email"].map(
         lambda v: hmac.new(pepper, addr_spec(v).lower().encode(), hashlib.sha256).hexdigest() if v.strip() else ""
