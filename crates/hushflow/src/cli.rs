@@ -211,6 +211,19 @@ pub struct RunArgs {
     /// Print the summary as one JSON object (counts, outcome, run id) instead of lines.
     #[arg(long)]
     pub json: bool,
+    /// Write the run's metrics in the Prometheus text format to this file at the end (replaced
+    /// at once), for node_exporter's textfile collector.
+    #[arg(long, value_name = "PATH")]
+    pub metrics_file: Option<PathBuf>,
+}
+
+/// `--metrics-addr`, for the long-running processes.
+#[derive(Debug, Args)]
+pub struct MetricsOptions {
+    /// Serve Prometheus metrics on GET /metrics at this address (such as 127.0.0.1:9464;
+    /// port 0 picks a free one, printed at start).
+    #[arg(long, env = "HUSHFLOW_METRICS_ADDR", value_name = "ADDR")]
+    pub metrics_addr: Option<std::net::SocketAddr>,
 }
 
 /// `hushflow erase`.
@@ -275,6 +288,8 @@ pub struct SchedulerArgs {
     pub parallelism: usize,
     #[command(flatten)]
     pub timing: Timing,
+    #[command(flatten)]
+    pub metrics: MetricsOptions,
 }
 
 /// `hushflow worker`.
@@ -285,6 +300,8 @@ pub struct WorkerArgs {
     pub concurrency: usize,
     #[command(flatten)]
     pub timing: Timing,
+    #[command(flatten)]
+    pub metrics: MetricsOptions,
 }
 
 /// A pipeline named on the command line: a file (registered on the spot where a command

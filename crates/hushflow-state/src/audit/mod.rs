@@ -454,6 +454,33 @@ impl AuditLog {
     }
 }
 
+impl AuditLog {
+    /// The records numbered above `after`, ordered by `seq`: what a follower (the shipper,
+    /// the metrics, the alert rules of another process) has not seen yet.
+    pub fn list_after(&self, after: u64) -> Result<Vec<AuditRecord>, AuditError> {
+        let from = i64::try_from(after.saturating_add(1)).unwrap_or(i64::MAX);
+        rows::read_raw_rows(&self.conn, &self.path, Some(from))?
+            .iter()
+            .map(|row| {
+                row.to_record().map_err(|problem| AuditError::Corrupt {
+                    path: self.path.clone(),
+                    seq: row.seq,
+                    problem,
+                })
+            })
+            .collect()
+    }
+
+    /// The number of the last record (0 for an empty log).
+    pub fn last_seq(&self) -> Result<u64, AuditError> {
+        let last: Option<i64> = self
+            .conn
+            .query_row("SELECT MAX(seq) FROM audit", [], |row| row.get(0))
+            .map_err(sql_error(&self.path, "read the last record"))?;
+        Ok(last.and_then(|s| u64::try_from(s).ok()).unwrap_or(0))
+    }
+}
+
 fn validate(record: &NewRecord) -> Result<(), AuditError> {
     let invalid = |field, problem| Err(AuditError::InvalidRecord { field, problem });
     for (field, value) in [

@@ -264,6 +264,7 @@ pub fn dispatch(cli: Cli, out: &Output) -> Result<Exit, Failure> {
                 replay: None,
                 counts: None,
                 json: args.json,
+                metrics_file: args.metrics_file,
             };
             run::run(&session()?, &args.pipeline, options)
         }
