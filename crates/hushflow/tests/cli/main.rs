@@ -14,6 +14,7 @@ mod crosscheck;
 mod end_to_end;
 mod erase;
 mod key_lifecycle;
+mod monitoring;
 mod orchestration;
 mod policy_actions;
 mod postgres;

@@ -1,0 +1,455 @@
+//! Monitoring with real parts: the real Prometheus (Debian `prometheus`) scrapes a running
+//! scheduler and worker during a small DAG and its HTTP API must answer the runs' counts;
+//! `promtool` checks the exposition, the alerting rules (and their unit tests) in
+//! `deploy/prometheus/`; `run --metrics-file` writes a textfile; no canary value reaches a
+//! label. Without `prometheus`/`promtool` these tests say so and pass, unless
+//! HUSHFLOW_TEST_REQUIRE_SERVICES=1 (scripts/test.sh installs them).
+
+use crate::common::*;
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// `name` on PATH, or `None` (saying why) when absent and not required.
+fn tool(test: &str, name: &str) -> Option<PathBuf> {
+    let found = std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .map(|d| d.join(name))
+            .find(|p| p.is_file())
+    });
+    if found.is_none() {
+        if std::env::var("HUSHFLOW_TEST_REQUIRE_SERVICES").is_ok_and(|v| v == "1") {
+            panic!(
+                "{test}: HUSHFLOW_TEST_REQUIRE_SERVICES=1 but `{name}` is not installed; \
+                 install the Debian package `prometheus` (scripts/test.sh does)"
+            );
+        }
+        eprintln!("{test}: skipped, `{name}` is not installed (Debian package `prometheus`)");
+    }
+    found
+}
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A plain HTTP GET on loopback: the body, or `None` when nothing answers yet.
+fn get(port: u16, path: &str) -> Option<(u16, String)> {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
+    )
+    .ok()?;
+    let mut text = String::new();
+    s.read_to_string(&mut text).ok()?;
+    let status = text.split_whitespace().nth(1)?.parse().ok()?;
+    let body = text.split_once("\r\n\r\n")?.1.to_string();
+    Some((status, body))
+}
+
+fn encode(q: &str) -> String {
+    q.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'_' | b'-' | b'.' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// The value of a PromQL query answering one sample (`None`: no sample yet).
+fn query(port: u16, q: &str) -> Option<f64> {
+    let (_, body) = get(port, &format!("/api/v1/query?query={}", encode(q)))?;
+    let v: serde_json::Value = serde_json::from_str(&body).ok()?;
+    let result = v["data"]["result"].as_array()?;
+    result.first()?["value"][1].as_str()?.parse().ok()
+}
+
+struct Killed(Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn promtool_check_metrics(promtool: &Path, exposition: &str) {
+    let mut child = Command::new(promtool)
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(exposition.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "promtool check metrics: {}{}\n{exposition}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+const DAG: &str = r#"
+[pipeline]
+name = "mon"
+key = "id"
+
+[[task]]
+name = "extract"
+source = { type = "csv", path = "../data/contacts.csv" }
+policy = { fields = { id = "keep", email = { hash = "hmac-sha256", key = "keyring:pepper", normalize = "email" }, country = "keep" }, suppression = { file = "../data/suppress.txt", field = "email" } }
+sink = { type = "jsonl", path = "../staging/{{ run_id }}.jsonl" }
+
+[[task]]
+name = "load"
+depends_on = ["extract"]
+source = { type = "jsonl", path = "../staging/{{ run_id }}.jsonl" }
+policy = { fields = { id = "keep", email = "keep", country = "keep" } }
+sink = { type = "csv", path = "../out/{{ run_id }}.csv" }
+"#;
+
+/// The canary rows: their emails and countries must reach no metric label.
+fn contacts(ws: &Workspace, rows: u64) {
+    let mut text = String::from("id,email,country\n");
+    for i in 1..=rows {
+        text.push_str(&format!("{i},canary-{i}@leak.example,CanaryLand{i}\n"));
+    }
+    ws.write("data/contacts.csv", text);
+    ws.write("data/suppress.txt", "canary-1@leak.example\n");
+}
+
+#[test]
+fn prometheus_scrapes_the_scheduler_and_worker_and_counts_match_the_runs() {
+    let test = "prometheus_scrapes_the_scheduler_and_worker_and_counts_match_the_runs";
+    let (Some(prometheus), Some(promtool)) = (tool(test, "prometheus"), tool(test, "promtool"))
+    else {
+        return;
+    };
+    let ws = Workspace::new();
+    let rows = 40u64;
+    contacts(&ws, rows);
+    ws.write("pipelines/mon.toml", DAG);
+    ws.ok(&["keys", "create", "pepper", "--purpose", "hash"], 0);
+    ws.ok(&["validate", "pipelines/mon.toml"], 0);
+
+    let (sched_port, worker_port, prom_port) = (free_port(), free_port(), free_port());
+    let timing = [
+        "--heartbeat-every",
+        "200ms",
+        "--heartbeat-timeout",
+        "2s",
+        "--poll",
+        "50ms",
+        "--tick",
+        "200ms",
+    ];
+    let spawn = |args: &[&str]| {
+        let mut c = ws.command();
+        c.args(args)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .current_dir(ws.path("pipelines"));
+        Killed(c.spawn().unwrap())
+    };
+    let sched_addr = format!("127.0.0.1:{sched_port}");
+    let worker_addr = format!("127.0.0.1:{worker_port}");
+    let _scheduler = spawn(
+        &[
+            &["scheduler", "--pipelines", ".", "--parallelism", "0"][..],
+            &timing[..],
+            &["--metrics-addr", &sched_addr],
+        ]
+        .concat(),
+    );
+    let _worker = spawn(
+        &[
+            &["worker", "--concurrency", "2"][..],
+            &timing[..],
+            &["--metrics-addr", &worker_addr],
+        ]
+        .concat(),
+    );
+
+    let data = tempfile::tempdir().unwrap();
+    let config = data.path().join("prometheus.yml");
+    std::fs::write(
+        &config,
+        format!(
+            "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\nrule_files:\n  - {}\n\
+             scrape_configs:\n  - job_name: hushflow\n    static_configs:\n      - targets: \
+             ['{sched_addr}', '{worker_addr}']\n",
+            repo().join("deploy/prometheus/alerts.yml").display()
+        ),
+    )
+    .unwrap();
+    let _prometheus = Killed(
+        Command::new(prometheus)
+            .arg(format!("--config.file={}", config.display()))
+            .arg(format!(
+                "--storage.tsdb.path={}",
+                data.path().join("tsdb").display()
+            ))
+            .arg(format!("--web.listen-address=127.0.0.1:{prom_port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while get(prom_port, "/-/ready").is_none_or(|(s, _)| s != 200) {
+        assert!(Instant::now() < deadline, "prometheus did not become ready");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+
+    // Three runs of the DAG: six sync tasks.
+    for _ in 0..3 {
+        let r = ws.run(&["trigger", "pipelines/mon.toml"]);
+        assert_eq!(r.code, 0, "{}", r.all());
+    }
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let runs = loop {
+        let runs: Vec<serde_json::Value> = ws
+            .ok(&["runs", "--json"], 0)
+            .stdout
+            .lines()
+            .filter(|l| l.starts_with('{'))
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        if runs.len() == 3 && runs.iter().all(|r| r["state"] == "success") {
+            break runs;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the runs did not finish: {runs:?}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    // What the metadata says the tasks did.
+    let (mut read, mut written) = (0.0, 0.0);
+    for r in &runs {
+        let id = r["run"].to_string();
+        for line in ws.ok(&["tasks", &id, "--json"], 0).stdout.lines() {
+            let t: serde_json::Value = serde_json::from_str(line).unwrap();
+            read += t["records_read"].as_f64().unwrap();
+            written += t["records_written"].as_f64().unwrap();
+        }
+    }
+    // Each extract reads all rows and leaves one out (suppressed); load copies what is left.
+    assert_eq!(read, 3.0 * (rows + rows - 1) as f64);
+
+    // Prometheus' own answers, once it has scraped the last increments.
+    let expect = [
+        (
+            r#"sum(hushflow_runs_finished_total{pipeline="mon",state="success"})"#,
+            3.0,
+        ),
+        (
+            r#"sum(hushflow_task_tries_total{pipeline="mon",outcome="success"})"#,
+            6.0,
+        ),
+        (
+            r#"sum(hushflow_syncs_total{pipeline="mon",outcome="success"})"#,
+            6.0,
+        ),
+        (
+            r#"sum(hushflow_records_total{pipeline="mon",kind="read"})"#,
+            read,
+        ),
+        (
+            r#"sum(hushflow_records_total{pipeline="mon",kind="written"})"#,
+            written,
+        ),
+        (
+            r#"sum(hushflow_records_total{pipeline="mon",task="extract",kind="suppressed"})"#,
+            3.0,
+        ),
+        (
+            r#"sum(hushflow_sync_duration_seconds_count{pipeline="mon"})"#,
+            6.0,
+        ),
+        (
+            r#"sum(hushflow_scheduler_lag_seconds_count{pipeline="mon"})"#,
+            3.0,
+        ),
+        (r#"sum(hushflow_audit_verify_ok)"#, 2.0),
+        (r#"count(up{job="hushflow"} == 1)"#, 2.0),
+    ];
+    let deadline = Instant::now() + Duration::from_secs(30);
+    for (q, want) in expect {
+        loop {
+            let got = query(prom_port, q);
+            if got == Some(want) {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "prometheus answers {got:?} to {q}, the runs say {want}"
+            );
+            std::thread::sleep(Duration::from_millis(250));
+        }
+    }
+    // Sink writes were timed for both sink types.
+    assert!(
+        query(
+            prom_port,
+            r#"sum(hushflow_sink_write_seconds_count{sink="csv"})"#
+        )
+        .unwrap()
+            >= 3.0
+    );
+
+    // The expositions pass promtool and carry no canary.
+    for port in [sched_port, worker_port] {
+        let (status, text) = get(port, "/metrics").unwrap();
+        assert_eq!(status, 200);
+        promtool_check_metrics(&promtool, &text);
+        for canary in ["canary", "leak.example", "CanaryLand"] {
+            assert!(!text.contains(canary), "{canary} in the metrics:\n{text}");
+        }
+    }
+    // And nothing Prometheus stored names a canary either: its label values.
+    for label in [
+        "pipeline", "task", "kind", "sink", "outcome", "state", "action",
+    ] {
+        let (_, body) = get(prom_port, &format!("/api/v1/label/{label}/values")).unwrap();
+        assert!(
+            !body.contains("canary") && !body.contains("CanaryLand"),
+            "{body}"
+        );
+    }
+}
+
+#[test]
+fn a_one_off_run_writes_its_metrics_file() {
+    let ws = Workspace::new();
+    contacts(&ws, 25);
+    ws.write(
+        "sync.toml",
+        r#"
+[pipeline]
+name = "oneoff"
+key = "id"
+[source]
+type = "csv"
+path = "data/contacts.csv"
+[policy]
+fields.id = "keep"
+fields.email = { hash = "hmac-sha256", key = "keyring:pepper", normalize = "email" }
+suppression = { file = "data/suppress.txt", field = "email" }
+[sink]
+type = "csv"
+path = "out/oneoff.csv"
+"#,
+    );
+    ws.ok(&["keys", "create", "pepper", "--purpose", "hash"], 0);
+    std::fs::create_dir_all(ws.path("textfile")).unwrap();
+    ws.ok(
+        &[
+            "run",
+            "sync.toml",
+            "--metrics-file",
+            "textfile/hushflow.prom",
+        ],
+        0,
+    );
+    let text = std::fs::read_to_string(ws.path("textfile/hushflow.prom")).unwrap();
+    for (kind, n) in [("read", 25), ("written", 24), ("suppressed", 1)] {
+        let line = format!(
+            "hushflow_records_total{{pipeline=\"oneoff\",task=\"run\",kind=\"{kind}\"}} {n}"
+        );
+        assert!(text.contains(&line), "{line} not in:\n{text}");
+    }
+    assert!(text.contains("hushflow_sink_write_seconds_bucket{sink=\"csv\",le="));
+    assert!(
+        !text.contains("canary") && !text.contains("CanaryLand"),
+        "{text}"
+    );
+    let mode = {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::metadata(ws.path("textfile/hushflow.prom"))
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o777
+    };
+    assert_eq!(mode, 0o644, "node_exporter reads it as another user");
+    if let Some(promtool) = tool("a_one_off_run_writes_its_metrics_file", "promtool") {
+        promtool_check_metrics(&promtool, &text);
+    }
+}
+
+#[test]
+fn the_alerting_rules_and_the_dashboard_use_only_metrics_that_exist() {
+    let deploy = repo().join("deploy");
+    let rules = std::fs::read_to_string(deploy.join("prometheus/alerts.yml")).unwrap();
+    let dashboard = std::fs::read_to_string(deploy.join("grafana/hushflow.json")).unwrap();
+    let parsed: serde_json::Value = serde_json::from_str(&dashboard).unwrap();
+    assert!(!parsed["panels"].as_array().unwrap().is_empty());
+    let known: Vec<&str> = hushflow_metrics::ALL.iter().map(|(n, _, _)| *n).collect();
+    for (what, text) in [("alerts.yml", &rules), ("hushflow.json", &dashboard)] {
+        let mut rest = text.as_str();
+        while let Some(at) = rest.find("hushflow_") {
+            let name: String = rest[at..]
+                .chars()
+                .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                .collect();
+            rest = &rest[at + name.len()..];
+            let base = ["_bucket", "_sum", "_count"]
+                .iter()
+                .find_map(|s| name.strip_suffix(s))
+                .unwrap_or(&name);
+            assert!(
+                known.contains(&base) || known.contains(&name.as_str()),
+                "{what} uses {name}, which hushflow-metrics does not define"
+            );
+        }
+    }
+    let docs = std::fs::read_to_string(repo().join("docs/monitoring.md")).unwrap();
+    for name in &known {
+        assert!(
+            docs.contains(name),
+            "docs/monitoring.md does not document {name}"
+        );
+    }
+    let Some(promtool) = tool(
+        "the_alerting_rules_and_the_dashboard_use_only_metrics_that_exist",
+        "promtool",
+    ) else {
+        return;
+    };
+    for args in [
+        &["check", "rules", "alerts.yml"][..],
+        &["test", "rules", "alerts.test.yml"][..],
+    ] {
+        let out = Command::new(&promtool)
+            .args(args)
+            .current_dir(deploy.join("prometheus"))
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "promtool {args:?}: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
