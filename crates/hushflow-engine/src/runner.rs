@@ -206,6 +206,14 @@ pub fn run(plan: &Plan, keys: &KeyMaterial, ctx: &RunContext<'_>) -> Result<RunR
     let recipient = ctx.identity.recipient();
     // Tags staged segments, manifests and quarantine sidecars.
     let mac = StateMac::new(ctx.identity);
+    // The sink's destination in the audit record, as a keyed digest of its description (a
+    // path or a connection's reference and digest): the alert rules compare it between runs
+    // without the record naming where the data went.
+    let sink_id = {
+        let described = staging::describe_sink(plan, ctx.connections, &mac);
+        let tag = mac.tag("hushflow audit sink v1", &[described.as_bytes()]);
+        format!("{} {}", plan.sink.kind(), &tag[..16])
+    };
     // A staged run that resumes an earlier attempt keeps that attempt's run id.
     // A replay reads its records from the quarantine, never from a staged source.
     let prepared = match plan.staging && ctx.replay.is_none() {
@@ -346,7 +354,7 @@ pub fn run(plan: &Plan, keys: &KeyMaterial, ctx: &RunContext<'_>) -> Result<RunR
                     (None, false) => String::new(),
                 };
                 let failed = if error.is_some() { " failed" } else { "" };
-                format!("run {run_id}{how}{failed}")
+                format!("run {run_id}{how}{failed}; sink {sink_id}")
             }),
         })
     });

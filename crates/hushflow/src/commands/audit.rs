@@ -49,7 +49,16 @@ pub(super) fn audit(session: &Session<'_>, cmd: AuditCommand) -> Result<Exit, Fa
                     ));
                     Ok(Exit::Success)
                 }
-                problem => Err(failure(format!("audit log anchor: {problem}"))),
+                problem => {
+                    let mut failed = failure(format!("audit log anchor: {problem}"));
+                    record_failure(
+                        session,
+                        "the head anchor does not vouch".into(),
+                        "anchor_failed",
+                        &mut failed,
+                    );
+                    Err(failed)
+                }
             }
         }
         AuditCommand::Anchor => {
@@ -79,9 +88,33 @@ fn intact(session: &Session<'_>, chain: Verification) -> Result<(), Failure> {
                 .line(format!("audit log intact: {records} records, head {head}"));
             Ok(())
         }
-        Verification::Broken { seq, problem } => Err(failure(format!(
-            "audit log broken at record {seq}: {problem}"
-        ))),
+        Verification::Broken { seq, problem } => {
+            let mut broken = failure(format!("audit log broken at record {seq}: {problem}"));
+            // Recorded (the chain continues after the break, which stays visible) so that the
+            // audit_verify_failed alert rule and the metrics see it.
+            record_failure(
+                session,
+                format!("broken at record {seq}"),
+                "broken",
+                &mut broken,
+            );
+            Err(broken)
+        }
+    }
+}
+
+/// Appends an `audit.verify` record of a failed check; a failure to append is added to `to`.
+fn record_failure(session: &Session<'_>, detail: String, outcome: &str, to: &mut Failure) {
+    if let Err(e) = session.audit(
+        "audit.verify",
+        detail,
+        std::collections::BTreeMap::new(),
+        outcome,
+    ) {
+        to.message = format!(
+            "{}\n(the failed check could not be audited: {})",
+            to.message, e.message
+        );
     }
 }
 
