@@ -453,3 +453,92 @@ fn the_alerting_rules_and_the_dashboard_use_only_metrics_that_exist() {
         );
     }
 }
+
+/// Collects the octet-counted syslog messages sent to a TCP listener, one per connection.
+fn syslog_receiver() -> (u16, std::sync::mpsc::Receiver<String>) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for conn in listener.incoming().flatten() {
+            let mut text = String::new();
+            let mut conn = conn;
+            if conn.read_to_string(&mut text).is_ok() && tx.send(text).is_err() {
+                break;
+            }
+        }
+    });
+    (port, rx)
+}
+
+#[test]
+fn audit_alerts_of_real_commands_reach_syslog_once_each() {
+    let ws = Workspace::new();
+    contacts(&ws, 30);
+    let (port, messages) = syslog_receiver();
+    std::fs::create_dir_all(ws.state()).unwrap();
+    ws.write(
+        "state/alerts.toml",
+        format!(
+            "[[alert]]\nkind = \"sink_changed\"\n[[alert]]\nkind = \"policy_changed\"\n\
+             [[alert]]\nkind = \"bulk_write\"\n[[alert]]\nkind = \"key_export\"\n\
+             [[alert]]\nkind = \"audit_verify_failed\"\n\
+             [delivery.syslog]\naddress = \"tcp:127.0.0.1:{port}\"\n"
+        ),
+    );
+    let pipeline = |sink: &str| {
+        format!(
+            "[pipeline]\nname = \"alerted\"\nkey = \"id\"\n[source]\ntype = \"csv\"\n\
+             path = \"data/contacts.csv\"\n[policy]\nfields.id = \"keep\"\n\
+             fields.email = {{ hash = \"hmac-sha256\", key = \"keyring:pepper\" }}\n\
+             [sink]\ntype = \"csv\"\npath = \"{sink}\"\n"
+        )
+    };
+    ws.ok(&["keys", "create", "pepper", "--purpose", "hash"], 0);
+    // A normal series: the same sink and policy, the same size.
+    ws.write("p.toml", pipeline("out/a.csv"));
+    for _ in 0..4 {
+        ws.ok(&["run", "p.toml"], 0);
+    }
+    // The sink moves: one alert, and not again on the next run to the new place.
+    ws.write("p.toml", pipeline("out/elsewhere.csv"));
+    ws.ok(&["run", "p.toml"], 0);
+    ws.ok(&["run", "p.toml"], 0);
+    // A key leaves the keyring.
+    ws.ok(&["keys", "export", "pepper"], 0);
+    // Someone edits a record: the next check fails, and says so to syslog.
+    let db = rusqlite::Connection::open(ws.state().join("audit.db")).unwrap();
+    db.execute("UPDATE audit SET actor = 'mallory' WHERE seq = 2", [])
+        .unwrap();
+    drop(db);
+    ws.ok(&["audit", "verify"], 1);
+
+    let mut got = Vec::new();
+    while let Ok(m) = messages.recv_timeout(Duration::from_secs(5)) {
+        got.push(m);
+    }
+    let kinds: Vec<&str> = got
+        .iter()
+        .map(|m| {
+            m.split("kind=\"")
+                .nth(1)
+                .and_then(|r| r.split('"').next())
+                .unwrap_or("?")
+        })
+        .collect();
+    assert_eq!(
+        kinds,
+        ["sink_changed", "key_export", "audit_verify_failed"],
+        "{got:#?}"
+    );
+    for m in &got {
+        let (len, body) = m.split_once(' ').unwrap();
+        assert_eq!(len.parse::<usize>().unwrap(), body.len(), "{m}");
+        for canary in ["canary", "leak.example", "CanaryLand", "out/"] {
+            assert!(!m.contains(canary), "{canary} in {m}");
+        }
+    }
+    // Each alert is in the audit log too.
+    let audit = ws.ok(&["audit", "list", "--json"], 0).stdout;
+    assert_eq!(audit.matches("\"action\":\"alert\"").count(), 3, "{audit}");
+}
