@@ -596,6 +596,26 @@ pub enum AuditCommand {
     /// before anchoring, or one tagged under another key. It vouches for what the log holds
     /// now, so check it first (audited).
     Anchor,
+    /// Ship new audit records, in order, to an append-only JSONL file or to syslog, resuming
+    /// after the last record shipped (a crash neither skips nor repeats one in a JSONL copy).
+    Ship(AuditShipArgs),
+}
+
+/// `hushflow audit ship`.
+#[derive(Debug, Args)]
+pub struct AuditShipArgs {
+    /// jsonl:PATH, syslog:tcp:HOST:PORT or syslog:unix:PATH.
+    #[arg(long, value_name = "TARGET")]
+    pub to: String,
+    /// Keep shipping new records as they are written, until SIGINT or SIGTERM.
+    #[arg(long)]
+    pub follow: bool,
+    /// Time between looks for new records with --follow.
+    #[arg(long, default_value = "1s", value_parser = seconds)]
+    pub interval: Duration,
+    /// The position file (default: <state dir>/audit-ship/<target>.pos).
+    #[arg(long, value_name = "PATH")]
+    pub position: Option<PathBuf>,
 }
 
 /// `hushflow audit list`.

@@ -105,7 +105,7 @@ impl Delivery {
         }
         if let Some((address, app)) = &self.syslog {
             let message = rfc5424(alert, app);
-            let ok = self.retrying("syslog", || syslog(address, &message));
+            let ok = self.retrying("syslog", || syslog_send(address, &message));
             hushflow_metrics::alert_delivered("syslog", ok);
         }
     }
@@ -205,7 +205,8 @@ pub fn rfc5424(alert: &Alert, app: &str) -> String {
     )
 }
 
-fn syslog(address: &SyslogAddress, message: &str) -> Result<(), String> {
+/// Sends one message to a syslog receiver (also audit shipping's).
+pub fn syslog_send(address: &SyslogAddress, message: &str) -> Result<(), String> {
     match address {
         SyslogAddress::Tcp(hostport) => {
             use std::net::ToSocketAddrs;

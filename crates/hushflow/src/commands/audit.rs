@@ -1,7 +1,7 @@
 //! `hushflow audit`: read and check the tamper-evident audit log, and tag its head.
 
 use super::{Exit, Failure, Session, failure, invalid};
-use crate::cli::{AuditCommand, AuditListArgs, AuditVerifyArgs};
+use crate::cli::{AuditCommand, AuditListArgs, AuditShipArgs, AuditVerifyArgs};
 use hushflow_app::actions::audit::{self, AnchorCheck, AnchorKey, Verification};
 
 pub(super) fn audit(session: &Session<'_>, cmd: AuditCommand) -> Result<Exit, Failure> {
@@ -60,6 +60,24 @@ pub(super) fn audit(session: &Session<'_>, cmd: AuditCommand) -> Result<Exit, Fa
                     Err(failed)
                 }
             }
+        }
+        AuditCommand::Ship(AuditShipArgs {
+            to,
+            follow,
+            interval,
+            position,
+        }) => {
+            use hushflow_app::actions::ship::{self, ShipOptions, ShipTarget};
+            let target = ShipTarget::parse(&to)?;
+            let stop = super::scheduler::stop_flag()?;
+            let options = ShipOptions {
+                position,
+                follow,
+                interval,
+            };
+            let shipped = ship::ship(&session.app, &target, &options, &stop)?;
+            out.line(format!("audit ship: {shipped} record(s) shipped to {to}"));
+            Ok(Exit::Success)
         }
         AuditCommand::Anchor => {
             let key = anchor_key(session, "tag")?;

@@ -542,3 +542,141 @@ fn audit_alerts_of_real_commands_reach_syslog_once_each() {
     let audit = ws.ok(&["audit", "list", "--json"], 0).stdout;
     assert_eq!(audit.matches("\"action\":\"alert\"").count(), 3, "{audit}");
 }
+
+fn audit_record(i: u64) -> hushflow_state::audit::NewRecord {
+    hushflow_state::audit::NewRecord {
+        actor: "os-user:shipper-test".into(),
+        action: "keys.list".into(),
+        pipeline: None,
+        policy_fingerprint: None,
+        counts: std::collections::BTreeMap::from([("i".to_string(), i)]),
+        outcome: "ok".into(),
+        detail: Some(format!(
+            "record number {i} with some padding to make lines longer"
+        )),
+    }
+}
+
+/// `audit ship` is SIGKILLed again and again while records keep coming; the JSONL copy ends
+/// up holding every record once, in order, with the local hashes. A later rewrite of a shipped
+/// record is refused.
+#[test]
+fn audit_shipping_survives_sigkill_without_gap_or_duplicate() {
+    let ws = Workspace::new();
+    ws.ok(&["audit", "list"], 0);
+    {
+        let mut log = hushflow_state::audit::AuditLog::open(&ws.state(), None).unwrap();
+        for i in 0..400 {
+            log.append(audit_record(i)).unwrap();
+        }
+    }
+    std::fs::create_dir_all(ws.path("shipped")).unwrap();
+    let writing = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let appender = {
+        let (state, writing) = (ws.state(), writing.clone());
+        std::thread::spawn(move || {
+            let mut log = hushflow_state::audit::AuditLog::open(&state, None).unwrap();
+            let mut i = 1000;
+            while writing.load(std::sync::atomic::Ordering::SeqCst) {
+                log.append(audit_record(i)).unwrap();
+                i += 1;
+                std::thread::sleep(Duration::from_millis(2));
+            }
+        })
+    };
+    let target = "jsonl:shipped/audit.jsonl";
+    let mut kills = 0;
+    for round in 0..8u64 {
+        let mut child = ws
+            .command()
+            .args([
+                "audit",
+                "ship",
+                "--to",
+                target,
+                "--follow",
+                "--interval",
+                "5ms",
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        // Different moments each round: during the first batch, between batches, idle.
+        std::thread::sleep(Duration::from_millis(15 + round * 37));
+        if child.try_wait().unwrap().is_none() {
+            kills += 1;
+        }
+        child.kill().unwrap();
+        child.wait().unwrap();
+    }
+    assert!(kills >= 6, "the shipper ended by itself ({kills} kills)");
+    writing.store(false, std::sync::atomic::Ordering::SeqCst);
+    appender.join().unwrap();
+    // A last pass ships what is left and returns.
+    let r = ws.ok(&["audit", "ship", "--to", target], 0);
+    assert!(r.stdout.contains("record(s) shipped"), "{}", r.stdout);
+
+    let local = hushflow_state::audit::AuditLog::open(&ws.state(), None)
+        .unwrap()
+        .list()
+        .unwrap();
+    let text = std::fs::read_to_string(ws.path("shipped/audit.jsonl")).unwrap();
+    let shipped: Vec<serde_json::Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let seqs: Vec<u64> = shipped.iter().map(|r| r["seq"].as_u64().unwrap()).collect();
+    assert_eq!(
+        seqs,
+        local.iter().map(|r| r.seq).collect::<Vec<_>>(),
+        "the copy has gaps or repeats"
+    );
+    for (s, l) in shipped.iter().zip(&local) {
+        assert_eq!(s["hash"], l.hash.as_str());
+    }
+    assert!(local.len() > 450, "records kept coming: {}", local.len());
+
+    // Nothing new: nothing shipped, nothing repeated.
+    let r = ws.ok(&["audit", "ship", "--to", target], 0);
+    assert!(r.stdout.contains(": 0 record(s)"), "{}", r.stdout);
+
+    // Someone rewrites the last shipped record locally (recomputing nothing): refused.
+    let db = rusqlite::Connection::open(ws.state().join("audit.db")).unwrap();
+    db.execute(
+        "UPDATE audit SET hash = 'ff' || substr(hash, 3) WHERE seq = (SELECT MAX(seq) FROM audit)",
+        [],
+    )
+    .unwrap();
+    drop(db);
+    let r = ws.ok(&["audit", "ship", "--to", target], 1);
+    assert!(
+        r.stderr.contains("differs from the copy shipped"),
+        "{}",
+        r.stderr
+    );
+}
+
+#[test]
+fn audit_records_ship_to_syslog_with_seq_and_hash() {
+    let ws = Workspace::new();
+    ws.ok(&["keys", "list"], 0);
+    ws.ok(&["keys", "list"], 0);
+    let (port, messages) = syslog_receiver();
+    let target = format!("syslog:tcp:127.0.0.1:{port}");
+    ws.ok(&["audit", "ship", "--to", &target], 0);
+    let mut got = Vec::new();
+    while let Ok(m) = messages.recv_timeout(Duration::from_secs(2)) {
+        got.push(m);
+    }
+    assert_eq!(got.len(), 2, "{got:?}");
+    assert!(
+        got[0].contains("[hushflow-audit@32473 seq=\"1\" hash=\""),
+        "{}",
+        got[0]
+    );
+    assert!(got[1].contains("seq=\"2\""), "{}", got[1]);
+    // The position was kept: shipping again sends nothing.
+    ws.ok(&["audit", "ship", "--to", &target], 0);
+    assert!(messages.recv_timeout(Duration::from_secs(1)).is_err());
+}
