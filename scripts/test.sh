@@ -15,7 +15,7 @@ step "cargo clippy"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 
 step "python venv for cross-checks, and the secret-store servers (OpenBao, moto)"
-if ! .venv/bin/python -c 'import cryptography, phonenumbers, jsonschema, moto' 2>/dev/null \
+if ! .venv/bin/python -c 'import cryptography, phonenumbers, jsonschema, moto, aiosmtpd' 2>/dev/null \
     || [ ! -x .venv/bin/bao ] || [ ! -x .venv/bin/moto_server ]; then
   [ -x .venv/bin/python ] || python3 -m venv .venv
   .venv/bin/pip install --quiet --disable-pip-version-check -r tests/python/requirements.txt

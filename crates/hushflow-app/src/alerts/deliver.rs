@@ -1,6 +1,7 @@
-//! Where alerts go: the failure webhook's client (a JSON POST to a URL held as a secret) and
+//! Where alerts go: the failure webhook's client (a JSON POST to a URL held as a secret),
 //! syslog (RFC 5424, octet-counted over TCP per RFC 6587, or a datagram to a Unix socket such
-//! as `/dev/log`). Each channel is tried up to four times with growing pauses; a channel that
+//! as `/dev/log`) and e-mail (SMTP through `lettre`, STARTTLS or TLS over rustls with ring;
+//! plain SMTP only to a relay on this machine). Each channel is tried up to four times with growing pauses; a channel that
 //! still fails is logged and counted (`hushflow_alert_deliveries_total{outcome="failed"}`): the
 //! alert stays in the audit log either way.
 
@@ -17,6 +18,42 @@ use std::time::Duration;
 pub(super) struct DeliverySpec {
     webhook: Option<WebhookSpec>,
     syslog: Option<SyslogSpec>,
+    email: Option<EmailSpec>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct EmailSpec {
+    server: String,
+    port: Option<u16>,
+    /// `starttls` (default), `tls` (implicit, port 465) or `none` (loopback only).
+    tls: Option<String>,
+    /// A PEM file of a CA to trust besides the web's roots (a private relay).
+    ca_file: Option<PathBuf>,
+    from: String,
+    to: Vec<String>,
+    username: Option<String>,
+    /// A secret reference (env:, file:) holding the password.
+    password: Option<String>,
+}
+
+/// How alerts are mailed.
+#[derive(Debug, Clone)]
+pub struct Email {
+    server: String,
+    port: u16,
+    tls: EmailTls,
+    ca_pem: Option<Vec<u8>>,
+    from: lettre::message::Mailbox,
+    to: Vec<lettre::message::Mailbox>,
+    credentials: Option<(String, String)>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum EmailTls {
+    StartTls,
+    Wrapper,
+    Plain,
 }
 
 #[derive(Debug, Deserialize)]
@@ -48,6 +85,8 @@ pub struct Delivery {
     pub webhook: Option<String>,
     /// The syslog receiver and the APP-NAME of its messages.
     pub syslog: Option<(SyslogAddress, String)>,
+    /// The SMTP relay and addresses.
+    pub email: Option<Email>,
     /// Pauses between attempts (their number plus one is the number of attempts).
     pub pauses: Vec<Duration>,
 }
@@ -85,9 +124,11 @@ impl Delivery {
                 )
             })?;
         }
+        let email = spec.email.map(email_from_spec).transpose()?;
         Ok(Delivery {
             webhook: spec.webhook.map(|w| w.url),
             syslog,
+            email,
             pauses: vec![
                 Duration::from_millis(200),
                 Duration::from_secs(1),
@@ -107,6 +148,10 @@ impl Delivery {
             let message = rfc5424(alert, app);
             let ok = self.retrying("syslog", || syslog_send(address, &message));
             hushflow_metrics::alert_delivered("syslog", ok);
+        }
+        if let Some(email) = &self.email {
+            let ok = self.retrying("email", || mail(email, alert, redactor));
+            hushflow_metrics::alert_delivered("email", ok);
         }
     }
 
@@ -237,4 +282,131 @@ pub fn syslog_send(address: &SyslogAddress, message: &str) -> Result<(), String>
             }
         }
     }
+}
+
+fn email_from_spec(e: EmailSpec) -> Result<Email, String> {
+    let tls = match e.tls.as_deref().unwrap_or("starttls") {
+        "starttls" => EmailTls::StartTls,
+        "tls" => EmailTls::Wrapper,
+        "none" => EmailTls::Plain,
+        other => {
+            return Err(format!(
+                "[delivery.email] tls = \"{other}\": give starttls, tls or none"
+            ));
+        }
+    };
+    if tls == EmailTls::Plain && !matches!(e.server.as_str(), "127.0.0.1" | "localhost" | "::1") {
+        return Err(
+            "[delivery.email] tls = \"none\" only to a relay on this machine \
+                    (127.0.0.1, localhost): mail leaves the machine over TLS"
+                .into(),
+        );
+    }
+    let mailbox = |a: &str, key: &str| {
+        a.parse::<lettre::message::Mailbox>()
+            .map_err(|err| format!("[delivery.email] {key} `{a}` is not an address: {err}"))
+    };
+    if e.to.is_empty() {
+        return Err("[delivery.email] to lists no address".into());
+    }
+    let ca_pem = match &e.ca_file {
+        Some(p) => Some(
+            std::fs::read(p)
+                .map_err(|err| format!("[delivery.email] ca_file {}: {err}", p.display()))?,
+        ),
+        None => None,
+    };
+    if let Some(p) = &e.password {
+        crate::secrets::providers(None).parse(p).map_err(|err| {
+            format!(
+                "[delivery.email] password must be a secret reference (env:NAME, file:PATH): {err}"
+            )
+        })?;
+    }
+    let credentials = match (e.username, e.password) {
+        (Some(u), Some(p)) => Some((u, p)),
+        (None, None) => None,
+        _ => return Err("[delivery.email] give username and password together".into()),
+    };
+    Ok(Email {
+        port: e.port.unwrap_or(match tls {
+            EmailTls::StartTls => 587,
+            EmailTls::Wrapper => 465,
+            EmailTls::Plain => 25,
+        }),
+        server: e.server,
+        tls,
+        ca_pem,
+        from: mailbox(&e.from, "from")?,
+        to: e
+            .to
+            .iter()
+            .map(|a| mailbox(a, "to"))
+            .collect::<Result<_, _>>()?,
+        credentials,
+    })
+}
+
+fn mail(email: &Email, alert: &Alert, redactor: &Redactor) -> Result<(), String> {
+    use lettre::Transport;
+    use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
+    let mut builder = lettre::Message::builder()
+        .from(email.from.clone())
+        .subject(format!(
+            "[hushflow {}] {}",
+            alert.kind.severity().as_str(),
+            alert.kind.as_str()
+        ));
+    for to in &email.to {
+        builder = builder.to(to.clone());
+    }
+    let body = format!(
+        "{}\n\nkind: {}\nseverity: {}\nactor: {}\npipeline: {}\naudit record: {}\n\n\
+         `hushflow audit list` shows the record and the alert.\n",
+        alert.summary,
+        alert.kind.as_str(),
+        alert.kind.severity().as_str(),
+        alert.actor,
+        alert.pipeline.as_deref().unwrap_or("-"),
+        alert.seq
+    );
+    let message = builder
+        .body(body)
+        .map_err(|e| format!("the alert mail could not be built: {e}"))?;
+    let params = || {
+        let mut p = TlsParameters::builder(email.server.clone());
+        if let Some(pem) = &email.ca_pem {
+            let cert = Certificate::from_pem(pem).map_err(|e| format!("ca_file: {e}"))?;
+            p = p.add_root_certificate(cert);
+        }
+        p.build()
+            .map_err(|e| format!("TLS to {}: {e}", email.server))
+    };
+    let tls = match email.tls {
+        EmailTls::StartTls => Tls::Required(params()?),
+        EmailTls::Wrapper => Tls::Wrapper(params()?),
+        EmailTls::Plain => Tls::None,
+    };
+    let mut transport = lettre::SmtpTransport::builder_dangerous(email.server.clone())
+        .port(email.port)
+        .tls(tls)
+        .timeout(Some(Duration::from_secs(10)));
+    if let Some((user, reference)) = &email.credentials {
+        let resolver = crate::secrets::resolver(redactor, None);
+        let parsed = resolver.parse(reference).map_err(|e| e.to_string())?;
+        let password = resolver.resolve(&parsed).map_err(|e| e.to_string())?;
+        let password = password
+            .expose_str()
+            .map_err(|e| e.to_string())?
+            .to_string();
+        transport = transport.credentials(
+            lettre::transport::smtp::authentication::Credentials::new(user.clone(), password),
+        );
+    }
+    transport
+        .build()
+        .send(&message)
+        .map(|_| ())
+        // The relay's answer names the server and a code, never a credential.
+        .map_err(|e| format!("SMTP {}:{}: {e}", email.server, email.port))
 }

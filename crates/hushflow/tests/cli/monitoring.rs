@@ -680,3 +680,144 @@ fn audit_records_ship_to_syslog_with_seq_and_hash() {
     ws.ok(&["audit", "ship", "--to", &target], 0);
     assert!(messages.recv_timeout(Duration::from_secs(1)).is_err());
 }
+
+/// The test Python with `aiosmtpd` (and `cryptography`), or `None` saying why.
+fn smtp_python(test: &str) -> Option<String> {
+    let python = std::env::var("HUSHFLOW_TEST_PYTHON").ok();
+    let ok = python.as_deref().is_some_and(|p| {
+        Command::new(p)
+            .args(["-c", "import aiosmtpd, cryptography"])
+            .status()
+            .is_ok_and(|s| s.success())
+    });
+    if ok {
+        return python;
+    }
+    if std::env::var("HUSHFLOW_TEST_REQUIRE_SERVICES").is_ok_and(|v| v == "1") {
+        panic!(
+            "{test}: HUSHFLOW_TEST_REQUIRE_SERVICES=1 but HUSHFLOW_TEST_PYTHON has no aiosmtpd; \
+             install tests/python/requirements.txt (scripts/test.sh does)"
+        );
+    }
+    eprintln!("{test}: skipped, HUSHFLOW_TEST_PYTHON with aiosmtpd is not set");
+    None
+}
+
+/// A private CA and a server certificate for 127.0.0.1 it signed, made with Python's
+/// `cryptography`: (CA certificate, server certificate, server key).
+fn private_ca(python: &str, dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
+    let script = r#"
+import sys, datetime, ipaddress
+from cryptography import x509
+from cryptography.x509.oid import NameOID
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+now = datetime.datetime.now(datetime.timezone.utc)
+def cert(subject, issuer, public, signer, ca):
+    b = (x509.CertificateBuilder().subject_name(subject).issuer_name(issuer)
+        .public_key(public).serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(days=1)).not_valid_after(now + datetime.timedelta(days=2))
+        .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True))
+    if not ca:
+        b = b.add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False)
+    return b.sign(signer, hashes.SHA256())
+ca_key = ec.generate_private_key(ec.SECP256R1())
+ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "hushflow test CA")])
+ca = cert(ca_name, ca_name, ca_key.public_key(), ca_key, True)
+key = ec.generate_private_key(ec.SECP256R1())
+leaf = cert(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")]), ca_name, key.public_key(), ca_key, False)
+open(sys.argv[1], "wb").write(ca.public_bytes(serialization.Encoding.PEM))
+open(sys.argv[2], "wb").write(leaf.public_bytes(serialization.Encoding.PEM))
+open(sys.argv[3], "wb").write(key.private_bytes(serialization.Encoding.PEM,
+    serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
+"#;
+    let (ca, cert, key) = (
+        dir.join("ca.pem"),
+        dir.join("cert.pem"),
+        dir.join("key.pem"),
+    );
+    let ok = Command::new(python)
+        .args(["-c", script])
+        .args([&ca, &cert, &key])
+        .status()
+        .unwrap();
+    assert!(ok.success());
+    (ca, cert, key)
+}
+
+/// Alerts reach a real SMTP server (aiosmtpd): once over STARTTLS with a private CA, once in
+/// plain SMTP to loopback.
+#[test]
+fn alert_mail_reaches_a_real_smtp_server_over_starttls() {
+    let test = "alert_mail_reaches_a_real_smtp_server_over_starttls";
+    let Some(python) = smtp_python(test) else {
+        return;
+    };
+    let tls_dir = tempfile::tempdir().unwrap();
+    let (ca, cert, key) = private_ca(&python, tls_dir.path());
+    for starttls in [true, false] {
+        let ws = Workspace::new();
+        let port = free_port();
+        let mut server = Command::new(&python);
+        server
+            // Unbuffered: the server is killed, and what it printed must not die with it.
+            .args([
+                "-u",
+                "-m",
+                "aiosmtpd",
+                "-n",
+                "-l",
+                &format!("127.0.0.1:{port}"),
+            ])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null());
+        if starttls {
+            server.arg("--tlscert").arg(&cert).arg("--tlskey").arg(&key);
+        }
+        let mut server = Killed(server.spawn().unwrap());
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "aiosmtpd did not start");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        std::fs::create_dir_all(ws.state()).unwrap();
+        let tls = if starttls {
+            format!("tls = \"starttls\"\nca_file = \"{}\"\n", ca.display())
+        } else {
+            "tls = \"none\"\n".to_string()
+        };
+        ws.write(
+            "state/alerts.toml",
+            format!(
+                "[[alert]]\nkind = \"key_export\"\n[delivery.email]\nserver = \"127.0.0.1\"\n\
+                 port = {port}\n{tls}from = \"hushflow@example.test\"\nto = [\"security@example.test\"]\n"
+            ),
+        );
+        ws.ok(&["keys", "create", "pepper", "--purpose", "hash"], 0);
+        let exported = ws.ok(&["keys", "export", "pepper"], 0);
+        assert!(
+            !exported.stderr.contains("abandoned"),
+            "{}",
+            exported.stderr
+        );
+        // The command waited for its delivery before exiting; give the server a moment to print.
+        std::thread::sleep(Duration::from_millis(500));
+        let _ = server.0.kill();
+        let mut printed = String::new();
+        server
+            .0
+            .stdout
+            .take()
+            .unwrap()
+            .read_to_string(&mut printed)
+            .unwrap();
+        assert!(
+            printed.contains("Subject: [hushflow critical] key_export"),
+            "starttls={starttls}: {printed}"
+        );
+        assert!(printed.contains("1 key exports by "), "{printed}");
+        assert_eq!(printed.matches("Subject: ").count(), 1, "{printed}");
+        let audit = ws.ok(&["audit", "list", "--json"], 0).stdout;
+        assert!(audit.contains("\"action\":\"alert\""), "{audit}");
+    }
+}
