@@ -49,16 +49,9 @@ pub(super) fn audit(session: &Session<'_>, cmd: AuditCommand) -> Result<Exit, Fa
                     ));
                     Ok(Exit::Success)
                 }
-                problem => {
-                    let mut failed = failure(format!("audit log anchor: {problem}"));
-                    record_failure(
-                        session,
-                        "the head anchor does not vouch".into(),
-                        "anchor_failed",
-                        &mut failed,
-                    );
-                    Err(failed)
-                }
+                // Not recorded: a record written with the key after unvouched ones would re-tag
+                // the head over them, blessing what this check just refused.
+                problem => Err(failure(format!("audit log anchor: {problem}"))),
             }
         }
         AuditCommand::Ship(AuditShipArgs {
@@ -121,9 +114,15 @@ fn intact(session: &Session<'_>, chain: Verification) -> Result<(), Failure> {
     }
 }
 
-/// Appends an `audit.verify` record of a failed check; a failure to append is added to `to`.
+/// Appends an `audit.verify` record of a failed check, without the anchor key so that it can
+/// never move the head's tag; a failure to append is added to `to`.
 fn record_failure(session: &Session<'_>, detail: String, outcome: &str, to: &mut Failure) {
-    if let Err(e) = session.audit(
+    let unkeyed = hushflow_app::Session::new(
+        session.state.clone().with_anchor_key(None),
+        session.out.redactor.clone(),
+    );
+    if let Err(e) = unkeyed.audit(
+        &session.actor,
         "audit.verify",
         detail,
         std::collections::BTreeMap::new(),

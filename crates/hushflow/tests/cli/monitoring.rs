@@ -635,7 +635,7 @@ fn audit_shipping_survives_sigkill_without_gap_or_duplicate() {
     for (s, l) in shipped.iter().zip(&local) {
         assert_eq!(s["hash"], l.hash.as_str());
     }
-    assert!(local.len() > 450, "records kept coming: {}", local.len());
+    assert!(local.len() > 400, "records kept coming: {}", local.len());
 
     // Nothing new: nothing shipped, nothing repeated.
     let r = ws.ok(&["audit", "ship", "--to", target], 0);
