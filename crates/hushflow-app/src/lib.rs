@@ -11,6 +11,8 @@
 //!   [`Actor`] and audit it.
 //! - [`views`]: what actions answer with, versioned by [`views::VIEW_VERSION`].
 //! - [`tasks`]: the `sql` task kind; [`webhook`]: failure notifications.
+//! - [`alerts`]: alert rules judged as audit records are written, and their deliveries.
+//! - [`monitor`]: following the audit log from a long-running process (metrics).
 //! - [`definition_keys`]: the key that signs pipeline definitions, and the keys workers trust.
 //! - [`secrets`]: the secret stores this build knows, registered in one place.
 //! - [`Error`]: what went wrong, with a kind a front end maps to an exit code or HTTP status.
@@ -20,9 +22,11 @@
 
 pub mod actions;
 mod actor;
+pub mod alerts;
 pub mod definition_keys;
 mod error;
 pub mod files;
+pub mod monitor;
 pub mod secrets;
 mod session;
 pub mod tasks;

@@ -39,7 +39,8 @@ pub fn notify<K: KeyProvider>(
     post(&url, &TaskFailedEvent::new(task))
 }
 
-fn post(url: &str, event: &TaskFailedEvent) -> Result<()> {
+/// POSTs `event` as JSON (also the alert deliveries' webhook). Errors never quote the URL.
+pub(crate) fn post<T: serde::Serialize>(url: &str, event: &T) -> Result<()> {
     let agent: ureq::Agent = ureq::Agent::config_builder()
         .timeout_global(Some(Duration::from_secs(10)))
         .build()

@@ -84,6 +84,10 @@ pub struct RunReport {
     pub sink: PathBuf,
     /// Why the run failed; never holds a record value.
     pub error: Option<String>,
+    /// The sink's `type` word (a metric label).
+    pub sink_kind: &'static str,
+    /// How long each write of a batch to the sink took, seconds (the sink latency metric).
+    pub sink_writes: Vec<f64>,
 }
 
 impl RunReport {
@@ -202,6 +206,14 @@ pub fn run(plan: &Plan, keys: &KeyMaterial, ctx: &RunContext<'_>) -> Result<RunR
     let recipient = ctx.identity.recipient();
     // Tags staged segments, manifests and quarantine sidecars.
     let mac = StateMac::new(ctx.identity);
+    // The sink's destination in the audit record, as a keyed digest of its description (a
+    // path or a connection's reference and digest): the alert rules compare it between runs
+    // without the record naming where the data went.
+    let sink_id = {
+        let described = staging::describe_sink(plan, ctx.connections, &mac);
+        let tag = mac.tag("hushflow audit sink v1", &[described.as_bytes()]);
+        format!("{} {}", plan.sink.kind(), &tag[..16])
+    };
     // A staged run that resumes an earlier attempt keeps that attempt's run id.
     // A replay reads its records from the quarantine, never from a staged source.
     let prepared = match plan.staging && ctx.replay.is_none() {
@@ -256,6 +268,7 @@ pub fn run(plan: &Plan, keys: &KeyMaterial, ctx: &RunContext<'_>) -> Result<RunR
         },
     );
     let mut counts = Counts::default();
+    let mut sink_writes = Vec::new();
 
     // The reader's and the workers' panics come back as errors; this catches the writer's (the
     // sink's), so that a bug still ends in an audited, failed run.
@@ -269,6 +282,7 @@ pub fn run(plan: &Plan, keys: &KeyMaterial, ctx: &RunContext<'_>) -> Result<RunR
                 staged.as_mut(),
                 &mut quarantine,
                 &mut counts,
+                &mut sink_writes,
             )
         }))
         .unwrap_or(Err(RunError::Panicked("sink"))),
@@ -340,7 +354,7 @@ pub fn run(plan: &Plan, keys: &KeyMaterial, ctx: &RunContext<'_>) -> Result<RunR
                     (None, false) => String::new(),
                 };
                 let failed = if error.is_some() { " failed" } else { "" };
-                format!("run {run_id}{how}{failed}")
+                format!("run {run_id}{how}{failed}; sink {sink_id}")
             }),
         })
     });
@@ -374,6 +388,8 @@ pub fn run(plan: &Plan, keys: &KeyMaterial, ctx: &RunContext<'_>) -> Result<RunR
         elapsed: started.elapsed(),
         sink: plan.sink.location().to_path_buf(),
         error,
+        sink_kind: plan.sink.kind(),
+        sink_writes,
     })
 }
 
@@ -568,6 +584,7 @@ fn move_records(
     mut staged: Option<&mut StagedRun>,
     quarantine: &mut Quarantine,
     counts: &mut Counts,
+    sink_writes: &mut Vec<f64>,
 ) -> Result<(), RunError> {
     let suppression_list = match &plan.suppression_file {
         Some(path) => read_lines(path)?,
@@ -730,6 +747,7 @@ fn move_records(
                     }
                     _ => (plan.name.as_str(), position.clone()),
                 };
+                let write = Instant::now();
                 match &p.encoded {
                     Some(bytes) => sink.write_encoded_at(bytes, key, at.as_ref())?,
                     None if !p.output.is_empty() || at.is_some() || !p.withdrawn.is_empty() => {
@@ -737,6 +755,7 @@ fn move_records(
                     }
                     None => {}
                 }
+                sink_writes.push(write.elapsed().as_secs_f64());
                 // Records the destination refused one by one are quarantined, not written.
                 let refused = refused_records(&p.output, p.input.as_ref(), sink.take_rejections());
                 for (line, reason, raw) in &refused {

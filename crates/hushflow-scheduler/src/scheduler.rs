@@ -61,6 +61,8 @@ pub struct Scheduler<'a> {
     options: SchedulerOptions,
     /// Fingerprints already registered, so an unchanged file costs no write per tick.
     registered: HashMap<String, String>,
+    /// Pipelines whose queue depth the last tick reported, so a drained one is set to 0.
+    queued_pipelines: Vec<String>,
 }
 
 impl<'a> Scheduler<'a> {
@@ -71,6 +73,7 @@ impl<'a> Scheduler<'a> {
             clock,
             options,
             registered: HashMap::new(),
+            queued_pipelines: Vec::new(),
         }
     }
 
@@ -113,6 +116,13 @@ impl<'a> Scheduler<'a> {
             report.tasks_decided += decided;
             report.runs_finished += usize::from(finished.is_some());
         }
+        hushflow_metrics::lost_tries(report.tasks_requeued, report.tasks_failed_lost.len());
+        let depths = self.store.queue_depths()?;
+        hushflow_metrics::queue_depth(&depths, &self.queued_pipelines);
+        self.queued_pipelines = depths.into_iter().map(|(p, _)| p).collect();
+        let oldest = self.store.oldest_busy_heartbeat()?;
+        hushflow_metrics::heartbeat_age(oldest.map_or(0.0, |h| (now - h) as f64 / 1000.0));
+        hushflow_metrics::scheduler_tick(true);
         Ok(report)
     }
 

@@ -321,6 +321,7 @@ fn slot(w: &Shared<'_>) -> Result<(), StoreError> {
         let key = (claim.task_id, claim.attempt);
         lock(w.running).insert(key, Arc::clone(&live));
         // The text is the store's word until it passes: its fingerprint, then its signature.
+        let began = Instant::now();
         let verdict = options.trust.check(&claim.definition());
         let outcome = match &verdict {
             Ok(()) => w.executor.execute(&claim, &live),
@@ -342,6 +343,17 @@ fn slot(w: &Shared<'_>) -> Result<(), StoreError> {
             s.complete(&claim, &outcome, clock.now())
         })?;
         tracing::info!(completed = ?completed, "try ended");
+        let word = match completed {
+            Completed::Now(state) => state.as_str(),
+            Completed::NotOwner => "not_owner",
+        };
+        hushflow_metrics::task_try(
+            &claim.pipeline,
+            &claim.task,
+            word,
+            claim.attempt,
+            began.elapsed().as_secs_f64(),
+        );
         match completed {
             Completed::Now(TaskState::Success) => {
                 w.succeeded.fetch_add(1, Ordering::Relaxed);

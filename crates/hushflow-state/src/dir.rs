@@ -1,7 +1,7 @@
 //! The state directory (`.hushflow/` by default): keyring, audit store, quarantine and run
 //! state. It holds key material and quarantined personal data, so it is private to its owner.
 
-use crate::audit::{AnchorKey, AuditError, AuditLog};
+use crate::audit::{AnchorKey, AuditError, AuditLog, AuditObserver};
 use std::fs;
 use std::io;
 use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
@@ -9,12 +9,24 @@ use std::path::{Path, PathBuf};
 
 /// A state directory, opened (and made private) by [`StateDir::open`], with the key that tags
 /// its audit head when the opener has one ([`StateDir::with_anchor_key`]).
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct StateDir {
     root: PathBuf,
     /// Given by the front end that knows the master key (or a separate anchor secret), so that
     /// every append through [`StateDir::audit_log`] keeps the head's tag current.
     anchor_key: Option<AnchorKey>,
+    /// Told of every record appended through [`StateDir::audit_log`] (the alert rules).
+    observer: Option<std::sync::Arc<dyn AuditObserver>>,
+}
+
+impl std::fmt::Debug for StateDir {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StateDir")
+            .field("root", &self.root)
+            .field("anchor_key", &self.anchor_key)
+            .field("observed", &self.observer.is_some())
+            .finish()
+    }
 }
 
 impl StateDir {
@@ -27,6 +39,7 @@ impl StateDir {
         Ok(StateDir {
             root,
             anchor_key: None,
+            observer: None,
         })
     }
 
@@ -42,9 +55,28 @@ impl StateDir {
         self.anchor_key.as_ref()
     }
 
-    /// Opens the audit log (`audit.db`) with this directory's anchor key.
+    /// The same directory, whose audit logs tell `observer` of every record appended: every
+    /// process of hushflow writes its audit records through here, so an observer installed by
+    /// the front end sees them all (the app layer's alert rules).
+    pub fn with_audit_observer(mut self, observer: std::sync::Arc<dyn AuditObserver>) -> StateDir {
+        self.observer = Some(observer);
+        self
+    }
+
+    /// The same directory without its observer (what an observer itself appends through, so
+    /// that its own records do not come back to it).
+    pub fn without_audit_observer(mut self) -> StateDir {
+        self.observer = None;
+        self
+    }
+
+    /// Opens the audit log (`audit.db`) with this directory's anchor key and observer.
     pub fn audit_log(&self) -> Result<AuditLog, AuditError> {
-        AuditLog::open(&self.root, self.anchor_key.clone())
+        let log = AuditLog::open(&self.root, self.anchor_key.clone())?;
+        Ok(match &self.observer {
+            Some(o) => log.observed_by(std::sync::Arc::clone(o)),
+            None => log,
+        })
     }
 
     /// The directory's path.

@@ -211,6 +211,19 @@ pub struct RunArgs {
     /// Print the summary as one JSON object (counts, outcome, run id) instead of lines.
     #[arg(long)]
     pub json: bool,
+    /// Write the run's metrics in the Prometheus text format to this file at the end (replaced
+    /// at once), for node_exporter's textfile collector.
+    #[arg(long, value_name = "PATH")]
+    pub metrics_file: Option<PathBuf>,
+}
+
+/// `--metrics-addr`, for the long-running processes.
+#[derive(Debug, Args)]
+pub struct MetricsOptions {
+    /// Serve Prometheus metrics on GET /metrics at this address (such as 127.0.0.1:9464;
+    /// port 0 picks a free one, printed at start).
+    #[arg(long, env = "HUSHFLOW_METRICS_ADDR", value_name = "ADDR")]
+    pub metrics_addr: Option<std::net::SocketAddr>,
 }
 
 /// `hushflow erase`.
@@ -275,6 +288,8 @@ pub struct SchedulerArgs {
     pub parallelism: usize,
     #[command(flatten)]
     pub timing: Timing,
+    #[command(flatten)]
+    pub metrics: MetricsOptions,
 }
 
 /// `hushflow worker`.
@@ -285,6 +300,8 @@ pub struct WorkerArgs {
     pub concurrency: usize,
     #[command(flatten)]
     pub timing: Timing,
+    #[command(flatten)]
+    pub metrics: MetricsOptions,
 }
 
 /// A pipeline named on the command line: a file (registered on the spot where a command
@@ -579,6 +596,26 @@ pub enum AuditCommand {
     /// before anchoring, or one tagged under another key. It vouches for what the log holds
     /// now, so check it first (audited).
     Anchor,
+    /// Ship new audit records, in order, to an append-only JSONL file or to syslog, resuming
+    /// after the last record shipped (a crash neither skips nor repeats one in a JSONL copy).
+    Ship(AuditShipArgs),
+}
+
+/// `hushflow audit ship`.
+#[derive(Debug, Args)]
+pub struct AuditShipArgs {
+    /// jsonl:PATH, syslog:tcp:HOST:PORT or syslog:unix:PATH.
+    #[arg(long, value_name = "TARGET")]
+    pub to: String,
+    /// Keep shipping new records as they are written, until SIGINT or SIGTERM.
+    #[arg(long)]
+    pub follow: bool,
+    /// Time between looks for new records with --follow.
+    #[arg(long, default_value = "1s", value_parser = seconds)]
+    pub interval: Duration,
+    /// The position file (default: <state dir>/audit-ship/<target>.pos).
+    #[arg(long, value_name = "PATH")]
+    pub position: Option<PathBuf>,
 }
 
 /// `hushflow audit list`.

@@ -8,3 +8,4 @@ pub mod audit;
 pub mod execution;
 pub mod orchestration;
 pub mod quarantine;
+pub mod ship;

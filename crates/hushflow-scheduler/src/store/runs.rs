@@ -118,15 +118,24 @@ impl Store {
                     return Ok(0);
                 }
                 let ids = db.query(
-                    "SELECT id FROM hf_runs WHERE pipeline = $1 AND state = 'queued' \
-                     ORDER BY logical_date, id LIMIT $2",
+                    "SELECT id, run_type, interval_end, created_at FROM hf_runs \
+                     WHERE pipeline = $1 AND state = 'queued' ORDER BY logical_date, id LIMIT $2",
                     &[name.as_str().into(), room.into()],
                 )?;
                 for r in &ids {
-                    db.exec(
+                    let started = db.exec(
                         "UPDATE hf_runs SET state = 'running', started_at = $2 WHERE id = $1 AND state = 'queued'",
                         &[r.int0(0).into(), now.into()],
                     )?;
+                    // Due: a scheduled run when its interval ends, any other when it was made
+                    // (a backfill of last year is not a year late).
+                    let due = match r.string(1).as_str() {
+                        "scheduled" => r.int0(2),
+                        _ => r.int0(3),
+                    };
+                    if started == 1 {
+                        hushflow_metrics::scheduler_lag(&name, (now - due) as f64 / 1000.0);
+                    }
                 }
                 Ok(ids.len())
             })?;
@@ -306,13 +315,21 @@ impl Store {
         state: RunState,
         now: Millis,
     ) -> Result<bool, StoreError> {
-        let n = self.db.exec(
+        // RETURNING: the one process whose update ended the run counts it in the metrics, so
+        // the sum over every scheduler and worker is the number of runs.
+        let rows = self.db.query(
             "UPDATE hf_runs SET state = $2, ended_at = $3 WHERE id = $1 AND state = 'running' \
              AND NOT EXISTS (SELECT 1 FROM hf_tasks WHERE run = $1 \
-             AND state NOT IN ('success', 'failed', 'upstream_failed', 'skipped'))",
+             AND state NOT IN ('success', 'failed', 'upstream_failed', 'skipped')) \
+             RETURNING pipeline, started_at",
             &[run.into(), state.as_str().into(), now.into()],
         )?;
-        Ok(n == 1)
+        let Some(row) = rows.first() else {
+            return Ok(false);
+        };
+        let seconds = row.int(1).map(|started| (now - started) as f64 / 1000.0);
+        hushflow_metrics::run_finished(&row.string(0), state.as_str(), seconds);
+        Ok(true)
     }
 
     /// Runs, newest first.

@@ -60,6 +60,30 @@ impl Store {
         Ok(())
     }
 
+    /// Queued tasks by pipeline (for the queue depth metric).
+    pub fn queue_depths(&mut self) -> Result<Vec<(String, u64)>, StoreError> {
+        let rows = self.db.query(
+            "SELECT pipeline, COUNT(*) FROM hf_tasks WHERE state = 'queued' GROUP BY pipeline \
+             ORDER BY pipeline",
+            &[],
+        )?;
+        Ok(rows
+            .iter()
+            .map(|r| (r.string(0), u64::try_from(r.int0(1)).unwrap_or(0)))
+            .collect())
+    }
+
+    /// The oldest heartbeat among workers that hold a running task, if any: how long the
+    /// silence of a worker with work has lasted.
+    pub fn oldest_busy_heartbeat(&mut self) -> Result<Option<Millis>, StoreError> {
+        let rows = self.db.query(
+            "SELECT MIN(w.heartbeat_at) FROM hf_workers w JOIN hf_tasks t ON t.worker = w.id \
+             WHERE t.state = 'running'",
+            &[],
+        )?;
+        Ok(rows.first().and_then(|r| r.int(0)))
+    }
+
     /// Hands back the tasks of workers whose heartbeat is older than `stale_before` (or that
     /// stopped without finishing them): their try is marked lost and the task queued again, so
     /// that another worker retries it. Returns the task ids.

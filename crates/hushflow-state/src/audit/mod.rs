@@ -273,6 +273,14 @@ pub enum AuditError {
     },
 }
 
+/// Told of each record once it is in the log (after the append committed). It runs in the
+/// appender's thread: it must return quickly and never fail the append (what it does with the
+/// record, such as delivering an alert, is its own business, off that thread).
+pub trait AuditObserver: Send + Sync {
+    /// `record` was appended to the log of `state_dir`.
+    fn appended(&self, state_dir: &Path, record: &AuditRecord);
+}
+
 /// The audit store of one state directory.
 pub struct AuditLog {
     conn: Connection,
@@ -280,6 +288,8 @@ pub struct AuditLog {
     head_path: PathBuf,
     /// The key that tags the head anchor, when the opener has it.
     key: Option<AnchorKey>,
+    /// Told of every record appended (see [`AuditObserver`]).
+    observer: Option<std::sync::Arc<dyn AuditObserver>>,
 }
 
 impl fmt::Debug for AuditLog {
@@ -344,7 +354,14 @@ impl AuditLog {
             path,
             head_path,
             key,
+            observer: None,
         })
+    }
+
+    /// The same log, telling `observer` of every record appended.
+    pub fn observed_by(mut self, observer: std::sync::Arc<dyn AuditObserver>) -> AuditLog {
+        self.observer = Some(observer);
+        self
     }
 
     /// `<state_dir>/audit.db`.
@@ -428,12 +445,20 @@ impl AuditLog {
         .map_err(sql_error(path, "append a record"))?;
         tx.commit().map_err(sql_error(path, "append a record"))?;
 
-        self.advance_anchor()
+        let anchored = self
+            .advance_anchor()
             .map_err(|source| AuditError::AnchorNotUpdated {
                 seq,
                 path: self.head_path.clone(),
                 source: Box::new(source),
-            })?;
+            });
+        // The record is in the log whatever happened to the anchor: observed either way.
+        if let Some(observer) = &self.observer
+            && let Some(dir) = self.path.parent()
+        {
+            observer.appended(dir, &stored);
+        }
+        anchored?;
         Ok(stored)
     }
 
@@ -451,6 +476,33 @@ impl AuditLog {
                 })
             })
             .collect()
+    }
+}
+
+impl AuditLog {
+    /// The records numbered above `after`, ordered by `seq`: what a follower (the shipper,
+    /// the metrics, the alert rules of another process) has not seen yet.
+    pub fn list_after(&self, after: u64) -> Result<Vec<AuditRecord>, AuditError> {
+        let from = i64::try_from(after.saturating_add(1)).unwrap_or(i64::MAX);
+        rows::read_raw_rows(&self.conn, &self.path, Some(from))?
+            .iter()
+            .map(|row| {
+                row.to_record().map_err(|problem| AuditError::Corrupt {
+                    path: self.path.clone(),
+                    seq: row.seq,
+                    problem,
+                })
+            })
+            .collect()
+    }
+
+    /// The number of the last record (0 for an empty log).
+    pub fn last_seq(&self) -> Result<u64, AuditError> {
+        let last: Option<i64> = self
+            .conn
+            .query_row("SELECT MAX(seq) FROM audit", [], |row| row.get(0))
+            .map_err(sql_error(&self.path, "read the last record"))?;
+        Ok(last.and_then(|s| u64::try_from(s).ok()).unwrap_or(0))
     }
 }
 

@@ -1,7 +1,7 @@
 //! `hushflow audit`: read and check the tamper-evident audit log, and tag its head.
 
 use super::{Exit, Failure, Session, failure, invalid};
-use crate::cli::{AuditCommand, AuditListArgs, AuditVerifyArgs};
+use crate::cli::{AuditCommand, AuditListArgs, AuditShipArgs, AuditVerifyArgs};
 use hushflow_app::actions::audit::{self, AnchorCheck, AnchorKey, Verification};
 
 pub(super) fn audit(session: &Session<'_>, cmd: AuditCommand) -> Result<Exit, Failure> {
@@ -49,8 +49,28 @@ pub(super) fn audit(session: &Session<'_>, cmd: AuditCommand) -> Result<Exit, Fa
                     ));
                     Ok(Exit::Success)
                 }
+                // Not recorded: a record written with the key after unvouched ones would re-tag
+                // the head over them, blessing what this check just refused.
                 problem => Err(failure(format!("audit log anchor: {problem}"))),
             }
+        }
+        AuditCommand::Ship(AuditShipArgs {
+            to,
+            follow,
+            interval,
+            position,
+        }) => {
+            use hushflow_app::actions::ship::{self, ShipOptions, ShipTarget};
+            let target = ShipTarget::parse(&to)?;
+            let stop = super::scheduler::stop_flag()?;
+            let options = ShipOptions {
+                position,
+                follow,
+                interval,
+            };
+            let shipped = ship::ship(&session.app, &target, &options, &stop)?;
+            out.line(format!("audit ship: {shipped} record(s) shipped to {to}"));
+            Ok(Exit::Success)
         }
         AuditCommand::Anchor => {
             let key = anchor_key(session, "tag")?;
@@ -79,9 +99,39 @@ fn intact(session: &Session<'_>, chain: Verification) -> Result<(), Failure> {
                 .line(format!("audit log intact: {records} records, head {head}"));
             Ok(())
         }
-        Verification::Broken { seq, problem } => Err(failure(format!(
-            "audit log broken at record {seq}: {problem}"
-        ))),
+        Verification::Broken { seq, problem } => {
+            let mut broken = failure(format!("audit log broken at record {seq}: {problem}"));
+            // Recorded (the chain continues after the break, which stays visible) so that the
+            // audit_verify_failed alert rule and the metrics see it.
+            record_failure(
+                session,
+                format!("broken at record {seq}"),
+                "broken",
+                &mut broken,
+            );
+            Err(broken)
+        }
+    }
+}
+
+/// Appends an `audit.verify` record of a failed check, without the anchor key so that it can
+/// never move the head's tag; a failure to append is added to `to`.
+fn record_failure(session: &Session<'_>, detail: String, outcome: &str, to: &mut Failure) {
+    let unkeyed = hushflow_app::Session::new(
+        session.state.clone().with_anchor_key(None),
+        session.out.redactor.clone(),
+    );
+    if let Err(e) = unkeyed.audit(
+        &session.actor,
+        "audit.verify",
+        detail,
+        std::collections::BTreeMap::new(),
+        outcome,
+    ) {
+        to.message = format!(
+            "{}\n(the failed check could not be audited: {})",
+            to.message, e.message
+        );
     }
 }
 

@@ -50,6 +50,60 @@ pub(super) struct ChildReport {
     pub(super) read: Option<i64>,
     pub(super) written: Option<i64>,
     pub(super) quarantined: Option<i64>,
+    /// A sync's other counts, outcome, duration and sink writes, for the worker's metrics (the
+    /// child has no recorder: the worker's process is the one Prometheus scrapes).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(super) sync: Option<SyncFacts>,
+}
+
+/// What a sync did beyond the stored counts: the worker records it in its metrics.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub(super) struct SyncFacts {
+    pub(super) outcome: String,
+    pub(super) filtered: u64,
+    pub(super) suppressed: u64,
+    pub(super) seconds: f64,
+    pub(super) sink: String,
+    pub(super) sink_writes: Vec<f64>,
+}
+
+impl ChildReport {
+    /// The report of a sync, from the engine's.
+    pub(super) fn of_sync(report: &hushflow_engine::RunReport) -> ChildReport {
+        let c = &report.counts;
+        ChildReport {
+            read: Some(c.read as i64),
+            written: Some(c.written as i64),
+            quarantined: Some(c.quarantined as i64),
+            sync: Some(SyncFacts {
+                outcome: report.outcome.as_str().into(),
+                filtered: c.filtered,
+                suppressed: c.suppressed,
+                seconds: report.elapsed.as_secs_f64(),
+                sink: report.sink_kind.into(),
+                sink_writes: report.sink_writes.clone(),
+            }),
+        }
+    }
+
+    /// Records the sync this report describes in this process's metrics.
+    pub(super) fn record_metrics(&self, pipeline: &str, task: &str) {
+        let Some(s) = &self.sync else { return };
+        let n = |v: Option<i64>| v.map_or(0, |v| u64::try_from(v).unwrap_or(0));
+        hushflow_metrics::sync_finished(&hushflow_metrics::Sync {
+            pipeline,
+            task,
+            outcome: &s.outcome,
+            read: n(self.read),
+            written: n(self.written),
+            filtered: s.filtered,
+            suppressed: s.suppressed,
+            quarantined: n(self.quarantined),
+            seconds: s.seconds,
+            sink: &s.sink,
+            sink_writes: &s.sink_writes,
+        });
+    }
 }
 
 pub struct ProcessExecutor {
@@ -186,6 +240,7 @@ impl Executor for ProcessExecutor {
             if success { "succeeded" } else { "failed" },
             started.elapsed().as_secs_f64()
         ));
+        ended.report.record_metrics(&claim.pipeline, &claim.task);
         TryOutcome {
             success,
             error,

@@ -214,6 +214,8 @@ pub fn dispatch(cli: Cli, out: &Output) -> Result<Exit, Failure> {
             out,
         )?;
         let state = state.with_anchor_key(anchor.clone());
+        // The alert rules judge every audit record this process writes (docs/monitoring.md).
+        let state = hushflow_app::alerts::install(state, &out.redactor)?;
         let app = hushflow_app::Session::new(state.clone(), out.redactor.clone())
             .with_master_key(master_key_ref.clone())
             .with_metadata(metadata.clone())
@@ -264,6 +266,7 @@ pub fn dispatch(cli: Cli, out: &Output) -> Result<Exit, Failure> {
                 replay: None,
                 counts: None,
                 json: args.json,
+                metrics_file: args.metrics_file,
             };
             run::run(&session()?, &args.pipeline, options)
         }

@@ -25,8 +25,11 @@ pub(super) struct RunOptions<'a> {
     pub fresh: bool,
     pub full_refresh: bool,
     pub replay: Option<Replay<'a>>,
-    /// Receives the run's counts (a worker reports them to the metadata store).
-    pub counts: Option<&'a std::cell::Cell<Option<hushflow_engine::Counts>>>,
+    /// Receives the run's report for the worker (its counts go to the metadata store, the
+    /// rest to the worker's metrics).
+    pub counts: Option<&'a std::cell::Cell<Option<super::executor::ChildReport>>>,
+    /// Where to write the metrics at the end (`--metrics-file`), for node_exporter.
+    pub metrics_file: Option<std::path::PathBuf>,
     /// Print the summary as one JSON object instead of lines.
     pub json: bool,
 }
@@ -302,6 +305,9 @@ pub(super) fn execute(
         connections,
     } = prepared;
     let out = session.out;
+    if options.metrics_file.is_some() {
+        hushflow_metrics::exporter::install().map_err(failure)?;
+    }
     // Quarantined and staged records are encrypted to the state directory's identity, made on
     // first use.
     let identity = keyring.state_identity().map_err(failure)?.clone();
@@ -325,8 +331,20 @@ pub(super) fn execute(
     };
     let report = hushflow_engine::run(&plan, &keys, &ctx).map_err(failure)?;
     bar.finish_and_clear();
+    let facts = super::executor::ChildReport::of_sync(&report);
+    // A one-off run is its own task; under a worker, the worker records it (the child has no
+    // recorder, so this is then a no-op).
+    facts.record_metrics(&plan.name, "run");
+    if let Some(path) = &options.metrics_file {
+        hushflow_metrics::exporter::write_textfile(path).map_err(|e| {
+            failure(format!(
+                "--metrics-file {}: {e}; the run itself is done (see the audit log)",
+                path.display()
+            ))
+        })?;
+    }
     if let Some(cell) = options.counts {
-        cell.set(Some(report.counts.clone()));
+        cell.set(Some(facts));
     }
 
     if options.json {

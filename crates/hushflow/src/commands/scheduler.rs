@@ -5,7 +5,7 @@
 
 use super::executor::ProcessExecutor;
 use super::{Exit, Failure, Session, failure, invalid};
-use crate::cli::{SchedulerArgs, Timing, WorkerArgs};
+use crate::cli::{MetricsOptions, SchedulerArgs, Timing, WorkerArgs};
 use hushflow_app::actions::execution::{self, PipelineDir, SchedulerLoop};
 use hushflow_scheduler::{SchedulerOptions, SystemClock, WorkerOptions, run_worker};
 use std::sync::Arc;
@@ -42,12 +42,35 @@ fn worker_options(
     Ok(o)
 }
 
+/// Serves the metrics when `--metrics-addr` is given, and follows the audit log for them. The
+/// long-running commands call it first (`scheduler`, `worker`; the server will too).
+pub(super) fn serve_metrics(
+    session: &Session<'_>,
+    options: &MetricsOptions,
+) -> Result<(), Failure> {
+    let Some(addr) = options.metrics_addr else {
+        return Ok(());
+    };
+    let bound = hushflow_metrics::exporter::serve(addr).map_err(failure)?;
+    session
+        .out
+        .note(format!("metrics: serving http://{bound}/metrics"));
+    hushflow_app::monitor::spawn_audit_metrics(
+        session.state.clone(),
+        std::time::Duration::from_secs(2),
+        std::time::Duration::from_secs(300),
+    );
+    Ok(())
+}
+
 pub(super) fn scheduler(session: &Session<'_>, args: &SchedulerArgs) -> Result<Exit, Failure> {
     let SchedulerArgs {
         pipelines,
         parallelism,
         timing,
+        metrics,
     } = args;
+    serve_metrics(session, metrics)?;
     let config = session.app.store_config()?;
     let options = SchedulerOptions {
         heartbeat_timeout: timing.heartbeat_timeout,
@@ -88,6 +111,7 @@ pub(super) fn scheduler(session: &Session<'_>, args: &SchedulerArgs) -> Result<E
 
 pub(super) fn worker(session: &Session<'_>, args: &WorkerArgs) -> Result<Exit, Failure> {
     let config = session.app.store_config()?;
+    serve_metrics(session, &args.metrics)?;
     let stop = stop_flag()?;
     let exec = ProcessExecutor::for_session(session)?;
     let options = worker_options(session, args.concurrency, &args.timing)?;

@@ -91,12 +91,8 @@ pub(super) fn task_exec(session: &Session<'_>) -> Result<Exit, Failure> {
                 ..Default::default()
             };
             let result = super::run::execute(session, prepared, options);
-            if let Some(c) = counts.take() {
-                report(ChildReport {
-                    read: Some(c.read as i64),
-                    written: Some(c.written as i64),
-                    quarantined: Some(c.quarantined as i64),
-                });
+            if let Some(r) = counts.take() {
+                report(r);
             }
             result
         }

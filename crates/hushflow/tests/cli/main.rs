@@ -16,6 +16,7 @@ mod erase;
 #[cfg(feature = "hubspot")]
 mod hubspot;
 mod key_lifecycle;
+mod monitoring;
 mod orchestration;
 mod policy_actions;
 mod postgres;
