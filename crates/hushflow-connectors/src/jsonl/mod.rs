@@ -4,11 +4,13 @@
 //! atomically when the run finishes.
 
 mod config;
+mod rows;
 mod sink;
 mod source;
 #[cfg(test)]
 mod tests;
 
 pub use config::{JsonlSinkConfig, JsonlSourceConfig};
+pub use rows::JsonlRows;
 pub use sink::JsonlSink;
 pub use source::{JsonlSource, MAX_LINE_BYTES};

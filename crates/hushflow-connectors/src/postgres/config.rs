@@ -235,4 +235,15 @@ impl crate::SinkConfig for PostgresSinkConfig {
             ctx.column_types.clone(),
         )?))
     }
+
+    fn rows(
+        &self,
+        ctx: &crate::SinkContext<'_>,
+    ) -> Result<Option<Box<dyn crate::SinkRows>>, hushflow_core::Error> {
+        Ok(Some(Box::new(super::PostgresRows::new(
+            self,
+            ctx.connection(&self.url)?,
+            ctx.base,
+        )?)))
+    }
 }

@@ -158,4 +158,11 @@ impl crate::SinkConfig for SqliteSinkConfig {
             super::SqliteSink::new(self, ctx.key)?.with_types(ctx.column_types.clone()),
         ))
     }
+
+    fn rows(
+        &self,
+        _ctx: &crate::SinkContext<'_>,
+    ) -> Result<Option<Box<dyn crate::SinkRows>>, hushflow_core::Error> {
+        Ok(Some(Box::new(super::SqliteRows::new(self))))
+    }
 }

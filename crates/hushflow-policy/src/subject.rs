@@ -1,0 +1,274 @@
+//! One person as a pipeline writes them, for data subject requests: the values a compiled
+//! policy gives an email address, a phone number or a record key ([`SubjectValue`]), so that
+//! their rows are found in a sink by those pseudonyms and never by scanning for plaintext; and
+//! the managed list of erased and opted-out people ([`ErasedList`]) that keeps them out of every
+//! later run of every pipeline.
+//!
+//! The list holds keyed digests, `HMAC-SHA256(list key, kind NUL normalized value)`, never an
+//! identifier: a record is dropped when one of its email fields, phone fields (each in the
+//! normalizations the policy writes it out in) or its record key gives a listed digest.
+
+use crate::compiled::{CompiledPolicy, Transform};
+use crate::normalize::{Normalize, Normalizer};
+use hushflow_core::{Batch, Cell};
+use hushflow_crypto::HmacSha256;
+use hushflow_secrets::SecretValue;
+use std::collections::HashSet;
+
+/// What identifies the person a request is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IdentifierKind {
+    /// An email address: matched through fields hashed with `normalize = "email"`.
+    Email,
+    /// A phone number: matched through fields hashed with `normalize = "phone"`.
+    Phone,
+    /// The record key (the pipeline's `key` field, as the source has it).
+    Subject,
+}
+
+impl IdentifierKind {
+    /// The word for this kind, in the list's digests and in messages.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            IdentifierKind::Email => "email",
+            IdentifierKind::Phone => "phone",
+            IdentifierKind::Subject => "subject",
+        }
+    }
+
+    fn normalize(self) -> Option<Normalize> {
+        match self {
+            IdentifierKind::Email => Some(Normalize::Email),
+            IdentifierKind::Phone => Some(Normalize::Phone),
+            IdentifierKind::Subject => None,
+        }
+    }
+}
+
+/// A value the policy writes for the person into one output field.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SubjectValue {
+    /// The output field.
+    pub field: String,
+    /// The value written there for the person (a digest, a token, the key itself).
+    pub value: String,
+}
+
+/// The managed list of erased and opted-out people: keyed digests of their normalized
+/// identifiers, and the key they were made with.
+pub struct ErasedList {
+    mac: HmacSha256,
+    entries: HashSet<[u8; 32]>,
+}
+
+impl ErasedList {
+    /// A list of `entries` made under `key`.
+    pub fn new(key: &SecretValue, entries: HashSet<[u8; 32]>) -> ErasedList {
+        ErasedList {
+            mac: HmacSha256::new(key),
+            entries,
+        }
+    }
+
+    /// The digest the list holds for an identifier of `kind` in its normalized form.
+    pub fn digest(&self, kind: IdentifierKind, normalized: &str) -> [u8; 32] {
+        digest(&self.mac, kind, normalized)
+    }
+
+    /// Whether the list holds nothing.
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+}
+
+fn digest(mac: &HmacSha256, kind: IdentifierKind, normalized: &str) -> [u8; 32] {
+    let mut data = Vec::with_capacity(normalized.len() + 8);
+    data.extend_from_slice(kind.as_str().as_bytes());
+    data.push(0);
+    data.extend_from_slice(normalized.as_bytes());
+    mac.mac(&data)
+}
+
+/// The normalized forms of `value` as `kind` that the list may hold for it: the plain form of
+/// its kind (an email lowercased, a phone in E.164) and each form `normalizers` write it in.
+/// A form that cannot read the value gives nothing.
+pub fn normalized_forms(
+    kind: IdentifierKind,
+    value: &str,
+    normalizers: &[Normalizer],
+) -> Vec<String> {
+    let mut forms = Vec::new();
+    let mut text = String::new();
+    match kind.normalize() {
+        None => {
+            let trimmed = value.trim();
+            if !trimmed.is_empty() {
+                forms.push(trimmed.to_string());
+            }
+        }
+        Some(base) => {
+            let base = Normalizer::new(base);
+            for n in std::iter::once(&base).chain(normalizers.iter()) {
+                if n.kind() == base.kind()
+                    && n.apply(value, &mut text).unwrap_or(false)
+                    && !forms.contains(&text)
+                {
+                    forms.push(text.clone());
+                }
+            }
+        }
+    }
+    forms
+}
+
+/// The compiled form of the list for one policy: which source columns are checked, in which
+/// normalization.
+pub(crate) struct ErasedFilter {
+    list: ErasedList,
+    checks: Vec<(usize, IdentifierKind, Normalizer)>,
+    key_column: Option<usize>,
+}
+
+impl ErasedFilter {
+    /// Clears `keep` for rows naming a listed person; returns how many it removed.
+    pub(crate) fn filter(&self, batch: &Batch, keep: &mut [bool]) -> usize {
+        let mut removed = 0;
+        let mut text = String::new();
+        for (row, kept) in keep.iter_mut().enumerate() {
+            if !*kept {
+                continue;
+            }
+            let listed = self.checks.iter().any(|(column, kind, n)| {
+                let cell = batch.column(*column).get(row);
+                !cell.is_null()
+                    && n.apply(cell.text, &mut text).unwrap_or(false)
+                    && self.list.entries.contains(&self.list.digest(*kind, &text))
+            }) || self.key_column.is_some_and(|column| {
+                let cell = batch.column(column).get(row);
+                let key = cell.text.trim();
+                !cell.is_null()
+                    && !key.is_empty()
+                    && self
+                        .list
+                        .entries
+                        .contains(&self.list.digest(IdentifierKind::Subject, key))
+            });
+            if listed {
+                *kept = false;
+                removed += 1;
+            }
+        }
+        removed
+    }
+}
+
+impl CompiledPolicy {
+    /// The normalizations the policy writes identifiers of `kind` out in (its `hash` and
+    /// `match_hash` rules with that normalization).
+    pub fn normalizers(&self, kind: IdentifierKind) -> Vec<Normalizer> {
+        let Some(wanted) = kind.normalize() else {
+            return Vec::new();
+        };
+        let mut found: Vec<Normalizer> = Vec::new();
+        for op in &self.ops {
+            if let Transform::Hmac { normalize, .. } | Transform::MatchHash { normalize } =
+                &op.transform
+                && normalize.kind() == wanted
+                && !found.contains(normalize)
+            {
+                found.push(normalize.clone());
+            }
+        }
+        found
+    }
+
+    /// Drops, from every batch, records that name a person on `list`: through the source
+    /// columns the policy hashes as emails or phone numbers, and through `key_column` (the
+    /// record key's source column). Filtered records count as suppressed, and reach a keyed
+    /// sink's withdrawal like any suppressed record.
+    pub fn with_erased(mut self, list: ErasedList, key_column: Option<usize>) -> CompiledPolicy {
+        if list.is_empty() {
+            self.erased = None;
+            return self;
+        }
+        let mut checks: Vec<(usize, IdentifierKind, Normalizer)> = Vec::new();
+        for op in &self.ops {
+            let (Transform::Hmac { normalize, .. } | Transform::MatchHash { normalize }) =
+                &op.transform
+            else {
+                continue;
+            };
+            let kind = match normalize.kind() {
+                Normalize::Email => IdentifierKind::Email,
+                Normalize::Phone => IdentifierKind::Phone,
+                _ => continue,
+            };
+            // The plain form of the kind too: the list holds it for every erased person.
+            let base = Normalizer::new(normalize.kind());
+            for n in [normalize.clone(), base] {
+                if !checks.iter().any(|(c, _, m)| *c == op.input && *m == n) {
+                    checks.push((op.input, kind, n));
+                }
+            }
+        }
+        self.erased = Some(ErasedFilter {
+            list,
+            checks,
+            key_column,
+        });
+        self
+    }
+
+    /// The values this policy writes for the person `value` (an identifier of `kind`), by
+    /// output field: each keyed or unkeyed hash of a field normalized as that kind, and for a
+    /// record key (`kind` [`IdentifierKind::Subject`], `key_column` its source column) every
+    /// field made from the key's column by a deterministic rule (kept, hashed, tokenized).
+    /// Tokens under a subject's own key are not made here: they need the subject's key.
+    pub fn subject_values(
+        &self,
+        kind: IdentifierKind,
+        value: &str,
+        key_column: Option<usize>,
+    ) -> Vec<SubjectValue> {
+        let mut out = Vec::new();
+        let mut scratch = crate::compiled::Scratch::default();
+        let value = value.trim();
+        for op in &self.ops {
+            let wanted = match (&op.transform, kind) {
+                (
+                    Transform::Hmac { normalize, .. } | Transform::MatchHash { normalize },
+                    IdentifierKind::Email | IdentifierKind::Phone,
+                ) => Some(normalize.kind()) == kind.normalize(),
+                (
+                    Transform::Copy
+                    | Transform::Typed(_)
+                    | Transform::Hmac { .. }
+                    | Transform::MatchHash { .. }
+                    | Transform::Tokenize(_),
+                    IdentifierKind::Subject,
+                ) => key_column == Some(op.input),
+                _ => false,
+            };
+            if !wanted {
+                continue;
+            }
+            let produced = match &op.transform {
+                Transform::Copy | Transform::Typed(_) => Some(value.to_string()),
+                t => {
+                    let mut column = hushflow_core::Column::default();
+                    match self.transform_cell(t, Cell::text(value), &mut column, &mut scratch) {
+                        Ok(()) => column.iter().next().filter(|c| !c.is_null()).map(|c| c.text.to_string()),
+                        Err(_) => None,
+                    }
+                }
+            };
+            if let Some(v) = produced.filter(|v| !v.is_empty()) {
+                out.push(SubjectValue {
+                    field: op.field.clone(),
+                    value: v,
+                });
+            }
+        }
+        out
+    }
+}
