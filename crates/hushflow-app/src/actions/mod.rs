@@ -5,6 +5,7 @@
 //! say besides the result (a warning) is part of the result.
 
 pub mod audit;
+pub mod dsr;
 pub mod execution;
 pub mod orchestration;
 pub mod quarantine;

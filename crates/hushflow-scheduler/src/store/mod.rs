@@ -9,6 +9,7 @@
 //! databases (`db.rs`), with the schema in `migrations.rs` and the roles in `grants.rs`.
 
 mod db;
+mod dsr;
 pub mod grants;
 pub mod migrations;
 mod pipelines;
@@ -19,6 +20,7 @@ mod workers;
 use crate::definitions::{DefinitionRef, DefinitionSigner};
 use crate::state::{RunState, TaskState};
 pub use db::Dialect;
+pub use dsr::{DsrRequest, DsrStep};
 use db::{Db, Row};
 use hushflow_spec::dag::{Dag, TaskKind};
 use hushflow_spec::schedule::{Interval, Millis};
