@@ -14,6 +14,11 @@ pub const FILE: &str = "erased.list";
 /// The keyring key the list's digests are made under (created by the first request).
 pub const KEY_NAME: &str = "hushflow-erased";
 
+/// The secret reference of [`KEY_NAME`], under which a run finds the list's key among its keys.
+pub fn key_reference() -> String {
+    format!("keyring:{KEY_NAME}")
+}
+
 /// Where the list of `state_dir` is.
 pub fn path(state_dir: &Path) -> PathBuf {
     state_dir.join(FILE)

@@ -17,13 +17,15 @@
 //! for the same person (or `--request ID`) with the systems not yet done; each system gets one
 //! audit record naming the request id, never the person.
 
+pub use hushflow_policy::IdentifierKind;
+
 use crate::views::DsrView;
 use crate::{Actor, Error, Result, Session};
 use hushflow_connectors::{FoundRow, RowMatch, SinkContext};
 use hushflow_core::Schema;
 use hushflow_crypto::{Keyring, Purpose, SubjectHandle, SubjectRoot};
 use hushflow_policy::{
-    CompileInputs, CompiledPolicy, Day, ErasedList, IdentifierKind, Normalizer, SubjectKeys,
+    CompileInputs, CompiledPolicy, Day, ErasedList, Normalizer, SubjectKeys,
     Subjects, normalized_forms,
 };
 use hushflow_scheduler::store::{DsrRequest, DsrStep, Store};

@@ -5,6 +5,7 @@ mod audit;
 mod child;
 mod control;
 mod db;
+mod dsr;
 mod executor;
 mod gc;
 mod history;
@@ -268,6 +269,7 @@ pub fn dispatch(cli: Cli, out: &Output) -> Result<Exit, Failure> {
             run::run(&session()?, &args.pipeline, options)
         }
         Command::Gc(args) => gc::gc(&session()?, args.unfinished),
+        Command::Dsr(cmd) => dsr::dsr(&session()?, cmd),
         Command::Erase(args) => keys::erase(&session()?, &args.pipeline, &args.subject),
         Command::Keys(cmd) => keys::keys(&session()?, cmd),
         Command::Audit(cmd) => audit::audit(&session()?, cmd),
