@@ -257,7 +257,11 @@ impl CompiledPolicy {
                 t => {
                     let mut column = hushflow_core::Column::default();
                     match self.transform_cell(t, Cell::text(value), &mut column, &mut scratch) {
-                        Ok(()) => column.iter().next().filter(|c| !c.is_null()).map(|c| c.text.to_string()),
+                        Ok(()) => column
+                            .iter()
+                            .next()
+                            .filter(|c| !c.is_null())
+                            .map(|c| c.text.to_string()),
                         Err(_) => None,
                     }
                 }

@@ -25,8 +25,8 @@ use hushflow_connectors::{FoundRow, RowMatch, SinkContext};
 use hushflow_core::Schema;
 use hushflow_crypto::{Keyring, Purpose, SubjectHandle, SubjectRoot};
 use hushflow_policy::{
-    CompileInputs, CompiledPolicy, Day, ErasedList, Normalizer, SubjectKeys,
-    Subjects, normalized_forms,
+    CompileInputs, CompiledPolicy, Day, ErasedList, Normalizer, SubjectKeys, Subjects,
+    normalized_forms,
 };
 use hushflow_scheduler::store::{DsrRequest, DsrStep, Store};
 use hushflow_scheduler::{Clock, SystemClock};
@@ -144,7 +144,11 @@ struct Prepared {
 struct NoSubjectKeys;
 
 impl SubjectKeys for NoSubjectKeys {
-    fn tokenizer(&self, _: &str, _: &str) -> std::result::Result<hushflow_crypto::Tokenizer, &'static str> {
+    fn tokenizer(
+        &self,
+        _: &str,
+        _: &str,
+    ) -> std::result::Result<hushflow_crypto::Tokenizer, &'static str> {
         Err("a data subject request makes no tokens")
     }
 }
@@ -184,8 +188,7 @@ fn plans(session: &Session, dir: &Path) -> Result<Vec<Plan>> {
 }
 
 fn prepare(plan: Plan, keyring: &Keyring, session: &Session) -> Result<Prepared> {
-    let resolver =
-        crate::secrets::resolver(session.redactor(), Some(keyring as &dyn KeyProvider));
+    let resolver = crate::secrets::resolver(session.redactor(), Some(keyring as &dyn KeyProvider));
     let keys = plan
         .resolve_keys(&resolver, keyring)
         .map_err(|e| Error::invalid(format!("pipeline {}: {e}", plan.name)))?;
@@ -195,7 +198,9 @@ fn prepare(plan: Plan, keyring: &Keyring, session: &Session) -> Result<Prepared>
     let key_source = plan
         .policy
         .rule(&plan.key)
-        .map_or(plan.key.clone(), |rule| rule.source_field(&plan.key).to_string());
+        .map_or(plan.key.clone(), |rule| {
+            rule.source_field(&plan.key).to_string()
+        });
     let mut fields = plan.policy.source_fields();
     if !fields.contains(&key_source) {
         fields.push(key_source.clone());
@@ -259,7 +264,10 @@ fn list_key(session: &Session, actor: &Actor, keyring: &mut Keyring) -> Result<S
         session.audit(
             actor,
             "keys.create",
-            format!("key {} id {} (the managed suppression list's)", info.name, info.id),
+            format!(
+                "key {} id {} (the managed suppression list's)",
+                info.name, info.id
+            ),
             BTreeMap::new(),
             "ok",
         )?;
@@ -283,10 +291,7 @@ fn digests(list: &ErasedList, person: &Person, prepared: &[Prepared]) -> Result<
             person.kind.as_str()
         )));
     }
-    Ok(forms
-        .iter()
-        .map(|f| list.digest(person.kind, f))
-        .collect())
+    Ok(forms.iter().map(|f| list.digest(person.kind, f)).collect())
 }
 
 /// The per-subject keys named by the tokens in `rows`.
@@ -295,8 +300,8 @@ fn token_keys(rows: &[FoundRow]) -> Vec<(String, SubjectHandle)> {
     for row in rows {
         for (_, value) in &row.fields {
             let Some(value) = value else { continue };
-            if let Some((root, handle)) = hushflow_crypto::token_key_id(value)
-                .and_then(hushflow_crypto::parse_subject_key_id)
+            if let Some((root, handle)) =
+                hushflow_crypto::token_key_id(value).and_then(hushflow_crypto::parse_subject_key_id)
             {
                 let key = (root.to_string(), handle);
                 if !keys.contains(&key) {
@@ -425,8 +430,8 @@ pub fn run(session: &Session, actor: &Actor, request: &Request<'_>) -> Result<Ds
                 .iter()
                 .map(|r| (r.root_id().to_string(), r.handle(value.as_bytes())))
                 .collect();
-            let store = SubjectStore::open(session.state().root(), Vec::new())
-                .map_err(Error::failed)?;
+            let store =
+                SubjectStore::open(session.state().root(), Vec::new()).map_err(Error::failed)?;
             let erased = store.erase_handles(&keys).map_err(Error::failed)?;
             Ok(Done {
                 state: "done",
@@ -517,7 +522,12 @@ fn sink_step(
             let fields: serde_json::Map<String, serde_json::Value> = row
                 .fields
                 .iter()
-                .map(|(k, v)| (k.clone(), v.clone().map_or(serde_json::Value::Null, Into::into)))
+                .map(|(k, v)| {
+                    (
+                        k.clone(),
+                        v.clone().map_or(serde_json::Value::Null, Into::into),
+                    )
+                })
                 .collect();
             export.push(serde_json::json!({
                 "pipeline": p.plan.name,
@@ -590,14 +600,17 @@ fn write_export(
     rows: Vec<serde_json::Value>,
 ) -> Result<()> {
     let recipient = hushflow_crypto::StateRecipient::parse(recipient).ok_or_else(|| {
-        Error::invalid("--recipient is not an age recipient (age1…); give the requester's public key")
+        Error::invalid(
+            "--recipient is not an age recipient (age1…); give the requester's public key",
+        )
     })?;
     let document = serde_json::json!({
         "request": id,
         "generated_at": hushflow_spec::schedule::rfc3339(now()),
         "rows": rows,
     });
-    let bytes = zeroize::Zeroizing::new(serde_json::to_vec_pretty(&document).map_err(Error::failed)?);
+    let bytes =
+        zeroize::Zeroizing::new(serde_json::to_vec_pretty(&document).map_err(Error::failed)?);
     let file = crate::files::create_private(to)?;
     let mut writer = recipient.encrypt(file).map_err(Error::failed)?;
     std::io::Write::write_all(&mut writer, &bytes).map_err(Error::failed)?;
@@ -606,7 +619,10 @@ fn write_export(
     session.audit(
         actor,
         "dsr.access.export",
-        format!("request {id}: export written to {}, encrypted to the requester", to.display()),
+        format!(
+            "request {id}: export written to {}, encrypted to the requester",
+            to.display()
+        ),
         BTreeMap::from([("rows".to_string(), rows_count(&document))]),
         "ok",
     )
@@ -622,17 +638,21 @@ pub fn list(session: &Session) -> Result<Vec<DsrView>> {
     let requests = store.dsrs().map_err(Error::failed)?;
     requests
         .iter()
-        .map(|r| Ok(DsrView::new(r, &store.dsr_steps(&r.id).map_err(Error::failed)?)))
+        .map(|r| {
+            Ok(DsrView::new(
+                r,
+                &store.dsr_steps(&r.id).map_err(Error::failed)?,
+            ))
+        })
         .collect()
 }
 
 /// One request and its progress.
 pub fn show(session: &Session, id: &str) -> Result<DsrView> {
     let mut store = session.open_store()?;
-    let r = store
-        .dsr(id)
-        .map_err(Error::failed)?
-        .ok_or_else(|| Error::not_found(format!("no request {id}; `hushflow dsr list` shows them")))?;
+    let r = store.dsr(id).map_err(Error::failed)?.ok_or_else(|| {
+        Error::not_found(format!("no request {id}; `hushflow dsr list` shows them"))
+    })?;
     let steps = store.dsr_steps(id).map_err(Error::failed)?;
     Ok(DsrView::new(&r, &steps))
 }

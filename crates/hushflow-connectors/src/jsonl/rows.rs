@@ -51,7 +51,10 @@ impl SinkRows for JsonlRows {
                 object.get(&m.field).and_then(as_text).as_deref() == Some(m.value.as_str())
             });
             if hit {
-                let fields = object.iter().map(|(k, v)| (k.clone(), as_text(v))).collect();
+                let fields = object
+                    .iter()
+                    .map(|(k, v)| (k.clone(), as_text(v)))
+                    .collect();
                 found.push(FoundRow {
                     line: Some(n as u64 + 1),
                     fields,

@@ -37,7 +37,10 @@ impl PostgresRows {
         let sql = format!("SELECT * FROM {} LIMIT 0", ident(&self.table));
         match self.client.prepare(&sql) {
             Ok(stmt) => Ok(Some(
-                stmt.columns().iter().map(|c| c.name().to_string()).collect(),
+                stmt.columns()
+                    .iter()
+                    .map(|c| c.name().to_string())
+                    .collect(),
             )),
             Err(e) if e.code() == Some(&postgres::error::SqlState::UNDEFINED_TABLE) => Ok(None),
             Err(e) => Err(self.error("reading its columns failed")(e)),

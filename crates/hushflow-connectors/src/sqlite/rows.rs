@@ -55,7 +55,13 @@ impl SqliteRows {
         let parts: Vec<String> = matches
             .iter()
             .enumerate()
-            .map(|(i, m)| format!("CAST({} AS TEXT) = ?{}", super::sink::quote(&m.field), i + 1))
+            .map(|(i, m)| {
+                format!(
+                    "CAST({} AS TEXT) = ?{}",
+                    super::sink::quote(&m.field),
+                    i + 1
+                )
+            })
             .collect();
         (
             parts.join(" OR "),
