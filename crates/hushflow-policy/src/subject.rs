@@ -276,3 +276,129 @@ impl CompiledPolicy {
         out
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{CompileInputs, Day, KeyMaterial, Policy, ResolvedKey};
+    use hushflow_core::Schema;
+
+    const KEY: &[u8; 32] = b"0123456789abcdef0123456789abcdef";
+
+    fn compiled() -> CompiledPolicy {
+        let policy: Policy = toml::from_str(
+            r#"
+            fields.id = { hash = "hmac-sha256", key = "env:PEPPER" }
+            fields.email = { hash = "hmac-sha256", key = "env:PEPPER", normalize = "email" }
+            fields.audience = { from = "email", match_hash = "sha256", normalize = "email" }
+            fields.phone = { hash = "hmac-sha256", key = "env:PEPPER", normalize = "phone" }
+            fields.city = "keep"
+            "#,
+        )
+        .unwrap();
+        let mut keys = KeyMaterial::new();
+        keys.insert(
+            "env:PEPPER".into(),
+            ResolvedKey {
+                id: "00".into(),
+                material: SecretValue::new(KEY.to_vec()),
+            },
+        );
+        let schema = Schema::new(
+            ["id", "email", "phone", "city"]
+                .iter()
+                .map(|s| s.to_string())
+                .collect(),
+        );
+        policy
+            .compile(
+                &schema,
+                &CompileInputs {
+                    subjects: None,
+                    keys: &keys,
+                    suppression_list: &[],
+                    today: Day {
+                        year: 2026,
+                        month: 1,
+                        day: 1,
+                    },
+                    withdrawal_key: None,
+                },
+            )
+            .unwrap()
+    }
+
+    fn batch(rows: &[[&str; 4]]) -> Batch {
+        let schema = std::sync::Arc::new(Schema::new(
+            ["id", "email", "phone", "city"]
+                .iter()
+                .map(|s| s.to_string())
+                .collect(),
+        ));
+        let mut b = Batch::new(schema);
+        for (n, row) in rows.iter().enumerate() {
+            b.push_row(n as u64 + 1, row.iter().map(|c| Cell::text(c)));
+        }
+        b
+    }
+
+    /// The values found for a person are exactly the ones a run writes for them.
+    #[test]
+    fn subject_values_are_what_a_run_writes() {
+        let policy = compiled();
+        let out = policy.apply(&batch(&[[
+            "c-9",
+            "Ada@Example.com",
+            "+14155550101",
+            "Paris",
+        ]]));
+        let written = |field: &str| {
+            let i = out.batch.schema().index_of(field).unwrap();
+            out.batch.column(i).get(0).text.to_string()
+        };
+        let email = policy.subject_values(IdentifierKind::Email, " ada@EXAMPLE.com ", None);
+        let fields: Vec<&str> = email.iter().map(|v| v.field.as_str()).collect();
+        assert_eq!(fields, ["email", "audience"]);
+        assert_eq!(email[0].value, written("email"));
+        assert_eq!(email[1].value, written("audience"));
+        let phone = policy.subject_values(IdentifierKind::Phone, "+1 415 555 0101", None);
+        assert_eq!(phone.len(), 1);
+        assert_eq!(phone[0].value, written("phone"));
+        let key = policy.subject_values(IdentifierKind::Subject, "c-9", Some(0));
+        assert_eq!(key.len(), 1);
+        assert_eq!(
+            (key[0].field.as_str(), key[0].value.clone()),
+            ("id", written("id"))
+        );
+        // Without the key's column, a record key is nowhere.
+        assert!(
+            policy
+                .subject_values(IdentifierKind::Subject, "c-9", None)
+                .is_empty()
+        );
+    }
+
+    /// A listed person is dropped through any spelling of their email or their record key;
+    /// everyone else leaves.
+    #[test]
+    fn the_erased_list_drops_listed_people_only() {
+        let key = SecretValue::new(vec![7; 32]);
+        let probe = ErasedList::new(&key, HashSet::new());
+        let forms = normalized_forms(IdentifierKind::Email, "ADA@example.com", &[]);
+        let mut entries: HashSet<[u8; 32]> = forms
+            .iter()
+            .map(|f| probe.digest(IdentifierKind::Email, f))
+            .collect();
+        entries.insert(probe.digest(IdentifierKind::Subject, "c-3"));
+        let policy = compiled().with_erased(ErasedList::new(&key, entries), Some(0));
+        let out = policy.apply(&batch(&[
+            ["c-1", " Ada@Example.COM", "", "Paris"],
+            ["c-2", "grace@example.com", "", "Oslo"],
+            ["c-3", "alan@example.com", "", "Rome"],
+        ]));
+        assert_eq!(out.suppressed, 2);
+        assert_eq!(out.batch.len(), 1);
+        let city = out.batch.schema().index_of("city").unwrap();
+        assert_eq!(out.batch.column(city).get(0).text, "Oslo");
+    }
+}
