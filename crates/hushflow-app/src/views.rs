@@ -680,3 +680,22 @@ impl DsrView {
         }
     }
 }
+
+/// What `hushflow retention enforce` did to one pipeline's sink (`--json`, one per line).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RetentionView {
+    /// The view version it was written under: [`VIEW_VERSION`].
+    pub version: u32,
+    /// The pipeline.
+    pub pipeline: String,
+    /// The sink's type and table.
+    pub sink: String,
+    /// The field rows are aged by.
+    pub retain_by: String,
+    /// How long rows are kept, as the pipeline says it.
+    pub retain: String,
+    /// Rows before this instant were deleted.
+    pub cutoff: String,
+    /// How many.
+    pub rows_deleted: u64,
+}

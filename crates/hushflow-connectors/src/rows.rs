@@ -36,6 +36,12 @@ pub trait SinkRows {
         false
     }
 
+    /// Deletes, in one transaction, the rows whose `field` (a timestamp or date) is before
+    /// `cutoff` (RFC 3339, UTC); returns how many. Rows without a value are kept.
+    fn delete_before(&mut self, _field: &str, _cutoff: &str) -> Result<u64, Error> {
+        Err(Error::Config("this sink cannot delete rows by age".into()))
+    }
+
     /// Deletes the rows matching any of `matches` in one transaction; returns how many.
     fn delete(&mut self, _matches: &[RowMatch]) -> Result<u64, Error> {
         Err(Error::Config(
@@ -51,4 +57,22 @@ pub(crate) fn on_columns<'m>(matches: &'m [RowMatch], columns: &[String]) -> Vec
         .iter()
         .filter(|m| columns.iter().any(|c| c.eq_ignore_ascii_case(&m.field)))
         .collect()
+}
+
+/// `retain` and `retain_by` come together.
+pub(crate) fn retention_problems(
+    retain: &Option<String>,
+    retain_by: &Option<String>,
+) -> Vec<crate::ConfigProblem> {
+    match (retain, retain_by) {
+        (Some(_), None) => vec![crate::ConfigProblem {
+            key: "retain",
+            message: "needs `retain_by`, the timestamp field rows are aged by".into(),
+        }],
+        (None, Some(_)) => vec![crate::ConfigProblem {
+            key: "retain_by",
+            message: "needs `retain`, how long rows are kept (such as \"400d\")".into(),
+        }],
+        _ => Vec::new(),
+    }
 }

@@ -132,6 +132,9 @@ pub enum Command {
     /// durable and audited by request id (docs/dsr.md).
     #[command(subcommand)]
     Dsr(DsrCommand),
+    /// Rows past their sink's `retain` period.
+    #[command(subcommand)]
+    Retention(RetentionCommand),
     /// Remove staged files past their retention (and, with --unfinished, staged runs that never
     /// committed: they can no longer resume).
     Gc(GcArgs),
@@ -300,6 +303,25 @@ pub enum DsrLaw {
     Gdpr,
     /// CCPA: 45 days.
     Ccpa,
+}
+
+/// `hushflow retention`.
+#[derive(Debug, Subcommand)]
+pub enum RetentionCommand {
+    /// Delete, in every sink with `retain` and `retain_by`, the rows older than their
+    /// retention (audited with counts).
+    Enforce(RetentionArgs),
+}
+
+/// `hushflow retention enforce`.
+#[derive(Debug, Args)]
+pub struct RetentionArgs {
+    /// The directory of pipeline (and DAG) files.
+    #[arg(long, env = "HUSHFLOW_PIPELINES", value_name = "DIR")]
+    pub pipelines: PathBuf,
+    /// One JSON object per sink.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// `hushflow gc`.

@@ -158,7 +158,7 @@ fn now() -> i64 {
 }
 
 /// The sync plans of every pipeline and DAG file (`*.toml`) in `dir`, in file name order.
-fn plans(session: &Session, dir: &Path) -> Result<Vec<Plan>> {
+pub(crate) fn plans(session: &Session, dir: &Path) -> Result<Vec<Plan>> {
     let entries = std::fs::read_dir(dir)
         .map_err(|e| Error::invalid(format!("--pipelines {}: {e}", dir.display())))?;
     let mut files: Vec<_> = entries
@@ -347,10 +347,15 @@ pub fn run(session: &Session, actor: &Actor, request: &Request<'_>) -> Result<Ds
     let subject_digest = hex::encode(digests[0]);
     let mut store = session.open_store()?;
     let store_err = |e: hushflow_scheduler::store::StoreError| Error::failed(e);
-    let record = match store
-        .open_dsr(&subject_digest, request.kind.as_str())
-        .map_err(store_err)?
-    {
+    // An access export is made whole every time (its rows are gathered in memory), so it never
+    // resumes: each one is a request of its own, audited as a disclosure of its own.
+    let open = match request.kind {
+        Kind::Access => None,
+        _ => store
+            .open_dsr(&subject_digest, request.kind.as_str())
+            .map_err(store_err)?,
+    };
+    let record = match open {
         // An interrupted request for the same person resumes.
         Some(open) => open,
         None => {

@@ -9,3 +9,4 @@ pub mod dsr;
 pub mod execution;
 pub mod orchestration;
 pub mod quarantine;
+pub mod retention;

@@ -112,6 +112,28 @@ impl SinkRows for PostgresRows {
         true
     }
 
+    fn delete_before(&mut self, field: &str, cutoff: &str) -> Result<u64, Error> {
+        let Some(columns) = self.columns()? else {
+            return Ok(0);
+        };
+        let Some(column) = columns.iter().find(|c| c.eq_ignore_ascii_case(field)) else {
+            return Err(Error::Destination {
+                path: self.table.clone().into(),
+                message: format!(
+                    "has no column `{field}` (retain_by); name a timestamp field the sink writes"
+                ),
+            });
+        };
+        let sql = format!(
+            "DELETE FROM {} WHERE {}::timestamptz < $1::text::timestamptz",
+            ident(&self.table),
+            ident(column)
+        );
+        self.client
+            .execute(sql.as_str(), &[&cutoff])
+            .map_err(self.error("deleting rows past retention failed"))
+    }
+
     fn delete(&mut self, matches: &[RowMatch]) -> Result<u64, Error> {
         let Some(columns) = self.columns()? else {
             return Ok(0);

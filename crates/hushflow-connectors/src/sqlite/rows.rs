@@ -109,6 +109,34 @@ impl SinkRows for SqliteRows {
         true
     }
 
+    fn delete_before(&mut self, field: &str, cutoff: &str) -> Result<u64, Error> {
+        let Some((conn, columns)) = self.open()? else {
+            return Ok(0);
+        };
+        let Some(column) = columns.iter().find(|c| c.eq_ignore_ascii_case(field)) else {
+            return Err(Error::Destination {
+                path: self.path.clone(),
+                message: format!(
+                    "table `{}` has no column `{field}` (retain_by); name a timestamp field the \
+                     sink writes",
+                    self.table
+                ),
+            });
+        };
+        // julianday reads RFC 3339 and plain dates alike; a value it cannot read is kept.
+        let deleted = conn
+            .execute(
+                &format!(
+                    "DELETE FROM {} WHERE julianday({}) < julianday(?1)",
+                    super::sink::quote(&self.table),
+                    super::sink::quote(column)
+                ),
+                [cutoff],
+            )
+            .map_err(|e| self.error("deleting rows past retention failed", e))?;
+        Ok(deleted as u64)
+    }
+
     fn delete(&mut self, matches: &[RowMatch]) -> Result<u64, Error> {
         let Some((mut conn, columns)) = self.open()? else {
             return Ok(0);

@@ -1,4 +1,4 @@
-//! `hushflow dsr`: data subject requests, through the app layer's `actions::dsr` (which audits
+//! `hushflow dsr` and `hushflow retention`: data subject requests, through the app layer's `actions::dsr` (which audits
 //! each system by request id). Prints systems, states and counts; never the person.
 
 use super::{Exit, Failure, Session, failure, invalid};
@@ -94,6 +94,30 @@ fn print(session: &Session<'_>, view: &DsrView, json: bool) -> Result<Exit, Fail
     ));
     for s in &view.systems {
         out.line(format!("  {:<11} {}: {}", s.state, s.system, s.detail));
+    }
+    Ok(Exit::Success)
+}
+
+/// `hushflow retention enforce`: a line (or JSON object) per sink with a retention.
+pub(super) fn retention(
+    session: &Session<'_>,
+    args: &crate::cli::RetentionArgs,
+) -> Result<Exit, Failure> {
+    let views =
+        hushflow_app::actions::retention::enforce(&session.app, &session.actor, &args.pipelines)?;
+    for v in &views {
+        match args.json {
+            true => session.out.line(serde_json::to_string(v).map_err(failure)?),
+            false => session.out.line(format!(
+                "{}: {}: deleted {} row(s) with {} before {} (retain {})",
+                v.pipeline, v.sink, v.rows_deleted, v.retain_by, v.cutoff, v.retain
+            )),
+        }
+    }
+    if views.is_empty() {
+        session
+            .out
+            .note("no sink of these pipelines has `retain`; nothing to do");
     }
     Ok(Exit::Success)
 }

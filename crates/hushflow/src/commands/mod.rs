@@ -270,6 +270,9 @@ pub fn dispatch(cli: Cli, out: &Output) -> Result<Exit, Failure> {
         }
         Command::Gc(args) => gc::gc(&session()?, args.unfinished),
         Command::Dsr(cmd) => dsr::dsr(&session()?, cmd),
+        Command::Retention(crate::cli::RetentionCommand::Enforce(args)) => {
+            dsr::retention(&session()?, &args)
+        }
         Command::Erase(args) => keys::erase(&session()?, &args.pipeline, &args.subject),
         Command::Keys(cmd) => keys::keys(&session()?, cmd),
         Command::Audit(cmd) => audit::audit(&session()?, cmd),

@@ -529,3 +529,115 @@ fn access_exports_exactly_the_persons_rows_for_the_requester_only() {
     // Access changes nothing.
     assert_eq!(s.sqlite_rows().len(), 4);
 }
+
+/// A sink with `retain`: `retention enforce` deletes exactly the rows whose timestamp is past
+/// it, in SQLite and PostgreSQL, and audits each sink with its count.
+#[test]
+fn retention_enforce_deletes_only_rows_past_their_retention() {
+    let ws = Workspace::new();
+    let db = Database::new("dsr_retention");
+    ws.ok(&["keys", "create", "pepper", "--purpose", "hash"], 0);
+    let recent = "2099-01-01T00:00:00Z";
+    ws.write(
+        "data/people.csv",
+        format!(
+            "id,email,updated_at\nr-1,a@example.com,2001-02-03T04:05:06Z\n\
+             r-2,b@example.com,{recent}\nr-3,c@example.com,2010-01-01T00:00:00Z\n"
+        ),
+    );
+    let policy = r#"
+[policy]
+fields.id = "keep"
+fields.email = { hash = "hmac-sha256", key = "keyring:pepper", normalize = "email" }
+fields.updated_at = { type = "timestamp" }
+"#;
+    let head = |name: &str| {
+        format!(
+            "[pipeline]\nname = \"{name}\"\nkey = \"id\"\n[source]\ntype = \"csv\"\npath = \"../data/people.csv\"\n{policy}"
+        )
+    };
+    ws.write(
+        "pipelines/lite.toml",
+        format!(
+            "{}[sink]\ntype = \"sqlite\"\npath = \"../out/r.db\"\ntable = \"people\"\nretain = \"400d\"\nretain_by = \"updated_at\"\n",
+            head("lite")
+        ),
+    );
+    let env: Vec<(&str, String)> = match &db {
+        Some(db) => {
+            ws.write(
+                "pipelines/pg.toml",
+                format!(
+                    "{}[sink]\ntype = \"postgres\"\nurl = \"env:HF_RET_DB\"\ntable = \"people\"\nretain = \"400d\"\nretain_by = \"updated_at\"\n",
+                    head("pg")
+                ),
+            );
+            vec![("HF_RET_DB", db.url())]
+        }
+        None => Vec::new(),
+    };
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let mut files = vec!["pipelines/lite.toml"];
+    if db.is_some() {
+        files.push("pipelines/pg.toml");
+    }
+    for f in &files {
+        let r = ws.run_with(&["run", f], &env);
+        assert_eq!(r.code, 0, "{}", r.all());
+    }
+    // `retain` without `retain_by` is refused before anything runs.
+    ws.write(
+        "bad/p.toml",
+        format!(
+            "{}[sink]\ntype = \"sqlite\"\npath = \"../out/x.db\"\ntable = \"t\"\nretain = \"400d\"\n",
+            head("bad")
+        ),
+    );
+    let bad = ws.run(&["validate", "bad/p.toml"]);
+    assert_eq!(bad.code, 2, "{}", bad.all());
+    assert!(bad.all().contains("retain_by"), "{}", bad.all());
+
+    let r = ws.run_with(
+        &["retention", "enforce", "--pipelines", "pipelines", "--json"],
+        &env,
+    );
+    assert_eq!(r.code, 0, "{}", r.all());
+    let views: Vec<serde_json::Value> = r
+        .stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(views.len(), files.len());
+    assert!(views.iter().all(|v| v["rows_deleted"] == 2), "{views:?}");
+    let lite = rusqlite::Connection::open(ws.path("out/r.db")).unwrap();
+    let left: Vec<String> = lite
+        .prepare("SELECT id FROM people")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    assert_eq!(left, ["r-2"]);
+    if let Some(db) = &db {
+        let left: Vec<String> = db
+            .client()
+            .query("SELECT id FROM people", &[])
+            .unwrap()
+            .iter()
+            .map(|r| r.get(0))
+            .collect();
+        assert_eq!(left, ["r-2"]);
+    }
+    let audit = ws.ok(&["audit", "list", "--json"], 0);
+    let records: Vec<serde_json::Value> = audit
+        .stdout
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .filter(|r| r["action"] == "retention.enforce")
+        .collect();
+    assert_eq!(records.len(), files.len());
+    assert!(records.iter().all(|r| r["counts"]["rows_deleted"] == 2));
+    // Enforcing again finds nothing more to delete.
+    let again = ws.run_with(&["retention", "enforce", "--pipelines", "pipelines"], &env);
+    assert!(again.stdout.contains("deleted 0 row(s)"), "{}", again.all());
+}
