@@ -641,3 +641,54 @@ fields.updated_at = { type = "timestamp" }
     let again = ws.run_with(&["retention", "enforce", "--pipelines", "pipelines"], &env);
     assert!(again.stdout.contains("deleted 0 row(s)"), "{}", again.all());
 }
+
+/// `dsr opt-out` changes no sink itself; the next sync leaves the person out and withdraws
+/// their row from a keyed sink.
+#[test]
+fn opt_out_only_suppresses_and_the_next_sync_withdraws() {
+    let s = Setup::new("dsr_optout");
+    s.sync_all();
+    let before = s.sqlite_rows();
+    let r = s.run(
+        &[
+            "dsr",
+            "opt-out",
+            "--phone",
+            "+1 (415) 555-0177",
+            "--pipelines",
+            "pipelines",
+            "--law",
+            "ccpa",
+            "--json",
+        ],
+        0,
+    );
+    assert_no_canary("opt-out's output", r.all().as_bytes());
+    let view: serde_json::Value = serde_json::from_str(r.stdout.trim()).unwrap();
+    let systems: Vec<&str> = view["systems"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["system"].as_str().unwrap())
+        .collect();
+    assert_eq!(systems, ["suppression list"]);
+    assert_eq!(s.sqlite_rows(), before, "opt-out deletes nothing itself");
+    let run = s.run(&["run", "pipelines/b_sqlite.toml", "--json"], 0);
+    let summary: serde_json::Value = serde_json::from_str(run.stdout.trim()).unwrap();
+    let counts = if summary["counts"].is_object() {
+        &summary["counts"]
+    } else {
+        &summary
+    };
+    assert_eq!(counts["suppressed"], 1, "{summary}");
+    assert_eq!(counts["withdrawn"], 1, "{summary}");
+    assert_eq!(s.sqlite_rows().len(), 3);
+    let audit = s.audit();
+    assert_eq!(
+        audit
+            .iter()
+            .filter(|r| r["action"] == "dsr.opt-out")
+            .count(),
+        1
+    );
+}
