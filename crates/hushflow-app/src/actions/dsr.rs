@@ -255,22 +255,54 @@ fn prepare(plan: Plan, keyring: &Keyring, session: &Session) -> Result<Prepared>
     })
 }
 
-/// The managed list's key, created on first use (and its creation audited).
+/// The managed list's key, made on first use. Its creation is audited before the keyring file
+/// that holds it is put in place (as `keys create` does), so no key exists without its record.
 fn list_key(session: &Session, actor: &Actor, keyring: &mut Keyring) -> Result<SecretValue> {
+    /// Why the key could not be made: the keyring, or the audit record ahead of it.
+    enum Step {
+        Keyring(hushflow_crypto::KeyringError),
+        Audit(Error),
+    }
+    impl From<hushflow_crypto::KeyringError> for Step {
+        fn from(e: hushflow_crypto::KeyringError) -> Step {
+            Step::Keyring(e)
+        }
+    }
     if !keyring.contains(erased::KEY_NAME) {
-        let info = keyring
-            .create_for(erased::KEY_NAME, Some(Purpose::Hash))
-            .map_err(Error::failed)?;
-        session.audit(
-            actor,
-            "keys.create",
-            format!(
-                "key {} id {} (the managed suppression list's)",
-                info.name, info.id
-            ),
-            BTreeMap::new(),
-            "ok",
-        )?;
+        let mut recorded = false;
+        let made = keyring.create_with_intent(erased::KEY_NAME, Some(Purpose::Hash), |info| {
+            session
+                .audit(
+                    actor,
+                    "keys.create",
+                    format!(
+                        "key {} id {} (the managed suppression list's)",
+                        info.name, info.id
+                    ),
+                    BTreeMap::new(),
+                    "ok",
+                )
+                .map_err(Step::Audit)?;
+            recorded = true;
+            Ok::<(), Step>(())
+        });
+        match made {
+            Ok(_) => {}
+            Err(Step::Audit(e)) => return Err(e),
+            Err(Step::Keyring(e)) => {
+                if recorded {
+                    // The record ahead of a change that did not land says so.
+                    session.audit(
+                        actor,
+                        "keys.create",
+                        format!("key {} was not saved: {e}", erased::KEY_NAME),
+                        BTreeMap::new(),
+                        "failure",
+                    )?;
+                }
+                return Err(Error::failed(e));
+            }
+        }
     }
     let (_, material) = keyring.get(erased::KEY_NAME).map_err(Error::failed)?;
     Ok(material)

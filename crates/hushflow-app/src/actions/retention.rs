@@ -12,9 +12,18 @@ use std::path::Path;
 
 /// Deletes the rows past their retention in every sink of the pipelines in `dir` that has one.
 pub fn enforce(session: &Session, actor: &Actor, dir: &Path) -> Result<Vec<RetentionView>> {
+    enforce_plans(session, actor, super::dsr::plans(session, dir)?)
+}
+
+/// [`enforce`] over given sync plans (a DAG's `retention` task: its file's sync tasks).
+pub fn enforce_plans(
+    session: &Session,
+    actor: &Actor,
+    plans: Vec<hushflow_spec::Plan>,
+) -> Result<Vec<RetentionView>> {
     let keyring = session.keyring()?;
     let mut views = Vec::new();
-    for plan in super::dsr::plans(session, dir)? {
+    for plan in plans {
         let Some((retain, by)) = plan.sink.retention() else {
             continue;
         };

@@ -692,3 +692,48 @@ fn opt_out_only_suppresses_and_the_next_sync_withdraws() {
         1
     );
 }
+
+/// A DAG's `retention` task enforces the retention of its file's sync sinks, after the sync.
+#[test]
+fn a_retention_task_enforces_its_dags_sinks() {
+    let ws = Workspace::new();
+    ws.ok(&["keys", "create", "pepper", "--purpose", "hash"], 0);
+    ws.write(
+        "data/people.csv",
+        "id,email,updated_at\nr-1,a@example.com,2001-02-03T04:05:06Z\n\
+         r-2,b@example.com,2099-01-01T00:00:00Z\n",
+    );
+    ws.write(
+        "nightly.toml",
+        r#"
+[pipeline]
+name = "nightly"
+key = "id"
+
+[[task]]
+name = "load"
+source = { type = "csv", path = "data/people.csv" }
+policy = { fields = { id = "keep", email = { hash = "hmac-sha256", key = "keyring:pepper", normalize = "email" }, updated_at = { type = "timestamp" } } }
+sink = { type = "sqlite", path = "out/r.db", table = "people", retain = "400d", retain_by = "updated_at" }
+
+[[task]]
+name = "expire"
+type = "retention"
+depends_on = ["load"]
+"#,
+    );
+    let v = ws.ok(&["validate", "nightly.toml"], 0);
+    assert!(v.stdout.contains("expire [retention]"), "{}", v.stdout);
+    ws.ok(&["trigger", "nightly.toml", "--wait"], 0);
+    let lite = rusqlite::Connection::open(ws.path("out/r.db")).unwrap();
+    let n: i64 = lite
+        .query_row("SELECT count(*) FROM people", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(n, 1, "the row past retention is gone after the DAG");
+    let audit = ws.ok(&["audit", "list", "--json"], 0);
+    assert!(
+        audit.stdout.contains("retention.enforce"),
+        "{}",
+        audit.stdout
+    );
+}
