@@ -27,6 +27,16 @@ pub enum IdentifierKind {
 }
 
 impl IdentifierKind {
+    /// The kind a word names ([`IdentifierKind::as_str`]).
+    pub fn parse(word: &str) -> Option<IdentifierKind> {
+        match word {
+            "email" => Some(IdentifierKind::Email),
+            "phone" => Some(IdentifierKind::Phone),
+            "subject" => Some(IdentifierKind::Subject),
+            _ => None,
+        }
+    }
+
     /// The word for this kind, in the list's digests and in messages.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -59,34 +69,58 @@ pub struct SubjectValue {
 pub struct ErasedList {
     mac: HmacSha256,
     entries: HashSet<[u8; 32]>,
+    /// The kinds of identifier listed: a run checks only those (one HMAC per check and row).
+    kinds: Vec<IdentifierKind>,
 }
 
 impl ErasedList {
-    /// A list of `entries` made under `key`.
-    pub fn new(key: &SecretValue, entries: HashSet<[u8; 32]>) -> ErasedList {
+    /// A list of `entries` (each digest with the kind of identifier it was made from) made
+    /// under `key`.
+    pub fn new(
+        key: &SecretValue,
+        entries: impl IntoIterator<Item = (IdentifierKind, [u8; 32])>,
+    ) -> ErasedList {
+        let mut kinds = Vec::new();
+        let entries = entries
+            .into_iter()
+            .map(|(kind, digest)| {
+                if !kinds.contains(&kind) {
+                    kinds.push(kind);
+                }
+                digest
+            })
+            .collect();
         ErasedList {
             mac: HmacSha256::new(key),
             entries,
+            kinds,
         }
     }
 
     /// The digest the list holds for an identifier of `kind` in its normalized form.
     pub fn digest(&self, kind: IdentifierKind, normalized: &str) -> [u8; 32] {
-        digest(&self.mac, kind, normalized)
+        let mut buf = Vec::new();
+        digest(&self.mac, kind, normalized, &mut buf)
     }
 
     /// Whether the list holds nothing.
     pub fn is_empty(&self) -> bool {
         self.entries.is_empty()
     }
+
+    fn lists(&self, kind: IdentifierKind, normalized: &str, buf: &mut Vec<u8>) -> bool {
+        self.entries
+            .contains(&digest(&self.mac, kind, normalized, buf))
+    }
 }
 
-fn digest(mac: &HmacSha256, kind: IdentifierKind, normalized: &str) -> [u8; 32] {
-    let mut data = Vec::with_capacity(normalized.len() + 8);
-    data.extend_from_slice(kind.as_str().as_bytes());
-    data.push(0);
-    data.extend_from_slice(normalized.as_bytes());
-    mac.mac(&data)
+/// `HMAC(kind NUL normalized)`, built in `buf` (reused across rows).
+fn digest(mac: &HmacSha256, kind: IdentifierKind, normalized: &str, buf: &mut Vec<u8>) -> [u8; 32] {
+    buf.clear();
+    buf.extend_from_slice(kind.as_str().as_bytes());
+    buf.push(0);
+    buf.extend_from_slice(normalized.as_bytes());
+    mac.mac(buf)
 }
 
 /// The normalized forms of `value` as `kind` that the list may hold for it: the plain form of
@@ -134,6 +168,7 @@ impl ErasedFilter {
     pub(crate) fn filter(&self, batch: &Batch, keep: &mut [bool]) -> usize {
         let mut removed = 0;
         let mut text = String::new();
+        let mut buf = Vec::new();
         for (row, kept) in keep.iter_mut().enumerate() {
             if !*kept {
                 continue;
@@ -142,16 +177,13 @@ impl ErasedFilter {
                 let cell = batch.column(*column).get(row);
                 !cell.is_null()
                     && n.apply(cell.text, &mut text).unwrap_or(false)
-                    && self.list.entries.contains(&self.list.digest(*kind, &text))
+                    && self.list.lists(*kind, &text, &mut buf)
             }) || self.key_column.is_some_and(|column| {
                 let cell = batch.column(column).get(row);
                 let key = cell.text.trim();
                 !cell.is_null()
                     && !key.is_empty()
-                    && self
-                        .list
-                        .entries
-                        .contains(&self.list.digest(IdentifierKind::Subject, key))
+                    && self.list.lists(IdentifierKind::Subject, key, &mut buf)
             });
             if listed {
                 *kept = false;
@@ -203,6 +235,10 @@ impl CompiledPolicy {
                 Normalize::Phone => IdentifierKind::Phone,
                 _ => continue,
             };
+            // Nobody is listed by this kind: nothing to check, nothing to spend per row.
+            if !list.kinds.contains(&kind) {
+                continue;
+            }
             // The plain form of the kind too: the list holds it for every erased person.
             let base = Normalizer::new(normalize.kind());
             for n in [normalize.clone(), base] {
@@ -211,7 +247,8 @@ impl CompiledPolicy {
                 }
             }
         }
-        self.erased = Some(ErasedFilter {
+        let key_column = key_column.filter(|_| list.kinds.contains(&IdentifierKind::Subject));
+        self.erased = (!checks.is_empty() || key_column.is_some()).then_some(ErasedFilter {
             list,
             checks,
             key_column,
@@ -383,13 +420,21 @@ mod tests {
     #[test]
     fn the_erased_list_drops_listed_people_only() {
         let key = SecretValue::new(vec![7; 32]);
-        let probe = ErasedList::new(&key, HashSet::new());
+        let probe = ErasedList::new(&key, []);
         let forms = normalized_forms(IdentifierKind::Email, "ADA@example.com", &[]);
-        let mut entries: HashSet<[u8; 32]> = forms
+        let mut entries: Vec<(IdentifierKind, [u8; 32])> = forms
             .iter()
-            .map(|f| probe.digest(IdentifierKind::Email, f))
+            .map(|f| {
+                (
+                    IdentifierKind::Email,
+                    probe.digest(IdentifierKind::Email, f),
+                )
+            })
             .collect();
-        entries.insert(probe.digest(IdentifierKind::Subject, "c-3"));
+        entries.push((
+            IdentifierKind::Subject,
+            probe.digest(IdentifierKind::Subject, "c-3"),
+        ));
         let policy = compiled().with_erased(ErasedList::new(&key, entries), Some(0));
         let out = policy.apply(&batch(&[
             ["c-1", " Ada@Example.COM", "", "Paris"],

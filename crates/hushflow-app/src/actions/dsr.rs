@@ -310,7 +310,11 @@ fn list_key(session: &Session, actor: &Actor, keyring: &mut Keyring) -> Result<S
 
 /// The digests the managed list holds for the person: every normalized form any pipeline
 /// writes them in, and the plain form of their kind.
-fn digests(list: &ErasedList, person: &Person, prepared: &[Prepared]) -> Result<Vec<[u8; 32]>> {
+fn digests(
+    list: &ErasedList,
+    person: &Person,
+    prepared: &[Prepared],
+) -> Result<Vec<erased::Entry>> {
     let value = person.text()?;
     let normalizers: Vec<Normalizer> = prepared
         .iter()
@@ -323,7 +327,10 @@ fn digests(list: &ErasedList, person: &Person, prepared: &[Prepared]) -> Result<
             person.kind.as_str()
         )));
     }
-    Ok(forms.iter().map(|f| list.digest(person.kind, f)).collect())
+    Ok(forms
+        .iter()
+        .map(|f| (person.kind, list.digest(person.kind, f)))
+        .collect())
 }
 
 /// The per-subject keys named by the tokens in `rows`.
@@ -370,13 +377,13 @@ pub fn run(session: &Session, actor: &Actor, request: &Request<'_>) -> Result<Ds
     person.text()?;
     let mut keyring = session.keyring()?;
     let key = list_key(session, actor, &mut keyring)?;
-    let list = ErasedList::new(&key, Default::default());
+    let list = ErasedList::new(&key, []);
     let prepared = plans(session, request.pipelines)?
         .into_iter()
         .map(|plan| prepare(plan, &keyring, session))
         .collect::<Result<Vec<_>>>()?;
     let digests = digests(&list, person, &prepared)?;
-    let subject_digest = hex::encode(digests[0]);
+    let subject_digest = hex::encode(digests[0].1);
     let mut store = session.open_store()?;
     let store_err = |e: hushflow_scheduler::store::StoreError| Error::failed(e);
     // An access export is made whole every time (its rows are gathered in memory), so it never
