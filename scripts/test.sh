@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Every test: formatting, lints, unit and integration tests, the cross-checks against Python's
 # `cryptography`, and the supply-chain audit. Installs what it needs (a Python venv in .venv,
-# cargo-deny in .tools) when missing; both are git-ignored.
+# cargo-deny and Prism in .tools) when missing; both are git-ignored.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
@@ -24,6 +24,20 @@ export HUSHFLOW_TEST_PYTHON="$root/.venv/bin/python"
 # The secret-store tests start `bao` and `moto_server` from that venv, and must not be skipped
 # here (without this a plain `cargo test` skips them and says why).
 export HUSHFLOW_TEST_REQUIRE_SERVICES=1
+
+step "Prism (the HubSpot tests run through it, validating traffic against tests/openapi/hubspot.yaml)"
+# npm's @stoplight/prism-cli into .tools/prism (git-ignored); the tests start
+# .tools/prism/node_modules/.bin/prism themselves and, with HUSHFLOW_TEST_REQUIRE_SERVICES=1,
+# fail when it is missing rather than run without it.
+if [ ! -x .tools/prism/node_modules/.bin/prism ]; then
+  if ! command -v npm >/dev/null 2>&1; then
+    if [ "$(id -u)" = 0 ]; then sudo=""; else sudo="sudo"; fi
+    $sudo apt-get install -y -qq nodejs npm >/dev/null 2>&1 || { $sudo apt-get update -qq && $sudo apt-get install -y -qq nodejs npm; }
+  fi
+  mkdir -p .tools/prism
+  (cd .tools/prism && npm install --no-audit --no-fund --silent @stoplight/prism-cli@5.14)
+fi
+.tools/prism/node_modules/.bin/prism --version
 
 step "the age CLI (staged files are checked against it)"
 if ! command -v age >/dev/null 2>&1 || ! command -v age-keygen >/dev/null 2>&1; then

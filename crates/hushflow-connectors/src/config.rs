@@ -3,14 +3,54 @@
 //! [`SinkConfig`] for a `[sink]` table. `registry.rs` lists the connectors; nothing else does.
 
 use hushflow_core::{Error, Position, Sink, Source, SourceBatch};
-use hushflow_secrets::SecretValue;
+use hushflow_secrets::{Redactor, SecretValue};
 use std::collections::{BTreeMap, HashMap};
 use std::fmt::Debug;
 use std::path::Path;
 
-/// The connection secrets a pipeline names (`url = "env:CRM_DB"`), resolved before the run,
-/// by reference.
-pub type Connections = BTreeMap<String, SecretValue>;
+/// The connection secrets a pipeline names (`url = "env:CRM_DB"`, `token = "env:HUBSPOT"`),
+/// resolved before the run, by reference, and the redactor they were registered with: a
+/// connector that obtains more secrets while it runs (an OAuth access token, a rotated refresh
+/// token) registers them there, so they are masked in every log line like the resolved ones.
+#[derive(Debug, Default)]
+pub struct Connections {
+    values: BTreeMap<String, SecretValue>,
+    redactor: Redactor,
+}
+
+impl Connections {
+    /// No connections, and a redactor of their own (tests; a run uses [`Self::with_redactor`]).
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// No connections yet; secrets found later are registered with `redactor`, the one the
+    /// process's log writer masks with.
+    pub fn with_redactor(redactor: Redactor) -> Self {
+        Connections {
+            values: BTreeMap::new(),
+            redactor,
+        }
+    }
+
+    /// The redactor that masks these secrets, for secrets a connector obtains while it runs.
+    pub fn redactor(&self) -> &Redactor {
+        &self.redactor
+    }
+}
+
+impl std::ops::Deref for Connections {
+    type Target = BTreeMap<String, SecretValue>;
+    fn deref(&self) -> &Self::Target {
+        &self.values
+    }
+}
+
+impl std::ops::DerefMut for Connections {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.values
+    }
+}
 
 /// A configuration problem found before anything is opened: the key of the `[source]` or
 /// `[sink]` table concerned (`table`, `url`) and what is wrong, never a secret's value.
@@ -72,8 +112,26 @@ fn resolved<'c>(connections: &'c Connections, reference: &str) -> Result<&'c str
 
 /// A connection the pipeline names by secret reference, with how to check its resolved value.
 pub trait Connection: Debug {
-    /// The secret reference of the connection URL.
+    /// The secret reference of the connection URL (or a service's token).
     fn reference(&self) -> &str;
+
+    /// The key of the connector's table that holds [`Connection::reference`] (`url`, `token`),
+    /// for messages.
+    fn key(&self) -> &'static str {
+        "url"
+    }
+
+    /// What [`Connection::reference`]'s value is, for messages ("the postgres:// URL").
+    fn holds(&self) -> &'static str {
+        "the postgres:// URL"
+    }
+
+    /// Further secrets the connection needs besides the main one (an OAuth client secret and
+    /// refresh token), as `(key, reference)`: they are resolved, registered with the redactor
+    /// and handed over in [`Connections`] like it, but not checked by [`Connection::check_url`].
+    fn more_references(&self) -> Vec<(&'static str, &str)> {
+        Vec::new()
+    }
 
     /// Checks a resolved URL (its scheme, host, TLS settings) without connecting, and returns
     /// what `validate` should warn about. Errors never contain the URL.
@@ -175,6 +233,15 @@ pub trait SinkConfig: Debug + Send + Sync {
     /// Whether the sink keeps rows by key across runs (a table, a CRM), so that a later run can
     /// delete or update them; a file sink is written anew each run.
     fn keeps_rows(&self) -> bool {
+        false
+    }
+
+    /// Whether a sink that [keeps rows](SinkConfig::keeps_rows) can delete or null those of
+    /// records withdrawn since (consent lost, newly suppressed): `on_withdrawal`'s `delete` and
+    /// `tombstone`, done by its [`Sink`](hushflow_core::Sink)'s `withdraw`. No by default, so a
+    /// new sink that keeps rows is refused by `validate` with a consent or suppression filter
+    /// (unless `on_withdrawal = "keep"`) until it implements withdrawals and says so here.
+    fn withdraws_rows(&self) -> bool {
         false
     }
 

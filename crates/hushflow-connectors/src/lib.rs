@@ -17,6 +17,8 @@
 //! - CSV: [`csv::CsvSource`], [`csv::CsvSink`]
 //! - JSON lines, one object per line: [`jsonl::JsonlSource`], [`jsonl::JsonlSink`]
 //! - SQLite, upserting on the pipeline's key or appending: [`sqlite::SqliteSink`]
+//! - HubSpot CRM contacts, over the shared REST layer [`http`]: [`hubspot::HubSpotSource`],
+//!   [`hubspot::HubSpotSink`]
 //!
 //! File sinks write to a private temporary file beside the target and rename it over the target
 //! only in [`Sink::finish`](hushflow_core::Sink::finish), so a failed run never leaves a
@@ -28,7 +30,8 @@
         feature = "csv",
         feature = "jsonl",
         feature = "sqlite",
-        feature = "postgres"
+        feature = "postgres",
+        feature = "hubspot"
     )),
     allow(dead_code, unused_imports)
 )]
@@ -37,10 +40,11 @@
     feature = "csv",
     feature = "jsonl",
     feature = "sqlite",
-    feature = "postgres"
+    feature = "postgres",
+    feature = "hubspot"
 )))]
 compile_error!(
-    "hushflow-connectors needs at least one connector feature (csv, jsonl, sqlite, postgres)"
+    "hushflow-connectors needs at least one connector feature (csv, jsonl, sqlite, postgres, hubspot)"
 );
 
 #[cfg(any(feature = "postgres", feature = "sqlite"))]
@@ -48,6 +52,8 @@ mod column_types;
 mod config;
 mod fields;
 mod file;
+#[cfg(feature = "http")]
+pub mod http;
 pub mod registry;
 mod rows;
 #[cfg(test)]

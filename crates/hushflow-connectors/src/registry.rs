@@ -14,6 +14,9 @@ use serde::Deserialize;
 #[cfg(feature = "csv")]
 #[path = "csv/mod.rs"]
 pub mod csv;
+#[cfg(feature = "hubspot")]
+#[path = "hubspot/mod.rs"]
+pub mod hubspot;
 #[cfg(feature = "jsonl")]
 #[path = "jsonl/mod.rs"]
 pub mod jsonl;
@@ -89,11 +92,13 @@ registry! {
         #[cfg(feature = "jsonl")] "jsonl" => Jsonl(jsonl::JsonlSourceConfig),
         #[cfg(feature = "sqlite")] "sqlite" => Sqlite(sqlite::SqliteSourceConfig),
         #[cfg(feature = "postgres")] "postgres" => Postgres(postgres::PostgresSourceConfig),
+        #[cfg(feature = "hubspot")] "hubspot" => HubSpot(hubspot::HubSpotSourceConfig),
     }
     sinks {
         #[cfg(feature = "csv")] "csv" => Csv(csv::CsvSinkConfig),
         #[cfg(feature = "jsonl")] "jsonl" => Jsonl(jsonl::JsonlSinkConfig),
         #[cfg(feature = "sqlite")] "sqlite" => Sqlite(sqlite::SqliteSinkConfig),
         #[cfg(feature = "postgres")] "postgres" => Postgres(postgres::PostgresSinkConfig),
+        #[cfg(feature = "hubspot")] "hubspot" => HubSpot(hubspot::HubSpotSinkConfig),
     }
 }

@@ -347,15 +347,25 @@ pub(crate) fn check(
         )
     })?;
     for (table, connection) in [("source", source.connection()), ("sink", sink.connection())] {
-        if let Some(connection) = connection
-            && !secrets.is_reference(connection.reference())
-        {
-            return Err(src.error_at(
-                src.span_of(&[table, "url"]),
-                Some(format!("{table}.url")),
-                "must be a secret reference (env:NAME, file:PATH or keyring:NAME) that holds \
-                 the postgres:// URL, never the URL itself",
-            ));
+        let Some(connection) = connection else {
+            continue;
+        };
+        let main = (connection.key(), connection.reference(), connection.holds());
+        let more = connection
+            .more_references()
+            .into_iter()
+            .map(|(key, reference)| (key, reference, "a secret"));
+        for (key, reference, holds) in std::iter::once(main).chain(more) {
+            if !secrets.is_reference(reference) {
+                return Err(src.error_at(
+                    src.span_of(&[table, key]),
+                    Some(format!("{table}.{key}")),
+                    format!(
+                        "must be a secret reference (env:NAME, file:PATH or keyring:NAME) that \
+                         holds {holds}, never the value itself"
+                    ),
+                ));
+            }
         }
     }
     if source.incremental() && pipeline.staging == Some(true) {
@@ -404,7 +414,27 @@ pub(crate) fn check(
                 ),
             ));
         }
+        Some(w)
+            if sink.keeps_rows() && !sink.withdraws_rows() && *w.get_ref() != Withdrawal::Keep =>
+        {
+            return Err(src.error_at(
+                w.span(),
+                Some("pipeline.on_withdrawal".into()),
+                cannot_withdraw(sink.kind()),
+            ));
+        }
         Some(w) => *w.get_ref(),
+        // The default promises deletion: a sink that cannot delete must be told to keep.
+        None if sink.keeps_rows()
+            && !sink.withdraws_rows()
+            && (policy.consent().is_some() || policy.suppression().is_some()) =>
+        {
+            return Err(src.error_at(
+                src.span_of(&["sink", "type"]),
+                Some("pipeline.on_withdrawal".into()),
+                cannot_withdraw(sink.kind()),
+            ));
+        }
         None => Withdrawal::Delete,
     };
     if let Some(file) = &suppression_file
@@ -566,7 +596,7 @@ impl Plan {
             scope: self.scope.as_ref(),
         };
         let base = self.file.parent().unwrap_or(Path::new(""));
-        let mut connections = Connections::new();
+        let mut connections = Connections::with_redactor(resolver.redactor().clone());
         let mut warnings = Vec::new();
         let ends = [
             ("source", self.source.connection()),
@@ -577,10 +607,11 @@ impl Plan {
                 continue;
             };
             let reference = connection.reference();
+            let key = connection.key();
             let fail = |message: String| {
                 src.error_at(
-                    src.span_of(&[table, "url"]),
-                    Some(format!("{table}.url")),
+                    src.span_of(&[table, key]),
+                    Some(format!("{table}.{key}")),
                     message,
                 )
             };
@@ -597,6 +628,23 @@ impl Plan {
             // The resolver masked the URL and, on its own, its password.
             warnings.extend(connection.check_url(&text, base).map_err(fail)?);
             connections.insert(reference.to_string(), value);
+            // The rest of the connection's secrets (an OAuth client secret, a refresh token):
+            // resolved, and so registered with the redactor, here like the main one.
+            for (key, reference) in connection.more_references() {
+                let fail = |message: String| {
+                    src.error_at(
+                        src.span_of(&[table, key]),
+                        Some(format!("{table}.{key}")),
+                        message,
+                    )
+                };
+                let parsed = match resolver.parse(reference) {
+                    Ok(r) => r.relative_to(base),
+                    Err(e) => return Err(fail(e.to_string())),
+                };
+                let value = resolver.resolve(&parsed).map_err(|e| fail(e.to_string()))?;
+                connections.insert(reference.to_string(), value);
+            }
         }
         Ok((connections, warnings))
     }
@@ -791,4 +839,15 @@ fn decode_key(value: &SecretValue) -> Option<SecretValue> {
     );
     let bytes = engine.decode(text).ok()?;
     (bytes.len() >= MIN_KEY_BYTES).then(|| SecretValue::new(bytes))
+}
+
+/// Why a pipeline with a consent or suppression filter cannot sync into a sink that keeps rows
+/// but cannot delete or null them.
+fn cannot_withdraw(kind: &str) -> String {
+    format!(
+        "a {kind} sink cannot yet delete or null the records of people who withdraw consent or \
+         are suppressed after an earlier sync, so they would stay in it; set \
+         `on_withdrawal = \"keep\"` in [pipeline] to accept that (and remove them there by \
+         other means), or sync into a table sink (sqlite or postgres), which can"
+    )
 }

@@ -183,7 +183,7 @@ fn command(test: &str, name: &str, package: &str) -> Option<PathBuf> {
 
 /// Starts the server on a free port and waits until it answers HTTP; a port taken between
 /// choosing it and binding it is retried with another.
-fn start(
+pub(crate) fn start(
     test: &str,
     what: &str,
     probe: &str,

@@ -4,6 +4,7 @@
 //! atomically when the run finishes.
 
 mod config;
+mod flat;
 mod rows;
 mod sink;
 mod source;

@@ -1,13 +1,14 @@
 //! Streams a JSON lines file into batches, copying only the wanted keys.
 
 use super::config::JsonlSourceConfig;
+use super::flat;
 use crate::fields::check_unique;
 use hushflow_core::{
     Batch, Cell, CellKind, Error, RejectReason, Rejected, Schema, Source, SourceBatch, SourceChunk,
 };
+use rustc_hash::FxHashMap;
 use serde::de::{self, DeserializeSeed, Deserializer as _, IgnoredAny, MapAccess, Visitor};
 use serde_json::value::RawValue;
-use std::collections::HashMap;
 use std::fmt;
 use std::fs::File;
 use std::io::{BufRead, BufReader, Read, Seek, SeekFrom};
@@ -40,27 +41,29 @@ pub struct JsonlSource {
     buf: Vec<u8>,
     schema: Arc<Schema>,
     /// Column of each wanted key; shared with the chunks' decoders.
-    index: Arc<HashMap<String, usize>>,
+    index: Arc<FieldIndex>,
     /// The current line's value for each column: where its text is in `text`.
     slots: Vec<Slot>,
     text: String,
     /// Text bytes of each column in the last batch, to size the next one.
     text_hint: Vec<usize>,
+    /// Bytes of the last chunk, to size the next one's buffer without regrowing it.
+    chunk_hint: usize,
     /// The column of the record key, whose value must be a scalar ([`JsonlSource::with_key`]).
     key: Option<usize>,
     done: bool,
 }
 
-#[derive(Debug, Clone, Copy)]
-struct Slot {
-    kind: CellKind,
-    start: usize,
-    end: usize,
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct Slot {
+    pub(super) kind: CellKind,
+    pub(super) start: usize,
+    pub(super) end: usize,
     /// Whether the line had the key: a second one rejects the record.
-    seen: bool,
+    pub(super) seen: bool,
 }
 
-const ABSENT: Slot = Slot {
+pub(super) const ABSENT: Slot = Slot {
     kind: CellKind::Null,
     start: 0,
     end: 0,
@@ -68,7 +71,7 @@ const ABSENT: Slot = Slot {
 };
 
 /// A record whose object has a wanted key twice: which value is meant is unknown.
-const TWICE: &str = "appears more than once in the object";
+pub(super) const TWICE: &str = "appears more than once in the object";
 /// A record key that is an object or an array: it identifies no record.
 const NOT_SCALAR: &str =
     "is an object or an array; a record key must be a string, a number or a boolean";
@@ -110,6 +113,7 @@ impl JsonlSource {
             slots: Vec::new(),
             text: String::new(),
             text_hint: Vec::new(),
+            chunk_hint: 0,
             key: None,
             done: false,
         };
@@ -176,35 +180,47 @@ impl JsonlSource {
     /// Reads the next line into `buf`, holding at most `max_line` bytes of it (plus its line
     /// break, `\n` or `\r\n`, which is dropped).
     fn read_line(&mut self) -> Result<Line, Error> {
-        self.buf.clear();
+        let mut buf = std::mem::take(&mut self.buf);
+        buf.clear();
+        let line = self.read_line_into(&mut buf);
+        self.buf = buf;
+        line
+    }
+
+    /// Appends the next line to `out` as [`JsonlSource::read_line`] reads it into `buf`: on
+    /// `Line::Read` the line is what `out` holds past its length before the call; otherwise
+    /// `out` is as it was. Chunks are read this way, straight into their bytes, without a copy
+    /// through `buf`.
+    fn read_line_into(&mut self, out: &mut Vec<u8>) -> Result<Line, Error> {
+        let start = out.len();
         let limit = self.max_line as u64 + 2;
         let n = (&mut self.reader)
             .take(limit)
-            .read_until(b'\n', &mut self.buf)
+            .read_until(b'\n', out)
             .map_err(|e| Error::io(&self.path, "reading", e))?;
         if n == 0 {
             return Ok(Line::Eof);
         }
         self.line += 1;
-        if self.buf.last() == Some(&b'\n') {
-            self.buf.pop();
-            if self.buf.last() == Some(&b'\r') {
-                self.buf.pop();
+        if out.last() == Some(&b'\n') {
+            out.pop();
+            if out.last() == Some(&b'\r') {
+                out.pop();
             }
         } else if n as u64 == limit {
             // No line break within the limit: skip the rest of the line unread.
+            out.truncate(start);
             self.reader
                 .skip_until(b'\n')
                 .map_err(|e| Error::io(&self.path, "reading", e))?;
-            self.buf.clear();
             return Ok(Line::TooLong);
         }
-        if self.buf.len() > self.max_line {
-            self.buf.clear();
+        if out.len() - start > self.max_line {
+            out.truncate(start);
             return Ok(Line::TooLong);
         }
-        if self.line == 1 && self.buf.starts_with(b"\xEF\xBB\xBF") {
-            self.buf.drain(..3);
+        if self.line == 1 && out[start..].starts_with(b"\xEF\xBB\xBF") {
+            out.drain(start..start + 3);
         }
         Ok(Line::Read)
     }
@@ -296,29 +312,36 @@ impl Source for JsonlSource {
             return Ok(None);
         }
         let max_rows = max_rows.max(1);
-        let mut chunk = Lines::default();
+        let mut chunk = Lines {
+            bytes: Vec::with_capacity(self.chunk_hint),
+            lines: Vec::with_capacity(max_rows),
+        };
         while chunk.lines.len() < max_rows {
-            match self.read_line()? {
+            let start = chunk.bytes.len();
+            match self.read_line_into(&mut chunk.bytes)? {
                 Line::Eof => {
                     self.done = true;
                     break;
                 }
                 Line::TooLong => chunk.lines.push((self.line, None)),
                 Line::Read => {
-                    if self.buf.iter().all(u8::is_ascii_whitespace) {
+                    let line = start..chunk.bytes.len();
+                    if chunk.bytes[line.clone()]
+                        .iter()
+                        .all(u8::is_ascii_whitespace)
+                    {
+                        chunk.bytes.truncate(start);
                         continue;
                     }
-                    let start = chunk.bytes.len();
-                    chunk.bytes.extend_from_slice(&self.buf);
-                    chunk
-                        .lines
-                        .push((self.line, Some(start..chunk.bytes.len())));
+                    chunk.lines.push((self.line, Some(line)));
                 }
             }
         }
         if chunk.lines.is_empty() {
             return Ok(None);
         }
+        // A little over the last chunk's size: the next one is likely alike.
+        self.chunk_hint = chunk.bytes.len() + chunk.bytes.len() / 8;
         let schema = Arc::clone(&self.schema);
         let index = Arc::clone(&self.index);
         let (max_line, key) = (self.max_line, self.key);
@@ -340,7 +363,7 @@ impl Lines {
     fn decode(
         self,
         schema: Arc<Schema>,
-        index: &HashMap<String, usize>,
+        index: &FieldIndex,
         key: Option<usize>,
         max_line: usize,
     ) -> SourceBatch {
@@ -421,12 +444,15 @@ fn first_byte(line: &str) -> Option<u8> {
         .find(|b| !matches!(b, b' ' | b'\t' | b'\r' | b'\n'))
 }
 
+/// A wanted key's column, by name.
+pub(super) type FieldIndex = FxHashMap<String, usize>;
+
 /// What a line is parsed against: the wanted keys' columns, their names, the record key's.
 #[derive(Clone, Copy)]
-struct Row<'a> {
-    index: &'a HashMap<String, usize>,
-    fields: &'a [String],
-    key: Option<usize>,
+pub(super) struct Row<'a> {
+    pub(super) index: &'a FieldIndex,
+    pub(super) fields: &'a [String],
+    pub(super) key: Option<usize>,
 }
 
 /// Parses one line into `slots` and `text`. Reasons name a column and a fixed description,
@@ -436,6 +462,18 @@ fn parse_row(
     row: Row<'_>,
     slots: &mut [Slot],
     text: &mut String,
+) -> Result<(), RejectReason> {
+    parse_row_with(line, row, slots, text, true)
+}
+
+/// [`parse_row`], with the flat-object fast path ([`flat`]) tried first when `fast` is set:
+/// the tests parse each line both ways and hold the results equal.
+pub(super) fn parse_row_with(
+    line: &str,
+    row: Row<'_>,
+    slots: &mut [Slot],
+    text: &mut String,
+    fast: bool,
 ) -> Result<(), RejectReason> {
     slots.fill(ABSENT);
     text.clear();
@@ -448,20 +486,25 @@ fn parse_row(
             detail: "not a JSON object".into(),
         });
     }
-    let mut de = serde_json::Deserializer::from_str(line);
     let mut problem = None;
-    (&mut de)
-        .deserialize_map(RowVisitor {
-            row,
-            slots,
-            text,
-            problem: &mut problem,
-        })
-        .and_then(|()| de.end())
-        .map_err(|e| RejectReason::BrokenJson {
-            column: e.column(),
-            detail: detail_of(&e).into(),
-        })?;
+    if !(fast && flat::parse_flat(line, row, slots, text, &mut problem)) {
+        slots.fill(ABSENT);
+        text.clear();
+        problem = None;
+        let mut de = serde_json::Deserializer::from_str(line);
+        (&mut de)
+            .deserialize_map(RowVisitor {
+                row,
+                slots,
+                text,
+                problem: &mut problem,
+            })
+            .and_then(|()| de.end())
+            .map_err(|e| RejectReason::BrokenJson {
+                column: e.column(),
+                detail: detail_of(&e).into(),
+            })?;
+    }
     match problem {
         Some((column, detail)) => Err(RejectReason::InvalidField {
             field: row.fields.get(column).cloned().unwrap_or_default(),
@@ -601,7 +644,7 @@ impl<'de> Visitor<'de> for RowVisitor<'_> {
 }
 
 /// Looks a key up among the wanted fields without allocating.
-struct KeySeed<'a>(&'a HashMap<String, usize>);
+struct KeySeed<'a>(&'a FieldIndex);
 
 impl<'de> DeserializeSeed<'de> for KeySeed<'_> {
     type Value = Option<usize>;

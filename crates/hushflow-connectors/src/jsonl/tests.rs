@@ -582,3 +582,206 @@ fn rows_are_found_with_their_line() {
     assert!(found[1].fields.contains(&("email".into(), None)));
     assert!(!rows.can_delete());
 }
+
+/// The flat-object fast path (`flat.rs`) against serde_json's path, on generated lines: flat
+/// and nested objects, every kind of value, escapes, whitespace, duplicate keys, and broken
+/// tokens of each kind. Both must give the same cells or the same rejection.
+mod fast_path_equals_serde {
+    use super::super::source::{ABSENT, FieldIndex, Row as Wanted, Slot, parse_row_with};
+    use hushflow_core::{CellKind, RejectReason};
+    use proptest::prelude::*;
+
+    type Parsed = (Result<(), RejectReason>, Vec<(CellKind, String, bool)>);
+
+    fn parse(line: &str, fast: bool) -> Parsed {
+        let fields: Vec<String> = ["id", "email", "notes", "n"].map(String::from).to_vec();
+        let index: FieldIndex = fields
+            .iter()
+            .enumerate()
+            .map(|(i, f)| (f.clone(), i))
+            .collect();
+        let row = Wanted {
+            index: &index,
+            fields: &fields,
+            key: Some(0),
+        };
+        let mut slots: Vec<Slot> = vec![ABSENT; fields.len()];
+        let mut text = String::new();
+        let result = parse_row_with(line, row, &mut slots, &mut text, fast);
+        let cells = if result.is_ok() {
+            slots
+                .iter()
+                .map(|s| (s.kind, text[s.start..s.end].to_string(), s.seen))
+                .collect()
+        } else {
+            Vec::new()
+        };
+        (result, cells)
+    }
+
+    fn ws() -> impl Strategy<Value = String> {
+        prop_oneof![Just(""), Just(" "), Just("\t"), Just(" \r "), Just("\n")]
+            .prop_map(String::from)
+    }
+
+    fn key() -> impl Strategy<Value = String> {
+        prop_oneof![
+            Just(r#""id""#),
+            Just(r#""email""#),
+            Just(r#""notes""#),
+            Just(r#""n""#),
+            Just(r#""other""#),
+            Just(r#""é""#),
+            Just(r#""em\u0061il""#),
+            Just(r#""e\"x""#),
+            Just(r#""""#),
+            Just("id"),
+            Just("1"),
+            Just(r#""unterminated"#),
+        ]
+        .prop_map(String::from)
+    }
+
+    fn value() -> impl Strategy<Value = String> {
+        prop_oneof![
+            // Valid.
+            Just(r#""plain text""#),
+            Just(r#""""#),
+            Just(r#""Zoë Ünal — 東京""#),
+            Just(r#""a \"quoted\" word\\ and \/ \b\f\n\r\t""#),
+            Just(r#""\u00e9\ud83d\ude00""#),
+            Just("0"),
+            Just("-0"),
+            Just("123"),
+            Just("-12.50"),
+            Just("6.02E+23"),
+            Just("1e-7"),
+            Just("1e400"),
+            Just("18446744073709551616123"),
+            Just("true"),
+            Just("false"),
+            Just("null"),
+            Just(r#"{"a": [1, {"b": "c"}]}"#),
+            Just("[ ]"),
+            // Broken.
+            Just("01"),
+            Just("1."),
+            Just(".5"),
+            Just("-"),
+            Just("+1"),
+            Just("1e"),
+            Just("1e+"),
+            Just("--1"),
+            Just("0x10"),
+            Just("tru"),
+            Just("nul"),
+            Just("True"),
+            Just("NaN"),
+            Just("\"tab\tinside\""),
+            Just("\"nul\u{0}inside\""),
+            Just(r#""bad \x escape""#),
+            Just(r#""bad \u12 escape""#),
+            Just(r#""lone \ud800 surrogate""#),
+            Just(r#""unterminated"#),
+            Just("'single'"),
+            Just(""),
+        ]
+        .prop_map(String::from)
+    }
+
+    fn member() -> impl Strategy<Value = String> {
+        (key(), ws(), ws(), value(), ws()).prop_map(|(k, a, b, v, c)| format!("{k}{a}:{b}{v}{c}"))
+    }
+
+    fn object() -> impl Strategy<Value = String> {
+        (
+            ws(),
+            prop::collection::vec(member(), 0..6),
+            ws(),
+            prop_oneof![Just(""), Just(","), Just(" x"), Just("}"), Just("\u{0}")],
+        )
+            .prop_map(|(lead, members, tail, junk)| {
+                format!("{lead}{{{}}}{tail}{junk}", members.join(","))
+            })
+    }
+
+    /// Objects with one byte replaced or removed: truncations, missing commas and colons.
+    fn damaged() -> impl Strategy<Value = String> {
+        (
+            object(),
+            any::<prop::sample::Index>(),
+            prop::sample::select(vec!["", ",", ":", "\"", "}", "{", "\\", " ", "a", "9"]),
+        )
+            .prop_map(|(line, at, with)| {
+                let bytes: Vec<char> = line.chars().collect();
+                if bytes.is_empty() {
+                    return line;
+                }
+                let i = at.index(bytes.len());
+                let mut out: String = bytes[..i].iter().collect();
+                out.push_str(with);
+                out.extend(&bytes[i + 1..]);
+                out
+            })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(2000))]
+
+        #[test]
+        fn on_generated_objects(line in object()) {
+            prop_assert_eq!(parse(&line, true), parse(&line, false), "line {:?}", line);
+        }
+
+        #[test]
+        fn on_damaged_objects(line in damaged()) {
+            prop_assert_eq!(parse(&line, true), parse(&line, false), "line {:?}", line);
+        }
+
+        #[test]
+        fn on_arbitrary_text(line in r#"[{}\[\]":,\\ \t0-9eE.+\-truefalsn"ié\x01]{0,40}"#) {
+            prop_assert_eq!(parse(&line, true), parse(&line, false), "line {:?}", line);
+        }
+    }
+
+    #[test]
+    fn flat_lines_take_the_fast_path() {
+        // Not a check of equality (the proptests do that) but that the fast path is used at
+        // all: a line it reads gives the same cells with the serde path switched off.
+        let line = r#"{"id": 7, "email": "a@example.com", "other": [1], "notes": "x\"y"}"#;
+        let (result, _) = parse(line, true);
+        assert!(result.is_ok());
+        let flat = r#"{"id": 7, "email": "a@example.com", "notes": "x\"y", "n": null}"#;
+        let fields: Vec<String> = ["id", "email", "notes", "n"].map(String::from).to_vec();
+        let index: FieldIndex = fields
+            .iter()
+            .enumerate()
+            .map(|(i, f)| (f.clone(), i))
+            .collect();
+        let row = Wanted {
+            index: &index,
+            fields: &fields,
+            key: Some(0),
+        };
+        let mut slots = vec![ABSENT; 4];
+        let mut text = String::new();
+        let mut problem = None;
+        assert!(super::super::flat::parse_flat(
+            flat,
+            row,
+            &mut slots,
+            &mut text,
+            &mut problem
+        ));
+        assert_eq!(&text[slots[2].start..slots[2].end], "x\"y");
+        assert_eq!(slots[3].kind, CellKind::Null);
+        let nested = r#"{"id": 7, "other": [1]}"#;
+        assert!(!super::super::flat::parse_flat(
+            nested,
+            row,
+            &mut slots,
+            &mut text,
+            &mut problem
+        ));
+    }
+}

@@ -226,6 +226,10 @@ impl crate::SinkConfig for PostgresSinkConfig {
         true
     }
 
+    fn withdraws_rows(&self) -> bool {
+        true
+    }
+
     fn commits_per_batch(&self) -> bool {
         true
     }

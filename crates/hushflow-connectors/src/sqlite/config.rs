@@ -152,6 +152,10 @@ impl crate::SinkConfig for SqliteSinkConfig {
         true
     }
 
+    fn withdraws_rows(&self) -> bool {
+        true
+    }
+
     fn commits_per_batch(&self) -> bool {
         true
     }

@@ -14,6 +14,8 @@ mod crosscheck;
 mod dsr;
 mod end_to_end;
 mod erase;
+#[cfg(feature = "hubspot")]
+mod hubspot;
 mod key_lifecycle;
 mod orchestration;
 mod policy_actions;

@@ -1,0 +1,232 @@
+//! Where a connector's `Authorization` header comes from: a static bearer token (a private-app
+//! token, given by secret reference), or the OAuth 2.0 refresh-token grant (RFC 6749 §6).
+//!
+//! The grant is one form POST and a JSON answer, written here on the same `ureq` agent rather
+//! than with the `oauth2` crate: that crate (even without default features) brings its own
+//! `http`, `url`, `rand` and `chrono` use plus an adapter for the blocking client, for what is
+//! thirty lines here; and here the secrets stay in [`SecretValue`]s (wiped on drop) and are
+//! registered with the redactor the moment they arrive.
+//!
+//! The access token is refreshed ahead of `expires_in` (by [`OAuthRefresh::EARLY`]) and again
+//! when a request answers 401. A refresh token the server rotates is kept for the rest of the
+//! run (and registered with the redactor); saving it into the keyring for the next run is the
+//! caller's job, not done yet.
+
+use super::client::{Body, HttpClient, Verdict, sensitive};
+use hushflow_core::Error;
+use hushflow_secrets::{Redactor, SecretValue};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+use ureq::http::HeaderValue;
+use zeroize::Zeroizing;
+
+/// Where the `Authorization` header comes from.
+#[derive(Debug)]
+pub enum TokenSource {
+    /// A static bearer token (a private-app token, an API key).
+    Bearer(SecretValue),
+    /// Access tokens from the refresh-token grant.
+    OAuth(OAuthRefresh),
+}
+
+/// The OAuth 2.0 refresh-token grant against one token endpoint.
+#[derive(Debug)]
+pub struct OAuthRefresh {
+    token_url: String,
+    client_id: String,
+    client_secret: SecretValue,
+    state: Mutex<RefreshState>,
+    redactor: Redactor,
+}
+
+#[derive(Debug)]
+struct RefreshState {
+    refresh_token: SecretValue,
+    /// The access token and when to stop using it (already `EARLY` before it expires).
+    access: Option<(SecretValue, Instant)>,
+    /// Refreshes made, for tests and reports.
+    refreshes: u32,
+}
+
+/// The JSON a token endpoint answers (RFC 6749 §5.1). Its strings move into [`SecretValue`]s
+/// without a copy.
+#[derive(serde::Deserialize)]
+struct Grant {
+    access_token: String,
+    #[serde(default)]
+    refresh_token: Option<String>,
+    #[serde(default)]
+    expires_in: Option<u64>,
+}
+
+impl OAuthRefresh {
+    /// How long before `expires_in` runs out a token is refreshed.
+    pub const EARLY: Duration = Duration::from_secs(300);
+
+    /// The grant at `token_url` (a full URL: HTTPS, or HTTP to loopback) for `client_id`,
+    /// with the client secret and refresh token resolved from their references. Tokens it gets
+    /// are registered with `redactor`.
+    pub fn new(
+        token_url: &str,
+        client_id: &str,
+        client_secret: SecretValue,
+        refresh_token: SecretValue,
+        redactor: Redactor,
+    ) -> Result<OAuthRefresh, String> {
+        super::check_url("token_url", token_url)?;
+        redactor.register(&client_secret);
+        redactor.register(&refresh_token);
+        Ok(OAuthRefresh {
+            token_url: token_url.trim().to_string(),
+            client_id: client_id.to_string(),
+            client_secret,
+            state: Mutex::new(RefreshState {
+                refresh_token,
+                access: None,
+                refreshes: 0,
+            }),
+            redactor,
+        })
+    }
+
+    /// How many times a token was fetched so far.
+    pub fn refreshes(&self) -> u32 {
+        self.lock().refreshes
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, RefreshState> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// A valid access token's header, refreshing first when there is none or it is about to
+    /// expire.
+    fn header(&self, http: &HttpClient) -> Result<HeaderValue, Error> {
+        let name = http.name();
+        let mut state = self.lock();
+        let fresh = state
+            .access
+            .as_ref()
+            .is_some_and(|(_, until)| Instant::now() < *until);
+        if !fresh {
+            let grant = self.refresh(http, &state.refresh_token)?;
+            let access = SecretValue::new(grant.access_token.into_bytes());
+            self.redactor.register(&access);
+            let lifetime = Duration::from_secs(grant.expires_in.unwrap_or(1800));
+            // A token shorter-lived than the margin is used for half its life.
+            let margin = Self::EARLY.min(lifetime / 2);
+            state.access = Some((access, Instant::now() + lifetime - margin));
+            if let Some(rotated) = grant.refresh_token {
+                let rotated = SecretValue::new(rotated.into_bytes());
+                self.redactor.register(&rotated);
+                state.refresh_token = rotated;
+            }
+            state.refreshes += 1;
+        }
+        let Some((token, _)) = &state.access else {
+            return Err(Error::Config(format!("{name}: no access token")));
+        };
+        bearer(name, token)
+    }
+
+    fn refresh(&self, http: &HttpClient, refresh_token: &SecretValue) -> Result<Grant, Error> {
+        let name = http.name();
+        let text = |v: &SecretValue, what: &str| {
+            v.expose_str()
+                .map(str::to_string)
+                .map(Zeroizing::new)
+                .map_err(|_| Error::Config(format!("{name}: the OAuth {what} is not UTF-8")))
+        };
+        let (secret, refresh) = (
+            text(&self.client_secret, "client secret")?,
+            text(refresh_token, "refresh token")?,
+        );
+        // Built in place, with room reserved up front, so no copy of a secret is left behind
+        // by a reallocation or a temporary string.
+        let pairs = [
+            ("grant_type", "refresh_token"),
+            ("client_id", self.client_id.as_str()),
+            ("client_secret", secret.as_str()),
+            ("refresh_token", refresh.as_str()),
+        ];
+        let room = pairs.iter().map(|(k, v)| k.len() + 2 + 3 * v.len()).sum();
+        let mut form = Zeroizing::new(String::with_capacity(room));
+        for (i, (k, v)) in pairs.iter().enumerate() {
+            if i > 0 {
+                form.push('&');
+            }
+            form.push_str(k);
+            form.push('=');
+            form.extend(percent_encoding::utf8_percent_encode(
+                v,
+                percent_encoding::NON_ALPHANUMERIC,
+            ));
+        }
+        let response = http.exchange(
+            "POST",
+            &self.token_url,
+            Body::Form(form.as_bytes()),
+            "refreshing the OAuth access token",
+            false,
+            &|_| Verdict::Default,
+        )?;
+        if !response.ok() {
+            // The endpoint's error code (`invalid_grant`) is safe to show; its description
+            // might quote what was sent, so it is left out.
+            let code = serde_json::from_slice::<serde_json::Value>(&response.body)
+                .ok()
+                .and_then(|v| {
+                    v.get("error")
+                        .or_else(|| v.get("status"))
+                        .and_then(|e| e.as_str())
+                        .filter(|e| e.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'))
+                        .map(str::to_string)
+                })
+                .unwrap_or_else(|| "no error code".into());
+            return Err(Error::Config(format!(
+                "{name}: the token endpoint refused the refresh token ({}, {code}); check the \
+                 client id, the client secret and the refresh token references, or authorize \
+                 the app again for a new refresh token",
+                response.status
+            )));
+        }
+        serde_json::from_slice::<Grant>(&response.body).map_err(|_| {
+            Error::Config(format!(
+                "{name}: the token endpoint answered without an access_token"
+            ))
+        })
+    }
+}
+
+impl TokenSource {
+    /// The `Authorization` header to send (marked sensitive).
+    pub fn authorization(&self, http: &HttpClient) -> Result<HeaderValue, Error> {
+        match self {
+            TokenSource::Bearer(token) => bearer(http.name(), token),
+            TokenSource::OAuth(oauth) => oauth.header(http),
+        }
+    }
+
+    /// Whether a 401 can be cured by fetching a new token.
+    pub fn can_refresh(&self) -> bool {
+        matches!(self, TokenSource::OAuth(_))
+    }
+
+    /// Forgets the access token (the server refused it), so the next request fetches another.
+    pub fn invalidate(&self) {
+        if let TokenSource::OAuth(oauth) = self {
+            oauth.lock().access = None;
+        }
+    }
+}
+
+fn bearer(name: &str, token: &SecretValue) -> Result<HeaderValue, Error> {
+    let token = token
+        .expose_str()
+        .map_err(|_| Error::Config(format!("{name}: the token is not UTF-8")))?;
+    let value = Zeroizing::new(format!("Bearer {}", token.trim()));
+    sensitive(&value).map_err(|_| {
+        Error::Config(format!(
+            "{name}: the token holds characters a header cannot carry (a line break?)"
+        ))
+    })
+}
