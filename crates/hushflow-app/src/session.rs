@@ -102,7 +102,7 @@ impl Session {
     }
 
     /// The keyring, sealed under the master key if there is one.
-    fn keyring(&self) -> Result<hushflow_crypto::Keyring> {
+    pub(crate) fn keyring(&self) -> Result<hushflow_crypto::Keyring> {
         let master = match &self.master_key {
             Some(reference) => {
                 let value = crate::secrets::resolver(&self.redactor, None)

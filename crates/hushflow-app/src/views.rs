@@ -612,3 +612,90 @@ mod tests {
         assert_eq!(PipelineView::from_row(&p, None, JAN_1).next_run, None);
     }
 }
+
+/// A data subject request (`hushflow dsr list|show --json`): its progress and statutory
+/// deadline. Names the person by nothing: systems, states and counts only.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DsrView {
+    /// The view version it was written under: [`VIEW_VERSION`].
+    pub version: u32,
+    /// The request id, which its audit records name.
+    pub id: String,
+    /// `erase`, `opt-out` or `access`.
+    pub kind: String,
+    /// `gdpr` (30 days) or `ccpa` (45 days).
+    pub law: String,
+    /// `open` until every system is done, then `done`.
+    pub state: String,
+    /// When it was recorded.
+    pub created_at: String,
+    /// The statutory deadline.
+    pub deadline: String,
+    /// When the last system was done.
+    pub completed_at: Option<String>,
+    /// Each system done so far, in order.
+    pub systems: Vec<DsrSystemView>,
+}
+
+/// One system's part of a data subject request.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DsrSystemView {
+    /// The system: a pipeline's sink, the subject keys, the suppression list.
+    pub system: String,
+    /// `done`, `manual` (rows listed for a person to remove), `unreachable` or `not-held`.
+    pub state: String,
+    /// What was done, naming no value.
+    pub detail: String,
+    /// Rows, keys or entries acted on.
+    pub count: i64,
+    /// When it was recorded.
+    pub done_at: String,
+}
+
+impl DsrView {
+    /// The view of a stored request and its steps.
+    pub fn new(
+        r: &hushflow_scheduler::store::DsrRequest,
+        steps: &[hushflow_scheduler::store::DsrStep],
+    ) -> DsrView {
+        DsrView {
+            version: VIEW_VERSION,
+            id: r.id.clone(),
+            kind: r.kind.clone(),
+            law: r.law.clone(),
+            state: r.state.clone(),
+            created_at: rfc3339(r.created_at),
+            deadline: rfc3339(r.deadline_at),
+            completed_at: r.completed_at.map(rfc3339),
+            systems: steps
+                .iter()
+                .map(|s| DsrSystemView {
+                    system: s.system.clone(),
+                    state: s.state.clone(),
+                    detail: s.detail.clone(),
+                    count: s.count,
+                    done_at: rfc3339(s.done_at),
+                })
+                .collect(),
+        }
+    }
+}
+
+/// What `hushflow retention enforce` did to one pipeline's sink (`--json`, one per line).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RetentionView {
+    /// The view version it was written under: [`VIEW_VERSION`].
+    pub version: u32,
+    /// The pipeline.
+    pub pipeline: String,
+    /// The sink's type and table.
+    pub sink: String,
+    /// The field rows are aged by.
+    pub retain_by: String,
+    /// How long rows are kept, as the pipeline says it.
+    pub retain: String,
+    /// Rows before this instant were deleted.
+    pub cutoff: String,
+    /// How many.
+    pub rows_deleted: u64,
+}

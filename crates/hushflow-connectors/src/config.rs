@@ -258,4 +258,17 @@ pub trait SinkConfig: Debug + Send + Sync {
 
     /// Opens the sink. Creates nothing until [`Sink::open`] is called on it.
     fn open(&self, ctx: &SinkContext<'_>) -> Result<Box<dyn Sink>, Error>;
+
+    /// How long rows are kept, and the timestamp field they are aged by (`retain = "400d"`,
+    /// `retain_by = "updated_at"`), for `hushflow retention enforce`.
+    fn retention(&self) -> Option<(&str, &str)> {
+        None
+    }
+
+    /// The rows already written, by value, for data subject requests: found, and deleted where
+    /// the destination allows ([`SinkRows`](crate::SinkRows)). `None`: this sink cannot look
+    /// rows up yet (a service whose API is not wired), which a request reports as not reached.
+    fn rows(&self, _ctx: &SinkContext<'_>) -> Result<Option<Box<dyn crate::SinkRows>>, Error> {
+        Ok(None)
+    }
 }

@@ -55,6 +55,7 @@ mod file;
 #[cfg(feature = "http")]
 pub mod http;
 pub mod registry;
+mod rows;
 #[cfg(test)]
 mod testing;
 
@@ -64,6 +65,7 @@ pub use config::{
 };
 pub use fields::{MAX_NAME_CHARS, name_looks_like_data};
 pub use file::check_target;
+pub use rows::{FoundRow, RowMatch, SinkRows};
 // The connectors' modules are declared in the registry, beside their `type` words, so that
 // adding one touches that file and the connector's own folder only.
 pub use registry::*;

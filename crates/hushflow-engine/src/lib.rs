@@ -10,5 +10,5 @@ pub mod staging;
 mod workers;
 
 pub use hushflow_core::Withdrawal;
-pub use hushflow_policy::KeyMaterial;
+pub use hushflow_policy::{KeyMaterial, ResolvedKey};
 pub use runner::{Counts, Outcome, Replay, RunContext, RunError, RunReport, check, run};

@@ -681,6 +681,24 @@ fn move_records(
             withdrawal_key: withdrawal.map(|_| plan.key.as_str()),
         },
     )?;
+    // People erased or opted out by a data subject request never leave again, whichever
+    // pipeline meets them: a list without its key stops the run rather than let them through.
+    let policy = {
+        let listed = hushflow_state::erased::load(ctx.state.root()).map_err(RunError::State)?;
+        if listed.is_empty() {
+            policy
+        } else {
+            let reference = hushflow_state::erased::key_reference();
+            let key = keys.get(&reference).ok_or_else(|| {
+                RunError::State(std::io::Error::other(format!(
+                    "the state directory has a managed suppression list (from `hushflow dsr`), \
+                     but its key {reference} was not resolved; run with the keyring that made it"
+                )))
+            })?;
+            let list = hushflow_policy::ErasedList::new(&key.material, listed);
+            policy.with_erased(list, key_column)
+        }
+    };
     if !complete {
         sink.open(policy.output_schema())?;
     }

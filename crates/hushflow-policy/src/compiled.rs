@@ -63,7 +63,7 @@ pub struct CompileInputs<'a> {
     pub withdrawal_key: Option<&'a str>,
 }
 
-enum Transform {
+pub(crate) enum Transform {
     Copy,
     /// A kept value checked and written in its type's canonical form.
     Typed(ValueType),
@@ -94,11 +94,11 @@ enum Transform {
     },
 }
 
-struct Op {
+pub(crate) struct Op {
     /// The output field's name, for reject reasons.
-    field: String,
-    input: usize,
-    transform: Transform,
+    pub(crate) field: String,
+    pub(crate) input: usize,
+    pub(crate) transform: Transform,
 }
 
 /// What [`CompiledPolicy::apply`] gives back for one batch.
@@ -120,13 +120,15 @@ pub struct PolicyOutput {
 /// A [`Policy`] compiled against one source schema and the resolved keys, ready to
 /// [`apply`](CompiledPolicy::apply) to every batch of a run, from any number of threads.
 pub struct CompiledPolicy {
-    ops: Vec<Op>,
+    pub(crate) ops: Vec<Op>,
     output: Arc<Schema>,
     consent: Option<ConsentFilter>,
     suppression: Option<SuppressionFilter>,
     today: Day,
     /// The op (index into `ops`) that makes the key sinks match withdrawn rows on.
     withdrawal_op: Option<usize>,
+    /// The managed list of erased and opted-out people (`subject.rs`), when there is one.
+    pub(crate) erased: Option<crate::subject::ErasedFilter>,
 }
 
 impl std::fmt::Debug for CompiledPolicy {
@@ -293,6 +295,7 @@ impl Policy {
             suppression,
             today: inputs.today,
             withdrawal_op,
+            erased: None,
         })
     }
 }
@@ -368,7 +371,7 @@ fn redact_by_region(
 
 /// Reused buffers for one thread's work.
 #[derive(Default)]
-struct Scratch {
+pub(crate) struct Scratch {
     text: String,
     findings: Vec<Finding>,
     /// A country name, lowercased.
@@ -397,7 +400,11 @@ impl CompiledPolicy {
         let suppressed = self
             .suppression
             .as_ref()
-            .map_or(0, |s| s.filter(input, &mut keep));
+            .map_or(0, |s| s.filter(input, &mut keep))
+            + self
+                .erased
+                .as_ref()
+                .map_or(0, |e| e.filter(input, &mut keep));
         let kept: Vec<usize> = (0..rows).filter(|&row| keep[row]).collect();
 
         // Indexed like `kept`: the output rows.
@@ -543,7 +550,7 @@ impl CompiledPolicy {
     }
 
     /// Pushes exactly one cell to `out` on success, none on error.
-    fn transform_cell(
+    pub(crate) fn transform_cell(
         &self,
         t: &Transform,
         cell: Cell<'_>,

@@ -14,6 +14,7 @@ mod mask;
 mod normalize;
 pub mod pii;
 mod rule;
+mod subject;
 mod value_type;
 
 pub use compiled::{
@@ -28,4 +29,5 @@ pub use rule::{
     MatchHashRule, Normalization, Policy, PolicyError, RedactRule, Regions, Suppression,
     TokenizeRule,
 };
+pub use subject::{ErasedList, IdentifierKind, SubjectValue, normalized_forms};
 pub use value_type::{ValueType, parse_bool};

@@ -123,6 +123,11 @@ pub struct Normalizer {
 pub type NormalizeError = &'static str;
 
 impl Normalizer {
+    /// What kind of value this normalization reads (an email, a phone number).
+    pub fn kind(&self) -> Normalize {
+        self.kind
+    }
+
     /// `kind` without options (for emails: no gmail rules).
     pub fn new(kind: Normalize) -> Normalizer {
         Normalizer {

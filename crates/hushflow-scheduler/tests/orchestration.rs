@@ -920,3 +920,63 @@ fn sqlite_workers_refuse_definitions_changed_in_the_store() {
 fn postgres_workers_refuse_definitions_changed_in_the_store() {
     refused_definitions("postgres");
 }
+
+/// A data subject request and its systems, in either backend: a system recorded twice (a
+/// resumed request) is kept once, and the request's state and deadline read back.
+fn dsr_requests(backend: &str) {
+    let Some(meta) = Meta::new(backend, "dsr") else {
+        return;
+    };
+    let mut s = meta.store();
+    let request = store::DsrRequest {
+        id: "dsr-1".into(),
+        kind: "erase".into(),
+        law: "ccpa".into(),
+        subject_digest: "ab".repeat(32),
+        state: "open".into(),
+        created_at: 1_000,
+        deadline_at: 1_000 + 45 * 86_400_000,
+        completed_at: None,
+    };
+    s.create_dsr(&request).unwrap();
+    assert_eq!(
+        s.open_dsr(&request.subject_digest, "erase").unwrap(),
+        Some(request.clone())
+    );
+    assert_eq!(
+        s.open_dsr(&request.subject_digest, "opt-out").unwrap(),
+        None
+    );
+    let step = |system: &str, count| store::DsrStep {
+        system: system.into(),
+        state: "done".into(),
+        detail: "deleted rows".into(),
+        count,
+        done_at: 2_000,
+    };
+    s.dsr_step_done("dsr-1", &step("pipeline a", 1)).unwrap();
+    s.dsr_step_done("dsr-1", &step("pipeline a", 7)).unwrap();
+    s.dsr_step_done("dsr-1", &step("suppression list", 1))
+        .unwrap();
+    let steps = s.dsr_steps("dsr-1").unwrap();
+    assert_eq!(steps.len(), 2);
+    assert_eq!(steps[0].count, 1, "the first record of a system stands");
+    s.complete_dsr("dsr-1", 3_000).unwrap();
+    let done = s.dsr("dsr-1").unwrap().unwrap();
+    assert_eq!(
+        (done.state.as_str(), done.completed_at),
+        ("done", Some(3_000))
+    );
+    assert_eq!(s.open_dsr(&request.subject_digest, "erase").unwrap(), None);
+    assert_eq!(s.dsrs().unwrap().len(), 1);
+}
+
+#[test]
+fn sqlite_stores_data_subject_requests() {
+    dsr_requests("sqlite");
+}
+
+#[test]
+fn postgres_stores_data_subject_requests() {
+    dsr_requests("postgres");
+}

@@ -79,17 +79,21 @@ pub enum TaskKind {
     },
     /// Removes expired staged files from the state directory.
     Gc,
+    /// Deletes rows past their sink's `retain` period, in the sinks of this file's sync tasks.
+    Retention,
     /// Does nothing: joins branches, or measures the scheduler.
     Empty,
 }
 
 impl TaskKind {
-    /// The word used in pipeline files and the metadata store: `sync`, `sql`, `gc`, `empty`.
+    /// The word used in pipeline files and the metadata store: `sync`, `sql`, `gc`,
+    /// `retention`, `empty`.
     pub fn as_str(&self) -> &'static str {
         match self {
             TaskKind::Sync(_) => "sync",
             TaskKind::Sql { .. } => "sql",
             TaskKind::Gc => "gc",
+            TaskKind::Retention => "retention",
             TaskKind::Empty => "empty",
         }
     }
@@ -516,7 +520,7 @@ fn task(
                 protected,
             )?))
         }
-        "sql" | "gc" | "empty" if sync_keys => {
+        "sql" | "gc" | "retention" | "empty" if sync_keys => {
             return Err(at(
                 src.span_of(&["source"]),
                 "source",
@@ -560,7 +564,7 @@ fn task(
                 sql: sql.get_ref().clone(),
             }
         }
-        "gc" | "empty" if sql_keys => {
+        "gc" | "retention" | "empty" if sql_keys => {
             return Err(at(
                 src.span_of(&["database"]),
                 "database",
@@ -568,13 +572,14 @@ fn task(
             ));
         }
         "gc" => TaskKind::Gc,
+        "retention" => TaskKind::Retention,
         "empty" => TaskKind::Empty,
         _ => {
             let span = spec.kind.as_ref().map_or(0..0, |k| k.span());
             return Err(at(
                 span,
                 "type",
-                "unknown task type; expected sync, sql, gc or empty",
+                "unknown task type; expected sync, sql, gc, retention or empty",
             ));
         }
     };

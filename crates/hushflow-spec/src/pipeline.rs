@@ -44,14 +44,14 @@ pub struct PipelineSpec {
 }
 
 /// One `[[task]]`: a sync (source, policy, sink) or a built-in task (`type = "sql"`, `"gc"`,
-/// `"empty"`), with its place in the DAG and how it retries.
+/// `"retention"`, `"empty"`), with its place in the DAG and how it retries.
 #[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TaskSpec {
     /// The task's name, unique in the file.
     #[schemars(with = "String")]
     pub name: Spanned<String>,
-    /// `type`: `sync` (the default), `sql`, `gc` or `empty`.
+    /// `type`: `sync` (the default), `sql`, `gc`, `retention` or `empty`.
     #[serde(default, rename = "type")]
     #[schemars(with = "Option<String>")]
     pub kind: Option<Spanned<String>>,

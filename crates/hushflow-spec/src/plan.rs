@@ -259,6 +259,26 @@ pub(crate) fn check(
             }
         }
     }
+    // Retention ages rows by a field the sink writes, for a duration that parses.
+    if let Some((retain, by)) = sink.retention() {
+        if let Err(e) = crate::duration::parse(retain, crate::duration::Unit::Days) {
+            return Err(src.error_at(
+                src.span_of(&["sink", "retain"]),
+                Some("sink.retain".into()),
+                format!("{e}; give a duration such as \"400d\""),
+            ));
+        }
+        if !output.contains(&by.to_string()) {
+            return Err(src.error_at(
+                src.span_of(&["sink", "retain_by"]),
+                Some("sink.retain_by".into()),
+                format!(
+                    "`{by}` is not a field the sink writes; name a timestamp field the policy \
+                     keeps (`fields.{by} = {{ type = \"timestamp\" }}`)"
+                ),
+            ));
+        }
+    }
     for (table, problems) in [("source", source.problems()), ("sink", sink.problems())] {
         if let Some(p) = problems.into_iter().next() {
             return Err(src.error_at(

@@ -8,6 +8,7 @@
 pub mod atomic_file;
 pub mod audit;
 pub mod dir;
+pub mod erased;
 pub mod quarantine;
 pub mod seal;
 pub mod subjects;

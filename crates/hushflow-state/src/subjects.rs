@@ -159,6 +159,27 @@ impl SubjectStore {
         Ok(())
     }
 
+    /// Deletes the keys named by `(root key id, handle)`, as a token made with one names its key
+    /// (a data subject request finds them in the person's rows); returns how many there were.
+    pub fn erase_handles(
+        &self,
+        keys: &[(String, SubjectHandle)],
+    ) -> Result<usize, SubjectStoreError> {
+        let mut conn = self.conn.lock().unwrap_or_else(|p| p.into_inner());
+        let tx = conn.transaction().map_err(self.error("begin"))?;
+        let mut erased = 0;
+        for (root_id, handle) in keys {
+            erased += tx
+                .execute(
+                    "DELETE FROM subject_keys WHERE root_id = ?1 AND handle = ?2",
+                    params![root_id, &handle[..]],
+                )
+                .map_err(self.error("erase a subject key"))?;
+        }
+        tx.commit().map_err(self.error("commit"))?;
+        Ok(erased)
+    }
+
     /// Deletes every key of the subject under each of `roots` (all versions of a rotated key);
     /// returns how many there were.
     pub fn erase(&self, roots: &[SubjectRoot], subject: &str) -> Result<usize, SubjectStoreError> {

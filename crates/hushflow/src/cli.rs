@@ -128,6 +128,13 @@ pub enum Command {
     /// `per_subject = true`), so that none of its tokens, wherever copied, can be reversed
     /// (audited by the subject's handle, never its id).
     Erase(EraseArgs),
+    /// Data subject requests across every pipeline of a directory: erase, opt out, access;
+    /// durable and audited by request id (docs/dsr.md).
+    #[command(subcommand)]
+    Dsr(DsrCommand),
+    /// Rows past their sink's `retain` period.
+    #[command(subcommand)]
+    Retention(RetentionCommand),
     /// Remove staged files past their retention (and, with --unfinished, staged runs that never
     /// committed: they can no longer resume).
     Gc(GcArgs),
@@ -235,6 +242,99 @@ pub struct EraseArgs {
     /// The subject's record key (the value of the pipeline's `key` field).
     #[arg(long)]
     pub subject: String,
+}
+
+/// `hushflow dsr`.
+#[derive(Debug, Subcommand)]
+pub enum DsrCommand {
+    /// Delete the person's rows from every table sink, list their rows in file sinks (file and
+    /// line), shred their per-subject keys and put them on the managed suppression list.
+    /// Resumes an interrupted request for the same person.
+    Erase(DsrArgs),
+    /// Put the person on the managed suppression list only (CCPA do not sell or share, GDPR
+    /// art. 21): no later sync moves them.
+    OptOut(DsrArgs),
+    /// Export what every sink holds for the person, as one JSON document encrypted to the
+    /// requester's age recipient.
+    Access(DsrAccessArgs),
+    /// Every request: state, systems done, deadline.
+    List(JsonLines),
+    /// One request's progress per system and its statutory deadline.
+    Show(DsrShowArgs),
+}
+
+/// Who a request is about, and where the pipelines are.
+#[derive(Debug, Args)]
+pub struct DsrArgs {
+    /// The person's email address.
+    #[arg(long, group = "person", value_name = "EMAIL")]
+    pub email: Option<String>,
+    /// The person's phone number (E.164, or as the pipelines' phone rules read it).
+    #[arg(long, group = "person", value_name = "PHONE")]
+    pub phone: Option<String>,
+    /// The person's record key (the pipelines' `key` field, as the source has it).
+    #[arg(long, group = "person", value_name = "ID")]
+    pub subject: Option<String>,
+    /// The directory of pipeline (and DAG) files to act on: every sync in it.
+    #[arg(long, env = "HUSHFLOW_PIPELINES", value_name = "DIR")]
+    pub pipelines: PathBuf,
+    /// Whose statutory deadline applies: gdpr (30 days) or ccpa (45 days).
+    #[arg(long, value_enum, default_value = "gdpr")]
+    pub law: DsrLaw,
+    /// Print the request as one JSON object.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `hushflow dsr access`.
+#[derive(Debug, Args)]
+pub struct DsrAccessArgs {
+    #[command(flatten)]
+    pub request: DsrArgs,
+    /// The requester's age recipient (`age1…`): only their identity opens the export.
+    #[arg(long, value_name = "AGE_RECIPIENT")]
+    pub recipient: String,
+    /// Where to write the encrypted export (created, private to its owner).
+    #[arg(long, short, value_name = "FILE")]
+    pub output: PathBuf,
+}
+
+/// `hushflow dsr show`.
+#[derive(Debug, Args)]
+pub struct DsrShowArgs {
+    /// The request id (`dsr-…`).
+    pub id: String,
+    /// Print it as one JSON object.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// The law whose deadline a request runs under.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum DsrLaw {
+    /// GDPR: 30 days.
+    Gdpr,
+    /// CCPA: 45 days.
+    Ccpa,
+}
+
+/// `hushflow retention`.
+#[derive(Debug, Subcommand)]
+pub enum RetentionCommand {
+    /// Delete, in every sink with `retain` and `retain_by`, the rows older than their
+    /// retention (audited with counts).
+    Enforce(RetentionArgs),
+}
+
+/// `hushflow retention enforce`.
+#[derive(Debug, Args)]
+pub struct RetentionArgs {
+    /// The directory of pipeline (and DAG) files.
+    #[arg(long, env = "HUSHFLOW_PIPELINES", value_name = "DIR")]
+    pub pipelines: PathBuf,
+    /// One JSON object per sink.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// `hushflow gc`.

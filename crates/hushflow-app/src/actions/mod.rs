@@ -5,7 +5,9 @@
 //! say besides the result (a warning) is part of the result.
 
 pub mod audit;
+pub mod dsr;
 pub mod execution;
 pub mod orchestration;
 pub mod quarantine;
+pub mod retention;
 pub mod ship;

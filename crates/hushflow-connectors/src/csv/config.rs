@@ -150,4 +150,11 @@ impl crate::SinkConfig for CsvSinkConfig {
     fn open(&self, _ctx: &crate::SinkContext<'_>) -> Result<Box<dyn hushflow_core::Sink>, Error> {
         Ok(Box::new(super::CsvSink::new(self)?))
     }
+
+    fn rows(
+        &self,
+        _ctx: &crate::SinkContext<'_>,
+    ) -> Result<Option<Box<dyn crate::SinkRows>>, hushflow_core::Error> {
+        Ok(Some(Box::new(super::CsvRows::new(self))))
+    }
 }

@@ -7,11 +7,13 @@
 mod config;
 mod cutter;
 mod decode;
+mod rows;
 mod sink;
 mod source;
 #[cfg(test)]
 mod tests;
 
 pub use config::{CsvSinkConfig, CsvSourceConfig};
+pub use rows::CsvRows;
 pub use sink::CsvSink;
 pub use source::CsvSource;

@@ -547,3 +547,31 @@ fn forty_thousand_wanted_columns_open_in_linear_time() {
     // them apart with room for a loaded CI machine (speed itself lives in bench/).
     assert!(took < std::time::Duration::from_secs(10), "{took:?}");
 }
+
+/// A CSV sink's rows are found with their line (for manual action), and cannot be deleted.
+#[test]
+fn rows_are_found_with_their_line_and_not_deleted() {
+    use crate::{RowMatch, SinkConfig, SinkContext};
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("out.csv");
+    std::fs::write(&path, "id,email\n1,a\n\"2\nx\",b\n3,b\n").unwrap();
+    let config = CsvSinkConfig::new(&path);
+    let connections = Default::default();
+    let ctx = SinkContext {
+        base: dir.path(),
+        key: "id",
+        column_types: Default::default(),
+        connections: &connections,
+    };
+    let mut rows = config.rows(&ctx).unwrap().unwrap();
+    let found = rows
+        .find(&[RowMatch {
+            field: "email".into(),
+            value: "b".into(),
+        }])
+        .unwrap();
+    let lines: Vec<Option<u64>> = found.iter().map(|r| r.line).collect();
+    assert_eq!(lines, [Some(3), Some(5)], "a quoted line break counts");
+    assert!(!rows.can_delete());
+    assert!(rows.delete(&[]).is_err());
+}

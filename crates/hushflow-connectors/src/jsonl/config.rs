@@ -98,4 +98,11 @@ impl crate::SinkConfig for JsonlSinkConfig {
     ) -> Result<Box<dyn hushflow_core::Sink>, hushflow_core::Error> {
         Ok(Box::new(super::JsonlSink::new(self)?))
     }
+
+    fn rows(
+        &self,
+        _ctx: &crate::SinkContext<'_>,
+    ) -> Result<Option<Box<dyn crate::SinkRows>>, hushflow_core::Error> {
+        Ok(Some(Box::new(super::JsonlRows::new(self))))
+    }
 }

@@ -5,11 +5,13 @@
 
 mod config;
 mod flat;
+mod rows;
 mod sink;
 mod source;
 #[cfg(test)]
 mod tests;
 
 pub use config::{JsonlSinkConfig, JsonlSourceConfig};
+pub use rows::JsonlRows;
 pub use sink::JsonlSink;
 pub use source::{JsonlSource, MAX_LINE_BYTES};

@@ -551,6 +551,38 @@ fn duplicate_keys_and_a_non_scalar_record_key_are_rejected_naming_the_field() {
     check(lines, rejected);
 }
 
+/// A JSON lines sink's rows are found by a field's value as text (numbers included), with
+/// their line; lines that are not objects hold no row.
+#[test]
+fn rows_are_found_with_their_line() {
+    use crate::{RowMatch, SinkConfig, SinkContext};
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("out.jsonl");
+    std::fs::write(
+        &path,
+        "{\"id\":1,\"email\":\"a\"}\nnot json\n{\"id\":2,\"email\":null}\n{\"id\":3,\"email\":\"a\"}\n",
+    )
+    .unwrap();
+    let config = JsonlSinkConfig::new(&path);
+    let connections = Default::default();
+    let ctx = SinkContext {
+        base: dir.path(),
+        key: "id",
+        column_types: Default::default(),
+        connections: &connections,
+    };
+    let mut rows = config.rows(&ctx).unwrap().unwrap();
+    let m = |field: &str, value: &str| RowMatch {
+        field: field.into(),
+        value: value.into(),
+    };
+    let found = rows.find(&[m("email", "a"), m("id", "2")]).unwrap();
+    let lines: Vec<Option<u64>> = found.iter().map(|r| r.line).collect();
+    assert_eq!(lines, [Some(1), Some(3), Some(4)]);
+    assert!(found[1].fields.contains(&("email".into(), None)));
+    assert!(!rows.can_delete());
+}
+
 /// The flat-object fast path (`flat.rs`) against serde_json's path, on generated lines: flat
 /// and nested objects, every kind of value, escapes, whitespace, duplicate keys, and broken
 /// tokens of each kind. Both must give the same cells or the same rejection.

@@ -74,6 +74,13 @@ pub struct PostgresSinkConfig {
     /// Allow a mode that may send data unencrypted to a remote host (see [`Tls`]).
     #[serde(default)]
     pub allow_insecure: bool,
+    /// Rows older than this (a duration such as `"400d"`; a bare number is days) are deleted by
+    /// `hushflow retention enforce`, judged by the timestamp field `retain_by`.
+    #[serde(default)]
+    pub retain: Option<String>,
+    /// The output field (a timestamp or date) rows are aged by, with `retain`.
+    #[serde(default)]
+    pub retain_by: Option<String>,
 }
 
 /// How rows meet the rows already in the table.
@@ -238,5 +245,24 @@ impl crate::SinkConfig for PostgresSinkConfig {
             ctx.key,
             ctx.column_types.clone(),
         )?))
+    }
+
+    fn problems(&self) -> Vec<crate::ConfigProblem> {
+        crate::rows::retention_problems(&self.retain, &self.retain_by)
+    }
+
+    fn retention(&self) -> Option<(&str, &str)> {
+        Some((self.retain.as_deref()?, self.retain_by.as_deref()?))
+    }
+
+    fn rows(
+        &self,
+        ctx: &crate::SinkContext<'_>,
+    ) -> Result<Option<Box<dyn crate::SinkRows>>, hushflow_core::Error> {
+        Ok(Some(Box::new(super::PostgresRows::new(
+            self,
+            ctx.connection(&self.url)?,
+            ctx.base,
+        )?)))
     }
 }

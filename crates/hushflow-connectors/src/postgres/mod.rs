@@ -8,6 +8,7 @@
 
 mod config;
 pub mod connect;
+mod rows;
 mod sink;
 mod source;
 mod sql;
@@ -15,5 +16,6 @@ mod sql;
 mod tests;
 
 pub use config::{PostgresMode, PostgresSinkConfig, PostgresSourceConfig, Tls};
+pub use rows::PostgresRows;
 pub use sink::PostgresSink;
 pub use source::PostgresSource;

@@ -34,6 +34,8 @@ fn sink_config(table: &str, mode: PostgresMode) -> PostgresSinkConfig {
         sslmode: Some("disable".into()),
         sslrootcert: None,
         allow_insecure: false,
+        retain: None,
+        retain_by: None,
     }
 }
 

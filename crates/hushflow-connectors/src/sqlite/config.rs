@@ -23,6 +23,13 @@ pub struct SqliteSinkConfig {
     /// the policy outputs, in order.
     #[serde(default)]
     pub fields: Option<Vec<String>>,
+    /// Rows older than this (a duration such as `"400d"`; a bare number is days) are deleted by
+    /// `hushflow retention enforce`, judged by the timestamp field `retain_by`.
+    #[serde(default)]
+    pub retain: Option<String>,
+    /// The output field (a timestamp or date) rows are aged by, with `retain`.
+    #[serde(default)]
+    pub retain_by: Option<String>,
 }
 
 impl SqliteSinkConfig {
@@ -33,6 +40,8 @@ impl SqliteSinkConfig {
             table: table.into(),
             mode: SqliteMode::Upsert,
             fields: None,
+            retain: None,
+            retain_by: None,
         }
     }
 }
@@ -126,13 +135,17 @@ impl crate::SinkConfig for SqliteSinkConfig {
     }
 
     fn problems(&self) -> Vec<crate::ConfigProblem> {
-        match self.table.is_empty() {
-            true => vec![crate::ConfigProblem {
-                key: "table",
-                message: "must not be empty".into(),
-            }],
-            false => Vec::new(),
+        let mut problems = crate::rows::retention_problems(&self.retain, &self.retain_by);
+        if self.table.is_empty() {
+            problems.insert(
+                0,
+                crate::ConfigProblem {
+                    key: "table",
+                    message: "must not be empty".into(),
+                },
+            );
         }
+        problems
     }
 
     fn keeps_rows(&self) -> bool {
@@ -161,5 +174,16 @@ impl crate::SinkConfig for SqliteSinkConfig {
         Ok(Box::new(
             super::SqliteSink::new(self, ctx.key)?.with_types(ctx.column_types.clone()),
         ))
+    }
+
+    fn retention(&self) -> Option<(&str, &str)> {
+        Some((self.retain.as_deref()?, self.retain_by.as_deref()?))
+    }
+
+    fn rows(
+        &self,
+        _ctx: &crate::SinkContext<'_>,
+    ) -> Result<Option<Box<dyn crate::SinkRows>>, hushflow_core::Error> {
+        Ok(Some(Box::new(super::SqliteRows::new(self))))
     }
 }

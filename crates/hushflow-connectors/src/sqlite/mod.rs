@@ -4,11 +4,13 @@
 //! repeated and a failed batch leaves nothing half-written.
 
 mod config;
+mod rows;
 mod sink;
 mod source;
 #[cfg(test)]
 mod tests;
 
 pub use config::{SqliteMode, SqliteSinkConfig, SqliteSourceConfig};
+pub use rows::SqliteRows;
 pub use sink::SqliteSink;
 pub use source::SqliteSource;

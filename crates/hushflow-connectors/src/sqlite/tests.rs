@@ -565,3 +565,52 @@ fn typed_fields_get_typed_columns_and_a_mismatch_is_refused_at_open() {
         strings(&[&["0"]])
     );
 }
+
+/// Rows by value: found and deleted by any of several column values compared as text (an
+/// integer key matches its text), a column the table lacks matches nothing, and a database that
+/// does not exist holds no rows.
+#[test]
+fn rows_are_found_and_deleted_by_value() {
+    use crate::{RowMatch, SinkConfig, SinkContext};
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("out.sqlite");
+    let config = SqliteSinkConfig::new(&path, "contacts");
+    let connections = Default::default();
+    let ctx = SinkContext {
+        base: dir.path(),
+        key: "id",
+        column_types: Default::default(),
+        connections: &connections,
+    };
+    let m = |field: &str, value: &str| RowMatch {
+        field: field.into(),
+        value: value.into(),
+    };
+    let mut rows = config.rows(&ctx).unwrap().unwrap();
+    assert!(
+        rows.find(&[m("id", "1")]).unwrap().is_empty(),
+        "no database yet"
+    );
+    run(
+        &config,
+        &[contacts(&[
+            ("1", "ada", "10"),
+            ("2", "grace", "20"),
+            ("3", "alan", "30"),
+        ])],
+    )
+    .unwrap();
+    let found = rows
+        .find(&[m("name", "grace"), m("id", "3"), m("nope", "1")])
+        .unwrap();
+    assert_eq!(found.len(), 2);
+    assert!(
+        found[0]
+            .fields
+            .contains(&("visits".into(), Some("20".into())))
+    );
+    assert!(rows.can_delete());
+    assert_eq!(rows.delete(&[m("name", "grace"), m("id", "3")]).unwrap(), 2);
+    assert_eq!(rows.delete(&[m("name", "grace")]).unwrap(), 0);
+    assert_eq!(query(&path, "SELECT id FROM contacts"), strings(&[&["1"]]));
+}

@@ -36,7 +36,7 @@ impl Default for Roles {
 }
 
 /// Every table, in the order of the migrations.
-pub const TABLES: [&str; 8] = [
+pub const TABLES: [&str; 10] = [
     "hf_schema_migrations",
     "hf_pipelines",
     "hf_definitions",
@@ -45,6 +45,8 @@ pub const TABLES: [&str; 8] = [
     "hf_tasks",
     "hf_tries",
     "hf_workers",
+    "hf_dsr_requests",
+    "hf_dsr_steps",
 ];
 
 /// What a worker may change, by table: each column its claims, completions, heartbeats and

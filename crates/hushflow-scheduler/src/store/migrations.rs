@@ -126,6 +126,31 @@ CREATE TABLE hf_workers (
 /// fingerprint, pipeline and file); workers given a public key refuse those without a valid one.
 const V2: &str = "ALTER TABLE hf_definitions ADD COLUMN signature TEXT;";
 
+/// Data subject requests and their progress per system (`store/dsr.rs`). A request names its
+/// person by a keyed digest only; steps name systems (pipeline and sink), never a value.
+const V3: &str = r#"
+CREATE TABLE hf_dsr_requests (
+    id TEXT PRIMARY KEY,
+    kind TEXT NOT NULL,
+    law TEXT NOT NULL,
+    subject_digest TEXT NOT NULL,
+    state TEXT NOT NULL,
+    created_at INTEGER NOT NULL,
+    deadline_at INTEGER NOT NULL,
+    completed_at INTEGER
+);
+CREATE INDEX hf_dsr_requests_subject ON hf_dsr_requests (subject_digest, kind, state);
+CREATE TABLE hf_dsr_steps (
+    request TEXT NOT NULL REFERENCES hf_dsr_requests (id),
+    system TEXT NOT NULL,
+    state TEXT NOT NULL,
+    detail TEXT NOT NULL,
+    count INTEGER NOT NULL,
+    done_at INTEGER NOT NULL,
+    PRIMARY KEY (request, system)
+);
+"#;
+
 /// Every migration, oldest first.
 pub const MIGRATIONS: &[Migration] = &[
     Migration {
@@ -137,6 +162,11 @@ pub const MIGRATIONS: &[Migration] = &[
         version: 2,
         name: "signed definitions",
         sql: V2,
+    },
+    Migration {
+        version: 3,
+        name: "data subject requests",
+        sql: V3,
     },
 ];
 

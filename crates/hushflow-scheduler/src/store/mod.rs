@@ -9,6 +9,7 @@
 //! databases (`db.rs`), with the schema in `migrations.rs` and the roles in `grants.rs`.
 
 mod db;
+mod dsr;
 pub mod grants;
 pub mod migrations;
 mod pipelines;
@@ -20,6 +21,7 @@ use crate::definitions::{DefinitionRef, DefinitionSigner};
 use crate::state::{RunState, TaskState};
 pub use db::Dialect;
 use db::{Db, Row};
+pub use dsr::{DsrRequest, DsrStep};
 use hushflow_spec::dag::{Dag, TaskKind};
 use hushflow_spec::schedule::{Interval, Millis};
 use std::path::{Path, PathBuf};

@@ -5,6 +5,7 @@ mod audit;
 mod child;
 mod control;
 mod db;
+mod dsr;
 mod executor;
 mod gc;
 mod history;
@@ -271,6 +272,10 @@ pub fn dispatch(cli: Cli, out: &Output) -> Result<Exit, Failure> {
             run::run(&session()?, &args.pipeline, options)
         }
         Command::Gc(args) => gc::gc(&session()?, args.unfinished),
+        Command::Dsr(cmd) => dsr::dsr(&session()?, cmd),
+        Command::Retention(crate::cli::RetentionCommand::Enforce(args)) => {
+            dsr::retention(&session()?, &args)
+        }
         Command::Erase(args) => keys::erase(&session()?, &args.pipeline, &args.subject),
         Command::Keys(cmd) => keys::keys(&session()?, cmd),
         Command::Audit(cmd) => audit::audit(&session()?, cmd),

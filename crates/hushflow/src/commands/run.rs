@@ -49,7 +49,20 @@ pub(super) fn prepare(session: &Session<'_>, pipeline: &Path) -> Result<Prepared
 pub(super) fn prepare_plan(session: &Session<'_>, mut plan: Plan) -> Result<Prepared, Failure> {
     let keyring = session.keyring()?;
     let resolver = super::resolver(&session.out.redactor, Some(&keyring));
-    let keys = plan.resolve_keys(&resolver, &keyring).map_err(invalid)?;
+    let mut keys = plan.resolve_keys(&resolver, &keyring).map_err(invalid)?;
+    // The managed suppression list's key (made by `hushflow dsr`), for every run to consult it.
+    if keyring.contains(hushflow_state::erased::KEY_NAME) {
+        let (info, material) = keyring
+            .get(hushflow_state::erased::KEY_NAME)
+            .map_err(failure)?;
+        keys.insert(
+            hushflow_state::erased::key_reference(),
+            hushflow_engine::ResolvedKey {
+                id: info.id,
+                material,
+            },
+        );
+    }
     let (connections, warnings) = plan.resolve_connections(&resolver).map_err(invalid)?;
     // The resolver borrows the keyring, which moves into the result.
     drop(resolver);

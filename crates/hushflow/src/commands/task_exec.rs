@@ -69,11 +69,23 @@ pub(super) fn task_exec(session: &Session<'_>) -> Result<Exit, Failure> {
             d.name, order.pipeline
         )));
     }
-    let Some(task) = d.tasks.into_iter().find(|t| t.name == order.task) else {
+    let Some(index) = d.tasks.iter().position(|t| t.name == order.task) else {
         return Err(invalid(format!(
             "the pipeline {} has no task `{}` any more",
             order.pipeline, order.task
         )));
+    };
+    let mut tasks = d.tasks;
+    let task = tasks.swap_remove(index);
+    // A retention task acts on the sinks of its file's sync tasks.
+    let sync_plans = move || -> Vec<hushflow_spec::Plan> {
+        tasks
+            .into_iter()
+            .filter_map(|t| match t.kind {
+                TaskKind::Sync(plan) => Some(*plan),
+                _ => None,
+            })
+            .collect()
     };
     let out = session.out;
     let report = |r: ChildReport| {
@@ -141,6 +153,23 @@ pub(super) fn task_exec(session: &Session<'_>) -> Result<Exit, Failure> {
             Ok(Exit::Success)
         }
         TaskKind::Gc => super::gc::gc(session, false),
+        TaskKind::Retention => {
+            let views = hushflow_app::actions::retention::enforce_plans(
+                &session.app,
+                &session.actor,
+                sync_plans(),
+            )?;
+            let deleted: u64 = views.iter().map(|v| v.rows_deleted).sum();
+            out.line(format!(
+                "retention: {deleted} row(s) past retention deleted in {} sink(s)",
+                views.len()
+            ));
+            report(ChildReport {
+                written: Some(deleted as i64),
+                ..Default::default()
+            });
+            Ok(Exit::Success)
+        }
         TaskKind::Empty => Ok(Exit::Success),
     }
 }

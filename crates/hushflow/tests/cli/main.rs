@@ -11,6 +11,7 @@ mod audit_tamper;
 mod bad_input;
 mod canary;
 mod crosscheck;
+mod dsr;
 mod end_to_end;
 mod erase;
 #[cfg(feature = "hubspot")]

@@ -1,0 +1,78 @@
+//! Rows a sink already wrote, looked up by value: what data subject requests act on (find a
+//! person's rows by the pseudonyms the pipeline wrote for them, delete them, export them).
+//! A sink config hands out a [`SinkRows`] through [`SinkConfig::rows`](crate::SinkConfig::rows);
+//! a sink without one (a service whose delete API is not wired yet) is reported, not skipped.
+
+use hushflow_core::Error;
+
+/// One output field's value to match: a row matches when any of the pairs it is given does.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RowMatch {
+    /// The output field (the column).
+    pub field: String,
+    /// The value written there, compared as text.
+    pub value: String,
+}
+
+/// A row found: where it is (a file's line, for sinks that cannot delete) and its fields as
+/// text (`None` for null), for an access export. Personal data: never logged.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FoundRow {
+    /// The line of a file sink (1 is the first line of the file); `None` for a table.
+    pub line: Option<u64>,
+    /// The row's columns and values as text.
+    pub fields: Vec<(String, Option<String>)>,
+}
+
+/// Rows of one sink, by value.
+pub trait SinkRows {
+    /// The rows matching any of `matches`. Matches on a column the destination does not have
+    /// match nothing; a destination that does not exist yet holds no rows.
+    fn find(&mut self, matches: &[RowMatch]) -> Result<Vec<FoundRow>, Error>;
+
+    /// Whether [`SinkRows::delete`] can remove rows (a table); a file sink is rewritten by
+    /// every run and its rows are listed for manual action instead.
+    fn can_delete(&self) -> bool {
+        false
+    }
+
+    /// Deletes, in one transaction, the rows whose `field` (a timestamp or date) is before
+    /// `cutoff` (RFC 3339, UTC); returns how many. Rows without a value are kept.
+    fn delete_before(&mut self, _field: &str, _cutoff: &str) -> Result<u64, Error> {
+        Err(Error::Config("this sink cannot delete rows by age".into()))
+    }
+
+    /// Deletes the rows matching any of `matches` in one transaction; returns how many.
+    fn delete(&mut self, _matches: &[RowMatch]) -> Result<u64, Error> {
+        Err(Error::Config(
+            "this sink cannot delete rows; remove them by hand".into(),
+        ))
+    }
+}
+
+/// The matches on columns in `columns` (compared as SQL does: without ASCII case), so a
+/// statement never names a column the table lacks.
+pub(crate) fn on_columns<'m>(matches: &'m [RowMatch], columns: &[String]) -> Vec<&'m RowMatch> {
+    matches
+        .iter()
+        .filter(|m| columns.iter().any(|c| c.eq_ignore_ascii_case(&m.field)))
+        .collect()
+}
+
+/// `retain` and `retain_by` come together.
+pub(crate) fn retention_problems(
+    retain: &Option<String>,
+    retain_by: &Option<String>,
+) -> Vec<crate::ConfigProblem> {
+    match (retain, retain_by) {
+        (Some(_), None) => vec![crate::ConfigProblem {
+            key: "retain",
+            message: "needs `retain_by`, the timestamp field rows are aged by".into(),
+        }],
+        (None, Some(_)) => vec![crate::ConfigProblem {
+            key: "retain_by",
+            message: "needs `retain`, how long rows are kept (such as \"400d\")".into(),
+        }],
+        _ => Vec::new(),
+    }
+}
