@@ -176,6 +176,26 @@ impl HttpClient {
         self.exchange(method, &url, body, what, true, classify)
     }
 
+    /// [`HttpClient::send`] to a full URL (a host the token endpoint named, such as
+    /// Salesforce's `instance_url`), checked as the base URL is.
+    pub fn send_to(
+        &self,
+        method: &str,
+        url: &str,
+        body: Body<'_>,
+        what: &str,
+        classify: &dyn Fn(&Response) -> Verdict,
+    ) -> Result<Response, Error> {
+        let name = self.options.name;
+        super::check_url("the API URL", url).map_err(|e| Error::Config(format!("{name}: {e}")))?;
+        self.exchange(method, url, body, what, true, classify)
+    }
+
+    /// The token source, when the client authenticates.
+    pub fn tokens(&self) -> Option<&TokenSource> {
+        self.auth.as_ref()
+    }
+
     /// [`HttpClient::send`] to a full URL, with or without the token (the token endpoint
     /// itself is called without).
     pub(super) fn exchange(

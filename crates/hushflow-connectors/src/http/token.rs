@@ -46,6 +46,8 @@ struct RefreshState {
     access: Option<(SecretValue, Instant)>,
     /// Refreshes made, for tests and reports.
     refreshes: u32,
+    /// The `instance_url` the last grant named (Salesforce answers with the org's own host).
+    instance_url: Option<String>,
 }
 
 /// The JSON a token endpoint answers (RFC 6749 §5.1). Its strings move into [`SecretValue`]s
@@ -57,6 +59,9 @@ struct Grant {
     refresh_token: Option<String>,
     #[serde(default)]
     expires_in: Option<u64>,
+    /// Salesforce's: the org's API host, to send requests to.
+    #[serde(default)]
+    instance_url: Option<String>,
 }
 
 impl OAuthRefresh {
@@ -84,6 +89,7 @@ impl OAuthRefresh {
                 refresh_token,
                 access: None,
                 refreshes: 0,
+                instance_url: None,
             }),
             redactor,
         })
@@ -121,6 +127,9 @@ impl OAuthRefresh {
                 state.refresh_token = rotated;
             }
             state.refreshes += 1;
+            if grant.instance_url.is_some() {
+                state.instance_url = grant.instance_url;
+            }
         }
         let Some((token, _)) = &state.access else {
             return Err(Error::Config(format!("{name}: no access token")));
@@ -203,6 +212,18 @@ impl TokenSource {
         match self {
             TokenSource::Bearer(token) => bearer(http.name(), token),
             TokenSource::OAuth(oauth) => oauth.header(http),
+        }
+    }
+
+    /// The `instance_url` the token endpoint named with the access token (Salesforce), fetching
+    /// a token first if there is none yet; `None` when the endpoint names none.
+    pub fn instance_url(&self, http: &HttpClient) -> Result<Option<String>, Error> {
+        match self {
+            TokenSource::Bearer(_) => Ok(None),
+            TokenSource::OAuth(oauth) => {
+                oauth.header(http)?;
+                Ok(oauth.lock().instance_url.clone())
+            }
         }
     }
 
