@@ -19,7 +19,8 @@
 //! - SQLite, upserting on the pipeline's key or appending: [`sqlite::SqliteSink`]
 //! - HubSpot CRM contacts, over the shared REST layer [`http`]: [`hubspot::HubSpotSource`],
 //!   [`hubspot::HubSpotSink`]
-//! - Salesforce sObjects by SOQL, over the same layer: [`salesforce::SalesforceSource`]
+//! - Salesforce sObjects by SOQL and Bulk API 2.0, over the same layer:
+//!   [`salesforce::SalesforceSource`], [`salesforce::SalesforceSink`]
 //!
 //! File sinks write to a private temporary file beside the target and rename it over the target
 //! only in [`Sink::finish`](hushflow_core::Sink::finish), so a failed run never leaves a

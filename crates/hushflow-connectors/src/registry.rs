@@ -104,5 +104,6 @@ registry! {
         #[cfg(feature = "sqlite")] "sqlite" => Sqlite(sqlite::SqliteSinkConfig),
         #[cfg(feature = "postgres")] "postgres" => Postgres(postgres::PostgresSinkConfig),
         #[cfg(feature = "hubspot")] "hubspot" => HubSpot(hubspot::HubSpotSinkConfig),
+        #[cfg(feature = "salesforce")] "salesforce" => Salesforce(salesforce::SalesforceSinkConfig),
     }
 }

@@ -49,6 +49,29 @@ pub struct Record {
     pub modstamp: u64,
 }
 
+/// A Bulk API 2.0 ingest job.
+#[derive(Debug, Clone)]
+pub struct Job {
+    /// `Open`, `UploadComplete`, `InProgress`, `JobComplete`, `Failed`, `Aborted`.
+    pub state: String,
+    /// The object and the external id field it upserts on.
+    pub object: String,
+    /// The external id field.
+    pub external_id: String,
+    /// The CSV uploaded (one upload a job).
+    pub csv: Option<Vec<u8>>,
+    /// Rows refused: `sf__Error`, and the row as sent.
+    pub failed: Vec<(String, Vec<String>)>,
+    /// The header as sent.
+    pub header: Vec<String>,
+    /// Rows written.
+    pub processed: u64,
+    /// Looks at its state since `UploadComplete`.
+    polls: u32,
+    /// Why it failed, when it did.
+    pub error_message: Option<String>,
+}
+
 /// A query's results being paged through.
 #[derive(Debug)]
 struct Cursor {
@@ -87,6 +110,11 @@ pub struct State {
     pub counts: BTreeMap<String, u64>,
     /// SOQL received, in order.
     pub queries: Vec<String>,
+    /// Bulk API ingest jobs by id.
+    pub jobs: BTreeMap<String, Job>,
+    next_job: u64,
+    /// Looks at a job's state after `UploadComplete` before it is `JobComplete`.
+    pub polls_to_complete: u32,
     /// The `Host` header of each API request (not the token endpoint's), in order.
     pub api_hosts: Vec<String>,
 }
@@ -178,6 +206,9 @@ impl FakeSalesforce {
             counts: BTreeMap::new(),
             queries: Vec::new(),
             api_hosts: Vec::new(),
+            jobs: BTreeMap::new(),
+            next_job: 1,
+            polls_to_complete: 2,
         }));
         let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let (s, st) = (state.clone(), stop.clone());
@@ -235,6 +266,8 @@ struct Answer {
     status: u16,
     headers: Vec<(String, String)>,
     body: Value,
+    /// A body that is not JSON: its content type and bytes (empty: no body at all).
+    raw: Option<(&'static str, Vec<u8>)>,
 }
 
 fn answer(status: u16, body: Value) -> Answer {
@@ -242,6 +275,16 @@ fn answer(status: u16, body: Value) -> Answer {
         status,
         headers: Vec::new(),
         body,
+        raw: None,
+    }
+}
+
+fn raw(status: u16, content_type: &'static str, body: Vec<u8>) -> Answer {
+    Answer {
+        status,
+        headers: Vec::new(),
+        body: Value::Null,
+        raw: Some((content_type, body)),
     }
 }
 
@@ -263,22 +306,33 @@ fn serve(stream: TcpStream, state: &Mutex<State>) {
             let mut s = state.lock().unwrap_or_else(|e| e.into_inner());
             handle(&mut s, &request)
         };
-        let body = serde_json::to_vec(&a.body).unwrap();
+        let (content_type, body) = match a.raw {
+            Some((t, b)) => (t, b),
+            None => (
+                "application/json;charset=UTF-8",
+                serde_json::to_vec(&a.body).unwrap(),
+            ),
+        };
         let reason = match a.status {
             200 => "OK",
+            201 => "Created",
             400 => "Bad Request",
             401 => "Unauthorized",
             403 => "Forbidden",
             404 => "Not Found",
+            409 => "Conflict",
             429 => "Too Many Requests",
             503 => "Service Unavailable",
             _ => "Status",
         };
         let mut head = format!(
-            "HTTP/1.1 {} {reason}\r\nContent-Type: application/json;charset=UTF-8\r\nContent-Length: {}\r\n",
+            "HTTP/1.1 {} {reason}\r\nContent-Length: {}\r\n",
             a.status,
             body.len()
         );
+        if !body.is_empty() {
+            head.push_str(&format!("Content-Type: {content_type}\r\n"));
+        }
         for (k, v) in &a.headers {
             head.push_str(&format!("{k}: {v}\r\n"));
         }
@@ -453,6 +507,37 @@ fn api(s: &mut State, r: &Request) -> Answer {
             s.bump("more");
             more(s, version, &locator["query/".len()..])
         }
+        ("POST", "jobs/ingest") => {
+            s.bump("create");
+            create_job(s, &r.body)
+        }
+        (method, rest) if rest.starts_with("jobs/ingest/") => {
+            let rest = &rest["jobs/ingest/".len()..];
+            let (id, tail) = rest.split_once('/').unwrap_or((rest, ""));
+            let id = id.to_string();
+            if !s.jobs.contains_key(&id) {
+                return error(404, "NOT_FOUND", "The requested resource does not exist");
+            }
+            match (method, tail) {
+                ("PUT", "batches") => {
+                    s.bump("upload");
+                    upload(s, &id, r)
+                }
+                ("PATCH", "") => {
+                    s.bump("close");
+                    close(s, &id, &r.body)
+                }
+                ("GET", "") => {
+                    s.bump("poll");
+                    poll(s, &id)
+                }
+                ("GET", "failedResults") => {
+                    s.bump("failedResults");
+                    failed_results(s, &id)
+                }
+                _ => error(404, "NOT_FOUND", "The requested resource does not exist"),
+            }
+        }
         _ => error(404, "NOT_FOUND", "The requested resource does not exist"),
     }
 }
@@ -518,6 +603,248 @@ fn more(s: &mut State, version: &str, locator: &str) -> Answer {
     };
     let locator = locator.to_string();
     page(s, version, &locator, offset)
+}
+
+// ---- Bulk API 2.0 ingest ----
+
+fn job_info(id: &str, j: &Job) -> Value {
+    let mut v = json!({
+        "id": id,
+        "operation": "upsert",
+        "object": j.object,
+        "externalIdFieldName": j.external_id,
+        "state": j.state,
+        "contentType": "CSV",
+        "lineEnding": "LF",
+        "columnDelimiter": "COMMA",
+        "apiVersion": 62.0,
+        "numberRecordsProcessed": j.processed + j.failed.len() as u64,
+        "numberRecordsFailed": j.failed.len(),
+    });
+    if let Some(m) = &j.error_message {
+        v["errorMessage"] = json!(m);
+    }
+    v
+}
+
+fn create_job(s: &mut State, body: &[u8]) -> Answer {
+    let Ok(v) = serde_json::from_slice::<Value>(body) else {
+        return error(400, "JSON_PARSER_ERROR", "Invalid JSON");
+    };
+    let get = |k: &str| v.get(k).and_then(Value::as_str).unwrap_or("").to_string();
+    if get("operation") != "upsert" || get("contentType") != "CSV" {
+        return error(400, "INVALIDJOB", "Only CSV upserts are faked");
+    }
+    if !get("object").eq_ignore_ascii_case(&s.object) {
+        return error(
+            400,
+            "INVALIDENTITY",
+            "Entity is not supported by the Bulk API",
+        );
+    }
+    let Some(external_id) = s.field_name(&get("externalIdFieldName")) else {
+        return error(
+            400,
+            "INVALIDFIELD",
+            &format!("Field name not found : {}", get("externalIdFieldName")),
+        );
+    };
+    let id = format!("750FAKE{:011}", s.next_job);
+    s.next_job += 1;
+    let job = Job {
+        state: "Open".into(),
+        object: s.object.clone(),
+        external_id,
+        csv: None,
+        failed: Vec::new(),
+        header: Vec::new(),
+        processed: 0,
+        polls: 0,
+        error_message: None,
+    };
+    let info = job_info(&id, &job);
+    s.jobs.insert(id, job);
+    answer(200, info)
+}
+
+fn upload(s: &mut State, id: &str, r: &Request) -> Answer {
+    let job = s.jobs.get_mut(id).unwrap();
+    if !r
+        .header("content-type")
+        .is_some_and(|t| t.starts_with("text/csv"))
+    {
+        return error(400, "INVALIDCONTENT", "Content type must be text/csv");
+    }
+    if job.state != "Open" || job.csv.is_some() {
+        return error(409, "INVALIDJOBSTATE", "Job is not open for uploads");
+    }
+    job.csv = Some(r.body.clone());
+    raw(201, "text/plain", Vec::new())
+}
+
+fn close(s: &mut State, id: &str, body: &[u8]) -> Answer {
+    let Ok(v) = serde_json::from_slice::<Value>(body) else {
+        return error(400, "JSON_PARSER_ERROR", "Invalid JSON");
+    };
+    if v.get("state").and_then(Value::as_str) != Some("UploadComplete") {
+        return error(400, "INVALIDJOBSTATE", "Only UploadComplete is faked");
+    }
+    let mut job = s.jobs.get(id).unwrap().clone();
+    if job.state != "Open" {
+        return error(409, "INVALIDJOBSTATE", "Job is not open");
+    }
+    job.state = "UploadComplete".into();
+    process(s, &mut job);
+    let info = job_info(id, &job);
+    s.jobs.insert(id.to_string(), job);
+    answer(200, info)
+}
+
+/// Applies a job's rows as Salesforce would, deciding now what the polls will reveal.
+fn process(s: &mut State, job: &mut Job) {
+    let rows = parse_csv(job.csv.as_deref().unwrap_or_default());
+    let Some((header, rows)) = rows.split_first() else {
+        job.error_message = Some("InvalidBatch : no header".into());
+        return;
+    };
+    job.header = header.clone();
+    let mut names = Vec::new();
+    for h in header {
+        match s.field_name(h) {
+            Some(n) => names.push(n),
+            None => {
+                job.error_message = Some(format!("InvalidBatch : Field name not found : {h}"));
+                return;
+            }
+        }
+    }
+    let Some(key_at) = names.iter().position(|n| *n == job.external_id) else {
+        job.error_message = Some("InvalidBatch : the external id field is not a column".into());
+        return;
+    };
+    let mut seen = std::collections::HashSet::new();
+    let now = now_secs();
+    for row in rows {
+        let key = row.get(key_at).cloned().unwrap_or_default();
+        if !seen.insert(key.to_lowercase()) {
+            job.failed.push((
+                format!(
+                    "DUPLICATE_EXTERNAL_ID:{}:Duplicate external id specified: {key}:--",
+                    job.external_id
+                ),
+                row.clone(),
+            ));
+            continue;
+        }
+        if let Some(i) = names.iter().position(|n| n == "Email")
+            && let Some(email) = row.get(i)
+            && !email.is_empty()
+            && !email.contains('@')
+        {
+            job.failed.push((
+                format!("INVALID_EMAIL_ADDRESS:Email: invalid email address: {email}:--"),
+                row.clone(),
+            ));
+            continue;
+        }
+        let existing = s.records.iter().find_map(|(id, r)| {
+            let have = match job.external_id.as_str() {
+                "Id" => id.clone(),
+                f => r
+                    .fields
+                    .get(f)
+                    .and_then(Value::as_str)
+                    .unwrap_or("")
+                    .to_string(),
+            };
+            have.eq_ignore_ascii_case(&key).then(|| id.clone())
+        });
+        let id = match existing {
+            Some(id) => id,
+            None => s.insert(&[], now),
+        };
+        let record = s.records.get_mut(&id).unwrap();
+        record.modstamp = now;
+        for (name, value) in names.iter().zip(row) {
+            // An empty cell leaves the field as it is (Bulk API nulls only `#N/A`).
+            if name != "Id" && !value.is_empty() {
+                record
+                    .fields
+                    .insert(name.clone(), Value::String(value.clone()));
+            }
+        }
+        job.processed += 1;
+    }
+}
+
+fn poll(s: &mut State, id: &str) -> Answer {
+    let polls_to_complete = s.polls_to_complete;
+    let job = s.jobs.get_mut(id).unwrap();
+    if matches!(job.state.as_str(), "UploadComplete" | "InProgress") {
+        job.polls += 1;
+        job.state = if job.polls < polls_to_complete {
+            "InProgress".into()
+        } else if job.error_message.is_some() {
+            "Failed".into()
+        } else {
+            "JobComplete".into()
+        };
+    }
+    let info = job_info(id, job);
+    answer(200, info)
+}
+
+fn failed_results(s: &mut State, id: &str) -> Answer {
+    let job = &s.jobs[id];
+    if job.state != "JobComplete" {
+        return error(400, "INVALIDJOBSTATE", "Job is not complete");
+    }
+    let mut out = String::new();
+    let quote = |v: &str| format!("\"{}\"", v.replace('"', "\"\""));
+    let mut header = vec![quote("sf__Id"), quote("sf__Error")];
+    header.extend(job.header.iter().map(|h| quote(h)));
+    out.push_str(&header.join(","));
+    out.push('\n');
+    for (e, row) in &job.failed {
+        let mut line = vec![quote(""), quote(e)];
+        line.extend(row.iter().map(|v| quote(v)));
+        out.push_str(&line.join(","));
+        out.push('\n');
+    }
+    raw(200, "text/csv", out.into_bytes())
+}
+
+/// RFC 4180 CSV: quoted fields with doubled quotes, LF or CRLF line ends.
+fn parse_csv(bytes: &[u8]) -> Vec<Vec<String>> {
+    let text = String::from_utf8_lossy(bytes);
+    let mut rows = Vec::new();
+    let mut row = Vec::new();
+    let mut field = String::new();
+    let mut quoted = false;
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        match (quoted, c) {
+            (true, '"') if chars.peek() == Some(&'"') => {
+                field.push('"');
+                chars.next();
+            }
+            (true, '"') => quoted = false,
+            (true, c) => field.push(c),
+            (false, '"') => quoted = true,
+            (false, ',') => row.push(std::mem::take(&mut field)),
+            (false, '\r') => {}
+            (false, '\n') => {
+                row.push(std::mem::take(&mut field));
+                rows.push(std::mem::take(&mut row));
+            }
+            (false, c) => field.push(c),
+        }
+    }
+    if !field.is_empty() || !row.is_empty() {
+        row.push(field);
+        rows.push(row);
+    }
+    rows
 }
 
 // ---- SOQL ----

@@ -177,6 +177,7 @@ impl OAuthRefresh {
             "refreshing the OAuth access token",
             false,
             &|_| Verdict::Default,
+            "application/json",
         )?;
         if !response.ok() {
             // The endpoint's error code (`invalid_grant`) is safe to show; its description

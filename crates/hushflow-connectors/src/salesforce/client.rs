@@ -3,7 +3,7 @@
 //! quote no value (Salesforce's messages can quote what they refuse, so only the status and
 //! the `errorCode` are shown).
 
-use super::config::{SalesforceSourceConfig, version_ok};
+use super::config::{Common, version_ok};
 use crate::http::{
     Body, ClientOptions, HttpClient, OAuthRefresh, RateLimiter, Response, TokenSource, Verdict,
 };
@@ -40,10 +40,27 @@ pub(super) struct QueryPage {
     pub next_records_url: Option<String>,
 }
 
+/// A Bulk API 2.0 job's info (the fields the sink reads).
+#[derive(Debug, Deserialize)]
+pub(super) struct Job {
+    pub id: String,
+    pub state: String,
+    #[serde(default, rename = "numberRecordsFailed")]
+    pub failed: Option<u64>,
+}
+
+fn job_of(response: &Response, what: &str) -> Result<Job, Error> {
+    serde_json::from_slice(&response.body).map_err(|_| {
+        Error::Config(format!(
+            "Salesforce: {what}: the answer is not the job info expected"
+        ))
+    })
+}
+
 impl Salesforce {
     /// A client for the org the config's credentials open; connects to nothing yet.
     pub(super) fn connect(
-        config: &SalesforceSourceConfig,
+        config: &Common,
         connections: &crate::Connections,
     ) -> Result<Salesforce, Error> {
         let secret = |reference: &str| -> Result<hushflow_secrets::SecretValue, Error> {
@@ -156,6 +173,91 @@ impl Salesforce {
             ));
         }
         self.page(next, "reading the next page of records")
+    }
+
+    /// Creates a Bulk API 2.0 ingest job upserting `object` on `external_id`: its id.
+    pub(super) fn create_ingest_job(
+        &self,
+        object: &str,
+        external_id: &str,
+    ) -> Result<String, Error> {
+        let what = "creating a Bulk API ingest job";
+        let body = serde_json::to_vec(&serde_json::json!({
+            "object": object,
+            "externalIdFieldName": external_id,
+            "contentType": "CSV",
+            "operation": "upsert",
+            "lineEnding": "LF",
+        }))
+        .map_err(|_| Error::Config(format!("Salesforce: {what}: could not encode it")))?;
+        let path = format!("/services/data/v{}/jobs/ingest", self.version);
+        let response = self.call("POST", &path, Body::Json(&body), what)?;
+        job_of(&response, what).map(|job| job.id)
+    }
+
+    /// Uploads a job's CSV (one upload a job).
+    pub(super) fn upload(&self, job: &str, csv: &[u8]) -> Result<(), Error> {
+        let path = format!("{}/batches", self.job_path(job)?);
+        self.call(
+            "PUT",
+            &path,
+            Body::Csv(csv),
+            "uploading a Bulk API job's records",
+        )?;
+        Ok(())
+    }
+
+    /// Marks the upload complete: Salesforce starts processing the job.
+    pub(super) fn close(&self, job: &str) -> Result<(), Error> {
+        let path = self.job_path(job)?;
+        self.call(
+            "PATCH",
+            &path,
+            Body::Json(br#"{"state":"UploadComplete"}"#),
+            "closing a Bulk API job",
+        )?;
+        Ok(())
+    }
+
+    /// A job's state.
+    pub(super) fn job(&self, job: &str) -> Result<Job, Error> {
+        let what = "reading a Bulk API job's state";
+        let response = self.call("GET", &self.job_path(job)?, Body::None, what)?;
+        job_of(&response, what)
+    }
+
+    /// A job's failed rows: CSV with `sf__Id`, `sf__Error` and the columns sent.
+    pub(super) fn failed_results(&self, job: &str) -> Result<Response, Error> {
+        let path = format!("{}/failedResults", self.job_path(job)?);
+        self.call_csv("GET", &path, "reading a Bulk API job's failed rows")
+    }
+
+    fn job_path(&self, job: &str) -> Result<String, Error> {
+        if !super::soql::is_record_id(job) {
+            return Err(Error::Config(
+                "Salesforce: the Bulk API answered with a job id that is not a Salesforce id"
+                    .into(),
+            ));
+        }
+        Ok(format!(
+            "/services/data/v{}/jobs/ingest/{job}",
+            self.version
+        ))
+    }
+
+    fn call_csv(&self, method: &str, path: &str, what: &str) -> Result<Response, Error> {
+        if self.spent.load(Ordering::Relaxed) {
+            return Err(Error::Config(self.limit_message()));
+        }
+        let url = format!("{}{path}", self.base()?);
+        let response = self
+            .http
+            .send_to_for_csv(method, &url, Body::None, what, &|r| self.classify(r))?;
+        if response.ok() {
+            Ok(response)
+        } else {
+            Err(refused(&response, what))
+        }
     }
 
     fn page(&self, path: &str, what: &str) -> Result<QueryPage, Error> {

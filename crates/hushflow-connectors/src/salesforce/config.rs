@@ -61,6 +61,108 @@ pub struct SalesforceSourceConfig {
     pub ca_file: Option<PathBuf>,
 }
 
+/// Writes records to one Salesforce sObject with Bulk API 2.0 ingest jobs, upserting on
+/// `external_id_field`. The auth and connection keys are the source's.
+#[derive(Debug, Clone, PartialEq, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SalesforceSinkConfig {
+    /// The sObject to write (`Contact`, `Lead`, a custom `Thing__c`). Default `Contact`.
+    #[serde(default = "default_object")]
+    pub object: String,
+    /// The field records are matched on (an external id field, or `Id`); its value is the
+    /// record key's. Default: the pipeline's key.
+    #[serde(default)]
+    pub external_id_field: Option<String>,
+    /// The fields to write; default every field the policy outputs.
+    #[serde(default)]
+    pub fields: Option<Vec<String>>,
+    /// A secret reference holding the connected app's OAuth refresh token.
+    #[serde(default)]
+    pub refresh_token: Option<String>,
+    /// The connected app's consumer key (not secret).
+    #[serde(default)]
+    pub client_id: Option<String>,
+    /// A secret reference holding the connected app's consumer secret.
+    #[serde(default)]
+    pub client_secret: Option<String>,
+    /// Where tokens come from (see the source's key).
+    #[serde(default = "default_login")]
+    pub login_url: String,
+    /// The org's API host; default: the token endpoint's `instance_url`.
+    #[serde(default)]
+    pub instance_url: Option<String>,
+    /// The REST API version (`62.0`).
+    #[serde(default = "default_version")]
+    pub api_version: String,
+    /// API requests of the org's daily allowance to leave for others. Default 1000.
+    #[serde(default = "default_reserve")]
+    pub api_reserve: u64,
+    /// Requests a second at most (client side). Default 10.
+    #[serde(default = "default_rate")]
+    pub requests_per_second: f64,
+    /// Seconds a request may take. Default 120.
+    #[serde(default = "default_timeout")]
+    pub timeout_secs: u64,
+    /// Milliseconds between looks at a job's state. Default 2000.
+    #[serde(default = "default_poll")]
+    pub poll_interval_ms: u64,
+    /// Seconds a job may take before the run gives up on it. Default 3600.
+    #[serde(default = "default_job_timeout")]
+    pub job_timeout_secs: u64,
+    /// A PEM file of root certificates to trust instead of the built-in ones (a TLS proxy);
+    /// relative to the pipeline file.
+    #[serde(default)]
+    pub ca_file: Option<PathBuf>,
+}
+
+/// The keys both ends share (the tables repeat them: serde's `flatten` and
+/// `deny_unknown_fields` do not mix).
+#[derive(Debug, Clone, PartialEq)]
+pub(super) struct Common {
+    pub object: String,
+    pub refresh_token: Option<String>,
+    pub client_id: Option<String>,
+    pub client_secret: Option<String>,
+    pub login_url: String,
+    pub instance_url: Option<String>,
+    pub api_version: String,
+    pub api_reserve: u64,
+    pub requests_per_second: f64,
+    pub timeout_secs: u64,
+    pub ca_file: Option<PathBuf>,
+}
+
+macro_rules! common_of {
+    ($t:ty) => {
+        impl $t {
+            /// The keys both ends share.
+            pub(super) fn common(&self) -> Common {
+                Common {
+                    object: self.object.clone(),
+                    refresh_token: self.refresh_token.clone(),
+                    client_id: self.client_id.clone(),
+                    client_secret: self.client_secret.clone(),
+                    login_url: self.login_url.clone(),
+                    instance_url: self.instance_url.clone(),
+                    api_version: self.api_version.clone(),
+                    api_reserve: self.api_reserve,
+                    requests_per_second: self.requests_per_second,
+                    timeout_secs: self.timeout_secs,
+                    ca_file: self.ca_file.clone(),
+                }
+            }
+        }
+    };
+}
+common_of!(SalesforceSourceConfig);
+common_of!(SalesforceSinkConfig);
+
+fn default_poll() -> u64 {
+    2000
+}
+fn default_job_timeout() -> u64 {
+    3600
+}
 fn default_object() -> String {
     "Contact".into()
 }
@@ -83,13 +185,84 @@ fn default_timeout() -> u64 {
     120
 }
 
-impl SalesforceSourceConfig {
+impl Common {
     /// The token endpoint.
     pub(super) fn token_url(&self) -> String {
         format!(
             "{}/services/oauth2/token",
             self.login_url.trim().trim_end_matches('/')
         )
+    }
+}
+
+impl Common {
+    pub(super) fn problems(&self) -> Vec<ConfigProblem> {
+        let mut out = Vec::new();
+        if self.refresh_token.is_none() {
+            out.push(ConfigProblem {
+                key: "refresh_token",
+                message: "is missing: give the connected app's refresh token by secret \
+                          reference, with `client_id` and `client_secret`"
+                    .into(),
+            });
+        }
+        if self
+            .client_id
+            .as_deref()
+            .is_none_or(|c| c.trim().is_empty())
+        {
+            out.push(ConfigProblem {
+                key: "client_id",
+                message: "is needed: the connected app's consumer key".into(),
+            });
+        }
+        if self.client_secret.is_none() {
+            out.push(ConfigProblem {
+                key: "client_secret",
+                message: "is needed: the connected app's consumer secret, by secret reference"
+                    .into(),
+            });
+        }
+        if !super::soql::is_identifier(&self.object) {
+            out.push(ConfigProblem {
+                key: "object",
+                message: "must be an sObject's API name (letters, digits and underscores, \
+                          starting with a letter), such as `Contact`"
+                    .into(),
+            });
+        }
+        if !version_ok(&self.api_version) {
+            out.push(ConfigProblem {
+                key: "api_version",
+                message: "must be a version number such as `62.0`".into(),
+            });
+        }
+        for (key, url) in [
+            ("login_url", Some(self.login_url.as_str())),
+            ("instance_url", self.instance_url.as_deref()),
+        ] {
+            if let Some(url) = url
+                && let Err(e) = crate::http::check_url(key, url)
+            {
+                out.push(ConfigProblem {
+                    key,
+                    message: e.trim_start_matches(key).trim_start().to_string(),
+                });
+            }
+        }
+        if !(self.requests_per_second.is_finite() && self.requests_per_second > 0.0) {
+            out.push(ConfigProblem {
+                key: "requests_per_second",
+                message: "must be a number above 0".into(),
+            });
+        }
+        if self.timeout_secs == 0 {
+            out.push(ConfigProblem {
+                key: "timeout_secs",
+                message: "must be at least 1".into(),
+            });
+        }
+        out
     }
 }
 
@@ -171,86 +344,11 @@ impl crate::SourceConfig for SalesforceSourceConfig {
     }
 
     fn problems(&self) -> Vec<ConfigProblem> {
-        let mut out = Vec::new();
-        if self.refresh_token.is_none() {
-            out.push(ConfigProblem {
-                key: "refresh_token",
-                message: "is missing: give the connected app's refresh token by secret \
-                          reference, with `client_id` and `client_secret`"
-                    .into(),
-            });
-        }
-        if self
-            .client_id
-            .as_deref()
-            .is_none_or(|c| c.trim().is_empty())
-        {
-            out.push(ConfigProblem {
-                key: "client_id",
-                message: "is needed: the connected app's consumer key".into(),
-            });
-        }
-        if self.client_secret.is_none() {
-            out.push(ConfigProblem {
-                key: "client_secret",
-                message: "is needed: the connected app's consumer secret, by secret reference"
-                    .into(),
-            });
-        }
-        if !super::soql::is_identifier(&self.object) {
-            out.push(ConfigProblem {
-                key: "object",
-                message: "must be an sObject's API name (letters, digits and underscores, \
-                          starting with a letter), such as `Contact`"
-                    .into(),
-            });
-        }
-        if !version_ok(&self.api_version) {
-            out.push(ConfigProblem {
-                key: "api_version",
-                message: "must be a version number such as `62.0`".into(),
-            });
-        }
-        for (key, url) in [
-            ("login_url", Some(self.login_url.as_str())),
-            ("instance_url", self.instance_url.as_deref()),
-        ] {
-            if let Some(url) = url
-                && let Err(e) = crate::http::check_url(key, url)
-            {
-                out.push(ConfigProblem {
-                    key,
-                    message: e.trim_start_matches(key).trim_start().to_string(),
-                });
-            }
-        }
-        if !(self.requests_per_second.is_finite() && self.requests_per_second > 0.0) {
-            out.push(ConfigProblem {
-                key: "requests_per_second",
-                message: "must be a number above 0".into(),
-            });
-        }
-        if self.timeout_secs == 0 {
-            out.push(ConfigProblem {
-                key: "timeout_secs",
-                message: "must be at least 1".into(),
-            });
-        }
-        out
+        self.common().problems()
     }
 
     fn connection(&self) -> Option<Box<dyn crate::Connection + '_>> {
-        let reference = self.refresh_token.as_deref()?;
-        let more = self
-            .client_secret
-            .as_deref()
-            .map(|s| vec![("client_secret", s)])
-            .unwrap_or_default();
-        Some(Box::new(SalesforceConnection {
-            reference,
-            more,
-            login_url: &self.login_url,
-        }))
+        connection(&self.refresh_token, &self.client_secret, &self.login_url)
     }
 
     fn incremental(&self) -> bool {
@@ -261,9 +359,97 @@ impl crate::SourceConfig for SalesforceSourceConfig {
         &self,
         ctx: &crate::SourceContext<'_>,
     ) -> Result<Box<dyn hushflow_core::Source>, hushflow_core::Error> {
-        let api = super::client::Salesforce::connect(self, ctx.connections)?;
+        let api = super::client::Salesforce::connect(&self.common(), ctx.connections)?;
         Ok(Box::new(super::SalesforceSource::open(
             api, self, ctx.fields, ctx.after,
         )?))
+    }
+}
+
+fn connection<'a>(
+    refresh_token: &'a Option<String>,
+    client_secret: &'a Option<String>,
+    login_url: &'a str,
+) -> Option<Box<dyn crate::Connection + 'a>> {
+    let reference = refresh_token.as_deref()?;
+    let more = client_secret
+        .as_deref()
+        .map(|s| vec![("client_secret", s)])
+        .unwrap_or_default();
+    Some(Box::new(SalesforceConnection {
+        reference,
+        more,
+        login_url,
+    }))
+}
+
+impl crate::SinkConfig for SalesforceSinkConfig {
+    fn kind(&self) -> &'static str {
+        "salesforce"
+    }
+
+    fn location(&self) -> &Path {
+        Path::new("Salesforce")
+    }
+
+    fn file(&self) -> Option<&Path> {
+        None
+    }
+
+    /// A replay writes to the same org: upserts are idempotent.
+    fn relocate(&mut self, _to: &Path) {}
+
+    fn resolve_paths(&mut self, base: &Path) {
+        if let Some(p) = &mut self.ca_file {
+            *p = base.join(&*p);
+        }
+    }
+
+    fn fields(&self) -> Option<&[String]> {
+        self.fields.as_deref()
+    }
+
+    fn problems(&self) -> Vec<ConfigProblem> {
+        let mut out = self.common().problems();
+        if self
+            .external_id_field
+            .as_deref()
+            .is_some_and(|f| !super::soql::is_identifier(f))
+        {
+            out.push(ConfigProblem {
+                key: "external_id_field",
+                message: "must be a field's API name, such as `Email__c` or `Id`".into(),
+            });
+        }
+        if self.poll_interval_ms == 0 {
+            out.push(ConfigProblem {
+                key: "poll_interval_ms",
+                message: "must be at least 1".into(),
+            });
+        }
+        out
+    }
+
+    fn connection(&self) -> Option<Box<dyn crate::Connection + '_>> {
+        connection(&self.refresh_token, &self.client_secret, &self.login_url)
+    }
+
+    fn keeps_rows(&self) -> bool {
+        true
+    }
+
+    fn describe(&self, key: &str) -> Option<String> {
+        Some(format!(
+            "(Bulk API 2.0 upsert on `{}`)",
+            self.external_id_field.as_deref().unwrap_or(key)
+        ))
+    }
+
+    fn open(
+        &self,
+        ctx: &crate::SinkContext<'_>,
+    ) -> Result<Box<dyn hushflow_core::Sink>, hushflow_core::Error> {
+        let api = super::client::Salesforce::connect(&self.common(), ctx.connections)?;
+        Ok(Box::new(super::SalesforceSink::new(api, self, ctx.key)))
     }
 }

@@ -6,6 +6,9 @@
 //!   the fields the policy reads, each checked to be an identifier; with `incremental = true`
 //!   it reads the window `SystemModstamp > position AND SystemModstamp <= run start`, ordered by
 //!   `SystemModstamp, Id`, so a stopped run resumes after the last record it handed out.
+//! - The sink upserts with Bulk API 2.0 ingest jobs (one a batch: create, upload the CSV, close,
+//!   poll until `JobComplete`); rows in the job's `failedResults` are handed back as rejections
+//!   with `sf__Error`'s status code only.
 //! - Auth: the OAuth 2.0 refresh-token grant against `login_url` with the connected app's
 //!   client id and secret (all secrets by reference); the token endpoint's `instance_url` is
 //!   the host requests go to.
@@ -19,10 +22,12 @@
 
 mod client;
 mod config;
+mod sink;
 mod soql;
 mod source;
 #[cfg(test)]
 mod tests;
 
-pub use config::SalesforceSourceConfig;
+pub use config::{SalesforceSinkConfig, SalesforceSourceConfig};
+pub use sink::SalesforceSink;
 pub use source::SalesforceSource;

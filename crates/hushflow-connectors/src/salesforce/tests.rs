@@ -7,8 +7,8 @@
 
 use super::*;
 use crate::testing::drain;
-use crate::{Connections, SourceConfig, SourceContext};
-use hushflow_core::{Position, Source};
+use crate::{Connections, SinkConfig, SinkContext, SourceConfig, SourceContext};
+use hushflow_core::{Batch, Cell, Position, RejectReason, Schema, Source};
 use hushflow_secrets::SecretValue;
 use hushflow_test_support::prism::workspace_root;
 use hushflow_test_support::salesforce::{FakeSalesforce, Fault, now_secs};
@@ -16,6 +16,7 @@ use hushflow_test_support::service::Service;
 use serde_json::json;
 use std::collections::HashSet;
 use std::path::Path;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// Secrets that must never appear in any output: messages, Debug, Prism's log.
@@ -102,6 +103,51 @@ impl Harness {
         }
         serde_json::from_value(v).unwrap()
     }
+}
+
+impl Harness {
+    fn sink_config(&self, extra: serde_json::Value) -> SalesforceSinkConfig {
+        let mut v = json!({
+            "refresh_token": "env:SF_REFRESH",
+            "client_id": CLIENT_ID,
+            "client_secret": "env:SF_SECRET",
+            "login_url": self.base(),
+            "requests_per_second": 1000.0,
+            "api_reserve": 0,
+            "poll_interval_ms": 20,
+        });
+        for (k, x) in extra.as_object().cloned().unwrap_or_default() {
+            v[k] = x;
+        }
+        serde_json::from_value(v).unwrap()
+    }
+
+    fn open_sink(&self, config: &SalesforceSinkConfig) -> Box<dyn hushflow_core::Sink> {
+        let connections = self.connections();
+        config
+            .open(&SinkContext {
+                base: Path::new(""),
+                key: "Email",
+                column_types: Default::default(),
+                connections: &connections,
+            })
+            .unwrap()
+    }
+}
+
+fn contacts_batch(rows: &[(Option<&str>, Option<&str>)]) -> Batch {
+    let schema = Arc::new(Schema::new(names(&["Email", "FirstName"])));
+    let mut b = Batch::new(schema);
+    for (i, (email, first)) in rows.iter().enumerate() {
+        b.push_row(
+            i as u64 + 1,
+            [
+                email.map_or(Cell::NULL, Cell::text),
+                first.map_or(Cell::NULL, Cell::text),
+            ],
+        );
+    }
+    b
 }
 
 fn names(list: &[&str]) -> Vec<String> {
@@ -429,7 +475,7 @@ fn an_expired_session_is_refreshed_and_tokens_are_masked() {
 
     // A session that expires mid-run (timeout, revoked): the client's next request is refused
     // once with a 401, a new token is fetched, and the same request is answered.
-    let api = super::client::Salesforce::connect(&config, &connections).unwrap();
+    let api = super::client::Salesforce::connect(&config.common(), &connections).unwrap();
     assert_eq!(
         api.query("SELECT Id FROM Contact").unwrap().records.len(),
         30
@@ -528,5 +574,130 @@ fn unknown_fields_and_bad_names_are_named_without_salesforces_message() {
         "unknown keys are refused"
     );
     assert!(!format!("{config:?}").contains(REFRESH));
+    h.check_log();
+}
+
+#[test]
+fn the_sink_upserts_through_a_bulk_job_and_quarantines_failed_rows_by_status_code_only() {
+    let h = Harness::start("salesforce_sink");
+    let existing = seed(&h.fake, 1, 1_700_000_000).remove(0);
+    let config = h.sink_config(json!({}));
+    assert!(SinkConfig::problems(&config).is_empty());
+    let mut sink = h.open_sink(&config);
+    assert!(sink.rejects_records());
+    let emails: Vec<String> = (0..250)
+        .map(|i| match i {
+            17 | 120 | 249 => format!("not-an-email-{i}"),
+            // The seeded contact, written in another case: matched, not created again.
+            0 => "PERSON0@example.com".to_string(),
+            _ => format!("new{i}@example.com"),
+        })
+        .collect();
+    let mut rows: Vec<(Option<&str>, Option<&str>)> = emails
+        .iter()
+        .map(|e| (Some(e.as_str()), Some("Ada")))
+        .collect();
+    rows[60] = (None, Some("Nobody"));
+    rows[61].1 = None;
+    let batch = contacts_batch(&rows);
+    sink.open(batch.schema()).unwrap();
+    sink.write_batch(&batch).unwrap();
+    let refused = sink.take_rejections();
+    let refused_rows: Vec<usize> = refused.iter().map(|r| r.row).collect();
+    assert_eq!(refused_rows, vec![17, 60, 120, 249]);
+    for r in &refused {
+        let text = r.reason.to_string();
+        assert!(!text.contains("not-an-email"), "{text}");
+        assert!(!text.contains("invalid email address"), "{text}");
+        assert!(matches!(r.reason, RejectReason::Refused { .. }), "{text}");
+    }
+    assert!(
+        refused[0]
+            .reason
+            .to_string()
+            .contains("INVALID_EMAIL_ADDRESS"),
+        "{}",
+        refused[0].reason
+    );
+    {
+        let s = h.fake.state();
+        // 245 new, the seeded one updated.
+        assert_eq!(s.records.len(), 246);
+        assert_eq!(s.records[&existing].fields["FirstName"], "Ada");
+        assert_eq!(s.count("create"), 1, "one job for the batch");
+        assert_eq!(s.count("upload"), 1);
+        assert_eq!(s.count("close"), 1);
+        assert!(s.count("poll") >= 2, "polled until JobComplete");
+        assert_eq!(s.count("failedResults"), 1);
+        let job = s.jobs.values().next().unwrap();
+        assert_eq!(job.state, "JobComplete");
+        assert_eq!(job.external_id, "Email");
+        let new61 = s
+            .records
+            .values()
+            .find(|r| r.fields.get("Email").and_then(|v| v.as_str()) == Some("new61@example.com"))
+            .unwrap();
+        assert!(
+            !new61.fields.contains_key("FirstName"),
+            "a null is sent empty: not set"
+        );
+    }
+
+    // A key twice in one batch: the later row goes in a job of its own, after the first, and
+    // wins; nothing is refused as a duplicate.
+    let rows = vec![
+        (Some("new5@example.com"), Some("Grace")),
+        (Some("new6@example.com"), Some("Grace")),
+        (Some("NEW5@example.com"), Some("Lin")),
+    ];
+    let batch = contacts_batch(&rows);
+    sink.write_batch(&batch).unwrap();
+    assert!(sink.take_rejections().is_empty());
+    sink.finish().unwrap();
+    let s = h.fake.state();
+    assert_eq!(s.count("create"), 3);
+    assert_eq!(s.records.len(), 246);
+    let name_of = |email: &str| {
+        s.records
+            .values()
+            .find(|r| {
+                r.fields
+                    .get("Email")
+                    .and_then(|v| v.as_str())
+                    .is_some_and(|e| e.eq_ignore_ascii_case(email))
+            })
+            .map(|r| r.fields["FirstName"].clone())
+    };
+    assert_eq!(name_of("new5@example.com"), Some(json!("Lin")));
+    assert_eq!(name_of("new6@example.com"), Some(json!("Grace")));
+    drop(s);
+    h.check_log();
+}
+
+#[test]
+fn a_failed_bulk_job_stops_the_run_without_quoting_anything() {
+    let h = Harness::start("salesforce_sink_failed");
+    let config = h.sink_config(json!({}));
+    let mut sink = h.open_sink(&config);
+    // `Nickname` is not a field of the object: Salesforce fails the whole job.
+    let schema = Arc::new(Schema::new(names(&["Email", "Nickname"])));
+    let mut batch = Batch::new(schema);
+    batch.push_row(
+        1,
+        [Cell::text("ada@example.com"), Cell::text("canary-nick-7d")],
+    );
+    sink.open(batch.schema()).unwrap();
+    let e = sink.write_batch(&batch).unwrap_err().to_string();
+    assert!(e.contains("ended Failed"), "{e}");
+    assert!(e.contains("external_id_field"), "{e}");
+    assert!(!e.contains("canary-nick") && !e.contains("ada@"), "{e}");
+    assert_eq!(h.fake.state().records.len(), 0);
+
+    // A field name that is not an API name never reaches a job.
+    let schema = Arc::new(Schema::new(names(&["Email", "First Name"])));
+    let mut sink = h.open_sink(&config);
+    let e = sink.open(&schema).unwrap_err().to_string();
+    assert!(e.contains("field number 2"), "{e}");
+    assert_eq!(h.fake.state().count("create"), 1);
     h.check_log();
 }
