@@ -72,6 +72,18 @@ pub struct Job {
     pub error_message: Option<String>,
 }
 
+/// A Bulk API 2.0 query job: its results are decided when it is created.
+#[derive(Debug, Clone)]
+pub struct QueryJob {
+    /// `UploadComplete`, `InProgress`, `JobComplete`.
+    pub state: String,
+    /// The SOQL.
+    pub query: String,
+    names: Vec<String>,
+    records: Vec<Value>,
+    polls: u32,
+}
+
 /// A query's results being paged through.
 #[derive(Debug)]
 struct Cursor {
@@ -113,6 +125,8 @@ pub struct State {
     /// Bulk API ingest jobs by id.
     pub jobs: BTreeMap<String, Job>,
     next_job: u64,
+    /// Bulk API query jobs by id.
+    pub query_jobs: BTreeMap<String, QueryJob>,
     /// Looks at a job's state after `UploadComplete` before it is `JobComplete`.
     pub polls_to_complete: u32,
     /// The `Host` header of each API request (not the token endpoint's), in order.
@@ -207,6 +221,7 @@ impl FakeSalesforce {
             queries: Vec::new(),
             api_hosts: Vec::new(),
             jobs: BTreeMap::new(),
+            query_jobs: BTreeMap::new(),
             next_job: 1,
             polls_to_complete: 2,
         }));
@@ -506,6 +521,29 @@ fn api(s: &mut State, r: &Request) -> Answer {
         ("GET", locator) if locator.starts_with("query/") => {
             s.bump("more");
             more(s, version, &locator["query/".len()..])
+        }
+        ("POST", "jobs/query") => {
+            s.bump("create_query");
+            create_query_job(s, version, &r.body)
+        }
+        ("GET", rest) if rest.starts_with("jobs/query/") => {
+            let rest = &rest["jobs/query/".len()..];
+            let (id, tail) = rest.split_once('/').unwrap_or((rest, ""));
+            let id = id.to_string();
+            if !s.query_jobs.contains_key(&id) {
+                return error(404, "NOT_FOUND", "The requested resource does not exist");
+            }
+            match tail {
+                "" => {
+                    s.bump("poll_query");
+                    poll_query(s, &id)
+                }
+                "results" => {
+                    s.bump("results");
+                    results(s, &id, &r.query)
+                }
+                _ => error(404, "NOT_FOUND", "The requested resource does not exist"),
+            }
         }
         ("POST", "jobs/ingest") => {
             s.bump("create");
@@ -847,6 +885,118 @@ fn parse_csv(bytes: &[u8]) -> Vec<Vec<String>> {
     rows
 }
 
+// ---- Bulk API 2.0 query ----
+
+fn query_job_info(id: &str, j: &QueryJob) -> Value {
+    json!({
+        "id": id,
+        "operation": "query",
+        "object": "Contact",
+        "state": j.state,
+        "contentType": "CSV",
+        "lineEnding": "LF",
+        "columnDelimiter": "COMMA",
+        "apiVersion": 62.0,
+    })
+}
+
+fn create_query_job(s: &mut State, version: &str, body: &[u8]) -> Answer {
+    let Ok(v) = serde_json::from_slice::<Value>(body) else {
+        return error(400, "JSON_PARSER_ERROR", "Invalid JSON");
+    };
+    if v.get("operation").and_then(Value::as_str) != Some("query") {
+        return error(400, "INVALIDJOB", "Only query is faked");
+    }
+    let q = v
+        .get("query")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_string();
+    s.queries.push(q.clone());
+    let (names, records) = match run_soql(s, version, &q) {
+        Ok(x) => x,
+        Err(a) => return a,
+    };
+    let id = format!("750FAKEQ{:010}", s.next_job);
+    s.next_job += 1;
+    let job = QueryJob {
+        state: "UploadComplete".into(),
+        query: q,
+        names,
+        records,
+        polls: 0,
+    };
+    let info = query_job_info(&id, &job);
+    s.query_jobs.insert(id, job);
+    answer(200, info)
+}
+
+fn poll_query(s: &mut State, id: &str) -> Answer {
+    let polls_to_complete = s.polls_to_complete;
+    let job = s.query_jobs.get_mut(id).unwrap();
+    if job.state != "JobComplete" {
+        job.polls += 1;
+        job.state = if job.polls < polls_to_complete {
+            "InProgress".into()
+        } else {
+            "JobComplete".into()
+        };
+    }
+    let info = query_job_info(id, job);
+    answer(200, info)
+}
+
+/// A page of a query job's results as CSV, `batch_size` rows, with `Sforce-Locator` naming
+/// the next (the text `null` after the last).
+fn results(s: &mut State, id: &str, query: &str) -> Answer {
+    let size = s.batch_size;
+    let job = &s.query_jobs[id];
+    if job.state != "JobComplete" {
+        return error(400, "INVALIDJOBSTATE", "Job is not complete");
+    }
+    let params = params(query);
+    let offset: usize = match params.iter().find(|(k, _)| k == "locator") {
+        None => 0,
+        Some((_, l)) => match l.strip_prefix("LOC").and_then(|n| n.parse().ok()) {
+            Some(n) => n,
+            None => return error(400, "INVALIDLOCATOR", "Invalid locator"),
+        },
+    };
+    let end = (offset + size).min(job.records.len());
+    let quote = |v: &str| format!("\"{}\"", v.replace('"', "\"\""));
+    let mut out = job
+        .names
+        .iter()
+        .map(|n| quote(n))
+        .collect::<Vec<_>>()
+        .join(",");
+    out.push('\n');
+    for r in &job.records[offset.min(end)..end] {
+        let line: Vec<String> = job
+            .names
+            .iter()
+            .map(|n| match r.get(n) {
+                Some(Value::String(v)) => quote(v),
+                _ => String::new(),
+            })
+            .collect();
+        out.push_str(&line.join(","));
+        out.push('\n');
+    }
+    let mut a = raw(200, "text/csv", out.into_bytes());
+    let next = if end < job.records.len() {
+        format!("LOC{end}")
+    } else {
+        "null".into()
+    };
+    a.headers.push(("Sforce-Locator".into(), next));
+    a.headers.push((
+        "Sforce-NumberOfRecords".into(),
+        (end - offset.min(end)).to_string(),
+    ));
+    a
+}
+
 // ---- SOQL ----
 
 #[derive(Debug, Clone, PartialEq)]
@@ -1113,27 +1263,39 @@ fn eval(s: &State, id: &str, r: &Record, e: &Expr) -> Result<bool, (String, Stri
 }
 
 fn query(s: &mut State, version: &str, q: &str) -> Answer {
+    let records = match run_soql(s, version, q) {
+        Ok((_, records)) => records,
+        Err(a) => return a,
+    };
+    let locator = format!("01gFAKE{:011}", s.next_cursor);
+    s.next_cursor += 1;
+    s.cursors.insert(locator.clone(), Cursor { records });
+    page(s, version, &locator, 0)
+}
+
+/// Runs a query: the fields selected (as the object spells them) and the records, as JSON.
+fn run_soql(s: &State, version: &str, q: &str) -> Result<(Vec<String>, Vec<Value>), Answer> {
     let select = match parse(q) {
         Ok(x) => x,
-        Err(e) => return error(400, "MALFORMED_QUERY", &e),
+        Err(e) => return Err(error(400, "MALFORMED_QUERY", &e)),
     };
     if !select.object.eq_ignore_ascii_case(&s.object) {
-        return error(
+        return Err(error(
             400,
             "INVALID_TYPE",
             &format!("sObject type '{}' is not supported.", select.object),
-        );
+        ));
     }
     let mut names = Vec::new();
     for f in select.fields.iter().chain(&select.order) {
         match s.field_name(f) {
             Some(n) => names.push(n),
             None => {
-                return error(
+                return Err(error(
                     400,
                     "INVALID_FIELD",
                     &format!("No such column '{f}' on entity '{}'", s.object),
-                );
+                ));
             }
         }
     }
@@ -1144,7 +1306,7 @@ fn query(s: &mut State, version: &str, q: &str) -> Answer {
             None => true,
             Some(e) => match eval(s, id, r, e) {
                 Ok(k) => k,
-                Err((code, message)) => return error(400, &code, &message),
+                Err((code, message)) => return Err(error(400, &code, &message)),
             },
         };
         if keep {
@@ -1187,10 +1349,7 @@ fn query(s: &mut State, version: &str, q: &str) -> Answer {
             Value::Object(m)
         })
         .collect();
-    let locator = format!("01gFAKE{:011}", s.next_cursor);
-    s.next_cursor += 1;
-    s.cursors.insert(locator.clone(), Cursor { records });
-    page(s, version, &locator, 0)
+    Ok((names, records))
 }
 
 /// A dateTime as Salesforce writes it in answers: `2024-05-01T09:30:00.000+0000`.

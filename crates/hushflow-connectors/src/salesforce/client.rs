@@ -195,6 +195,64 @@ impl Salesforce {
         job_of(&response, what).map(|job| job.id)
     }
 
+    /// Creates a Bulk API 2.0 query job for `soql`: its id.
+    pub(super) fn create_query_job(&self, soql: &str) -> Result<String, Error> {
+        let what = "creating a Bulk API query job";
+        let body = serde_json::to_vec(&serde_json::json!({
+            "operation": "query",
+            "query": soql,
+            "contentType": "CSV",
+            "lineEnding": "LF",
+        }))
+        .map_err(|_| Error::Config(format!("Salesforce: {what}: could not encode it")))?;
+        let path = format!("/services/data/v{}/jobs/query", self.version);
+        let response = self.call("POST", &path, Body::Json(&body), what)?;
+        job_of(&response, what).map(|job| job.id)
+    }
+
+    /// A query job's state.
+    pub(super) fn query_job(&self, job: &str) -> Result<Job, Error> {
+        let what = "reading a Bulk API query job's state";
+        let path = self.job_path_of("query", job)?;
+        let response = self.call("GET", &path, Body::None, what)?;
+        job_of(&response, what)
+    }
+
+    /// A page of a query job's CSV results, and the locator of the next page (`None` after
+    /// the last).
+    pub(super) fn query_results(
+        &self,
+        job: &str,
+        locator: Option<&str>,
+    ) -> Result<(Response, Option<String>), Error> {
+        let what = "reading a Bulk API query job's results";
+        let mut path = format!("{}/results", self.job_path_of("query", job)?);
+        if let Some(l) = locator {
+            path.push_str("?locator=");
+            path.extend(percent_encoding::utf8_percent_encode(
+                l,
+                percent_encoding::NON_ALPHANUMERIC,
+            ));
+        }
+        let response = self.call_csv("GET", &path, what)?;
+        let next = match response.header("sforce-locator").map(str::trim) {
+            None | Some("") | Some("null") => None,
+            Some(l)
+                if l.len() <= 200
+                    && l.bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b"+/=_-".contains(&b)) =>
+            {
+                Some(l.to_string())
+            }
+            Some(_) => {
+                return Err(Error::Config(format!(
+                    "Salesforce: {what}: the Sforce-Locator header is not a locator"
+                )));
+            }
+        };
+        Ok((response, next))
+    }
+
     /// Uploads a job's CSV (one upload a job).
     pub(super) fn upload(&self, job: &str, csv: &[u8]) -> Result<(), Error> {
         let path = format!("{}/batches", self.job_path(job)?);
@@ -233,6 +291,10 @@ impl Salesforce {
     }
 
     fn job_path(&self, job: &str) -> Result<String, Error> {
+        self.job_path_of("ingest", job)
+    }
+
+    fn job_path_of(&self, kind: &str, job: &str) -> Result<String, Error> {
         if !super::soql::is_record_id(job) {
             return Err(Error::Config(
                 "Salesforce: the Bulk API answered with a job id that is not a Salesforce id"
@@ -240,7 +302,7 @@ impl Salesforce {
             ));
         }
         Ok(format!(
-            "/services/data/v{}/jobs/ingest/{job}",
+            "/services/data/v{}/jobs/{kind}/{job}",
             self.version
         ))
     }

@@ -31,6 +31,16 @@ pub struct SalesforceSourceConfig {
     /// everything.
     #[serde(default)]
     pub incremental: bool,
+    /// `rest` (the `query` resource, pages of up to 2,000 records: small and medium objects)
+    /// or `bulk` (a Bulk API 2.0 query job, read as CSV: large objects). Default `rest`.
+    #[serde(default)]
+    pub api: Api,
+    /// With `api = "bulk"`: milliseconds between looks at the job's state. Default 2000.
+    #[serde(default = "default_poll")]
+    pub poll_interval_ms: u64,
+    /// With `api = "bulk"`: seconds the job may take. Default 3600.
+    #[serde(default = "default_job_timeout")]
+    pub job_timeout_secs: u64,
     /// Records modified in the last this many seconds before the run start are left to the
     /// next run (a transaction committing late keeps its earlier `SystemModstamp`). Default 30.
     #[serde(default = "default_settle")]
@@ -163,6 +173,17 @@ fn default_poll() -> u64 {
 fn default_job_timeout() -> u64 {
     3600
 }
+/// Which API the source reads with.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Api {
+    /// The REST `query` resource, following `nextRecordsUrl`.
+    #[default]
+    Rest,
+    /// A Bulk API 2.0 query job, its CSV results read following `Sforce-Locator`.
+    Bulk,
+}
+
 fn default_object() -> String {
     "Contact".into()
 }
@@ -344,7 +365,14 @@ impl crate::SourceConfig for SalesforceSourceConfig {
     }
 
     fn problems(&self) -> Vec<ConfigProblem> {
-        self.common().problems()
+        let mut out = self.common().problems();
+        if self.poll_interval_ms == 0 {
+            out.push(ConfigProblem {
+                key: "poll_interval_ms",
+                message: "must be at least 1".into(),
+            });
+        }
+        out
     }
 
     fn connection(&self) -> Option<Box<dyn crate::Connection + '_>> {

@@ -9,6 +9,8 @@
 //! - The sink upserts with Bulk API 2.0 ingest jobs (one a batch: create, upload the CSV, close,
 //!   poll until `JobComplete`); rows in the job's `failedResults` are handed back as rejections
 //!   with `sf__Error`'s status code only.
+//! - For large objects, `api = "bulk"` runs the same SOQL as a Bulk API 2.0 query job (create,
+//!   poll until `JobComplete`, read the CSV results following `Sforce-Locator`).
 //! - Auth: the OAuth 2.0 refresh-token grant against `login_url` with the connected app's
 //!   client id and secret (all secrets by reference); the token endpoint's `instance_url` is
 //!   the host requests go to.
@@ -28,6 +30,6 @@ mod source;
 #[cfg(test)]
 mod tests;
 
-pub use config::{SalesforceSinkConfig, SalesforceSourceConfig};
+pub use config::{Api, SalesforceSinkConfig, SalesforceSourceConfig};
 pub use sink::SalesforceSink;
 pub use source::SalesforceSource;

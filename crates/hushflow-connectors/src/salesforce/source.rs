@@ -23,8 +23,12 @@ use std::time::{SystemTime, UNIX_EPOCH};
 /// What to ask next.
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Next {
+    /// Run this SOQL (a REST query, or a Bulk API query job).
     Query(String),
+    /// A REST `nextRecordsUrl`.
     More(String),
+    /// A Bulk API query job's results, from this locator (`None`: the first page).
+    Results(String, Option<String>),
     Done,
 }
 
@@ -40,6 +44,9 @@ pub struct SalesforceSource {
     next: Next,
     position: Option<Position>,
     rows: u64,
+    api_kind: super::Api,
+    poll: std::time::Duration,
+    job_timeout: std::time::Duration,
 }
 
 fn bad_position() -> Error {
@@ -153,21 +160,96 @@ impl SalesforceSource {
             next,
             position,
             rows: 0,
+            api_kind: config.api,
+            poll: std::time::Duration::from_millis(config.poll_interval_ms.max(1)),
+            job_timeout: std::time::Duration::from_secs(config.job_timeout_secs.max(1)),
         })
     }
 
     /// The next page of records, or `None` at the end.
     fn next_page(&mut self) -> Result<Option<QueryPage>, Error> {
+        if self.api_kind == super::Api::Bulk {
+            return self.next_bulk_page();
+        }
         let page = match &self.next {
             Next::Done => return Ok(None),
             Next::Query(q) => self.api.query(q)?,
             Next::More(url) => self.api.query_more(url)?,
+            Next::Results(..) => return Ok(None),
         };
         self.next = match (&page.next_records_url, page.done) {
             (Some(url), false) => Next::More(url.clone()),
             _ => Next::Done,
         };
         Ok(Some(page))
+    }
+
+    /// The next page of a Bulk API query job's results (creating the job and waiting for it
+    /// first), as records like the REST API's: every value text, an empty one null.
+    fn next_bulk_page(&mut self) -> Result<Option<QueryPage>, Error> {
+        let (job, locator) = match &self.next {
+            Next::Done | Next::More(_) => return Ok(None),
+            Next::Query(q) => {
+                let job = self.api.create_query_job(q)?;
+                let started = std::time::Instant::now();
+                loop {
+                    let info = self.api.query_job(&job)?;
+                    match info.state.as_str() {
+                        "JobComplete" => break,
+                        "Failed" | "Aborted" => {
+                            return Err(Error::Config(format!(
+                                "Salesforce: the Bulk API query job {job} ended {}; check the \
+                                 object and the field names, and see the job in Setup > Bulk \
+                                 Data Load Jobs",
+                                info.state
+                            )));
+                        }
+                        _ => {}
+                    }
+                    if started.elapsed() > self.job_timeout {
+                        return Err(Error::Config(format!(
+                            "Salesforce: the Bulk API query job {job} did not complete in {} s \
+                             (job_timeout_secs); run again, or raise it",
+                            self.job_timeout.as_secs()
+                        )));
+                    }
+                    std::thread::sleep(self.poll);
+                }
+                (job, None)
+            }
+            Next::Results(job, locator) => (job.clone(), locator.clone()),
+        };
+        let (response, next) = self.api.query_results(&job, locator.as_deref())?;
+        self.next = match next {
+            Some(l) => Next::Results(job.clone(), Some(l)),
+            None => Next::Done,
+        };
+        let unreadable = || {
+            Error::Config(format!(
+                "Salesforce: the results of Bulk API query job {job} are not the CSV expected"
+            ))
+        };
+        let mut reader = csv::ReaderBuilder::new().from_reader(response.body.as_slice());
+        let header = reader.headers().map_err(|_| unreadable())?.clone();
+        let mut records = Vec::new();
+        for row in reader.records() {
+            let row = row.map_err(|_| unreadable())?;
+            let mut m = serde_json::Map::with_capacity(header.len());
+            for (name, value) in header.iter().zip(row.iter()) {
+                let v = if value.is_empty() {
+                    Value::Null
+                } else {
+                    Value::String(value.to_string())
+                };
+                m.insert(name.to_string(), v);
+            }
+            records.push(Value::Object(m));
+        }
+        Ok(Some(QueryPage {
+            records,
+            done: self.next == Next::Done,
+            next_records_url: None,
+        }))
     }
 
     /// Moves the position past `records` (ordered by `SystemModstamp, Id`), or to the window's

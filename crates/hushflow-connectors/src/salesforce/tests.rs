@@ -701,3 +701,87 @@ fn a_failed_bulk_job_stops_the_run_without_quoting_anything() {
     assert_eq!(h.fake.state().count("create"), 1);
     h.check_log();
 }
+
+#[test]
+fn a_bulk_query_job_is_polled_and_its_csv_results_read_following_the_locator() {
+    let h = Harness::start("salesforce_bulk_query");
+    let ids = seed(&h.fake, 250, 1_700_000_000);
+    let bare = h
+        .fake
+        .state()
+        .insert(&[("Email", "bare@example.com")], 1_700_000_000);
+    {
+        let mut s = h.fake.state();
+        s.batch_size = 100;
+        s.polls_to_complete = 3;
+    }
+    let config = h.config(json!({"api": "bulk", "poll_interval_ms": 10}));
+    assert!(config.problems().is_empty(), "{:?}", config.problems());
+    let fields = names(&["Id", "Email", "FirstName"]);
+    let mut source = open(&config, &h.connections(), &fields, None).unwrap();
+    let out = drain(source.as_mut(), 1000);
+    assert!(out.rejected.is_empty());
+    assert_eq!(out.rows.len(), 251);
+    let got: Vec<String> = out.rows.iter().map(|r| r[0].clone().unwrap().1).collect();
+    let mut want = ids.clone();
+    want.push(bare);
+    assert_eq!(got, want);
+    assert_eq!(out.rows[7][1].as_ref().unwrap().1, "person7@example.com");
+    assert_eq!(out.rows[250][2], None, "an empty CSV value is null");
+    let s = h.fake.state();
+    assert_eq!(
+        s.queries,
+        vec!["SELECT Id, Email, FirstName FROM Contact".to_string()]
+    );
+    assert_eq!(s.count("create_query"), 1);
+    assert_eq!(s.count("poll_query"), 3, "polled until JobComplete");
+    assert_eq!(
+        s.count("results"),
+        3,
+        "three pages, following Sforce-Locator"
+    );
+    assert_eq!(s.count("query"), 0, "no REST query");
+    drop(s);
+    h.check_log();
+}
+
+#[test]
+fn an_incremental_bulk_read_resumes_after_the_last_record_handed_out() {
+    let h = Harness::start("salesforce_bulk_resume");
+    let stamp = now_secs() - 60;
+    let ids = seed(&h.fake, 500, stamp);
+    {
+        let mut s = h.fake.state();
+        s.batch_size = 100;
+        s.polls_to_complete = 1;
+    }
+    let config = h.config(json!({"api": "bulk", "incremental": true, "poll_interval_ms": 10}));
+    let connections = h.connections();
+    let from = Position {
+        cursor: soql::literal(stamp - 1),
+        key: String::new(),
+    };
+    let mut first = open(&config, &connections, &names(&["Id"]), Some(&from)).unwrap();
+    let batch = first.next_batch(150).unwrap().unwrap();
+    let read_first: Vec<String> = (0..batch.batch.len())
+        .map(|r| batch.batch.column(0).get(r).text.to_string())
+        .collect();
+    assert_eq!(read_first.len(), 200);
+    let mid = first.position().unwrap();
+    drop(first);
+    assert!(
+        mid.key.ends_with(read_first.last().unwrap().as_str()),
+        "{}",
+        mid.key
+    );
+    let mut second = open(&config, &connections, &names(&["Id"]), Some(&mid)).unwrap();
+    let (read_second, end) = read_ids(second.as_mut(), 150);
+    let mut all: Vec<String> = read_first.iter().chain(&read_second).cloned().collect();
+    assert_eq!(all.len(), ids.len(), "none twice");
+    all.sort();
+    all.dedup();
+    assert_eq!(all.len(), ids.len(), "no gaps");
+    assert_eq!(end.unwrap().key, "");
+    assert_eq!(h.fake.state().count("create_query"), 2);
+    h.check_log();
+}
