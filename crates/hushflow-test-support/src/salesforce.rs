@@ -102,6 +102,9 @@ pub struct State {
     next_id: u64,
     /// The connected app: client id, client secret, refresh token.
     pub oauth: (String, String, String),
+    /// The JWT bearer flow: the connected app's consumer key, the username, the audience, and
+    /// the RSA public key (DER, `RSAPublicKey`) of the certificate the app holds.
+    pub jwt: Option<(String, String, String, Vec<u8>)>,
     /// The host the token endpoint names (Prism's, when it stands in front).
     pub instance_url: String,
     /// Access tokens issued, with their expiry.
@@ -209,6 +212,7 @@ impl FakeSalesforce {
             next_id: 1,
             oauth: (client_id.into(), client_secret.into(), refresh_token.into()),
             instance_url: url.clone(),
+            jwt: None,
             issued: Vec::new(),
             session: Duration::from_secs(7200),
             batch_size: 2000,
@@ -439,6 +443,15 @@ fn handle(s: &mut State, r: &Request) -> Answer {
 fn token(s: &mut State, r: &Request) -> Answer {
     let form = params(std::str::from_utf8(&r.body).unwrap_or(""));
     let get = |k: &str| form.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
+    if get("grant_type") == Some("urn:ietf:params:oauth:grant-type:jwt-bearer") {
+        if let Err(why) = check_assertion(s, get("assertion").unwrap_or("")) {
+            return answer(
+                400,
+                json!({"error": "invalid_grant", "error_description": why}),
+            );
+        }
+        return issue(s);
+    }
     let (id, secret, refresh) = &s.oauth;
     if get("grant_type") != Some("refresh_token")
         || get("client_id") != Some(id)
@@ -455,6 +468,51 @@ fn token(s: &mut State, r: &Request) -> Answer {
             json!({"error": "invalid_grant", "error_description": "expired access/refresh token"}),
         );
     }
+    issue(s)
+}
+
+/// Checks a JWT bearer assertion as Salesforce does: RS256 over `header.claims` with the app's
+/// certificate, `iss`, `sub`, `aud`, and an `exp` in the future.
+fn check_assertion(s: &State, assertion: &str) -> Result<(), &'static str> {
+    use base64::Engine as _;
+    let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    let Some((client_id, username, audience, public)) = &s.jwt else {
+        return Err("no JWT bearer app");
+    };
+    let mut parts = assertion.split('.');
+    let (Some(h), Some(c), Some(sig), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return Err("invalid assertion");
+    };
+    let header: Value = serde_json::from_slice(&b64.decode(h).map_err(|_| "bad header")?)
+        .map_err(|_| "bad header")?;
+    if header["alg"] != "RS256" {
+        return Err("algorithm not supported");
+    }
+    let signature = b64.decode(sig).map_err(|_| "bad signature")?;
+    ring::signature::UnparsedPublicKey::new(&ring::signature::RSA_PKCS1_2048_8192_SHA256, public)
+        .verify(format!("{h}.{c}").as_bytes(), &signature)
+        .map_err(|_| "invalid signature")?;
+    let claims: Value = serde_json::from_slice(&b64.decode(c).map_err(|_| "bad claims")?)
+        .map_err(|_| "bad claims")?;
+    if claims["iss"] != client_id.as_str() {
+        return Err("invalid client_id");
+    }
+    if claims["sub"] != username.as_str() {
+        return Err("user hasn't approved this consumer");
+    }
+    if claims["aud"] != audience.as_str() {
+        return Err("audience is invalid");
+    }
+    if claims["exp"].as_u64().is_none_or(|e| e <= now_secs()) {
+        return Err("expired authorization code");
+    }
+    Ok(())
+}
+
+/// Issues an access token, with the org's host.
+fn issue(s: &mut State) -> Answer {
     let n = s.issued.len() + 1;
     let access = format!("00DFAKE!canary-access-{n}-{}", now_secs());
     s.issued.push((access.clone(), Instant::now() + s.session));

@@ -69,32 +69,51 @@ impl Salesforce {
             })?;
             Ok(hushflow_secrets::SecretValue::new(value.expose().to_vec()))
         };
-        let (Some(refresh), Some(client_id), Some(client_secret)) = (
-            config.refresh_token.as_deref(),
-            config.client_id.as_deref(),
-            config.client_secret.as_deref(),
-        ) else {
-            return Err(Error::Config(
-                "Salesforce: give `refresh_token`, `client_id` and `client_secret` (secrets by \
-                 reference)"
-                    .into(),
-            ));
-        };
         if !version_ok(&config.api_version) {
             return Err(Error::Config(
                 "Salesforce: api_version must be a version number such as 62.0".into(),
             ));
         }
-        let tokens = TokenSource::OAuth(
-            OAuthRefresh::new(
+        let Some(client_id) = config.client_id.as_deref() else {
+            return Err(Error::Config(
+                "Salesforce: give `client_id` (the connected app's consumer key)".into(),
+            ));
+        };
+        let grant = match (
+            config.refresh_token.as_deref(),
+            config.private_key.as_deref(),
+            config.client_secret.as_deref(),
+            config.username.as_deref(),
+        ) {
+            (Some(refresh), None, Some(client_secret), _) => OAuthRefresh::new(
                 &config.token_url(),
                 client_id,
                 secret(client_secret)?,
                 secret(refresh)?,
                 connections.redactor().clone(),
-            )
-            .map_err(|e| Error::Config(format!("Salesforce: {e}")))?,
-        );
+            ),
+            (None, Some(key), _, Some(username)) => {
+                let pem = secret(key)?;
+                let signer =
+                    super::jwt::Signer::new(pem.expose(), client_id, username, &config.login_url)
+                        .map_err(|e| Error::Config(format!("Salesforce: {e}")))?;
+                drop(pem);
+                OAuthRefresh::jwt_bearer(
+                    &config.token_url(),
+                    Box::new(move || signer.assertion()),
+                    connections.redactor().clone(),
+                )
+            }
+            _ => {
+                return Err(Error::Config(
+                    "Salesforce: give `refresh_token` with `client_secret`, or `private_key` \
+                     with `username` (secrets by reference)"
+                        .into(),
+                ));
+            }
+        };
+        let tokens =
+            TokenSource::OAuth(grant.map_err(|e| Error::Config(format!("Salesforce: {e}")))?);
         let mut options = ClientOptions::new("Salesforce", &config.login_url);
         options.timeout = Duration::from_secs(config.timeout_secs.max(1));
         options.ca_file = config.ca_file.clone();

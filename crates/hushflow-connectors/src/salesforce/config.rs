@@ -27,6 +27,13 @@ pub struct SalesforceSourceConfig {
     /// A secret reference holding the connected app's consumer secret.
     #[serde(default)]
     pub client_secret: Option<String>,
+    /// Instead of `refresh_token` and `client_secret`: a secret reference holding the PEM
+    /// private key (RSA) whose certificate the connected app holds, for the JWT bearer flow.
+    #[serde(default)]
+    pub private_key: Option<String>,
+    /// With `private_key`: the Salesforce username the integration acts as.
+    #[serde(default)]
+    pub username: Option<String>,
     /// Read only records modified since the last run (`SystemModstamp`); the first run reads
     /// everything.
     #[serde(default)]
@@ -95,6 +102,13 @@ pub struct SalesforceSinkConfig {
     /// A secret reference holding the connected app's consumer secret.
     #[serde(default)]
     pub client_secret: Option<String>,
+    /// Instead of `refresh_token` and `client_secret`: a secret reference holding the PEM
+    /// private key (RSA) whose certificate the connected app holds, for the JWT bearer flow.
+    #[serde(default)]
+    pub private_key: Option<String>,
+    /// With `private_key`: the Salesforce username the integration acts as.
+    #[serde(default)]
+    pub username: Option<String>,
     /// Where tokens come from (see the source's key).
     #[serde(default = "default_login")]
     pub login_url: String,
@@ -133,6 +147,8 @@ pub(super) struct Common {
     pub refresh_token: Option<String>,
     pub client_id: Option<String>,
     pub client_secret: Option<String>,
+    pub private_key: Option<String>,
+    pub username: Option<String>,
     pub login_url: String,
     pub instance_url: Option<String>,
     pub api_version: String,
@@ -152,6 +168,8 @@ macro_rules! common_of {
                     refresh_token: self.refresh_token.clone(),
                     client_id: self.client_id.clone(),
                     client_secret: self.client_secret.clone(),
+                    private_key: self.private_key.clone(),
+                    username: self.username.clone(),
                     login_url: self.login_url.clone(),
                     instance_url: self.instance_url.clone(),
                     api_version: self.api_version.clone(),
@@ -219,13 +237,37 @@ impl Common {
 impl Common {
     pub(super) fn problems(&self) -> Vec<ConfigProblem> {
         let mut out = Vec::new();
-        if self.refresh_token.is_none() {
-            out.push(ConfigProblem {
+        match (&self.refresh_token, &self.private_key) {
+            (Some(_), Some(_)) => out.push(ConfigProblem {
+                key: "refresh_token",
+                message: "give either `refresh_token` or `private_key`, not both".into(),
+            }),
+            (None, None) => out.push(ConfigProblem {
                 key: "refresh_token",
                 message: "is missing: give the connected app's refresh token by secret \
-                          reference, with `client_id` and `client_secret`"
+                          reference, with `client_id` and `client_secret`; or `private_key` \
+                          and `username` for the JWT bearer flow"
                     .into(),
-            });
+            }),
+            (Some(_), None) => {
+                if self.client_secret.is_none() {
+                    out.push(ConfigProblem {
+                        key: "client_secret",
+                        message: "is needed with `refresh_token`: the connected app's consumer \
+                                  secret, by secret reference"
+                            .into(),
+                    });
+                }
+            }
+            (None, Some(_)) => {
+                if self.username.as_deref().is_none_or(|u| u.trim().is_empty()) {
+                    out.push(ConfigProblem {
+                        key: "username",
+                        message: "is needed with `private_key`: the user the integration acts as"
+                            .into(),
+                    });
+                }
+            }
         }
         if self
             .client_id
@@ -235,13 +277,6 @@ impl Common {
             out.push(ConfigProblem {
                 key: "client_id",
                 message: "is needed: the connected app's consumer key".into(),
-            });
-        }
-        if self.client_secret.is_none() {
-            out.push(ConfigProblem {
-                key: "client_secret",
-                message: "is needed: the connected app's consumer secret, by secret reference"
-                    .into(),
             });
         }
         if !super::soql::is_identifier(&self.object) {
@@ -301,6 +336,8 @@ pub(super) fn version_ok(version: &str) -> bool {
 /// The connection: the refresh token by reference, the client secret besides.
 #[derive(Debug)]
 struct SalesforceConnection<'a> {
+    /// `refresh_token` or `private_key`.
+    key: &'static str,
     reference: &'a str,
     more: Vec<(&'static str, &'a str)>,
     login_url: &'a str,
@@ -312,11 +349,15 @@ impl crate::Connection for SalesforceConnection<'_> {
     }
 
     fn key(&self) -> &'static str {
-        "refresh_token"
+        self.key
     }
 
     fn holds(&self) -> &'static str {
-        "the refresh token"
+        if self.key == "private_key" {
+            "the private key"
+        } else {
+            "the refresh token"
+        }
     }
 
     fn more_references(&self) -> Vec<(&'static str, &str)> {
@@ -326,7 +367,11 @@ impl crate::Connection for SalesforceConnection<'_> {
     /// The value is a token, not a URL: checked for being one form field's worth of text; the
     /// login URL is checked here too.
     fn check_url(&self, value: &str, _base: &Path) -> Result<Vec<String>, String> {
-        if value.trim().is_empty() {
+        if self.key == "private_key" {
+            if !value.contains("PRIVATE KEY-----") {
+                return Err("the private key is not PEM (-----BEGIN PRIVATE KEY-----)".into());
+            }
+        } else if value.trim().is_empty() {
             return Err("the refresh token is empty".into());
         }
         if value.trim().chars().any(|c| c.is_control() || c == ' ') {
@@ -376,7 +421,12 @@ impl crate::SourceConfig for SalesforceSourceConfig {
     }
 
     fn connection(&self) -> Option<Box<dyn crate::Connection + '_>> {
-        connection(&self.refresh_token, &self.client_secret, &self.login_url)
+        connection(
+            &self.refresh_token,
+            &self.private_key,
+            &self.client_secret,
+            &self.login_url,
+        )
     }
 
     fn incremental(&self) -> bool {
@@ -396,15 +446,25 @@ impl crate::SourceConfig for SalesforceSourceConfig {
 
 fn connection<'a>(
     refresh_token: &'a Option<String>,
+    private_key: &'a Option<String>,
     client_secret: &'a Option<String>,
     login_url: &'a str,
 ) -> Option<Box<dyn crate::Connection + 'a>> {
+    if let Some(reference) = private_key.as_deref().filter(|_| refresh_token.is_none()) {
+        return Some(Box::new(SalesforceConnection {
+            key: "private_key",
+            reference,
+            more: Vec::new(),
+            login_url,
+        }));
+    }
     let reference = refresh_token.as_deref()?;
     let more = client_secret
         .as_deref()
         .map(|s| vec![("client_secret", s)])
         .unwrap_or_default();
     Some(Box::new(SalesforceConnection {
+        key: "refresh_token",
         reference,
         more,
         login_url,
@@ -459,7 +519,12 @@ impl crate::SinkConfig for SalesforceSinkConfig {
     }
 
     fn connection(&self) -> Option<Box<dyn crate::Connection + '_>> {
-        connection(&self.refresh_token, &self.client_secret, &self.login_url)
+        connection(
+            &self.refresh_token,
+            &self.private_key,
+            &self.client_secret,
+            &self.login_url,
+        )
     }
 
     fn keeps_rows(&self) -> bool {

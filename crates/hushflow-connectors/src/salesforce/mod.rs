@@ -12,8 +12,9 @@
 //! - For large objects, `api = "bulk"` runs the same SOQL as a Bulk API 2.0 query job (create,
 //!   poll until `JobComplete`, read the CSV results following `Sforce-Locator`).
 //! - Auth: the OAuth 2.0 refresh-token grant against `login_url` with the connected app's
-//!   client id and secret (all secrets by reference); the token endpoint's `instance_url` is
-//!   the host requests go to.
+//!   client id and secret, or the JWT bearer flow (an RS256 assertion signed with a private key,
+//!   `jwt.rs`), all secrets by reference; the token endpoint's `instance_url` is the host
+//!   requests go to.
 //! - Limits: every answer's `Sforce-Limit-Info: api-usage=N/M` is read, and the run stops
 //!   cleanly, keeping its position, when fewer than `api_reserve` requests of the org's daily
 //!   allowance are left (other integrations share it); `REQUEST_LIMIT_EXCEEDED` stops it too.
@@ -24,6 +25,7 @@
 
 mod client;
 mod config;
+mod jwt;
 mod sink;
 mod soql;
 mod source;

@@ -559,13 +559,25 @@ fn unknown_fields_and_bad_names_are_named_without_salesforces_message() {
     assert_eq!(
         keys,
         vec![
-            "client_id",
             "client_secret",
+            "client_id",
             "object",
             "api_version",
             "login_url"
         ]
     );
+    let jwt: SalesforceSourceConfig = serde_json::from_value(json!({
+        "private_key": "env:K", "client_id": "app"
+    }))
+    .unwrap();
+    let keys: Vec<&str> = jwt.problems().iter().map(|p| p.key).collect();
+    assert_eq!(keys, vec!["username"]);
+    let both: SalesforceSourceConfig = serde_json::from_value(json!({
+        "private_key": "env:K", "refresh_token": "env:R", "client_id": "app", "username": "u"
+    }))
+    .unwrap();
+    let keys: Vec<&str> = both.problems().iter().map(|p| p.key).collect();
+    assert_eq!(keys, vec!["refresh_token"]);
     assert!(
         serde_json::from_value::<SalesforceSourceConfig>(
             json!({"refresh_token": "env:R", "objet": "Lead"})
@@ -783,5 +795,113 @@ fn an_incremental_bulk_read_resumes_after_the_last_record_handed_out() {
     assert_eq!(all.len(), ids.len(), "no gaps");
     assert_eq!(end.unwrap().key, "");
     assert_eq!(h.fake.state().count("create_query"), 2);
+    h.check_log();
+}
+
+/// A 2048-bit RSA key made for this test only (`openssl genpkey -algorithm RSA`); it signs
+/// nothing anywhere else. Its text is a canary: it must not appear in any output.
+const TEST_KEY: &str = "\
+-----BEGIN PRIVATE KEY-----\n\
+MIIEvQIBADANBgkqhkiG9w0BAQEFAASCBKcwggSjAgEAAoIBAQC6TJjInAj8HVZC\n\
+Jy7MsDGepzzhOiSjbfeJ4Uaz8/2RaXltFOVNVuDLdBCY4mN64kdiKMEiOv9v7+MT\n\
+KPpmZ3k8RdNO2hqZglrYbAhmVtgoitN3a1mzXDK5dd4PPHh/kn2TMAnYerqhK5IL\n\
+cWKcDM6vLgWXLYNf5JMQwNc5K04EVjqH4sU2+/7WJ/X8j22hyv8DQlaK5bD/3RRd\n\
+UOCSS69yRtUM0jw+KrEzqyMriHBfdtkCJD78j1i11v22J/bLRJ5c0kUYII8mSVI/\n\
++U3xmAYOAXNoEhhzYO/co2cj8mFkX5zHHiDO87n+fIuPHgEpKRi6IZ8FlbbKya3n\n\
+XuQFQWN/AgMBAAECggEABUDTrhR4TGOnYwYn063EOG0O0msJTXJ0YHbxv3FJ3SfU\n\
+PLcyIBQrEpGbRjRcCcMHsETl7UksmsNw68FkDi8sw/5UDw0nYtzCIwgo1HnubnY7\n\
+sEpepSgcZg5kzJkv7Kj80YGxRWFwkcrgu2HfHfdefKIXlkO6SKHxY6+MYhhOguC/\n\
+IvChBadEyToKgaECqEVKSWc+8t0R+8hWcgZ4iaXjnsOg+XiSKUnfrWUJO4UJJKAW\n\
+XHGxZjLTRQuJP5YZJv2aky8OFnfcgqnnAooQnZy/glfr38CycER70NSnitA95RaQ\n\
+iCM3Gp0vBIuj+v4U1nlL7566XiDJE9gRw5v9FlCXQQKBgQD81XHwtMtLjba+gRyv\n\
+W14XpnTKDAtGGkcLeqMHi2gik0z5SvYziM3rzfYFez+Z5tKiOu3qvZ8Il4hRXo5K\n\
+bJLiX56kSJRW1O2SGw6quupLK1ACiJKfuE+k5eU/E0nzLcfbYhq1Hz6tmoxbUK7q\n\
+vztdvixwK54DuXEf5vAW8aoyawKBgQC8odmQCVp5li40weMwPqzTmG9NCNMYxSBB\n\
+E95BLwC+GLUvRqHnND/SzB6WaH1i/FmMl40RxHLhUFfGgc2oVxvoNX7PswSamZzn\n\
+bM1i+zMdpLYe6Na3xBUo+xxN0YTeg40AvkKxziTAyqKKMxDpdCk9oLbY2GwsVMns\n\
+zKhVEbIgPQKBgQCrb7egtZablm3xYu6mYNe+RZovXldOo4bE29UrynVD7IlnCFNE\n\
+wmCOoctOEDIiEweEBV1JrGXnl4hRVEI7aL94S8nwL16WOi8UwNADKFaxvZ60+RIi\n\
+xwEKGPCHAndEMyivMyhU4+jGImNFj8HrXtvMRqUvMgQlFlsEfL0Tca4sHQKBgH9R\n\
+0zJ4TbwhlQCBGeJ3e1m62u0pFqryawnh6jMfEaY9sRW+3ArdZnLW2ZJ15qQIZj0S\n\
+EeK7MTtJamWPOYv1d92tNfHlCCd9pb1C4AJ+QQsyIMcOK9ePnySxEXKpB8DVFDg7\n\
+M3MmDAKhA0K6oyCgCjIRpzkII0Ns23pczQXWUt+VAoGAF+Z3geFKTjMMTAGc9Hku\n\
+R6Hz2MNubvaIBsNVHh3MaHmBL9gqckr8CBukD967cfTGm/UCFNroSFRXh21MNJWS\n\
+bwjB2Y3ceSvqPx5ay/0hUEqwHG/vt/TMr4peY98j8tjArAG5XxOQsP1Vh5ZsQhUG\n\
+eIe021M2+9Bexgif0askaGc=\n\
+-----END PRIVATE KEY-----\n";
+
+#[test]
+fn the_jwt_bearer_flow_signs_an_rs256_assertion_and_never_shows_the_key() {
+    let h = Harness::start("salesforce_jwt");
+    seed(&h.fake, 5, 1_700_000_000);
+    let der = ureq::tls::parse_pem(TEST_KEY.as_bytes())
+        .find_map(|i| match i {
+            Ok(ureq::tls::PemItem::PrivateKey(k)) => Some(k.der().to_vec()),
+            _ => None,
+        })
+        .unwrap();
+    let public = ring::signature::KeyPair::public_key(
+        &ring::signature::RsaKeyPair::from_pkcs8(&der).unwrap(),
+    )
+    .as_ref()
+    .to_vec();
+    let base = h.base();
+    h.fake.state().jwt = Some((
+        CLIENT_ID.into(),
+        "integration@example.com".into(),
+        base.clone(),
+        public,
+    ));
+    let config = h.config(json!({
+        "refresh_token": null,
+        "client_secret": null,
+        "private_key": "env:SF_KEY",
+        "username": "integration@example.com",
+    }));
+    assert!(config.problems().is_empty(), "{:?}", config.problems());
+    let mut connections = Connections::new();
+    connections.insert("env:SF_KEY".into(), SecretValue::new(TEST_KEY.into()));
+    let mut source = open(&config, &connections, &names(&["Id"]), None).unwrap();
+    assert_eq!(drain(source.as_mut(), 10).rows.len(), 5);
+    assert_eq!(h.fake.state().count("token"), 1);
+    // An expired session: a new assertion, a new token.
+    h.fake.state().expire_tokens();
+    let api = super::client::Salesforce::connect(&config.common(), &connections).unwrap();
+    assert_eq!(
+        api.query("SELECT Id FROM Contact").unwrap().records.len(),
+        5
+    );
+    assert_eq!(h.fake.state().count("token"), 2);
+
+    // Another user: the endpoint refuses the assertion; the message says what to check.
+    let other = h.config(json!({
+        "refresh_token": null,
+        "client_secret": null,
+        "private_key": "env:SF_KEY",
+        "username": "someone@example.com",
+    }));
+    let mut source = open(&other, &connections, &names(&["Id"]), None).unwrap();
+    let e = source.next_batch(10).unwrap_err().to_string();
+    assert!(e.contains("refused the JWT bearer assertion"), "{e}");
+    assert!(e.contains("invalid_grant"), "{e}");
+
+    // A key that is not PEM: named, not shown.
+    let mut bad = Connections::new();
+    bad.insert(
+        "env:SF_KEY".into(),
+        SecretValue::new(b"canary-not-a-key-5e2a".to_vec()),
+    );
+    let e = match open(&config, &bad, &names(&["Id"]), None) {
+        Err(e) => e.to_string(),
+        Ok(_) => panic!("a key that is not PEM was accepted"),
+    };
+    assert!(e.contains("no PEM private key"), "{e}");
+    assert!(!e.contains("canary-not-a-key"), "{e}");
+    assert!(!format!("{config:?}").contains("BEGIN"));
+    if let Some(p) = &h.prism {
+        let log = p.log();
+        let body = TEST_KEY.lines().nth(1).unwrap();
+        assert!(!log.contains(body), "the private key reached Prism's log");
+    }
     h.check_log();
 }
