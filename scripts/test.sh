@@ -25,7 +25,7 @@ export HUSHFLOW_TEST_PYTHON="$root/.venv/bin/python"
 # here (without this a plain `cargo test` skips them and says why).
 export HUSHFLOW_TEST_REQUIRE_SERVICES=1
 
-step "Prism (the HubSpot tests run through it, validating traffic against tests/openapi/hubspot.yaml)"
+step "Prism (the HubSpot and Salesforce tests run through it, validating traffic against tests/openapi/)"
 # npm's @stoplight/prism-cli into .tools/prism (git-ignored); the tests start
 # .tools/prism/node_modules/.bin/prism themselves and, with HUSHFLOW_TEST_REQUIRE_SERVICES=1,
 # fail when it is missing rather than run without it.

@@ -19,6 +19,8 @@
 //! - SQLite, upserting on the pipeline's key or appending: [`sqlite::SqliteSink`]
 //! - HubSpot CRM contacts, over the shared REST layer [`http`]: [`hubspot::HubSpotSource`],
 //!   [`hubspot::HubSpotSink`]
+//! - Salesforce sObjects by SOQL and Bulk API 2.0, over the same layer:
+//!   [`salesforce::SalesforceSource`], [`salesforce::SalesforceSink`]
 //!
 //! File sinks write to a private temporary file beside the target and rename it over the target
 //! only in [`Sink::finish`](hushflow_core::Sink::finish), so a failed run never leaves a
@@ -31,7 +33,8 @@
         feature = "jsonl",
         feature = "sqlite",
         feature = "postgres",
-        feature = "hubspot"
+        feature = "hubspot",
+        feature = "salesforce"
     )),
     allow(dead_code, unused_imports)
 )]
@@ -41,10 +44,11 @@
     feature = "jsonl",
     feature = "sqlite",
     feature = "postgres",
-    feature = "hubspot"
+    feature = "hubspot",
+    feature = "salesforce"
 )))]
 compile_error!(
-    "hushflow-connectors needs at least one connector feature (csv, jsonl, sqlite, postgres, hubspot)"
+    "hushflow-connectors needs at least one connector feature (csv, jsonl, sqlite, postgres, hubspot, salesforce)"
 );
 
 #[cfg(any(feature = "postgres", feature = "sqlite"))]

@@ -23,6 +23,9 @@ pub mod jsonl;
 #[cfg(feature = "postgres")]
 #[path = "postgres/mod.rs"]
 pub mod postgres;
+#[cfg(feature = "salesforce")]
+#[path = "salesforce/mod.rs"]
+pub mod salesforce;
 #[cfg(feature = "sqlite")]
 #[path = "sqlite/mod.rs"]
 pub mod sqlite;
@@ -93,6 +96,7 @@ registry! {
         #[cfg(feature = "sqlite")] "sqlite" => Sqlite(sqlite::SqliteSourceConfig),
         #[cfg(feature = "postgres")] "postgres" => Postgres(postgres::PostgresSourceConfig),
         #[cfg(feature = "hubspot")] "hubspot" => HubSpot(hubspot::HubSpotSourceConfig),
+        #[cfg(feature = "salesforce")] "salesforce" => Salesforce(salesforce::SalesforceSourceConfig),
     }
     sinks {
         #[cfg(feature = "csv")] "csv" => Csv(csv::CsvSinkConfig),
@@ -100,5 +104,6 @@ registry! {
         #[cfg(feature = "sqlite")] "sqlite" => Sqlite(sqlite::SqliteSinkConfig),
         #[cfg(feature = "postgres")] "postgres" => Postgres(postgres::PostgresSinkConfig),
         #[cfg(feature = "hubspot")] "hubspot" => HubSpot(hubspot::HubSpotSinkConfig),
+        #[cfg(feature = "salesforce")] "salesforce" => Salesforce(salesforce::SalesforceSinkConfig),
     }
 }

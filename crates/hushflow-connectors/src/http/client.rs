@@ -54,6 +54,8 @@ pub enum Body<'a> {
     /// `application/x-www-form-urlencoded`, already encoded (it may hold secrets: it is wiped
     /// by its owner).
     Form(&'a [u8]),
+    /// `text/csv` (Salesforce's Bulk API uploads).
+    Csv(&'a [u8]),
 }
 
 /// An answer: status, headers, and the body (which may hold personal data or a token, so it is
@@ -173,11 +175,48 @@ impl HttpClient {
         classify: &dyn Fn(&Response) -> Verdict,
     ) -> Result<Response, Error> {
         let url = format!("{}{path}", self.options.base);
-        self.exchange(method, &url, body, what, true, classify)
+        self.exchange(method, &url, body, what, true, classify, "application/json")
+    }
+
+    /// [`HttpClient::send`] to a full URL (a host the token endpoint named, such as
+    /// Salesforce's `instance_url`), checked as the base URL is.
+    pub fn send_to(
+        &self,
+        method: &str,
+        url: &str,
+        body: Body<'_>,
+        what: &str,
+        classify: &dyn Fn(&Response) -> Verdict,
+    ) -> Result<Response, Error> {
+        let name = self.options.name;
+        super::check_url("the API URL", url).map_err(|e| Error::Config(format!("{name}: {e}")))?;
+        self.exchange(method, url, body, what, true, classify, "application/json")
+    }
+
+    /// [`HttpClient::send_to`], asking for `text/csv` (Salesforce's Bulk API results).
+    pub fn send_to_for_csv(
+        &self,
+        method: &str,
+        url: &str,
+        body: Body<'_>,
+        what: &str,
+        classify: &dyn Fn(&Response) -> Verdict,
+    ) -> Result<Response, Error> {
+        let name = self.options.name;
+        super::check_url("the API URL", url).map_err(|e| Error::Config(format!("{name}: {e}")))?;
+        self.exchange(method, url, body, what, true, classify, "text/csv")
+    }
+
+    /// The token source, when the client authenticates.
+    pub fn tokens(&self) -> Option<&TokenSource> {
+        self.auth.as_ref()
     }
 
     /// [`HttpClient::send`] to a full URL, with or without the token (the token endpoint
     /// itself is called without).
+    // Each argument is one independent choice of the call; a struct for them would be built
+    // at four call sites only to be taken apart here.
+    #[allow(clippy::too_many_arguments)]
     pub(super) fn exchange(
         &self,
         method: &str,
@@ -186,6 +225,7 @@ impl HttpClient {
         what: &str,
         authenticate: bool,
         classify: &dyn Fn(&Response) -> Verdict,
+        accept: &str,
     ) -> Result<Response, Error> {
         let name = self.options.name;
         let retry = self.options.retry;
@@ -200,20 +240,21 @@ impl HttpClient {
             let mut builder = Request::builder()
                 .method(method.clone())
                 .uri(url)
-                .header("accept", "application/json");
+                .header("accept", accept);
             match body {
                 Body::None => {}
                 Body::Json(_) => builder = builder.header("content-type", "application/json"),
                 Body::Form(_) => {
                     builder = builder.header("content-type", "application/x-www-form-urlencoded")
                 }
+                Body::Csv(_) => builder = builder.header("content-type", "text/csv"),
             }
             if authenticate && let Some(auth) = &self.auth {
                 builder = builder.header("authorization", auth.authorization(self)?);
             }
             let bytes: &[u8] = match body {
                 Body::None => &[],
-                Body::Json(b) | Body::Form(b) => b,
+                Body::Json(b) | Body::Form(b) | Body::Csv(b) => b,
             };
             let request = builder
                 .body(bytes)

@@ -10,7 +10,8 @@
 //!   stops the run at once (HubSpot's daily limit).
 //! - [`RateLimiter`]: a client-side token bucket sized per connector, which a connector can also
 //!   pause from the server's own rate-limit headers.
-//! - [`TokenSource`]: a static bearer token, or the OAuth 2.0 refresh-token grant refreshed ahead
+//! - [`TokenSource`]: a static bearer token, or the OAuth 2.0 refresh-token grant (or the JWT
+//!   bearer grant, RFC 7523) refreshed ahead
 //!   of `expires_in` and again after a 401. Every token it holds is registered with the
 //!   redactor, and `Authorization` headers are marked sensitive; no request header or body is
 //!   ever logged by this module.
@@ -27,5 +28,5 @@ mod url;
 
 pub use client::{Body, ClientOptions, HttpClient, Response, Verdict};
 pub use rate_limit::RateLimiter;
-pub use token::{OAuthRefresh, TokenSource};
+pub use token::{MakeAssertion, OAuthRefresh, TokenSource};
 pub use url::{check_url, is_loopback_url};

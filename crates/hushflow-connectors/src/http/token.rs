@@ -29,9 +29,25 @@ pub enum TokenSource {
     OAuth(OAuthRefresh),
 }
 
-/// The OAuth 2.0 refresh-token grant against one token endpoint.
+/// Makes a signed assertion for the JWT bearer grant (RFC 7523), fresh for each request.
+pub type MakeAssertion = Box<dyn Fn() -> Result<Zeroizing<String>, String> + Send + Sync>;
+
+/// The assertion maker, kept out of `Debug` output.
+struct Assertion(MakeAssertion);
+
+impl std::fmt::Debug for Assertion {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Assertion")
+    }
+}
+
+/// The OAuth 2.0 refresh-token grant against one token endpoint (or, made with
+/// [`OAuthRefresh::jwt_bearer`], the JWT bearer grant: a signed assertion instead of a refresh
+/// token, a new one each time).
 #[derive(Debug)]
 pub struct OAuthRefresh {
+    /// The JWT bearer grant's assertion maker, instead of the refresh token.
+    assertion: Option<Assertion>,
     token_url: String,
     client_id: String,
     client_secret: SecretValue,
@@ -46,6 +62,8 @@ struct RefreshState {
     access: Option<(SecretValue, Instant)>,
     /// Refreshes made, for tests and reports.
     refreshes: u32,
+    /// The `instance_url` the last grant named (Salesforce answers with the org's own host).
+    instance_url: Option<String>,
 }
 
 /// The JSON a token endpoint answers (RFC 6749 §5.1). Its strings move into [`SecretValue`]s
@@ -57,6 +75,9 @@ struct Grant {
     refresh_token: Option<String>,
     #[serde(default)]
     expires_in: Option<u64>,
+    /// Salesforce's: the org's API host, to send requests to.
+    #[serde(default)]
+    instance_url: Option<String>,
 }
 
 impl OAuthRefresh {
@@ -77,6 +98,7 @@ impl OAuthRefresh {
         redactor.register(&client_secret);
         redactor.register(&refresh_token);
         Ok(OAuthRefresh {
+            assertion: None,
             token_url: token_url.trim().to_string(),
             client_id: client_id.to_string(),
             client_secret,
@@ -84,9 +106,28 @@ impl OAuthRefresh {
                 refresh_token,
                 access: None,
                 refreshes: 0,
+                instance_url: None,
             }),
             redactor,
         })
+    }
+
+    /// The JWT bearer grant (RFC 7523) at `token_url`: each token is asked for with a new
+    /// assertion from `make`. Tokens and assertions are registered with `redactor`.
+    pub fn jwt_bearer(
+        token_url: &str,
+        make: MakeAssertion,
+        redactor: Redactor,
+    ) -> Result<OAuthRefresh, String> {
+        let mut grant = OAuthRefresh::new(
+            token_url,
+            "",
+            SecretValue::new(Vec::new()),
+            SecretValue::new(Vec::new()),
+            redactor,
+        )?;
+        grant.assertion = Some(Assertion(make));
+        Ok(grant)
     }
 
     /// How many times a token was fetched so far.
@@ -121,6 +162,9 @@ impl OAuthRefresh {
                 state.refresh_token = rotated;
             }
             state.refreshes += 1;
+            if grant.instance_url.is_some() {
+                state.instance_url = grant.instance_url;
+            }
         }
         let Some((token, _)) = &state.access else {
             return Err(Error::Config(format!("{name}: no access token")));
@@ -140,14 +184,34 @@ impl OAuthRefresh {
             text(&self.client_secret, "client secret")?,
             text(refresh_token, "refresh token")?,
         );
+        let assertion = match &self.assertion {
+            Some(make) => {
+                let a = (make.0)().map_err(|e| Error::Config(format!("{name}: {e}")))?;
+                self.redactor
+                    .register(&SecretValue::new(a.as_bytes().to_vec()));
+                Some(a)
+            }
+            None => None,
+        };
         // Built in place, with room reserved up front, so no copy of a secret is left behind
         // by a reallocation or a temporary string.
-        let pairs = [
+        let refresh_pairs = [
             ("grant_type", "refresh_token"),
             ("client_id", self.client_id.as_str()),
             ("client_secret", secret.as_str()),
             ("refresh_token", refresh.as_str()),
         ];
+        let jwt_pairs;
+        let pairs: &[(&str, &str)] = match &assertion {
+            Some(a) => {
+                jwt_pairs = [
+                    ("grant_type", "urn:ietf:params:oauth:grant-type:jwt-bearer"),
+                    ("assertion", a.as_str()),
+                ];
+                &jwt_pairs
+            }
+            None => &refresh_pairs,
+        };
         let room = pairs.iter().map(|(k, v)| k.len() + 2 + 3 * v.len()).sum();
         let mut form = Zeroizing::new(String::with_capacity(room));
         for (i, (k, v)) in pairs.iter().enumerate() {
@@ -168,6 +232,7 @@ impl OAuthRefresh {
             "refreshing the OAuth access token",
             false,
             &|_| Verdict::Default,
+            "application/json",
         )?;
         if !response.ok() {
             // The endpoint's error code (`invalid_grant`) is safe to show; its description
@@ -182,6 +247,14 @@ impl OAuthRefresh {
                         .map(str::to_string)
                 })
                 .unwrap_or_else(|| "no error code".into());
+            if self.assertion.is_some() {
+                return Err(Error::Config(format!(
+                    "{name}: the token endpoint refused the JWT bearer assertion ({}, {code}); \
+                     check the client id, the username, that the connected app holds the \
+                     certificate of the private key, and that the user is pre-authorized",
+                    response.status
+                )));
+            }
             return Err(Error::Config(format!(
                 "{name}: the token endpoint refused the refresh token ({}, {code}); check the \
                  client id, the client secret and the refresh token references, or authorize \
@@ -203,6 +276,18 @@ impl TokenSource {
         match self {
             TokenSource::Bearer(token) => bearer(http.name(), token),
             TokenSource::OAuth(oauth) => oauth.header(http),
+        }
+    }
+
+    /// The `instance_url` the token endpoint named with the access token (Salesforce), fetching
+    /// a token first if there is none yet; `None` when the endpoint names none.
+    pub fn instance_url(&self, http: &HttpClient) -> Result<Option<String>, Error> {
+        match self {
+            TokenSource::Bearer(_) => Ok(None),
+            TokenSource::OAuth(oauth) => {
+                oauth.header(http)?;
+                Ok(oauth.lock().instance_url.clone())
+            }
         }
     }
 

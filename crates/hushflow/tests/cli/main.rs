@@ -22,6 +22,8 @@ mod orchestration;
 mod policy_actions;
 mod postgres;
 mod replay;
+#[cfg(feature = "salesforce")]
+mod salesforce;
 mod schema;
 // Needs the networked stores, which a build without the default features leaves out.
 #[cfg(all(feature = "vault", feature = "aws"))]
