@@ -22,10 +22,10 @@
 
 #![allow(clippy::expect_used, clippy::unwrap_used)]
 
+use crate::fake_http::{Answer, FakeServer, Request, answer, form};
 use serde_json::{Map, Value, json};
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpListener;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -166,7 +166,7 @@ pub struct FakeHubSpot {
     /// Its base URL, `http://127.0.0.1:PORT`.
     pub url: String,
     state: Arc<Mutex<State>>,
-    stop: Arc<std::sync::atomic::AtomicBool>,
+    _server: FakeServer,
 }
 
 impl FakeHubSpot {
@@ -206,19 +206,17 @@ impl FakeHubSpot {
             upserts: Vec::new(),
             clock: None,
         }));
-        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
-        let (s, st) = (state.clone(), stop.clone());
-        std::thread::spawn(move || {
-            for stream in listener.incoming() {
-                if st.load(std::sync::atomic::Ordering::Relaxed) {
-                    break;
-                }
-                let Ok(stream) = stream else { continue };
-                let s = s.clone();
-                std::thread::spawn(move || serve(stream, &s));
-            }
-        });
-        FakeHubSpot { url, state, stop }
+        let server = FakeServer::start(
+            listener,
+            state.clone(),
+            "application/json;charset=utf-8",
+            handle,
+        );
+        FakeHubSpot {
+            url,
+            state,
+            _server: server,
+        }
     }
 
     /// The state, to set up or inspect.
@@ -227,153 +225,11 @@ impl FakeHubSpot {
     }
 }
 
-impl Drop for FakeHubSpot {
-    fn drop(&mut self) {
-        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
-        // Wake the accept loop so it sees the flag.
-        let _ = TcpStream::connect(self.url.trim_start_matches("http://"));
-    }
-}
-
 /// Milliseconds since the epoch.
 pub fn now_ms() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as u64)
-}
-
-struct Request {
-    method: String,
-    path: String,
-    query: String,
-    headers: Vec<(String, String)>,
-    body: Vec<u8>,
-}
-
-impl Request {
-    fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
-    }
-}
-
-struct Answer {
-    status: u16,
-    headers: Vec<(String, String)>,
-    body: Value,
-}
-
-fn answer(status: u16, body: Value) -> Answer {
-    Answer {
-        status,
-        headers: Vec::new(),
-        body,
-    }
-}
-
-fn serve(stream: TcpStream, state: &Mutex<State>) {
-    let _ = stream.set_read_timeout(Some(Duration::from_secs(60)));
-    let _ = stream.set_nodelay(true);
-    let mut writer = stream.try_clone().unwrap();
-    let mut reader = BufReader::new(stream);
-    while let Some(request) = read_request(&mut reader) {
-        let close = request
-            .header("connection")
-            .is_some_and(|v| v.eq_ignore_ascii_case("close"));
-        let a = {
-            let mut s = state.lock().unwrap_or_else(|e| e.into_inner());
-            handle(&mut s, &request)
-        };
-        let body = serde_json::to_vec(&a.body).unwrap();
-        let reason = match a.status {
-            200 => "OK",
-            201 => "Created",
-            207 => "Multi-Status",
-            400 => "Bad Request",
-            401 => "Unauthorized",
-            404 => "Not Found",
-            429 => "Too Many Requests",
-            502 => "Bad Gateway",
-            _ => "Status",
-        };
-        let mut head = format!(
-            "HTTP/1.1 {} {reason}\r\nContent-Type: application/json;charset=utf-8\r\nContent-Length: {}\r\n",
-            a.status,
-            body.len()
-        );
-        for (k, v) in &a.headers {
-            head.push_str(&format!("{k}: {v}\r\n"));
-        }
-        head.push_str("\r\n");
-        // One write (and no Nagle): head and body in two segments would wait out the client's
-        // delayed ACK, 40 ms an answer.
-        let mut bytes = head.into_bytes();
-        bytes.extend_from_slice(&body);
-        if writer.write_all(&bytes).is_err() {
-            return;
-        }
-        if close {
-            return;
-        }
-    }
-}
-
-fn read_request(reader: &mut BufReader<TcpStream>) -> Option<Request> {
-    let mut line = String::new();
-    if reader.read_line(&mut line).ok()? == 0 {
-        return None;
-    }
-    let mut parts = line.split_whitespace();
-    let method = parts.next()?.to_string();
-    let target = parts.next()?.to_string();
-    let mut headers = Vec::new();
-    loop {
-        let mut h = String::new();
-        reader.read_line(&mut h).ok()?;
-        let h = h.trim_end();
-        if h.is_empty() {
-            break;
-        }
-        if let Some((k, v)) = h.split_once(':') {
-            headers.push((k.trim().to_string(), v.trim().to_string()));
-        }
-    }
-    let find = |name: &str| {
-        headers
-            .iter()
-            .find(|(k, _): &&(String, String)| k.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.clone())
-    };
-    let mut body = Vec::new();
-    if find("transfer-encoding").is_some_and(|v| v.eq_ignore_ascii_case("chunked")) {
-        loop {
-            let mut size = String::new();
-            reader.read_line(&mut size).ok()?;
-            let n = usize::from_str_radix(size.trim().split(';').next()?, 16).ok()?;
-            let mut chunk = vec![0; n + 2];
-            reader.read_exact(&mut chunk).ok()?;
-            if n == 0 {
-                break;
-            }
-            body.extend_from_slice(&chunk[..n]);
-        }
-    } else if let Some(n) = find("content-length").and_then(|v| v.parse::<usize>().ok()) {
-        body = vec![0; n];
-        reader.read_exact(&mut body).ok()?;
-    }
-    let (path, query) = match target.split_once('?') {
-        Some((p, q)) => (p.to_string(), q.to_string()),
-        None => (target, String::new()),
-    };
-    Some(Request {
-        method,
-        path,
-        query,
-        headers,
-        body,
-    })
 }
 
 fn handle(s: &mut State, r: &Request) -> Answer {
@@ -526,41 +382,6 @@ fn api(s: &mut State, r: &Request) -> Answer {
     }
 }
 
-fn query_params(query: &str) -> Vec<(String, String)> {
-    query
-        .split('&')
-        .filter(|p| !p.is_empty())
-        .map(|p| {
-            let (k, v) = p.split_once('=').unwrap_or((p, ""));
-            (decode(k), decode(v))
-        })
-        .collect()
-}
-
-/// Percent-decoding (`+` is a space in forms).
-fn decode(s: &str) -> String {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'+' => out.push(b' '),
-            b'%' if i + 2 < bytes.len() => {
-                match s.get(i + 1..i + 3).map(|h| u8::from_str_radix(h, 16)) {
-                    Some(Ok(b)) => {
-                        out.push(b);
-                        i += 2;
-                    }
-                    _ => out.push(b'%'),
-                }
-            }
-            b => out.push(b),
-        }
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
 fn view(id: u64, c: &Contact, wanted: &[String]) -> Value {
     let mut props = Map::new();
     // HubSpot adds these to every answer.
@@ -609,7 +430,7 @@ fn iso(ms: u64) -> String {
 
 fn list(s: &mut State, query: &str) -> Answer {
     s.lists.push(query.to_string());
-    let params = query_params(query);
+    let params = form(query);
     let get = |k: &str| params.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
     let limit: usize = get("limit").and_then(|l| l.parse().ok()).unwrap_or(10);
     if limit == 0 || limit > 100 {
@@ -891,7 +712,7 @@ fn upsert(s: &mut State, body: &Value) -> Answer {
 }
 
 fn token(s: &mut State, r: &Request) -> Answer {
-    let form = query_params(&String::from_utf8_lossy(&r.body));
+    let form = form(&String::from_utf8_lossy(&r.body));
     let get = |k: &str| form.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
     let ok = match &s.oauth {
         Some((id, secret, refresh)) => {

@@ -6,6 +6,7 @@
 //!
 //! A test dependency only: nothing in a shipped crate may depend on it.
 
+mod fake_http;
 pub mod hubspot;
 pub mod pg;
 pub mod prism;

@@ -24,10 +24,10 @@
 
 #![allow(clippy::expect_used, clippy::unwrap_used)]
 
+use crate::fake_http::{Answer, FakeServer, Request, answer, form, raw};
 use serde_json::{Map, Value, json};
 use std::collections::{BTreeMap, HashMap, VecDeque};
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpListener;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -193,7 +193,7 @@ pub struct FakeSalesforce {
     /// Its base URL, `http://127.0.0.1:PORT`.
     pub url: String,
     state: Arc<Mutex<State>>,
-    stop: Arc<std::sync::atomic::AtomicBool>,
+    _server: FakeServer,
 }
 
 impl FakeSalesforce {
@@ -229,31 +229,22 @@ impl FakeSalesforce {
             next_job: 1,
             polls_to_complete: 2,
         }));
-        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
-        let (s, st) = (state.clone(), stop.clone());
-        std::thread::spawn(move || {
-            for stream in listener.incoming() {
-                if st.load(std::sync::atomic::Ordering::Relaxed) {
-                    break;
-                }
-                let Ok(stream) = stream else { continue };
-                let s = s.clone();
-                std::thread::spawn(move || serve(stream, &s));
-            }
-        });
-        FakeSalesforce { url, state, stop }
+        let server = FakeServer::start(
+            listener,
+            state.clone(),
+            "application/json;charset=UTF-8",
+            handle,
+        );
+        FakeSalesforce {
+            url,
+            state,
+            _server: server,
+        }
     }
 
     /// The state, to set up or inspect.
     pub fn state(&self) -> MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
-    }
-}
-
-impl Drop for FakeSalesforce {
-    fn drop(&mut self) {
-        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
-        let _ = TcpStream::connect(self.url.trim_start_matches("http://"));
     }
 }
 
@@ -264,160 +255,9 @@ pub fn now_secs() -> u64 {
         .map_or(0, |d| d.as_secs())
 }
 
-struct Request {
-    method: String,
-    path: String,
-    query: String,
-    headers: Vec<(String, String)>,
-    body: Vec<u8>,
-}
-
-impl Request {
-    fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
-    }
-}
-
-struct Answer {
-    status: u16,
-    headers: Vec<(String, String)>,
-    body: Value,
-    /// A body that is not JSON: its content type and bytes (empty: no body at all).
-    raw: Option<(&'static str, Vec<u8>)>,
-}
-
-fn answer(status: u16, body: Value) -> Answer {
-    Answer {
-        status,
-        headers: Vec::new(),
-        body,
-        raw: None,
-    }
-}
-
-fn raw(status: u16, content_type: &'static str, body: Vec<u8>) -> Answer {
-    Answer {
-        status,
-        headers: Vec::new(),
-        body: Value::Null,
-        raw: Some((content_type, body)),
-    }
-}
-
 /// Salesforce's error list: `[{"message", "errorCode"}]`.
 fn error(status: u16, code: &str, message: &str) -> Answer {
     answer(status, json!([{ "message": message, "errorCode": code }]))
-}
-
-fn serve(stream: TcpStream, state: &Mutex<State>) {
-    let _ = stream.set_read_timeout(Some(Duration::from_secs(60)));
-    let _ = stream.set_nodelay(true);
-    let mut writer = stream.try_clone().unwrap();
-    let mut reader = BufReader::new(stream);
-    while let Some(request) = read_request(&mut reader) {
-        let close = request
-            .header("connection")
-            .is_some_and(|v| v.eq_ignore_ascii_case("close"));
-        let a = {
-            let mut s = state.lock().unwrap_or_else(|e| e.into_inner());
-            handle(&mut s, &request)
-        };
-        let (content_type, body) = match a.raw {
-            Some((t, b)) => (t, b),
-            None => (
-                "application/json;charset=UTF-8",
-                serde_json::to_vec(&a.body).unwrap(),
-            ),
-        };
-        let reason = match a.status {
-            200 => "OK",
-            201 => "Created",
-            400 => "Bad Request",
-            401 => "Unauthorized",
-            403 => "Forbidden",
-            404 => "Not Found",
-            409 => "Conflict",
-            429 => "Too Many Requests",
-            503 => "Service Unavailable",
-            _ => "Status",
-        };
-        let mut head = format!(
-            "HTTP/1.1 {} {reason}\r\nContent-Length: {}\r\n",
-            a.status,
-            body.len()
-        );
-        if !body.is_empty() {
-            head.push_str(&format!("Content-Type: {content_type}\r\n"));
-        }
-        for (k, v) in &a.headers {
-            head.push_str(&format!("{k}: {v}\r\n"));
-        }
-        head.push_str("\r\n");
-        let mut bytes = head.into_bytes();
-        bytes.extend_from_slice(&body);
-        if writer.write_all(&bytes).is_err() || close {
-            return;
-        }
-    }
-}
-
-fn read_request(reader: &mut BufReader<TcpStream>) -> Option<Request> {
-    let mut line = String::new();
-    if reader.read_line(&mut line).ok()? == 0 {
-        return None;
-    }
-    let mut parts = line.split_whitespace();
-    let method = parts.next()?.to_string();
-    let target = parts.next()?.to_string();
-    let mut headers = Vec::new();
-    loop {
-        let mut h = String::new();
-        reader.read_line(&mut h).ok()?;
-        let h = h.trim_end();
-        if h.is_empty() {
-            break;
-        }
-        if let Some((k, v)) = h.split_once(':') {
-            headers.push((k.trim().to_string(), v.trim().to_string()));
-        }
-    }
-    let find = |name: &str| {
-        headers
-            .iter()
-            .find(|(k, _): &&(String, String)| k.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.clone())
-    };
-    let mut body = Vec::new();
-    if find("transfer-encoding").is_some_and(|v| v.eq_ignore_ascii_case("chunked")) {
-        loop {
-            let mut size = String::new();
-            reader.read_line(&mut size).ok()?;
-            let n = usize::from_str_radix(size.trim().split(';').next()?, 16).ok()?;
-            let mut chunk = vec![0; n + 2];
-            reader.read_exact(&mut chunk).ok()?;
-            if n == 0 {
-                break;
-            }
-            body.extend_from_slice(&chunk[..n]);
-        }
-    } else if let Some(n) = find("content-length").and_then(|v| v.parse::<usize>().ok()) {
-        body = vec![0; n];
-        reader.read_exact(&mut body).ok()?;
-    }
-    let (path, query) = match target.split_once('?') {
-        Some((p, q)) => (p.to_string(), q.to_string()),
-        None => (target, String::new()),
-    };
-    Some(Request {
-        method,
-        path,
-        query,
-        headers,
-        body,
-    })
 }
 
 fn handle(s: &mut State, r: &Request) -> Answer {
@@ -441,7 +281,7 @@ fn handle(s: &mut State, r: &Request) -> Answer {
 }
 
 fn token(s: &mut State, r: &Request) -> Answer {
-    let form = params(std::str::from_utf8(&r.body).unwrap_or(""));
+    let form = form(std::str::from_utf8(&r.body).unwrap_or(""));
     let get = |k: &str| form.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
     if get("grant_type") == Some("urn:ietf:params:oauth:grant-type:jwt-bearer") {
         if let Err(why) = check_assertion(s, get("assertion").unwrap_or("")) {
@@ -568,7 +408,7 @@ fn api(s: &mut State, r: &Request) -> Answer {
     match (r.method.as_str(), resource) {
         ("GET", "query") => {
             s.bump("query");
-            let q = params(&r.query)
+            let q = form(&r.query)
                 .into_iter()
                 .find(|(k, _)| k == "q")
                 .map(|(_, v)| v)
@@ -636,41 +476,6 @@ fn api(s: &mut State, r: &Request) -> Answer {
         }
         _ => error(404, "NOT_FOUND", "The requested resource does not exist"),
     }
-}
-
-fn params(query: &str) -> Vec<(String, String)> {
-    query
-        .split('&')
-        .filter(|p| !p.is_empty())
-        .map(|p| {
-            let (k, v) = p.split_once('=').unwrap_or((p, ""));
-            (decode(k), decode(v))
-        })
-        .collect()
-}
-
-/// Percent-decoding (`+` is a space in forms and queries).
-fn decode(s: &str) -> String {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'+' => out.push(b' '),
-            b'%' if i + 2 < bytes.len() => {
-                match s.get(i + 1..i + 3).map(|h| u8::from_str_radix(h, 16)) {
-                    Some(Ok(b)) => {
-                        out.push(b);
-                        i += 2;
-                    }
-                    _ => out.push(b'%'),
-                }
-            }
-            b => out.push(b),
-        }
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// A page of `records` from `offset`, with the locator of the next when there is one.
@@ -1012,7 +817,7 @@ fn results(s: &mut State, id: &str, query: &str) -> Answer {
     if job.state != "JobComplete" {
         return error(400, "INVALIDJOBSTATE", "Job is not complete");
     }
-    let params = params(query);
+    let params = form(query);
     let offset: usize = match params.iter().find(|(k, _)| k == "locator") {
         None => 0,
         Some((_, l)) => match l.strip_prefix("LOC").and_then(|n| n.parse().ok()) {
