@@ -28,5 +28,5 @@ mod url;
 
 pub use client::{Body, ClientOptions, HttpClient, Response, Verdict};
 pub use rate_limit::RateLimiter;
-pub use token::{MakeAssertion, OAuthRefresh, TokenSource};
+pub use token::{MakeAssertion, OAuthRefresh, TokenSource, check_token};
 pub use url::{check_url, is_loopback_url};

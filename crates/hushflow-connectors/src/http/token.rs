@@ -315,3 +315,15 @@ fn bearer(name: &str, token: &SecretValue) -> Result<HeaderValue, Error> {
         ))
     })
 }
+
+/// Checks that a resolved token (an API token, a refresh token) is one header or form field's
+/// worth of text; `what` names it for the message, which never quotes it.
+pub fn check_token(what: &str, value: &str) -> Result<(), String> {
+    if value.trim().is_empty() {
+        return Err(format!("{what} is empty"));
+    }
+    if value.trim().chars().any(|c| c.is_control() || c == ' ') {
+        return Err(format!("{what} holds spaces or control characters"));
+    }
+    Ok(())
+}

@@ -301,12 +301,7 @@ impl crate::Connection for HubSpotConnection<'_> {
     /// The value is a token, not a URL: checked for being one header's worth of text; the
     /// base URL and token URL are checked here too.
     fn check_url(&self, value: &str, _base: &Path) -> Result<Vec<String>, String> {
-        if value.trim().is_empty() {
-            return Err("the token is empty".into());
-        }
-        if value.trim().chars().any(|c| c.is_control() || c == ' ') {
-            return Err("the token holds spaces or control characters".into());
-        }
+        crate::http::check_token("the token", value)?;
         crate::http::check_url("base_url", self.base_url)?;
         let mut warnings = Vec::new();
         if crate::http::is_loopback_url(self.base_url) {

@@ -364,18 +364,16 @@ impl crate::Connection for SalesforceConnection<'_> {
         self.more.clone()
     }
 
-    /// The value is a token, not a URL: checked for being one form field's worth of text; the
-    /// login URL is checked here too.
+    /// The value is a refresh token (one form field's worth of text) or a PEM private key, not
+    /// a URL; the login URL is checked here too.
     fn check_url(&self, value: &str, _base: &Path) -> Result<Vec<String>, String> {
+        // A PEM key is lines with spaces in its armour: only a token is held to one field.
         if self.key == "private_key" {
             if !value.contains("PRIVATE KEY-----") {
                 return Err("the private key is not PEM (-----BEGIN PRIVATE KEY-----)".into());
             }
-        } else if value.trim().is_empty() {
-            return Err("the refresh token is empty".into());
-        }
-        if value.trim().chars().any(|c| c.is_control() || c == ' ') {
-            return Err("the refresh token holds spaces or control characters".into());
+        } else {
+            crate::http::check_token("the refresh token", value)?;
         }
         crate::http::check_url("login_url", self.login_url)?;
         let mut warnings = Vec::new();

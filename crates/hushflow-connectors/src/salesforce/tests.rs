@@ -859,6 +859,14 @@ fn the_jwt_bearer_flow_signs_an_rs256_assertion_and_never_shows_the_key() {
         "username": "integration@example.com",
     }));
     assert!(config.problems().is_empty(), "{:?}", config.problems());
+    // What `validate` checks of the resolved key: a PEM key passes (its armour has spaces and
+    // line breaks, which a token may not hold), and the message never quotes the value.
+    let connection = crate::SourceConfig::connection(&config).unwrap();
+    assert!(connection.check_url(TEST_KEY, Path::new(".")).is_ok());
+    let refused = connection
+        .check_url("not a key", Path::new("."))
+        .unwrap_err();
+    assert!(!refused.contains("not a key"), "{refused}");
     let mut connections = Connections::new();
     connections.insert("env:SF_KEY".into(), SecretValue::new(TEST_KEY.into()));
     let mut source = open(&config, &connections, &names(&["Id"]), None).unwrap();
