@@ -182,3 +182,65 @@ pub fn reason(e: &SecretError) -> &'static str {
         _ => "invalid",
     }
 }
+
+/// Saves a credential that its issuer rotated during a run (an OAuth refresh token) into the
+/// sealed keyring, when the pipeline named it `keyring:NAME`, with an audit record first; any
+/// other reference cannot be written, and the connector warns with the reason.
+pub struct KeyringSaver {
+    session: crate::Session,
+    actor: crate::Actor,
+}
+
+impl KeyringSaver {
+    /// Saves into `session`'s keyring, audited as `actor`.
+    pub fn new(session: crate::Session, actor: crate::Actor) -> KeyringSaver {
+        KeyringSaver { session, actor }
+    }
+}
+
+/// Why a rotated credential was not saved: the keyring refused, or the audit record failed (and
+/// then nothing changed).
+enum SaveStep {
+    Keyring(hushflow_crypto::KeyringError),
+    Audit(Error),
+}
+
+impl From<hushflow_crypto::KeyringError> for SaveStep {
+    fn from(e: hushflow_crypto::KeyringError) -> SaveStep {
+        SaveStep::Keyring(e)
+    }
+}
+
+impl hushflow_connectors::CredentialSaver for KeyringSaver {
+    fn save(&self, reference: &str, value: &SecretValue) -> std::result::Result<(), String> {
+        let parsed = providers(None)
+            .parse(reference)
+            .map_err(|e| e.to_string())?;
+        let Some(name) = parsed.as_keyring() else {
+            return Err(format!(
+                "only keyring: references are written back, and this is {}:",
+                parsed.scheme()
+            ));
+        };
+        let mut keyring = self.session.keyring().map_err(|e| e.to_string())?;
+        let result = keyring.put_credential_with_intent(name, value, |info| {
+            self.session
+                .audit(
+                    &self.actor,
+                    "keys.import",
+                    format!(
+                        "credential {} version {} id {} (rotated by its issuer during a run)",
+                        info.name, info.version, info.id
+                    ),
+                    std::collections::BTreeMap::new(),
+                    "ok",
+                )
+                .map_err(SaveStep::Audit)
+        });
+        match result {
+            Ok(_) => Ok(()),
+            Err(SaveStep::Keyring(e)) => Err(e.to_string()),
+            Err(SaveStep::Audit(e)) => Err(format!("the audit record could not be written: {e}")),
+        }
+    }
+}

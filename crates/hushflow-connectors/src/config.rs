@@ -16,6 +16,27 @@ use std::path::Path;
 pub struct Connections {
     values: BTreeMap<String, SecretValue>,
     redactor: Redactor,
+    saver: Option<SaverHandle>,
+}
+
+/// Saves a secret its issuer replaced while a run used it (an OAuth refresh token rotated by the
+/// token endpoint) back where its reference points, so the next run starts from the new one.
+/// The run sets one (`keyring:` references are saved into the sealed keyring, with an audit
+/// record); a connector reaches it through [`Connections::saver`].
+pub trait CredentialSaver: Send + Sync {
+    /// Replaces the secret behind `reference` with `value`. The error says why it could not
+    /// (never the value), for a warning: the run goes on with the new value either way.
+    fn save(&self, reference: &str, value: &SecretValue) -> Result<(), String>;
+}
+
+/// A shared [`CredentialSaver`], kept out of `Debug` output.
+#[derive(Clone)]
+pub struct SaverHandle(pub std::sync::Arc<dyn CredentialSaver>);
+
+impl Debug for SaverHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("CredentialSaver")
+    }
 }
 
 impl Connections {
@@ -30,7 +51,18 @@ impl Connections {
         Connections {
             values: BTreeMap::new(),
             redactor,
+            saver: None,
         }
+    }
+
+    /// Where rotated credentials are saved during the run.
+    pub fn set_saver(&mut self, saver: std::sync::Arc<dyn CredentialSaver>) {
+        self.saver = Some(SaverHandle(saver));
+    }
+
+    /// Where rotated credentials are saved, when the run said.
+    pub fn saver(&self) -> Option<&SaverHandle> {
+        self.saver.as_ref()
     }
 
     /// The redactor that masks these secrets, for secrets a connector obtains while it runs.

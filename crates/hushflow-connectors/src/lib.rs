@@ -64,8 +64,8 @@ mod rows;
 mod testing;
 
 pub use config::{
-    ConfigProblem, Connection, Connections, RawDecoder, SinkConfig, SinkContext, SourceConfig,
-    SourceContext,
+    ConfigProblem, Connection, Connections, CredentialSaver, RawDecoder, SaverHandle, SinkConfig,
+    SinkContext, SourceConfig, SourceContext,
 };
 pub use fields::{MAX_NAME_CHARS, name_looks_like_data};
 pub use file::check_target;

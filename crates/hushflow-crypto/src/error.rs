@@ -172,6 +172,26 @@ pub enum KeyringError {
         name: String,
     },
 
+    /// A credential was to be rotated like a key, or a key replaced like a credential.
+    #[error("`{name}` is {what}: {hint}")]
+    WrongKind {
+        /// The entry's name.
+        name: String,
+        /// What it is: "a credential" or "a key".
+        what: &'static str,
+        /// What to do instead.
+        hint: &'static str,
+    },
+
+    /// A credential given to the keyring is empty or too long.
+    #[error("credential `{name}` must hold 1 to {max} bytes")]
+    BadCredential {
+        /// The credential's name.
+        name: String,
+        /// The most it may hold.
+        max: usize,
+    },
+
     /// A key has no version with the id asked for.
     #[error("key `{name}` has no version with id {id} in {path}")]
     NoSuchVersion {

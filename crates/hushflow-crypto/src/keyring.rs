@@ -36,6 +36,10 @@ pub enum Purpose {
     Hash,
     /// A key for reversible tokens.
     Tokenize,
+    /// Not a key: a secret given to hushflow (an OAuth refresh token, a password), kept here
+    /// so that it is sealed with the keys and can be replaced when its issuer rotates it. Only
+    /// the current version is kept; it is never used as a hashing or tokenizing key.
+    Credential,
 }
 
 /// What may be shown about a key version: everything but its material.
@@ -312,6 +316,13 @@ impl Keyring {
                         })?;
                 let current = versions.last().map(|e| (e.info.version, e.info.purpose));
                 let (version, purpose) = current.unwrap_or((0, None));
+                if purpose == Some(Purpose::Credential) {
+                    return Err(KeyringError::WrongKind {
+                        name: name.to_owned(),
+                        what: "a credential",
+                        hint: "replace it with `hushflow keys import NAME` (the value on stdin)",
+                    });
+                }
                 if purpose != Some(Purpose::Tokenize) && !hashes_may_change {
                     return Err(KeyringError::HashesWouldChange {
                         name: name.to_owned(),
@@ -320,6 +331,55 @@ impl Keyring {
                 let entry = new_entry(name, version.saturating_add(1), purpose)?;
                 let info = entry.info.clone();
                 versions.push(entry);
+                Ok(info)
+            },
+            intent,
+        )
+    }
+
+    /// Stores `value` as credential `name`: creates it, or replaces the one there (its version
+    /// goes up by one and the old value is dropped: an issuer that rotates a refresh token has
+    /// revoked the old one). A key of that name is never replaced. `intent` runs before the
+    /// change is committed, as in [`Keyring::create_with_intent`].
+    pub fn put_credential_with_intent<E: From<KeyringError>>(
+        &mut self,
+        name: &str,
+        value: &SecretValue,
+        intent: impl FnOnce(&KeyInfo) -> Result<(), E>,
+    ) -> Result<KeyInfo, E> {
+        if !is_valid_key_name(name) {
+            return Err(KeyringError::BadName {
+                name: name.to_owned(),
+            }
+            .into());
+        }
+        let bytes = value.expose();
+        if bytes.is_empty() || bytes.len() > store::MAX_CREDENTIAL_LEN {
+            return Err(KeyringError::BadCredential {
+                name: name.to_owned(),
+                max: store::MAX_CREDENTIAL_LEN,
+            }
+            .into());
+        }
+        self.update(
+            |contents| {
+                let versions = contents.keys.entry(name.to_owned()).or_default();
+                let current = versions.last().map(|e| (e.info.version, e.info.purpose));
+                if let Some((_, purpose)) = current
+                    && purpose != Some(Purpose::Credential)
+                {
+                    return Err(KeyringError::WrongKind {
+                        name: name.to_owned(),
+                        what: "a key",
+                        hint: "keys are made here and rotated, never replaced; import the \
+                               credential under another name",
+                    });
+                }
+                let version = current.map_or(1, |(v, _)| v.saturating_add(1));
+                let mut entry = new_entry(name, version, Some(Purpose::Credential))?;
+                entry.material = SecretValue::new(bytes.to_vec());
+                let info = entry.info.clone();
+                *versions = vec![entry];
                 Ok(info)
             },
             intent,

@@ -18,6 +18,7 @@ pub use at_rest::{AtRestError, EncryptedWriter, StateIdentity, StateRecipient};
 pub use error::KeyringError;
 pub use keyring::{KeyInfo, Keyring, MasterKey, Purpose, Sealing};
 pub use mac::HmacSha256;
+pub use store::MAX_CREDENTIAL_LEN;
 pub use subject::{
     SubjectHandle, SubjectKeyError, SubjectRoot, handle_hex, parse_subject_key_id, subject_key_id,
 };

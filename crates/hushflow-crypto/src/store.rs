@@ -3,6 +3,8 @@
 //! Format version 2, JSON:
 //! `{"version": 2, "identity": "AGE-SECRET-KEY-1…", "keys": [{"name", "version", "id",
 //! "purpose", "created_at", "material": base64 of 32 bytes}]}`; a name appears once per version.
+//! A credential (purpose `credential`: a secret given to hushflow, such as an OAuth refresh
+//! token) holds 1 to [`MAX_CREDENTIAL_LEN`] bytes of any kind instead of a 32-byte key.
 //! Version 1 (no identity, one version per name, no purpose) is still read.
 //!
 //! Under a master key the same JSON is sealed: `{"version": 2, "sealed": {"kdf": "hkdf-sha256",
@@ -27,6 +29,8 @@ use crate::{KeyInfo, KeyringError, MasterKey, Purpose, StateIdentity};
 
 pub(crate) const VERSION: u64 = 2;
 pub(crate) const KEY_LEN: usize = 32;
+/// The longest credential the keyring holds (an OAuth refresh token is well under 1 KiB).
+pub const MAX_CREDENTIAL_LEN: usize = 16 * 1024;
 const SEAL_INFO: &[u8] = b"hushflow keyring v2 aes-256-gcm";
 const SEAL_AD: &[u8] = b"hushflow keyring v2";
 
@@ -201,7 +205,11 @@ pub(crate) fn load(path: &Path, master: Option<&MasterKey>) -> Result<Loaded, Ke
                 .decode(k.material.0.as_bytes())
                 .map_err(|_| bad("has material that is not base64"))?,
         );
-        if material.len() != KEY_LEN {
+        if k.purpose == Some(Purpose::Credential) {
+            if material.is_empty() || material.len() > MAX_CREDENTIAL_LEN {
+                return Err(bad("is a credential of no bytes or too many"));
+            }
+        } else if material.len() != KEY_LEN {
             return Err(bad("has material that is not 32 bytes long"));
         }
         let versions = contents.keys.entry(k.name.clone()).or_default();
@@ -209,7 +217,9 @@ pub(crate) fn load(path: &Path, master: Option<&MasterKey>) -> Result<Loaded, Ke
         let expected = versions
             .last()
             .map_or(1, |e| e.info.version.saturating_add(1));
-        if k.version != expected {
+        // A credential keeps only its current version, which may be any.
+        let first_credential = versions.is_empty() && k.purpose == Some(Purpose::Credential);
+        if k.version != expected && !(first_credential && k.version >= 1) {
             return Err(bad(
                 if versions.iter().any(|e| e.info.version == k.version) {
                     "appears twice"

@@ -639,3 +639,65 @@ fn intent_is_recorded_before_the_key_is_committed() {
         assert!(temporary_files(dir.path()).is_empty());
     }
 }
+
+/// A credential (an OAuth refresh token) of any length is stored sealed, replaced in place
+/// (version up by one, the old value gone), never rotated like a key; a key is never replaced
+/// by a credential.
+#[test]
+fn credentials_are_replaced_in_place_and_kept_apart_from_keys() {
+    let dir = state_dir();
+    let no_intent = |_: &hushflow_crypto::KeyInfo| Ok::<(), KeyringError>(());
+    let mut k = Keyring::open_with(dir.path(), Some(master(7))).unwrap();
+    k.create("pepper").unwrap();
+    let first = SecretValue::new(b"5Aep861.first-refresh-token".to_vec());
+    let info = k
+        .put_credential_with_intent("crm-refresh", &first, no_intent)
+        .unwrap();
+    assert_eq!((info.version, info.purpose), (1, Some(Purpose::Credential)));
+    let long = SecretValue::new(vec![b'x'; 3000]);
+    let info = k
+        .put_credential_with_intent("crm-refresh", &long, no_intent)
+        .unwrap();
+    assert_eq!(info.version, 2);
+
+    // Across a reopen of the sealed file: the current value only, the first one gone.
+    let k2 = Keyring::open_with(dir.path(), Some(master(7))).unwrap();
+    assert_eq!(
+        k2.key_material("crm-refresh").unwrap().expose(),
+        long.expose()
+    );
+    assert_eq!(k2.versions("crm-refresh").unwrap().len(), 1);
+    let raw = fs::read(dir.path().join("keyring.json")).unwrap();
+    assert!(
+        !raw.windows(12)
+            .any(|w| w == b"first-refresh"[..12].as_ref())
+    );
+
+    let mut k = k2;
+    assert!(matches!(
+        k.rotate("crm-refresh", true),
+        Err(KeyringError::WrongKind { .. })
+    ));
+    assert!(matches!(
+        k.put_credential_with_intent("pepper", &first, no_intent),
+        Err(KeyringError::WrongKind { .. })
+    ));
+    assert!(matches!(
+        k.put_credential_with_intent("empty", &SecretValue::new(Vec::new()), no_intent),
+        Err(KeyringError::BadCredential { .. })
+    ));
+    // An intent that fails changes nothing.
+    let refused = k.put_credential_with_intent("crm-refresh", &first, |_| {
+        Err(KeyringError::BadCredential {
+            name: "x".into(),
+            max: 0,
+        })
+    });
+    assert!(refused.is_err());
+    let k3 = Keyring::open_with(dir.path(), Some(master(7))).unwrap();
+    assert_eq!(
+        k3.key_material("crm-refresh").unwrap().expose(),
+        long.expose()
+    );
+    assert_eq!(k3.get("pepper").unwrap().1.expose().len(), 32);
+}

@@ -811,6 +811,12 @@ pub fn resolve_key(
     let value = resolver.resolve(reference).map_err(|e| e.to_string())?;
     if let Some(name) = reference.as_keyring() {
         let (info, _) = keyring.get(name).map_err(|e| e.to_string())?;
+        if info.purpose == Some(hushflow_crypto::Purpose::Credential) {
+            return Err(format!(
+                "{reference} is a credential (imported with `hushflow keys import`), not a key: \
+                 make a key with `hushflow keys create NAME`"
+            ));
+        }
         return Ok(ResolvedKey {
             id: info.id,
             material: value,

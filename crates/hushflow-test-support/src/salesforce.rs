@@ -105,6 +105,9 @@ pub struct State {
     /// The JWT bearer flow: the connected app's consumer key, the username, the audience, and
     /// the RSA public key (DER, `RSAPublicKey`) of the certificate the app holds.
     pub jwt: Option<(String, String, String, Vec<u8>)>,
+    /// Refresh token rotation (a connected app setting): each refresh answers with a new
+    /// refresh token and revokes the one sent.
+    pub rotate_refresh: bool,
     /// The host the token endpoint names (Prism's, when it stands in front).
     pub instance_url: String,
     /// Access tokens issued, with their expiry.
@@ -213,6 +216,7 @@ impl FakeSalesforce {
             oauth: (client_id.into(), client_secret.into(), refresh_token.into()),
             instance_url: url.clone(),
             jwt: None,
+            rotate_refresh: false,
             issued: Vec::new(),
             session: Duration::from_secs(7200),
             batch_size: 2000,
@@ -308,7 +312,15 @@ fn token(s: &mut State, r: &Request) -> Answer {
             json!({"error": "invalid_grant", "error_description": "expired access/refresh token"}),
         );
     }
-    issue(s)
+    let mut a = issue(s);
+    if s.rotate_refresh {
+        let rotated = format!("5Aep861-canary-rotated-{}-{}", s.issued.len(), now_secs());
+        s.oauth.2 = rotated.clone();
+        if let Value::Object(fields) = &mut a.body {
+            fields.insert("refresh_token".into(), Value::String(rotated));
+        }
+    }
+    a
 }
 
 /// Checks a JWT bearer assertion as Salesforce does: RS256 over `header.claims` with the app's

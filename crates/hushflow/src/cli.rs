@@ -565,6 +565,11 @@ pub enum SampleFormat {
 pub enum KeysCommand {
     /// Create a random 256-bit key.
     Create(CreateKeyArgs),
+    /// Store a credential given to hushflow (an OAuth refresh token, a password) from stdin, so
+    /// that a pipeline names it `keyring:NAME`: sealed with the keys, and replaced in place when
+    /// its issuer rotates it during a run (audited). Replaces a credential of that name; never a
+    /// key.
+    Import(KeyName),
     /// List keys: names, versions, ids, purposes, creation dates.
     List,
     /// Print a key's current material (base64) so another system can compute the same hashes

@@ -9,8 +9,11 @@
 //!
 //! The access token is refreshed ahead of `expires_in` (by [`OAuthRefresh::EARLY`]) and again
 //! when a request answers 401. A refresh token the server rotates is kept for the rest of the
-//! run (and registered with the redactor); saving it into the keyring for the next run is the
-//! caller's job, not done yet.
+//! run (and registered with the redactor) and handed to the run's
+//! [`CredentialSaver`](crate::config::CredentialSaver) under the reference it came from, which
+//! stores it in the sealed keyring when that reference is `keyring:NAME` (an issuer that
+//! rotates has revoked the old token, so the next run would otherwise fail to sign in). When it
+//! cannot be saved, a warning says so and names the reference.
 
 use super::client::{Body, HttpClient, Verdict, sensitive};
 use hushflow_core::Error;
@@ -53,6 +56,8 @@ pub struct OAuthRefresh {
     client_secret: SecretValue,
     state: Mutex<RefreshState>,
     redactor: Redactor,
+    /// Where a rotated refresh token goes: its reference and the run's saver.
+    rotation: Option<Box<(String, Option<crate::config::SaverHandle>)>>,
 }
 
 #[derive(Debug)]
@@ -109,7 +114,22 @@ impl OAuthRefresh {
                 instance_url: None,
             }),
             redactor,
+            rotation: None,
         })
+    }
+
+    /// Saves a refresh token the endpoint rotates under `reference` (the one the first came
+    /// from) through `connections`' saver; without one, a rotation is only warned about.
+    pub fn saving_rotations(
+        mut self,
+        reference: &str,
+        connections: &crate::Connections,
+    ) -> OAuthRefresh {
+        self.rotation = Some(Box::new((
+            reference.to_string(),
+            connections.saver().cloned(),
+        )));
+        self
     }
 
     /// The JWT bearer grant (RFC 7523) at `token_url`: each token is asked for with a new
@@ -159,6 +179,9 @@ impl OAuthRefresh {
             if let Some(rotated) = grant.refresh_token {
                 let rotated = SecretValue::new(rotated.into_bytes());
                 self.redactor.register(&rotated);
+                if self.assertion.is_none() && rotated.expose() != state.refresh_token.expose() {
+                    self.save_rotated(name, &rotated);
+                }
                 state.refresh_token = rotated;
             }
             state.refreshes += 1;
@@ -170,6 +193,28 @@ impl OAuthRefresh {
             return Err(Error::Config(format!("{name}: no access token")));
         };
         bearer(name, token)
+    }
+
+    /// Hands a rotated refresh token to the run's saver; a failure is a warning, since this run
+    /// goes on with the new token either way.
+    fn save_rotated(&self, name: &str, rotated: &SecretValue) {
+        let Some((reference, saver)) = self.rotation.as_deref() else {
+            return;
+        };
+        let outcome = match saver {
+            Some(saver) => saver.0.save(reference, rotated),
+            None => Err("this run has nowhere to save it".to_string()),
+        };
+        match outcome {
+            Ok(()) => tracing::info!(
+                "{name}: the token endpoint rotated the refresh token; saved to {reference}"
+            ),
+            Err(why) => tracing::warn!(
+                "{name}: the token endpoint rotated the refresh token, but {reference} could not \
+                 be updated ({why}); the next run needs the new token: store refresh tokens with \
+                 `hushflow keys import NAME` and name them keyring:NAME, which is updated in place"
+            ),
+        }
     }
 
     fn refresh(&self, http: &HttpClient, refresh_token: &SecretValue) -> Result<Grant, Error> {

@@ -97,7 +97,8 @@ impl HubSpot {
                         secret(refresh)?,
                         connections.redactor().clone(),
                     )
-                    .map_err(|e| Error::Config(format!("HubSpot: {e}")))?,
+                    .map_err(|e| Error::Config(format!("HubSpot: {e}")))?
+                    .saving_rotations(refresh, connections),
                 )
             }
             (None, None) => {

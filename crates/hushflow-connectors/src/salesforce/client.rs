@@ -91,7 +91,8 @@ impl Salesforce {
                 secret(client_secret)?,
                 secret(refresh)?,
                 connections.redactor().clone(),
-            ),
+            )
+            .map(|grant| grant.saving_rotations(refresh, connections)),
             (None, Some(key), _, Some(username)) => {
                 let pem = secret(key)?;
                 let signer =

@@ -332,6 +332,22 @@ pub(super) fn keys(session: &Session<'_>, cmd: KeysCommand) -> Result<Exit, Fail
                 None => println!("{}", String::from_utf8_lossy(secret.expose())),
             }
         }
+        KeysCommand::Import(KeyName { name }) => {
+            let value = read_credential()?;
+            let mut recorded = None;
+            let result = keyring.put_credential_with_intent(&name, &value, |info| {
+                let detail = format!(
+                    "credential {} version {} id {}",
+                    info.name, info.version, info.id
+                );
+                record_intent(session, "keys.import", detail, &mut recorded)
+            });
+            let info = committed(session, "keys.import", result, recorded)?;
+            out.line(format!(
+                "credential {} stored (version {}); pipelines name it keyring:{}",
+                info.name, info.version, info.name
+            ));
+        }
         KeysCommand::List => {
             let keys = keyring.list();
             audited("keys.list", format!("{} key versions", keys.len()))?;
@@ -342,6 +358,7 @@ pub(super) fn keys(session: &Session<'_>, cmd: KeysCommand) -> Result<Exit, Fail
                 let purpose = match k.purpose {
                     Some(Purpose::Hash) => "hash",
                     Some(Purpose::Tokenize) => "tokenize",
+                    Some(Purpose::Credential) => "credential",
                     None => "-",
                 };
                 out.line(format!(
@@ -352,6 +369,27 @@ pub(super) fn keys(session: &Session<'_>, cmd: KeysCommand) -> Result<Exit, Fail
         }
     }
     Ok(Exit::Success)
+}
+
+/// A credential from stdin: one line (its line break dropped), never from the command line,
+/// where other users of the machine could read it.
+fn read_credential() -> Result<SecretValue, Failure> {
+    use std::io::Read as _;
+    // Moved, not copied, into the SecretValue, which wipes it when dropped.
+    let mut bytes = Vec::new();
+    std::io::stdin()
+        .take(hushflow_crypto::MAX_CREDENTIAL_LEN as u64 + 2)
+        .read_to_end(&mut bytes)
+        .map_err(|e| failure(format!("could not read the credential from stdin: {e}")))?;
+    while bytes.last().is_some_and(|b| *b == b'\n' || *b == b'\r') {
+        bytes.pop();
+    }
+    if bytes.is_empty() {
+        return Err(invalid(
+            "give the credential on stdin, e.g. `hushflow keys import NAME < token.txt`",
+        ));
+    }
+    Ok(SecretValue::new(bytes))
 }
 
 /// Why a keyring change with an audit record written ahead did not happen.

@@ -63,7 +63,11 @@ pub(super) fn prepare_plan(session: &Session<'_>, mut plan: Plan) -> Result<Prep
             },
         );
     }
-    let (connections, warnings) = plan.resolve_connections(&resolver).map_err(invalid)?;
+    let (mut connections, warnings) = plan.resolve_connections(&resolver).map_err(invalid)?;
+    // A refresh token its issuer rotates during the run is written back into the keyring.
+    connections.set_saver(std::sync::Arc::new(
+        hushflow_app::secrets::KeyringSaver::new(session.app.clone(), session.actor.clone()),
+    ));
     // The resolver borrows the keyring, which moves into the result.
     drop(resolver);
     plan.warnings.extend(warnings);

@@ -158,3 +158,142 @@ poll_interval_ms = 20
         assert!(!log.contains("VIOLATIONS"), "{log}");
     }
 }
+
+/// Salesforce's "refresh token rotation": each refresh answers with a new refresh token and
+/// revokes the one sent. A token imported into the keyring (`keys import`, from stdin) is
+/// replaced there during the run, with an audit record, so the next run signs in; one given by
+/// `env:` cannot be, and the run says so, naming the reference and never a token.
+#[test]
+fn a_refresh_token_the_issuer_rotates_is_saved_in_the_keyring_for_the_next_run() {
+    let fake = FakeSalesforce::start("3MVG9-rot", SECRET, REFRESH);
+    fake.state().rotate_refresh = true;
+    let base = fake.url.clone();
+    {
+        let mut s = fake.state();
+        for i in 0..5 {
+            let email = format!("rot{i}@example.com");
+            s.insert(&[("Email", &email)], now_secs() - 600);
+        }
+    }
+    let ws = Workspace::new();
+    let pipeline = |refresh: &str| {
+        format!(
+            r#"
+[pipeline]
+name = "salesforce-rotation"
+key = "Email"
+
+[source]
+type = "salesforce"
+refresh_token = "{refresh}"
+client_id = "3MVG9-rot"
+client_secret = "env:SF_SECRET"
+login_url = "{base}"
+api_reserve = 0
+
+[policy]
+fields.Email = "keep"
+
+[sink]
+type = "jsonl"
+path = "out/contacts.jsonl"
+"#
+        )
+    };
+    ws.write("keyring.toml", pipeline("keyring:sf-refresh"));
+    let mut import = ws.command();
+    import
+        .args(["keys", "import", "sf-refresh"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let mut child = import.spawn().unwrap();
+    {
+        use std::io::Write as _;
+        let mut stdin = child.stdin.take().unwrap();
+        writeln!(stdin, "{REFRESH}").unwrap();
+    }
+    let out = child.wait_with_output().unwrap();
+    let mut outputs = vec![format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )];
+    assert!(out.status.success(), "{}", outputs[0]);
+    assert!(outputs[0].contains("keyring:sf-refresh"), "{}", outputs[0]);
+    let env = [("SF_SECRET", SECRET), ("HUSHFLOW_LOG", "trace")];
+    for round in 0..3 {
+        let r = ws.run_with(&["-vv", "run", "keyring.toml"], &env);
+        assert_eq!(r.code, 0, "round {round}: {}", r.all());
+        assert!(
+            r.all().contains("saved to keyring:sf-refresh"),
+            "{}",
+            r.all()
+        );
+        outputs.push(r.all());
+    }
+    // Three runs, three rotations: the keyring holds the last one only, as version 4.
+    let r = ws.ok(&["keys", "list"], 0);
+    let line = r.stdout.lines().find(|l| l.contains("sf-refresh")).unwrap();
+    assert!(line.contains("v4") && line.contains("credential"), "{line}");
+    assert_eq!(r.stdout.matches("sf-refresh").count(), 1, "{}", r.stdout);
+    let r = ws.ok(&["audit", "verify"], 0);
+    outputs.push(r.all());
+    let log = ws.ok(&["audit", "list", "--json"], 0).stdout;
+    assert_eq!(log.matches("rotated by its issuer").count(), 3, "{log}");
+    outputs.push(log);
+    // A credential is not a key: a policy naming it as one is refused.
+    ws.write("data/in.csv", "email\nada@example.com\n");
+    ws.write(
+        "hash.toml",
+        r#"
+[pipeline]
+name = "credential-as-key"
+key = "email"
+[source]
+type = "csv"
+path = "data/in.csv"
+[policy]
+fields.email = { hash = "hmac-sha256", key = "keyring:sf-refresh" }
+[sink]
+type = "jsonl"
+path = "out/hashed.jsonl"
+"#,
+    );
+    let r = ws.run(&["run", "hash.toml"]);
+    assert_ne!(r.code, 0, "{}", r.all());
+    assert!(r.all().contains("is a credential"), "{}", r.all());
+    outputs.push(r.all());
+
+    // From env: the rotation cannot be saved: a warning naming the reference.
+    let current = fake.state().oauth.2.clone();
+    ws.write("env.toml", pipeline("env:SF_REFRESH"));
+    let r = ws.run_with(
+        &["run", "env.toml"],
+        &[("SF_SECRET", SECRET), ("SF_REFRESH", current.as_str())],
+    );
+    assert_eq!(r.code, 0, "{}", r.all());
+    assert!(
+        r.all().contains("env:SF_REFRESH could not be updated"),
+        "{}",
+        r.all()
+    );
+    outputs.push(r.all());
+
+    let rotated = fake.state().oauth.2.clone();
+    let issued = fake.state().issued_tokens();
+    let canaries: Vec<&str> = [REFRESH, SECRET, current.as_str(), rotated.as_str()]
+        .into_iter()
+        .chain(issued.iter().map(String::as_str))
+        .collect();
+    for out in &outputs {
+        for c in &canaries {
+            assert!(!out.contains(c), "a secret in output:\n{out}");
+        }
+    }
+    for (path, bytes) in ws.bytes_under(ws.path("").as_path()) {
+        for c in &canaries {
+            assert!(!contains(&bytes, c), "a secret in {}", path.display());
+        }
+    }
+}
