@@ -704,6 +704,20 @@ pub enum AuditCommand {
     /// Ship new audit records, in order, to an append-only JSONL file or to syslog, resuming
     /// after the last record shipped (a crash neither skips nor repeats one in a JSONL copy).
     Ship(AuditShipArgs),
+    /// Check a JSONL copy made by `audit ship` on its own: its hash chain, and each shipped
+    /// head checkpoint's tag under the anchor key (the master key, or --anchor-key); exit 1
+    /// naming the first problem.
+    VerifyCopy(AuditVerifyCopyArgs),
+}
+
+/// `hushflow audit verify-copy`.
+#[derive(Debug, Args)]
+pub struct AuditVerifyCopyArgs {
+    /// The JSONL copy (the PATH of `audit ship --to jsonl:PATH`).
+    pub copy: PathBuf,
+    /// Print the report as one JSON object.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// `hushflow audit ship`.

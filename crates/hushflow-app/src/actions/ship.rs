@@ -13,11 +13,19 @@
 //! Before shipping on, the record at the resume position is compared with the shipped one: a
 //! different hash means the local log was rewritten after it was shipped, and shipping stops
 //! saying so.
+//!
+//! The head's signed checkpoint (`audit.head`, tagged under the anchor key: see
+//! `hushflow_state::audit::anchor`) is shipped too, after the record it vouches for, each time
+//! it moves: a JSONL line `{"checkpoint": {seq, hash, key, tag}, "after": {seq, hash}}` (`after`
+//! is the last record shipped before it, where shipping resumes), a syslog message with MSGID
+//! `checkpoint`. Whoever holds the anchor key can then check the copy alone ([`verify_copy`]):
+//! its chain, and that each tag vouches for the record it names, so a copy cut short or
+//! rewritten by someone without the key shows.
 
 use crate::alerts::deliver::SyslogAddress;
 use crate::monitor::AuditFollower;
 use crate::{Error, Result, Session};
-use hushflow_state::audit::AuditRecord;
+use hushflow_state::audit::{AnchorKey, AuditRecord, Checkpoint, HEAD_FILE, head_checkpoint};
 use serde::{Deserialize, Serialize};
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
@@ -46,7 +54,8 @@ impl ShipTarget {
             return Ok(ShipTarget::Syslog(SyslogAddress::Unix(rest.into())));
         }
         Err(Error::invalid(format!(
-            "--to {text}: give jsonl:PATH, syslog:tcp:HOST:PORT or syslog:unix:PATH"
+            "audit shipping target {text}: give jsonl:PATH, syslog:tcp:HOST:PORT or \
+             syslog:unix:PATH"
         )))
     }
 
@@ -74,11 +83,34 @@ pub struct ShipOptions {
     pub follow: bool,
     /// Time between looks for new records when following.
     pub interval: Duration,
+    /// When another process is shipping to the same target (it holds the position file's
+    /// lock), ship nothing and return 0 instead of failing: for the shipping that `[audit]
+    /// ship_to` starts in every long-running process and at the end of a run.
+    pub skip_if_busy: bool,
 }
 
 /// The last record shipped.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 struct Position {
+    seq: u64,
+    hash: String,
+    /// The last checkpoint shipped (position files; a JSONL copy's checkpoint lines).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    checkpoint: Option<Checkpoint>,
+}
+
+/// A checkpoint line of a JSONL copy.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CheckpointLine {
+    checkpoint: Checkpoint,
+    /// The last record shipped before it.
+    after: Point,
+}
+
+/// A record's number and hash.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+struct Point {
     seq: u64,
     hash: String,
 }
@@ -96,6 +128,10 @@ pub fn ship(
         .position
         .clone()
         .unwrap_or_else(|| target.default_position(session.state().root()));
+    // One shipper per target at a time: two would both append what is new.
+    let Some(_lock) = lock_target(&position_file, options.skip_if_busy)? else {
+        return Ok(0);
+    };
     let saved = read_position(&position_file)?;
     let resume = match target {
         // The file itself says what it holds: its last line.
@@ -106,22 +142,30 @@ pub fn ship(
     if resume.seq > 0 {
         check_unchanged(session, &resume)?;
     }
+    let head = session.state().root().join(HEAD_FILE);
     let mut follower = AuditFollower::after(session.state().clone(), resume.seq);
+    let mut at = resume;
     let mut shipped = 0;
     loop {
         let records = follower.poll()?;
-        if !records.is_empty() {
+        if let Some(last) = records.last() {
             send(target, &records)?;
             shipped += records.len() as u64;
-            if let Some(last) = records.last() {
-                save_position(
-                    &position_file,
-                    &Position {
-                        seq: last.seq,
-                        hash: last.hash.clone(),
-                    },
-                )?;
-            }
+            at.seq = last.seq;
+            at.hash = last.hash.clone();
+            save_position(&position_file, &at)?;
+        }
+        // The head's checkpoint, once it vouches for a record shipped and has moved since the
+        // last one shipped.
+        let checkpoint = head_checkpoint(&head).map_err(Error::failed)?;
+        if let Some(checkpoint) = checkpoint.filter(|c| {
+            c.seq > 0
+                && c.seq <= at.seq
+                && at.checkpoint.as_ref().is_none_or(|last| last.seq < c.seq)
+        }) {
+            send_checkpoint(target, &checkpoint, &at)?;
+            at.checkpoint = Some(checkpoint);
+            save_position(&position_file, &at)?;
         }
         if !options.follow || stop.load(Ordering::SeqCst) {
             return Ok(shipped);
@@ -130,6 +174,176 @@ pub fn ship(
             std::thread::sleep(options.interval);
         }
     }
+}
+
+/// What [`verify_copy`] found in a JSONL copy.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct CopyReport {
+    /// Records in the copy.
+    pub records: u64,
+    /// The first and last record numbers (0 when there are none).
+    pub first: u64,
+    /// The last record number.
+    pub last: u64,
+    /// The first problem of the chain: a record whose hash is not its fields', that does not
+    /// link to the one before, or whose number skips or repeats; `None` when it holds.
+    pub broken: Option<String>,
+    /// Checkpoint lines whose tag verifies under the key and which name a record of the copy
+    /// with that hash.
+    pub vouched: u64,
+    /// Checkpoint lines tagged under another key (by their key id): not checked.
+    pub other_key: u64,
+    /// Checkpoint lines whose tag does not verify, or that name a record the copy does not hold
+    /// with that hash: the copy, or the checkpoint, was forged or rewritten.
+    pub forged: Vec<u64>,
+    /// The last record a verified checkpoint vouches for (it and every one before it).
+    pub vouched_to: u64,
+}
+
+impl CopyReport {
+    /// Whether the copy holds: an intact chain and no forged checkpoint.
+    pub fn holds(&self) -> bool {
+        self.broken.is_none() && self.forged.is_empty()
+    }
+}
+
+/// Checks a JSONL copy made by [`ship`] on its own, with the anchor key: the hash chain of its
+/// records (recomputed from their fields), and each checkpoint's tag and the record it names.
+/// Records after the last verified checkpoint are not vouched for by a tag (they were shipped
+/// before the head was tagged again), which the report says.
+pub fn verify_copy(path: &Path, key: &AnchorKey) -> Result<CopyReport> {
+    use std::io::BufRead as _;
+    let io = |e: std::io::Error| Error::failed(format!("{}: {e}", path.display()));
+    let file = std::fs::File::open(path).map_err(io)?;
+    let mut report = CopyReport::default();
+    let mut hashes: std::collections::HashMap<u64, String> = std::collections::HashMap::new();
+    let mut previous: Option<(u64, String)> = None;
+    for (n, line) in std::io::BufReader::new(file).split(b'\n').enumerate() {
+        let line = line.map_err(io)?;
+        if line.is_empty() {
+            continue;
+        }
+        if line.starts_with(b"{\"checkpoint\"") {
+            let parsed: CheckpointLine = serde_json::from_slice(&line).map_err(|e| {
+                Error::failed(format!(
+                    "{} line {}: not a checkpoint line ({e})",
+                    path.display(),
+                    n + 1
+                ))
+            })?;
+            let c = parsed.checkpoint;
+            if c.key != key.id() {
+                report.other_key += 1;
+            } else if key.verifies(&c) && hashes.get(&c.seq) == Some(&c.hash) {
+                report.vouched += 1;
+                report.vouched_to = report.vouched_to.max(c.seq);
+            } else {
+                report.forged.push(c.seq);
+            }
+            continue;
+        }
+        let record: AuditRecord = serde_json::from_slice(&line).map_err(|e| {
+            Error::failed(format!(
+                "{} line {}: not a shipped audit record ({e})",
+                path.display(),
+                n + 1
+            ))
+        })?;
+        report.records += 1;
+        if report.first == 0 {
+            report.first = record.seq;
+        }
+        report.last = record.seq;
+        if report.broken.is_none() {
+            let problem = if record.compute_hash() != record.hash {
+                Some("its hash is not that of its fields (it was changed)")
+            } else {
+                match &previous {
+                    Some((seq, _)) if record.seq != seq + 1 => Some(
+                        "its number does not follow the one before (records removed or inserted)",
+                    ),
+                    Some((_, hash)) if &record.prev_hash != hash => {
+                        Some("it does not link to the record before it")
+                    }
+                    None if record.seq == 1
+                        && record.prev_hash != hushflow_state::audit::GENESIS_HASH =>
+                    {
+                        Some("the first record does not start the chain")
+                    }
+                    _ => None,
+                }
+            };
+            if let Some(problem) = problem {
+                report.broken = Some(format!("record {}: {problem}", record.seq));
+            }
+        }
+        previous = Some((record.seq, record.hash.clone()));
+        hashes.insert(record.seq, record.hash);
+    }
+    Ok(report)
+}
+
+/// Takes the lock beside the position file (`<position>.lock`); `None` when another process
+/// holds it and `skip` says to give way.
+fn lock_target(position_file: &Path, skip: bool) -> Result<Option<std::fs::File>> {
+    let path = position_file.with_extension("lock");
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| Error::failed(format!("{}: {e}", dir.display())))?;
+    }
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(|e| Error::failed(format!("{}: {e}", path.display())))?;
+    match file.try_lock() {
+        Ok(()) => Ok(Some(file)),
+        Err(std::fs::TryLockError::WouldBlock) if skip => Ok(None),
+        Err(std::fs::TryLockError::WouldBlock) => Err(Error::failed(format!(
+            "another process is shipping to this target now (it holds {}); stop it first, or \
+             leave the shipping to it",
+            path.display()
+        ))),
+        Err(std::fs::TryLockError::Error(e)) => {
+            Err(Error::failed(format!("{}: {e}", path.display())))
+        }
+    }
+}
+
+/// Ships in the background, following new records, until `stop` is set: what `[audit]
+/// ship_to` starts in a scheduler or worker. A failure (the destination unreachable, the local
+/// log rewritten) is logged and tried again after a pause; a run is never held up by it.
+pub fn spawn_shipping(
+    session: Session,
+    target: ShipTarget,
+    interval: Duration,
+    stop: std::sync::Arc<AtomicBool>,
+) -> std::io::Result<std::thread::JoinHandle<()>> {
+    std::thread::Builder::new()
+        .name("audit-ship".into())
+        .spawn(move || {
+            let options = ShipOptions {
+                position: None,
+                follow: true,
+                interval,
+                skip_if_busy: true,
+            };
+            while !stop.load(Ordering::SeqCst) {
+                match ship(&session, &target, &options, &stop) {
+                    Ok(_) => {}
+                    Err(e) => tracing::warn!("audit shipping: {e}; trying again in 30 s"),
+                }
+                // Back here after a failure, or when another process holds the target: wait
+                // (watching `stop`) before trying again.
+                for _ in 0..300 {
+                    if stop.load(Ordering::SeqCst) {
+                        return;
+                    }
+                    std::thread::sleep(Duration::from_millis(100));
+                }
+            }
+        })
 }
 
 /// The local record at the resume position must be the one shipped.
@@ -164,14 +378,7 @@ fn send(target: &ShipTarget, records: &[AuditRecord]) -> Result<()> {
                 text.push_str(&serde_json::to_string(r).map_err(Error::failed)?);
                 text.push('\n');
             }
-            let mut file = std::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(path)
-                .map_err(|e| Error::failed(format!("{}: {e}", path.display())))?;
-            file.write_all(text.as_bytes())
-                .and_then(|()| file.sync_data())
-                .map_err(|e| Error::failed(format!("{}: {e}", path.display())))
+            append(path, &text)
         }
         ShipTarget::Syslog(address) => {
             for r in records {
@@ -181,6 +388,44 @@ fn send(target: &ShipTarget, records: &[AuditRecord]) -> Result<()> {
             Ok(())
         }
     }
+}
+
+fn send_checkpoint(target: &ShipTarget, checkpoint: &Checkpoint, at: &Position) -> Result<()> {
+    let line = CheckpointLine {
+        checkpoint: checkpoint.clone(),
+        after: Point {
+            seq: at.seq,
+            hash: at.hash.clone(),
+        },
+    };
+    let json = serde_json::to_string(&line).map_err(Error::failed)?;
+    match target {
+        ShipTarget::Jsonl(path) => append(path, &format!("{json}\n")),
+        ShipTarget::Syslog(address) => {
+            let message = format!(
+                "<110>1 {} - hushflow {} checkpoint [hushflow-checkpoint@32473 seq=\"{}\" \
+                 hash=\"{}\" key=\"{}\" tag=\"{}\"] {json}",
+                jiff::Timestamp::now(),
+                std::process::id(),
+                checkpoint.seq,
+                checkpoint.hash,
+                checkpoint.key,
+                checkpoint.tag,
+            );
+            crate::alerts::deliver::syslog_send(address, &message).map_err(Error::failed)
+        }
+    }
+}
+
+fn append(path: &Path, text: &str) -> Result<()> {
+    let mut file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .map_err(|e| Error::failed(format!("{}: {e}", path.display())))?;
+    file.write_all(text.as_bytes())
+        .and_then(|()| file.sync_data())
+        .map_err(|e| Error::failed(format!("{}: {e}", path.display())))
 }
 
 /// A record as an RFC 5424 message: facility 13 (log audit), severity 6 (informational), the
@@ -247,10 +492,28 @@ fn jsonl_last(path: &Path) -> Result<Option<Position>> {
     if line_start == 0 && start > 0 {
         return Err(too_long());
     }
-    parse_position(&body[line_start..], path).map(Some)
+    let mut position = parse_position(&body[line_start..], path)?;
+    if position.checkpoint.is_none() {
+        // The last checkpoint shipped, when it is in the tail (else one may be shipped twice,
+        // which is harmless).
+        position.checkpoint = body
+            .split(|b| *b == b'\n')
+            .rev()
+            .filter(|line| line.starts_with(b"{\"checkpoint\""))
+            .find_map(|line| serde_json::from_slice::<CheckpointLine>(line).ok())
+            .map(|line| line.checkpoint);
+    }
+    Ok(Some(position))
 }
 
 fn parse_position(line: &[u8], path: &Path) -> Result<Position> {
+    if let Ok(line) = serde_json::from_slice::<CheckpointLine>(line) {
+        return Ok(Position {
+            seq: line.after.seq,
+            hash: line.after.hash,
+            checkpoint: Some(line.checkpoint),
+        });
+    }
     serde_json::from_slice::<Position>(line).map_err(|e| {
         Error::failed(format!(
             "{}: its last line is not a shipped audit record ({e}); ship to a new file, or \
@@ -299,7 +562,8 @@ mod tests {
             last,
             Position {
                 seq: 2,
-                hash: "bb".into()
+                hash: "bb".into(),
+                checkpoint: None,
             }
         );
         assert_eq!(std::fs::read_to_string(&path).unwrap(), full);

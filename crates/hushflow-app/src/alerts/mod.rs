@@ -58,6 +58,16 @@ struct FileSpec {
     alert: Vec<RuleSpec>,
     #[serde(default)]
     delivery: deliver::DeliverySpec,
+    #[serde(default)]
+    audit: AuditSpec,
+}
+
+/// `[audit]`: where every process ships the audit log as it is written.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AuditSpec {
+    ship_to: Option<String>,
+    interval: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -78,6 +88,9 @@ pub struct AlertConfig {
     pub rules: Vec<Rule>,
     /// Where alerts go.
     pub delivery: deliver::Delivery,
+    /// `[audit] ship_to`: where the audit log is shipped as it is written, and how often a
+    /// long-running process looks for new records (`interval`, 1 s by default).
+    pub ship_to: Option<(crate::actions::ship::ShipTarget, Duration)>,
 }
 
 impl AlertConfig {
@@ -116,7 +129,26 @@ impl AlertConfig {
             rules.push(rule);
         }
         let delivery = deliver::Delivery::from_spec(spec.delivery).map_err(bad)?;
-        Ok(AlertConfig { rules, delivery })
+        let ship_to = match spec.audit.ship_to {
+            Some(target) => {
+                let target = crate::actions::ship::ShipTarget::parse(&target)
+                    .map_err(|e| bad(format!("[audit] ship_to: {e}")))?;
+                let interval = match &spec.audit.interval {
+                    Some(i) => {
+                        hushflow_spec::duration::parse(i, hushflow_spec::duration::Unit::Seconds)
+                            .map_err(|e| bad(format!("[audit] interval: {e}")))?
+                    }
+                    None => Duration::from_secs(1),
+                };
+                Some((target, interval))
+            }
+            None => None,
+        };
+        Ok(AlertConfig {
+            rules,
+            delivery,
+            ship_to,
+        })
     }
 
     /// The alerts file of a state directory: HUSHFLOW_ALERTS, else `<state>/alerts.toml` when

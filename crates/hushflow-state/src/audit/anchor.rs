@@ -118,7 +118,7 @@ impl AnchorKey {
     }
 
     /// Whether the checkpoint's tag was made with this key (constant time).
-    pub(super) fn verifies(&self, checkpoint: &Checkpoint) -> bool {
+    pub fn verifies(&self, checkpoint: &Checkpoint) -> bool {
         hex::decode(&checkpoint.tag).is_ok_and(|tag| {
             self.mac
                 .verify(&AnchorKey::message(checkpoint.seq, &checkpoint.hash), &tag)
@@ -308,15 +308,28 @@ pub(super) struct Anchor {
     pub(super) checkpoint: Option<Checkpoint>,
 }
 
-/// A `(seq, hash)` tagged with the anchor key.
+/// A `(seq, hash)` tagged with the anchor key: the head's checkpoint, and what audit shipping
+/// copies next to the records so that the copy can be checked with the key alone.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub(super) struct Checkpoint {
-    pub(super) seq: u64,
-    pub(super) hash: String,
+pub struct Checkpoint {
+    /// The record vouched for (and every one before it, through the chain).
+    pub seq: u64,
+    /// That record's hash.
+    pub hash: String,
     /// The id of the key that made the tag ([`AnchorKey::id`]).
-    pub(super) key: String,
-    pub(super) tag: String,
+    pub key: String,
+    /// HMAC-SHA256 under the anchor key, hex (see the module documentation).
+    pub tag: String,
+}
+
+/// The checkpoint the head anchor at `head_path` carries, if it has one; a missing or damaged
+/// head has none (`hushflow audit verify` reports those).
+pub fn head_checkpoint(head_path: &Path) -> Result<Option<Checkpoint>, AuditError> {
+    Ok(match read_anchor(head_path)? {
+        AnchorState::At(anchor) => anchor.checkpoint,
+        AnchorState::Missing | AnchorState::Damaged(_) => None,
+    })
 }
 
 pub(super) enum AnchorState {

@@ -60,13 +60,13 @@ mod chain;
 mod rows;
 mod verify;
 
-pub use anchor::{ANCHOR_KEY_INFO, AnchorKey, HeadTagged};
+pub use anchor::{ANCHOR_KEY_INFO, AnchorKey, Checkpoint, HeadTagged, head_checkpoint};
 pub use verify::{AnchorCheck, Tamper, Verification};
 
 use anchor::{Anchor, AnchorState, read_anchor, write_anchor};
 use chain::canonical_counts;
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::fmt;
 use std::fs::{self, OpenOptions};
@@ -120,13 +120,17 @@ pub struct NewRecord {
     pub detail: Option<String>,
 }
 
-/// One stored record. Serializes with `time` as an RFC 3339 string and `counts` as an object.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+/// One stored record. Serializes with `time` as an RFC 3339 string and `counts` as an object,
+/// and reads back from that form (a shipped copy).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AuditRecord {
     /// The record's number: 1 for the first, one more for each after.
     pub seq: u64,
     /// When the record was written.
-    #[serde(serialize_with = "serialize_display")]
+    #[serde(
+        serialize_with = "serialize_display",
+        deserialize_with = "deserialize_parsed"
+    )]
     pub time: jiff::Timestamp,
     /// Who acted: the OS user, later an API user.
     pub actor: String,
@@ -146,6 +150,13 @@ pub struct AuditRecord {
     pub prev_hash: String,
     /// This record's hash, over its fields and `prev_hash` (see [`AuditRecord::compute_hash`]).
     pub hash: String,
+}
+
+fn deserialize_parsed<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<jiff::Timestamp, D::Error> {
+    let text = <std::borrow::Cow<'de, str>>::deserialize(deserializer)?;
+    text.parse().map_err(serde::de::Error::custom)
 }
 
 fn serialize_display<S: serde::Serializer>(

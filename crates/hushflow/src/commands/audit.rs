@@ -1,7 +1,9 @@
 //! `hushflow audit`: read and check the tamper-evident audit log, and tag its head.
 
 use super::{Exit, Failure, Session, failure, invalid};
-use crate::cli::{AuditCommand, AuditListArgs, AuditShipArgs, AuditVerifyArgs};
+use crate::cli::{
+    AuditCommand, AuditListArgs, AuditShipArgs, AuditVerifyArgs, AuditVerifyCopyArgs,
+};
 use hushflow_app::actions::audit::{self, AnchorCheck, AnchorKey, Verification};
 
 pub(super) fn audit(session: &Session<'_>, cmd: AuditCommand) -> Result<Exit, Failure> {
@@ -67,9 +69,57 @@ pub(super) fn audit(session: &Session<'_>, cmd: AuditCommand) -> Result<Exit, Fa
                 position,
                 follow,
                 interval,
+                skip_if_busy: false,
             };
             let shipped = ship::ship(&session.app, &target, &options, &stop)?;
             out.line(format!("audit ship: {shipped} record(s) shipped to {to}"));
+            Ok(Exit::Success)
+        }
+        AuditCommand::VerifyCopy(AuditVerifyCopyArgs { copy, json }) => {
+            let key = anchor_key(session, "check")?;
+            let report = hushflow_app::actions::ship::verify_copy(&copy, key)?;
+            if json {
+                out.line(serde_json::to_string(&report).map_err(failure)?);
+            }
+            let name = copy.display();
+            if let Some(problem) = &report.broken {
+                return Err(failure(format!(
+                    "audit copy {name}: the chain is broken at {problem}"
+                )));
+            }
+            if let Some(seq) = report.forged.first() {
+                return Err(failure(format!(
+                    "audit copy {name}: the checkpoint for record {seq} does not verify under key \
+                     {} or names a record the copy does not hold: the copy or its checkpoints \
+                     were rewritten",
+                    key.id()
+                )));
+            }
+            if !json {
+                out.line(format!(
+                    "audit copy {name}: {} records ({}..{}), chain intact; {} checkpoint(s) \
+                     verified under key {}, vouching for records up to {}{}",
+                    report.records,
+                    report.first,
+                    report.last,
+                    report.vouched,
+                    key.id(),
+                    report.vouched_to,
+                    if report.other_key > 0 {
+                        format!("; {} under another key, not checked", report.other_key)
+                    } else {
+                        String::new()
+                    }
+                ));
+                if report.vouched_to < report.last {
+                    out.note(format!(
+                        "warning: records {}..{} are not vouched for by a tag yet (a later \
+                         checkpoint will cover them, or they were written without the anchor key)",
+                        report.vouched_to + 1,
+                        report.last
+                    ));
+                }
+            }
             Ok(Exit::Success)
         }
         AuditCommand::Anchor => {
@@ -144,4 +194,50 @@ fn anchor_key<'s>(session: &'s Session<'_>, what: &str) -> Result<&'s AnchorKey,
              (HUSHFLOW_MASTER_KEY or --master-key) or --anchor-key REF"
         ))
     })
+}
+
+/// `[audit] ship_to` of the alerts file, when it sets one.
+fn configured_target(
+    session: &Session<'_>,
+) -> Option<(hushflow_app::actions::ship::ShipTarget, std::time::Duration)> {
+    match hushflow_app::alerts::AlertConfig::load(session.state.root()) {
+        Ok(config) => config.and_then(|c| c.ship_to),
+        // Already reported when the alert rules were installed at start-up.
+        Err(_) => None,
+    }
+}
+
+/// Ships what is new once, giving way to another shipper; a failure is a warning (the run's
+/// outcome stands, and the next shipping catches up).
+pub(super) fn ship_configured_once(session: &Session<'_>) {
+    let Some((target, interval)) = configured_target(session) else {
+        return;
+    };
+    let options = hushflow_app::actions::ship::ShipOptions {
+        position: None,
+        follow: false,
+        interval,
+        skip_if_busy: true,
+    };
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    if let Err(e) = hushflow_app::actions::ship::ship(&session.app, &target, &options, &stop) {
+        session
+            .out
+            .note(format!("warning: audit shipping ([audit] ship_to): {e}"));
+    }
+}
+
+/// Starts `[audit] ship_to` shipping for a long-running command (`scheduler`, `worker`),
+/// following new records until `stop` is set; the handle is joined when the command ends.
+pub(super) fn start_configured_shipping(
+    session: &Session<'_>,
+    stop: &std::sync::Arc<std::sync::atomic::AtomicBool>,
+) -> Result<Option<std::thread::JoinHandle<()>>, Failure> {
+    let Some((target, interval)) = configured_target(session) else {
+        return Ok(None);
+    };
+    tracing::info!("audit shipping ([audit] ship_to) every {interval:?}");
+    hushflow_app::actions::ship::spawn_shipping(session.app.clone(), target, interval, stop.clone())
+        .map(Some)
+        .map_err(failure)
 }

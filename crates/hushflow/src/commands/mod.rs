@@ -269,7 +269,12 @@ pub fn dispatch(cli: Cli, out: &Output) -> Result<Exit, Failure> {
                 json: args.json,
                 metrics_file: args.metrics_file,
             };
-            run::run(&session()?, &args.pipeline, options)
+            let session = session()?;
+            let result = run::run(&session, &args.pipeline, options);
+            // `[audit] ship_to`: what this run recorded, shipped before it exits (unless a
+            // scheduler is shipping to the same target right now).
+            audit::ship_configured_once(&session);
+            result
         }
         Command::Gc(args) => gc::gc(&session()?, args.unfinished),
         Command::Dsr(cmd) => dsr::dsr(&session()?, cmd),

@@ -79,6 +79,7 @@ pub(super) fn scheduler(session: &Session<'_>, args: &SchedulerArgs) -> Result<E
         ..Default::default()
     };
     let stop = stop_flag()?;
+    let shipping = super::audit::start_configured_shipping(session, &stop)?;
     if !pipelines.is_dir() {
         session.out.note(format!(
             "note: {} is not a directory, so no pipeline is scheduled from files; runs made with \
@@ -105,7 +106,9 @@ pub(super) fn scheduler(session: &Session<'_>, args: &SchedulerArgs) -> Result<E
         scheduler: options,
         worker: (*parallelism > 0).then_some(workers),
     };
-    execution::run_scheduler(&session.app, &mut dir, &exec, options, &stop, &note)?;
+    let result = execution::run_scheduler(&session.app, &mut dir, &exec, options, &stop, &note);
+    stop_shipping(&stop, shipping);
+    result?;
     Ok(Exit::Success)
 }
 
@@ -113,6 +116,7 @@ pub(super) fn worker(session: &Session<'_>, args: &WorkerArgs) -> Result<Exit, F
     let config = session.app.store_config()?;
     serve_metrics(session, &args.metrics)?;
     let stop = stop_flag()?;
+    let shipping = super::audit::start_configured_shipping(session, &stop)?;
     let exec = ProcessExecutor::for_session(session)?;
     let options = worker_options(session, args.concurrency, &args.timing)?;
     tracing::info!(
@@ -120,7 +124,9 @@ pub(super) fn worker(session: &Session<'_>, args: &WorkerArgs) -> Result<Exit, F
         slots = options.concurrency,
         "worker started, metadata {config:?}"
     );
-    let report = run_worker(&config, &SystemClock, &exec, &options, &stop).map_err(failure)?;
+    let report = run_worker(&config, &SystemClock, &exec, &options, &stop);
+    stop_shipping(&stop, shipping);
+    let report = report.map_err(failure)?;
     tracing::info!(
         worker = %options.id,
         tries = report.tries,
@@ -128,4 +134,16 @@ pub(super) fn worker(session: &Session<'_>, args: &WorkerArgs) -> Result<Exit, F
         "worker stopped"
     );
     Ok(Exit::Success)
+}
+
+/// Stops the background audit shipping (`--until-idle` ends without a signal) and waits for
+/// its last pass.
+fn stop_shipping(stop: &AtomicBool, shipping: Option<std::thread::JoinHandle<()>>) {
+    let Some(handle) = shipping else {
+        return;
+    };
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    if handle.join().is_err() {
+        tracing::warn!("audit shipping stopped with a panic");
+    }
 }

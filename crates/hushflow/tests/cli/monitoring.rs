@@ -821,3 +821,199 @@ fn alert_mail_reaches_a_real_smtp_server_over_starttls() {
         assert!(audit.contains("\"action\":\"alert\""), "{audit}");
     }
 }
+
+/// With the anchor key, the head's signed checkpoint is shipped after the record it vouches
+/// for, each time it moves; `audit verify-copy` checks the copy alone: its chain, and each tag.
+/// A copy edited in place breaks the chain; one whose chain was recomputed by someone without
+/// the key no longer matches the checkpoints.
+#[test]
+fn shipped_checkpoints_let_the_copy_be_verified_with_the_anchor_key_alone() {
+    use base64::Engine as _;
+    let ws = Workspace::new();
+    let master = base64::engine::general_purpose::STANDARD.encode([42u8; 32]);
+    let env = [("HUSHFLOW_MASTER_KEY", master.as_str())];
+    let ok = |args: &[&str]| {
+        let r = ws.run_with(args, &env);
+        assert_eq!(r.code, 0, "{args:?}: {}", r.all());
+        r
+    };
+    ok(&["keys", "create", "pepper"]);
+    ok(&["audit", "anchor"]);
+    ok(&["keys", "list"]);
+    let target = "jsonl:copy.jsonl";
+    ok(&["audit", "ship", "--to", target]);
+    ok(&["keys", "list"]);
+    ok(&["keys", "list"]);
+    ok(&["audit", "ship", "--to", target]);
+    // Nothing new: no record and no checkpoint shipped again.
+    ok(&["audit", "ship", "--to", target]);
+    let text = std::fs::read_to_string(ws.path("copy.jsonl")).unwrap();
+    let checkpoints: Vec<&str> = text
+        .lines()
+        .filter(|l| l.starts_with("{\"checkpoint\""))
+        .collect();
+    assert_eq!(checkpoints.len(), 2, "{text}");
+    assert!(
+        text.lines().last().unwrap().starts_with("{\"checkpoint\""),
+        "{text}"
+    );
+
+    let r = ok(&["audit", "verify-copy", "copy.jsonl"]);
+    assert!(
+        r.stdout.contains("chain intact; 2 checkpoint(s) verified"),
+        "{}",
+        r.stdout
+    );
+    let r = ok(&["audit", "verify-copy", "copy.jsonl", "--json"]);
+    let report: serde_json::Value = serde_json::from_str(r.stdout.trim()).unwrap();
+    assert_eq!(report["vouched_to"], report["last"], "{report}");
+    assert_eq!(report["forged"], serde_json::json!([]));
+    // Without the key there is nothing to check the tags with.
+    let r = ws.run(&["audit", "verify-copy", "copy.jsonl"]);
+    assert_ne!(r.code, 0);
+    assert!(r.stderr.contains("anchor key"), "{}", r.stderr);
+
+    let records: Vec<hushflow_state::audit::AuditRecord> = text
+        .lines()
+        .filter(|l| !l.starts_with("{\"checkpoint\""))
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let write_copy = |records: &[hushflow_state::audit::AuditRecord]| {
+        let mut out = String::new();
+        let mut records = records.iter();
+        for line in text.lines() {
+            if line.starts_with("{\"checkpoint\"") {
+                out.push_str(line);
+            } else {
+                out.push_str(&serde_json::to_string(records.next().unwrap()).unwrap());
+            }
+            out.push('\n');
+        }
+        ws.write("forged.jsonl", out);
+    };
+    // Edited in place: the chain breaks at that record.
+    let mut edited = records.clone();
+    edited[1].actor = "someone-else".into();
+    write_copy(&edited);
+    let r = ws.run_with(&["audit", "verify-copy", "forged.jsonl"], &env);
+    assert_eq!(r.code, 1, "{}", r.all());
+    assert!(r.stderr.contains("broken at record 2"), "{}", r.stderr);
+    // The chain recomputed from there on, as someone without the key would: the checkpoints
+    // no longer match.
+    for i in 1..edited.len() {
+        if i > 1 {
+            edited[i].prev_hash = edited[i - 1].hash.clone();
+        }
+        edited[i].hash = edited[i].compute_hash();
+    }
+    write_copy(&edited);
+    let r = ws.run_with(&["audit", "verify-copy", "forged.jsonl"], &env);
+    assert_eq!(r.code, 1, "{}", r.all());
+    assert!(r.stderr.contains("were rewritten"), "{}", r.stderr);
+}
+
+/// `[audit] ship_to` in the alerts file: a scheduler ships as records are written (and its
+/// last ones before it exits), a one-off `run` ships what it recorded before it exits; the copy
+/// equals the local log, once each, in order.
+#[test]
+fn audit_ship_to_ships_from_the_scheduler_and_after_a_run() {
+    let ws = Workspace::new();
+    ws.write(
+        "state/alerts.toml",
+        "[audit]\nship_to = \"jsonl:shipped.jsonl\"\ninterval = \"50ms\"\n",
+    );
+    ws.write(
+        "pipelines/daily.toml",
+        r#"
+[pipeline]
+name = "daily"
+schedule = "@daily"
+start_date = "2026-01-01"
+catchup = false
+
+[[task]]
+name = "mark"
+type = "sql"
+database = "../out/marks.db"
+sql = "CREATE TABLE IF NOT EXISTS marks (ds TEXT); INSERT INTO marks VALUES ('{{ ds }}');"
+"#,
+    );
+    std::fs::create_dir_all(ws.path("out")).unwrap();
+    ws.ok(
+        &[
+            "scheduler",
+            "--until-idle",
+            "--tick",
+            "100ms",
+            "--poll",
+            "20ms",
+        ],
+        0,
+    );
+    let local = || {
+        hushflow_state::audit::AuditLog::open(&ws.state(), None)
+            .unwrap()
+            .list()
+            .unwrap()
+    };
+    let shipped = || -> Vec<(u64, String)> {
+        std::fs::read_to_string(ws.path("shipped.jsonl"))
+            .unwrap()
+            .lines()
+            .filter(|l| !l.starts_with("{\"checkpoint\""))
+            .map(|l| {
+                let v: serde_json::Value = serde_json::from_str(l).unwrap();
+                (
+                    v["seq"].as_u64().unwrap(),
+                    v["hash"].as_str().unwrap().to_string(),
+                )
+            })
+            .collect()
+    };
+    let after_scheduler = local();
+    assert!(
+        after_scheduler
+            .iter()
+            .any(|r| r.pipeline.as_deref() == Some("daily")),
+        "{after_scheduler:?}"
+    );
+    assert_eq!(
+        shipped(),
+        after_scheduler
+            .iter()
+            .map(|r| (r.seq, r.hash.clone()))
+            .collect::<Vec<_>>()
+    );
+
+    ws.write("data/in.csv", "id,email\n1,ada@example.com\n");
+    ws.write(
+        "one.toml",
+        r#"
+[pipeline]
+name = "one-off"
+key = "id"
+[source]
+type = "csv"
+path = "data/in.csv"
+[policy]
+fields.id = "keep"
+[sink]
+type = "jsonl"
+path = "out/one.jsonl"
+"#,
+    );
+    ws.ok(&["run", "one.toml"], 0);
+    let all = local();
+    assert!(all.len() > after_scheduler.len());
+    assert_eq!(
+        shipped(),
+        all.iter()
+            .map(|r| (r.seq, r.hash.clone()))
+            .collect::<Vec<_>>()
+    );
+    // A bad target is refused when the file is read, naming the setting.
+    ws.write("state/alerts.toml", "[audit]\nship_to = \"ftp://x\"\n");
+    let r = ws.run(&["audit", "list"]);
+    assert_ne!(r.code, 0);
+    assert!(r.stderr.contains("[audit] ship_to"), "{}", r.stderr);
+}
