@@ -30,6 +30,18 @@ pub trait SinkRows {
     /// match nothing; a destination that does not exist yet holds no rows.
     fn find(&mut self, matches: &[RowMatch]) -> Result<Vec<FoundRow>, Error>;
 
+    /// [`SinkRows::find`], reading `fields` of each row (the fields the pipeline writes): a
+    /// service that returns only the fields asked for (a CRM) needs their names for an access
+    /// export; a table returns every column anyway.
+    fn find_with(
+        &mut self,
+        matches: &[RowMatch],
+        fields: &[String],
+    ) -> Result<Vec<FoundRow>, Error> {
+        let _ = fields;
+        self.find(matches)
+    }
+
     /// Whether [`SinkRows::delete`] can remove rows (a table); a file sink is rewritten by
     /// every run and its rows are listed for manual action instead.
     fn can_delete(&self) -> bool {

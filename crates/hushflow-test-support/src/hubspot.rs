@@ -12,6 +12,8 @@
 //!   (emails without regard to case), duplicates refused, per-input validation (an email
 //!   without `@`, an unknown property) answered with 207 and `errors[]` whose messages quote
 //!   the refused value, as HubSpot's do;
+//! - `POST /crm/v3/objects/contacts/gdpr-delete`: removes the contact `objectId` names (204),
+//!   404 for one it does not hold; search's `EQ` on a string property compares text;
 //! - `POST /oauth/v1/token`: the refresh-token grant (form-encoded), access tokens that expire;
 //!   401 for a missing, unknown or expired token;
 //! - `X-HubSpot-RateLimit-*` headers on every answer, a ten-second window whose overflow is a
@@ -378,6 +380,17 @@ fn api(s: &mut State, r: &Request) -> Answer {
             s.count("upsert");
             upsert(s, &body)
         }
+        ("POST", "/crm/v3/objects/contacts/gdpr-delete") => {
+            s.count("gdpr-delete");
+            let id = body
+                .get("objectId")
+                .and_then(Value::as_str)
+                .and_then(|id| id.parse::<u64>().ok());
+            match id.and_then(|id| s.contacts.remove(&id)) {
+                Some(_) => crate::fake_http::raw(204, "application/json", Vec::new()),
+                None => error(404, "OBJECT_NOT_FOUND", "resource not found"),
+            }
+        }
         _ => error(404, "OBJECT_NOT_FOUND", "not found"),
     }
 }
@@ -519,6 +532,20 @@ fn search(s: &mut State, body: Value) -> Answer {
                 .all(|f| {
                     let prop = f.get("propertyName").and_then(Value::as_str).unwrap_or("");
                     let op = f.get("operator").and_then(Value::as_str).unwrap_or("");
+                    // A string property compared with EQ: as text (emails without regard
+                    // to case, as HubSpot does).
+                    if op == "EQ"
+                        && !matches!(prop, "lastmodifieddate" | "hs_object_id")
+                        && let Some(v) = f.get("value").and_then(Value::as_str)
+                    {
+                        return c.properties.get(prop).is_some_and(|h| {
+                            if prop == "email" {
+                                h.eq_ignore_ascii_case(v)
+                            } else {
+                                h == v
+                            }
+                        });
+                    }
                     let value = f.get("value").and_then(number_of);
                     let have = match prop {
                         "lastmodifieddate" => Some(c.modified),

@@ -15,6 +15,8 @@
 //!   malformed query with `MALFORMED_QUERY`; `batch_size` records a page with `done` and
 //!   `nextRecordsUrl`;
 //! - `GET /services/data/vXX.X/query/LOCATOR-OFFSET`: the next pages;
+//! - `DELETE /services/data/vXX.X/sobjects/OBJECT/ID`: removes the record (204), 404 when it
+//!   holds none;
 //! - `Sforce-Limit-Info: api-usage=N/M` on every API answer, and `403 REQUEST_LIMIT_EXCEEDED`
 //!   once the daily allowance is spent;
 //! - `401 INVALID_SESSION_ID` for a missing, unknown or expired access token;
@@ -431,6 +433,18 @@ fn api(s: &mut State, r: &Request) -> Answer {
         ("GET", locator) if locator.starts_with("query/") => {
             s.bump("more");
             more(s, version, &locator["query/".len()..])
+        }
+        ("DELETE", rest) if rest.starts_with("sobjects/") => {
+            s.bump("delete");
+            let mut parts = rest["sobjects/".len()..].splitn(2, '/');
+            let (object, id) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
+            if !object.eq_ignore_ascii_case(&s.object) {
+                return error(404, "NOT_FOUND", "The requested resource does not exist");
+            }
+            match s.records.remove(id) {
+                Some(_) => raw(204, "application/json", Vec::new()),
+                None => error(404, "ENTITY_IS_DELETED", "entity is deleted"),
+            }
         }
         ("POST", "jobs/query") => {
             s.bump("create_query");

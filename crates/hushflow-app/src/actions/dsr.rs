@@ -560,7 +560,9 @@ fn sink_step(
             touched: false,
         });
     };
-    let found = rows.find(&matches).map_err(failed)?;
+    let found = rows
+        .find_with(&matches, &p.plan.policy.output_fields())
+        .map_err(failed)?;
     if kind == Kind::Access {
         for row in &found {
             let fields: serde_json::Map<String, serde_json::Value> = row

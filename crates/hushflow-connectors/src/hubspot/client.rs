@@ -176,6 +176,19 @@ impl HubSpot {
         }
     }
 
+    /// Deletes one contact for good (`POST …/gdpr-delete`, by record id); 204 when done.
+    pub(super) fn gdpr_delete(&self, id: &str) -> Result<(), Error> {
+        let body = serde_json::to_vec(&serde_json::json!({ "objectId": id }))
+            .map_err(|_| Error::Config("HubSpot: the delete could not be encoded".into()))?;
+        self.call(
+            "POST",
+            &format!("{CONTACTS}/gdpr-delete"),
+            Body::Json(&body),
+            "deleting a contact (GDPR delete)",
+        )
+        .map(|_| ())
+    }
+
     fn call(
         &self,
         method: &str,

@@ -464,4 +464,13 @@ impl crate::SinkConfig for HubSpotSinkConfig {
         let api = super::client::HubSpot::connect(&self.auth(), &self.common(), ctx.connections)?;
         Ok(Box::new(super::HubSpotSink::new(api, self, ctx.key)))
     }
+
+    /// A person's contacts, found by search and erased with the GDPR delete.
+    fn rows(
+        &self,
+        ctx: &crate::SinkContext<'_>,
+    ) -> Result<Option<Box<dyn crate::SinkRows>>, hushflow_core::Error> {
+        let api = super::client::HubSpot::connect(&self.auth(), &self.common(), ctx.connections)?;
+        Ok(Some(Box::new(super::rows::HubSpotRows::new(api))))
+    }
 }

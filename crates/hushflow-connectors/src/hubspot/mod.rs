@@ -16,10 +16,14 @@
 //!   retried after its `Retry-After`, and a 429 of the `DAILY` policy stops the run at once,
 //!   its position kept for the next run.
 //!
+//! - Data subject requests find a person's contacts with the search API and erase them with
+//!   the GDPR delete (`rows.rs`).
+//!
 //! See docs/connectors/hubspot.md for the keys and the position's format.
 
 mod client;
 mod config;
+mod rows;
 mod sink;
 mod source;
 #[cfg(test)]

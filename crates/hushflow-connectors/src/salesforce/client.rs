@@ -297,6 +297,18 @@ impl Salesforce {
         Ok(())
     }
 
+    /// Deletes one record (`DELETE …/sobjects/OBJECT/ID`); it goes to the Recycle Bin.
+    pub(super) fn delete_record(&self, object: &str, id: &str) -> Result<(), Error> {
+        if !super::soql::is_identifier(object) || !super::soql::is_record_id(id) {
+            return Err(Error::Config(
+                "Salesforce: deleting a record: the object or the record id is malformed".into(),
+            ));
+        }
+        let path = format!("/services/data/v{}/sobjects/{object}/{id}", self.version);
+        self.call("DELETE", &path, Body::None, "deleting a record")?;
+        Ok(())
+    }
+
     /// A job's state.
     pub(super) fn job(&self, job: &str) -> Result<Job, Error> {
         let what = "reading a Bulk API job's state";

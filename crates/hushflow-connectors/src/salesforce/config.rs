@@ -543,4 +543,16 @@ impl crate::SinkConfig for SalesforceSinkConfig {
         let api = super::client::Salesforce::connect(&self.common(), ctx.connections)?;
         Ok(Box::new(super::SalesforceSink::new(api, self, ctx.key)))
     }
+
+    /// A person's records, found with SOQL and deleted one by one.
+    fn rows(
+        &self,
+        ctx: &crate::SinkContext<'_>,
+    ) -> Result<Option<Box<dyn crate::SinkRows>>, hushflow_core::Error> {
+        let api = super::client::Salesforce::connect(&self.common(), ctx.connections)?;
+        Ok(Some(Box::new(super::rows::SalesforceRows::new(
+            api,
+            &self.object,
+        ))))
+    }
 }

@@ -20,12 +20,15 @@
 //!   allowance are left (other integrations share it); `REQUEST_LIMIT_EXCEEDED` stops it too.
 //!   429 and 5xx are retried with backoff.
 //!
+//! - Data subject requests find a person's records with SOQL and delete them (`rows.rs`).
+//!
 //! Errors carry Salesforce's `errorCode` only, never its `message` (which can quote values).
 //! See docs/connectors/salesforce.md for the keys and the position's format.
 
 mod client;
 mod config;
 mod jwt;
+mod rows;
 mod sink;
 mod soql;
 mod source;

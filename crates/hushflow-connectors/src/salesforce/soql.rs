@@ -20,6 +20,26 @@ pub(super) fn is_record_id(id: &str) -> bool {
     (id.len() == 15 || id.len() == 18) && id.bytes().all(|b| b.is_ascii_alphanumeric())
 }
 
+/// `value` as a SOQL string literal: quoted, with `\`, `'`, `"` and line breaks escaped as the
+/// SOQL reference lists, so no value can end the literal early.
+pub(super) fn quote(value: &str) -> String {
+    let mut out = String::with_capacity(value.len() + 2);
+    out.push('\'');
+    for c in value.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '\'' => out.push_str("\\'"),
+            '"' => out.push_str("\\\""),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c => out.push(c),
+        }
+    }
+    out.push('\'');
+    out
+}
+
 /// A window of `SystemModstamp` to read: after `from` (or from the start), up to and including
 /// `until`, and past `(stamp, id)` when a run stopped inside it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -169,6 +189,34 @@ fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    /// A value cannot end the literal early: every quote and backslash inside is escaped, so
+    /// the only unescaped quotes are the two around it.
+    #[test]
+    fn a_quoted_value_stays_one_literal() {
+        assert_eq!(quote("a@b.org"), "'a@b.org'");
+        assert_eq!(quote("x' OR Name != '"), "'x\\' OR Name != \\''");
+        assert_eq!(quote("back\\slash\n"), "'back\\\\slash\\n'");
+        assert_eq!(quote("\"q\""), "'\\\"q\\\"'");
+    }
+
+    proptest! {
+        #[test]
+        fn quoting_escapes_every_quote(value in ".{0,40}") {
+            let q = quote(&value);
+            let inner = &q[1..q.len() - 1];
+            let mut escaped = false;
+            for c in inner.chars() {
+                if escaped {
+                    escaped = false;
+                    continue;
+                }
+                prop_assert!(c != '\'' && c != '\n', "{q}");
+                escaped = c == '\\';
+            }
+            prop_assert!(!escaped, "{q}");
+        }
+    }
 
     #[test]
     fn names_and_ids_are_checked() {

@@ -10,6 +10,8 @@ mod common;
 mod audit_tamper;
 mod bad_input;
 mod canary;
+#[cfg(all(feature = "hubspot", feature = "salesforce"))]
+mod crm_dsr;
 mod crosscheck;
 mod dsr;
 mod end_to_end;
