@@ -723,7 +723,7 @@ pub struct AuditVerifyCopyArgs {
 /// `hushflow audit ship`.
 #[derive(Debug, Args)]
 pub struct AuditShipArgs {
-    /// jsonl:PATH, syslog:tcp:HOST:PORT or syslog:unix:PATH.
+    /// jsonl:PATH, syslog:tcp:HOST:PORT, syslog:tls:HOST:PORT or syslog:unix:PATH.
     #[arg(long, value_name = "TARGET")]
     pub to: String,
     /// Keep shipping new records as they are written, until SIGINT or SIGTERM.
@@ -735,6 +735,10 @@ pub struct AuditShipArgs {
     /// The position file (default: <state dir>/audit-ship/<target>.pos).
     #[arg(long, value_name = "PATH")]
     pub position: Option<PathBuf>,
+    /// With a syslog:tls: target: the PEM file of the CA that signed the receiver's
+    /// certificate (default: the system's roots).
+    #[arg(long, value_name = "PEM")]
+    pub ca_file: Option<PathBuf>,
 }
 
 /// `hushflow audit list`.

@@ -37,26 +37,41 @@ use std::time::Duration;
 pub enum ShipTarget {
     /// `jsonl:PATH`: one record per line, appended.
     Jsonl(PathBuf),
-    /// `syslog:tcp:HOST:PORT` or `syslog:unix:PATH`: one RFC 5424 message per record.
+    /// `syslog:tcp:HOST:PORT`, `syslog:tls:HOST:PORT` or `syslog:unix:PATH`: one RFC 5424
+    /// message per record.
     Syslog(SyslogAddress),
 }
 
 impl ShipTarget {
-    /// Parses `jsonl:PATH`, `syslog:tcp:HOST:PORT`, `syslog:unix:PATH`.
-    pub fn parse(text: &str) -> Result<ShipTarget> {
+    /// Parses `jsonl:PATH`, `syslog:tcp:HOST:PORT`, `syslog:tls:HOST:PORT` (checking the
+    /// receiver's certificate against `ca_file`, else the system's roots), `syslog:unix:PATH`.
+    pub fn parse_with_ca(text: &str, ca_file: Option<PathBuf>) -> Result<ShipTarget> {
         if let Some(p) = text.strip_prefix("jsonl:").filter(|p| !p.is_empty()) {
             return Ok(ShipTarget::Jsonl(PathBuf::from(p)));
         }
-        if let Some(rest) = text.strip_prefix("syslog:tcp:").filter(|p| !p.is_empty()) {
-            return Ok(ShipTarget::Syslog(SyslogAddress::Tcp(rest.into())));
-        }
-        if let Some(rest) = text.strip_prefix("syslog:unix:").filter(|p| !p.is_empty()) {
-            return Ok(ShipTarget::Syslog(SyslogAddress::Unix(rest.into())));
+        let syslog = text
+            .strip_prefix("syslog:")
+            .and_then(|rest| SyslogAddress::parse(rest, ca_file.clone()));
+        match syslog {
+            Some(address) if ca_file.is_none() || matches!(address, SyslogAddress::Tls { .. }) => {
+                return Ok(ShipTarget::Syslog(address));
+            }
+            Some(_) => {
+                return Err(Error::invalid(
+                    "a CA file goes with a syslog:tls: target only",
+                ));
+            }
+            None => {}
         }
         Err(Error::invalid(format!(
-            "audit shipping target {text}: give jsonl:PATH, syslog:tcp:HOST:PORT or \
-             syslog:unix:PATH"
+            "audit shipping target {text}: give jsonl:PATH, syslog:tcp:HOST:PORT, \
+             syslog:tls:HOST:PORT or syslog:unix:PATH"
         )))
+    }
+
+    /// [`ShipTarget::parse_with_ca`] without a CA file.
+    pub fn parse(text: &str) -> Result<ShipTarget> {
+        ShipTarget::parse_with_ca(text, None)
     }
 
     /// The default position file of this target, in the state directory.
@@ -65,6 +80,9 @@ impl ShipTarget {
             ShipTarget::Jsonl(p) => format!("jsonl-{}", p.display()),
             ShipTarget::Syslog(SyslogAddress::Tcp(a)) => format!("syslog-tcp-{a}"),
             ShipTarget::Syslog(SyslogAddress::Unix(p)) => format!("syslog-unix-{}", p.display()),
+            ShipTarget::Syslog(SyslogAddress::Tls { host_port, .. }) => {
+                format!("syslog-tls-{host_port}")
+            }
         };
         let name: String = name
             .chars()

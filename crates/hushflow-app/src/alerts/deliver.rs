@@ -67,6 +67,9 @@ struct WebhookSpec {
 struct SyslogSpec {
     address: String,
     app_name: Option<String>,
+    /// With `tls:`: the PEM file of the CA that signed the receiver's certificate (else the
+    /// system's roots).
+    ca_file: Option<PathBuf>,
 }
 
 /// A syslog receiver.
@@ -76,6 +79,33 @@ pub enum SyslogAddress {
     Tcp(String),
     /// `unix:PATH`: one datagram per message (a stream socket gets a newline after each).
     Unix(PathBuf),
+    /// `tls:HOST:PORT`: RFC 5424 messages over TLS (RFC 5425), octet-counted; the receiver's
+    /// certificate is checked for HOST against `ca_file` (PEM), else the system's roots.
+    Tls {
+        /// `HOST:PORT`.
+        host_port: String,
+        /// The CA certificates to trust instead of the system's.
+        ca_file: Option<PathBuf>,
+    },
+}
+
+impl SyslogAddress {
+    /// `tcp:HOST:PORT`, `tls:HOST:PORT` or `unix:PATH` (`ca_file` goes with `tls:`).
+    pub fn parse(text: &str, ca_file: Option<PathBuf>) -> Option<SyslogAddress> {
+        let nonempty = |rest: &str| (!rest.is_empty()).then(|| rest.to_string());
+        if let Some(rest) = text.strip_prefix("tcp:").and_then(nonempty) {
+            Some(SyslogAddress::Tcp(rest))
+        } else if let Some(rest) = text.strip_prefix("tls:").and_then(nonempty) {
+            Some(SyslogAddress::Tls {
+                host_port: rest,
+                ca_file,
+            })
+        } else {
+            text.strip_prefix("unix:")
+                .and_then(nonempty)
+                .map(|p| SyslogAddress::Unix(PathBuf::from(p)))
+        }
+    }
 }
 
 /// The configured channels.
@@ -96,16 +126,16 @@ impl Delivery {
         let syslog = match spec.syslog {
             None => None,
             Some(s) => {
-                let address = if let Some(rest) = s.address.strip_prefix("tcp:") {
-                    SyslogAddress::Tcp(rest.to_string())
-                } else if let Some(rest) = s.address.strip_prefix("unix:") {
-                    SyslogAddress::Unix(PathBuf::from(rest))
-                } else {
+                let Some(address) = SyslogAddress::parse(&s.address, s.ca_file.clone()) else {
                     return Err(format!(
-                        "[delivery.syslog] address `{}` must be tcp:HOST:PORT or unix:PATH",
+                        "[delivery.syslog] address `{}` must be tcp:HOST:PORT, tls:HOST:PORT or \
+                         unix:PATH",
                         s.address
                     ));
                 };
+                if s.ca_file.is_some() && !matches!(address, SyslogAddress::Tls { .. }) {
+                    return Err("[delivery.syslog] ca_file goes with a tls: address".into());
+                }
                 let app = s.app_name.unwrap_or_else(|| "hushflow".into());
                 if app.is_empty() || app.len() > 48 || !app.bytes().all(|b| b.is_ascii_graphic()) {
                     return Err(
@@ -254,19 +284,29 @@ pub fn rfc5424(alert: &Alert, app: &str) -> String {
 pub fn syslog_send(address: &SyslogAddress, message: &str) -> Result<(), String> {
     match address {
         SyslogAddress::Tcp(hostport) => {
-            use std::net::ToSocketAddrs;
-            let addr = hostport
-                .to_socket_addrs()
-                .map_err(|e| format!("syslog address {hostport}: {e}"))?
-                .next()
-                .ok_or_else(|| format!("syslog address {hostport}: no address"))?;
-            let mut s = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(5))
-                .map_err(|e| format!("syslog {hostport}: {e}"))?;
-            s.set_write_timeout(Some(Duration::from_secs(5)))
-                .map_err(|e| e.to_string())?;
+            let mut s = tcp_connect(hostport)?;
             s.write_all(format!("{} {message}", message.len()).as_bytes())
                 .and_then(|()| s.flush())
                 .map_err(|e| format!("syslog {hostport}: {e}"))
+        }
+        SyslogAddress::Tls { host_port, ca_file } => {
+            let failed = |e: &dyn std::fmt::Display| format!("syslog over TLS {host_port}: {e}");
+            let config = super::tls::client_config(ca_file.as_deref()).map_err(|e| failed(&e))?;
+            let host = host_port
+                .rsplit_once(':')
+                .map_or(host_port.as_str(), |(h, _)| h)
+                .trim_start_matches('[')
+                .trim_end_matches(']');
+            let name = rustls::pki_types::ServerName::try_from(host.to_string())
+                .map_err(|e| failed(&e))?;
+            let connection = rustls::ClientConnection::new(config, name).map_err(|e| failed(&e))?;
+            let mut stream = rustls::StreamOwned::new(connection, tcp_connect(host_port)?);
+            stream
+                .write_all(format!("{} {message}", message.len()).as_bytes())
+                .and_then(|()| stream.flush())
+                .map_err(|e| failed(&e))?;
+            stream.conn.send_close_notify();
+            stream.flush().map_err(|e| failed(&e))
         }
         SyslogAddress::Unix(path) => {
             let datagram = std::os::unix::net::UnixDatagram::unbound()
@@ -282,6 +322,22 @@ pub fn syslog_send(address: &SyslogAddress, message: &str) -> Result<(), String>
             }
         }
     }
+}
+
+/// A TCP connection to `HOST:PORT` with 5-second connect and write timeouts.
+fn tcp_connect(hostport: &str) -> Result<std::net::TcpStream, String> {
+    use std::net::ToSocketAddrs;
+    let addr = hostport
+        .to_socket_addrs()
+        .map_err(|e| format!("syslog address {hostport}: {e}"))?
+        .next()
+        .ok_or_else(|| format!("syslog address {hostport}: no address"))?;
+    let s = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(5))
+        .map_err(|e| format!("syslog {hostport}: {e}"))?;
+    s.set_write_timeout(Some(Duration::from_secs(5)))
+        .and_then(|()| s.set_read_timeout(Some(Duration::from_secs(5))))
+        .map_err(|e| e.to_string())?;
+    Ok(s)
 }
 
 fn email_from_spec(e: EmailSpec) -> Result<Email, String> {

@@ -31,6 +31,7 @@
 
 pub mod deliver;
 pub mod rules;
+mod tls;
 
 pub use rules::{Alert, Kind, Rule, Severity};
 
@@ -68,6 +69,8 @@ struct FileSpec {
 struct AuditSpec {
     ship_to: Option<String>,
     interval: Option<String>,
+    /// With a `syslog:tls:` target: the receiver's CA (PEM), else the system's roots.
+    ca_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -131,8 +134,9 @@ impl AlertConfig {
         let delivery = deliver::Delivery::from_spec(spec.delivery).map_err(bad)?;
         let ship_to = match spec.audit.ship_to {
             Some(target) => {
-                let target = crate::actions::ship::ShipTarget::parse(&target)
-                    .map_err(|e| bad(format!("[audit] ship_to: {e}")))?;
+                let target =
+                    crate::actions::ship::ShipTarget::parse_with_ca(&target, spec.audit.ca_file)
+                        .map_err(|e| bad(format!("[audit] ship_to: {e}")))?;
                 let interval = match &spec.audit.interval {
                     Some(i) => {
                         hushflow_spec::duration::parse(i, hushflow_spec::duration::Unit::Seconds)

@@ -364,3 +364,107 @@ fn an_unreachable_receiver_is_retried_and_never_blocks_the_append() {
     // Four attempts with pauses of 0.2 + 1 + 3 s, then it gives up.
     assert_eq!(flush(Duration::from_secs(15)), 0);
 }
+
+/// Syslog over TLS (RFC 5425) to a receiver with a certificate from a private CA: delivered,
+/// octet-counted, when `ca_file` names that CA; refused (nothing sent in the clear) with
+/// another CA or against a plain TCP listener.
+#[test]
+fn syslog_over_tls_checks_the_receivers_certificate() {
+    let ca = |name: &str| {
+        let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+        params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, name);
+        params.key_usages = vec![rcgen::KeyUsagePurpose::KeyCertSign];
+        let key = rcgen::KeyPair::generate().unwrap();
+        let pem = params.self_signed(&key).unwrap().pem();
+        (params, key, pem)
+    };
+    let (ca_params, ca_key, ca_pem) = ca("hushflow test syslog CA");
+    let (_, _, other_pem) = ca("another CA");
+    let issuer = rcgen::Issuer::from_params(&ca_params, &ca_key);
+    let server_key = rcgen::KeyPair::generate().unwrap();
+    let server_cert = rcgen::CertificateParams::new(vec!["localhost".to_string()])
+        .unwrap()
+        .signed_by(&server_key, &issuer)
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let (good, bad) = (dir.path().join("ca.pem"), dir.path().join("other.pem"));
+    std::fs::write(&good, ca_pem).unwrap();
+    std::fs::write(&bad, other_pem).unwrap();
+
+    let server_config = Arc::new(
+        rustls::ServerConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(
+            vec![server_cert.der().clone()],
+            rustls::pki_types::PrivateKeyDer::Pkcs8(server_key.serialize_der().into()),
+        )
+        .unwrap(),
+    );
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let receiver = {
+        let config = server_config.clone();
+        std::thread::spawn(move || {
+            // The first connection (the wrong CA) fails its handshake; the second delivers.
+            let mut got = Vec::new();
+            for _ in 0..2 {
+                let tcp = accept_within(&listener);
+                let conn = rustls::ServerConnection::new(config.clone()).unwrap();
+                let mut tls = rustls::StreamOwned::new(conn, tcp);
+                let mut text = String::new();
+                if tls.read_to_string(&mut text).is_ok() || !text.is_empty() {
+                    got.push(text);
+                }
+            }
+            got
+        })
+    };
+    let message = "<110>1 2026-12-03T00:00:00Z - hushflow 1 alert - over TLS";
+    let address = |ca: &std::path::Path| deliver::SyslogAddress::Tls {
+        host_port: format!("localhost:{port}"),
+        ca_file: Some(ca.to_path_buf()),
+    };
+    let refused = deliver::syslog_send(&address(&bad), message).unwrap_err();
+    assert!(refused.contains("syslog over TLS"), "{refused}");
+    assert!(!refused.contains("over TLS\""), "{refused}");
+    deliver::syslog_send(&address(&good), message).unwrap();
+    let got = receiver.join().unwrap();
+    assert_eq!(got, vec![format!("{} {message}", message.len())]);
+
+    // A plain TCP listener is no TLS receiver: the handshake fails, nothing is sent.
+    let plain = TcpListener::bind("127.0.0.1:0").unwrap();
+    let plain_port = plain.local_addr().unwrap().port();
+    let reader = std::thread::spawn(move || {
+        let mut s = accept_within(&plain);
+        let mut bytes = Vec::new();
+        let _ = s.read_to_end(&mut bytes);
+        bytes
+    });
+    let address = deliver::SyslogAddress::Tls {
+        host_port: format!("localhost:{plain_port}"),
+        ca_file: Some(good.clone()),
+    };
+    assert!(deliver::syslog_send(&address, message).is_err());
+    let bytes = reader.join().unwrap();
+    assert!(
+        !String::from_utf8_lossy(&bytes).contains("over TLS"),
+        "the message went out in the clear"
+    );
+
+    // Parsing: tls: with a CA file; a CA file with tcp: is refused.
+    assert!(matches!(
+        deliver::SyslogAddress::parse("tls:logs.internal:6514", None),
+        Some(deliver::SyslogAddress::Tls { .. })
+    ));
+    let (_d, _s) =
+        state_with("[delivery.syslog]\naddress = \"tls:127.0.0.1:6514\"\nca_file = \"/x.pem\"\n");
+    let bad_file = "[delivery.syslog]\naddress = \"tcp:127.0.0.1:514\"\nca_file = \"/x.pem\"\n";
+    assert!(AlertConfig::parse(bad_file, std::path::Path::new("a.toml")).is_err());
+}

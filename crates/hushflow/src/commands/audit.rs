@@ -61,9 +61,10 @@ pub(super) fn audit(session: &Session<'_>, cmd: AuditCommand) -> Result<Exit, Fa
             follow,
             interval,
             position,
+            ca_file,
         }) => {
             use hushflow_app::actions::ship::{self, ShipOptions, ShipTarget};
-            let target = ShipTarget::parse(&to)?;
+            let target = ShipTarget::parse_with_ca(&to, ca_file)?;
             let stop = super::scheduler::stop_flag()?;
             let options = ShipOptions {
                 position,
