@@ -142,6 +142,20 @@ impl Store {
         })
     }
 
+    /// Replaces the hash of user `name`'s unchanged password (made again with stronger
+    /// parameters at sign-in); sessions stay.
+    pub fn rehash_user_password(
+        &mut self,
+        name: &str,
+        password_hash: &str,
+    ) -> Result<(), StoreError> {
+        self.db.exec(
+            "UPDATE hf_users SET password_hash = $2 WHERE name = $1",
+            &[name.into(), password_hash.into()],
+        )?;
+        Ok(())
+    }
+
     /// Disables or enables user `name` (disabling ends its sessions); `false` when there is no
     /// such user.
     pub fn set_user_disabled(&mut self, name: &str, disabled: bool) -> Result<bool, StoreError> {
