@@ -147,7 +147,7 @@ impl Access {
             if let Some(user) = &user
                 && !password_ok
                 && !user.disabled
-                && !user.locked_until.is_some_and(|until| until > now)
+                && user.locked_until.is_none_or(|until| until <= now)
                 && let Some((_, Some(until))) = store.record_user_failure(
                     &user.name,
                     i64::from(policy.max_failures_per_user),
