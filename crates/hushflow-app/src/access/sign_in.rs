@@ -142,6 +142,11 @@ impl Access {
         let known = user.as_ref().map(|u| u.name.as_str());
         let actor = Actor::api_user(known.unwrap_or(UNKNOWN_USER));
         if let Some(reason) = refusal {
+            tracing::debug!(
+                user = known.unwrap_or(UNKNOWN_USER),
+                reason,
+                "sign-in refused"
+            );
             store.record_sign_in_attempt(known, &from, now, false)?;
             let mut reason = reason;
             if let Some(user) = &user
