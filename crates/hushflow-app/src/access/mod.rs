@@ -10,11 +10,14 @@
 //!   …), sign-in and sessions (`sign_in`, `session`, `sign_out`, `rotate`) and audited
 //!   denials (`record_denial`). Changes and failed sign-ins go to the audit log with their
 //!   actor; no password, token or session secret is stored, logged or put in an error.
+//! - [`OidcConfig`]: single sign-on with OpenID Connect: a verified ID token's claims mapped
+//!   to a role; [`OidcRequest`]: PKCE, state and nonce of one sign-in.
 //! - [`AccessError`]: why a check or an identity action failed, naming no secret.
 
 mod denial;
 mod error;
 mod matrix;
+mod oidc;
 mod password;
 mod permission;
 mod policy;
@@ -27,6 +30,7 @@ mod users;
 
 pub use error::AccessError;
 pub use matrix::matrix_markdown;
+pub use oidc::{OidcConfig, OidcRequest, pkce_challenge};
 pub use password::{MAX_PASSWORD_BYTES, check_password, hash_password, verify_password};
 pub use permission::{Permission, UnknownPermission};
 pub use policy::{AccessPolicy, PasswordParams};

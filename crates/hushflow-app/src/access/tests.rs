@@ -683,3 +683,117 @@ mod flows {
         assert!(owasp.session(&mut w.store, &session.secret).is_ok());
     }
 }
+
+mod oidc {
+    use super::super::*;
+    use crate::Actor;
+    use serde_json::json;
+
+    fn config() -> OidcConfig {
+        toml::from_str(
+            r#"
+issuer = "https://id.example.com/realms/ops"
+client_id = "hushflow"
+client_secret = "env:HUSHFLOW_OIDC_SECRET"
+redirect_url = "https://hushflow.example.com/auth/callback"
+role_claim = "realm_access.roles"
+roles = { hushflow-admins = "admin", hushflow-ops = "op", staff = "viewer" }
+"#,
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn claims_map_to_the_highest_role_and_unmapped_users_are_refused() {
+        let c = config();
+        c.validate().unwrap();
+        assert_eq!(c.scopes(), ["openid"]);
+        let claims = json!({"sub": "8f2c", "realm_access": {"roles": ["staff", "hushflow-ops"]}});
+        assert_eq!(c.role_for(&claims), Some(Role::Op));
+        let p = c.principal(&claims).unwrap();
+        assert_eq!(p.actor, Actor::api_user("oidc:8f2c"));
+        assert_eq!(p.role, Role::Op);
+        let single = json!({"sub": "1", "realm_access": {"roles": "hushflow-admins"}});
+        assert_eq!(c.role_for(&single), Some(Role::Admin));
+        let none = json!({"sub": "2", "realm_access": {"roles": ["other"]}});
+        assert_eq!(c.principal(&none), Err(AccessError::SignInRefused));
+        let defaulted = OidcConfig {
+            default_role: Some(Role::Viewer),
+            ..c.clone()
+        };
+        assert_eq!(defaulted.role_for(&none), Some(Role::Viewer));
+        assert!(
+            c.principal(&json!({"realm_access": {"roles": ["staff"]}}))
+                .is_err()
+        );
+        // A claim whose name holds a dot is read as it is.
+        let flat = OidcConfig {
+            role_claim: "groups.hushflow".into(),
+            ..c.clone()
+        };
+        assert_eq!(
+            flat.role_for(&json!({"sub": "3", "groups.hushflow": ["staff"]})),
+            Some(Role::Viewer)
+        );
+    }
+
+    #[test]
+    fn unsafe_or_unusable_settings_are_refused_by_field() {
+        let c = config();
+        for (bad, field) in [
+            (
+                OidcConfig {
+                    issuer: "http://id.example.com".into(),
+                    ..c.clone()
+                },
+                "issuer",
+            ),
+            (
+                OidcConfig {
+                    client_secret: Some("s3cr3t-value".into()),
+                    ..c.clone()
+                },
+                "client_secret",
+            ),
+            (
+                OidcConfig {
+                    roles: Default::default(),
+                    ..c.clone()
+                },
+                "roles",
+            ),
+        ] {
+            let e = bad.validate().unwrap_err().to_string();
+            assert!(e.contains(field), "{e}");
+            assert!(!e.contains("s3cr3t-value"), "{e}");
+        }
+        for url in [
+            "http://127.0.0.1:9000/",
+            "http://localhost:8080/x",
+            "http://[::1]:1/",
+        ] {
+            let ok = OidcConfig {
+                issuer: url.into(),
+                ..c.clone()
+            };
+            ok.validate().unwrap();
+        }
+        assert!(toml::from_str::<OidcConfig>("issuer = 'x'\nunknown = 1").is_err());
+    }
+
+    #[test]
+    fn pkce_follows_rfc_7636() {
+        // RFC 7636, appendix B.
+        assert_eq!(
+            pkce_challenge("dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk"),
+            "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"
+        );
+        let a = OidcRequest::new().unwrap();
+        let b = OidcRequest::new().unwrap();
+        assert_eq!(a.verifier.len(), 43);
+        assert_eq!(a.challenge, pkce_challenge(&a.verifier));
+        assert_ne!(a.state, b.state);
+        assert_ne!(a.nonce, a.state);
+        assert_eq!(format!("{a:?}"), "OidcRequest(hidden)");
+    }
+}
