@@ -797,3 +797,13 @@ roles = { hushflow-admins = "admin", hushflow-ops = "op", staff = "viewer" }
         assert_eq!(format!("{a:?}"), "OidcRequest(hidden)");
     }
 }
+
+/// A server shares one `Access` between its request handlers.
+#[test]
+fn access_is_shared_between_threads() {
+    fn shared<T: Send + Sync>() {}
+    shared::<Access>();
+    shared::<Principal>();
+    shared::<AccessError>();
+    shared::<OidcConfig>();
+}
