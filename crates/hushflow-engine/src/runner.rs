@@ -414,6 +414,59 @@ pub fn run(plan: &Plan, keys: &KeyMaterial, ctx: &RunContext<'_>) -> Result<RunR
     })
 }
 
+/// Positions saved for this pipeline under another partitioning than this run's (unpartitioned,
+/// or another partition count) would let rows be read twice or never: the run is refused, unless
+/// it is a full refresh, which reads everything again and forgets those positions.
+fn other_partitionings(
+    plan: &Plan,
+    ctx: &RunContext<'_>,
+    sink: &mut dyn Sink,
+) -> Result<(), RunError> {
+    let keeps = sink.keeps_positions();
+    let names = match keeps {
+        true => sink.position_names()?,
+        false => hushflow_state::dir::position_names(ctx.state).map_err(RunError::State)?,
+    };
+    let count = ctx.partition.map(Partition::count);
+    let others: Vec<(String, Option<u32>)> = names
+        .into_iter()
+        .filter_map(|name| {
+            let saved = match Partition::of_position_key(&plan.name, &name) {
+                Some(p) => Some(p.count()),
+                None if name == plan.name => None,
+                None => return None,
+            };
+            (saved != count).then_some((name, saved))
+        })
+        .collect();
+    let Some((_, saved)) = others.first() else {
+        return Ok(());
+    };
+    if ctx.full_refresh {
+        let names: Vec<String> = others.into_iter().map(|(name, _)| name).collect();
+        return match keeps {
+            true => sink.forget_positions(&names).map_err(RunError::from),
+            false => names.iter().try_for_each(|name| {
+                hushflow_state::dir::forget_position(ctx.state, name).map_err(RunError::State)
+            }),
+        };
+    }
+    let saved = match saved {
+        Some(n) => format!("partitioned runs of {n} partitions (--partition I/{n})"),
+        None => "unpartitioned runs".to_string(),
+    };
+    let this = match ctx.partition {
+        Some(p) => format!("--partition {p}"),
+        None => "an unpartitioned run".to_string(),
+    };
+    Err(RunError::Partition(format!(
+        "{this}: pipeline `{}` has incremental positions saved by {saved}; continuing from them \
+         under another partitioning would read rows twice or miss them. Run as before, or start \
+         over with --full-refresh (which reads everything again and forgets those positions)",
+        plan.name
+    )))
+}
+
 /// Why a partitioned run cannot be done safely, before anything is read.
 fn partition_problem(plan: &Plan, ctx: &RunContext<'_>) -> Option<RunError> {
     let partition = ctx.partition?;
@@ -689,13 +742,15 @@ fn move_records(
         None => plan.name.clone(),
     };
     let mut early_sink = None;
-    let after = match incremental && !ctx.full_refresh {
+    let after = match incremental {
         false => None,
         true => {
             let mut sink = open_sink(plan, ctx.connections)?;
-            let position = match sink.keeps_positions() {
-                true => sink.committed_position(&position_key)?,
-                false => hushflow_state::dir::load_position(ctx.state, &position_key)
+            other_partitionings(plan, ctx, sink.as_mut())?;
+            let position = match (ctx.full_refresh, sink.keeps_positions()) {
+                (true, _) => None,
+                (false, true) => sink.committed_position(&position_key)?,
+                (false, false) => hushflow_state::dir::load_position(ctx.state, &position_key)
                     .map_err(RunError::State)?,
             };
             early_sink = Some(sink);

@@ -281,6 +281,47 @@ fn incremental_sqlite_partitions_read_every_new_row_once() {
             .map(|i| format!("parts#partition-{i}-of-{PARTITIONS}"))
             .collect::<Vec<_>>()
     );
+
+    // Another partition count, or no partitions, would continue from positions that are not
+    // theirs: refused, naming the count the positions were saved under.
+    for other in [vec!["--partition", "0/2"], vec![]] {
+        let mut args = vec!["run", "parts.toml"];
+        args.extend(other);
+        let r = ws.run(&args);
+        assert_eq!(r.code, 1, "{}", r.all());
+        assert!(
+            r.stderr.contains("partitioned runs of 4 partitions")
+                && r.stderr.contains("--full-refresh"),
+            "{}",
+            r.stderr
+        );
+    }
+    // A full refresh under the new count reads everything again and forgets the old positions;
+    // the new partitions then continue incrementally.
+    let full: u64 = (0..2)
+        .map(|i| {
+            let part = format!("{i}/2");
+            let s = summary(
+                &ws,
+                &["run", "parts.toml", "--partition", &part, "--full-refresh"],
+                &[],
+                0,
+            );
+            count(&s, "read")
+        })
+        .sum();
+    assert_eq!(full, 3_200);
+    assert_eq!(round(&ws, "parts.toml", &[], 2), 0);
+    let r = ws.run(&["run", "parts.toml", "--partition", "0/4"]);
+    assert!(
+        r.stderr.contains("partitioned runs of 2 partitions"),
+        "{}",
+        r.all()
+    );
+    assert_eq!(
+        sqlite_rows(&ws.path("out/parts.db"), "leads"),
+        sqlite_rows(&ws.path("out/native.db"), "leads")
+    );
 }
 
 #[test]
