@@ -32,6 +32,18 @@ fn cursors_table(table: &str) -> String {
 }
 const STAGE: &str = "hushflow_stage";
 
+/// Waits, within `tx`, until no other transaction is creating `table`: two `CREATE TABLE IF NOT
+/// EXISTS` of one table racing (the partitions of a partitioned sync starting together) fail on
+/// PostgreSQL's catalog's unique index instead of one of them finding the table made. The lock
+/// is released when `tx` ends; the `IF NOT EXISTS` after it then sees the other's table.
+fn creating_alone(tx: &mut postgres::Transaction<'_>, table: &str) -> Result<(), postgres::Error> {
+    tx.execute(
+        "SELECT pg_advisory_xact_lock(hashtext($1))",
+        &[&format!("hushflow create {table}")],
+    )
+    .map(drop)
+}
+
 /// Writes batches to a PostgreSQL table by COPY, with the source's position in the same
 /// transaction.
 pub struct PostgresSink {
@@ -150,6 +162,12 @@ impl PostgresSink {
         pipeline: &str,
         position: &Position,
     ) -> Result<(), postgres::Error> {
+        let exists: bool = tx
+            .query_one("SELECT to_regclass($1) IS NOT NULL", &[&cursors])?
+            .get(0);
+        if !exists {
+            creating_alone(tx, cursors)?;
+        }
         tx.batch_execute(&format!(
             "CREATE TABLE IF NOT EXISTS {cursors} (pipeline text PRIMARY KEY, cursor_value text \
              NOT NULL, key_value text NOT NULL, committed_at timestamptz NOT NULL DEFAULT now())"
@@ -198,9 +216,11 @@ impl Sink for PostgresSink {
             defs.join(", "),
             column(&self.key)
         );
-        self.client
-            .batch_execute(&create)
-            .map_err(self.err("creating the table"))?;
+        let create_err = self.err("creating the table");
+        let mut tx = self.client.transaction().map_err(&create_err)?;
+        creating_alone(&mut tx, &table).map_err(&create_err)?;
+        tx.batch_execute(&create).map_err(&create_err)?;
+        tx.commit().map_err(&create_err)?;
 
         // Schema drift: a field the table lacks becomes a new column.
         let (schema_name, name) = self.split_table();
@@ -366,6 +386,37 @@ impl Sink for PostgresSink {
 
     fn take_rejections(&mut self) -> Vec<SinkRejection> {
         std::mem::take(&mut self.rejections)
+    }
+
+    fn position_names(&mut self) -> Result<Vec<String>, Error> {
+        let cursors = cursors_table(&self.config.table);
+        let exists: bool = self
+            .client
+            .query_one("SELECT to_regclass($1) IS NOT NULL", &[&cursors])
+            .map_err(self.err("looking for the cursor table"))?
+            .get(0);
+        if !exists {
+            return Ok(Vec::new());
+        }
+        let rows = self
+            .client
+            .query(&format!("SELECT pipeline FROM {cursors}"), &[])
+            .map_err(self.err("reading the committed positions"))?;
+        Ok(rows.iter().map(|r| r.get(0)).collect())
+    }
+
+    fn forget_positions(&mut self, names: &[String]) -> Result<(), Error> {
+        if names.is_empty() {
+            return Ok(());
+        }
+        let cursors = cursors_table(&self.config.table);
+        self.client
+            .execute(
+                &format!("DELETE FROM {cursors} WHERE pipeline = ANY($1)"),
+                &[&names],
+            )
+            .map_err(self.err("forgetting old positions"))?;
+        Ok(())
     }
 
     fn committed_position(&mut self, pipeline: &str) -> Result<Option<Position>, Error> {
