@@ -1,0 +1,49 @@
+//! What every handler is given: the app layer's session, whether TLS is on, and the templates.
+//! Built once at start and shared; nothing global.
+
+use crate::error::ApiError;
+use hushflow_app::Session;
+use std::sync::Arc;
+
+/// The server's shared state.
+#[derive(Clone)]
+pub struct AppState {
+    /// The app layer's session: state directory, master key reference, redactor, metadata store.
+    pub session: Arc<Session>,
+    /// Whether the server speaks TLS (cookies are then `Secure`, answers carry HSTS).
+    pub tls: bool,
+    pub(crate) templates: Arc<minijinja::Environment<'static>>,
+}
+
+impl AppState {
+    /// The state for `session`; `tls` says whether the server speaks TLS.
+    pub fn new(session: Session, tls: bool) -> AppState {
+        AppState {
+            session: Arc::new(session),
+            tls,
+            templates: Arc::new(crate::templates::environment()),
+        }
+    }
+
+    /// Runs `f` on the blocking pool (the app layer's actions block on files and the metadata
+    /// store) with the session; its error comes back as an answer, scrubbed of any secret the
+    /// session resolved.
+    pub(crate) async fn blocking<T, F>(&self, f: F) -> Result<T, ApiError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Session) -> Result<T, ApiError> + Send + 'static,
+    {
+        let session = Arc::clone(&self.session);
+        let redactor = session.redactor().clone();
+        match tokio::task::spawn_blocking(move || f(&session)).await {
+            Ok(Ok(value)) => Ok(value),
+            Ok(Err(mut e)) => {
+                e.message = redactor.scrub(&e.message).into_owned();
+                Err(e)
+            }
+            Err(_) => Err(ApiError::internal(
+                "the request's work stopped unexpectedly; see the server's log",
+            )),
+        }
+    }
+}
