@@ -7,6 +7,8 @@
 //! - [`Session`]: the state directory, the master key's reference, the redactor and where the
 //!   metadata store is; its audit helpers take the [`Actor`] who acted.
 //! - [`Actor`]: an OS user today; an API user or token, or an Airflow task later.
+//! - [`access`]: roles, permissions, users, API tokens and sign-in sessions; every check of
+//!   the HTTP API and the dashboard is [`access::Principal::may`].
 //! - [`actions`]: typed actions, one module per topic; those that change state take an
 //!   [`Actor`] and audit it.
 //! - [`views`]: what actions answer with, versioned by [`views::VIEW_VERSION`].
@@ -20,6 +22,7 @@
 //! This crate must not depend on `clap` or `axum` (or any other front end's crate): parsing
 //! arguments, printing and routing belong to the front ends, which depend on this crate.
 
+pub mod access;
 pub mod actions;
 mod actor;
 pub mod alerts;
@@ -33,6 +36,7 @@ pub mod tasks;
 pub mod views;
 pub mod webhook;
 
+pub use access::{AccessError, Grant, Permission, Principal, Role};
 pub use actor::{Actor, ActorKind};
 pub use error::{Error, ErrorKind, Result};
 pub use session::Session;

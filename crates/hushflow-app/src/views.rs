@@ -803,3 +803,58 @@ pub struct RetentionView {
     /// How many.
     pub rows_deleted: u64,
 }
+
+/// A user of `hushflow serve` (`hushflow users list --json`, the Admin pages): name, role,
+/// state and grants; never a password or its hash.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct UserView {
+    /// The view version it was written under: [`VIEW_VERSION`].
+    pub version: u32,
+    /// The user name.
+    pub name: String,
+    /// `viewer`, `user`, `op` or `admin`.
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
+    pub role: crate::Role,
+    /// A disabled user cannot sign in.
+    pub disabled: bool,
+    /// Locked out after failed sign-ins, until `locked_until`.
+    pub locked: bool,
+    /// When a lock-out ends; `null` when not locked.
+    pub locked_until: Option<String>,
+    /// When the user was added.
+    pub created_at: String,
+    /// When the password was last set.
+    pub password_changed_at: String,
+    /// Extra permissions (`permission` set, on `pipeline` or everywhere when `null`) and
+    /// limits of the role to pipelines (`permission` `null`).
+    #[cfg_attr(feature = "openapi", schema(value_type = Vec<Object>))]
+    pub grants: Vec<crate::Grant>,
+}
+
+/// An API token (`hushflow tokens list --json`, the Admin pages): never its secret.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct TokenView {
+    /// The view version it was written under: [`VIEW_VERSION`].
+    pub version: u32,
+    /// The token's public id (the part after `hf_`; `tokens revoke` takes it or the name).
+    pub id: String,
+    /// Its name; the audit log records the token's actions under it.
+    pub name: String,
+    /// `viewer`, `user`, `op` or `admin`.
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
+    pub role: crate::Role,
+    /// `active`, `expired` or `revoked`.
+    pub state: String,
+    /// When it was created.
+    pub created_at: String,
+    /// Who created it, as the audit log names them.
+    pub created_by: String,
+    /// When it stops being accepted; `null`: never.
+    pub expires_at: Option<String>,
+    /// When it was last accepted (to the minute); `null`: never.
+    pub last_used_at: Option<String>,
+    /// When it was revoked.
+    pub revoked_at: Option<String>,
+}

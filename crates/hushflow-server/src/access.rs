@@ -1,121 +1,107 @@
 //! The seam between the server and the app layer's access control (`hushflow_app::access`):
-//! who a request comes from (an API token, a session cookie), signing in and out, and the
-//! audit record of a denial. Every call is blocking (the metadata store), so callers run it on
-//! the blocking pool.
-//!
-//! PLACEHOLDER until the `access` branch is merged: everything is refused.
+//! who a request comes from (an API token, a session cookie), signing in and out, the CSRF
+//! check and the audit record of a denial. Each call opens the metadata store and blocks, so
+//! callers run it on the blocking pool (`AppState::blocking`).
 
-use hushflow_app::{Actor, Session};
-use serde::Serialize;
+use crate::error::ApiError;
+use hushflow_app::Session;
+use hushflow_app::access::{Access, AccessError, NewSession};
+use hushflow_app::views::{TokenView, UserView};
 
-/// What a role may do.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Permission {
-    ReadPipelines,
-    ReadRuns,
-    ReadLogs,
-    Trigger,
-    Pause,
-    Clear,
-    ReadQuarantine,
-    Replay,
-    ReadAudit,
-    ReadKeys,
-    ManageUsers,
-    ManageTokens,
+pub use hushflow_app::access::{Permission, Principal, Role};
+
+/// An access error as an answer: refused credentials 401, a denial 403, the rest by kind.
+pub fn refusal(e: AccessError) -> ApiError {
+    use axum::http::StatusCode;
+    let status = match &e {
+        AccessError::SignInRefused | AccessError::TokenRefused | AccessError::SessionEnded => {
+            StatusCode::UNAUTHORIZED
+        }
+        AccessError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+        AccessError::Denied { .. } => StatusCode::FORBIDDEN,
+        AccessError::Invalid(_) => StatusCode::BAD_REQUEST,
+        AccessError::NotFound(_) => StatusCode::NOT_FOUND,
+        AccessError::Exists(_) => StatusCode::CONFLICT,
+        AccessError::Failed(_) => StatusCode::INTERNAL_SERVER_ERROR,
+    };
+    ApiError::new(status, e.to_string())
 }
 
-/// A role.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
-pub enum Role {
-    Viewer,
-    User,
-    Op,
-    Admin,
+/// The principal holding the API token `token`.
+pub fn by_token(access: &Access, session: &Session, token: &str) -> Result<Principal, ApiError> {
+    access
+        .authenticate_token(&mut session.open_store()?, token)
+        .map_err(refusal)
 }
 
-impl Role {
-    pub const ALL: [Role; 4] = [Role::Viewer, Role::User, Role::Op, Role::Admin];
+/// The principal of the session whose cookie holds `secret`, and its forms' CSRF token.
+pub fn by_session(
+    access: &Access,
+    session: &Session,
+    secret: &str,
+) -> Result<(Principal, String), ApiError> {
+    let principal = access
+        .session(&mut session.open_store()?, secret)
+        .map_err(refusal)?;
+    Ok((principal, hushflow_app::access::csrf_token(secret)))
 }
 
-/// Who a request comes from, and what they may do.
-#[derive(Debug, Clone)]
-pub struct Principal {
-    pub actor: Actor,
-    pub role: Role,
+/// Whether `given` is the CSRF token of the session whose secret is `secret` (constant time).
+pub fn csrf_ok(secret: &str, given: &str) -> bool {
+    hushflow_app::access::check_csrf(secret, given)
 }
 
-impl Principal {
-    pub fn may(&self, _permission: Permission, _pipeline: Option<&str>) -> bool {
-        false
-    }
-}
-
-/// Why a credential was not accepted; `message` is for the person, never holds the credential.
-#[derive(Debug, Clone)]
-pub struct Refusal {
-    pub message: String,
-}
-
-/// A session just made at sign-in: the cookie's secret and the CSRF token of its forms.
-pub struct NewSession {
-    pub secret: String,
-    pub csrf: String,
-}
-
-pub fn by_token(_session: &Session, _token: &str) -> Result<Principal, Refusal> {
-    Err(Refusal {
-        message: "not yet".into(),
-    })
-}
-
-pub fn by_session(_session: &Session, _secret: &str) -> Result<(Principal, String), Refusal> {
-    Err(Refusal {
-        message: "not yet".into(),
-    })
-}
-
+/// Signs `user` in from `address`: a new session (rate limits, lock-out and the audit of a
+/// failure are the access layer's).
 pub fn sign_in(
-    _session: &Session,
-    _user: &str,
-    _password: &str,
-    _address: &str,
-) -> Result<(Principal, NewSession), Refusal> {
-    Err(Refusal {
-        message: "not yet".into(),
-    })
+    access: &Access,
+    session: &Session,
+    user: &str,
+    password: &str,
+    address: &str,
+) -> Result<(Principal, NewSession), ApiError> {
+    access
+        .sign_in(session, &mut session.open_store()?, user, password, address)
+        .map_err(refusal)
 }
 
-pub fn sign_out(_session: &Session, _secret: &str) {}
+/// Ends the session whose cookie holds `secret`.
+pub fn sign_out(access: &Access, session: &Session, secret: &str) -> Result<(), ApiError> {
+    access
+        .sign_out(session, &mut session.open_store()?, secret)
+        .map_err(refusal)
+}
 
+/// Audits that `principal` was refused `permission` (on `pipeline`) from `address`.
 pub fn record_denial(
-    _session: &Session,
-    _principal: &Principal,
-    _permission: Permission,
-    _target: &str,
-    _address: &str,
-) {
+    access: &Access,
+    session: &Session,
+    principal: &Principal,
+    permission: Permission,
+    pipeline: Option<&str>,
+    address: &str,
+) -> Result<(), ApiError> {
+    access
+        .record_denial(session, principal, permission, pipeline, address)
+        .map(|_| ())
+        .map_err(refusal)
 }
 
 /// The role's name as the dashboard shows it.
-pub fn role_name(principal: &Principal) -> String {
-    format!("{:?}", principal.role)
+pub fn role_name(principal: &Principal) -> &'static str {
+    principal.role.title()
 }
 
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct UserView {
-    pub name: String,
+/// Every user (never a password hash).
+pub fn users(access: &Access, session: &Session) -> Result<Vec<UserView>, ApiError> {
+    access
+        .list_users(&mut session.open_store()?)
+        .map_err(refusal)
 }
 
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct TokenView {
-    pub name: String,
-}
-
-pub fn users(_session: &Session) -> Result<Vec<UserView>, crate::error::ApiError> {
-    Ok(Vec::new())
-}
-
-pub fn tokens(_session: &Session) -> Result<Vec<TokenView>, crate::error::ApiError> {
-    Ok(Vec::new())
+/// Every API token (never its secret).
+pub fn tokens(access: &Access, session: &Session) -> Result<Vec<TokenView>, ApiError> {
+    access
+        .list_tokens(&mut session.open_store()?)
+        .map_err(refusal)
 }

@@ -13,7 +13,7 @@ use hushflow_app::actions::orchestration::{self, PipelineRef};
 use hushflow_app::actions::{audit, keys, quarantine};
 use hushflow_app::views::{
     AuditRecordView, AuditVerifyView, ClearedView, KeyView, LogView, PipelineView,
-    QuarantineFileView, RunView, TaskView, TriggeredView,
+    QuarantineFileView, RunView, TaskView, TokenView, TriggeredView, UserView,
 };
 use serde::Deserialize;
 use std::collections::BTreeMap;
@@ -408,21 +408,17 @@ pub async fn clear(
 }
 
 #[utoipa::path(get, path = "/api/v1/users", tag = "access",
-    responses((status = 200, body = Vec<crate::access::UserView>), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)),
+    responses((status = 200, body = Vec<UserView>), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)),
     security(("bearer" = [])))]
-/// The users: names, roles, the pipelines their grants cover; never a password hash.
-pub async fn users(
-    State(state): State<AppState>,
-) -> Result<Json<Vec<crate::access::UserView>>, ApiError> {
-    Ok(Json(state.blocking(crate::access::users).await?))
+/// The users: names, roles, grants, lock-out; never a password hash.
+pub async fn users(State(state): State<AppState>) -> Result<Json<Vec<UserView>>, ApiError> {
+    Ok(Json(state.blocking_access(crate::access::users).await?))
 }
 
 #[utoipa::path(get, path = "/api/v1/tokens", tag = "access",
-    responses((status = 200, body = Vec<crate::access::TokenView>), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)),
+    responses((status = 200, body = Vec<TokenView>), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)),
     security(("bearer" = [])))]
 /// The API tokens: names, roles, expiry, last use, revocation; never the token.
-pub async fn tokens(
-    State(state): State<AppState>,
-) -> Result<Json<Vec<crate::access::TokenView>>, ApiError> {
-    Ok(Json(state.blocking(crate::access::tokens).await?))
+pub async fn tokens(State(state): State<AppState>) -> Result<Json<Vec<TokenView>>, ApiError> {
+    Ok(Json(state.blocking_access(crate::access::tokens).await?))
 }

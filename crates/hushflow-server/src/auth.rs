@@ -101,15 +101,15 @@ pub async fn authorize(State(state): State<AppState>, request: Request, next: Ne
             None => None,
             Some(token) => {
                 let found = state
-                    .blocking(move |s| Ok(access::by_token(s, &token)))
+                    .blocking_access(move |a, s| access::by_token(a, s, &token))
                     .await;
                 match found {
-                    Ok(Ok(principal)) => Some(Caller {
+                    Ok(principal) => Some(Caller {
                         principal,
                         csrf: None,
                         session_secret: None,
                     }),
-                    Ok(Err(_)) => None,
+                    Err(e) if e.status == StatusCode::UNAUTHORIZED => None,
                     Err(e) => return e.into_response(),
                 }
             }
@@ -119,15 +119,15 @@ pub async fn authorize(State(state): State<AppState>, request: Request, next: Ne
             Some(secret) => {
                 let kept = secret.clone();
                 let found = state
-                    .blocking(move |s| Ok(access::by_session(s, &kept)))
+                    .blocking_access(move |a, s| access::by_session(a, s, &kept))
                     .await;
                 match found {
-                    Ok(Ok((principal, csrf))) => Some(Caller {
+                    Ok((principal, csrf)) => Some(Caller {
                         principal,
                         csrf: Some(csrf),
                         session_secret: Some(secret),
                     }),
-                    Ok(Err(_)) => None,
+                    Err(e) if e.status == StatusCode::UNAUTHORIZED => None,
                     Err(e) => return e.into_response(),
                 }
             }
@@ -145,12 +145,17 @@ pub async fn authorize(State(state): State<AppState>, request: Request, next: Ne
             let target = format!("{} {}", request.method(), matched.as_str());
             let principal = caller.principal.clone();
             let audited = address.clone();
-            let what = target.clone();
             // The denial is audited before it is answered; a failure to audit is a 500.
             if let Err(e) = state
-                .blocking(move |s| {
-                    access::record_denial(s, &principal, permission, &what, &audited);
-                    Ok(())
+                .blocking_access(move |a, s| {
+                    access::record_denial(
+                        a,
+                        s,
+                        &principal,
+                        permission,
+                        pipeline.as_deref(),
+                        &audited,
+                    )
                 })
                 .await
             {
@@ -164,7 +169,8 @@ pub async fn authorize(State(state): State<AppState>, request: Request, next: Ne
     }
     let mut request = request;
     if route.surface == Surface::Page && request.method() == Method::POST {
-        request = match check_csrf(request, caller.csrf.as_deref().unwrap_or_default()).await {
+        let secret = caller.session_secret.clone().unwrap_or_default();
+        request = match check_csrf(request, &secret).await {
             Ok(request) => request,
             Err(refused) => return refused,
         };
@@ -188,9 +194,9 @@ fn percent_decode(text: &str) -> String {
         .into_owned()
 }
 
-/// Reads a dashboard form and checks its `csrf` field against the session's token; the form
-/// goes on to the handler unchanged.
-async fn check_csrf(request: Request, expected: &str) -> Result<Request, Response> {
+/// Reads a dashboard form and checks its `csrf` field against the token of the session whose
+/// secret is `secret`; the form goes on to the handler unchanged.
+async fn check_csrf(request: Request, secret: &str) -> Result<Request, Response> {
     let (parts, body) = request.into_parts();
     let bytes = to_bytes(body, FORM_LIMIT).await.map_err(|_| {
         ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "the form is too large").into_response()
@@ -199,7 +205,7 @@ async fn check_csrf(request: Request, expected: &str) -> Result<Request, Respons
         .find(|(k, _)| k == "csrf")
         .map(|(_, v)| v.into_owned())
         .unwrap_or_default();
-    if expected.is_empty() || !same_secret(&given, expected) {
+    if secret.is_empty() || !access::csrf_ok(secret, &given) {
         return Err(ApiError::new(
             StatusCode::FORBIDDEN,
             "the form's CSRF token is missing or stale; reload the page and try again",

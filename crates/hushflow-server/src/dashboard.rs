@@ -213,20 +213,26 @@ pub async fn sign_in(
     let address = peer.ip().to_string();
     let SignInForm { user, password, .. } = form;
     let result = state
-        .blocking(move |s| {
+        .blocking_access(move |a, s| {
+            // The session the browser had, if any, ends: a sign-in always starts a new one.
             if let Some(old) = old {
-                access::sign_out(s, &old);
+                access::sign_out(a, s, &old)?;
             }
-            Ok(access::sign_in(s, &user, &password, &address))
+            access::sign_in(a, s, &user, &password, &address)
         })
         .await;
     match result {
-        Ok(Ok((_, new))) => {
+        Ok((_, new)) => {
             let mut response = Redirect::to("/pipelines").into_response();
             let h = response.headers_mut();
             h.append(
                 header::SET_COOKIE,
-                set_cookie(&state, auth::session_cookie(state.tls), new.secret, None),
+                set_cookie(
+                    &state,
+                    auth::session_cookie(state.tls),
+                    new.secret.to_string(),
+                    None,
+                ),
             );
             h.append(
                 header::SET_COOKIE,
@@ -239,7 +245,7 @@ pub async fn sign_in(
             );
             response
         }
-        Ok(Err(refusal)) => sign_in_page(&state, StatusCode::UNAUTHORIZED, Some(&refusal.message)),
+        Err(e) if e.status.is_client_error() => sign_in_page(&state, e.status, Some(&e.message)),
         Err(e) => error_page(&state, None, e),
     }
 }
@@ -251,10 +257,7 @@ pub async fn sign_out(
 ) -> Response {
     if let Some(secret) = caller.session_secret.clone() {
         if let Err(e) = state
-            .blocking(move |s| {
-                access::sign_out(s, &secret);
-                Ok(())
-            })
+            .blocking_access(move |a, s| access::sign_out(a, s, &secret))
             .await
         {
             return error_page(&state, Some(&caller), e);
@@ -447,7 +450,7 @@ pub async fn users(
     Extension(caller): Extension<Caller>,
 ) -> Response {
     match state
-        .blocking(|s| Ok((access::users(s)?, access::tokens(s)?)))
+        .blocking_access(|a, s| Ok((access::users(a, s)?, access::tokens(a, s)?)))
         .await
     {
         Ok((users, tokens)) => render(

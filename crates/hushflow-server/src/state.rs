@@ -3,6 +3,7 @@
 
 use crate::error::ApiError;
 use hushflow_app::Session;
+use hushflow_app::access::Access;
 use std::sync::Arc;
 
 /// The server's shared state.
@@ -10,16 +11,25 @@ use std::sync::Arc;
 pub struct AppState {
     /// The app layer's session: state directory, master key reference, redactor, metadata store.
     pub session: Arc<Session>,
+    /// Identity and access: users, tokens, sessions, under their policy (timeouts, lock-out).
+    pub access: Arc<Access>,
     /// Whether the server speaks TLS (cookies are then `Secure`, answers carry HSTS).
     pub tls: bool,
     pub(crate) templates: Arc<minijinja::Environment<'static>>,
 }
 
 impl AppState {
-    /// The state for `session`; `tls` says whether the server speaks TLS.
+    /// The state for `session` under the default access policy; `tls` says whether the
+    /// server speaks TLS.
     pub fn new(session: Session, tls: bool) -> AppState {
+        AppState::with_access(session, Access::default(), tls)
+    }
+
+    /// The state for `session` under `access` (its policy and clock).
+    pub fn with_access(session: Session, access: Access, tls: bool) -> AppState {
         AppState {
             session: Arc::new(session),
+            access: Arc::new(access),
             tls,
             templates: Arc::new(crate::templates::environment()),
         }
@@ -33,9 +43,19 @@ impl AppState {
         T: Send + 'static,
         F: FnOnce(&Session) -> Result<T, ApiError> + Send + 'static,
     {
+        self.blocking_access(move |_, s| f(s)).await
+    }
+
+    /// [`AppState::blocking`] with the access layer too.
+    pub(crate) async fn blocking_access<T, F>(&self, f: F) -> Result<T, ApiError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Access, &Session) -> Result<T, ApiError> + Send + 'static,
+    {
         let session = Arc::clone(&self.session);
+        let access = Arc::clone(&self.access);
         let redactor = session.redactor().clone();
-        match tokio::task::spawn_blocking(move || f(&session)).await {
+        match tokio::task::spawn_blocking(move || f(&access, &session)).await {
             Ok(Ok(value)) => Ok(value),
             Ok(Err(mut e)) => {
                 e.message = redactor.scrub(&e.message).into_owned();

@@ -799,6 +799,9 @@ pub struct GrantsArgs {
     /// The role of dashboards (run history without pipeline text or logs).
     #[arg(long, default_value = "hushflow_reader")]
     pub reader_role: String,
+    /// The role of `hushflow serve` (the scheduler's rights, and users, tokens and sessions).
+    #[arg(long, default_value = "hushflow_server")]
+    pub server_role: String,
 }
 
 #[derive(Debug, Subcommand)]

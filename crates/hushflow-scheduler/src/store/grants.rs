@@ -6,7 +6,10 @@
 //! - workers: read everything they run from, and change only the state of tasks, tries, runs and
 //!   themselves, column by column: never a definition, a run's definition or configuration, nor a
 //!   task's kind, timeout or retries;
-//! - readers (dashboards): run history without pipeline text or logs.
+//! - readers (dashboards): run history without pipeline text or logs;
+//! - servers (`hushflow serve`): the schedulers' rights, and alone among the roles the users,
+//!   grants, API tokens, sessions and sign-in attempts (password and token digests are
+//!   nobody else's business), with DELETE on them for sign-out and removal.
 //!
 //! Column grants are not inherited by tables made later, so they are printed for the schema this
 //! build knows; print and apply them again after each `db migrate`.
@@ -22,6 +25,8 @@ pub struct Roles {
     pub worker: String,
     /// The role of dashboards: run history without pipeline text or logs.
     pub reader: String,
+    /// The role of `hushflow serve`: the scheduler's, plus users, tokens and sessions.
+    pub server: String,
 }
 
 impl Default for Roles {
@@ -31,11 +36,22 @@ impl Default for Roles {
             scheduler: "hushflow_scheduler".into(),
             worker: "hushflow_worker".into(),
             reader: "hushflow_reader".into(),
+            server: "hushflow_server".into(),
         }
     }
 }
 
-/// Every table, in the order of the migrations.
+/// The tables of identity and access, which only the server role reads and writes.
+pub const ACCESS_TABLES: [&str; 5] = [
+    "hf_users",
+    "hf_user_grants",
+    "hf_api_tokens",
+    "hf_sessions",
+    "hf_sign_in_attempts",
+];
+
+/// Every orchestration table, in the order of the migrations (the identity and access tables
+/// are [`ACCESS_TABLES`]).
 pub const TABLES: [&str; 10] = [
     "hf_schema_migrations",
     "hf_pipelines",
@@ -98,11 +114,13 @@ pub fn grants(roles: &Roles) -> Result<String, String> {
     identifier("--scheduler-role", &roles.scheduler)?;
     identifier("--worker-role", &roles.worker)?;
     identifier("--reader-role", &roles.reader)?;
+    identifier("--server-role", &roles.server)?;
     let Roles {
         schema,
         scheduler,
         worker,
         reader,
+        server,
     } = roles;
     let table = |t: &str| format!("{schema}.{t}");
     let all = TABLES.map(table).join(", ");
@@ -119,8 +137,8 @@ pub fn grants(roles: &Roles) -> Result<String, String> {
          --   ALTER DEFAULT PRIVILEGES FOR ROLE <owner> IN SCHEMA {schema}\n\
          --       REVOKE ALL ON TABLES FROM {worker};\n\
          BEGIN;\n\
-         GRANT USAGE ON SCHEMA {schema} TO {scheduler}, {worker}, {reader};\n\
-         REVOKE ALL ON {all} FROM {scheduler}, {worker}, {reader};\n\n\
+         GRANT USAGE ON SCHEMA {schema} TO {scheduler}, {worker}, {reader}, {server};\n\
+         REVOKE ALL ON {all}, {access} FROM {scheduler}, {worker}, {reader}, {server};\n\n\
          -- Schedulers, trigger, backfill, pause, clear: register and sign definitions, create\n\
          -- and move runs. No DELETE: run `db prune` as the owner.\n\
          GRANT SELECT ON {all} TO {scheduler};\n\
@@ -131,6 +149,7 @@ pub fn grants(roles: &Roles) -> Result<String, String> {
          -- credential cannot change what other workers execute.\n\
          GRANT SELECT ON {all} TO {worker};\n",
         version = super::migrations::latest(),
+        access = ACCESS_TABLES.map(table).join(", "),
     );
     for t in WORKER_INSERTS {
         sql.push_str(&format!("GRANT INSERT ON {} TO {worker};\n", table(t)));
@@ -148,6 +167,11 @@ pub fn grants(roles: &Roles) -> Result<String, String> {
          GRANT SELECT (task, attempt, worker, state, started_at, ended_at) ON {} TO {reader};\n\
          GRANT SELECT (id, run, pipeline, task, kind, state, tries, failures, started_at, ended_at,\n\
          \x20             records_read, records_written, records_quarantined) ON {} TO {reader};\n\
+         \n-- hushflow serve: what schedulers may, and users, grants, tokens and sessions.\n\
+         GRANT SELECT ON {all} TO {server};\n\
+         GRANT INSERT, UPDATE ON {rows} TO {server};\n\
+         GRANT SELECT, INSERT, UPDATE, DELETE ON {access} TO {server};\n\
+         GRANT USAGE ON ALL SEQUENCES IN SCHEMA {schema} TO {server};\n\
          COMMIT;\n",
         table("hf_schema_migrations"),
         table("hf_pipelines"),
@@ -156,6 +180,7 @@ pub fn grants(roles: &Roles) -> Result<String, String> {
         table("hf_workers"),
         table("hf_tries"),
         table("hf_tasks"),
+        access = ACCESS_TABLES.map(table).join(", "),
     ));
     Ok(sql)
 }
@@ -185,6 +210,15 @@ mod tests {
             !sql.contains("fingerprint) ON"),
             "workers cannot repoint a run"
         );
+        // Password and token digests: the server's alone.
+        for line in sql.lines().filter(|l| l.starts_with("GRANT")) {
+            if ACCESS_TABLES.iter().any(|t| line.contains(t)) {
+                assert!(line.ends_with("TO hushflow_server;"), "{line}");
+            }
+        }
+        assert!(sql.contains(
+            "GRANT SELECT, INSERT, UPDATE, DELETE ON hushflow.hf_users, hushflow.hf_user_grants"
+        ));
         let bad = Roles {
             worker: "x; DROP TABLE y".into(),
             ..Default::default()

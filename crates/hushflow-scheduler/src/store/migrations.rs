@@ -151,6 +151,60 @@ CREATE TABLE hf_dsr_steps (
 );
 "#;
 
+/// Identity and access for `hushflow serve` (`store/users.rs`, `api_tokens.rs`,
+/// `sessions.rs`). Only digests of secrets are kept: passwords as Argon2id PHC strings, API
+/// tokens' and sessions' secrets as SHA-256, sign-in addresses as a SHA-256 (pruned with the
+/// attempts). A grant's missing permission or pipeline is '' (key columns cannot be NULL).
+/// A revoked token keeps its row (for the list and the audit trail) and frees its name.
+const V4: &str = r#"
+CREATE TABLE hf_users (
+    name TEXT PRIMARY KEY,
+    password_hash TEXT NOT NULL,
+    role TEXT NOT NULL,
+    disabled INTEGER NOT NULL DEFAULT 0,
+    created_at INTEGER NOT NULL,
+    password_changed_at INTEGER NOT NULL,
+    failed_count INTEGER NOT NULL DEFAULT 0,
+    locked_until INTEGER
+);
+CREATE TABLE hf_user_grants (
+    user_name TEXT NOT NULL,
+    permission TEXT NOT NULL,
+    pipeline TEXT NOT NULL,
+    created_at INTEGER NOT NULL,
+    PRIMARY KEY (user_name, permission, pipeline)
+);
+CREATE TABLE hf_api_tokens (
+    id TEXT PRIMARY KEY,
+    name TEXT NOT NULL,
+    role TEXT NOT NULL,
+    secret_hash TEXT NOT NULL,
+    created_at INTEGER NOT NULL,
+    created_by TEXT NOT NULL,
+    expires_at INTEGER,
+    last_used_at INTEGER,
+    revoked_at INTEGER
+);
+CREATE UNIQUE INDEX hf_api_tokens_name ON hf_api_tokens (name) WHERE revoked_at IS NULL;
+CREATE TABLE hf_sessions (
+    id TEXT PRIMARY KEY,
+    user_name TEXT NOT NULL,
+    created_at INTEGER NOT NULL,
+    last_seen_at INTEGER NOT NULL,
+    expires_at INTEGER NOT NULL
+);
+CREATE INDEX hf_sessions_user ON hf_sessions (user_name);
+CREATE TABLE hf_sign_in_attempts (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    user_name TEXT,
+    address_digest TEXT NOT NULL,
+    at INTEGER NOT NULL,
+    succeeded INTEGER NOT NULL
+);
+CREATE INDEX hf_sign_in_attempts_address ON hf_sign_in_attempts (address_digest, at);
+CREATE INDEX hf_sign_in_attempts_user ON hf_sign_in_attempts (user_name, at);
+"#;
+
 /// Every migration, oldest first.
 pub const MIGRATIONS: &[Migration] = &[
     Migration {
@@ -167,6 +221,11 @@ pub const MIGRATIONS: &[Migration] = &[
         version: 3,
         name: "data subject requests",
         sql: V3,
+    },
+    Migration {
+        version: 4,
+        name: "users, grants, API tokens, sessions, sign-in attempts",
+        sql: V4,
     },
 ];
 

@@ -5,26 +5,33 @@
 //! lands while the worker still owns the try, a run is created once per `(pipeline, run_id)`.
 //!
 //! This file holds the store's types and how it opens; its queries live by topic in
-//! `pipelines.rs`, `runs.rs`, `tries.rs` and `workers.rs`, over one query layer for both
+//! `pipelines.rs`, `runs.rs`, `tries.rs` and `workers.rs` (and `hushflow serve`'s users, API
+//! tokens and sessions in `users.rs`, `api_tokens.rs` and `sessions.rs`), over one query layer for both
 //! databases (`db.rs`), with the schema in `migrations.rs` and the roles in `grants.rs`.
 
+mod api_tokens;
 mod db;
 mod dsr;
 pub mod grants;
 pub mod migrations;
 mod pipelines;
 mod runs;
+mod sessions;
 mod tries;
+mod users;
 mod workers;
 
 use crate::definitions::{DefinitionRef, DefinitionSigner};
 use crate::state::{RunState, TaskState};
+pub use api_tokens::ApiTokenRow;
 pub use db::Dialect;
 use db::{Db, Row};
 pub use dsr::{DsrRequest, DsrStep};
 use hushflow_spec::dag::{Dag, TaskKind};
 use hushflow_spec::schedule::{Interval, Millis};
+pub use sessions::SessionRow;
 use std::path::{Path, PathBuf};
+pub use users::{UserGrantRow, UserRow};
 
 /// What went wrong in the metadata store.
 #[derive(Debug, thiserror::Error)]

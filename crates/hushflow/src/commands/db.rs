@@ -42,6 +42,7 @@ pub(super) fn grants(out: &Output, args: &GrantsArgs) -> Result<Exit, Failure> {
         scheduler: args.scheduler_role.clone(),
         worker: args.worker_role.clone(),
         reader: args.reader_role.clone(),
+        server: args.server_role.clone(),
     };
     out.line(orchestration::grants(&roles)?.trim_end());
     Ok(Exit::Success)

@@ -1205,6 +1205,7 @@ fn a_worker_role_cannot_write_definitions_on_postgres() {
         format!("hf_sched_{pid}"),
         format!("hf_work_{pid}"),
         format!("hf_read_{pid}"),
+        format!("hf_serve_{pid}"),
     ];
     let Some(server) = hushflow_test_support::pg::server("orch_grants") else {
         return;
@@ -1244,6 +1245,8 @@ fn a_worker_role_cannot_write_definitions_on_postgres() {
             &names[1],
             "--reader-role",
             &names[2],
+            "--server-role",
+            &names[3],
         ],
         0,
     );
@@ -1319,6 +1322,18 @@ fn a_worker_role_cannot_write_definitions_on_postgres() {
             "{sql}: {e}"
         );
     }
+    // Password and token digests are the server's alone.
+    for sql in ["SELECT * FROM hf_users", "SELECT * FROM hf_api_tokens"] {
+        let e = client.batch_execute(sql).unwrap_err();
+        assert_eq!(
+            e.code(),
+            Some(&postgres::error::SqlState::INSUFFICIENT_PRIVILEGE),
+            "{sql}: {e}"
+        );
+    }
+    let mut serve = postgres::Client::connect(&url(&names[3]), postgres::NoTls).unwrap();
+    assert!(serve.batch_execute("DELETE FROM hf_sessions").is_ok());
+    assert!(serve.batch_execute("SELECT COUNT(*) FROM hf_runs").is_ok());
     // A reader sees run history, not pipeline text.
     let mut reader = postgres::Client::connect(&url(&names[2]), postgres::NoTls).unwrap();
     assert!(reader.batch_execute("SELECT COUNT(*) FROM hf_runs").is_ok());
