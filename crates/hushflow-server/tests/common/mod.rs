@@ -29,13 +29,22 @@ impl TestServer {
         let dir = tempfile::tempdir().unwrap();
         let state = hushflow_state::StateDir::open(dir.path().join("state")).unwrap();
         let session = hushflow_app::Session::new(state, hushflow_secrets::Redactor::new());
-        TestServer::start_with(dir, session, tls)
+        TestServer::start_with(dir, session, tls, None)
+    }
+
+    /// A plain-HTTP server whose access layer is `access` (a policy, a fake clock).
+    pub fn start_with_access(access: hushflow_app::access::Access) -> TestServer {
+        let dir = tempfile::tempdir().unwrap();
+        let state = hushflow_state::StateDir::open(dir.path().join("state")).unwrap();
+        let session = hushflow_app::Session::new(state, hushflow_secrets::Redactor::new());
+        TestServer::start_with(dir, session, false, Some(access))
     }
 
     pub fn start_with(
         dir: tempfile::TempDir,
         session: hushflow_app::Session,
         tls: bool,
+        access: Option<hushflow_app::access::Access>,
     ) -> TestServer {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
@@ -55,7 +64,10 @@ impl TestServer {
             options.tls = Some(files);
             cert_pem = Some(cert);
         }
-        let state = AppState::new(session.clone(), tls);
+        let state = match access {
+            Some(access) => AppState::with_access(session.clone(), access, tls),
+            None => AppState::new(session.clone(), tls),
+        };
         let running = runtime
             .block_on(hushflow_server::start(state, &options))
             .unwrap();
@@ -154,4 +166,74 @@ pub fn answer(r: Result<ureq::http::Response<ureq::Body>, ureq::Error>) -> Answe
         headers,
         body,
     }
+}
+
+/// A pipeline of two `empty` tasks, registered and run once by hand through the app layer.
+pub const DAG: &str = r#"[pipeline]
+name = "nightly"
+schedule = "@daily"
+
+[[task]]
+name = "first"
+type = "empty"
+
+[[task]]
+name = "second"
+type = "empty"
+depends_on = ["first"]
+"#;
+
+pub const PASSWORD: &str = "correct horse battery staple";
+
+/// A principal of each role: an API token and a signed-in session (secret, CSRF token).
+pub struct Credentials {
+    pub role: hushflow_app::Role,
+    pub token: String,
+    pub cookie: String,
+    pub csrf: String,
+}
+
+/// Registers `nightly` (with one manual run), and makes a user and a token of every role.
+pub fn populate(server: &TestServer) -> Vec<Credentials> {
+    use hushflow_app::access::Access;
+    use hushflow_app::{Actor, Role};
+    let session = &server.session;
+    let file = server.dir.path().join("nightly.toml");
+    std::fs::write(&file, DAG).unwrap();
+    hushflow_app::actions::orchestration::trigger(
+        session,
+        &Actor::os_user(),
+        &file.display().to_string(),
+        &Default::default(),
+    )
+    .unwrap();
+    let access = Access::default();
+    let mut store = session.open_store().unwrap();
+    let mut all = Vec::new();
+    for role in Role::ALL {
+        let name = role.as_str();
+        access
+            .add_user(session, &mut store, &Actor::os_user(), name, role, PASSWORD)
+            .unwrap();
+        let token = access
+            .create_token(
+                session,
+                &mut store,
+                &Actor::os_user(),
+                &format!("{name}-token"),
+                role,
+                None,
+            )
+            .unwrap();
+        let (_, new) = access
+            .sign_in(session, &mut store, name, PASSWORD, "127.0.0.1")
+            .unwrap();
+        all.push(Credentials {
+            role,
+            token: token.token.to_string(),
+            cookie: new.secret.to_string(),
+            csrf: new.csrf.clone(),
+        });
+    }
+    all
 }
