@@ -7,6 +7,8 @@ use crate::access::Permission;
 use crate::auth::Caller;
 use crate::error::{ApiError, ErrorBody};
 use crate::state::AppState;
+use axum::body::Bytes;
+use axum::extract::rejection::{PathRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
 use axum::{Extension, Json};
 use hushflow_app::actions::orchestration::{self, PipelineRef};
@@ -26,6 +28,7 @@ pub const MAX_RUNS: i64 = 1000;
 #[into_params(parameter_in = Query)]
 pub struct RunsQuery {
     /// Only this pipeline's runs.
+    #[param(pattern = "^[A-Za-z0-9_.-]{1,100}$")]
     pub pipeline: Option<String>,
     /// The newest this many (1 to 1000; 50 by default).
     #[param(minimum = 1, maximum = 1000)]
@@ -42,34 +45,99 @@ pub struct QuarantineQuery {
 
 /// `POST /api/v1/pipelines/{pipeline}/trigger`: the run's configuration.
 #[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct TriggerBody {
     /// The run configuration (`{{ conf.KEY }}` in the pipeline's templates); keys naming a
     /// secret are refused.
     #[serde(default)]
+    #[schema(schema_with = conf_schema)]
     pub conf: BTreeMap<String, String>,
+}
+
+/// What a run configuration's keys and values may hold (`check_conf` of the app layer): text
+/// that cannot break out of a TOML string or a SQL literal.
+const CONF_PATTERN: &str = "^[A-Za-z0-9_.:+/@ -]+$";
+
+/// The schema of `conf`: string values, keys and values matching [`CONF_PATTERN`].
+fn conf_schema() -> utoipa::openapi::Object {
+    use utoipa::openapi::schema::{ObjectBuilder, Type};
+    let text = || {
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .pattern(Some(CONF_PATTERN))
+            .build()
+    };
+    ObjectBuilder::new()
+        .schema_type(Type::Object)
+        .property_names(Some(text()))
+        .additional_properties(Some(utoipa::openapi::schema::Schema::Object(text())))
+        .description(Some(
+            "Run configuration: letters, digits, spaces and - _ . : + / @ in keys and values; a \
+             key that names a secret (password, token, secret, api_key, credential, \
+             private_key) is refused",
+        ))
+        .build()
 }
 
 /// `POST /api/v1/runs/{run}/clear`: which tasks.
 #[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct ClearBody {
     /// The tasks to run again, each with everything downstream; empty: the failed ones.
     #[serde(default)]
     pub tasks: Vec<String>,
 }
 
-/// A pipeline named in a path: a registered name only, never a file path.
+/// A pipeline named in a path: a registered name only, never a file path; the characters a
+/// pipeline's name may have (`hushflow-spec`'s rule).
 pub(crate) fn registered(name: &str) -> Result<PipelineRef<'_>, ApiError> {
     let ok = !name.is_empty()
-        && name.len() <= 200
-        && !name.contains(['/', '\\'])
-        && !name.starts_with('.')
-        && !name.chars().any(char::is_control);
+        && name.len() <= MAX_NAME_CHARS
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
     match ok {
         true => Ok(PipelineRef::Registered(name)),
-        false => Err(ApiError::new(
-            axum::http::StatusCode::BAD_REQUEST,
-            "a pipeline is named by its registered name (no path)",
+        false => Err(bad_request(
+            "a pipeline is named by its registered name: letters, digits, '-', '_' and '.'",
         )),
+    }
+}
+
+/// The longest pipeline name (`hushflow-spec`'s limit).
+const MAX_NAME_CHARS: usize = 100;
+
+fn bad_request(message: &str) -> ApiError {
+    ApiError::new(axum::http::StatusCode::BAD_REQUEST, message)
+}
+
+/// A path that did not parse (invalid percent-encoding): 400, naming no value.
+fn bad_path(_: PathRejection) -> ApiError {
+    bad_request(
+        "the path is not valid: a run is named by its number, a pipeline and a task by name",
+    )
+}
+
+/// A query string that did not parse: 400, naming no value.
+fn bad_query(_: QueryRejection) -> ApiError {
+    bad_request(
+        "the query string is not valid: `pipeline=NAME`, `limit=1..1000`, `sync=TEXT`, each once",
+    )
+}
+
+/// A JSON body, optional: empty (or `null`) is the default; anything else must parse. The
+/// error gives the line and column, never the text.
+fn json_body<T: serde::de::DeserializeOwned + Default>(body: &Bytes) -> Result<T, ApiError> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(T::default());
+    }
+    match serde_json::from_slice::<Option<T>>(body) {
+        Ok(value) => Ok(value.unwrap_or_default()),
+        Err(e) => Err(bad_request(&format!(
+            "the body is not the JSON this operation takes (line {}, column {}); see /api/v1/openapi.json",
+            e.line(),
+            e.column()
+        ))),
     }
 }
 
@@ -145,8 +213,9 @@ pub(crate) async fn run_views(
 pub async fn runs(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
-    Query(q): Query<RunsQuery>,
+    q: Result<Query<RunsQuery>, QueryRejection>,
 ) -> Result<Json<Vec<RunView>>, ApiError> {
+    let Query(q) = q.map_err(bad_query)?;
     Ok(Json(
         run_views(&state, &caller, q.pipeline, q.limit.unwrap_or(50)).await?,
     ))
@@ -177,15 +246,16 @@ pub(crate) async fn run_tasks(
 }
 
 #[utoipa::path(get, path = "/api/v1/runs/{run}/tasks", tag = "runs",
-    params(("run" = String, Path, description = "The run's number")),
+    params(("run" = i64, Path, minimum = 1, description = "The run's number")),
     responses((status = 200, body = Vec<TaskView>), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)),
     security(("bearer" = [])))]
 /// The tasks of a run, in dependency order: states, tries, durations, record counts.
 pub async fn tasks(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
-    Path(run): Path<String>,
+    run: Result<Path<String>, PathRejection>,
 ) -> Result<Json<Vec<TaskView>>, ApiError> {
+    let Path(run) = run.map_err(bad_path)?;
     Ok(Json(run_tasks(&state, &caller, &run).await?.1))
 }
 
@@ -215,15 +285,16 @@ pub(crate) async fn log_view(
 }
 
 #[utoipa::path(get, path = "/api/v1/runs/{run}/tasks/{task}/log", tag = "runs",
-    params(("run" = String, Path, description = "The run's number"), ("task" = String, Path, description = "The task's name")),
+    params(("run" = i64, Path, minimum = 1, description = "The run's number"), ("task" = String, Path, pattern = "^[A-Za-z0-9_-]{1,100}$", description = "The task's name")),
     responses((status = 200, body = LogView), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)),
     security(("bearer" = [])))]
 /// A task's tries and their logs, redacted.
 pub async fn log(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
-    Path((run, task)): Path<(String, String)>,
+    path: Result<Path<(String, String)>, PathRejection>,
 ) -> Result<Json<LogView>, ApiError> {
+    let Path((run, task)) = path.map_err(bad_path)?;
     Ok(Json(log_view(&state, &caller, &run, task).await?))
 }
 
@@ -275,8 +346,9 @@ pub(crate) async fn quarantine_views(
 pub async fn quarantine_list(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
-    Query(q): Query<QuarantineQuery>,
+    q: Result<Query<QuarantineQuery>, QueryRejection>,
 ) -> Result<Json<Vec<QuarantineFileView>>, ApiError> {
+    let Query(q) = q.map_err(bad_query)?;
     Ok(Json(quarantine_views(&state, &caller, q.sync).await?))
 }
 
@@ -295,7 +367,7 @@ pub async fn keys_list(
 }
 
 #[utoipa::path(post, path = "/api/v1/pipelines/{pipeline}/trigger", tag = "pipelines",
-    params(("pipeline" = String, Path, description = "The registered pipeline's name")),
+    params(("pipeline" = String, Path, pattern = "^[A-Za-z0-9_.-]{1,100}$", description = "The registered pipeline's name")),
     request_body(content = Option<TriggerBody>, content_type = "application/json"),
     responses((status = 200, body = TriggeredView), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)),
     security(("bearer" = [])))]
@@ -303,10 +375,11 @@ pub async fn keys_list(
 pub async fn trigger(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
-    Path(pipeline): Path<String>,
-    body: Option<Json<TriggerBody>>,
+    pipeline: Result<Path<String>, PathRejection>,
+    body: Bytes,
 ) -> Result<Json<TriggeredView>, ApiError> {
-    let conf = body.map(|Json(b)| b.conf).unwrap_or_default();
+    let Path(pipeline) = pipeline.map_err(bad_path)?;
+    let conf = json_body::<TriggerBody>(&body)?.conf;
     Ok(Json(do_trigger(&state, &caller, pipeline, conf).await?))
 }
 
@@ -347,28 +420,30 @@ pub(crate) async fn do_pause(
 }
 
 #[utoipa::path(post, path = "/api/v1/pipelines/{pipeline}/pause", tag = "pipelines",
-    params(("pipeline" = String, Path, description = "The registered pipeline's name")),
+    params(("pipeline" = String, Path, pattern = "^[A-Za-z0-9_.-]{1,100}$", description = "The registered pipeline's name")),
     responses((status = 200, body = PipelineView), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)),
     security(("bearer" = [])))]
 /// Pauses a pipeline: no new runs start (audited as `pause`).
 pub async fn pause(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
-    Path(pipeline): Path<String>,
+    pipeline: Result<Path<String>, PathRejection>,
 ) -> Result<Json<PipelineView>, ApiError> {
+    let Path(pipeline) = pipeline.map_err(bad_path)?;
     Ok(Json(do_pause(&state, &caller, pipeline, true).await?))
 }
 
 #[utoipa::path(post, path = "/api/v1/pipelines/{pipeline}/unpause", tag = "pipelines",
-    params(("pipeline" = String, Path, description = "The registered pipeline's name")),
+    params(("pipeline" = String, Path, pattern = "^[A-Za-z0-9_.-]{1,100}$", description = "The registered pipeline's name")),
     responses((status = 200, body = PipelineView), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)),
     security(("bearer" = [])))]
 /// Resumes a paused pipeline (audited as `unpause`).
 pub async fn unpause(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
-    Path(pipeline): Path<String>,
+    pipeline: Result<Path<String>, PathRejection>,
 ) -> Result<Json<PipelineView>, ApiError> {
+    let Path(pipeline) = pipeline.map_err(bad_path)?;
     Ok(Json(do_pause(&state, &caller, pipeline, false).await?))
 }
 
@@ -392,7 +467,7 @@ pub(crate) async fn do_clear(
 }
 
 #[utoipa::path(post, path = "/api/v1/runs/{run}/clear", tag = "runs",
-    params(("run" = String, Path, description = "The run's number")),
+    params(("run" = i64, Path, minimum = 1, description = "The run's number")),
     request_body(content = Option<ClearBody>, content_type = "application/json"),
     responses((status = 200, body = ClearedView), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)),
     security(("bearer" = [])))]
@@ -400,10 +475,11 @@ pub(crate) async fn do_clear(
 pub async fn clear(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
-    Path(run): Path<String>,
-    body: Option<Json<ClearBody>>,
+    run: Result<Path<String>, PathRejection>,
+    body: Bytes,
 ) -> Result<Json<ClearedView>, ApiError> {
-    let tasks = body.map(|Json(b)| b.tasks).unwrap_or_default();
+    let Path(run) = run.map_err(bad_path)?;
+    let tasks = json_body::<ClearBody>(&body)?.tasks;
     Ok(Json(do_clear(&state, &caller, &run, tasks).await?))
 }
 

@@ -27,7 +27,13 @@ fn set_cookie<'a>(a: &'a Answer, name: &str) -> Option<&'a str> {
 }
 
 fn cookie_value(set: &str) -> String {
-    set.split(';').next().unwrap().split_once('=').unwrap().1.to_string()
+    set.split(';')
+        .next()
+        .unwrap()
+        .split_once('=')
+        .unwrap()
+        .1
+        .to_string()
 }
 
 /// Signs `user` in through the form; the answer to the POST.
@@ -79,7 +85,10 @@ fn signing_in_makes_a_new_session_each_time_and_signing_out_ends_it() {
     assert_eq!(ok.status, 303, "{}", ok.body);
     assert_eq!(ok.header("location"), Some("/pipelines"));
     let set = set_cookie(&ok, "hushflow").unwrap();
-    assert!(set.contains("HttpOnly") && set.contains("SameSite=Strict") && set.contains("Path=/"), "{set}");
+    assert!(
+        set.contains("HttpOnly") && set.contains("SameSite=Strict") && set.contains("Path=/"),
+        "{set}"
+    );
     assert!(!set.contains("Secure"), "no TLS here: {set}");
     let new = cookie_value(set);
     assert_ne!(new, admin.cookie);
@@ -92,7 +101,10 @@ fn signing_in_makes_a_new_session_each_time_and_signing_out_ends_it() {
             .client()
             .post(server.url("/sign-in"))
             .header("Content-Type", "application/x-www-form-urlencoded")
-            .send(format!("user=admin&password={}&csrf=x", PASSWORD.replace(' ', "+"))),
+            .send(format!(
+                "user=admin&password={}&csrf=x",
+                PASSWORD.replace(' ', "+")
+            )),
     );
     assert_eq!(forged.status, 403);
 
@@ -121,7 +133,14 @@ fn an_idle_or_expired_session_is_refused() {
     let access = Access::with_clock(AccessPolicy::default(), clock.clone());
     let mut store = server.session.open_store().unwrap();
     access
-        .add_user(&server.session, &mut store, &hushflow_app::Actor::os_user(), "ada", Role::Viewer, PASSWORD)
+        .add_user(
+            &server.session,
+            &mut store,
+            &hushflow_app::Actor::os_user(),
+            "ada",
+            Role::Viewer,
+            PASSWORD,
+        )
         .unwrap();
     let (_, session) = access
         .sign_in(&server.session, &mut store, "ada", PASSWORD, "127.0.0.1")
@@ -152,7 +171,10 @@ fn every_page_renders_for_an_admin_and_buttons_follow_the_role() {
     ] {
         let a = page(&server, path, &admin.cookie);
         assert_eq!(a.status, 200, "{path}: {}", a.body);
-        assert!(a.body.contains("<main>") && !a.body.contains("<script"), "{path}");
+        assert!(
+            a.body.contains("<main>") && !a.body.contains("<script"),
+            "{path}"
+        );
         assert!(a.body.contains("Sign out"), "{path}");
     }
     let users = page(&server, "/users", &admin.cookie);
@@ -164,7 +186,10 @@ fn every_page_renders_for_an_admin_and_buttons_follow_the_role() {
     let viewer = page(&server, "/pipelines", &by(Role::Viewer).cookie);
     assert!(viewer.body.contains("nightly"));
     assert!(!viewer.body.contains(">Trigger<"), "a Viewer sees Trigger");
-    assert!(!viewer.body.contains("href=\"/audit\""), "a Viewer sees the audit link");
+    assert!(
+        !viewer.body.contains("href=\"/audit\""),
+        "a Viewer sees the audit link"
+    );
     let user = page(&server, "/pipelines", &by(Role::User).cookie);
     assert!(user.body.contains(">Trigger<") && user.body.contains(">Pause<"));
     assert!(!user.body.contains("href=\"/quarantine\""));

@@ -16,16 +16,32 @@ const EXPECTED: &[(&str, &str, Option<Role>)] = &[
     ("GET", "/api/v1/pipelines", Some(Role::Viewer)),
     ("GET", "/api/v1/runs", Some(Role::Viewer)),
     ("GET", "/api/v1/runs/{run}/tasks", Some(Role::Viewer)),
-    ("GET", "/api/v1/runs/{run}/tasks/{task}/log", Some(Role::Viewer)),
+    (
+        "GET",
+        "/api/v1/runs/{run}/tasks/{task}/log",
+        Some(Role::Viewer),
+    ),
     ("GET", "/api/v1/audit", Some(Role::Admin)),
     ("GET", "/api/v1/audit/verify", Some(Role::Admin)),
     ("GET", "/api/v1/quarantine", Some(Role::Op)),
     ("GET", "/api/v1/keys", Some(Role::Admin)),
     ("GET", "/api/v1/users", Some(Role::Admin)),
     ("GET", "/api/v1/tokens", Some(Role::Admin)),
-    ("POST", "/api/v1/pipelines/{pipeline}/trigger", Some(Role::User)),
-    ("POST", "/api/v1/pipelines/{pipeline}/pause", Some(Role::User)),
-    ("POST", "/api/v1/pipelines/{pipeline}/unpause", Some(Role::User)),
+    (
+        "POST",
+        "/api/v1/pipelines/{pipeline}/trigger",
+        Some(Role::User),
+    ),
+    (
+        "POST",
+        "/api/v1/pipelines/{pipeline}/pause",
+        Some(Role::User),
+    ),
+    (
+        "POST",
+        "/api/v1/pipelines/{pipeline}/unpause",
+        Some(Role::User),
+    ),
     ("POST", "/api/v1/runs/{run}/clear", Some(Role::User)),
     ("GET", "/", None),
     ("GET", "/static/style.css", None),
@@ -135,7 +151,12 @@ fn every_route_for_every_role_is_allowed_or_refused_as_the_table_says() {
             .2;
         let anonymous = call(&server, method, route.path, route.surface, None);
         match lowest {
-            None => assert!(anonymous.status < 400, "{method} {}: {}", route.path, anonymous.status),
+            None => assert!(
+                anonymous.status < 400,
+                "{method} {}: {}",
+                route.path,
+                anonymous.status
+            ),
             Some(_) => assert_eq!(anonymous.status, 401, "{method} {} anonymous", route.path),
         }
         for c in &credentials {
@@ -152,15 +173,26 @@ fn every_route_for_every_role_is_allowed_or_refused_as_the_table_says() {
                     a.body
                 );
             } else {
-                assert_eq!(a.status, 403, "{method} {} as {:?}: {}", route.path, c.role, a.body);
-                assert_eq!(denials(&server), before + 1, "{method} {} not audited", route.path);
+                assert_eq!(
+                    a.status, 403,
+                    "{method} {} as {:?}: {}",
+                    route.path, c.role, a.body
+                );
+                assert_eq!(
+                    denials(&server),
+                    before + 1,
+                    "{method} {} not audited",
+                    route.path
+                );
             }
             checked += 1;
         }
     }
     assert!(checked >= 4 * 25, "{checked}");
     // The denials name the actor and the address, never a credential.
-    let audit = serde_json::to_string(&hushflow_app::actions::audit::list(&server.session).unwrap()).unwrap();
+    let audit =
+        serde_json::to_string(&hushflow_app::actions::audit::list(&server.session).unwrap())
+            .unwrap();
     assert!(audit.contains("api-token:viewer-token") && audit.contains("127.0.0.1"));
     for c in &credentials {
         assert!(!audit.contains(&c.token) && !audit.contains(&c.cookie));
@@ -173,7 +205,12 @@ fn a_form_without_its_csrf_token_is_refused() {
     let credentials = populate(&server);
     let admin = credentials.iter().find(|c| c.role == Role::Admin).unwrap();
     let url = server.url("/pipelines/nightly/pause");
-    for body in ["", "csrf=", "csrf=0000", &format!("csrf={}", credentials[0].csrf)] {
+    for body in [
+        "",
+        "csrf=",
+        "csrf=0000",
+        &format!("csrf={}", credentials[0].csrf),
+    ] {
         let a = answer(
             server
                 .client()

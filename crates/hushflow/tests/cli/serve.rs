@@ -74,11 +74,17 @@ fn plain_http_off_loopback_is_refused_unless_asked_for_and_then_warned_about() {
     let ws = Workspace::new();
     let r = ws.run(&["serve", "--addr", "0.0.0.0:0"]);
     assert_eq!(r.code, 2, "{}", r.all());
-    assert!(r.stderr.contains("--insecure-http") && r.stderr.contains("--tls-cert"), "{}", r.stderr);
+    assert!(
+        r.stderr.contains("--insecure-http") && r.stderr.contains("--tls-cert"),
+        "{}",
+        r.stderr
+    );
 
     let (mut child, base, lines) = serve(&ws, &["--addr", "0.0.0.0:0", "--insecure-http"]);
     assert!(
-        lines.iter().any(|l| l.contains("warning: serving") && l.contains("plain HTTP")),
+        lines
+            .iter()
+            .any(|l| l.contains("warning: serving") && l.contains("plain HTTP")),
         "{lines:?}"
     );
     assert!(base.starts_with("http://0.0.0.0:"), "{base}");
@@ -86,8 +92,9 @@ fn plain_http_off_loopback_is_refused_unless_asked_for_and_then_warned_about() {
     assert_eq!(stop(&mut child), 0);
 }
 
-#[test]
-fn no_page_and_no_api_answer_shows_a_personal_value_after_a_run() {
+/// A workspace after a real run over canary data, with an Admin user `ada` and token `ci`:
+/// (workspace, token, the `Cookie` header of a session of ada's, its secret).
+fn after_a_run() -> (Workspace, String, String, String) {
     let ws = Workspace::new();
     let mut data = String::from("id,email,notes\n");
     for i in 1..=40 {
@@ -108,7 +115,14 @@ fn no_page_and_no_api_answer_shows_a_personal_value_after_a_run() {
     let mut store = session.open_store().expect("store");
     let admin = Actor::os_user();
     access
-        .add_user(&session, &mut store, &admin, "ada", Role::Admin, "a long enough password")
+        .add_user(
+            &session,
+            &mut store,
+            &admin,
+            "ada",
+            Role::Admin,
+            "a long enough password",
+        )
         .expect("user");
     let token = access
         .create_token(&session, &mut store, &admin, "ci", Role::Admin, None)
@@ -116,10 +130,21 @@ fn no_page_and_no_api_answer_shows_a_personal_value_after_a_run() {
         .token
         .to_string();
     let (_, signed_in) = access
-        .sign_in(&session, &mut store, "ada", "a long enough password", "127.0.0.1")
+        .sign_in(
+            &session,
+            &mut store,
+            "ada",
+            "a long enough password",
+            "127.0.0.1",
+        )
         .expect("sign in");
-    let cookie = format!("hushflow={}", signed_in.secret.as_str());
+    let secret = signed_in.secret.as_str().to_string();
+    (ws, token, format!("hushflow={secret}"), secret)
+}
 
+#[test]
+fn no_page_and_no_api_answer_shows_a_personal_value_after_a_run() {
+    let (ws, token, cookie, secret) = after_a_run();
     let (mut child, base, _) = serve(&ws, &["--addr", "127.0.0.1:0"]);
     let agent: ureq::Agent = ureq::Agent::config_builder()
         .http_status_as_error(false)
@@ -162,15 +187,73 @@ fn no_page_and_no_api_answer_shows_a_personal_value_after_a_run() {
     assert_eq!(stop(&mut child), 0);
 
     // The run did happen, and the pages show it: a quarantined record, counts, a log.
-    let quarantine = &seen.iter().find(|(p, _)| *p == "/api/v1/quarantine").expect("q").1;
+    let quarantine = &seen
+        .iter()
+        .find(|(p, _)| *p == "/api/v1/quarantine")
+        .expect("q")
+        .1;
     assert!(quarantine.contains("\"records\":1"), "{quarantine}");
-    let tasks = &seen.iter().find(|(p, _)| *p == "/api/v1/runs/1/tasks").expect("t").1;
+    let tasks = &seen
+        .iter()
+        .find(|(p, _)| *p == "/api/v1/runs/1/tasks")
+        .expect("t")
+        .1;
     assert!(tasks.contains("\"records_read\":41"), "{tasks}");
     for (path, body) in &seen {
         assert!(!body.contains(CANARY), "{path} shows a canary email");
         assert!(!body.contains("canary-"), "{path} shows a canary");
         assert!(!body.contains(NOTE), "{path} shows a note");
         assert!(!body.contains(&token), "{path} shows the token");
-        assert!(!body.contains(signed_in.secret.as_str()), "{path} shows the session");
+        assert!(!body.contains(&secret), "{path} shows the session");
     }
+}
+
+/// The venv's executable `name` (beside HUSHFLOW_TEST_PYTHON), or `None` when it is missing and
+/// the services are not required (a plain `cargo test`: skipped, saying why).
+fn venv_tool(name: &str) -> Option<std::path::PathBuf> {
+    let python = std::env::var_os("HUSHFLOW_TEST_PYTHON").map(std::path::PathBuf::from);
+    let tool = python
+        .and_then(|p| Some(p.parent()?.join(name)))
+        .filter(|t| t.is_file());
+    if tool.is_none() {
+        assert!(
+            std::env::var_os("HUSHFLOW_TEST_REQUIRE_SERVICES").is_none(),
+            "{name} is missing from the venv of HUSHFLOW_TEST_PYTHON (scripts/test.sh installs tests/python/requirements.txt)"
+        );
+        eprintln!("skipped: no {name} beside HUSHFLOW_TEST_PYTHON (scripts/test.sh installs it)");
+    }
+    tool
+}
+
+/// schemathesis fuzzes every API operation from the OpenAPI document with an Admin token, for
+/// at most 60 s: no 5xx, no answer outside the document's schemas, auth enforced.
+#[test]
+fn schemathesis_finds_no_server_error_and_no_schema_violation() {
+    let Some(schemathesis) = venv_tool("schemathesis") else {
+        return;
+    };
+    let (ws, token, _, _) = after_a_run();
+    let (mut child, base, _) = serve(&ws, &["--addr", "127.0.0.1:0"]);
+    let out = std::process::Command::new(schemathesis)
+        .current_dir(ws.dir.path())
+        .env("SCHEMATHESIS_HOOKS", "")
+        .args([
+            "run",
+            &format!("{base}/api/v1/openapi.json"),
+            "--url",
+            &base,
+        ])
+        .args(["--checks", "all", "--max-time", "60", "--seed", "1"])
+        .args(["-H", &format!("Authorization: Bearer {token}")])
+        .args(["--report-dir", ws.path("schemathesis").to_str().unwrap()])
+        .output()
+        .expect("run schemathesis");
+    assert_eq!(stop(&mut child), 0);
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "{text}");
+    assert!(!text.contains(&token), "schemathesis printed the token");
 }
