@@ -180,6 +180,18 @@ pub async fn style() -> Response {
         .into_response()
 }
 
+/// `GET /static/favicon.svg`.
+pub async fn icon() -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "image/svg+xml"),
+            (header::CACHE_CONTROL, "public, max-age=86400"),
+        ],
+        crate::templates::ICON,
+    )
+        .into_response()
+}
+
 /// `GET /sign-in`.
 pub async fn sign_in_form(State(state): State<AppState>) -> Response {
     sign_in_page(&state, StatusCode::OK, None)

@@ -49,7 +49,7 @@ impl ApiError {
     pub fn forbidden(what: &str) -> ApiError {
         ApiError::new(
             StatusCode::FORBIDDEN,
-            format!("your role does not allow {what}"),
+            format!("Your role does not allow {what}."),
         )
     }
 

@@ -106,6 +106,7 @@ pub const ROUTES: &[Route] = &[
     route(Method::POST, "/api/v1/runs/{run}/clear", Api, may(P::Clear)),
     route(Method::GET, "/", Page, Nobody),
     route(Method::GET, "/static/style.css", Page, Nobody),
+    route(Method::GET, "/static/favicon.svg", Page, Nobody),
     route(Method::GET, "/sign-in", Page, Nobody),
     route(Method::POST, "/sign-in", Page, Nobody),
     route(Method::POST, "/sign-out", Page, SignedIn),

@@ -33,6 +33,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/runs/{run}/clear", post(api::clear))
         .route("/", get(dashboard::home))
         .route("/static/style.css", get(dashboard::style))
+        .route("/static/favicon.svg", get(dashboard::icon))
         .route(
             "/sign-in",
             get(dashboard::sign_in_form).post(dashboard::sign_in),

@@ -26,6 +26,9 @@ const TEMPLATES: &[(&str, &str)] = &[
 /// The stylesheet, served at `/static/style.css`.
 pub const STYLE: &str = include_str!("../static/style.css");
 
+/// The icon, served at `/static/favicon.svg`.
+pub const ICON: &str = include_str!("../static/favicon.svg");
+
 /// Every template, parsed. A template that does not parse is a bug caught by the tests, which
 /// render every page; it is left out here rather than stopping the server.
 pub fn environment() -> Environment<'static> {

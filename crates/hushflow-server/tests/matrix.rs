@@ -45,6 +45,7 @@ const EXPECTED: &[(&str, &str, Option<Role>)] = &[
     ("POST", "/api/v1/runs/{run}/clear", Some(Role::User)),
     ("GET", "/", None),
     ("GET", "/static/style.css", None),
+    ("GET", "/static/favicon.svg", None),
     ("GET", "/sign-in", None),
     ("POST", "/sign-in", None),
     ("POST", "/sign-out", Some(Role::Viewer)),

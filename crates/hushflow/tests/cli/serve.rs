@@ -257,3 +257,84 @@ fn schemathesis_finds_no_server_error_and_no_schema_violation() {
     assert!(out.status.success(), "{text}");
     assert!(!text.contains(&token), "schemathesis printed the token");
 }
+
+/// The dashboard in Debian's chromium through Playwright (tests/python/browser_serve.py): an
+/// Admin signs in, triggers a run that a real scheduler executes, sees it succeed, opens its
+/// log, visits every page and signs out; a Viewer sees no Trigger button and gets 403 posting
+/// anyway. Screenshots of every page, desktop and phone width, in target/tmp/serve-screenshots.
+#[test]
+fn the_dashboard_works_in_a_real_browser() {
+    let Some(python) = venv_tool("python") else {
+        return;
+    };
+    let has_playwright = std::process::Command::new(&python)
+        .args(["-c", "import playwright"])
+        .status()
+        .is_ok_and(|s| s.success());
+    if !has_playwright || !std::path::Path::new("/usr/bin/chromium").is_file() {
+        assert!(
+            std::env::var_os("HUSHFLOW_TEST_REQUIRE_SERVICES").is_none(),
+            "playwright or /usr/bin/chromium is missing (scripts/test.sh installs both)"
+        );
+        eprintln!("skipped: playwright or /usr/bin/chromium is missing");
+        return;
+    }
+    let (ws, _, _, _) = after_a_run();
+    std::fs::create_dir_all(ws.path("pipelines")).expect("mkdir");
+    std::fs::copy(ws.path("nightly.toml"), ws.path("pipelines/nightly.toml")).expect("copy");
+    // The sync's paths are relative to the file: the scheduler's copy reads the same data.
+    std::fs::create_dir_all(ws.path("pipelines/data")).expect("mkdir");
+    std::fs::copy(
+        ws.path("data/contacts.csv"),
+        ws.path("pipelines/data/contacts.csv"),
+    )
+    .expect("copy");
+    {
+        let state = hushflow_state::StateDir::open(ws.state()).expect("state");
+        let session = hushflow_app::Session::new(state, hushflow_secrets::Redactor::new());
+        let mut store = session.open_store().expect("store");
+        Access::default()
+            .add_user(
+                &session,
+                &mut store,
+                &Actor::os_user(),
+                "viewer",
+                Role::Viewer,
+                "a long enough password",
+            )
+            .expect("viewer");
+    }
+    let mut scheduler = ws.command();
+    scheduler
+        .args([
+            "scheduler",
+            "--pipelines",
+            "pipelines",
+            "--parallelism",
+            "1",
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    let mut scheduler = scheduler.spawn().expect("scheduler");
+    let (mut server, base, _) = serve(&ws, &["--addr", "127.0.0.1:0"]);
+    let shots = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("serve-screenshots");
+    let script = format!(
+        "{}/../../tests/python/browser_serve.py",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    let out = std::process::Command::new(&python)
+        .arg(script)
+        .args([&base, "ada", "viewer", "a long enough password"])
+        .arg(&shots)
+        .output()
+        .expect("run playwright");
+    assert_eq!(stop(&mut server), 0);
+    stop(&mut scheduler);
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success() && text.contains("ok"), "{text}");
+    assert!(shots.join("run-phone.png").is_file());
+}
