@@ -200,6 +200,163 @@ pub enum Command {
     TaskExec,
     /// Reverse tokens made by `tokenize`, for a holder of the key (every use is audited).
     Detokenize(DetokenizeArgs),
+    /// Users of `hushflow serve`: roles, grants, passwords (Argon2id; never on the command
+    /// line). Each change is audited (docs/access.md).
+    #[command(subcommand)]
+    Users(UsersCommand),
+    /// API tokens of `hushflow serve`: shown once at creation, stored as a digest, with expiry
+    /// and revocation (audited; docs/access.md).
+    #[command(subcommand)]
+    Tokens(TokensCommand),
+}
+
+/// `hushflow users …`.
+#[derive(Debug, Subcommand)]
+pub enum UsersCommand {
+    /// Add a user with a role; the password is read from the terminal (twice, not echoed) or,
+    /// with --password-stdin, from the first line of stdin.
+    Add(UserAddArgs),
+    /// Users: roles, disabled or locked out, grants.
+    List(JsonLines),
+    /// Remove a user, its grants and its sessions.
+    Remove(UserName),
+    /// Give a user another role (effective at its next request).
+    SetRole(UserRoleArgs),
+    /// Set a new password (read like `users add` does), lift a lock-out and end the user's
+    /// sessions.
+    ResetPassword(UserPasswordArgs),
+    /// Grant a user an extra permission (everywhere, or on one pipeline with --pipeline), or
+    /// with --pipeline alone limit its role to that pipeline; --revoke takes a grant back.
+    Grant(UserGrantArgs),
+    /// Stop a user from signing in (its sessions end) without removing it.
+    Disable(UserName),
+    /// Let a disabled user sign in again.
+    Enable(UserName),
+}
+
+/// A user named on the command line.
+#[derive(Debug, Args)]
+pub struct UserName {
+    /// The user name.
+    pub name: String,
+}
+
+/// Where a password comes from: never the command line, where other users and the shell's
+/// history see it.
+#[derive(Debug, Args)]
+pub struct PasswordSource {
+    /// Read the password from the first line of stdin instead of prompting (for scripts).
+    #[arg(long)]
+    pub password_stdin: bool,
+}
+
+/// `hushflow users add`.
+#[derive(Debug, Args)]
+pub struct UserAddArgs {
+    /// The user name: letters, digits, `.`, `_`, `-` (not an e-mail address).
+    pub name: String,
+    /// viewer, user, op or admin (docs/access.md has what each may do).
+    #[arg(long, value_parser = role)]
+    pub role: hushflow_app::Role,
+    #[command(flatten)]
+    pub password: PasswordSource,
+}
+
+/// `hushflow users set-role`.
+#[derive(Debug, Args)]
+pub struct UserRoleArgs {
+    /// The user name.
+    pub name: String,
+    /// viewer, user, op or admin.
+    #[arg(long, value_parser = role)]
+    pub role: hushflow_app::Role,
+}
+
+/// `hushflow users reset-password`.
+#[derive(Debug, Args)]
+pub struct UserPasswordArgs {
+    /// The user name.
+    pub name: String,
+    #[command(flatten)]
+    pub password: PasswordSource,
+}
+
+/// `hushflow users grant`.
+#[derive(Debug, Args)]
+pub struct UserGrantArgs {
+    /// The user name.
+    pub name: String,
+    /// The permission to grant (read-runs, trigger, detokenize, export-keys, …; the list is in
+    /// docs/access.md).
+    #[arg(long, value_parser = permission, required_unless_present = "pipeline")]
+    pub permission: Option<hushflow_app::Permission>,
+    /// The pipeline the permission applies to; alone, the pipeline the user's role is limited
+    /// to (with its other limits).
+    #[arg(long)]
+    pub pipeline: Option<String>,
+    /// Take the grant back instead.
+    #[arg(long)]
+    pub revoke: bool,
+}
+
+/// `hushflow tokens …`.
+#[derive(Debug, Subcommand)]
+pub enum TokensCommand {
+    /// Create an API token and print it, once: it is stored only as a digest.
+    Create(TokenCreateArgs),
+    /// Tokens: names, roles, states, expiry and last use (never the tokens).
+    List(JsonLines),
+    /// Revoke a token, by id or name (it is refused from then on).
+    Revoke(TokenRevokeArgs),
+}
+
+/// `hushflow tokens create`.
+#[derive(Debug, Args)]
+pub struct TokenCreateArgs {
+    /// The token's name: the audit log records its actions under it.
+    #[arg(long)]
+    pub name: String,
+    /// viewer, user, op or admin.
+    #[arg(long, value_parser = role)]
+    pub role: hushflow_app::Role,
+    /// How long it is valid: `30d`, `12h` (a bare number counts days), or `never`.
+    #[arg(long, value_name = "DURATION", value_parser = expiry)]
+    pub expires: Expiry,
+    /// Print the token and its description as one JSON object.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `hushflow tokens revoke`.
+#[derive(Debug, Args)]
+pub struct TokenRevokeArgs {
+    /// The token's id (from `tokens list`) or name.
+    pub token: String,
+}
+
+/// A token's validity: a duration or `never`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Expiry(pub Option<Duration>);
+
+fn expiry(text: &str) -> Result<Expiry, String> {
+    if text.trim().eq_ignore_ascii_case("never") {
+        return Ok(Expiry(None));
+    }
+    let d = duration::parse(text, Unit::Days).map_err(|e| format!("{e}, or `never`"))?;
+    if d.is_zero() {
+        return Err("give a duration longer than zero (30d, 12h) or `never`".into());
+    }
+    Ok(Expiry(Some(d)))
+}
+
+fn role(text: &str) -> Result<hushflow_app::Role, String> {
+    text.parse()
+        .map_err(|e: hushflow_app::access::UnknownRole| e.to_string())
+}
+
+fn permission(text: &str) -> Result<hushflow_app::Permission, String> {
+    text.parse()
+        .map_err(|e: hushflow_app::access::UnknownPermission| e.to_string())
 }
 
 /// `hushflow run`.

@@ -142,12 +142,17 @@ impl Access {
         let known = user.as_ref().map(|u| u.name.as_str());
         let actor = Actor::api_user(known.unwrap_or(UNKNOWN_USER));
         if let Some(reason) = refusal {
+            tracing::debug!(
+                user = known.unwrap_or(UNKNOWN_USER),
+                reason,
+                "sign-in refused"
+            );
             store.record_sign_in_attempt(known, &from, now, false)?;
             let mut reason = reason;
             if let Some(user) = &user
                 && !password_ok
                 && !user.disabled
-                && !user.locked_until.is_some_and(|until| until > now)
+                && user.locked_until.is_none_or(|until| until <= now)
                 && let Some((_, Some(until))) = store.record_user_failure(
                     &user.name,
                     i64::from(policy.max_failures_per_user),

@@ -83,6 +83,11 @@ impl Access {
             last_used_at: None,
             revoked_at: None,
         };
+        tracing::debug!(
+            id = row.id.as_str(),
+            name,
+            "new API token: 32 random bytes, SHA-256 stored"
+        );
         if !store.add_api_token(&row)? {
             return Err(AccessError::Exists(format!(
                 "a token named {name} exists already; revoke it first or choose another name"
@@ -160,7 +165,10 @@ impl Access {
         store: &mut Store,
         token: &str,
     ) -> Result<Principal, AccessError> {
-        let (id, secret) = parse_token(token).ok_or(AccessError::TokenRefused)?;
+        let Some((id, secret)) = parse_token(token) else {
+            tracing::debug!("API token refused: not of a token's shape");
+            return Err(AccessError::TokenRefused);
+        };
         let given = digest(secret);
         let row = store.api_token(id)?.ok_or(AccessError::TokenRefused)?;
         if !same_digest(&given, &row.secret_hash) {

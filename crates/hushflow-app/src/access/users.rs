@@ -149,9 +149,18 @@ impl Access {
         check_name("user", name)?;
         check_password(password, name, self.policy.min_password_chars)?;
         let now = self.now();
+        let started = std::time::Instant::now();
+        let password_hash = hash_password(password, self.policy.password)?;
+        tracing::debug!(
+            user = name,
+            memory_kib = self.policy.password.memory_kib,
+            iterations = self.policy.password.iterations,
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "password hashed with Argon2id"
+        );
         let row = UserRow {
             name: name.to_string(),
-            password_hash: hash_password(password, self.policy.password)?,
+            password_hash,
             role: role.as_str().to_string(),
             disabled: false,
             created_at: now,
@@ -242,6 +251,10 @@ impl Access {
         self.existing_user(store, name)?;
         check_password(password, name, self.policy.min_password_chars)?;
         let hash = hash_password(password, self.policy.password)?;
+        tracing::debug!(
+            user = name,
+            "new password hashed with Argon2id; ending its sessions"
+        );
         if !store.set_user_password(name, &hash, self.now())? {
             return Err(no_such_user());
         }

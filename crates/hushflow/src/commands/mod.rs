@@ -10,6 +10,7 @@ mod executor;
 mod gc;
 mod history;
 mod keys;
+mod password_input;
 mod quarantine;
 mod run;
 mod sample;
@@ -18,6 +19,7 @@ mod scheduler;
 mod serve;
 mod task_exec;
 mod trigger;
+mod users;
 
 use crate::cli::{Cli, Command, GlobalOptions, MetadataOptions, StateOptions};
 use crate::output::Output;
@@ -76,6 +78,22 @@ impl From<hushflow_app::Error> for Failure {
         Failure {
             code,
             message: e.message,
+        }
+    }
+}
+
+/// Identity and access errors: a bad or conflicting request is invalid input (2), anything
+/// else a failure (1).
+impl From<hushflow_app::AccessError> for Failure {
+    fn from(e: hushflow_app::AccessError) -> Failure {
+        use hushflow_app::AccessError as E;
+        let code = match e {
+            E::Failed(_) => Exit::Failure,
+            _ => Exit::Invalid,
+        };
+        Failure {
+            code,
+            message: e.to_string(),
         }
     }
 }
@@ -298,6 +316,8 @@ pub fn dispatch(cli: Cli, out: &Output) -> Result<Exit, Failure> {
         #[cfg(feature = "server")]
         Command::Serve(args) => serve::serve(&session()?, &args),
         Command::TaskExec => task_exec::task_exec(&session()?),
+        Command::Users(cmd) => users::users(&session()?, cmd),
+        Command::Tokens(cmd) => users::tokens(&session()?, cmd),
     }
 }
 
