@@ -267,13 +267,12 @@ pub async fn sign_out(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
 ) -> Response {
-    if let Some(secret) = caller.session_secret.clone() {
-        if let Err(e) = state
+    if let Some(secret) = caller.session_secret.clone()
+        && let Err(e) = state
             .blocking_access(move |a, s| access::sign_out(a, s, &secret))
             .await
-        {
-            return error_page(&state, Some(&caller), e);
-        }
+    {
+        return error_page(&state, Some(&caller), e);
     }
     let mut response = Redirect::to("/sign-in").into_response();
     response.headers_mut().append(

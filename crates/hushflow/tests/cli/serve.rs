@@ -25,6 +25,8 @@ sink = { type = "jsonl", path = "out/leads.jsonl" }
 "#;
 
 /// Starts `hushflow serve` with `args`; answers the child and the base URL it printed.
+// The child goes back to the caller, who stops it and waits for it (`stop`).
+#[allow(clippy::zombie_processes)]
 fn serve(ws: &Workspace, args: &[&str]) -> (Child, String, Vec<String>) {
     let mut c = ws.command();
     c.arg("serve")
@@ -38,7 +40,8 @@ fn serve(ws: &Workspace, args: &[&str]) -> (Child, String, Vec<String>) {
     loop {
         let mut line = String::new();
         if reader.read_line(&mut line).expect("read stderr") == 0 {
-            panic!("serve stopped before listening: {lines:?}");
+            let status = child.wait();
+            panic!("serve stopped before listening ({status:?}): {lines:?}");
         }
         lines.push(line.clone());
         if let Some(at) = line.find("dashboard at ") {
