@@ -887,6 +887,30 @@ depends_on = ["first"]
     }
 
     #[test]
+    fn a_registered_reference_never_reads_the_file_it_names() {
+        let ws = workspace();
+        let ada = Actor::api_user("ada");
+        let none = BTreeMap::new();
+        // A path, even of a valid pipeline file, is no registered name: nothing is read,
+        // registered or run, and pausing it finds no pipeline.
+        let file = ws.file();
+        let e =
+            trigger_pipeline(&ws.session, &ada, PipelineRef::Registered(&file), &none).unwrap_err();
+        assert_eq!(e.kind, ErrorKind::NotFound, "{e}");
+        assert!(pipelines(&ws.session).unwrap().is_empty());
+        let e = set_paused_pipeline(&ws.session, &ada, PipelineRef::Registered(&file), true)
+            .unwrap_err();
+        assert_eq!(e.kind, ErrorKind::NotFound, "{e}");
+        // Once registered (by the CLI's file), the name works.
+        trigger(&ws.session, &ada, &file, &none).unwrap();
+        let by_name =
+            trigger_pipeline(&ws.session, &ada, PipelineRef::Registered("nightly"), &none).unwrap();
+        assert_eq!(by_name.definition, DefinitionUsed::Stored);
+        set_paused_pipeline(&ws.session, &ada, PipelineRef::Registered("nightly"), true).unwrap();
+        assert!(pipelines(&ws.session).unwrap()[0].paused);
+    }
+
+    #[test]
     fn actions_answer_with_views_and_audit_their_actor() {
         let ws = workspace();
         let ada = Actor::api_user("ada");
