@@ -8,9 +8,15 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 CLIENTS="${1:-200}"
 SECONDS_="${2:-30}"
-cargo build --release --locked -q -p hushflow -p hushflow-server --example load
-hf="$PWD/target/release/hushflow"
-load="$PWD/target/release/examples/load"
+# PROFILE=debug measures the debug build (no release build needed; much slower).
+PROFILE="${PROFILE:-release}"
+if [ "$PROFILE" = release ]; then
+  cargo build --release --locked -q -p hushflow -p hushflow-server --example load
+else
+  cargo build --locked -q -p hushflow -p hushflow-server --example load
+fi
+hf="$PWD/target/$PROFILE/hushflow"
+load="$PWD/target/$PROFILE/examples/load"
 work="$(mktemp -d)"
 server=""
 trap '[ -n "$server" ] && kill "$server" 2>/dev/null; rm -rf "$work"' EXIT
