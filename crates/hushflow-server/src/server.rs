@@ -70,7 +70,7 @@ async fn not_found() -> impl IntoResponse {
 pub struct Running {
     /// The address bound (the port chosen when the options asked for port 0).
     pub addr: SocketAddr,
-    handle: Handle,
+    handle: Handle<SocketAddr>,
     task: tokio::task::JoinHandle<Result<(), ServeError>>,
 }
 
@@ -107,7 +107,9 @@ pub async fn start(state: AppState, options: &ServeOptions) -> Result<Running, S
             let config = crate::tls::server_config(files)?;
             let rustls =
                 axum_server::tls_rustls::RustlsConfig::from_config(std::sync::Arc::new(config));
-            let server = axum_server::from_tcp_rustls(listener, rustls).handle(handle.clone());
+            let server = axum_server::from_tcp_rustls(listener, rustls)
+                .map_err(|e| ServeError::Failed(format!("cannot listen on {addr}: {e}")))?
+                .handle(handle.clone());
             tokio::spawn(async move {
                 server
                     .serve(app)
@@ -116,7 +118,9 @@ pub async fn start(state: AppState, options: &ServeOptions) -> Result<Running, S
             })
         }
         None => {
-            let server = axum_server::from_tcp(listener).handle(handle.clone());
+            let server = axum_server::from_tcp(listener)
+                .map_err(|e| ServeError::Failed(format!("cannot listen on {addr}: {e}")))?
+                .handle(handle.clone());
             tokio::spawn(async move {
                 server
                     .serve(app)
@@ -141,12 +145,14 @@ pub fn serve(
         .build()
         .map_err(|e| ServeError::Failed(format!("starting the runtime: {e}")))?;
     runtime.block_on(async {
+        // The handlers are in place before the socket is bound: a signal that comes as soon as
+        // the address is announced still stops the server gracefully.
+        let mut stop = StopSignals::install()?;
         let mut running = start(state, options).await?;
         on_start(running.addr);
         let grace = options.grace;
         tokio::select! {
-            signal = shutdown_signal() => {
-                signal?;
+            _ = stop.recv() => {
                 tracing::info!("stopping: requests in flight get {grace:?}");
                 running.stop(grace);
                 running.stopped().await
@@ -157,13 +163,29 @@ pub fn serve(
     })
 }
 
-/// Resolves on SIGINT or SIGTERM.
-async fn shutdown_signal() -> Result<(), ServeError> {
-    use tokio::signal::unix::{SignalKind, signal};
-    let mut term = signal(SignalKind::terminate())
-        .map_err(|e| ServeError::Failed(format!("SIGTERM handler: {e}")))?;
-    tokio::select! {
-        r = tokio::signal::ctrl_c() => r.map_err(|e| ServeError::Failed(format!("SIGINT handler: {e}"))),
-        _ = term.recv() => Ok(()),
+/// SIGINT and SIGTERM, caught from the moment they are installed.
+struct StopSignals {
+    interrupt: tokio::signal::unix::Signal,
+    terminate: tokio::signal::unix::Signal,
+}
+
+impl StopSignals {
+    fn install() -> Result<StopSignals, ServeError> {
+        use tokio::signal::unix::{SignalKind, signal};
+        let handler = |kind, name: &str| {
+            signal(kind).map_err(|e| ServeError::Failed(format!("{name} handler: {e}")))
+        };
+        Ok(StopSignals {
+            interrupt: handler(SignalKind::interrupt(), "SIGINT")?,
+            terminate: handler(SignalKind::terminate(), "SIGTERM")?,
+        })
+    }
+
+    /// Resolves on the first SIGINT or SIGTERM.
+    async fn recv(&mut self) {
+        tokio::select! {
+            _ = self.interrupt.recv() => {}
+            _ = self.terminate.recv() => {}
+        }
     }
 }
