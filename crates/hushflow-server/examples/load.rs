@@ -40,6 +40,7 @@ fn main() {
                 let auth = format!("Bearer {token}");
                 // (path index, microseconds, ok)
                 let mut samples: Vec<(usize, u64, bool)> = Vec::new();
+                let mut failures: Vec<String> = Vec::new();
                 let mut n = i;
                 while Instant::now() < deadline {
                     let k = n % paths.len();
@@ -52,20 +53,31 @@ fn main() {
                     {
                         Ok(mut r) => {
                             let status = r.status().as_u16();
-                            let body = r.body_mut().read_to_vec();
-                            status == 200 && body.is_ok()
+                            let body = r.body_mut().read_to_string().unwrap_or_default();
+                            if status != 200 {
+                                failures.push(format!("{status} {}", body.trim()));
+                            }
+                            status == 200
                         }
-                        Err(_) => false,
+                        Err(e) => {
+                            failures.push(format!("transport: {e}"));
+                            false
+                        }
                     };
                     samples.push((k, t.elapsed().as_micros() as u64, ok));
                 }
-                samples
+                (samples, failures)
             })
         })
         .collect();
     let mut all: Vec<(usize, u64, bool)> = Vec::new();
+    let mut failures: std::collections::BTreeMap<String, usize> = Default::default();
     for t in threads {
-        all.extend(t.join().expect("client thread"));
+        let (samples, failed) = t.join().expect("client thread");
+        all.extend(samples);
+        for f in failed {
+            *failures.entry(f).or_default() += 1;
+        }
     }
     let elapsed = started.elapsed().as_secs_f64();
     let errors = all.iter().filter(|s| !s.2).count();
@@ -94,6 +106,9 @@ fn main() {
         );
     }
     row("all reads", all.iter().map(|s| s.1).collect());
+    for (failure, n) in &failures {
+        println!("error x{n}: {failure}");
+    }
     if errors > 0 {
         std::process::exit(1);
     }

@@ -315,6 +315,7 @@ pub async fn audit_list(
 pub async fn audit_verify(
     State(state): State<AppState>,
 ) -> Result<Json<AuditVerifyView>, ApiError> {
+    let _one_at_a_time = state.verifying.lock().await;
     Ok(Json(
         state
             .blocking(|s| Ok(AuditVerifyView::from(&audit::verify(s)?)))

@@ -388,6 +388,7 @@ pub async fn audit_page(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
 ) -> Response {
+    let one_at_a_time = state.verifying.lock().await;
     let result = state
         .blocking(|s| {
             let verify = AuditVerifyView::from(&audit::verify(s)?);
@@ -398,6 +399,7 @@ pub async fn audit_page(
             Ok((verify, records, truncated))
         })
         .await;
+    drop(one_at_a_time);
     match result {
         Ok((verify, records, truncated)) => render(
             &state,

@@ -16,6 +16,9 @@ pub struct AppState {
     /// Whether the server speaks TLS (cookies are then `Secure`, answers carry HSTS).
     pub tls: bool,
     pub(crate) templates: Arc<minijinja::Environment<'static>>,
+    /// One audit verification at a time: each walks the whole chain under the audit store's
+    /// lock, and many at once wait past its busy timeout (seen under load: 500s).
+    pub(crate) verifying: Arc<tokio::sync::Mutex<()>>,
 }
 
 impl AppState {
@@ -32,6 +35,7 @@ impl AppState {
             access: Arc::new(access),
             tls,
             templates: Arc::new(crate::templates::environment()),
+            verifying: Arc::new(tokio::sync::Mutex::new(())),
         }
     }
 
