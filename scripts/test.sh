@@ -15,7 +15,7 @@ step "cargo clippy"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 
 step "python venv for cross-checks, and the secret-store servers (OpenBao, moto)"
-if ! .venv/bin/python -c 'import cryptography, phonenumbers, jsonschema, moto, aiosmtpd' 2>/dev/null \
+if ! .venv/bin/python -c 'import cryptography, phonenumbers, jsonschema, moto, aiosmtpd, schemathesis, playwright' 2>/dev/null \
     || [ ! -x .venv/bin/bao ] || [ ! -x .venv/bin/moto_server ]; then
   [ -x .venv/bin/python ] || python3 -m venv .venv
   .venv/bin/pip install --quiet --disable-pip-version-check -r tests/python/requirements.txt
@@ -45,6 +45,13 @@ if ! command -v age >/dev/null 2>&1 || ! command -v age-keygen >/dev/null 2>&1; 
   $sudo apt-get install -y -qq age >/dev/null 2>&1 || { $sudo apt-get update -qq && $sudo apt-get install -y -qq age; }
 fi
 age --version
+
+step "chromium (the dashboard's browser test drives it through Playwright; no browser download)"
+if ! command -v chromium >/dev/null 2>&1; then
+  if [ "$(id -u)" = 0 ]; then sudo=""; else sudo="sudo"; fi
+  $sudo apt-get install -y -qq chromium >/dev/null 2>&1 || { $sudo apt-get update -qq && $sudo apt-get install -y -qq chromium; }
+fi
+chromium --version
 
 step "Prometheus and promtool (the monitoring tests scrape with the real server)"
 if ! command -v prometheus >/dev/null 2>&1 || ! command -v promtool >/dev/null 2>&1; then

@@ -12,8 +12,8 @@ use hushflow_state::audit::NewRecord;
 use std::collections::BTreeMap;
 
 /// What every action runs in: the state directory, the master key's reference, the redactor and
-/// where the metadata store is. Built once by a front end and handed to each action; cheap to
-/// clone (a clone shares the redactor).
+/// where the metadata store is. Built once by a front end and handed to each action; a clone
+/// shares the redactor (and so what it masks).
 #[derive(Clone)]
 pub struct Session {
     state: StateDir,

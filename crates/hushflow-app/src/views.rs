@@ -30,6 +30,7 @@ fn seconds_between(start: Option<Millis>, end: Option<Millis>) -> Option<f64> {
 
 /// A run of a pipeline (`hushflow runs --json`, one per line).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct RunView {
     /// The view version it was written under: [`VIEW_VERSION`].
     pub version: u32,
@@ -82,6 +83,7 @@ impl RunView {
 
 /// A run created by `hushflow trigger --json`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct TriggeredView {
     /// The view version it was written under: [`VIEW_VERSION`].
     pub version: u32,
@@ -118,6 +120,7 @@ impl TriggeredView {
 
 /// A task instance of a run (`hushflow tasks RUN --json`, one per line).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct TaskView {
     /// The view version it was written under: [`VIEW_VERSION`].
     pub version: u32,
@@ -183,6 +186,7 @@ impl TaskView {
 
 /// One try of a task: who ran it, how it ended, and its redacted output.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct TryView {
     /// The view version it was written under: [`VIEW_VERSION`].
     pub version: u32,
@@ -220,6 +224,7 @@ impl TryView {
 
 /// A task's tries and their logs (`hushflow logs RUN TASK`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct LogView {
     /// The view version it was written under: [`VIEW_VERSION`].
     pub version: u32,
@@ -239,6 +244,7 @@ pub struct LogView {
 
 /// A registered pipeline (`hushflow pipelines --json`, one per line).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct PipelineView {
     /// The view version it was written under: [`VIEW_VERSION`].
     pub version: u32,
@@ -284,6 +290,7 @@ impl PipelineView {
 
 /// One record of the audit log (`hushflow audit list --json`, one per line).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct AuditRecordView {
     /// The view version it was written under: [`VIEW_VERSION`].
     pub version: u32,
@@ -440,6 +447,7 @@ impl RunSummaryView {
 /// A quarantine file: one run's set-aside records, counted by reason
 /// (`hushflow quarantine list --json`, one per line).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct QuarantineFileView {
     /// The view version it was written under: [`VIEW_VERSION`].
     pub version: u32,
@@ -494,6 +502,102 @@ impl TaskFailedEvent {
             state: "failed".into(),
             error: task.error.clone(),
             logical_date: rfc3339(task.logical_date),
+        }
+    }
+}
+
+/// A key version of the keyring (`GET /api/v1/keys`): its name, purpose and version, never
+/// its material.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct KeyView {
+    /// The view version it was written under: [`VIEW_VERSION`].
+    pub version: u32,
+    /// The key's name, as `keyring:` references write it.
+    pub name: String,
+    /// 1 for the key as created, one more per rotation; the highest is current.
+    pub key_version: u32,
+    /// 16 hex characters telling keys and versions apart; reveals nothing of the material.
+    pub id: String,
+    /// `hash`, `tokenize`, or `null` (created without one: treated as a hashing key).
+    pub purpose: Option<String>,
+    /// When this version was made.
+    pub created_at: String,
+}
+
+impl From<&hushflow_crypto::KeyInfo> for KeyView {
+    fn from(k: &hushflow_crypto::KeyInfo) -> KeyView {
+        KeyView {
+            version: VIEW_VERSION,
+            name: k.name.clone(),
+            key_version: k.version,
+            id: k.id.clone(),
+            purpose: k.purpose.map(|p| {
+                match p {
+                    hushflow_crypto::Purpose::Hash => "hash",
+                    hushflow_crypto::Purpose::Tokenize => "tokenize",
+                }
+                .to_string()
+            }),
+            created_at: k.created_at.to_string(),
+        }
+    }
+}
+
+/// The check of the audit log's hash chain (`hushflow audit verify`, `GET /api/v1/audit/verify`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct AuditVerifyView {
+    /// The view version it was written under: [`VIEW_VERSION`].
+    pub version: u32,
+    /// Whether every record matches its hash and links to the one before.
+    pub intact: bool,
+    /// How many records the log holds, when intact.
+    pub records: Option<u64>,
+    /// The last record's hash, when intact.
+    pub head: Option<String>,
+    /// The first record found changed, inserted or following removed ones, when broken.
+    pub broken_at: Option<u64>,
+    /// What the check found, for a person.
+    pub message: String,
+}
+
+impl From<&hushflow_state::audit::Verification> for AuditVerifyView {
+    fn from(v: &hushflow_state::audit::Verification) -> AuditVerifyView {
+        use hushflow_state::audit::Verification;
+        let (records, head, broken_at) = match v {
+            Verification::Intact { records, head } => (Some(*records), Some(head.clone()), None),
+            Verification::Broken { seq, .. } => (None, None, Some(*seq)),
+        };
+        AuditVerifyView {
+            version: VIEW_VERSION,
+            intact: v.is_intact(),
+            records,
+            head,
+            broken_at,
+            message: v.to_string(),
+        }
+    }
+}
+
+/// The tasks a clear queued again (`POST /api/v1/runs/{run}/clear`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ClearedView {
+    /// The view version it was written under: [`VIEW_VERSION`].
+    pub version: u32,
+    /// The run's number, as in [`RunView`].
+    pub run: i64,
+    /// The tasks queued again; empty when no ended task matched (nothing changed).
+    pub cleared: Vec<String>,
+}
+
+impl From<&crate::actions::orchestration::Cleared> for ClearedView {
+    fn from(c: &crate::actions::orchestration::Cleared) -> ClearedView {
+        ClearedView {
+            version: VIEW_VERSION,
+            run: c.run,
+            cleared: c.cleared.clone(),
         }
     }
 }
@@ -724,12 +828,14 @@ pub struct RetentionView {
 /// A user of `hushflow serve` (`hushflow users list --json`, the Admin pages): name, role,
 /// state and grants; never a password or its hash.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct UserView {
     /// The view version it was written under: [`VIEW_VERSION`].
     pub version: u32,
     /// The user name.
     pub name: String,
     /// `viewer`, `user`, `op` or `admin`.
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
     pub role: crate::Role,
     /// A disabled user cannot sign in.
     pub disabled: bool,
@@ -743,11 +849,13 @@ pub struct UserView {
     pub password_changed_at: String,
     /// Extra permissions (`permission` set, on `pipeline` or everywhere when `null`) and
     /// limits of the role to pipelines (`permission` `null`).
+    #[cfg_attr(feature = "openapi", schema(value_type = Vec<Object>))]
     pub grants: Vec<crate::Grant>,
 }
 
 /// An API token (`hushflow tokens list --json`, the Admin pages): never its secret.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct TokenView {
     /// The view version it was written under: [`VIEW_VERSION`].
     pub version: u32,
@@ -756,6 +864,7 @@ pub struct TokenView {
     /// Its name; the audit log records the token's actions under it.
     pub name: String,
     /// `viewer`, `user`, `op` or `admin`.
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
     pub role: crate::Role,
     /// `active`, `expired` or `revoked`.
     pub state: String,

@@ -192,6 +192,9 @@ pub enum Command {
     /// The metadata database.
     #[command(subcommand)]
     Db(DbCommand),
+    /// Serve the dashboard and the JSON API (/api/v1) behind sign-in and roles (docs/serve.md).
+    #[cfg(feature = "server")]
+    Serve(ServeArgs),
     /// Executes one task for a worker (reads the order on stdin); not for direct use.
     #[command(hide = true)]
     TaskExec,
@@ -384,6 +387,25 @@ pub struct RunArgs {
     /// at once), for node_exporter's textfile collector.
     #[arg(long, value_name = "PATH")]
     pub metrics_file: Option<PathBuf>,
+}
+
+/// `hushflow serve`.
+#[cfg(feature = "server")]
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// The address to listen on; anything but loopback needs TLS (or --insecure-http).
+    #[arg(long, env = "HUSHFLOW_SERVE_ADDR", default_value = "127.0.0.1:8080")]
+    pub addr: std::net::SocketAddr,
+    /// The certificate chain (PEM, leaf first): serve HTTPS only, with HSTS.
+    #[arg(long, value_name = "PEM", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// The certificate's private key (PEM).
+    #[arg(long, value_name = "PEM", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+    /// Serve plain HTTP on a non-loopback address (behind a proxy that terminates TLS);
+    /// warned about on every start.
+    #[arg(long, conflicts_with = "tls_cert")]
+    pub insecure_http: bool,
 }
 
 /// `--metrics-addr`, for the long-running processes.

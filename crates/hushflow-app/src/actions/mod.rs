@@ -7,6 +7,7 @@
 pub mod audit;
 pub mod dsr;
 pub mod execution;
+pub mod keys;
 pub mod orchestration;
 pub mod quarantine;
 pub mod retention;

@@ -69,16 +69,40 @@ fn file_problem(session: &Session, file: &Path) -> Option<String> {
         .map(|e| e.to_string())
 }
 
+/// How a caller names a pipeline.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PipelineRef<'a> {
+    /// A pipeline file (read, validated and registered on the spot) or a registered name: the
+    /// CLI, whose user may read the files anyway.
+    FileOrName(&'a str),
+    /// A registered pipeline's name only, never a path: a remote caller (the HTTP API) must not
+    /// make the server read a file of its choosing.
+    Registered(&'a str),
+}
+
+impl PipelineRef<'_> {
+    /// The name or path as given.
+    pub fn as_str(&self) -> &str {
+        match self {
+            PipelineRef::FileOrName(p) | PipelineRef::Registered(p) => p,
+        }
+    }
+}
+
 /// A pipeline named by a caller: a file (registered now, signed with the session's definition
 /// key), or a registered name (its stored definition, checked like a worker checks it).
 fn resolve_pipeline(
     session: &Session,
     store: &mut Store,
-    pipeline: &str,
+    pipeline: &PipelineRef<'_>,
 ) -> Result<(Dag, DefinitionUsed)> {
     let protected = session.protected();
+    let (pipeline, files) = match pipeline {
+        PipelineRef::FileOrName(p) => (*p, true),
+        PipelineRef::Registered(p) => (*p, false),
+    };
     let path = Path::new(pipeline);
-    if path.is_file() {
+    if files && path.is_file() {
         let d = dag::load(
             &absolute(path),
             &crate::secrets::providers(None),
@@ -232,11 +256,22 @@ pub fn trigger(
     pipeline: &str,
     conf: &BTreeMap<String, String>,
 ) -> Result<Triggered> {
+    trigger_pipeline(session, actor, PipelineRef::FileOrName(pipeline), conf)
+}
+
+/// [`trigger`] of a pipeline named as `pipeline` says: a remote caller gives
+/// [`PipelineRef::Registered`], so no file is read on its behalf.
+pub fn trigger_pipeline(
+    session: &Session,
+    actor: &Actor,
+    pipeline: PipelineRef<'_>,
+    conf: &BTreeMap<String, String>,
+) -> Result<Triggered> {
     for (k, v) in conf {
         check_conf(k, v)?;
     }
     let mut store = session.open_store()?;
-    let (d, definition) = resolve_pipeline(session, &mut store, pipeline)?;
+    let (d, definition) = resolve_pipeline(session, &mut store, &pipeline)?;
     let now = SystemClock.now();
     let interval = d
         .schedule
@@ -310,7 +345,7 @@ pub fn backfill(
     to: &str,
 ) -> Result<Backfilled> {
     let mut store = session.open_store()?;
-    let (d, _) = resolve_pipeline(session, &mut store, pipeline)?;
+    let (d, _) = resolve_pipeline(session, &mut store, &PipelineRef::FileOrName(pipeline))?;
     let Some(schedule) = &d.schedule else {
         return Err(Error::invalid(format!(
             "{} has no schedule, so it has no intervals to backfill; use `hushflow trigger`",
@@ -386,10 +421,23 @@ pub fn set_paused(
     pipeline: &str,
     paused: bool,
 ) -> Result<String> {
+    set_paused_pipeline(session, actor, PipelineRef::FileOrName(pipeline), paused)
+}
+
+/// [`set_paused`] of a pipeline named as `pipeline` says: a remote caller gives
+/// [`PipelineRef::Registered`], so no file is read on its behalf.
+pub fn set_paused_pipeline(
+    session: &Session,
+    actor: &Actor,
+    pipeline: PipelineRef<'_>,
+    paused: bool,
+) -> Result<String> {
     let mut store = session.open_store()?;
-    let name = match Path::new(pipeline).is_file() {
-        true => resolve_pipeline(session, &mut store, pipeline)?.0.name,
-        false => pipeline.to_string(),
+    let name = match pipeline {
+        PipelineRef::FileOrName(p) if Path::new(p).is_file() => {
+            resolve_pipeline(session, &mut store, &pipeline)?.0.name
+        }
+        _ => pipeline.as_str().to_string(),
     };
     if !store.set_paused(&name, paused).map_err(Error::failed)? {
         return Err(Error::not_found(format!(
@@ -836,6 +884,30 @@ depends_on = ["first"]
         std::fs::remove_file(ws.dir.path().join("nightly.toml")).unwrap();
         let gone = trigger(&ws.session, &ada, "nightly", &none).unwrap();
         assert!(gone.warning().unwrap().contains("the file is gone"));
+    }
+
+    #[test]
+    fn a_registered_reference_never_reads_the_file_it_names() {
+        let ws = workspace();
+        let ada = Actor::api_user("ada");
+        let none = BTreeMap::new();
+        // A path, even of a valid pipeline file, is no registered name: nothing is read,
+        // registered or run, and pausing it finds no pipeline.
+        let file = ws.file();
+        let e =
+            trigger_pipeline(&ws.session, &ada, PipelineRef::Registered(&file), &none).unwrap_err();
+        assert_eq!(e.kind, ErrorKind::NotFound, "{e}");
+        assert!(pipelines(&ws.session).unwrap().is_empty());
+        let e = set_paused_pipeline(&ws.session, &ada, PipelineRef::Registered(&file), true)
+            .unwrap_err();
+        assert_eq!(e.kind, ErrorKind::NotFound, "{e}");
+        // Once registered (by the CLI's file), the name works.
+        trigger(&ws.session, &ada, &file, &none).unwrap();
+        let by_name =
+            trigger_pipeline(&ws.session, &ada, PipelineRef::Registered("nightly"), &none).unwrap();
+        assert_eq!(by_name.definition, DefinitionUsed::Stored);
+        set_paused_pipeline(&ws.session, &ada, PipelineRef::Registered("nightly"), true).unwrap();
+        assert!(pipelines(&ws.session).unwrap()[0].paused);
     }
 
     #[test]

@@ -114,6 +114,12 @@ pub fn list(
     Ok(views)
 }
 
+/// [`list`] with the identity from the session's keyring: the quarantine counts per sync run
+/// for a front end that holds no keyring of its own (the HTTP API and dashboard).
+pub fn counts(session: &Session, run: Option<&str>) -> Result<Vec<QuarantineFileView>> {
+    list(session, run, || identity(session, &session.keyring()?))
+}
+
 /// What [`export`] wrote.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Exported {

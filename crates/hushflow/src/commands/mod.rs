@@ -15,6 +15,8 @@ mod quarantine;
 mod run;
 mod sample;
 mod scheduler;
+#[cfg(feature = "server")]
+mod serve;
 mod task_exec;
 mod trigger;
 mod users;
@@ -317,6 +319,8 @@ pub fn dispatch(cli: Cli, out: &Output) -> Result<Exit, Failure> {
         Command::Tasks(args) => history::tasks(&session()?, &args),
         Command::Logs(args) => history::logs(&session()?, &args),
         Command::Db(cmd) => db::db(out, session, &cmd),
+        #[cfg(feature = "server")]
+        Command::Serve(args) => serve::serve(&session()?, &args),
         Command::TaskExec => task_exec::task_exec(&session()?),
         Command::Users(cmd) => users::users(&session()?, cmd),
         Command::Tokens(cmd) => users::tokens(&session()?, cmd),

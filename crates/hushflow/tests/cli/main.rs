@@ -32,6 +32,8 @@ mod schema;
 // Needs the networked stores, which a build without the default features leaves out.
 #[cfg(all(feature = "vault", feature = "aws"))]
 mod secret_stores;
+#[cfg(feature = "server")]
+mod serve;
 mod special_files;
 mod sqlite_sync;
 mod staging;
