@@ -33,6 +33,6 @@ pub mod tasks;
 pub mod views;
 pub mod webhook;
 
-pub use actor::{Actor, ActorKind};
+pub use actor::{ACTOR_ENV, Actor, ActorEnvError, ActorKind};
 pub use error::{Error, ErrorKind, Result};
 pub use session::Session;
