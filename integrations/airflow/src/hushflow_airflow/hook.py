@@ -39,6 +39,9 @@ WITHHELD_PREFIXES = ("AIRFLOW_CONN_", "AIRFLOW_VAR_", "AIRFLOW__")
 #: The connection fields ``env_secrets`` may name (``CONN_ID.FIELD``), besides ``extra.KEY``.
 CONNECTION_FIELDS = ("login", "password", "host", "port", "schema", "uri")
 
+#: Values at least this long are checked against the arguments (shorter ones match by chance).
+MIN_CHECKED_SECRET = 8
+
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
@@ -197,8 +200,10 @@ class HushflowHook(BaseHook):
         ``log`` gets each line of output as it comes; ``started`` the child process (so that an
         operator can stop it when Airflow kills the task)."""
         binary, env, secrets = self.settings()
+        # Short values (a flag's "0", a region) would match by chance; a secret is longer.
+        checked = [s for s in secrets if len(s) >= MIN_CHECKED_SECRET]
         for arg in args:
-            if any(s in arg for s in secrets):
+            if any(s in arg for s in checked):
                 raise AirflowException(
                     "an argument holds the value of a secret; refused (secrets go through the "
                     "environment only)"
