@@ -7,6 +7,7 @@
 
 mod common;
 
+mod airflow;
 mod audit_tamper;
 mod bad_input;
 mod canary;
