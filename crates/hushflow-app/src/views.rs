@@ -347,6 +347,10 @@ pub struct RunCounts {
     pub withdrawn: u64,
     /// Records set aside in the quarantine.
     pub quarantined: u64,
+    /// A partitioned run's records of other partitions, read and left out (not in `read`);
+    /// 0 for an unpartitioned run.
+    #[serde(default)]
+    pub other_partitions: u64,
 }
 
 impl From<&hushflow_engine::Counts> for RunCounts {
@@ -359,6 +363,7 @@ impl From<&hushflow_engine::Counts> for RunCounts {
             suppressed: c.suppressed,
             withdrawn: c.withdrawn,
             quarantined: c.quarantined,
+            other_partitions: c.other_partitions,
         }
     }
 }
@@ -393,6 +398,18 @@ pub struct RunSummaryView {
     pub records_per_second: f64,
     /// Why it failed; names files, lines and fields only.
     pub error: Option<String>,
+    /// The partition the sync moved (`--partition`), `null` for all records.
+    #[serde(default)]
+    pub partition: Option<PartitionView>,
+}
+
+/// One partition of a partitioned sync: `index` of `count`, from 0.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PartitionView {
+    /// The partition, from 0 to `count - 1`.
+    pub index: u32,
+    /// How many partitions the sync was split into.
+    pub count: u32,
 }
 
 impl RunSummaryView {
@@ -412,6 +429,10 @@ impl RunSummaryView {
             elapsed_seconds: report.elapsed.as_secs_f64(),
             records_per_second: report.records_per_second(),
             error: report.error.clone(),
+            partition: report.partition.map(|p| PartitionView {
+                index: p.index(),
+                count: p.count(),
+            }),
         }
     }
 }

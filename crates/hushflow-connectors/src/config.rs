@@ -236,6 +236,14 @@ pub trait SinkConfig: Debug + Send + Sync {
         false
     }
 
+    /// Whether the rows of several runs add up in the destination (a table appended or upserted
+    /// to, a CRM) rather than each run replacing the last's output (a file, a `replace` table).
+    /// Partitioned runs (`--partition`) need it: each partition writes its share beside the
+    /// others'. By default, what [`SinkConfig::keeps_rows`] says.
+    fn merges_runs(&self) -> bool {
+        self.keeps_rows()
+    }
+
     /// Whether a sink that [keeps rows](SinkConfig::keeps_rows) can delete or null those of
     /// records withdrawn since (consent lost, newly suppressed): `on_withdrawal`'s `delete` and
     /// `tombstone`, done by its [`Sink`](hushflow_core::Sink)'s `withdraw`. No by default, so a

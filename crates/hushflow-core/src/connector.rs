@@ -160,6 +160,19 @@ pub trait Sink: Send {
         Ok(None)
     }
 
+    /// The names of every position this sink keeps (pipelines, and partitions of pipelines:
+    /// `PIPELINE#partition-I-of-N`), so that a partitioned run finds positions saved under
+    /// another partition count.
+    fn position_names(&mut self) -> Result<Vec<String>, Error> {
+        Ok(Vec::new())
+    }
+
+    /// Forgets the positions kept under `names` (a full refresh that changes the partition
+    /// count drops the old partitions' positions).
+    fn forget_positions(&mut self, _names: &[String]) -> Result<(), Error> {
+        Ok(())
+    }
+
     /// A sink that writes a byte stream (a CSV file) may hand out, once open, the encoder
     /// [`Sink::write_encoded`] takes the output of. Encoding costs more than writing, so the
     /// engine encodes on its policy workers, in parallel, and its one writer thread only writes.

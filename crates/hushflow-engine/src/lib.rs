@@ -4,6 +4,7 @@
 //!
 //! Must not depend on the scheduler or on anything that parses command lines.
 
+pub mod partition;
 pub mod replay;
 pub mod runner;
 pub mod staging;
@@ -11,4 +12,5 @@ mod workers;
 
 pub use hushflow_core::Withdrawal;
 pub use hushflow_policy::{KeyMaterial, ResolvedKey};
+pub use partition::{Partition, PartitionError};
 pub use runner::{Counts, Outcome, Replay, RunContext, RunError, RunReport, check, run};

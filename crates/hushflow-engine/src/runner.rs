@@ -2,6 +2,7 @@
 //! writes the sink, so both cores work. Bad records go to the quarantine (or stop the run when
 //! `on_error = "fail"`); every run, whatever its end, leaves one record in the audit log.
 
+use crate::partition::Partition;
 use crate::staging::{self, StagedRun};
 use hushflow_connectors::{SinkContext, SourceContext};
 use hushflow_core::{
@@ -61,6 +62,9 @@ pub struct Counts {
     pub withdrawn: u64,
     /// Set aside in the quarantine.
     pub quarantined: u64,
+    /// Read but left to other partitions (a partitioned run's records of other partitions, not
+    /// counted in `read`): the partitions' `read` add up to an unpartitioned run's.
+    pub other_partitions: u64,
 }
 
 /// What a run did: its counts, outcome and where its output went.
@@ -88,6 +92,8 @@ pub struct RunReport {
     pub sink_kind: &'static str,
     /// How long each write of a batch to the sink took, seconds (the sink latency metric).
     pub sink_writes: Vec<f64>,
+    /// The partition the run moved, when it was one (`--partition`).
+    pub partition: Option<Partition>,
 }
 
 impl RunReport {
@@ -120,6 +126,8 @@ pub struct RunContext<'a> {
     pub full_refresh: bool,
     /// Who runs it, for the audit record.
     pub actor: String,
+    /// Move only the records of this partition (`--partition i/n`); `None` moves them all.
+    pub partition: Option<Partition>,
     /// Called with the number of records read so far.
     pub progress: &'a (dyn Fn(u64) + Sync),
 }
@@ -159,6 +167,10 @@ pub enum RunError {
     /// The state directory could not be used.
     #[error("state directory: {0}")]
     State(std::io::Error),
+    /// A partitioned run that cannot be done safely (a sink each run rewrites, staging, a
+    /// different partition count than the saved positions').
+    #[error("{0}")]
+    Partition(String),
     /// A thread panicked; the run was stopped.
     #[error(
         "hushflow stopped on a bug (a panic in the {0}); the run was stopped and nothing was committed past the batch before it"
@@ -197,6 +209,7 @@ pub fn run(plan: &Plan, keys: &KeyMaterial, ctx: &RunContext<'_>) -> Result<RunR
         source = plan.source.kind(),
         sink = plan.sink.kind(),
         staged = plan.staging,
+        partition = ctx.partition.map(|p| p.to_string()),
     )
     .entered();
     let started = Instant::now();
@@ -216,7 +229,8 @@ pub fn run(plan: &Plan, keys: &KeyMaterial, ctx: &RunContext<'_>) -> Result<RunR
     };
     // A staged run that resumes an earlier attempt keeps that attempt's run id.
     // A replay reads its records from the quarantine, never from a staged source.
-    let prepared = match plan.staging && ctx.replay.is_none() {
+    let refused = partition_problem(plan, ctx);
+    let prepared = match plan.staging && ctx.replay.is_none() && refused.is_none() {
         false => Ok(None),
         true => staging::prepare(
             ctx.state,
@@ -237,7 +251,7 @@ pub fn run(plan: &Plan, keys: &KeyMaterial, ctx: &RunContext<'_>) -> Result<RunR
             p.resumed,
             None,
         ),
-        Ok(None) => (new_id, None, false, None),
+        Ok(None) => (new_id, None, false, refused),
         Err(e) => (new_id, None, false, Some(RunError::from(e))),
     };
     let quarantine_path = ctx
@@ -325,6 +339,9 @@ pub fn run(plan: &Plan, keys: &KeyMaterial, ctx: &RunContext<'_>) -> Result<RunR
         ("withdrawn".into(), counts.withdrawn),
         ("quarantined".into(), counts.quarantined),
     ]);
+    if ctx.partition.is_some() {
+        audit_counts.insert("other_partitions".into(), counts.other_partitions);
+    }
     audit_counts.extend(
         reasons
             .iter()
@@ -354,7 +371,10 @@ pub fn run(plan: &Plan, keys: &KeyMaterial, ctx: &RunContext<'_>) -> Result<RunR
                     (None, false) => String::new(),
                 };
                 let failed = if error.is_some() { " failed" } else { "" };
-                format!("run {run_id}{how}{failed}; sink {sink_id}")
+                let part = ctx
+                    .partition
+                    .map_or(String::new(), |p| format!(" (partition {p})"));
+                format!("run {run_id}{part}{how}{failed}; sink {sink_id}")
             }),
         })
     });
@@ -390,7 +410,85 @@ pub fn run(plan: &Plan, keys: &KeyMaterial, ctx: &RunContext<'_>) -> Result<RunR
         error,
         sink_kind: plan.sink.kind(),
         sink_writes,
+        partition: ctx.partition,
     })
+}
+
+/// Positions saved for this pipeline under another partitioning than this run's (unpartitioned,
+/// or another partition count) would let rows be read twice or never: the run is refused, unless
+/// it is a full refresh, which reads everything again and forgets those positions.
+fn other_partitionings(
+    plan: &Plan,
+    ctx: &RunContext<'_>,
+    sink: &mut dyn Sink,
+) -> Result<(), RunError> {
+    let keeps = sink.keeps_positions();
+    let names = match keeps {
+        true => sink.position_names()?,
+        false => hushflow_state::dir::position_names(ctx.state).map_err(RunError::State)?,
+    };
+    let count = ctx.partition.map(Partition::count);
+    let others: Vec<(String, Option<u32>)> = names
+        .into_iter()
+        .filter_map(|name| {
+            let saved = match Partition::of_position_key(&plan.name, &name) {
+                Some(p) => Some(p.count()),
+                None if name == plan.name => None,
+                None => return None,
+            };
+            (saved != count).then_some((name, saved))
+        })
+        .collect();
+    let Some((_, saved)) = others.first() else {
+        return Ok(());
+    };
+    if ctx.full_refresh {
+        let names: Vec<String> = others.into_iter().map(|(name, _)| name).collect();
+        return match keeps {
+            true => sink.forget_positions(&names).map_err(RunError::from),
+            false => names.iter().try_for_each(|name| {
+                hushflow_state::dir::forget_position(ctx.state, name).map_err(RunError::State)
+            }),
+        };
+    }
+    let saved = match saved {
+        Some(n) => format!("partitioned runs of {n} partitions (--partition I/{n})"),
+        None => "unpartitioned runs".to_string(),
+    };
+    let this = match ctx.partition {
+        Some(p) => format!("--partition {p}"),
+        None => "an unpartitioned run".to_string(),
+    };
+    Err(RunError::Partition(format!(
+        "{this}: pipeline `{}` has incremental positions saved by {saved}; continuing from them \
+         under another partitioning would read rows twice or miss them. Run as before, or start \
+         over with --full-refresh (which reads everything again and forgets those positions)",
+        plan.name
+    )))
+}
+
+/// Why a partitioned run cannot be done safely, before anything is read.
+fn partition_problem(plan: &Plan, ctx: &RunContext<'_>) -> Option<RunError> {
+    let partition = ctx.partition?;
+    let why = if ctx.replay.is_some() {
+        "a quarantine replay is not partitioned; replay it whole".to_string()
+    } else if plan.staging {
+        "staging = true is not supported with --partition yet (the partitions would share one \
+         staged extract); set staging = false for partitioned runs"
+            .to_string()
+    } else if !plan.sink.merges_runs() {
+        format!(
+            "the {} sink is rewritten by each run (a file, or a table in `replace` mode), so \
+             each partition would replace the others' rows; partition into a table in `append` \
+             or `upsert` mode",
+            plan.sink.kind()
+        )
+    } else {
+        return None;
+    };
+    Some(RunError::Partition(format!(
+        "--partition {partition}: {why}"
+    )))
 }
 
 /// The pipeline's source; an incremental one continues after `after`.
@@ -481,6 +579,8 @@ pub fn check(
 /// One source batch after the policy: what the writer needs, in the order it must happen.
 struct Processed {
     read: u64,
+    /// Records of other partitions, left out before anything else was done with them.
+    other_partitions: u64,
     /// Records set aside, in source order: (line, reason, raw bytes).
     rejected: Vec<(u64, RejectReason, Vec<u8>)>,
     output: Batch,
@@ -494,10 +594,38 @@ struct Processed {
     input: Option<Batch>,
 }
 
+/// Keeps the partition's rows of a decoded batch: those whose key value (as text, exactly as the
+/// source gave it) hashes to it. Records without a key to hash (the source could not decode them,
+/// or their key is empty) are partition 0's, which quarantines them, so that each is counted
+/// once whatever the number of partitions.
+fn keep_partition(
+    partition: Partition,
+    batch: &mut Batch,
+    rejected: &mut Vec<hushflow_core::Rejected>,
+    key_column: Option<usize>,
+) {
+    if !partition.owns_unkeyed() {
+        rejected.clear();
+    }
+    let keep: Vec<bool> = match key_column {
+        Some(k) => batch
+            .column(k)
+            .iter()
+            .map(|c| match c.is_null() || c.text.trim().is_empty() {
+                true => partition.owns_unkeyed(),
+                false => partition.owns(c.text),
+            })
+            .collect(),
+        None => vec![partition.owns_unkeyed(); batch.len()],
+    };
+    batch.retain_rows(&keep);
+}
+
 /// Key check, policy and (for sinks with an encoder) encoding for one batch: pure CPU work, run
 /// on any worker thread.
 fn process(
     item: SourceBatch,
+    partition: Option<Partition>,
     key_column: Option<usize>,
     key: &str,
     policy: &CompiledPolicy,
@@ -506,8 +634,15 @@ fn process(
 ) -> Result<Processed, RunError> {
     let SourceBatch {
         mut batch,
-        rejected,
+        mut rejected,
     } = item;
+    // A partitioned run leaves other partitions' records out first, before any other work.
+    let mut other_partitions = 0;
+    if let Some(partition) = partition {
+        let before = (batch.len() + rejected.len()) as u64;
+        keep_partition(partition, &mut batch, &mut rejected, key_column);
+        other_partitions = before - (batch.len() + rejected.len()) as u64;
+    }
     let read = (batch.len() + rejected.len()) as u64;
     let mut set_aside: Vec<(u64, RejectReason, Vec<u8>)> = rejected
         .into_iter()
@@ -545,6 +680,7 @@ fn process(
     };
     Ok(Processed {
         read,
+        other_partitions,
         rejected: set_aside,
         output: out.batch,
         encoded,
@@ -600,14 +736,21 @@ fn move_records(
     // An incremental source continues after the position committed with the data: the sink
     // keeps it (opened first, to read it), or the state directory does for file sinks.
     let incremental = plan.incremental() && ctx.replay.is_none();
+    // Each partition keeps its own position, apart from the others' and the unpartitioned runs'.
+    let position_key = match ctx.partition {
+        Some(p) => p.position_key(&plan.name),
+        None => plan.name.clone(),
+    };
     let mut early_sink = None;
-    let after = match incremental && !ctx.full_refresh {
+    let after = match incremental {
         false => None,
         true => {
             let mut sink = open_sink(plan, ctx.connections)?;
-            let position = match sink.keeps_positions() {
-                true => sink.committed_position(&plan.name)?,
-                false => hushflow_state::dir::load_position(ctx.state, &plan.name)
+            other_partitionings(plan, ctx, sink.as_mut())?;
+            let position = match (ctx.full_refresh, sink.keeps_positions()) {
+                (true, _) => None,
+                (false, true) => sink.committed_position(&position_key)?,
+                (false, false) => hushflow_state::dir::load_position(ctx.state, &position_key)
                     .map_err(RunError::State)?,
             };
             early_sink = Some(sink);
@@ -711,7 +854,7 @@ fn move_records(
     // reader → workers (decoding and the policy, in parallel) → this thread (quarantine and
     // sink, in source order).
     let batch_size = plan.batch_size;
-    let (policy, key) = (&policy, plan.key.as_str());
+    let (policy, key, partition) = (&policy, plan.key.as_str(), ctx.partition);
     let mut seq = 0u64;
     crate::workers::in_order(
         plan.workers,
@@ -727,6 +870,7 @@ fn move_records(
         |(chunk, position): (hushflow_core::SourceChunk, Option<Position>)| {
             process(
                 chunk.decode()?,
+                partition,
                 key_column,
                 key,
                 policy,
@@ -737,6 +881,7 @@ fn move_records(
         },
         |(p, position)| {
             counts.read += p.read;
+            counts.other_partitions += p.other_partitions;
             for (line, reason, raw) in &p.rejected {
                 reject(plan, quarantine, *line, reason, raw)?;
             }
@@ -763,7 +908,7 @@ fn move_records(
                     Some(run) if keeps_positions => {
                         (staged_key.as_str(), Some(run.position_after(seq)))
                     }
-                    _ => (plan.name.as_str(), position.clone()),
+                    _ => (position_key.as_str(), position.clone()),
                 };
                 let write = Instant::now();
                 match &p.encoded {
@@ -794,7 +939,7 @@ fn move_records(
     }
     // A file sink is complete only now: its position is kept after it.
     if !keeps_positions && let Some(position) = &last_position {
-        hushflow_state::dir::save_position(ctx.state, &plan.name, position)
+        hushflow_state::dir::save_position(ctx.state, &position_key, position)
             .map_err(RunError::State)?;
     }
     Ok(())

@@ -151,6 +151,32 @@ pub fn load_position(
     }
 }
 
+/// The names of the positions the state directory keeps (`cursors/<name>.json`).
+pub fn position_names(state: &StateDir) -> io::Result<Vec<String>> {
+    let entries = match fs::read_dir(state.root().join("cursors")) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(e),
+    };
+    let mut names = Vec::new();
+    for entry in entries {
+        let file = entry?.file_name();
+        if let Some(name) = file.to_str().and_then(|f| f.strip_suffix(".json")) {
+            names.push(name.to_string());
+        }
+    }
+    Ok(names)
+}
+
+/// Removes the position kept under `name`, if there is one.
+pub fn forget_position(state: &StateDir, name: &str) -> io::Result<()> {
+    let path = state.root().join("cursors").join(format!("{name}.json"));
+    match fs::remove_file(path) {
+        Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
+        _ => Ok(()),
+    }
+}
+
 /// Saves a position atomically (a temporary file renamed over the old one), 0600.
 pub fn save_position(
     state: &StateDir,

@@ -249,6 +249,11 @@ pub struct RunArgs {
     /// the last committed position.
     #[arg(long)]
     pub full_refresh: bool,
+    /// Move only the records whose key hashes to partition I of N (I from 0 to N-1), for
+    /// spreading one sync over N workers; each partition keeps its own incremental position
+    /// (docs/pipeline.md, "Partitioned runs").
+    #[arg(long, value_name = "I/N")]
+    pub partition: Option<hushflow_engine::Partition>,
     /// Print the summary as one JSON object (counts, outcome, run id) instead of lines.
     #[arg(long)]
     pub json: bool,

@@ -226,6 +226,10 @@ impl crate::SinkConfig for PostgresSinkConfig {
         true
     }
 
+    fn merges_runs(&self) -> bool {
+        self.mode != PostgresMode::Replace
+    }
+
     fn withdraws_rows(&self) -> bool {
         true
     }

@@ -368,6 +368,37 @@ impl Sink for PostgresSink {
         std::mem::take(&mut self.rejections)
     }
 
+    fn position_names(&mut self) -> Result<Vec<String>, Error> {
+        let cursors = cursors_table(&self.config.table);
+        let exists: bool = self
+            .client
+            .query_one("SELECT to_regclass($1) IS NOT NULL", &[&cursors])
+            .map_err(self.err("looking for the cursor table"))?
+            .get(0);
+        if !exists {
+            return Ok(Vec::new());
+        }
+        let rows = self
+            .client
+            .query(&format!("SELECT pipeline FROM {cursors}"), &[])
+            .map_err(self.err("reading the committed positions"))?;
+        Ok(rows.iter().map(|r| r.get(0)).collect())
+    }
+
+    fn forget_positions(&mut self, names: &[String]) -> Result<(), Error> {
+        if names.is_empty() {
+            return Ok(());
+        }
+        let cursors = cursors_table(&self.config.table);
+        self.client
+            .execute(
+                &format!("DELETE FROM {cursors} WHERE pipeline = ANY($1)"),
+                &[&names],
+            )
+            .map_err(self.err("forgetting old positions"))?;
+        Ok(())
+    }
+
     fn committed_position(&mut self, pipeline: &str) -> Result<Option<Position>, Error> {
         let cursors = cursors_table(&self.config.table);
         let exists: bool = self

@@ -152,6 +152,10 @@ impl crate::SinkConfig for SqliteSinkConfig {
         true
     }
 
+    fn merges_runs(&self) -> bool {
+        self.mode != SqliteMode::Replace
+    }
+
     fn withdraws_rows(&self) -> bool {
         true
     }

@@ -359,6 +359,50 @@ impl Sink for SqliteSink {
         .map_err(|e| self.db_error("reading the position failed", e))
     }
 
+    fn position_names(&mut self) -> Result<Vec<String>, Error> {
+        if !self.path.exists() {
+            return Ok(Vec::new());
+        }
+        let conn = Connection::open_with_flags(&self.path, OpenFlags::SQLITE_OPEN_READ_ONLY)
+            .map_err(|e| self.db_error("opening it to read the positions failed", e))?;
+        conn.busy_timeout(BUSY_TIMEOUT)
+            .map_err(|e| self.db_error("setting up the database failed", e))?;
+        let exists: bool = conn
+            .query_row(
+                "SELECT count(*) > 0 FROM sqlite_master WHERE type = 'table' AND name = ?1",
+                [CURSORS],
+                |r| r.get(0),
+            )
+            .map_err(|e| self.db_error("looking for positions failed", e))?;
+        if !exists {
+            return Ok(Vec::new());
+        }
+        let read = |conn: &Connection| -> rusqlite::Result<Vec<String>> {
+            let mut stmt = conn.prepare(&format!("SELECT pipeline FROM {CURSORS}"))?;
+            stmt.query_map([], |r| r.get(0))?.collect()
+        };
+        read(&conn).map_err(|e| self.db_error("reading the positions failed", e))
+    }
+
+    fn forget_positions(&mut self, names: &[String]) -> Result<(), Error> {
+        if names.is_empty() || !self.path.exists() {
+            return Ok(());
+        }
+        let forget = |path: &std::path::Path| -> rusqlite::Result<()> {
+            let mut conn = Connection::open(path)?;
+            conn.busy_timeout(BUSY_TIMEOUT)?;
+            let tx = conn.transaction()?;
+            for name in names {
+                tx.execute(
+                    &format!("DELETE FROM {CURSORS} WHERE pipeline = ?1"),
+                    [name],
+                )?;
+            }
+            tx.commit()
+        };
+        forget(&self.path).map_err(|e| self.db_error("forgetting old positions failed", e))
+    }
+
     fn write_batch_at(
         &mut self,
         batch: &Batch,

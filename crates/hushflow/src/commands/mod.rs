@@ -267,6 +267,7 @@ pub fn dispatch(cli: Cli, out: &Output) -> Result<Exit, Failure> {
                 workers: args.workers.map(usize::from),
                 fresh: args.fresh,
                 full_refresh: args.full_refresh,
+                partition: args.partition,
                 replay: None,
                 counts: None,
                 json: args.json,

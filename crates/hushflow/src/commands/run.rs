@@ -24,6 +24,8 @@ pub(super) struct RunOptions<'a> {
     pub workers: Option<usize>,
     pub fresh: bool,
     pub full_refresh: bool,
+    /// `--partition i/n`: move only that partition's records.
+    pub partition: Option<hushflow_engine::Partition>,
     pub replay: Option<Replay<'a>>,
     /// Receives the run's report for the worker (its counts go to the metadata store, the
     /// rest to the worker's metrics).
@@ -339,6 +341,7 @@ pub(super) fn execute(
         replay: options.replay,
         connections: &connections,
         full_refresh: options.full_refresh,
+        partition: options.partition,
         actor: session.actor.audit_name(),
         progress: &progress,
     };
@@ -378,6 +381,12 @@ pub(super) fn execute(
         ));
     }
     let c = &report.counts;
+    if let Some(p) = report.partition {
+        out.line(format!(
+            "partition {p}: {} record(s) of other partitions left out",
+            c.other_partitions
+        ));
+    }
     out.line(format!(
         "{} {}: read {}, written {}, filtered {}, quarantined {} in {:.2}s ({:.0} records/s)",
         plan.name,

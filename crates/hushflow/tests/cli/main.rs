@@ -20,6 +20,7 @@ mod hubspot;
 mod key_lifecycle;
 mod monitoring;
 mod orchestration;
+mod partitioned;
 mod policy_actions;
 mod postgres;
 mod replay;
