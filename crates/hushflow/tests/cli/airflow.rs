@@ -547,3 +547,92 @@ fn a_secret_from_an_airflow_connection_reaches_no_log_xcom_argv_or_output() {
         "{actor}"
     );
 }
+
+/// One sync into a SQLite table in `append` mode: a key written twice is an error there.
+const MAPPED: &str = r#"
+[pipeline]
+name = "leads_mapped"
+key = "id"
+
+[source]
+type = "csv"
+path = "data/contacts.csv"
+
+[policy]
+fields.id = "keep"
+fields.email = { hash = "hmac-sha256", key = "env:PEPPER", normalize = "email" }
+fields.country = "keep"
+
+[sink]
+type = "sqlite"
+path = "out/leads.db"
+table = "leads"
+mode = "append"
+"#;
+
+#[test]
+fn a_dag_mapped_over_four_partitions_writes_what_one_native_run_writes() {
+    let test = "a_dag_mapped_over_four_partitions_writes_what_one_native_run_writes";
+    let ws = workspace(1000);
+    ws.write("mapped.toml", MAPPED);
+    let Some(af) = Airflow::new(test, &ws) else {
+        return;
+    };
+    ws.ok(
+        &[
+            "airflow",
+            "export",
+            "mapped.toml",
+            "--out",
+            "dags",
+            "--partitions",
+            "4",
+        ],
+        0,
+    );
+    let text = std::fs::read_to_string(ws.path("dags/leads_mapped.py")).unwrap();
+    assert!(
+        text.contains(".expand(partition=[\"0/4\", \"1/4\", \"2/4\", \"3/4\"])"),
+        "{text}"
+    );
+    af.ok(&["dags", "test", "leads_mapped", "2026-12-01"]);
+
+    let native = workspace(1000);
+    native.write("mapped.toml", MAPPED);
+    let r = native.run_with(&["run", "mapped.toml"], &[("PEPPER", CANARY)]);
+    assert_eq!(r.code, 0, "{}", r.all());
+
+    // Append mode: a key in two partitions would have failed its task; the union is the whole.
+    let rows = sink_rows(&ws);
+    assert_eq!(rows.len(), 1000);
+    assert_eq!(
+        rows,
+        sink_rows(&native),
+        "the partitions' union differs from one run"
+    );
+
+    // One audit record per mapped task instance, whose counts add up to the native run's.
+    let r = ws.ok(&["audit", "list", "--json"], 0);
+    let mut map_indexes = Vec::new();
+    let (mut read, mut written) = (0, 0);
+    for line in r.stdout.lines().filter(|l| l.starts_with('{')) {
+        let v: serde_json::Value = serde_json::from_str(line).unwrap();
+        if v["action"] != "run" {
+            continue;
+        }
+        let actor = v["actor"].as_str().unwrap();
+        assert!(
+            actor.starts_with("airflow-task:leads_mapped.sync run_id=manual__"),
+            "{actor}"
+        );
+        let index = actor.split(" map_index=").nth(1).unwrap();
+        map_indexes.push(index.split(' ').next().unwrap().to_string());
+        read += v["counts"]["read"].as_u64().unwrap();
+        written += v["counts"]["written"].as_u64().unwrap();
+    }
+    map_indexes.sort();
+    assert_eq!(map_indexes, ["0", "1", "2", "3"]);
+    let (_, theirs) = audit_runs(&native).remove("leads_mapped").unwrap();
+    assert_eq!(read, theirs["read"].as_u64().unwrap());
+    assert_eq!(written, theirs["written"].as_u64().unwrap());
+}
