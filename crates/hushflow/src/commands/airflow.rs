@@ -33,7 +33,7 @@ fn py_str(text: &str) -> String {
 /// `datetime.timedelta(seconds=…)` for `d`.
 fn py_delta(d: Duration) -> String {
     let millis = d.as_millis();
-    if millis % 1000 == 0 {
+    if millis.is_multiple_of(1000) {
         format!("datetime.timedelta(seconds={})", millis / 1000)
     } else {
         format!("datetime.timedelta(milliseconds={millis})")
