@@ -28,19 +28,20 @@ fn instant(flag: &str, text: &str) -> Result<i64, Failure> {
     })
 }
 
-/// A run id fills `{{ run_id }}` in TOML strings and SQL literals: Airflow's own ids
-/// (`scheduled__2026-12-01T00:00:00+00:00`) pass; a quote or a backslash cannot.
+/// A run id fills `{{ run_id }}` in TOML strings and SQL literals: what Airflow's default
+/// `allowed_run_id_pattern` (`^[A-Za-z0-9_.~:+-]+$`) lets through passes, and `/` and `@` as in
+/// `--conf` values; a quote or a backslash cannot.
 fn check_run_id(id: &str) -> Result<(), Failure> {
     let safe = !id.is_empty()
         && id.len() <= 250
         && id
             .chars()
-            .all(|c| c.is_ascii_alphanumeric() || "-_.:+/@".contains(c));
+            .all(|c| c.is_ascii_alphanumeric() || "-_.~:+/@".contains(c));
     if safe {
         Ok(())
     } else {
         Err(invalid(
-            "--run-id may hold only 1 to 250 letters, digits and - _ . : + / @",
+            "--run-id may hold only 1 to 250 letters, digits and - _ . ~ : + / @",
         ))
     }
 }
