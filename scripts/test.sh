@@ -25,6 +25,22 @@ export HUSHFLOW_TEST_PYTHON="$root/.venv/bin/python"
 # here (without this a plain `cargo test` skips them and says why).
 export HUSHFLOW_TEST_REQUIRE_SERVICES=1
 
+step "Apache Airflow 3.3.2 and the hushflow-airflow provider (the Airflow tests run exported DAGs on it)"
+# A venv of its own in .tools/airflow-venv (git-ignored): uv from PyPI, then Airflow by uv (about
+# 3 s; pip takes a minute), the provider as an editable install and pytest. The Rust tests in
+# crates/hushflow/tests/cli/airflow.rs find it there and, with HUSHFLOW_TEST_REQUIRE_SERVICES=1,
+# fail when it is missing.
+airflow_venv=.tools/airflow-venv
+if ! "$airflow_venv/bin/python" -c 'import airflow, hushflow_airflow, pytest, jsonschema' 2>/dev/null \
+    || [ "$("$airflow_venv/bin/python" -c 'import importlib.metadata as m; print(m.version("apache-airflow"))' 2>/dev/null)" != 3.3.2 ]; then
+  [ -x "$airflow_venv/bin/python" ] || python3 -m venv "$airflow_venv"
+  "$airflow_venv/bin/pip" install --quiet --disable-pip-version-check uv
+  "$airflow_venv/bin/uv" pip install --quiet --python "$airflow_venv/bin/python" \
+    apache-airflow==3.3.2 pytest jsonschema -e integrations/airflow
+fi
+step "hushflow-airflow unit tests (pytest)"
+(cd integrations/airflow && AIRFLOW__CORE__LOAD_EXAMPLES=False "$root/$airflow_venv/bin/python" -m pytest -q -p no:cacheprovider)
+
 step "Prism (the HubSpot and Salesforce tests run through it, validating traffic against tests/openapi/)"
 # npm's @stoplight/prism-cli into .tools/prism (git-ignored); the tests start
 # .tools/prism/node_modules/.bin/prism themselves and, with HUSHFLOW_TEST_REQUIRE_SERVICES=1,

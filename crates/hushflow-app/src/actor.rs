@@ -14,7 +14,8 @@ pub enum ActorKind {
     ApiUser,
     /// A program calling the HTTP API with a token (named by the token's name, never its value).
     ApiToken,
-    /// A task of an Airflow DAG (named `dag_id.task_id`).
+    /// A task of an Airflow DAG: `dag_id.task_id`, then its run id, try number, map index (when
+    /// mapped) and the OS user it ran as ([`Actor::from_env`]).
     AirflowTask,
 }
 
@@ -111,6 +112,86 @@ impl Actor {
     }
 }
 
+/// The variable that says a process runs for an orchestrator: `airflow-task` makes
+/// [`Actor::from_env`] take the actor from Airflow's `AIRFLOW_CTX_*` variables.
+pub const ACTOR_ENV: &str = "HUSHFLOW_ACTOR";
+
+/// Why the environment names no usable actor.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ActorEnvError(String);
+
+impl fmt::Display for ActorEnvError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for ActorEnvError {}
+
+impl Actor {
+    /// The actor a process acts as, from its environment (`var` looks a variable up): the OS
+    /// user, unless [`ACTOR_ENV`] is `airflow-task`. Then the Airflow task named by
+    /// `AIRFLOW_CTX_DAG_ID`, `AIRFLOW_CTX_TASK_ID`, `AIRFLOW_CTX_DAG_RUN_ID`,
+    /// `AIRFLOW_CTX_TRY_NUMBER` (all required) and `AIRFLOW_CTX_MAP_INDEX` (optional; `-1` is
+    /// unmapped), as `dag.task run_id=R try=N [map_index=I] os_user=U`.
+    ///
+    /// Two variables are needed, so that a shell that happens to carry Airflow's context (a
+    /// `BashOperator`'s child) still acts as its OS user; and the OS user stays in the name, so
+    /// that the label never hides who ran the process. It is a label set by whoever starts the
+    /// process, like `$USER`, not an authentication.
+    pub fn from_env(var: impl Fn(&str) -> Option<String>) -> Result<Actor, ActorEnvError> {
+        let os_user = Actor::os_user();
+        let Some(kind) = var(ACTOR_ENV).filter(|v| !v.is_empty()) else {
+            return Ok(os_user);
+        };
+        if kind != ActorKind::AirflowTask.as_str() {
+            return Err(ActorEnvError(format!(
+                "{ACTOR_ENV} may only be `airflow-task` (or unset, for the OS user)"
+            )));
+        }
+        let required = |name: &str| -> Result<String, ActorEnvError> {
+            let value = var(name).filter(|v| !v.is_empty()).ok_or_else(|| {
+                ActorEnvError(format!(
+                    "{ACTOR_ENV}=airflow-task needs {name} (set by Airflow's operator)"
+                ))
+            })?;
+            // Printable ASCII without spaces: Airflow's ids are, and the audit log's actor
+            // column stays one unambiguous token per part.
+            if value.len() > 250 || !value.bytes().all(|b| b.is_ascii_graphic()) {
+                return Err(ActorEnvError(format!(
+                    "{name} must be at most 250 printable characters without spaces"
+                )));
+            }
+            Ok(value)
+        };
+        let number = |name: &str, value: &str| -> Result<i64, ActorEnvError> {
+            value
+                .parse::<i64>()
+                .map_err(|_| ActorEnvError(format!("{name} must be a whole number")))
+        };
+        let dag = required("AIRFLOW_CTX_DAG_ID")?;
+        let task = required("AIRFLOW_CTX_TASK_ID")?;
+        let run = required("AIRFLOW_CTX_DAG_RUN_ID")?;
+        let attempt = number(
+            "AIRFLOW_CTX_TRY_NUMBER",
+            &required("AIRFLOW_CTX_TRY_NUMBER")?,
+        )?;
+        let map_index = match var("AIRFLOW_CTX_MAP_INDEX").filter(|v| !v.is_empty()) {
+            Some(v) => number("AIRFLOW_CTX_MAP_INDEX", &v)?,
+            None => -1,
+        };
+        let mapped = if map_index >= 0 {
+            format!(" map_index={map_index}")
+        } else {
+            String::new()
+        };
+        Ok(Actor::airflow_task(format!(
+            "{dag}.{task} run_id={run} try={attempt}{mapped} os_user={}",
+            os_user.name
+        )))
+    }
+}
+
 impl fmt::Display for Actor {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.audit_name())
@@ -138,6 +219,71 @@ mod tests {
         ] {
             assert_eq!(Actor::from_audit_name(&actor.audit_name()), actor);
         }
+    }
+
+    fn env(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+        let map: std::collections::HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        move |k| map.get(k).cloned()
+    }
+
+    const AIRFLOW: [(&str, &str); 5] = [
+        ("HUSHFLOW_ACTOR", "airflow-task"),
+        ("AIRFLOW_CTX_DAG_ID", "nightly"),
+        ("AIRFLOW_CTX_TASK_ID", "load"),
+        (
+            "AIRFLOW_CTX_DAG_RUN_ID",
+            "manual__2026-12-01T00:00:00+00:00",
+        ),
+        ("AIRFLOW_CTX_TRY_NUMBER", "2"),
+    ];
+
+    #[test]
+    fn airflow_context_alone_leaves_the_os_user() {
+        let actor = Actor::from_env(env(&AIRFLOW[1..])).unwrap();
+        assert_eq!(actor, Actor::os_user());
+    }
+
+    #[test]
+    fn an_airflow_task_is_named_by_dag_task_run_try_and_os_user() {
+        let actor = Actor::from_env(env(&AIRFLOW)).unwrap();
+        assert_eq!(actor.kind, ActorKind::AirflowTask);
+        assert_eq!(
+            actor.name,
+            format!(
+                "nightly.load run_id=manual__2026-12-01T00:00:00+00:00 try=2 os_user={}",
+                Actor::os_user().name
+            )
+        );
+        let mut mapped = AIRFLOW.to_vec();
+        mapped.push(("AIRFLOW_CTX_MAP_INDEX", "3"));
+        let actor = Actor::from_env(env(&mapped)).unwrap();
+        assert!(
+            actor.name.contains(" try=2 map_index=3 os_user="),
+            "{actor}"
+        );
+        assert_eq!(Actor::from_audit_name(&actor.audit_name()), actor);
+    }
+
+    #[test]
+    fn a_half_given_airflow_context_is_refused() {
+        for missing in 1..AIRFLOW.len() {
+            let mut pairs = AIRFLOW.to_vec();
+            let (name, _) = pairs.remove(missing);
+            let e = Actor::from_env(env(&pairs)).unwrap_err();
+            assert!(e.to_string().contains(name), "{e}");
+        }
+        let mut pairs = AIRFLOW.to_vec();
+        pairs[0] = ("HUSHFLOW_ACTOR", "api-user");
+        assert!(Actor::from_env(env(&pairs)).is_err());
+        pairs[0] = ("HUSHFLOW_ACTOR", "airflow-task");
+        pairs[4] = ("AIRFLOW_CTX_TRY_NUMBER", "two");
+        assert!(Actor::from_env(env(&pairs)).is_err());
+        pairs[4] = ("AIRFLOW_CTX_TRY_NUMBER", "1");
+        pairs[2] = ("AIRFLOW_CTX_TASK_ID", "load os_user=root");
+        assert!(Actor::from_env(env(&pairs)).is_err());
     }
 
     #[test]

@@ -37,6 +37,6 @@ pub mod views;
 pub mod webhook;
 
 pub use access::{AccessError, Grant, Permission, Principal, Role};
-pub use actor::{Actor, ActorKind};
+pub use actor::{ACTOR_ENV, Actor, ActorEnvError, ActorKind};
 pub use error::{Error, ErrorKind, Result};
 pub use session::Session;

@@ -519,7 +519,8 @@ pub struct KeyView {
     pub key_version: u32,
     /// 16 hex characters telling keys and versions apart; reveals nothing of the material.
     pub id: String,
-    /// `hash`, `tokenize`, or `null` (created without one: treated as a hashing key).
+    /// `hash`, `tokenize`, `credential` (a secret imported with `keys import`), or `null`
+    /// (created without one: treated as a hashing key).
     pub purpose: Option<String>,
     /// When this version was made.
     pub created_at: String,
@@ -536,6 +537,7 @@ impl From<&hushflow_crypto::KeyInfo> for KeyView {
                 match p {
                     hushflow_crypto::Purpose::Hash => "hash",
                     hushflow_crypto::Purpose::Tokenize => "tokenize",
+                    hushflow_crypto::Purpose::Credential => "credential",
                 }
                 .to_string()
             }),

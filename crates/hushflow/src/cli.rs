@@ -208,6 +208,10 @@ pub enum Command {
     /// and revocation (audited; docs/access.md).
     #[command(subcommand)]
     Tokens(TokensCommand),
+    /// Apache Airflow: export a pipeline as a DAG file for the hushflow-airflow provider
+    /// (docs/airflow.md).
+    #[command(subcommand)]
+    Airflow(AirflowCommand),
 }
 
 /// `hushflow users …`.
@@ -359,6 +363,36 @@ fn permission(text: &str) -> Result<hushflow_app::Permission, String> {
         .map_err(|e: hushflow_app::access::UnknownPermission| e.to_string())
 }
 
+/// `hushflow airflow`.
+#[derive(Debug, Subcommand)]
+pub enum AirflowCommand {
+    /// Write PIPELINE as an Airflow 3 DAG file (`OUT/NAME.py`): one HushflowRunOperator per
+    /// task, the same dependencies, schedule and time zone, retries, retry delays, timeouts,
+    /// pools and trigger rules.
+    Export(AirflowExportArgs),
+}
+
+/// `hushflow airflow export`.
+#[derive(Debug, Args)]
+pub struct AirflowExportArgs {
+    /// The pipeline file (one sync, or a DAG of [[task]]s).
+    pub pipeline: PathBuf,
+    /// The Airflow DAG folder to write into (created if missing).
+    #[arg(long, value_name = "DIR")]
+    pub out: PathBuf,
+    /// The pipeline file's path on the Airflow workers; by default this file's absolute path.
+    #[arg(long, value_name = "PATH")]
+    pub pipeline_path: Option<String>,
+    /// The Airflow connection (type `hushflow`) the tasks take the binary, state directory and
+    /// master key from.
+    #[arg(long, value_name = "ID", default_value = "hushflow_default")]
+    pub conn_id: String,
+    /// Spread every sync task over N mapped task instances (`.expand`), each running
+    /// `--partition I/N`.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=1024))]
+    pub partitions: Option<u16>,
+}
+
 /// `hushflow run`.
 #[derive(Debug, Args)]
 pub struct RunArgs {
@@ -387,6 +421,36 @@ pub struct RunArgs {
     /// at once), for node_exporter's textfile collector.
     #[arg(long, value_name = "PATH")]
     pub metrics_file: Option<PathBuf>,
+    #[command(flatten)]
+    pub external: ExternalRun,
+}
+
+/// How an outside orchestrator (Airflow) runs one task of a pipeline file with its own run's
+/// values: the task, and the values its `{{ … }}` templates take (docs/airflow.md).
+#[derive(Debug, Args)]
+pub struct ExternalRun {
+    /// Run only this task of a DAG file (a sync, sql, gc, retention or empty task), once, here:
+    /// no scheduler, no metadata store; its dependencies are the caller's business.
+    #[arg(long, value_name = "NAME")]
+    pub task: Option<String>,
+    /// The data interval's start (`{{ data_interval_start }}`), an RFC 3339 time such as
+    /// Airflow's `{{ data_interval_start.isoformat() }}`; fills the file's templates.
+    #[arg(long, value_name = "TIME", requires = "data_interval_end")]
+    pub data_interval_start: Option<String>,
+    /// The data interval's end (`{{ data_interval_end }}`), an RFC 3339 time.
+    #[arg(long, value_name = "TIME", requires = "data_interval_start")]
+    pub data_interval_end: Option<String>,
+    /// The run's logical date (`{{ logical_date }}`, `{{ ds }}`), an RFC 3339 time; by default
+    /// the interval's start.
+    #[arg(long, value_name = "TIME", requires = "data_interval_start")]
+    pub logical_date: Option<String>,
+    /// The run's id (`{{ run_id }}`), such as Airflow's `{{ run_id }}`; by default
+    /// `external__` and the logical date.
+    #[arg(long, value_name = "ID", requires = "data_interval_start")]
+    pub run_id: Option<String>,
+    /// Values for `{{ conf.KEY }}` in the pipeline's text (repeatable).
+    #[arg(long, value_name = "KEY=VALUE", value_parser = ConfPair, requires = "data_interval_start")]
+    pub conf: Vec<(String, String)>,
 }
 
 /// `hushflow serve`.

@@ -1,12 +1,14 @@
 //! One module per group of sub-commands. Exit codes: 0 success, 1 failure, 2 invalid input (a
 //! pipeline that does not validate, bad arguments), 3 partial success (records quarantined).
 
+mod airflow;
 mod audit;
 mod child;
 mod control;
 mod db;
 mod dsr;
 mod executor;
+mod external;
 mod gc;
 mod history;
 mod keys;
@@ -129,7 +131,8 @@ pub struct Session<'a> {
     /// The app layer's session over the same state directory, master key and redactor, and the
     /// metadata store `--metadata` names.
     app: hushflow_app::Session,
-    /// Who runs this command: the OS user.
+    /// Who runs this command: the OS user, or the Airflow task its environment names
+    /// ([`Actor::from_env`]).
     actor: Actor,
 }
 
@@ -249,7 +252,7 @@ pub fn dispatch(cli: Cli, out: &Output) -> Result<Exit, Failure> {
             anchor_key: anchor,
             anchor_key_arg: anchor_key.clone(),
             app,
-            actor: Actor::os_user(),
+            actor: Actor::from_env(|name| std::env::var(name).ok()).map_err(invalid)?,
         })
     };
     match command {
@@ -291,7 +294,11 @@ pub fn dispatch(cli: Cli, out: &Output) -> Result<Exit, Failure> {
                 metrics_file: args.metrics_file,
             };
             let session = session()?;
-            let result = run::run(&session, &args.pipeline, options);
+            let result = if external::wanted(&args.external) {
+                external::run(&session, &args.pipeline, &args.external, options)
+            } else {
+                run::run(&session, &args.pipeline, options)
+            };
             // `[audit] ship_to`: what this run recorded, shipped before it exits (unless a
             // scheduler is shipping to the same target right now).
             audit::ship_configured_once(&session);
@@ -324,6 +331,9 @@ pub fn dispatch(cli: Cli, out: &Output) -> Result<Exit, Failure> {
         Command::TaskExec => task_exec::task_exec(&session()?),
         Command::Users(cmd) => users::users(&session()?, cmd),
         Command::Tokens(cmd) => users::tokens(&session()?, cmd),
+        Command::Airflow(crate::cli::AirflowCommand::Export(args)) => {
+            airflow::export(out, &args, &hushflow_spec::Protected::state_dir(&state_dir))
+        }
     }
 }
 

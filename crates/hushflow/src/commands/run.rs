@@ -302,8 +302,8 @@ pub(super) fn run(
     .map_err(invalid)?;
     if plan.has_templates() {
         return Err(invalid(format!(
-            "{}: uses {{{{ … }}}} templates, which only a run of the scheduler fills in; run it \
-             with `hushflow trigger {} --wait`",
+            "{}: uses {{{{ … }}}} templates, which a run of the scheduler fills in (run it with \
+             `hushflow trigger {} --wait`), or --data-interval-start and --data-interval-end",
             pipeline.display(),
             pipeline.display()
         )));

@@ -75,7 +75,45 @@ pub(super) fn task_exec(session: &Session<'_>) -> Result<Exit, Failure> {
             order.pipeline, order.task
         )));
     };
-    let mut tasks = d.tasks;
+    let at = TryAt {
+        pipeline: &order.pipeline,
+        task: &order.task,
+        run_id: &order.run_id,
+        attempt: order.attempt,
+        timeout_ms: order.timeout_ms,
+        file: &order.file,
+    };
+    let out = session.out;
+    let (result, counts) = execute_task(session, d.tasks, index, &at, Default::default());
+    if let Some(r) = counts {
+        out.line(format!(
+            "{REPORT_PREFIX}{}",
+            serde_json::to_string(&r).unwrap_or_default()
+        ));
+    }
+    result
+}
+
+/// Which try of which task runs: for the audit log, and the try's time limit.
+pub(super) struct TryAt<'a> {
+    pub pipeline: &'a str,
+    pub task: &'a str,
+    pub run_id: &'a str,
+    pub attempt: i64,
+    pub timeout_ms: Option<i64>,
+    pub file: &'a std::path::Path,
+}
+
+/// Executes `tasks[index]` of a parsed DAG (the others are its file's, for a retention task):
+/// the result, and the counts for whoever started the try (a worker, or `hushflow run --task`).
+/// A sync runs with `options`.
+pub(super) fn execute_task(
+    session: &Session<'_>,
+    mut tasks: Vec<dag::TaskDef>,
+    index: usize,
+    at: &TryAt<'_>,
+    options: super::run::RunOptions<'_>,
+) -> (Result<Exit, Failure>, Option<ChildReport>) {
     let task = tasks.swap_remove(index);
     // A retention task acts on the sinks of its file's sync tasks.
     let sync_plans = move || -> Vec<hushflow_spec::Plan> {
@@ -88,45 +126,41 @@ pub(super) fn task_exec(session: &Session<'_>) -> Result<Exit, Failure> {
             .collect()
     };
     let out = session.out;
-    let report = |r: ChildReport| {
-        out.line(format!(
-            "{REPORT_PREFIX}{}",
-            serde_json::to_string(&r).unwrap_or_default()
-        ));
-    };
     match task.kind {
         TaskKind::Sync(plan) => {
             let counts = std::cell::Cell::new(None);
-            let prepared = super::run::prepare_plan(session, *plan)?;
+            let prepared = match super::run::prepare_plan(session, *plan) {
+                Ok(p) => p,
+                Err(e) => return (Err(e), None),
+            };
             let options = super::run::RunOptions {
                 counts: Some(&counts),
-                ..Default::default()
+                ..options
             };
             let result = super::run::execute(session, prepared, options);
-            if let Some(r) = counts.take() {
-                report(r);
-            }
-            result
+            (result, counts.take())
         }
         TaskKind::Sql { database, sql } => {
             // A sql task changes a database like a sync does, so it is audited like one. The
             // keyring is opened only for a PostgreSQL URL (its `keyring:` references).
-            let at = sql_task::TaskTry {
-                pipeline: &order.pipeline,
-                task: &order.task,
-                run_id: &order.run_id,
-                attempt: order.attempt,
+            let try_at = sql_task::TaskTry {
+                pipeline: at.pipeline,
+                task: at.task,
+                run_id: at.run_id,
+                attempt: at.attempt,
             };
             let keys = || session.keyring().map_err(Failure::into_app);
             // Stopped by its worker (SIGTERM), a PostgreSQL task cancels its statement on the
             // server before it exits; other tasks keep SIGTERM's default and end at once.
             let stop = Arc::new(AtomicBool::new(false));
-            if matches!(database, dag::SqlDatabase::Postgres(_)) {
-                signal_hook::flag::register(signal_hook::consts::SIGTERM, Arc::clone(&stop))
-                    .map_err(failure)?;
+            if matches!(database, dag::SqlDatabase::Postgres(_))
+                && let Err(e) =
+                    signal_hook::flag::register(signal_hook::consts::SIGTERM, Arc::clone(&stop))
+            {
+                return (Err(failure(e)), None);
             }
             let limits = sql_task::SqlLimits {
-                timeout: order
+                timeout: at
                     .timeout_ms
                     .map(|ms| Duration::from_millis(ms.max(0) as u64)),
                 stop: Some(&stop),
@@ -134,42 +168,48 @@ pub(super) fn task_exec(session: &Session<'_>) -> Result<Exit, Failure> {
             let result = sql_task::execute(
                 &session.app,
                 &session.actor,
-                at,
+                try_at,
                 &database,
                 &sql,
-                &order.file,
+                at.file,
                 keys,
                 limits,
             );
-            let rows = result?;
+            let rows = match result {
+                Ok(rows) => rows,
+                Err(e) => return (Err(e.into()), None),
+            };
             out.line(format!(
                 "sql: {} statement(s) committed, {rows} row(s) changed",
                 sql.split(';').filter(|s| !s.trim().is_empty()).count()
             ));
-            report(ChildReport {
+            let report = ChildReport {
                 written: Some(rows as i64),
                 ..Default::default()
-            });
-            Ok(Exit::Success)
+            };
+            (Ok(Exit::Success), Some(report))
         }
-        TaskKind::Gc => super::gc::gc(session, false),
+        TaskKind::Gc => (super::gc::gc(session, false), None),
         TaskKind::Retention => {
-            let views = hushflow_app::actions::retention::enforce_plans(
+            let views = match hushflow_app::actions::retention::enforce_plans(
                 &session.app,
                 &session.actor,
                 sync_plans(),
-            )?;
+            ) {
+                Ok(v) => v,
+                Err(e) => return (Err(e.into()), None),
+            };
             let deleted: u64 = views.iter().map(|v| v.rows_deleted).sum();
             out.line(format!(
                 "retention: {deleted} row(s) past retention deleted in {} sink(s)",
                 views.len()
             ));
-            report(ChildReport {
+            let report = ChildReport {
                 written: Some(deleted as i64),
                 ..Default::default()
-            });
-            Ok(Exit::Success)
+            };
+            (Ok(Exit::Success), Some(report))
         }
-        TaskKind::Empty => Ok(Exit::Success),
+        TaskKind::Empty => (Ok(Exit::Success), None),
     }
 }

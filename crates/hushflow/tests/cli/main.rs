@@ -8,6 +8,7 @@
 mod common;
 
 mod access;
+mod airflow;
 mod audit_tamper;
 mod bad_input;
 mod canary;
