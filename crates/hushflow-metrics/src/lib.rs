@@ -67,8 +67,31 @@ pub const ALERTS: &str = "hushflow_alerts_total";
 /// Deliveries of alerts. Labels: `channel` (`webhook`, `syslog`, `email`), `outcome`.
 pub const ALERT_DELIVERIES: &str = "hushflow_alert_deliveries_total";
 
+/// HTTP requests `hushflow serve` answered, seconds. Labels: `route` (the route's pattern, such
+/// as `/api/v1/runs/{run}/tasks`, or `unmatched`), `method`, `status` (the code).
+pub const HTTP_REQUESTS: &str = "hushflow_http_request_duration_seconds";
+/// Sign-ins `hushflow serve` refused. Label: `reason` (`refused`, `rate-limited`, `error`).
+pub const SIGN_IN_FAILURES: &str = "hushflow_sign_in_failures_total";
+/// Requests `hushflow serve` refused for a missing permission. Label: `permission`.
+pub const PERMISSION_DENIALS: &str = "hushflow_permission_denials_total";
+
 /// Every metric: name, kind and help text, for `describe` and for the documentation test.
 pub const ALL: &[(&str, Kind, &str)] = &[
+    (
+        HTTP_REQUESTS,
+        Kind::Histogram,
+        "HTTP requests the server answered, by route pattern, method and status.",
+    ),
+    (
+        SIGN_IN_FAILURES,
+        Kind::Counter,
+        "Sign-ins the server refused, by reason.",
+    ),
+    (
+        PERMISSION_DENIALS,
+        Kind::Counter,
+        "Requests refused for a missing permission, by permission.",
+    ),
     (
         RECORDS,
         Kind::Counter,
@@ -338,4 +361,26 @@ pub fn alert_raised(kind: &str) {
 pub fn alert_delivered(channel: &str, ok: bool) {
     counter!(ALERT_DELIVERIES, "channel" => channel.to_string(), "outcome" => if ok { "ok" } else { "failed" })
         .increment(1);
+}
+
+/// Records one HTTP request the server answered. `route` is the route's pattern (never the
+/// path as requested, which holds run ids and pipeline names typed by anyone).
+pub fn http_request(route: &str, method: &str, status: u16, seconds: f64) {
+    histogram!(
+        HTTP_REQUESTS,
+        "route" => route.to_string(),
+        "method" => method.to_string(),
+        "status" => status.to_string()
+    )
+    .record(seconds);
+}
+
+/// Records a refused sign-in.
+pub fn sign_in_failed(reason: &str) {
+    counter!(SIGN_IN_FAILURES, "reason" => reason.to_string()).increment(1);
+}
+
+/// Records a request refused for lack of `permission`.
+pub fn permission_denied(permission: &str) {
+    counter!(PERMISSION_DENIALS, "permission" => permission.to_string()).increment(1);
 }

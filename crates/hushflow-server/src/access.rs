@@ -62,7 +62,14 @@ pub fn sign_in(
 ) -> Result<(Principal, NewSession), ApiError> {
     access
         .sign_in(session, &mut session.open_store()?, user, password, address)
-        .map_err(refusal)
+        .map_err(|e| {
+            hushflow_metrics::sign_in_failed(match &e {
+                AccessError::RateLimited { .. } => "rate-limited",
+                AccessError::SignInRefused => "refused",
+                _ => "error",
+            });
+            refusal(e)
+        })
 }
 
 /// Ends the session whose cookie holds `secret`.
@@ -81,6 +88,7 @@ pub fn record_denial(
     pipeline: Option<&str>,
     address: &str,
 ) -> Result<(), ApiError> {
+    hushflow_metrics::permission_denied(permission.as_str());
     access
         .record_denial(session, principal, permission, pipeline, address)
         .map(|_| ())

@@ -59,7 +59,30 @@ pub fn router(state: AppState) -> Router {
             state.clone(),
             headers::secure,
         ))
+        .layer(middleware::from_fn(timed))
         .with_state(state)
+}
+
+/// Records each request's latency by route pattern, method and status (`hushflow-metrics`);
+/// free when no recorder is installed (`serve` without `--metrics-addr`).
+async fn timed(
+    request: axum::extract::Request,
+    next: middleware::Next,
+) -> axum::response::Response {
+    let started = std::time::Instant::now();
+    let route = request
+        .extensions()
+        .get::<axum::extract::MatchedPath>()
+        .map_or_else(|| "unmatched".to_string(), |p| p.as_str().to_string());
+    let method = request.method().as_str().to_string();
+    let response = next.run(request).await;
+    hushflow_metrics::http_request(
+        &route,
+        &method,
+        response.status().as_u16(),
+        started.elapsed().as_secs_f64(),
+    );
+    response
 }
 
 async fn not_found() -> impl IntoResponse {

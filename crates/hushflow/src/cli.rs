@@ -470,6 +470,8 @@ pub struct ServeArgs {
     /// warned about on every start.
     #[arg(long, conflicts_with = "tls_cert")]
     pub insecure_http: bool,
+    #[command(flatten)]
+    pub metrics: MetricsOptions,
 }
 
 /// `--metrics-addr`, for the long-running processes.

@@ -18,6 +18,9 @@ pub(super) fn serve(session: &Session<'_>, args: &ServeArgs) -> Result<Exit, Fai
     for warning in options.check().map_err(from_serve)? {
         session.out.note(warning);
     }
+    // Prometheus metrics on their own listener (`--metrics-addr`): request latency by route,
+    // refused sign-ins and permission denials, and the audit stream's counters.
+    super::scheduler::serve_metrics(session, &args.metrics)?;
     let tls = options.tls_on();
     let app = clone_app(session);
     let out = session.out;

@@ -341,3 +341,126 @@ fn the_dashboard_works_in_a_real_browser() {
     assert!(out.status.success() && text.contains("ok"), "{text}");
     assert!(shots.join("run-phone.png").is_file());
 }
+
+/// `serve --metrics-addr`: request latency by route pattern (never the path as typed, which
+/// holds names anyone can type), refused sign-ins and permission denials, on a listener of its
+/// own; no token, session or canary in what it serves.
+#[test]
+fn serve_metrics_count_requests_by_route_sign_in_failures_and_denials() {
+    let (ws, token, _cookie, secret) = after_a_run();
+    let viewer = {
+        let state = hushflow_state::StateDir::open(ws.state()).expect("state");
+        let session = hushflow_app::Session::new(state, hushflow_secrets::Redactor::new());
+        let mut store = session.open_store().expect("store");
+        Access::default()
+            .create_token(
+                &session,
+                &mut store,
+                &Actor::os_user(),
+                "viewer",
+                Role::Viewer,
+                None,
+            )
+            .expect("token")
+            .token
+            .to_string()
+    };
+    let (mut child, base, lines) = serve(
+        &ws,
+        &["--addr", "127.0.0.1:0", "--metrics-addr", "127.0.0.1:0"],
+    );
+    let metrics_url = lines
+        .iter()
+        .find_map(|l| l.split("metrics: serving ").nth(1))
+        .map(|u| u.trim().to_string())
+        .unwrap_or_else(|| panic!("no metrics address in {lines:?}"));
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .build()
+        .into();
+    let bearer = |t: &str| ("Authorization", format!("Bearer {t}"));
+    assert_eq!(
+        get(&agent, &format!("{base}/api/v1/runs"), bearer(&token)).0,
+        200
+    );
+    assert_eq!(
+        get(
+            &agent,
+            &format!("{base}/api/v1/runs/x{CANARY}/tasks"),
+            bearer(&token)
+        )
+        .0 / 100,
+        4
+    );
+    assert_eq!(
+        get(&agent, &format!("{base}/api/v1/users"), bearer(&viewer)).0,
+        403
+    );
+    // A refused sign-in, through the form with its CSRF cookie.
+    let mut form = agent.get(&format!("{base}/sign-in")).call().expect("form");
+    let set_cookie = form
+        .headers()
+        .get("set-cookie")
+        .and_then(|v| v.to_str().ok())
+        .expect("sign-in cookie")
+        .to_string();
+    let _ = form.body_mut().read_to_string();
+    let pair = set_cookie
+        .split(';')
+        .next()
+        .expect("cookie pair")
+        .to_string();
+    let csrf = pair.split_once('=').expect("name=value").1.to_string();
+    let refused = agent
+        .post(&format!("{base}/sign-in"))
+        .header("Cookie", &pair)
+        .send_form([
+            ("user", "ada"),
+            ("password", "wrong password!"),
+            ("csrf", &csrf),
+        ])
+        .expect("sign in");
+    assert_eq!(refused.status().as_u16(), 401);
+
+    let text = agent
+        .get(&metrics_url)
+        .call()
+        .expect("scrape")
+        .body_mut()
+        .read_to_string()
+        .expect("text");
+    stop(&mut child);
+    let count = |needle: &str| -> f64 {
+        text.lines()
+            .filter(|l| l.starts_with(needle))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum()
+    };
+    assert!(
+        text.lines().any(
+            |l| l.starts_with("hushflow_http_request_duration_seconds_count")
+                && l.contains("route=\"/api/v1/runs\"")
+                && l.contains("status=\"200\"")
+        ),
+        "{text}"
+    );
+    assert!(
+        text.contains("route=\"/api/v1/runs/{run}/tasks\""),
+        "the pattern, not the path: {text}"
+    );
+    assert_eq!(
+        count("hushflow_sign_in_failures_total{reason=\"refused\"}"),
+        1.0,
+        "{text}"
+    );
+    assert_eq!(count("hushflow_permission_denials_total"), 1.0, "{text}");
+    for secretish in [
+        token.as_str(),
+        viewer.as_str(),
+        secret.as_str(),
+        CANARY,
+        "canary-",
+    ] {
+        assert!(!text.contains(secretish), "{secretish} in the metrics");
+    }
+}
