@@ -29,8 +29,8 @@ pub enum Kind {
     KeyRotation,
     /// A check of the audit chain found it broken.
     AuditVerifyFailed,
-    /// One actor failed to sign in more than `threshold` times within `window` (the server's
-    /// `auth.signin` records).
+    /// One actor failed to sign in more than `threshold` times within `window` (the access
+    /// layer's `sign-in` records with outcome `refused`).
     SigninFailures,
     /// One actor was denied more than `threshold` times within `window` (records with outcome
     /// `denied`).
@@ -159,11 +159,8 @@ fn amount(kind: Kind, r: &AuditRecord) -> u64 {
             r.counts.get("tokens").copied().unwrap_or(1)
         }
         Kind::KeyExport if matches!(r.action.as_str(), "keys.export" | "keys.export-identity") => 1,
-        Kind::SigninFailures
-            if r.action == "auth.signin" && matches!(r.outcome.as_str(), "failure" | "denied") =>
-        {
-            1
-        }
+        // What `access::Access::sign_in` writes for a refused sign-in.
+        Kind::SigninFailures if r.action == "sign-in" && r.outcome == "refused" => 1,
         Kind::PermissionDenials if r.outcome == "denied" => 1,
         _ => 0,
     }

@@ -120,7 +120,7 @@ fn normal_day(state: &StateDir) {
                 record("os-user:ana", "detokenize", "ok", &[("tokens", 3)]),
             );
             append(state, record("api-user:bo", "keys.list", "denied", &[]));
-            append(state, record("api-user:bo", "auth.signin", "failure", &[]));
+            append(state, record("api-user:bo", "sign-in", "refused", &[]));
         }
     }
 }
@@ -191,7 +191,7 @@ fn each_kind_fires_exactly_once_on_its_scenario() {
         }),
         ("signin_failures", |s| {
             for _ in 0..6 {
-                append(s, record("api-user:mallory", "auth.signin", "failure", &[]));
+                append(s, record("api-user:mallory", "sign-in", "refused", &[]));
             }
         }),
         ("permission_denials", |s| {
@@ -467,4 +467,57 @@ fn syslog_over_tls_checks_the_receivers_certificate() {
         state_with("[delivery.syslog]\naddress = \"tls:127.0.0.1:6514\"\nca_file = \"/x.pem\"\n");
     let bad_file = "[delivery.syslog]\naddress = \"tcp:127.0.0.1:514\"\nca_file = \"/x.pem\"\n";
     assert!(AlertConfig::parse(bad_file, std::path::Path::new("a.toml")).is_err());
+}
+
+/// The rule reads what the access layer really writes: refused sign-ins through
+/// `Access::sign_in` raise `signin_failures` once the threshold is passed, and a permission
+/// denial recorded by `Access::record_denial` counts for `permission_denials`.
+#[test]
+fn the_access_layers_own_records_raise_the_sign_in_and_denial_alerts() {
+    use crate::access::{Access, AccessPolicy, PasswordParams};
+    let (_dir, state) = state_with(
+        "[[alert]]\nkind = \"signin_failures\"\nthreshold = 2\nwindow = \"1h\"\n\
+         [[alert]]\nkind = \"permission_denials\"\nthreshold = 0\nwindow = \"1h\"\n",
+    );
+    let session = crate::Session::new(state.clone(), Redactor::new());
+    let mut store = session.open_store().unwrap();
+    let access = Access::new(AccessPolicy {
+        password: PasswordParams::TEST_ONLY,
+        max_failures_per_user: 10,
+        ..AccessPolicy::default()
+    });
+    let admin = crate::Actor::os_user();
+    access
+        .add_user(
+            &session,
+            &mut store,
+            &admin,
+            "bo",
+            crate::Role::Viewer,
+            "a long enough password",
+        )
+        .unwrap();
+    for _ in 0..3 {
+        assert!(
+            access
+                .sign_in(&session, &mut store, "bo", "not the password", "192.0.2.7")
+                .is_err()
+        );
+    }
+    let principal = crate::Principal::new(crate::Actor::api_user("bo"), crate::Role::Viewer);
+    access
+        .record_denial(
+            &session,
+            &principal,
+            crate::Permission::ManageUsers,
+            None,
+            "192.0.2.7",
+        )
+        .unwrap();
+    let raised: Vec<String> = alerts(&state).into_iter().map(|(k, _)| k).collect();
+    assert_eq!(
+        raised,
+        ["signin_failures", "permission_denials"],
+        "{raised:?}"
+    );
 }
