@@ -62,6 +62,70 @@ pub trait SinkRows {
     }
 }
 
+/// A service that finds a person's records by the values written for them and deletes records
+/// by id (a CRM): [`ById`] makes its [`SinkRows`], so each such connector writes only these two.
+#[cfg(feature = "http")]
+pub(crate) trait RecordsById {
+    /// The id and fields (among `wanted`, the fields the pipeline writes) of each record
+    /// matching any of `matches`, each once.
+    fn lookup(
+        &self,
+        matches: &[RowMatch],
+        wanted: &[String],
+    ) -> Result<Vec<(String, FoundRow)>, Error>;
+
+    /// Deletes the record `id`.
+    fn delete_id(&self, id: &str) -> Result<(), Error>;
+}
+
+/// The [`SinkRows`] of a [`RecordsById`] service: found records are exported, and deleted one
+/// by one by id (only those found).
+#[cfg(feature = "http")]
+pub(crate) struct ById<R>(pub(crate) R);
+
+#[cfg(feature = "http")]
+impl<R: RecordsById> SinkRows for ById<R> {
+    fn find(&mut self, matches: &[RowMatch]) -> Result<Vec<FoundRow>, Error> {
+        self.find_with(matches, &[])
+    }
+
+    fn find_with(
+        &mut self,
+        matches: &[RowMatch],
+        fields: &[String],
+    ) -> Result<Vec<FoundRow>, Error> {
+        Ok(self
+            .0
+            .lookup(matches, fields)?
+            .into_iter()
+            .map(|(_, r)| r)
+            .collect())
+    }
+
+    fn can_delete(&self) -> bool {
+        true
+    }
+
+    fn delete(&mut self, matches: &[RowMatch]) -> Result<u64, Error> {
+        let found = self.0.lookup(matches, &[])?;
+        for (id, _) in &found {
+            self.0.delete_id(id)?;
+        }
+        Ok(found.len() as u64)
+    }
+}
+
+/// A JSON field value as a found row holds it: `None` for null, strings as they are, anything
+/// else as its JSON text.
+#[cfg(feature = "http")]
+pub(crate) fn json_text(value: &serde_json::Value) -> Option<String> {
+    match value {
+        serde_json::Value::Null => None,
+        serde_json::Value::String(s) => Some(s.clone()),
+        other => Some(other.to_string()),
+    }
+}
+
 /// The matches on columns in `columns` (compared as SQL does: without ASCII case), so a
 /// statement never names a column the table lacks.
 pub(crate) fn on_columns<'m>(matches: &'m [RowMatch], columns: &[String]) -> Vec<&'m RowMatch> {

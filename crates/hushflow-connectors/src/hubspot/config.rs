@@ -471,6 +471,8 @@ impl crate::SinkConfig for HubSpotSinkConfig {
         ctx: &crate::SinkContext<'_>,
     ) -> Result<Option<Box<dyn crate::SinkRows>>, hushflow_core::Error> {
         let api = super::client::HubSpot::connect(&self.auth(), &self.common(), ctx.connections)?;
-        Ok(Some(Box::new(super::rows::HubSpotRows::new(api))))
+        Ok(Some(Box::new(crate::rows::ById(
+            super::rows::HubSpotRows::new(api),
+        ))))
     }
 }

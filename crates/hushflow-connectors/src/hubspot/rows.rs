@@ -6,7 +6,8 @@
 //! nothing about a person HubSpot does not hold is sent beyond the lookup itself.
 
 use super::client::HubSpot;
-use crate::{FoundRow, RowMatch, SinkRows};
+use crate::rows::{RecordsById, json_text};
+use crate::{FoundRow, RowMatch};
 use hushflow_core::Error;
 use serde_json::{Value, json};
 
@@ -22,7 +23,9 @@ impl HubSpotRows {
     pub(super) fn new(api: HubSpot) -> HubSpotRows {
         HubSpotRows { api }
     }
+}
 
+impl RecordsById for HubSpotRows {
     /// The ids and properties of the contacts matching any of `matches`, each once.
     fn lookup(
         &self,
@@ -59,14 +62,7 @@ impl HubSpotRows {
                     }
                     let mut fields = vec![("id".to_string(), Some(id.to_string()))];
                     if let Some(props) = contact.get("properties").and_then(Value::as_object) {
-                        fields.extend(props.iter().map(|(k, v)| {
-                            let text = match v {
-                                Value::Null => None,
-                                Value::String(s) => Some(s.clone()),
-                                other => Some(other.to_string()),
-                            };
-                            (k.clone(), text)
-                        }));
+                        fields.extend(props.iter().map(|(k, v)| (k.clone(), json_text(v))));
                     }
                     found.push((id.to_string(), FoundRow { line: None, fields }));
                 }
@@ -85,38 +81,8 @@ impl HubSpotRows {
         }
         Ok(found)
     }
-}
 
-impl SinkRows for HubSpotRows {
-    fn find(&mut self, matches: &[RowMatch]) -> Result<Vec<FoundRow>, Error> {
-        self.find_with(matches, &[])
-    }
-
-    fn find_with(
-        &mut self,
-        matches: &[RowMatch],
-        fields: &[String],
-    ) -> Result<Vec<FoundRow>, Error> {
-        Ok(self
-            .lookup(matches, fields)?
-            .into_iter()
-            .map(|(_, r)| r)
-            .collect())
-    }
-
-    fn can_delete(&self) -> bool {
-        true
-    }
-
-    fn delete(&mut self, matches: &[RowMatch]) -> Result<u64, Error> {
-        let ids: Vec<String> = self
-            .lookup(matches, &[])?
-            .into_iter()
-            .map(|(id, _)| id)
-            .collect();
-        for id in &ids {
-            self.api.gdpr_delete(id)?;
-        }
-        Ok(ids.len() as u64)
+    fn delete_id(&self, id: &str) -> Result<(), Error> {
+        self.api.gdpr_delete(id)
     }
 }

@@ -550,9 +550,8 @@ impl crate::SinkConfig for SalesforceSinkConfig {
         ctx: &crate::SinkContext<'_>,
     ) -> Result<Option<Box<dyn crate::SinkRows>>, hushflow_core::Error> {
         let api = super::client::Salesforce::connect(&self.common(), ctx.connections)?;
-        Ok(Some(Box::new(super::rows::SalesforceRows::new(
-            api,
-            &self.object,
+        Ok(Some(Box::new(crate::rows::ById(
+            super::rows::SalesforceRows::new(api, &self.object),
         ))))
     }
 }

@@ -7,7 +7,8 @@
 
 use super::client::Salesforce;
 use super::soql;
-use crate::{FoundRow, RowMatch, SinkRows};
+use crate::rows::{RecordsById, json_text};
+use crate::{FoundRow, RowMatch};
 use hushflow_core::Error;
 use serde_json::Value;
 
@@ -27,7 +28,9 @@ impl SalesforceRows {
             object: object.to_string(),
         }
     }
+}
 
+impl RecordsById for SalesforceRows {
     /// The ids and fields of the records matching any of `matches`, each once. A match on a
     /// name that is not a Salesforce field name matches nothing.
     fn lookup(
@@ -74,14 +77,7 @@ impl SalesforceRows {
                     .into_iter()
                     .flatten()
                     .filter(|(k, _)| k.as_str() != "attributes")
-                    .map(|(k, v)| {
-                        let text = match v {
-                            Value::Null => None,
-                            Value::String(s) => Some(s.clone()),
-                            other => Some(other.to_string()),
-                        };
-                        (k.clone(), text)
-                    })
+                    .map(|(k, v)| (k.clone(), json_text(v)))
                     .collect();
                 found.push((id.to_string(), FoundRow { line: None, fields }));
             }
@@ -98,38 +94,8 @@ impl SalesforceRows {
         }
         Ok(found)
     }
-}
 
-impl SinkRows for SalesforceRows {
-    fn find(&mut self, matches: &[RowMatch]) -> Result<Vec<FoundRow>, Error> {
-        self.find_with(matches, &[])
-    }
-
-    fn find_with(
-        &mut self,
-        matches: &[RowMatch],
-        fields: &[String],
-    ) -> Result<Vec<FoundRow>, Error> {
-        Ok(self
-            .lookup(matches, fields)?
-            .into_iter()
-            .map(|(_, r)| r)
-            .collect())
-    }
-
-    fn can_delete(&self) -> bool {
-        true
-    }
-
-    fn delete(&mut self, matches: &[RowMatch]) -> Result<u64, Error> {
-        let ids: Vec<String> = self
-            .lookup(matches, &[])?
-            .into_iter()
-            .map(|(id, _)| id)
-            .collect();
-        for id in &ids {
-            self.api.delete_record(&self.object, id)?;
-        }
-        Ok(ids.len() as u64)
+    fn delete_id(&self, id: &str) -> Result<(), Error> {
+        self.api.delete_record(&self.object, id)
     }
 }
